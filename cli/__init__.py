@@ -1,0 +1,1 @@
+"""The ``skyctl`` command line: parse, call ``registry``, render. No NATS code here."""

@@ -1,0 +1,102 @@
+"""The connection flags every server-facing command takes, declared once.
+
+``@connection_options`` adds ``--server`` and the credential flags (named as in the
+nats CLI, with the same environment variables) to a typer command and hands them to
+it as one ``conn: Connection``; a command never repeats them.
+"""
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from registry.client import Registry
+
+__all__ = ["DEFAULT_URL", "Connection", "connection_options"]
+
+DEFAULT_URL = "nats://127.0.0.1:4222"  # the same as registry.jetstream's, without importing nats
+_PANEL = "Connection"
+
+
+@dataclass(frozen=True)
+class Connection:
+    server: str = DEFAULT_URL
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    creds: str | None = None
+    tlsca: str | None = None
+
+    async def open(self, *, keep_reconnecting: bool = False) -> "Registry":
+        from registry.client import Registry
+        from registry.credentials import Credentials
+
+        credentials = Credentials.from_env(
+            user=self.user, password=self.password, token=self.token,
+            creds_file=self.creds, tls_ca=self.tlsca,
+        )
+        return await Registry.connect(
+            self.server,
+            credentials=credentials,
+            keep_reconnecting=keep_reconnecting,
+            on_skipped=lambda skipped: print(f"warning: {skipped}", file=sys.stderr, flush=True),
+        )
+
+
+_PARAMETERS = [
+    inspect.Parameter(
+        "server", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_URL,
+        annotation=Annotated[str, typer.Option(
+            "--server", "-S", envvar="NATS_URL", metavar="URL", rich_help_panel=_PANEL,
+            help="NATS server URL.")],
+    ),
+    inspect.Parameter(
+        "user", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation=Annotated[str | None, typer.Option(
+            "--user", envvar="NATS_USER", rich_help_panel=_PANEL, help="User name.")],
+    ),
+    inspect.Parameter(
+        "password", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation=Annotated[str | None, typer.Option(
+            "--password", envvar="NATS_PASSWORD", rich_help_panel=_PANEL, help="Password.",
+            show_envvar=True)],
+    ),
+    inspect.Parameter(
+        "token", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation=Annotated[str | None, typer.Option(
+            "--token", envvar="NATS_TOKEN", rich_help_panel=_PANEL, help="Auth token.")],
+    ),
+    inspect.Parameter(
+        "creds", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation=Annotated[str | None, typer.Option(
+            "--creds", envvar="NATS_CREDS", metavar="FILE", rich_help_panel=_PANEL,
+            help="NATS credentials file (JWT and NKey).")],
+    ),
+    inspect.Parameter(
+        "tlsca", inspect.Parameter.KEYWORD_ONLY, default=None,
+        annotation=Annotated[str | None, typer.Option(
+            "--tlsca", envvar="NATS_CA", metavar="FILE", rich_help_panel=_PANEL,
+            help="CA certificate to verify the server's TLS certificate.")],
+    ),
+]
+_NAMES = [p.name for p in _PARAMETERS]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def connection_options(command: F) -> F:
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "conn"]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        conn = Connection(**{name: kwargs.pop(name) for name in _NAMES})
+        return command(*args, conn=conn, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*kept, *_PARAMETERS])  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,58 @@
+"""``skyctl``: the SkyFlow service registry on the command line.
+
+Every error a user can cause leaves through ``main`` as one line and an exit code
+(see ``cli/errors.py``); nothing a user types produces a traceback.
+"""
+
+import sys
+
+import typer
+
+from cli.errors import EXIT_INVALID, exit_code, fail
+from cli.server import server
+from cli.service import create_app, delete_app, get_app
+from registry.errors import RegistryError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="skyctl",
+    help="Manage SkyFlow services: stable endpoints over label-selected jobs, kept as an "
+    "event log in NATS JetStream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(create_app, name="create")
+app.add_typer(get_app, name="get")
+app.add_typer(delete_app, name="delete")
+app.command("server")(server)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        result = app(args=argv, prog_name="skyctl", standalone_mode=False)
+    except RegistryError as exc:
+        fail(str(exc), exit_code(exc))
+    except Exception as exc:
+        # Click's usage errors. typer vendors its own click (typer._click) in newer
+        # releases, so they are recognised by their shape rather than their import path.
+        format_message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if not callable(format_message) or not isinstance(code, int):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # A bare group shows its help, as kubectl does (typer's rich help has been
+            # printed already while building the exception; plain click's has not).
+            if format_message().strip():
+                print(format_message())
+            raise SystemExit(0) from None
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        fail(f"{format_message()}{hint}", EXIT_INVALID if code == 2 else code)
+    if isinstance(result, int) and result:
+        raise SystemExit(result)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,59 @@
+"""``skyctl server``: the bundled nats-server in the foreground, until Ctrl-C."""
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from registry.server import NatsServer, ServerStartError, default_store_dir
+
+__all__ = ["server"]
+
+
+def server(
+    store_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--store-dir", "-d", help="Where JetStream keeps the log "
+            "[default: $XDG_DATA_HOME/skyflow-registry or ~/.local/share/skyflow-registry]",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", "-p", help="Client port on 127.0.0.1.")] = 4222,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="A nats-server config to use instead of the bundled one.",
+            exists=True, dir_okay=False, show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the bundled NATS server with JetStream (the registry's default home).
+
+    Example:  skyctl server --store-dir ./data
+    """
+    store = (store_dir or default_store_dir()).expanduser().resolve()
+    try:
+        nats_server = NatsServer(store, port=port, config=config)
+        command = nats_server.command()
+    except ServerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(3) from None
+    store.mkdir(parents=True, exist_ok=True)
+    print(
+        f"skyctl: serving nats://127.0.0.1:{port} with JetStream in {store} (Ctrl-C stops)",
+        file=sys.stderr, flush=True,
+    )
+    process = subprocess.Popen(command, env=nats_server.environment())
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        # The terminal sent SIGINT to nats-server too; let it finish shutting down.
+        code = process.wait()
+        if code in (0, -2, 130):
+            code = 0
+    if code != 0:
+        print(f"error: nats-server exited with status {code} (its log is above)", file=sys.stderr)
+        raise typer.Exit(3)

@@ -1,0 +1,279 @@
+"""``skyctl create|get|delete service``: parse, call the registry, render.
+
+Each verb is its own typer app so that ``skyctl <verb> <noun>`` reads like kubectl;
+``services`` and ``svc`` are accepted wherever ``service`` is.
+"""
+
+import asyncio
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.connection import Connection, connection_options
+from cli.parse import parse_name, parse_service
+from cli.render import (
+    COLUMNS,
+    WIDE_COLUMNS,
+    Table,
+    list_object,
+    service_object,
+    service_row,
+    to_json,
+    to_yaml,
+)
+from registry.errors import InvalidInput, NotFound, RegistryError
+
+if TYPE_CHECKING:
+    from registry.projection import Change, ServiceRecord
+    from registry.watch import Snapshot
+
+__all__ = ["create_app", "delete_app", "get_app"]
+
+NOUNS = ("service", "services", "svc")
+
+create_app = typer.Typer(help="Create a resource.", no_args_is_help=True)
+get_app = typer.Typer(help="Display one or many resources.", no_args_is_help=True)
+delete_app = typer.Typer(help="Delete resources.", no_args_is_help=True)
+
+
+def _register(app: typer.Typer, command: Callable[..., Any], **kwargs: Any) -> None:
+    for noun in NOUNS:
+        app.command(noun, hidden=noun != "service", **kwargs)(command)
+
+
+class Output(StrEnum):
+    table = "table"
+    wide = "wide"
+    json = "json"
+    yaml = "yaml"
+    name = "name"
+
+
+NamespaceOpt = Annotated[
+    str, typer.Option("--namespace", "-n", help="Namespace of the service.", show_default=True)
+]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", help="Output format.", show_default=True)
+]
+
+
+# -- create ---------------------------------------------------------------------------
+
+
+@connection_options
+def create_service(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the service.", show_default=False)],
+    namespace: NamespaceOpt = "default",
+    service_type: Annotated[
+        str,
+        typer.Option(
+            "-t", "--service_type",
+            help="ClusterIP, NodePort, LoadBalancer or ExternalName (any case).",
+        ),
+    ] = "ClusterIP",
+    selector: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-s", "--selector", metavar="KEY=VALUE",
+            help="Label selector for the jobs; repeat it or use commas.",
+        ),
+    ] = None,
+    ports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-p", "--ports", metavar="PORT[:TARGET][/TCP|UDP]",
+            help="Port mapping port:targetPort; repeat it or use commas.",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option("-c", "--cluster", help="Cluster to expose the service on.")
+    ] = None,
+    output: Annotated[
+        Output | None, typer.Option("--output", "-o", help="Print the created service.")
+    ] = None,
+    *,
+    conn: Connection,
+) -> None:
+    """Create a service.
+
+    Example:  skyctl create service myService -t ClusterIP -s app=myApp -p 80:8080 -c myCluster
+    """
+    service = parse_service(
+        name, namespace=namespace, service_type=service_type,
+        selectors=selector or [], ports=ports or [], cluster=cluster,
+    )
+
+    async def create() -> "ServiceRecord":
+        async with await conn.open() as registry:
+            return await registry.create(service)
+
+    record = asyncio.run(create())
+    if output is None:
+        print(f"service/{record.service.name} created")
+    else:
+        _print_records([record], output, single=True)
+
+
+_register(create_app, create_service)
+
+
+# -- get --------------------------------------------------------------------------------
+
+
+@connection_options
+def get_service(
+    name: Annotated[
+        str | None, typer.Argument(
+            metavar="[NAME]", help="Service name; all services if omitted.", show_default=False
+        )
+    ] = None,
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="List services in every namespace.")
+    ] = False,
+    output: OutputOpt = Output.table,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w", help="After listing, print every change as it happens."),
+    ] = False,
+    *,
+    conn: Connection,
+) -> None:
+    """Show one service, or all services in a namespace.
+
+    Example:  skyctl get service myService
+    """
+    namespace = parse_name(namespace, "namespace")
+    if name is not None:
+        parse_name(name)
+        if all_namespaces:
+            raise InvalidInput("name", name, "a name cannot be combined with --all-namespaces")
+    scope = None if all_namespaces else namespace
+    if watch:
+        _watch(conn, scope, name, output)
+        return
+
+    async def get() -> list["ServiceRecord"]:
+        async with await conn.open() as registry:
+            if name is not None:
+                return [await registry.get(namespace, name)]
+            return await registry.list(scope)
+
+    records = asyncio.run(get())
+    if not records and output in (Output.table, Output.wide):
+        where = "any namespace" if scope is None else f"{scope} namespace"
+        print(f"No resources found in {where}.", file=sys.stderr)
+        return
+    _print_records(records, output, single=name is not None)
+
+
+def _print_records(records: list["ServiceRecord"], output: Output, *, single: bool) -> None:
+    if output in (Output.table, Output.wide):
+        wide = output is Output.wide
+        rows = [service_row(r, wide=wide) for r in records]
+        print(Table(WIDE_COLUMNS if wide else COLUMNS, rows).render(rows))
+    elif output is Output.name:
+        for record in records:
+            print(f"service/{record.service.name}")
+    else:
+        obj = service_object(records[0]) if single else list_object(records)
+        print(to_json(obj) if output is Output.json else to_yaml(obj))
+
+
+def _watch(conn: Connection, namespace: str | None, name: str | None, output: Output) -> None:
+    async def run() -> None:
+        async with await conn.open(keep_reconnecting=True) as registry:
+            printer = _WatchPrinter(output)
+            async for item in registry.watch(namespace, name):
+                printer.show(item)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a watch ends: quietly, successfully
+
+
+class _WatchPrinter:
+    """Prints the snapshot as ADDED rows, then each change, flushing every line."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self.table: Table | None = None
+
+    def show(self, item: "Snapshot | Change") -> None:
+        from registry.watch import Snapshot
+
+        if isinstance(item, Snapshot):
+            changes = [("ADDED", record) for record in item.records]
+            if self.output in (Output.table, Output.wide):
+                wide = self.output is Output.wide
+                rows = [["ADDED", *service_row(r, wide=wide)] for _, r in changes]
+                header = ["EVENT", *(WIDE_COLUMNS if wide else COLUMNS)]
+                self.table = Table(header, rows, min_widths=[len("MODIFIED")])
+                print(self.table.line(self.table.header), flush=True)
+        else:
+            changes = [(item.kind, item.record)]
+        for kind, record in changes:
+            self._line(kind, record)
+
+    def _line(self, kind: str, record: "ServiceRecord") -> None:
+        output = self.output
+        if output in (Output.table, Output.wide) and self.table is not None:
+            text = self.table.line([kind, *service_row(record, wide=output is Output.wide)])
+        elif output is Output.name:
+            text = f"{kind}\tservice/{record.service.name}"
+        elif output is Output.json:
+            text = to_json({"type": kind, "object": service_object(record)}, compact=True)
+        else:
+            text = "---\n" + to_yaml({"type": kind, "object": service_object(record)})
+        print(text, flush=True)
+
+
+_register(get_app, get_service)
+
+
+# -- delete -----------------------------------------------------------------------------
+
+
+@connection_options
+def delete_service(
+    names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Services to delete.", show_default=False)],
+    namespace: NamespaceOpt = "default",
+    ignore_not_found: Annotated[
+        bool, typer.Option("--ignore-not-found", help="Succeed if a service does not exist.")
+    ] = False,
+    *,
+    conn: Connection,
+) -> None:
+    """Delete services by name. Deletion cannot be undone (the log keeps its history).
+
+    Example:  skyctl delete service myService
+    """
+    namespace = parse_name(namespace, "namespace")
+    for name in names:
+        parse_name(name)
+
+    async def delete() -> list[RegistryError]:
+        failures: list[RegistryError] = []
+        async with await conn.open() as registry:
+            for name in names:
+                try:
+                    record = await registry.delete(namespace, name)
+                except NotFound as exc:
+                    if not ignore_not_found:
+                        failures.append(exc)
+                    continue
+                print(f"service/{record.service.name} deleted", flush=True)
+        return failures
+
+    failures = asyncio.run(delete())
+    if failures:
+        for failure in failures[:-1]:
+            print(f"error: {failure}", file=sys.stderr)
+        raise failures[-1]
+
+
+_register(delete_app, delete_service)

@@ -1,0 +1,49 @@
+"""Fields every event carries, whatever its type.
+
+They answer the auditor's questions (which event, when, who) and make a retried
+publish recognisable (``id`` is also the ``Nats-Msg-Id``). ``prev`` links each event
+to the one before it on the same service, so history rewritten behind the registry's
+back shows up as a broken chain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+__all__ = ["EventEnvelope", "Timestamp", "format_time", "new_event_id", "utc_now"]
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, the one time format on the wire."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+Timestamp = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
+
+
+class EventEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    time: Timestamp
+    actor: str = Field(min_length=1, max_length=256)
+    prev: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            raise ValueError("time must carry a UTC offset")
+        return moment.astimezone(UTC)

@@ -1,0 +1,85 @@
+"""The naming rules every service, namespace, cluster and label must follow.
+
+They live in the contract because the names end up in NATS subjects: a name that
+could hold ``.``, ``*``, ``>`` or whitespace would split or widen a subject, so the
+rules are what keeps "one subject per service" true for every writer, in any language.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+__all__ = [
+    "LABEL_KEY_PATTERN",
+    "LABEL_VALUE_PATTERN",
+    "MAX_NAME_LENGTH",
+    "NAME_PATTERN",
+    "LabelKey",
+    "LabelValue",
+    "ResourceName",
+    "check_label_key",
+    "check_label_value",
+    "check_name",
+]
+
+MAX_NAME_LENGTH = 63
+
+# The seed page creates `myService`, so unlike Kubernetes' DNS-1123 labels upper case
+# is allowed; the rest (alphanumerics and '-', alphanumeric at both ends, 63 at most)
+# is the same.
+NAME_PATTERN = r"^[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?$"
+# Kubernetes label syntax: an optional DNS-subdomain prefix, then a name that may also
+# hold '_' and '.'.
+_LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_DNS_SUBDOMAIN = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+LABEL_KEY_PATTERN = rf"^(?:{_DNS_SUBDOMAIN}/)?{_LABEL_NAME}$"
+LABEL_VALUE_PATTERN = rf"^(?:{_LABEL_NAME})?$"
+
+
+def check_name(value: str) -> str:
+    """Validate a service, namespace or cluster name."""
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters (has {len(value)})")
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(
+            "may hold only letters, digits and '-', and must start and end with a letter or digit"
+        )
+    return value
+
+
+def check_label_key(key: str) -> str:
+    """Validate a label key: ``[prefix/]name`` as in Kubernetes."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not re.fullmatch(_DNS_SUBDOMAIN, prefix)):
+        raise ValueError(f"label key prefix {prefix!r} must be a lower-case DNS subdomain")
+    if not name:
+        raise ValueError("label key must not be empty")
+    if not re.fullmatch(_LABEL_NAME, name):
+        raise ValueError(
+            f"label key {key!r} may hold only letters, digits, '-', '_' and '.', "
+            f"start and end alphanumeric, at most {MAX_NAME_LENGTH} characters"
+        )
+    return key
+
+
+def check_label_value(value: str) -> str:
+    """Validate a label value; empty is allowed, as in Kubernetes."""
+    if not re.fullmatch(LABEL_VALUE_PATTERN, value):
+        raise ValueError(
+            f"label value {value!r} may hold only letters, digits, '-', '_' and '.', "
+            f"start and end alphanumeric, at most {MAX_NAME_LENGTH} characters"
+        )
+    return value
+
+
+# The models check with the patterns (compiled once, run in pydantic's core, fast
+# enough for replaying millions of events); the check_* functions above say *why* a
+# value fails, for messages a user can act on.
+ResourceName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+LabelKey = Annotated[str, StringConstraints(max_length=317, pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN)]

@@ -1,0 +1,126 @@
+"""The Service value and the two events that change it.
+
+A ``ServiceCreated`` carries the whole service, not a diff, so the last event on a
+service's subject is that service's state: readers never need earlier events to know
+what is live, and other-language subscribers need no fold to act on one event.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from events.envelope import EventEnvelope
+from events.names import LabelKey, LabelValue, ResourceName
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "Event",
+    "Port",
+    "PortNumber",
+    "Protocol",
+    "Service",
+    "ServiceCreated",
+    "ServiceDeleted",
+    "ServiceType",
+]
+
+DEFAULT_NAMESPACE = "default"
+
+PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
+
+
+class _CaseInsensitiveEnum(StrEnum):
+    """Accepts any spelling on input and always writes the canonical one."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self | None:
+        if isinstance(value, str):
+            for member in cls:
+                if member.value.lower() == value.lower():
+                    return member
+        return None
+
+
+class ServiceType(_CaseInsensitiveEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+    EXTERNAL_NAME = "ExternalName"
+
+
+class Protocol(_CaseInsensitiveEnum):
+    TCP = "TCP"
+    UDP = "UDP"
+
+
+class Port(BaseModel):
+    """One port mapping: traffic to ``port`` on the service goes to ``target_port`` on jobs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: PortNumber
+    target_port: PortNumber
+    protocol: Protocol = Protocol.TCP
+
+    def __str__(self) -> str:
+        return f"{self.port}:{self.target_port}/{self.protocol.value}"
+
+
+class Service(BaseModel):
+    """A stable endpoint for the jobs its selector picks, in one namespace."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: ResourceName = DEFAULT_NAMESPACE
+    name: ResourceName
+    type: ServiceType = ServiceType.CLUSTER_IP
+    selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+    cluster: ResourceName | None = None
+
+    @field_validator("selector")
+    @classmethod
+    def _sorted_selector(cls, selector: dict[str, str]) -> dict[str, str]:
+        # One canonical order, so equal services encode to equal bytes.
+        return dict(sorted(selector.items()))
+
+    @model_validator(mode="after")
+    def _unique_ports(self) -> Self:
+        seen: set[tuple[int, Protocol]] = set()
+        for port in self.ports:
+            key = (port.port, port.protocol)
+            if key in seen:
+                raise ValueError(f"port {port.port}/{port.protocol.value} is listed twice")
+            seen.add(key)
+        return self
+
+
+class ServiceCreated(EventEnvelope):
+    """A service came into being; it carries the service in full."""
+
+    type: Literal["ServiceCreated"] = "ServiceCreated"
+    version: Literal[1] = 1
+    service: Service
+
+    @property
+    def namespace(self) -> str:
+        return self.service.namespace
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+
+class ServiceDeleted(EventEnvelope):
+    """A live service was removed; only its identity is needed."""
+
+    type: Literal["ServiceDeleted"] = "ServiceDeleted"
+    version: Literal[1] = 1
+    namespace: ResourceName
+    name: ResourceName
+
+
+Event = ServiceCreated | ServiceDeleted

@@ -1,0 +1,65 @@
+"""The decisions: given what a service's subject holds now, which event to append.
+
+Pure functions that return events (or refuse), so every rule of the write side can
+be tested without a server. The server then enforces the same decision atomically:
+the event is appended only if the subject's last sequence is still the one the
+decision was based on (``Nats-Expected-Last-Subject-Sequence``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from events import Service, ServiceCreated, ServiceDeleted
+from registry.entry import Entry, StoredMessage
+from registry.errors import AlreadyExists, NotFound
+
+__all__ = ["Current", "chain_hash", "decide_create", "decide_delete"]
+
+
+def chain_hash(data: bytes) -> str:
+    """The link an event carries to the one before it on the same service."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """What a service's subject holds at the moment of deciding."""
+
+    last: StoredMessage | None  # the subject's last message, whatever it is
+    entry: Entry | None  # its last event this code can read (usually the same one)
+
+    @property
+    def expected_seq(self) -> int:
+        """The subject sequence the write must find still in place (0: never written)."""
+        return self.last.seq if self.last else 0
+
+    @property
+    def prev(self) -> str | None:
+        return chain_hash(self.last.data) if self.last else None
+
+    @property
+    def live(self) -> bool:
+        return self.entry is not None and isinstance(self.entry.event, ServiceCreated)
+
+
+def decide_create(
+    service: Service, current: Current, *, event_id: str, time: datetime, actor: str
+) -> ServiceCreated:
+    if current.live:
+        raise AlreadyExists(service.namespace, service.name)
+    return ServiceCreated(
+        id=event_id, time=time, actor=actor, prev=current.prev, service=service
+    )
+
+
+def decide_delete(
+    namespace: str, name: str, current: Current, *, event_id: str, time: datetime, actor: str
+) -> ServiceDeleted:
+    if not current.live:
+        raise NotFound(namespace, name)
+    return ServiceDeleted(
+        id=event_id, time=time, actor=actor, prev=current.prev, namespace=namespace, name=name
+    )

@@ -1,0 +1,77 @@
+"""A stored message read as an event of a particular service, or the reason it cannot be.
+
+Reading is strict (invariant 5): bytes that do not decode, and events whose body names
+a different service than the subject they were stored under, become ``Skipped`` with
+the reason, so every reader can report them and go on without guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from events import DecodeError, Event, decode, parse_subject
+
+__all__ = ["MSG_ID", "Entry", "Skipped", "StoredMessage", "read_entry"]
+
+MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message as the stream holds it."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    time_ns: int = 0  # when the server stored it, ns since the epoch
+
+    @property
+    def msg_id(self) -> str | None:
+        return self.headers.get(MSG_ID)
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.time_ns / 1e9, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A decoded event with its place in the log."""
+
+    seq: int
+    subject: str
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A message no reader may apply, and why."""
+
+    seq: int
+    subject: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped seq {self.seq} on {self.subject}: {self.reason}"
+
+
+def read_entry(message: StoredMessage) -> Entry | Skipped:
+    try:
+        event = decode(message.data)
+    except DecodeError as exc:
+        return Skipped(message.seq, message.subject, str(exc))
+    try:
+        namespace, name = parse_subject(message.subject)
+    except ValueError as exc:
+        return Skipped(message.seq, message.subject, str(exc))
+    if (event.namespace, event.name) != (namespace, name):
+        return Skipped(
+            message.seq,
+            message.subject,
+            f"{event.type} names {event.namespace}/{event.name}, "
+            f"but was stored under {namespace}/{name}",
+        )
+    return Entry(message.seq, message.subject, event)

@@ -1,0 +1,114 @@
+"""Everything the registry can refuse, as one tree, each with a message a user can act on.
+
+    RegistryError
+    ├── InvalidInput            a value the user gave is not acceptable (nothing written)
+    ├── ServiceError            the registry's state forbids the request
+    │   ├── AlreadyExists       create of a live service
+    │   ├── NotFound            get or delete of a service that is not live
+    │   └── Conflict            the service kept changing under us; retry
+    └── ServerError             the NATS side could not do what was asked
+        ├── Unreachable         no server at the URL (or it has no JetStream)
+        ├── PermissionDenied    the server refused this user the operation
+        ├── StreamMisconfigured the log stream could lose history; refused
+        └── WriteNotConfirmed   no ack after retries: the write may or may not be stored
+
+The CLI maps each branch to an exit code in one place (``cli/errors.py``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "PermissionDenied",
+    "RegistryError",
+    "ServerError",
+    "ServiceError",
+    "StreamMisconfigured",
+    "Unreachable",
+    "WriteNotConfirmed",
+]
+
+
+class RegistryError(Exception):
+    """Root of every error the registry raises on purpose."""
+
+
+class InvalidInput(RegistryError):
+    def __init__(self, what: str, value: object, reason: str) -> None:
+        shown = value if isinstance(value, str) else repr(value)
+        super().__init__(f'invalid {what} "{shown}": {reason}')
+        self.what = what
+        self.value = value
+        self.reason = reason
+
+
+class ServiceError(RegistryError):
+    def __init__(self, message: str, namespace: str, name: str) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.name = name
+
+
+class AlreadyExists(ServiceError):
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(
+            f'service "{name}" already exists in namespace "{namespace}"', namespace, name
+        )
+
+
+class NotFound(ServiceError):
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(f'service "{name}" not found in namespace "{namespace}"', namespace, name)
+
+
+class Conflict(ServiceError):
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(
+            f'service "{name}" in namespace "{namespace}" kept changing while we wrote; try again',
+            namespace,
+            name,
+        )
+
+
+class ServerError(RegistryError):
+    pass
+
+
+class Unreachable(ServerError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach NATS at {url}: {reason} (start one with `skyctl server`, "
+            "or point --server / NATS_URL at yours)"
+        )
+        self.url = url
+        self.reason = reason
+
+
+class PermissionDenied(ServerError):
+    def __init__(self, operation: str, detail: str) -> None:
+        super().__init__(f"permission denied: {operation} ({detail})")
+        self.operation = operation
+        self.detail = detail
+
+
+class StreamMisconfigured(ServerError):
+    def __init__(self, stream: str, problems: list[str]) -> None:
+        super().__init__(
+            f"refusing stream {stream}: it could lose history ({'; '.join(problems)}); "
+            "fix its configuration with the nats CLI or use a new stream"
+        )
+        self.stream = stream
+        self.problems = problems
+
+
+class WriteNotConfirmed(ServerError):
+    def __init__(self, event_id: str, reason: str) -> None:
+        super().__init__(
+            f"event {event_id} was not confirmed by the server ({reason}); it may or may not "
+            "be stored: check with `skyctl get` before retrying"
+        )
+        self.event_id = event_id
+        self.reason = reason
