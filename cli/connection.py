@@ -37,8 +37,11 @@ class Connection:
         from registry.credentials import Credentials
 
         credentials = Credentials.from_env(
-            user=self.user, password=self.password, token=self.token,
-            creds_file=self.creds, tls_ca=self.tlsca,
+            user=self.user,
+            password=self.password,
+            token=self.token,
+            creds_file=self.creds,
+            tls_ca=self.tlsca,
         )
         return await Registry.connect(
             self.server,
@@ -50,38 +53,85 @@ class Connection:
 
 _PARAMETERS = [
     inspect.Parameter(
-        "server", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_URL,
-        annotation=Annotated[str, typer.Option(
-            "--server", "-S", envvar="NATS_URL", metavar="URL", rich_help_panel=_PANEL,
-            help="NATS server URL.")],
+        "server",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=DEFAULT_URL,
+        annotation=Annotated[
+            str,
+            typer.Option(
+                "--server",
+                "-S",
+                envvar="NATS_URL",
+                metavar="URL",
+                rich_help_panel=_PANEL,
+                help="NATS server URL.",
+            ),
+        ],
     ),
     inspect.Parameter(
-        "user", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[str | None, typer.Option(
-            "--user", envvar="NATS_USER", rich_help_panel=_PANEL, help="User name.")],
+        "user",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option("--user", envvar="NATS_USER", rich_help_panel=_PANEL, help="User name."),
+        ],
     ),
     inspect.Parameter(
-        "password", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[str | None, typer.Option(
-            "--password", envvar="NATS_PASSWORD", rich_help_panel=_PANEL, help="Password.",
-            show_envvar=True)],
+        "password",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--password",
+                envvar="NATS_PASSWORD",
+                rich_help_panel=_PANEL,
+                help="Password.",
+                show_envvar=True,
+            ),
+        ],
     ),
     inspect.Parameter(
-        "token", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[str | None, typer.Option(
-            "--token", envvar="NATS_TOKEN", rich_help_panel=_PANEL, help="Auth token.")],
+        "token",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--token", envvar="NATS_TOKEN", rich_help_panel=_PANEL, help="Auth token."
+            ),
+        ],
     ),
     inspect.Parameter(
-        "creds", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[str | None, typer.Option(
-            "--creds", envvar="NATS_CREDS", metavar="FILE", rich_help_panel=_PANEL,
-            help="NATS credentials file (JWT and NKey).")],
+        "creds",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--creds",
+                envvar="NATS_CREDS",
+                metavar="FILE",
+                rich_help_panel=_PANEL,
+                help="NATS credentials file (JWT and NKey).",
+            ),
+        ],
     ),
     inspect.Parameter(
-        "tlsca", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[str | None, typer.Option(
-            "--tlsca", envvar="NATS_CA", metavar="FILE", rich_help_panel=_PANEL,
-            help="CA certificate to verify the server's TLS certificate.")],
+        "tlsca",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--tlsca",
+                envvar="NATS_CA",
+                metavar="FILE",
+                rich_help_panel=_PANEL,
+                help="CA certificate to verify the server's TLS certificate.",
+            ),
+        ],
     ),
 ]
 _NAMES = [p.name for p in _PARAMETERS]

@@ -55,7 +55,9 @@ def human_age(since: datetime, now: datetime | None = None) -> str:
     return f"{years}y{days % 365}d" if days % 365 else f"{years}y"
 
 
-def service_row(record: ServiceRecord, *, wide: bool = False, now: datetime | None = None) -> list[str]:
+def service_row(
+    record: ServiceRecord, *, wide: bool = False, now: datetime | None = None
+) -> list[str]:
     service = record.service
     selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
     ports = ",".join(str(p) for p in service.ports) or "<none>"
@@ -123,7 +125,11 @@ def service_object(record: ServiceRecord) -> dict[str, Any]:
 
 
 def list_object(records: Sequence[ServiceRecord]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "List", "items": [service_object(r) for r in records]}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "List",
+        "items": [service_object(r) for r in records],
+    }
 
 
 def to_json(obj: Any, *, compact: bool = False) -> str:

@@ -16,7 +16,9 @@ def server(
     store_dir: Annotated[
         Path | None,
         typer.Option(
-            "--store-dir", "-d", help="Where JetStream keeps the log "
+            "--store-dir",
+            "-d",
+            help="Where JetStream keeps the log "
             "[default: $XDG_DATA_HOME/skyflow-registry or ~/.local/share/skyflow-registry]",
             show_default=False,
         ),
@@ -25,8 +27,12 @@ def server(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="A nats-server config to use instead of the bundled one.",
-            exists=True, dir_okay=False, show_default=False,
+            "--config",
+            "-c",
+            help="A nats-server config to use instead of the bundled one.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -44,7 +50,8 @@ def server(
     store.mkdir(parents=True, exist_ok=True)
     print(
         f"skyctl: serving nats://127.0.0.1:{port} with JetStream in {store} (Ctrl-C stops)",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     process = subprocess.Popen(command, env=nats_server.environment())
     try:

@@ -5,6 +5,7 @@ Each verb is its own typer app so that ``skyctl <verb> <noun>`` reads like kubec
 """
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -65,26 +66,33 @@ OutputOpt = Annotated[
 
 @connection_options
 def create_service(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the service.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Name of the service.", show_default=False)
+    ],
     namespace: NamespaceOpt = "default",
     service_type: Annotated[
         str,
         typer.Option(
-            "-t", "--service_type",
+            "-t",
+            "--service_type",
             help="ClusterIP, NodePort, LoadBalancer or ExternalName (any case).",
         ),
     ] = "ClusterIP",
     selector: Annotated[
         list[str] | None,
         typer.Option(
-            "-s", "--selector", metavar="KEY=VALUE",
+            "-s",
+            "--selector",
+            metavar="KEY=VALUE",
             help="Label selector for the jobs; repeat it or use commas.",
         ),
     ] = None,
     ports: Annotated[
         list[str] | None,
         typer.Option(
-            "-p", "--ports", metavar="PORT[:TARGET][/TCP|UDP]",
+            "-p",
+            "--ports",
+            metavar="PORT[:TARGET][/TCP|UDP]",
             help="Port mapping port:targetPort; repeat it or use commas.",
         ),
     ] = None,
@@ -102,8 +110,12 @@ def create_service(
     Example:  skyctl create service myService -t ClusterIP -s app=myApp -p 80:8080 -c myCluster
     """
     service = parse_service(
-        name, namespace=namespace, service_type=service_type,
-        selectors=selector or [], ports=ports or [], cluster=cluster,
+        name,
+        namespace=namespace,
+        service_type=service_type,
+        selectors=selector or [],
+        ports=ports or [],
+        cluster=cluster,
     )
 
     async def create() -> "ServiceRecord":
@@ -126,9 +138,10 @@ _register(create_app, create_service)
 @connection_options
 def get_service(
     name: Annotated[
-        str | None, typer.Argument(
+        str | None,
+        typer.Argument(
             metavar="[NAME]", help="Service name; all services if omitted.", show_default=False
-        )
+        ),
     ] = None,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[
@@ -190,10 +203,8 @@ def _watch(conn: Connection, namespace: str | None, name: str | None, output: Ou
             async for item in registry.watch(namespace, name):
                 printer.show(item)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a watch ends: quietly, successfully
 
 
 class _WatchPrinter:
@@ -240,7 +251,9 @@ _register(get_app, get_service)
 
 @connection_options
 def delete_service(
-    names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Services to delete.", show_default=False)],
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME...", help="Services to delete.", show_default=False)
+    ],
     namespace: NamespaceOpt = "default",
     ignore_not_found: Annotated[
         bool, typer.Option("--ignore-not-found", help="Succeed if a service does not exist.")

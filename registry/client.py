@@ -7,7 +7,16 @@ import socket
 from collections.abc import AsyncIterator
 from types import TracebackType
 
-from events import Service, StreamSpec, encode, filter_for, new_event_id, subject_for, utc_now
+from events import (
+    Service,
+    ServiceCreated,
+    StreamSpec,
+    encode,
+    filter_for,
+    new_event_id,
+    subject_for,
+    utc_now,
+)
 from registry.commands import Current, decide_create, decide_delete
 from registry.credentials import Credentials
 from registry.entry import Entry, read_entry
@@ -57,14 +66,14 @@ class Registry:
         spec: StreamSpec | None = None,
         keep_reconnecting: bool = False,
         on_skipped: SkipHandler = report_skipped,
-        timeout: float = 5.0,
+        api_timeout: float = 5.0,
     ) -> Registry:
         log = await JetStreamLog.open(
             url,
             spec=spec,
             credentials=credentials,
             keep_reconnecting=keep_reconnecting,
-            timeout=timeout,
+            api_timeout=api_timeout,
         )
         return cls(log, actor=actor, on_skipped=on_skipped)
 
@@ -75,7 +84,10 @@ class Registry:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -91,7 +103,9 @@ class Registry:
             )
             try:
                 seq = await self.log.append(
-                    subject, encode(event), msg_id=event.id,
+                    subject,
+                    encode(event),
+                    msg_id=event.id,
                     expected_last_subject_seq=current.expected_seq,
                 )
             except WrongLastSequence:
@@ -105,12 +119,18 @@ class Registry:
         for _ in range(_MAX_ATTEMPTS):
             current = await self.current(namespace, name)
             event = decide_delete(
-                namespace, name, current, event_id=new_event_id(), time=utc_now(),
+                namespace,
+                name,
+                current,
+                event_id=new_event_id(),
+                time=utc_now(),
                 actor=self.actor,
             )
             try:
                 await self.log.append(
-                    subject, encode(event), msg_id=event.id,
+                    subject,
+                    encode(event),
+                    msg_id=event.id,
                     expected_last_subject_seq=current.expected_seq,
                 )
             except WrongLastSequence:
@@ -153,7 +173,5 @@ class Registry:
 
 
 def _record(entry: Entry) -> ServiceRecord:
-    from events import ServiceCreated
-
     assert isinstance(entry.event, ServiceCreated)
     return ServiceRecord.from_created(entry.seq, entry.event)

@@ -50,9 +50,7 @@ def decide_create(
 ) -> ServiceCreated:
     if current.live:
         raise AlreadyExists(service.namespace, service.name)
-    return ServiceCreated(
-        id=event_id, time=time, actor=actor, prev=current.prev, service=service
-    )
+    return ServiceCreated(id=event_id, time=time, actor=actor, prev=current.prev, service=service)
 
 
 def decide_delete(

@@ -94,8 +94,14 @@ class NatsServer:
 
     def command(self) -> list[str]:
         return [
-            str(find_nats_server()), "-c", str(self.config),
-            "-a", self.host, "-p", str(self.port), *self.extra_args,
+            str(find_nats_server()),
+            "-c",
+            str(self.config),
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            *self.extra_args,
         ]
 
     def environment(self) -> dict[str, str]:
@@ -151,6 +157,9 @@ class NatsServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

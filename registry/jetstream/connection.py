@@ -69,7 +69,7 @@ class JetStreamLog:
         *,
         spec: StreamSpec | None = None,
         credentials: Credentials | None = None,
-        timeout: float = 5.0,
+        api_timeout: float = 5.0,
         keep_reconnecting: bool = False,
     ) -> JetStreamLog:
         """Connect (failing within seconds when nobody answers) and check the stream.
@@ -96,12 +96,12 @@ class JetStreamLog:
                 # connect (nats.py#352); one retry 0.1 s later fails in well under 5 s.
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.1,
-                connect_timeout=min(timeout, 2.0),
+                connect_timeout=min(api_timeout, 2.0),
                 error_cb=on_error,
                 reconnected_cb=on_reconnect,
                 **options,
             )
-        except (nats.errors.NoServersError, OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
             raise Unreachable(url, _reason(errors, exc)) from None
         except nats.errors.Error as exc:
             raise Unreachable(url, _reason(errors, exc)) from None
@@ -112,7 +112,7 @@ class JetStreamLog:
             # connection is retried until the server is back.
             nc.options["max_reconnect_attempts"] = -1
             nc.options["reconnect_time_wait"] = 0.25
-        self = cls(nc, spec or StreamSpec(), url, timeout)
+        self = cls(nc, spec or StreamSpec(), url, api_timeout)
         holder.append(self)
         try:
             await self._ensure_stream()
@@ -125,7 +125,7 @@ class JetStreamLog:
         if not self.nc.is_closed:
             try:
                 await self.nc.drain()
-            except (nats.errors.Error, asyncio.TimeoutError, TimeoutError):
+            except (nats.errors.Error, TimeoutError):
                 await self.nc.close()
 
     async def __aenter__(self) -> JetStreamLog:
@@ -169,7 +169,7 @@ class JetStreamLog:
             raise Unreachable(self.url, "the server does not have JetStream enabled") from None
         except nats.js.errors.APIError as exc:
             raise _translate_api_error(exc, f"create stream {name}") from None
-        except (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError):
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
             raise Unreachable(self.url, "JetStream did not answer") from None
         self.check_stream(info.config)
 
@@ -239,8 +239,8 @@ class JetStreamLog:
             except nats.js.errors.APIError as exc:
                 raise _translate_api_error(exc, f"append to {subject}") from None
             except (
+                TimeoutError,
                 nats.errors.TimeoutError,
-                asyncio.TimeoutError,
                 nats.js.errors.NoStreamResponseError,
                 nats.errors.NoRespondersError,
             ) as exc:
@@ -263,7 +263,7 @@ class JetStreamLog:
             return None
         except nats.js.errors.APIError as exc:
             raise _translate_api_error(exc, f"read {subject}") from None
-        except (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError):
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
             raise ServerError(f"reading {subject} timed out at {self.url}") from None
         return _stored(raw)
 
@@ -272,7 +272,7 @@ class JetStreamLog:
             return await awaitable
         except nats.js.errors.APIError as exc:
             raise _translate_api_error(exc, what) from None
-        except (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError):
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
             raise ServerError(f"{what} timed out at {self.url}") from None
 
     def _permission_error(self) -> str | None:

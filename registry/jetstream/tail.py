@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -86,7 +86,7 @@ class Tail:
         self._activity = 0.0
         self._reset_task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
-        self._unlisten = lambda: None
+        self._unlisten: Callable[[], None] = lambda: None
         self._closed = False
         self._error: BaseException | None = None
         self.resets = 0
@@ -227,8 +227,12 @@ class Tail:
     def _request_reset(self, reason: str) -> None:
         if self._closed or (self._reset_task is not None and not self._reset_task.done()):
             return
-        log.info("tail on %s: re-creating consumer after seq %d (%s)", self._filters,
-                 self._last_seq, reason)
+        log.info(
+            "tail on %s: re-creating consumer after seq %d (%s)",
+            self._filters,
+            self._last_seq,
+            reason,
+        )
         self._generation += 1  # messages still arriving for the old consumer are ignored
         self._reset_task = asyncio.create_task(self._reset())
 
@@ -241,7 +245,7 @@ class Tail:
             try:
                 await self._subscribe()
                 return
-            except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, nats.errors.Error, OSError) as exc:
                 log.info("tail: consumer re-create failed (%r); retrying", exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
