@@ -1,0 +1,56 @@
+"""EVENTS.md is the contract for other languages: keep it true to the models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgpack
+
+from events import STREAM_NAME, SUBJECTS, ServiceCreated, ServiceDeleted, StreamSpec, decode
+from events.envelope import EventEnvelope
+from events.service import Port, Service
+
+DOC = (Path(__file__).parent.parent / "EVENTS.md").read_text()
+
+
+def documented_fields(heading: str) -> set[str]:
+    """Backticked field names in the first column of the table under ``heading``."""
+    section = DOC.split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `([a-z_.]+)` \|", section, flags=re.MULTILINE))
+
+
+def test_envelope_fields_are_documented() -> None:
+    assert documented_fields("Fields every event has") == set(EventEnvelope.model_fields) | {
+        "type",
+        "version",
+    }
+
+
+def test_service_created_fields_are_documented() -> None:
+    expected = {f"service.{name}" for name in Service.model_fields}
+    assert documented_fields("### `ServiceCreated` v1") == expected
+    for name in Port.model_fields:
+        assert f'"{name}"' in DOC
+
+
+def test_service_deleted_fields_are_documented() -> None:
+    own = set(ServiceDeleted.model_fields) - set(EventEnvelope.model_fields) - {"type", "version"}
+    assert documented_fields("### `ServiceDeleted` v1") == own
+
+
+def test_stream_settings_are_documented() -> None:
+    assert f"`{STREAM_NAME}`" in DOC and f"`{SUBJECTS}`" in DOC
+    spec = StreamSpec()
+    for key in spec.required:
+        if key != "sealed":
+            assert f"`{key}`" in DOC, key
+    assert f"{spec.duplicate_window_s:.0f} s" in DOC
+
+
+def test_the_example_event_decodes() -> None:
+    example = DOC.split("```json\n", 1)[1].split("```", 1)[0]
+    event = decode(msgpack.packb(json.loads(example)))
+    assert isinstance(event, ServiceCreated)
+    assert event.service.name == "myService"
