@@ -1,5 +1,6 @@
 """``skyctl server``: the bundled nats-server in the foreground, until Ctrl-C."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,13 +55,17 @@ def server(
         flush=True,
     )
     process = subprocess.Popen(command, env=nats_server.environment())
+    # Whoever stops skyctl stops the server: pass SIGTERM on, and Ctrl-C too (a terminal
+    # signals both processes, a supervisor or `kill -INT` only this one).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: process.send_signal(signum))
     try:
         code = process.wait()
     except KeyboardInterrupt:
-        # The terminal sent SIGINT to nats-server too; let it finish shutting down.
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
         code = process.wait()
-        if code in (0, -2, 130):
-            code = 0
+    if code in (-signal.SIGINT, -signal.SIGTERM):
+        code = 0
     if code != 0:
         print(f"error: nats-server exited with status {code} (its log is above)", file=sys.stderr)
         raise typer.Exit(3)
