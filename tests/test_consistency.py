@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from events import Service, encode, new_event_id, subject_for, utc_now
+from events import Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
 from registry.client import Registry
 from registry.commands import Current, decide_create
 from registry.jetstream import JetStreamLog, WrongLastSequence
@@ -19,7 +19,7 @@ from tests.conftest import last_seq, stream_last_seq
 def test_twelve_processes_create_the_same_name_once(url: str, ns: str) -> None:
     before = last_seq(url)
     env = {**os.environ, "NATS_URL": url}
-    # Start all twelve, then let them go at once: each waits for the file to appear.
+    # Twelve real skyctl processes at once; on two cores their reads and writes interleave.
     procs = [
         subprocess.Popen(
             [
@@ -54,6 +54,7 @@ def test_twelve_processes_create_the_same_name_once(url: str, ns: str) -> None:
 
 
 async def test_concurrent_creates_in_one_process(registry: Registry, ns: str) -> None:
+    """All twenty read "not live" before any writes, so nineteen lose at the server."""
     service = Service(namespace=ns, name="hot")
     results = await asyncio.gather(
         *(registry.create(service) for _ in range(20)), return_exceptions=True
@@ -71,16 +72,17 @@ async def test_concurrent_deletes_delete_once(registry: Registry, ns: str) -> No
     assert {type(r).__name__ for r in results if isinstance(r, BaseException)} == {"NotFound"}
 
 
+def first_create(namespace: str, name: str) -> tuple[str, ServiceCreated]:
+    service = Service(namespace=namespace, name=name)
+    event = decide_create(
+        service, Current(None, None), event_id=new_event_id(), time=utc_now(), actor="t@h"
+    )
+    return subject_for(namespace, name), event
+
+
 async def test_stale_expectation_is_refused_by_the_server(url: str, ns: str) -> None:
     async with await JetStreamLog.open(url) as log:
-        subject = subject_for(ns, "svc")
-        event = decide_create(
-            Service(namespace=ns, name="svc"),
-            Current(None, None),
-            event_id=new_event_id(),
-            time=utc_now(),
-            actor="t@h",
-        )
+        subject, event = first_create(ns, "svc")
         await log.append(subject, encode(event), msg_id=event.id, expected_last_subject_seq=0)
         other = event.model_copy(update={"id": new_event_id()})
         with pytest.raises(WrongLastSequence):
@@ -90,14 +92,7 @@ async def test_stale_expectation_is_refused_by_the_server(url: str, ns: str) -> 
 async def test_a_retried_publish_is_not_appended_twice(url: str, ns: str) -> None:
     """The retry after a lost ack: same Nats-Msg-Id, now-stale expectation (R1 says 10071)."""
     async with await JetStreamLog.open(url) as log:
-        subject = subject_for(ns, "once")
-        event = decide_create(
-            Service(namespace=ns, name="once"),
-            Current(None, None),
-            event_id=new_event_id(),
-            time=utc_now(),
-            actor="t@h",
-        )
+        subject, event = first_create(ns, "once")
         data = encode(event)
         first = await log.append(subject, data, msg_id=event.id, expected_last_subject_seq=0)
         before = await stream_last_seq(url)
