@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from events import (
     Service,
@@ -25,6 +26,9 @@ from registry.jetstream import DEFAULT_URL, JetStreamLog, WrongLastSequence
 from registry.projection import Change, ServiceRecord
 from registry.projector import SkipHandler, last_readable, read_current, report_skipped
 from registry.watch import Snapshot, watch
+
+if TYPE_CHECKING:
+    from registry.bulk import Outcome
 
 __all__ = ["Registry", "local_actor"]
 
@@ -138,6 +142,22 @@ class Registry:
             assert current.entry is not None  # decide_delete checked it is live
             return _record(current.entry)
         raise Conflict(namespace, name)
+
+    async def create_many(
+        self, services: Iterable[Service | Mapping[str, Any]], *, concurrency: int = 256
+    ) -> list[Outcome]:
+        """Create many services, pipelined; one outcome per service (``registry.bulk``)."""
+        from registry.bulk import create_many
+
+        return await create_many(self, services, concurrency=concurrency)
+
+    async def delete_many(
+        self, keys: Iterable[tuple[str, str]], *, concurrency: int = 256
+    ) -> list[Outcome]:
+        """Delete many ``(namespace, name)`` services, pipelined (``registry.bulk``)."""
+        from registry.bulk import delete_many
+
+        return await delete_many(self, keys, concurrency=concurrency)
 
     # -- reads -----------------------------------------------------------------------
 

@@ -1,0 +1,180 @@
+"""Many creates or deletes at once, each the same conditional, idempotent write as one.
+
+A bulk call first validates every item (nothing is written if one is bad), reads the
+current last message of every subject involved in a few batched direct gets, then
+decides and appends each event exactly as ``Registry.create``/``delete`` do: the event
+carries its own ``Nats-Msg-Id`` and ``Nats-Expected-Last-Subject-Sequence``, so the
+server still refuses a write that lost a race, and a loser re-reads its subject and
+decides again. Up to ``concurrency`` appends are in flight at once.
+
+Each item's outcome is returned in input order: its ``ServiceRecord``, or the
+``ServiceError`` that refused it (already exists, not found, conflict). A server-side
+failure (unreachable, permission, unconfirmed write) stops the whole call and is raised;
+what was appended before it stays appended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
+
+from events import Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
+from events.names import check_name
+from registry.commands import Current, decide_create, decide_delete
+from registry.entry import Entry, StoredMessage, read_entry
+from registry.errors import Conflict, InvalidInput, ServiceError
+from registry.jetstream import WrongLastSequence
+from registry.jetstream.direct import last_many
+from registry.projection import ServiceRecord
+
+if TYPE_CHECKING:
+    from registry.client import Registry
+
+__all__ = ["DEFAULT_CONCURRENCY", "Outcome", "create_many", "delete_many"]
+
+DEFAULT_CONCURRENCY = 256
+_MAX_ATTEMPTS = 5  # as for a single create or delete
+
+Outcome = ServiceRecord | ServiceError
+T = TypeVar("T")
+
+
+def _validated_services(items: Iterable[Service | Mapping[str, Any]]) -> list[Service]:
+    services = []
+    for index, item in enumerate(items):
+        if isinstance(item, Service):
+            services.append(item)
+            continue
+        try:
+            services.append(Service.model_validate(item))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"]) or "service"
+            raise InvalidInput(
+                f"service #{index} {where}", error.get("input", ""), error["msg"]
+            ) from None
+    return services
+
+
+def _validated_keys(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    keys = []
+    for namespace, name in items:
+        for what, value in (("namespace", namespace), ("name", name)):
+            try:
+                check_name(value)
+            except ValueError as exc:
+                raise InvalidInput(what, value, str(exc)) from None
+        keys.append((namespace, name))
+    return keys
+
+
+async def _current_of(registry: Registry, subject: str, last: StoredMessage | None) -> Current:
+    """What ``Registry.current`` would say, from a last message already fetched."""
+    if last is None:
+        return Current(None, None)
+    entry = read_entry(last)
+    if isinstance(entry, Entry):
+        return Current(last, entry)
+    namespace, name = entry.subject.split(".")[-2:]
+    return await registry.current(namespace, name)  # reports it, and scans the history
+
+
+async def _run(
+    count: int, step: Callable[[int], Awaitable[T]], concurrency: int
+) -> list[T | ServiceError]:
+    """``step(i)`` for every index, at most ``concurrency`` at a time, outcomes in order."""
+    results: list[T | ServiceError | None] = [None] * count
+    indices = iter(range(count))
+
+    async def worker() -> None:
+        for index in indices:
+            try:
+                results[index] = await step(index)
+            except ServiceError as exc:
+                results[index] = exc
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, count)))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    return [r for r in results if r is not None]
+
+
+async def create_many(
+    registry: Registry,
+    items: Iterable[Service | Mapping[str, Any]],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> list[Outcome]:
+    """Create every service that is not live; see the module docstring."""
+    services = _validated_services(items)
+    subjects = [subject_for(s.namespace, s.name) for s in services]
+    known = await last_many(registry.log, subjects)
+    log, actor = registry.log, registry.actor
+
+    async def create(index: int) -> ServiceRecord:
+        service, subject = services[index], subjects[index]
+        current = await _current_of(registry, subject, known.get(subject))
+        for _ in range(_MAX_ATTEMPTS):
+            event = decide_create(
+                service, current, event_id=new_event_id(), time=utc_now(), actor=actor
+            )
+            try:
+                seq = await log.append(
+                    subject,
+                    encode(event),
+                    msg_id=event.id,
+                    expected_last_subject_seq=current.expected_seq,
+                )
+            except WrongLastSequence:
+                current = await registry.current(service.namespace, service.name)
+                continue
+            return ServiceRecord.from_created(seq, event)
+        raise Conflict(service.namespace, service.name)
+
+    return await _run(len(services), create, concurrency)
+
+
+async def delete_many(
+    registry: Registry,
+    keys: Iterable[tuple[str, str]],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> list[Outcome]:
+    """Delete every live service of ``(namespace, name)`` keys; see the module docstring."""
+    targets: Sequence[tuple[str, str]] = _validated_keys(keys)
+    subjects = [subject_for(namespace, name) for namespace, name in targets]
+    known = await last_many(registry.log, subjects)
+    log, actor = registry.log, registry.actor
+
+    async def delete(index: int) -> ServiceRecord:
+        (namespace, name), subject = targets[index], subjects[index]
+        current = await _current_of(registry, subject, known.get(subject))
+        for _ in range(_MAX_ATTEMPTS):
+            event = decide_delete(
+                namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
+            )
+            try:
+                await log.append(
+                    subject,
+                    encode(event),
+                    msg_id=event.id,
+                    expected_last_subject_seq=current.expected_seq,
+                )
+            except WrongLastSequence:
+                current = await registry.current(namespace, name)
+                continue
+            assert current.entry is not None  # decide_delete checked it is live
+            created = current.entry.event
+            assert isinstance(created, ServiceCreated)
+            return ServiceRecord.from_created(current.entry.seq, created)
+        raise Conflict(namespace, name)
+
+    return await _run(len(targets), delete, concurrency)
