@@ -2,31 +2,42 @@
 
 This package depends on nothing else in the project; ``EVENTS.md`` describes the same
 contract for subscribers written in other languages.
+
+The pydantic models and the codec are imported on first use (``from events import
+Service`` works as usual), so code that needs only subjects, names or the plain codec
+(``events.plain``) starts without importing pydantic.
 """
 
-from events.codec import (
-    CURRENT_VERSIONS,
-    DecodeError,
-    FutureVersion,
-    InvalidEvent,
-    NotAnEvent,
-    UnknownEventType,
-    decode,
-    encode,
-)
-from events.envelope import EventEnvelope, format_time, new_event_id, utc_now
-from events.service import (
-    DEFAULT_NAMESPACE,
-    Event,
-    Port,
-    Protocol,
-    Service,
-    ServiceCreated,
-    ServiceDeleted,
-    ServiceType,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from events.choices import Protocol, ServiceType
+from events.stamps import format_time, new_event_id, utc_now
 from events.stream import STREAM_NAME, StreamSpec
 from events.subjects import SUBJECTS, filter_for, parse_subject, subject_for
+
+if TYPE_CHECKING:
+    from events.codec import (
+        CURRENT_VERSIONS,
+        DecodeError,
+        FutureVersion,
+        InvalidEvent,
+        NotAnEvent,
+        UnknownEventType,
+        decode,
+        encode,
+    )
+    from events.envelope import EventEnvelope
+    from events.service import (
+        DEFAULT_NAMESPACE,
+        Event,
+        Port,
+        Service,
+        ServiceCreated,
+        ServiceDeleted,
+    )
 
 __all__ = [
     "CURRENT_VERSIONS",
@@ -56,3 +67,35 @@ __all__ = [
     "subject_for",
     "utc_now",
 ]
+
+_LAZY = {
+    "events.codec": (
+        "CURRENT_VERSIONS",
+        "DecodeError",
+        "FutureVersion",
+        "InvalidEvent",
+        "NotAnEvent",
+        "UnknownEventType",
+        "decode",
+        "encode",
+    ),
+    "events.envelope": ("EventEnvelope",),
+    "events.service": (
+        "DEFAULT_NAMESPACE",
+        "Event",
+        "Port",
+        "Service",
+        "ServiceCreated",
+        "ServiceDeleted",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

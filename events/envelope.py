@@ -8,26 +8,14 @@ back shows up as a broken chain.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
+from events.stamps import format_time, new_event_id, utc_now
+
 __all__ = ["EventEnvelope", "Timestamp", "format_time", "new_event_id", "utc_now"]
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, the one time format on the wire."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_event_id() -> str:
-    return uuid.uuid4().hex
 
 
 Timestamp = Annotated[datetime, PlainSerializer(format_time, return_type=str)]

@@ -8,9 +8,7 @@ rules are what keeps "one subject per service" true for every writer, in any lan
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
-from pydantic import StringConstraints
+from typing import TYPE_CHECKING, Annotated, Any
 
 __all__ = [
     "LABEL_KEY_PATTERN",
@@ -79,7 +77,28 @@ def check_label_value(value: str) -> str:
 
 # The models check with the patterns (compiled once, run in pydantic's core, fast
 # enough for replaying millions of events); the check_* functions above say *why* a
-# value fails, for messages a user can act on.
-ResourceName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-LabelKey = Annotated[str, StringConstraints(max_length=317, pattern=LABEL_KEY_PATTERN)]
-LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN)]
+# value fails, for messages a user can act on. The pydantic types are built on first
+# use, so the rules above can be imported without importing pydantic.
+if TYPE_CHECKING:
+    from pydantic import StringConstraints
+
+    ResourceName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+    LabelKey = Annotated[str, StringConstraints(max_length=317, pattern=LABEL_KEY_PATTERN)]
+    LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN)]
+
+
+_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "ResourceName": {"pattern": NAME_PATTERN},
+    "LabelKey": {"max_length": 317, "pattern": LABEL_KEY_PATTERN},
+    "LabelValue": {"pattern": LABEL_VALUE_PATTERN},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _CONSTRAINTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pydantic import StringConstraints
+
+    value = Annotated[str, StringConstraints(**_CONSTRAINTS[name])]
+    globals()[name] = value
+    return value

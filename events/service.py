@@ -7,11 +7,11 @@ what is live, and other-language subscribers need no fold to act on one event.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from events.choices import Protocol, ServiceType
 from events.envelope import EventEnvelope
 from events.names import LabelKey, LabelValue, ResourceName
 
@@ -30,30 +30,6 @@ __all__ = [
 DEFAULT_NAMESPACE = "default"
 
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
-
-
-class _CaseInsensitiveEnum(StrEnum):
-    """Accepts any spelling on input and always writes the canonical one."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> Self | None:
-        if isinstance(value, str):
-            for member in cls:
-                if member.value.lower() == value.lower():
-                    return member
-        return None
-
-
-class ServiceType(_CaseInsensitiveEnum):
-    CLUSTER_IP = "ClusterIP"
-    NODE_PORT = "NodePort"
-    LOAD_BALANCER = "LoadBalancer"
-    EXTERNAL_NAME = "ExternalName"
-
-
-class Protocol(_CaseInsensitiveEnum):
-    TCP = "TCP"
-    UDP = "UDP"
 
 
 class Port(BaseModel):
