@@ -7,34 +7,12 @@ the reason, so every reader can report them and go on without guessing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 from events import DecodeError, Event, decode, parse_subject
+from registry.stored import MSG_ID, StoredMessage
 
 __all__ = ["MSG_ID", "Entry", "Skipped", "StoredMessage", "read_entry"]
-
-MSG_ID = "Nats-Msg-Id"
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One message as the stream holds it."""
-
-    seq: int
-    subject: str
-    data: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-    time_ns: int = 0  # when the server stored it, ns since the epoch
-
-    @property
-    def msg_id(self) -> str | None:
-        return self.headers.get(MSG_ID)
-
-    @property
-    def time(self) -> datetime:
-        return datetime.fromtimestamp(self.time_ns / 1e9, UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,24 +29,17 @@ from registry.errors import (
     Unreachable,
     WriteNotConfirmed,
 )
+from registry.jetstream.protocol import (
+    DEFAULT_URL,
+    EXPECTED_LAST_SUBJECT_SEQUENCE,
+    WrongLastSequence,
+    stream_problems,
+)
+from registry.jetstream.protocol import WRONG_LAST_SEQUENCE as _WRONG_LAST_SEQUENCE
 
 __all__ = ["DEFAULT_URL", "JetStreamLog", "WrongLastSequence"]
 
-DEFAULT_URL = "nats://127.0.0.1:4222"
-
-EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
-# R1 streams answer a failed expectation with 10071, replicated ones with 10164.
-_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
-
 log = logging.getLogger(__name__)
-
-
-class WrongLastSequence(Exception):
-    """The subject moved on since it was read: someone else wrote first."""
-
-    def __init__(self, subject: str) -> None:
-        super().__init__(subject)
-        self.subject = subject
 
 
 class JetStreamLog:
@@ -175,22 +168,7 @@ class JetStreamLog:
 
     def check_stream(self, config: StreamConfig) -> None:
         """Refuse a stream whose settings could drop or rewrite events (invariant 6)."""
-        problems = []
-        for key, want in self.spec.required.items():
-            have = getattr(config, key)
-            if key in ("max_msgs", "max_bytes", "max_msgs_per_subject") and have in (None, 0):
-                have = -1  # the server reports "unlimited" as -1, some clients as 0
-            if key == "max_age" and have is None:
-                have = 0
-            if key in ("deny_delete", "deny_purge", "allow_rollup_hdrs", "sealed"):
-                have = bool(have)
-            if have != want:
-                problems.append(f"{key} is {have}, must be {want}")
-        if not config.allow_direct:
-            problems.append("allow_direct is off, reads need it")
-        missing = set(self.spec.subjects) - set(config.subjects or [])
-        if missing:
-            problems.append(f"subjects {sorted(config.subjects or [])} lack {sorted(missing)}")
+        problems = stream_problems(self.spec, vars(config))
         if problems:
             raise StreamMisconfigured(self.spec.name, problems)
 

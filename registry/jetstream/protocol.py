@@ -1,0 +1,57 @@
+"""What both clients of the server (nats-py's and the wire one) agree on, with no library.
+
+Header names, the error codes that mean "someone wrote first", and the check that
+refuses a stream which could lose events (invariant 6) live here once, so the two paths
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from events.stream import StreamSpec
+
+__all__ = [
+    "DEFAULT_URL",
+    "EXPECTED_LAST_SUBJECT_SEQUENCE",
+    "WRONG_LAST_SEQUENCE",
+    "WrongLastSequence",
+    "stream_problems",
+]
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
+# R1 streams answer a failed expectation with 10071, replicated ones with 10164.
+WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+
+
+class WrongLastSequence(Exception):
+    """The subject moved on since it was read: someone else wrote first."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(subject)
+        self.subject = subject
+
+
+def stream_problems(spec: StreamSpec, config: Mapping[str, Any]) -> list[str]:
+    """Why a stream configuration (as the server's JSON has it) could lose or rewrite events."""
+    problems = []
+    for key, want in spec.required.items():
+        have = config.get(key)
+        if key in ("max_msgs", "max_bytes", "max_msgs_per_subject") and have in (None, 0):
+            have = -1  # the server reports "unlimited" as -1, some clients as 0
+        if key == "max_age" and have is None:
+            have = 0
+        if key in ("deny_delete", "deny_purge", "allow_rollup_hdrs", "sealed"):
+            have = bool(have)
+        if have != want:
+            problems.append(f"{key} is {have}, must be {want}")
+    if not config.get("allow_direct"):
+        problems.append("allow_direct is off, reads need it")
+    subjects = config.get("subjects") or []
+    missing = set(spec.subjects) - set(subjects)
+    if missing:
+        problems.append(f"subjects {sorted(subjects)} lack {sorted(missing)}")
+    return problems

@@ -1,0 +1,34 @@
+"""One message as the stream holds it: bytes at a sequence, before anyone decodes them.
+
+Kept apart from ``registry.entry`` (which decodes) so readers that must start fast can
+hold messages without importing the event models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = ["MSG_ID", "StoredMessage"]
+
+MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message as the stream holds it."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    time_ns: int = 0  # when the server stored it, ns since the epoch
+
+    @property
+    def msg_id(self) -> str | None:
+        return self.headers.get(MSG_ID)
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.time_ns / 1e9, UTC)
