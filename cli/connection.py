@@ -16,6 +16,8 @@ import typer
 
 if TYPE_CHECKING:
     from registry.client import Registry
+    from registry.credentials import Credentials
+    from registry.lite import LiteRegistry
 
 __all__ = ["DEFAULT_URL", "Connection", "connection_options"]
 
@@ -32,23 +34,39 @@ class Connection:
     creds: str | None = None
     tlsca: str | None = None
 
-    async def open(self, *, keep_reconnecting: bool = False) -> "Registry":
-        from registry.client import Registry
+    def credentials(self) -> "Credentials":
         from registry.credentials import Credentials
 
-        credentials = Credentials.from_env(
+        return Credentials.from_env(
             user=self.user,
             password=self.password,
             token=self.token,
             creds_file=self.creds,
             tls_ca=self.tlsca,
         )
+
+    async def open(self, *, keep_reconnecting: bool = False) -> "Registry":
+        """The full library client (nats-py, pydantic), for long-lived commands."""
+        from registry.client import Registry
+
         return await Registry.connect(
             self.server,
-            credentials=credentials,
+            credentials=self.credentials(),
             keep_reconnecting=keep_reconnecting,
-            on_skipped=lambda skipped: print(f"warning: {skipped}", file=sys.stderr, flush=True),
+            on_skipped=_warn,
         )
+
+    async def open_lite(self) -> "LiteRegistry":
+        """The one-shot client: same commands and checks, no nats-py or pydantic to import."""
+        from registry.lite import LiteRegistry
+
+        return await LiteRegistry.connect(
+            self.server, credentials=self.credentials(), on_skipped=_warn
+        )
+
+
+def _warn(skipped: object) -> None:
+    print(f"warning: {skipped}", file=sys.stderr, flush=True)
 
 
 _PARAMETERS = [

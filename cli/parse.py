@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
-from events import Port, Protocol, Service, ServiceType
+from events.choices import Protocol, ServiceType
 from events.names import check_label_key, check_label_value, check_name
+from events.plain import PlainPort, PlainService
 from registry.errors import InvalidInput
 
-__all__ = ["parse_name", "parse_ports", "parse_selector", "parse_service", "parse_type"]
+if TYPE_CHECKING:
+    from events import Port, Service
+
+__all__ = [
+    "parse_name",
+    "parse_plain_ports",
+    "parse_plain_service",
+    "parse_ports",
+    "parse_selector",
+    "parse_service",
+    "parse_type",
+]
 
 _PORT = re.compile(r"(?P<port>[^:/]*)(?::(?P<target>[^:/]*))?(?:/(?P<protocol>[^:/]*))?")
 _PORT_FORM = "PORT[:TARGET][/TCP|UDP]"
@@ -71,7 +82,16 @@ def _port_number(text: str, item: str, role: str) -> int:
 
 
 def parse_ports(values: Iterable[str]) -> list[Port]:
-    ports: list[Port] = []
+    from events import Port
+
+    return [
+        Port(port=p.port, target_port=p.target_port, protocol=p.protocol)
+        for p in parse_plain_ports(values)
+    ]
+
+
+def parse_plain_ports(values: Iterable[str]) -> list[PlainPort]:
+    ports: list[PlainPort] = []
     seen: set[tuple[int, Protocol]] = set()
     for item in _items(values):
         match = _PORT.fullmatch(item)
@@ -86,8 +106,32 @@ def parse_ports(values: Iterable[str]) -> list[Port]:
         if (port, protocol) in seen:
             raise InvalidInput("port", item, f"port {port}/{protocol.value} is given twice")
         seen.add((port, protocol))
-        ports.append(Port(port=port, target_port=target, protocol=protocol))
+        ports.append(PlainPort(port, target, protocol))
     return ports
+
+
+def parse_plain_service(
+    name: str,
+    *,
+    namespace: str,
+    service_type: str,
+    selectors: Iterable[str],
+    ports: Iterable[str],
+    cluster: str | None,
+) -> PlainService:
+    """Every flag checked, with no pydantic: what one-shot ``skyctl create`` writes.
+
+    The rules are the models' (``events.names``, ``events.choices``); the registry
+    checks the encoded event once more with ``events.plain`` before writing it.
+    """
+    return PlainService(
+        namespace=parse_name(namespace, "namespace"),
+        name=parse_name(name),
+        type=parse_type(service_type),
+        selector=dict(sorted(parse_selector(selectors).items())),
+        ports=tuple(parse_plain_ports(ports)),
+        cluster=parse_name(cluster, "cluster") if cluster is not None else None,
+    )
 
 
 def parse_service(
@@ -99,13 +143,28 @@ def parse_service(
     ports: Iterable[str],
     cluster: str | None,
 ) -> Service:
+    from pydantic import ValidationError
+
+    from events import Service
+
+    checked = parse_plain_service(
+        name,
+        namespace=namespace,
+        service_type=service_type,
+        selectors=selectors,
+        ports=ports,
+        cluster=cluster,
+    )
     fields = {
-        "namespace": parse_name(namespace, "namespace"),
-        "name": parse_name(name),
-        "type": parse_type(service_type),
-        "selector": parse_selector(selectors),
-        "ports": parse_ports(ports),
-        "cluster": parse_name(cluster, "cluster") if cluster is not None else None,
+        "namespace": checked.namespace,
+        "name": checked.name,
+        "type": checked.type,
+        "selector": checked.selector,
+        "ports": [
+            {"port": p.port, "target_port": p.target_port, "protocol": p.protocol}
+            for p in checked.ports
+        ],
+        "cluster": checked.cluster,
     }
     try:
         return Service.model_validate(fields)

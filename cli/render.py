@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from events import format_time
-from registry.projection import ServiceRecord
+from events.stamps import format_time
+from registry.views import RecordLike
 
 __all__ = [
     "COLUMNS",
@@ -56,7 +56,7 @@ def human_age(since: datetime, now: datetime | None = None) -> str:
 
 
 def service_row(
-    record: ServiceRecord, *, wide: bool = False, now: datetime | None = None
+    record: RecordLike, *, wide: bool = False, now: datetime | None = None
 ) -> list[str]:
     service = record.service
     selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
@@ -99,7 +99,7 @@ class Table:
         return "\n".join(self.line(row) for row in [self.header, *rows])
 
 
-def service_object(record: ServiceRecord) -> dict[str, Any]:
+def service_object(record: RecordLike) -> dict[str, Any]:
     service = record.service
     return {
         "apiVersion": API_VERSION,
@@ -124,7 +124,7 @@ def service_object(record: ServiceRecord) -> dict[str, Any]:
     }
 
 
-def list_object(records: Sequence[ServiceRecord]) -> dict[str, Any]:
+def list_object(records: Sequence[RecordLike]) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "List",

@@ -7,14 +7,14 @@ Each verb is its own typer app so that ``skyctl <verb> <noun>`` reads like kubec
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.parse import parse_name, parse_service
+from cli.parse import parse_name, parse_plain_service
 from cli.render import (
     COLUMNS,
     WIDE_COLUMNS,
@@ -29,6 +29,7 @@ from registry.errors import InvalidInput, NotFound, RegistryError
 
 if TYPE_CHECKING:
     from registry.projection import Change, ServiceRecord
+    from registry.views import RecordLike, ServiceView
     from registry.watch import Snapshot
 
 __all__ = ["create_app", "delete_app", "get_app"]
@@ -109,7 +110,7 @@ def create_service(
 
     Example:  skyctl create service myService -t ClusterIP -s app=myApp -p 80:8080 -c myCluster
     """
-    service = parse_service(
+    service = parse_plain_service(
         name,
         namespace=namespace,
         service_type=service_type,
@@ -118,8 +119,8 @@ def create_service(
         cluster=cluster,
     )
 
-    async def create() -> "ServiceRecord":
-        async with await conn.open() as registry:
+    async def create() -> "ServiceView":
+        async with await conn.open_lite() as registry:
             return await registry.create(service)
 
     record = asyncio.run(create())
@@ -169,8 +170,8 @@ def get_service(
         _watch(conn, scope, name, output)
         return
 
-    async def get() -> list["ServiceRecord"]:
-        async with await conn.open() as registry:
+    async def get() -> list["ServiceView"]:
+        async with await conn.open_lite() as registry:
             if name is not None:
                 return [await registry.get(namespace, name)]
             return await registry.list(scope)
@@ -183,7 +184,7 @@ def get_service(
     _print_records(records, output, single=name is not None)
 
 
-def _print_records(records: list["ServiceRecord"], output: Output, *, single: bool) -> None:
+def _print_records(records: "Sequence[RecordLike]", output: Output, *, single: bool) -> None:
     if output in (Output.table, Output.wide):
         wide = output is Output.wide
         rows = [service_row(r, wide=wide) for r in records]
@@ -271,7 +272,7 @@ def delete_service(
 
     async def delete() -> list[RegistryError]:
         failures: list[RegistryError] = []
-        async with await conn.open() as registry:
+        async with await conn.open_lite() as registry:
             for name in names:
                 try:
                     record = await registry.delete(namespace, name)

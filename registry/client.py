@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -19,7 +17,7 @@ from events import (
     utc_now,
 )
 from registry.commands import Current, decide_create, decide_delete
-from registry.credentials import Credentials
+from registry.credentials import Credentials, local_actor
 from registry.entry import Entry, read_entry
 from registry.errors import Conflict, NotFound
 from registry.jetstream import DEFAULT_URL, JetStreamLog, WrongLastSequence
@@ -35,15 +33,6 @@ __all__ = ["Registry", "local_actor"]
 # A create or delete re-decides after losing a race; losing this often in a row means
 # the service is being hammered, and the caller should hear about it.
 _MAX_ATTEMPTS = 5
-
-
-def local_actor() -> str:
-    """Who is acting when the server does not authenticate: the local user at this host."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 class Registry:

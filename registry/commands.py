@@ -8,20 +8,15 @@ decision was based on (``Nats-Expected-Last-Subject-Sequence``).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from events import Service, ServiceCreated, ServiceDeleted
 from registry.entry import Entry, StoredMessage
 from registry.errors import AlreadyExists, NotFound
+from registry.stored import chain_hash
 
 __all__ = ["Current", "chain_hash", "decide_create", "decide_delete"]
-
-
-def chain_hash(data: bytes) -> str:
-    """The link an event carries to the one before it on the same service."""
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,9 @@ Flags win over the environment: ``--user``/``--password`` (``NATS_USER``,
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,16 @@ from typing import Any
 
 from registry.errors import InvalidInput
 
-__all__ = ["Credentials"]
+__all__ = ["Credentials", "local_actor"]
+
+
+def local_actor() -> str:
+    """Who is acting when the server does not authenticate: the local user at this host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)

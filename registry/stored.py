@@ -6,11 +6,12 @@ hold messages without importing the event models.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["MSG_ID", "StoredMessage"]
+__all__ = ["MSG_ID", "StoredMessage", "chain_hash"]
 
 MSG_ID = "Nats-Msg-Id"
 
@@ -32,3 +33,8 @@ class StoredMessage:
     @property
     def time(self) -> datetime:
         return datetime.fromtimestamp(self.time_ns / 1e9, UTC)
+
+
+def chain_hash(data: bytes) -> str:
+    """The link an event carries to the one before it on the same service (``prev``)."""
+    return hashlib.sha256(data).hexdigest()
