@@ -117,26 +117,26 @@ async def bulk_and_seed(url: str, run: Run, concurrency: int) -> None:
 
 
 async def rebuild_ours(url: str) -> tuple[float, int]:
-    from registry.projector import rebuild
+    from registry.jetstream.lite import LiteLog
+    from registry.replay import replay
 
-    async with await Registry.connect(url) as registry:
+    async with await LiteLog.open(url) as log:
         started = time.perf_counter()
-        projector = await rebuild(registry.log, SUBJECTS)
+        projection = await replay(log, SUBJECTS)
         elapsed = time.perf_counter() - started
-        return elapsed, len(projector.projection.services)
+        return elapsed, len(projection.services)
 
 
 async def projection_memory(url: str) -> tuple[int, int]:
     """Bytes held by a rebuilt projection (tracemalloc), and its number of services."""
-    from registry.projector import rebuild
+    from registry.jetstream.lite import LiteLog
+    from registry.replay import replay
 
-    async with await Registry.connect(url) as registry:
+    async with await LiteLog.open(url) as log:
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        projector = await rebuild(registry.log, SUBJECTS)
-        projection = projector.projection
-        del projector
+        projection = await replay(log, SUBJECTS)
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()

@@ -285,6 +285,19 @@ class LiteLog:
             lambda: messages,
         )
 
+    async def consume_all(
+        self, filter_subject: str, deliver: Callable[[int, str, bytes, int], None]
+    ) -> None:
+        """Hand every stored message matching ``filter_subject`` to ``deliver``, in order.
+
+        ``deliver(stream seq, subject, data, time ns)`` runs as each message arrives,
+        until the consumer has nothing pending: everything stored when it was created,
+        and perhaps some more. A gap in the consumer sequence raises ``ServerError``.
+        """
+        await self._consume(
+            {"deliver_policy": "all", "filter_subject": filter_subject}, deliver, list
+        )
+
     async def _consume(
         self,
         config: dict[str, Any],
