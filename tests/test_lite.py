@@ -110,6 +110,7 @@ async def test_random_mixed_writes_fold_to_what_lite_lists(
 
 
 async def test_a_retried_append_is_not_appended_twice(url: str, ns: str) -> None:
+    await (await JetStreamLog.open(url)).close()  # the stream exists (LiteLog leaves that to it)
     async with await LiteLog.open(url) as log:
         subject = subject_for(ns, "once")
         event = ServiceCreated(
