@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import msgpack
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 
 __all__ = [
     "BENCH_STREAM",
     "ONE_SHOT_SCRIPT",
-    "CoreTimes",
+    "Arrivals",
     "core_subscription",
     "ensure_bench_stream",
+    "jetstream_subscription",
     "ordered_read",
     "pipelined_publish",
 ]
@@ -105,22 +107,34 @@ async def ordered_read(url: str, stream: str, subjects: str, count: int) -> floa
         await nc.close()
 
 
-class CoreTimes:
-    """A plain core-NATS subscription that notes when each subject's message arrived."""
+class Arrivals:
+    """A subscription that notes when each subject's first message arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, nc: NatsClient) -> None:
         self.arrived: dict[str, float] = {}
-        self.close: Callable[[], object] = lambda: None
+        self._nc = nc
+
+    async def on_msg(self, msg: Msg) -> None:
+        self.arrived.setdefault(msg.subject, time.perf_counter())
+
+    async def close(self) -> None:
+        await self._nc.close()
 
 
-async def core_subscription(url: str, subjects: str) -> CoreTimes:
-    times = CoreTimes()
-    nc = await nats.connect(url)
+async def core_subscription(url: str, subjects: str) -> Arrivals:
+    """Plain core NATS: the message as the server routes it, before any storage."""
+    arrivals = Arrivals(await nats.connect(url))
+    await arrivals._nc.subscribe(subjects, cb=arrivals.on_msg)
+    await arrivals._nc.flush()
+    return arrivals
 
-    async def on_msg(msg: Msg) -> None:
-        times.arrived.setdefault(msg.subject, time.perf_counter())
 
-    await nc.subscribe(subjects, cb=on_msg)
-    await nc.flush()
-    times.close = nc.close
-    return times
+async def jetstream_subscription(url: str, stream: str, subjects: str) -> Arrivals:
+    """A raw JetStream push consumer (new messages only): delivery after storage."""
+    arrivals = Arrivals(await nats.connect(url))
+    js = arrivals._nc.jetstream()
+    await js.subscribe(
+        subjects, stream=stream, cb=arrivals.on_msg, deliver_policy=DeliverPolicy.NEW
+    )
+    await arrivals._nc.flush()
+    return arrivals

@@ -257,7 +257,9 @@ def one_shot_scenarios(url: str, run: Run, repeat: int) -> None:
 
 async def watch_latency(url: str, run: Run, count: int) -> None:
     namespace = "watched"
-    core = await raw.core_subscription(url, f"skyflow.svc.{namespace}.*")
+    subjects = f"skyflow.svc.{namespace}.*"
+    core = await raw.core_subscription(url, subjects)
+    stored = await raw.jetstream_subscription(url, STREAM_NAME, subjects)
     watched: dict[str, float] = {}
     async with (
         await Registry.connect(url, actor="bench@host") as writer,
@@ -285,9 +287,14 @@ async def watch_latency(url: str, run: Run, count: int) -> None:
         await asyncio.wait_for(finished.wait(), 30)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    await core.close()  # type: ignore[misc]
+    await core.close()
+    await stored.close()
+
+    def latencies(arrived: dict[str, float]) -> list[float]:
+        return [(arrived[f"skyflow.svc.{namespace}.{n}"] - t) * 1000 for n, t in sent.items()]
+
     ours = [(watched[n] - t) * 1000 for n, t in sent.items()]
-    base = [(core.arrived[f"skyflow.svc.{namespace}.{n}"] - t) * 1000 for n, t in sent.items()]
+    base, raw_js = latencies(core.arrived), latencies(stored.arrived)
     for q in (50, 99):
         run.add(
             Result(
@@ -299,6 +306,19 @@ async def watch_latency(url: str, run: Run, count: int) -> None:
                 1.0 if q == 99 else None,
                 samples=count,
                 note="baseline: core NATS subscription on the same subjects",
+            )
+        )
+    for q in (50, 99):
+        run.add(
+            Result(
+                f"  (raw JetStream push consumer p{q}, for scale)",
+                percentile(raw_js, q),
+                percentile(base, q),
+                "ms",
+                "delta",
+                None,
+                samples=count,
+                note="nats-py push consumer on the stream: storage + fsync + delivery",
             )
         )
 

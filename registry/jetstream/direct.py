@@ -11,42 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import datetime
 
 from nats.aio.msg import Msg
 
 from registry.entry import StoredMessage
 from registry.errors import ServerError
 from registry.jetstream.connection import JetStreamLog
+from registry.jetstream.lite import DIRECT_HEADERS, parse_time_ns
 
-__all__ = ["MULTI_LAST_MAX", "last_many", "parse_time_ns"]
+__all__ = ["MULTI_LAST_MAX", "last_many"]
 
 # The server refuses a multi_last request naming more subjects than this (413).
 MULTI_LAST_MAX = 1024
 _IN_FLIGHT = 4
 
-# Headers the server adds to a direct-get reply; the rest are the stored message's own.
-_DIRECT_HEADERS = frozenset(
-    {
-        "Nats-Stream",
-        "Nats-Subject",
-        "Nats-Sequence",
-        "Nats-Time-Stamp",
-        "Nats-Num-Pending",
-        "Nats-Last-Sequence",
-    }
-)
-
-
-def parse_time_ns(stamp: str) -> int:
-    """``2026-11-25T01:40:09.474459392Z`` -> nanoseconds since the epoch."""
-    head, dot, frac = stamp.rstrip("Z").partition(".")
-    seconds = datetime.fromisoformat(head + "+00:00").timestamp()
-    return int(seconds) * 1_000_000_000 + (int(frac.ljust(9, "0")[:9]) if dot else 0)
-
 
 def stored_from_direct(headers: dict[str, str], data: bytes) -> StoredMessage:
-    own = {k: v for k, v in headers.items() if k not in _DIRECT_HEADERS}
+    own = {k: v for k, v in headers.items() if k not in DIRECT_HEADERS}
     return StoredMessage(
         seq=int(headers["Nats-Sequence"]),
         subject=headers["Nats-Subject"],

@@ -37,11 +37,11 @@ from registry.jetstream.protocol import (
 from registry.jetstream.wire import NeedsNatsPy, NoResponders, ProtocolError, Reply, WireClient
 from registry.stored import MSG_ID, StoredMessage
 
-__all__ = ["LiteLog", "NeedsNatsPy", "ack_tokens", "parse_time_ns"]
+__all__ = ["DIRECT_HEADERS", "LiteLog", "NeedsNatsPy", "ack_tokens", "parse_time_ns"]
 
 _STREAM_NOT_FOUND = 10059
 # Headers the server adds to a direct-get reply; the rest are the stored message's own.
-_DIRECT_HEADERS = frozenset(
+DIRECT_HEADERS = frozenset(
     {
         "Nats-Stream",
         "Nats-Subject",
@@ -265,7 +265,7 @@ class LiteLog:
             seq=int(headers["Nats-Sequence"]),
             subject=headers["Nats-Subject"],
             data=reply.data,
-            headers={k: v for k, v in headers.items() if k not in _DIRECT_HEADERS},
+            headers={k: v for k, v in headers.items() if k not in DIRECT_HEADERS},
             time_ns=parse_time_ns(headers["Nats-Time-Stamp"]),
         )
 
