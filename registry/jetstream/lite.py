@@ -308,11 +308,11 @@ class LiteLog:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         expected_cseq = 1
-        last_activity = loop.time()
+        activity = 0  # messages and heartbeats received: progress, for the stall check
 
         def on_msg(subject: str, reply: str, header: bytes | None, data: bytes) -> None:
-            nonlocal expected_cseq, last_activity
-            last_activity = loop.time()
+            nonlocal expected_cseq, activity
+            activity += 1
             if done.done():
                 return
             if header is not None and header.startswith(b"NATS/1.0 "):
@@ -358,9 +358,13 @@ class LiteLog:
             consumer = str(info["name"])
             if not info.get("num_pending") and not done.done():
                 done.set_result(None)
+            # Heartbeats come every second while the consumer lives: silence is a stall.
+            stall_after = max(self.timeout, 3.0)
+            seen, quiet_since = -1, loop.time()
             while not done.done():
-                quiet = loop.time() - last_activity
-                if quiet > max(self.timeout, 3.0):
+                if activity != seen:
+                    seen, quiet_since = activity, loop.time()
+                elif loop.time() - quiet_since > stall_after:
                     raise ServerError(f"reading the log stalled at {self.url}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(done), 1.0)

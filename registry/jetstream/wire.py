@@ -315,52 +315,57 @@ class WireClient:
         size = len(data)
         handlers = self._handlers
         find = data.find
+        startswith = data.startswith
         while pos < size:
             end = find(b"\r\n", pos)
             if end < 0:
                 break
-            op = data[pos : pos + 4]
-            if op == b"HMSG" or op[:3] == b"MSG":
-                parts = data[pos:end].split(b" ")
-                if op == b"HMSG":
-                    header_size, total = int(parts[-2]), int(parts[-1])
-                else:
-                    header_size, total = 0, int(parts[-1])
+            if startswith(b"HMSG ", pos):
+                # HMSG <subject> <sid> [reply] <header bytes> <total bytes>
+                parts = data[pos + 5 : end].split(b" ")
+                header_size, total = int(parts[-2]), int(parts[-1])
                 start = end + 2
                 stop = start + total
                 if stop + 2 > size:
                     break  # the payload has not arrived yet
-                has_reply = len(parts) == (6 if op == b"HMSG" else 5)
-                reply = parts[3].decode() if has_reply else ""
-                handler = handlers.get(int(parts[2]))
+                handler = handlers.get(int(parts[1]))
                 if handler is not None:
-                    if op == b"HMSG":
-                        handler(
-                            parts[1].decode(),
-                            reply,
-                            data[start : start + header_size],
-                            data[start + header_size : stop],
-                        )
-                    else:
-                        handler(parts[1].decode(), reply, None, data[start:stop])
+                    handler(
+                        parts[0].decode(),
+                        parts[2].decode() if len(parts) == 5 else "",
+                        data[start : start + header_size],
+                        data[start + header_size : stop],
+                    )
                 pos = stop + 2
-                continue
-            line = data[pos:end]
-            pos = end + 2
-            if line.startswith(b"PING"):
-                self._writer.write(b"PONG\r\n")
-            elif line.startswith(b"PONG"):
-                if self._pongs:
-                    future = self._pongs.pop(0)
-                    if not future.done():
-                        future.set_result(None)
-            elif line.startswith(b"-ERR"):
-                self.last_error = _error_text(line)
-            elif line.startswith((b"INFO", b"+OK")) or not line:
-                pass
+            elif startswith(b"MSG ", pos):
+                # MSG <subject> <sid> [reply] <bytes>
+                parts = data[pos + 4 : end].split(b" ")
+                start = end + 2
+                stop = start + int(parts[-1])
+                if stop + 2 > size:
+                    break
+                handler = handlers.get(int(parts[1]))
+                if handler is not None:
+                    reply = parts[2].decode() if len(parts) == 4 else ""
+                    handler(parts[0].decode(), reply, None, data[start:stop])
+                pos = stop + 2
             else:
-                raise ProtocolError(f"unexpected {line[:40]!r}")
+                self._control(data[pos:end])
+                pos = end + 2
         return data[pos:]
+
+    def _control(self, line: bytes) -> None:
+        if line.startswith(b"PING"):
+            self._writer.write(b"PONG\r\n")
+        elif line.startswith(b"PONG"):
+            if self._pongs:
+                future = self._pongs.pop(0)
+                if not future.done():
+                    future.set_result(None)
+        elif line.startswith(b"-ERR"):
+            self.last_error = _error_text(line)
+        elif not (line.startswith((b"INFO", b"+OK")) or not line):
+            raise ProtocolError(f"unexpected {line[:40]!r}")
 
 
 def _error_text(line: bytes) -> str:
