@@ -394,6 +394,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         log(f"nats-server at {nats_server.url}, store {store}")
         asyncio.run(run_all(nats_server.url, run, args))
+    except BaseException:
+        process = nats_server.process
+        if process is not None and process.poll() is not None:
+            log(f"nats-server exited with status {process.returncode} during the run")
+        tail = nats_server.log_file.read_text(errors="replace").splitlines()[-20:]
+        log("last lines of the server log:\n" + "\n".join(tail))
+        raise
     finally:
         nats_server.stop()
         if temp is not None:
