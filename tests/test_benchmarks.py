@@ -1,0 +1,51 @@
+"""The benchmark command runs end to end (at a tiny scale; the figures are not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.report import Result, Run, percentile
+
+
+def test_report_reads_each_kind_of_target() -> None:
+    assert Result("t", 110, 100, "ms", "time", 1.25).met
+    assert not Result("r", 70, 100, "events/s", "rate", 0.8).met
+    assert Result("d", 2.5, 1.6, "ms", "delta", 1.0).compared == 2.5 - 1.6
+    assert Result("m", 600, None, "B/service", "absolute", 1024).met
+    assert Result("i", 1.0, 0.5, "ms", "delta", None).met is None
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+    run = Run("cmd", "today", 1.0, {}, {}, [Result("t", 110, 100, "ms", "time", 1.25)])
+    assert "| t " in run.table() and "ratio <= 1.25" in run.table()
+
+
+def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--scale",
+            "0.0002",
+            "--runs",
+            "1",
+            "--repeat",
+            "1",
+            "--watch-events",
+            "5",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 12
+    assert all(r["ours"] > 0 for r in results)
+    assert "| bulk create of 20 services" in proc.stdout
