@@ -9,6 +9,7 @@ import sys
 import typer
 
 from cli.errors import EXIT_INVALID, exit_code, fail
+from cli.history import audit_app, events, history_app
 from cli.server import server
 from cli.service import create_app, delete_app, get_app
 from registry.errors import RegistryError
@@ -27,6 +28,9 @@ app = typer.Typer(
 app.add_typer(create_app, name="create")
 app.add_typer(get_app, name="get")
 app.add_typer(delete_app, name="delete")
+app.add_typer(history_app, name="history")
+app.command("events")(events)
+app.add_typer(audit_app, name="audit")
 app.command("server")(server)
 
 

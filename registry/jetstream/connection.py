@@ -8,6 +8,7 @@ registry's own here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from events.stream import StreamSpec
 from registry.credentials import Credentials
 from registry.entry import MSG_ID, StoredMessage
 from registry.errors import (
+    NotAuthenticated,
     PermissionDenied,
     ServerError,
     StreamMisconfigured,
@@ -101,9 +103,10 @@ class JetStreamLog:
                 reconnected_cb=on_reconnect,
                 **options,
             )
-        except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
-            raise Unreachable(url, _reason(errors, exc)) from None
-        except nats.errors.Error as exc:
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            refusal = next((e for e in errors if "authorization" in str(e).lower()), None)
+            if refusal is not None:
+                raise NotAuthenticated(url, "authorization violation") from None
             raise Unreachable(url, _reason(errors, exc)) from None
         except ValueError as exc:  # a URL nats-py cannot parse
             raise Unreachable(url, f"bad URL: {exc}") from None
@@ -267,6 +270,16 @@ class JetStreamLog:
             raise ServerError(f"reading {subject} timed out at {self.url}") from None
         return _stored(raw)
 
+    async def authenticated_user(self) -> str | None:
+        """The user the server authenticated this connection as; None when it does not
+        authenticate (or will not say)."""
+        try:
+            reply = await self.nc.request("$SYS.REQ.USER.INFO", b"", timeout=1.0)
+            user = json.loads(reply.data)["data"]["user"]
+        except (TimeoutError, nats.errors.Error, ValueError, KeyError, TypeError):
+            return None
+        return str(user) if user else None
+
     async def _api(self, awaitable: Any, what: str) -> Any:
         try:
             return await awaitable
@@ -297,8 +310,6 @@ def _reason(errors: list[BaseException], exc: BaseException) -> str:
     text = str(cause) or type(cause).__name__
     if isinstance(cause, ConnectionRefusedError) or "Connect call failed" in text:
         return "connection refused"
-    if "authorization" in text.lower():
-        return "authorization failed (check user, password, token or creds file)"
     return text
 
 
