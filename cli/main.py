@@ -4,6 +4,7 @@ Every error a user can cause leaves through ``main`` as one line and an exit cod
 (see ``cli/errors.py``); nothing a user types produces a traceback.
 """
 
+import logging
 import sys
 
 import typer
@@ -35,6 +36,9 @@ app.command("server")(server)
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Library warnings (asyncio's, nats-py's) are not for the user of a CLI; what the
+    # registry has to say reaches the user through its own messages.
+    logging.basicConfig(level=logging.ERROR, format="skyctl: %(message)s")
     try:
         result = app(args=argv, prog_name="skyctl", standalone_mode=False)
     except RegistryError as exc:

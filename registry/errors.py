@@ -95,10 +95,10 @@ class ServerError(RegistryError):
 
 class Unreachable(ServerError):
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"cannot reach NATS at {url}: {reason} (start one with `skyctl server`, "
-            "or point --server / NATS_URL at yours)"
-        )
+        hint = ""
+        if "refused" in reason:
+            hint = " (start one with `skyctl server`, or point --server / NATS_URL at yours)"
+        super().__init__(f"cannot reach NATS at {url}: {reason}{hint}")
         self.url = url
         self.reason = reason
 

@@ -40,28 +40,37 @@ class Checkpoint:
 
 
 class CheckpointStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, log: JetStreamLog) -> None:
         self._kv = kv
+        self._log = log
 
     @classmethod
     async def open(cls, log: JetStreamLog) -> CheckpointStore:
         try:
-            kv = await log.js.key_value(BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            kv = await log.js.create_key_value(
-                KeyValueConfig(
-                    bucket=BUCKET,
-                    description="SkyFlow registry: last sequence each durable subscriber acked",
-                    history=1,
-                    storage=StorageType.FILE,
-                    replicas=log.spec.replicas,
-                )
+            kv = await log.guarded(
+                log.js.key_value(BUCKET), "use durable subscriptions", "$JS.API."
             )
-        return cls(kv)
+        except nats.js.errors.BucketNotFoundError:
+            kv = await log.guarded(
+                log.js.create_key_value(
+                    KeyValueConfig(
+                        bucket=BUCKET,
+                        description="SkyFlow registry: last sequence each durable subscriber acked",
+                        history=1,
+                        storage=StorageType.FILE,
+                        replicas=log.spec.replicas,
+                    )
+                ),
+                "create the durable subscriptions bucket (an admin must, once)",
+                "$JS.API.",
+            )
+        return cls(kv, log)
 
     async def load(self, name: str) -> Checkpoint | None:
         try:
-            entry = await self._kv.get(name)
+            entry = await self._log.guarded(
+                self._kv.get(name), f"read subscription {name!r}", "$JS.API."
+            )
         except nats.js.errors.KeyNotFoundError:
             return None
         data = json.loads(entry.value or b"{}")
@@ -71,8 +80,11 @@ class CheckpointStore:
         """Store ``seq``; ``revision`` is the one loaded or last saved (0: none yet)."""
         value = json.dumps({"seq": seq, "filter": filter_subject}).encode()
         try:
-            if revision == 0:
-                return int(await self._kv.create(name, value))
-            return int(await self._kv.update(name, value, last=revision))
+            write = (
+                self._kv.create(name, value)
+                if revision == 0
+                else self._kv.update(name, value, last=revision)
+            )
+            return int(await self._log.guarded(write, f"save subscription {name!r}", "$KV."))
         except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
             raise CheckpointConflict(name) from None

@@ -199,7 +199,11 @@ class Tail:
         # from holding flow-control replies instead.
         sub = await nc.subscribe(inbox, cb=on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
         try:
-            info = await js.add_consumer(self._log.spec.name, self._consumer_config(inbox))
+            info = await self._log.guarded(
+                js.add_consumer(self._log.spec.name, self._consumer_config(inbox)),
+                f"read {', '.join(self._filters)}",
+                "$JS.API.CONSUMER.",
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
