@@ -77,7 +77,7 @@ def decode(data: bytes) -> Event:
     try:
         raw = msgpack.unpackb(data)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise NotAnEvent(f"not msgpack: {exc}") from None
+        raise NotAnEvent(f"not msgpack ({exc or type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise NotAnEvent(f"expected a map, got {type(raw).__name__}")
     event_type, version = raw.get("type"), raw.get("version")

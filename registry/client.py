@@ -56,10 +56,14 @@ class Registry:
         *,
         actor: str | None = None,
         on_skipped: SkipHandler = report_skipped,
+        retry_for: float = 10.0,
     ) -> None:
         self.log = log
         self._actor = actor
         self.on_skipped = on_skipped
+        # How long a read or write keeps retrying while the server is away (a restart, a
+        # leader election) before the caller hears WriteNotConfirmed / ServerError.
+        self.retry_for = retry_for
 
     async def actor(self) -> str:
         """Who the events this registry writes will name: the authenticated NATS user,
@@ -76,10 +80,16 @@ class Registry:
         credentials: Credentials | None = None,
         actor: str | None = None,
         spec: StreamSpec | None = None,
-        keep_reconnecting: bool = False,
+        keep_reconnecting: bool = True,
         on_skipped: SkipHandler = report_skipped,
         api_timeout: float = 5.0,
+        retry_for: float = 10.0,
     ) -> Registry:
+        """Connect, failing within seconds if nobody answers at ``url``.
+
+        Once connected, a program's registry reconnects by itself for as long as it
+        runs (``keep_reconnecting``); one-shot tools pass False to fail fast instead.
+        """
         log = await JetStreamLog.open(
             url,
             spec=spec,
@@ -87,7 +97,7 @@ class Registry:
             keep_reconnecting=keep_reconnecting,
             api_timeout=api_timeout,
         )
-        return cls(log, actor=actor, on_skipped=on_skipped)
+        return cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for)
 
     async def close(self) -> None:
         await self.log.close()
@@ -120,6 +130,7 @@ class Registry:
                     encode(event),
                     msg_id=event.id,
                     expected_last_subject_seq=current.expected_seq,
+                    retry_for=self.retry_for,
                 )
             except WrongLastSequence:
                 continue  # someone wrote first: decide again on what they wrote
@@ -141,6 +152,7 @@ class Registry:
                     encode(event),
                     msg_id=event.id,
                     expected_last_subject_seq=current.expected_seq,
+                    retry_for=self.retry_for,
                 )
             except WrongLastSequence:
                 continue
@@ -164,7 +176,7 @@ class Registry:
     async def current(self, namespace: str, name: str) -> Current:
         """The subject's last message and last readable event: one direct get, usually."""
         subject = subject_for(namespace, name)
-        last = await self.log.last(subject)
+        last = await self.log.last(subject, retry_for=self.retry_for)
         if last is None:
             return Current(None, None)
         entry = read_entry(last)

@@ -124,24 +124,21 @@ class Subscription:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def __aiter__(self) -> AsyncIterator[Delivery]:
-        return self._deliveries()
+    def __aiter__(self) -> Subscription:
+        return self
 
-    async def _deliveries(self) -> AsyncIterator[Delivery]:
+    async def __anext__(self) -> Delivery:
         assert self._tail is not None, "open the subscription first (async with)"
-        while True:
-            batch = await self._tail.next_batch()
-            if not batch:
-                return
-            for item in batch:
-                if item is CAUGHT_UP:
-                    continue
-                assert isinstance(item, StoredMessage)
-                entry = read_entry(item)
-                if isinstance(entry, Skipped):
-                    self._on_skipped(entry)
-                    continue
-                yield Delivery(item.seq, item.subject, item.time, entry.event)
+        async for item in self._tail:
+            if item is CAUGHT_UP:
+                continue
+            assert isinstance(item, StoredMessage)
+            entry = read_entry(item)
+            if isinstance(entry, Skipped):
+                self._on_skipped(entry)
+                continue
+            return Delivery(item.seq, item.subject, item.time, entry.event)
+        raise StopAsyncIteration
 
     async def ack(self, delivery: Delivery | Change | int) -> None:
         """Mark everything up to this event as handled, durably (for named subscriptions)."""

@@ -153,3 +153,16 @@ async def test_a_durable_name_follows_one_filter(registry: Registry, ns: str) ->
 def test_bad_arguments(registry: Registry, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         registry.subscribe(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_loops_can_take_turns_on_one_subscription(
+    registry: Registry, ns: str, history: list[int]
+) -> None:
+    async with registry.subscribe(ns, start="beginning") as sub:
+        seqs = []
+        async for delivery in sub:
+            seqs.append(delivery.seq)
+            break
+        seqs.append((await anext(aiter(sub))).seq)
+        seqs += [d.seq for d in await take(sub, 2)]
+    assert seqs == history

@@ -293,21 +293,32 @@ class JetStreamLog:
 
     # -- reading ---------------------------------------------------------------------
 
-    async def last(self, subject: str) -> StoredMessage | None:
-        """The subject's last message, or None if the subject has none (direct get)."""
-        try:
-            raw = await self.guarded(
-                self.js.get_last_msg(self.spec.name, subject, direct=True),
-                f"read {subject}",
-                "$JS.API.DIRECT.GET.",
-            )
-        except nats.js.errors.NotFoundError:
-            return None
-        except nats.js.errors.APIError as exc:
-            raise _translate_api_error(exc, f"read {subject}") from None
-        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
-            raise ServerError(f"reading {subject} timed out at {self.url}") from None
-        return _stored(raw)
+    async def last(self, subject: str, *, retry_for: float = 10.0) -> StoredMessage | None:
+        """The subject's last message, or None if the subject has none (direct get).
+
+        Retried (it is only a read) while the server is briefly away: a restart, or a
+        leader election in a cluster.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for
+        while True:
+            try:
+                raw = await self.guarded(
+                    self.js.get_last_msg(self.spec.name, subject, direct=True),
+                    f"read {subject}",
+                    "$JS.API.DIRECT.GET.",
+                )
+                return _stored(raw)
+            except nats.js.errors.NotFoundError:
+                return None
+            except nats.js.errors.APIError as exc:
+                raise _translate_api_error(exc, f"read {subject}") from None
+            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                if loop.time() >= deadline:
+                    raise ServerError(f"reading {subject} timed out at {self.url}") from None
+            except nats.errors.ConnectionClosedError:
+                raise ServerError(f"reading {subject}: connection to {self.url} closed") from None
+            await asyncio.sleep(0.2)
 
     async def _who_am_i(self) -> None:
         """Ask the server who this connection is and whether permissions limit it."""
