@@ -166,3 +166,19 @@ async def test_loops_can_take_turns_on_one_subscription(
         seqs.append((await anext(aiter(sub))).seq)
         seqs += [d.seq for d in await take(sub, 2)]
     assert seqs == history
+
+
+async def test_a_checkpoint_save_whose_reply_was_lost_is_not_a_conflict(
+    registry: Registry, ns: str
+) -> None:
+    from registry.jetstream.checkpoints import CheckpointStore
+
+    store = await CheckpointStore.open(registry.log)
+    name = f"lost-{ns}"
+    first = await store.save(name, 5, "skyflow.svc.x.*", 0)
+    # The same save again, as after a reply lost in a server crash: same value, old revision.
+    assert await store.save(name, 5, "skyflow.svc.x.*", 0) == first
+    second = await store.save(name, 9, "skyflow.svc.x.*", first)
+    assert await store.save(name, 9, "skyflow.svc.x.*", first) == second
+    with pytest.raises(CheckpointConflict):
+        await store.save(name, 12, "skyflow.svc.x.*", first)  # a real second writer

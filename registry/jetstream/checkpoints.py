@@ -7,6 +7,7 @@ find out instead of silently interleaving.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
@@ -76,15 +77,40 @@ class CheckpointStore:
         data = json.loads(entry.value or b"{}")
         return Checkpoint(int(data["seq"]), str(data["filter"]), int(entry.revision or 0))
 
-    async def save(self, name: str, seq: int, filter_subject: str, revision: int) -> int:
-        """Store ``seq``; ``revision`` is the one loaded or last saved (0: none yet)."""
+    async def save(
+        self, name: str, seq: int, filter_subject: str, revision: int, *, retry_for: float = 10.0
+    ) -> int:
+        """Store ``seq``; ``revision`` is the one loaded or last saved (0: none yet).
+
+        Retried while the server is away. A save whose reply was lost (the server died
+        after storing it) comes back as a revision mismatch: if the stored value is the
+        one being saved, that is success, not a second writer.
+        """
         value = json.dumps({"seq": seq, "filter": filter_subject}).encode()
-        try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for
+        while True:
             write = (
                 self._kv.create(name, value)
                 if revision == 0
                 else self._kv.update(name, value, last=revision)
             )
-            return int(await self._log.guarded(write, f"save subscription {name!r}", "$KV."))
-        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
-            raise CheckpointConflict(name) from None
+            try:
+                return int(await self._log.guarded(write, f"save subscription {name!r}", "$KV."))
+            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
+                stored = await self.load(name)
+                if stored is not None and (stored.seq, stored.filter_subject) == (
+                    seq,
+                    filter_subject,
+                ):
+                    return stored.revision
+                raise CheckpointConflict(name) from None
+            except (
+                TimeoutError,
+                nats.errors.TimeoutError,
+                nats.errors.NoRespondersError,
+                nats.js.errors.NoStreamResponseError,
+            ):
+                if loop.time() >= deadline:
+                    raise ServerError(f"saving subscription {name!r} timed out") from None
+            await asyncio.sleep(0.2)
