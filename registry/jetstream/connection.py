@@ -39,6 +39,7 @@ DEFAULT_URL = "nats://127.0.0.1:4222"
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 # R1 streams answer a failed expectation with 10071, replicated ones with 10164.
 _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+_REPLICAS_NEED_CLUSTER = 10074
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class JetStreamLog:
         self.url = url
         self.timeout = timeout
         self._reconnect_listeners: list[Callable[[], None]] = []
+        self.created_stream = False  # set by open() when it had to create the stream
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -91,9 +93,12 @@ class JetStreamLog:
                 instance._notify_reconnected()
 
         options: dict[str, Any] = dict(credentials.connect_options() if credentials else {})
+        # "nats://a:4222,nats://b:4222" (as the nats tools take it): the servers of a
+        # cluster; nats-py wants a list, and moves to the next one when one goes away.
+        servers = [part.strip() for part in url.split(",") if part.strip()] or [url]
         try:
             nc = await nats.connect(
-                url,
+                servers,
                 # nats-py's defaults retry for two minutes before failing a first
                 # connect (nats.py#352); one retry 0.1 s later fails in well under 5 s.
                 max_reconnect_attempts=1,
@@ -168,6 +173,7 @@ class JetStreamLog:
                 info = await self.js.stream_info(name)
             except nats.js.errors.NotFoundError:
                 info = await self.js.add_stream(self.stream_config())
+                self.created_stream = True
         except nats.js.errors.ServiceUnavailableError:
             raise Unreachable(self.url, "the server does not have JetStream enabled") from None
         except nats.js.errors.APIError as exc:
@@ -317,4 +323,6 @@ def _translate_api_error(exc: nats.js.errors.APIError, operation: str) -> Server
     description = exc.description or str(exc)
     if exc.code == 403 or "permission" in description.lower():
         return PermissionDenied(operation, description)
+    if exc.err_code == _REPLICAS_NEED_CLUSTER:
+        description += ": more than 1 replica needs a JetStream cluster; use --replicas 1"
     return ServerError(f"{operation} failed: {description} (code {exc.err_code})")
