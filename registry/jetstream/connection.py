@@ -39,6 +39,10 @@ DEFAULT_URL = "nats://127.0.0.1:4222"
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 # R1 streams answer a failed expectation with 10071, replicated ones with 10164.
 _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+# A replicated stream's leader answers a retry whose first attempt it is still
+# proposing with 10158 "duplicate message id is in process": not stored yet, but it may
+# be, so the retry goes on until the id is stored (a duplicate ack) or the time is up.
+_OWN_WRITE_IN_FLIGHT = 10158
 _REPLICAS_NEED_CLUSTER = 10074
 
 log = logging.getLogger(__name__)
@@ -62,7 +66,10 @@ class JetStreamLog:
         self.url = url
         self.timeout = timeout
         self._reconnect_listeners: list[Callable[[], None]] = []
-        self.created_stream = False  # set by open() when it had to create the stream
+        # Set by open(): whether it had to create the stream, and the stream's replicas
+        # (what the registry's other streams, the subscriptions bucket, are created with).
+        self.created_stream = False
+        self.stream_replicas = spec.replicas
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -181,6 +188,7 @@ class JetStreamLog:
         except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
             raise Unreachable(self.url, "JetStream did not answer") from None
         self.check_stream(info.config)
+        self.stream_replicas = int(info.config.num_replicas or 1)
 
     def check_stream(self, config: StreamConfig) -> None:
         """Refuse a stream whose settings could drop or rewrite events (invariant 6)."""
@@ -246,7 +254,9 @@ class JetStreamLog:
                     return last.seq
                 raise WrongLastSequence(subject) from None
             except nats.js.errors.APIError as exc:
-                raise _translate_api_error(exc, f"append to {subject}") from None
+                if exc.err_code != _OWN_WRITE_IN_FLIGHT:  # a 409, not a BadRequestError
+                    raise _translate_api_error(exc, f"append to {subject}") from None
+                reason = "the first attempt still in flight"
             except (
                 TimeoutError,
                 nats.errors.TimeoutError,
@@ -265,16 +275,25 @@ class JetStreamLog:
     # -- reading ---------------------------------------------------------------------
 
     async def last(self, subject: str) -> StoredMessage | None:
-        """The subject's last message, or None if the subject has none (direct get)."""
-        try:
-            raw = await self.js.get_last_msg(self.spec.name, subject, direct=True)
-        except nats.js.errors.NotFoundError:
-            return None
-        except nats.js.errors.APIError as exc:
-            raise _translate_api_error(exc, f"read {subject}") from None
-        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
-            raise ServerError(f"reading {subject} timed out at {self.url}") from None
-        return _stored(raw)
+        """The subject's last message, or None if the subject has none (direct get).
+
+        A request that timed out is asked again, once: on a cluster, the replica that
+        took it (any replica answers a direct get) or the node the client was on may
+        have died with it, and another will answer.
+        """
+        for attempt in (1, 2):
+            try:
+                raw = await self.js.get_last_msg(self.spec.name, subject, direct=True)
+            except nats.js.errors.NotFoundError:
+                return None
+            except nats.js.errors.APIError as exc:
+                raise _translate_api_error(exc, f"read {subject}") from None
+            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                if attempt == 1 and not self.nc.is_closed:
+                    continue
+                raise ServerError(f"reading {subject} timed out at {self.url}") from None
+            return _stored(raw)
+        raise AssertionError("unreachable")
 
     async def authenticated_user(self) -> str | None:
         """The user the server authenticated this connection as; None when it does not

@@ -44,15 +44,18 @@ class Provisioned:
 
 
 async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
-    """Create what is missing with ``log.spec.replicas``; with ``scale``, also change the
-    replica count of what exists to it. ``log`` was opened with that spec, so the event
-    stream exists already: ``log.created_stream`` says whether this process made it."""
+    """Report the event stream and the subscriptions bucket, creating the bucket if it is
+    missing with as many replicas as the stream has. With ``scale``, first bring both to
+    ``log.spec.replicas``. ``log`` was opened with that spec, so the stream exists already
+    (``log.created_stream`` says whether this process made it)."""
     want = log.spec.replicas
     stream = log.spec.name
     if log.created_stream:
         action, previous = "created", None
     else:
         action, previous = await _maybe_scale(log, stream, want, scale)
+        if action == "scaled":
+            log.stream_replicas = want
     report = [_report(await _info(log, stream), "stream", stream, action, previous)]
 
     kv_stream = f"KV_{BUCKET}"
