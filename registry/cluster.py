@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import random
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -163,9 +163,6 @@ class LocalCluster:
     def url(self) -> str:
         """All three client URLs, comma-separated, as ``--server`` and ``NATS_URL`` take them."""
         return ",".join(self.urls)
-
-    def running(self) -> Iterator[NatsServer]:
-        return (n for n in self.nodes.values() if n.process and n.process.poll() is None)
 
     def __enter__(self) -> LocalCluster:
         return self.start()

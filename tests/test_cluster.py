@@ -121,8 +121,9 @@ def test_skyctl_creates_and_scales_replicated_stream_and_bucket(cluster: LocalCl
     assert again.lines[0].startswith(f"stream {STREAM_NAME} exists (3 replicas), leader n")
     for stream in (STREAM_NAME, f"KV_{BUCKET}"):
         assert asyncio.run(_stream_info(cluster.urls, stream)).config.num_replicas == 3
-    # Every node serves the registry: one URL of the three is enough to read.
-    for url in cluster.urls:
+    # Every node serves the registry: one URL of the three is enough to read, and a dead
+    # URL in the list is passed over.
+    for url in [*cluster.urls, f"nats://127.0.0.1:1, {cluster.urls[1]}"]:
         got = skyctl("get", "svc", "web", "-o", "name", url=url)
         assert (got.code, got.out) == (0, "service/web\n"), got.err
 

@@ -343,5 +343,5 @@ def _translate_api_error(exc: nats.js.errors.APIError, operation: str) -> Server
     if exc.code == 403 or "permission" in description.lower():
         return PermissionDenied(operation, description)
     if exc.err_code == _REPLICAS_NEED_CLUSTER:
-        description += ": more than 1 replica needs a JetStream cluster; use --replicas 1"
+        description += ": more than 1 replica needs a JetStream cluster"
     return ServerError(f"{operation} failed: {description} (code {exc.err_code})")
