@@ -11,6 +11,7 @@ import typer
 
 from cli.errors import EXIT_INVALID, exit_code, fail
 from cli.history import audit_app, events, history_app
+from cli.init import init
 from cli.server import server
 from cli.service import create_app, delete_app, get_app
 from registry.errors import RegistryError
@@ -33,6 +34,7 @@ app.add_typer(history_app, name="history")
 app.command("events")(events)
 app.add_typer(audit_app, name="audit")
 app.command("server")(server)
+app.command("init")(init)
 
 
 def main(argv: list[str] | None = None) -> None:

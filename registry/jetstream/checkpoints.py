@@ -59,7 +59,7 @@ class CheckpointStore:
                         description="SkyFlow registry: last sequence each durable subscriber acked",
                         history=1,
                         storage=StorageType.FILE,
-                        replicas=log.spec.replicas,
+                        replicas=log.stream_replicas,
                     )
                 ),
                 "create the durable subscriptions bucket (an admin must, once)",

@@ -43,6 +43,11 @@ EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 # R1 streams answer a failed expectation with 10071, replicated ones with 10164.
 _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 _CONNECT_DEADLINE = 4.0  # seconds; "unreachable" must be said within 5
+# A replicated stream's leader answers a retry whose first attempt it is still
+# proposing with 10158 "duplicate message id is in process": not stored yet, but it may
+# be, so the retry goes on until the id is stored (a duplicate ack) or the time is up.
+_OWN_WRITE_IN_FLIGHT = 10158
+_REPLICAS_NEED_CLUSTER = 10074
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,6 +75,10 @@ class JetStreamLog:
         self.user: str | None = None
         self.restricted = False
         self._denial_waiters: set[tuple[tuple[str, ...], asyncio.Future[str]]] = set()
+        # Set by open(): whether it had to create the stream, and the stream's replicas
+        # (what the registry's other streams, the subscriptions bucket, are created with).
+        self.created_stream = False
+        self.stream_replicas = spec.replicas
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -117,9 +126,12 @@ class JetStreamLog:
             "error_cb": on_error,
             "reconnected_cb": on_reconnect,
         }
+        # "nats://a:4222,nats://b:4222" (as the nats tools take it): the servers of a
+        # cluster; nats-py wants a list, and moves to the next one when one goes away.
+        servers = [part.strip() for part in url.split(",") if part.strip()] or [url]
         nc = NatsClient()
         try:
-            connecting = asyncio.ensure_future(nc.connect(url, **settings, **options))
+            connecting = asyncio.ensure_future(nc.connect(servers, **settings, **options))
             # nats-py hangs after a failed TLS certificate check: stop at the first one,
             # and in any case within the deadline.
             done, _ = await asyncio.wait(
@@ -203,6 +215,7 @@ class JetStreamLog:
                     f"create the registry's stream {name} (an admin must run skyctl once first)",
                     "$JS.API.STREAM.CREATE.",
                 )
+                self.created_stream = True
         except nats.js.errors.ServiceUnavailableError:
             raise Unreachable(self.url, "the server does not have JetStream enabled") from None
         except nats.js.errors.APIError as exc:
@@ -210,6 +223,7 @@ class JetStreamLog:
         except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
             raise Unreachable(self.url, "JetStream did not answer") from None
         self.check_stream(info.config)
+        self.stream_replicas = int(info.config.num_replicas or 1)
 
     def check_stream(self, config: StreamConfig) -> None:
         """Refuse a stream whose settings could drop or rewrite events (invariant 6)."""
@@ -277,7 +291,9 @@ class JetStreamLog:
                     return last.seq
                 raise WrongLastSequence(subject) from None
             except nats.js.errors.APIError as exc:
-                raise _translate_api_error(exc, f"append to {subject}") from None
+                if exc.err_code != _OWN_WRITE_IN_FLIGHT:  # a 409, not a BadRequestError
+                    raise _translate_api_error(exc, f"append to {subject}") from None
+                reason = "the first attempt still in flight"
             except (
                 TimeoutError,
                 nats.errors.TimeoutError,
@@ -432,4 +448,6 @@ def _translate_api_error(exc: nats.js.errors.APIError, operation: str) -> Server
     description = exc.description or str(exc)
     if exc.code == 403 or "permission" in description.lower():
         return PermissionDenied(operation, description)
+    if exc.err_code == _REPLICAS_NEED_CLUSTER:
+        description += ": more than 1 replica needs a JetStream cluster"
     return ServerError(f"{operation} failed: {description} (code {exc.err_code})")
