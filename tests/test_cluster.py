@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,7 +188,7 @@ async def _wait_until_current(reg: Registry, node: str, within: float) -> Stream
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_killing_the_stream_leader_loses_nothing_acknowledged(
-    cluster: LocalCluster,
+    cluster: LocalCluster, report: Callable[[str], None]
 ) -> None:
     init = await asyncio.to_thread(skyctl, "init", "--replicas", "3", url=cluster.url)
     assert init.code == 0, init.err
@@ -251,8 +251,8 @@ async def test_killing_the_stream_leader_loses_nothing_acknowledged(
         assert {r.service.name: r.seq for r in await alone.list(ns)} == listed
 
     assert info.state.last_seq >= max(seq for seq, _, _ in writes.acked.values())
-    print(
-        f"\ncluster failover: killed stream leader {leader} (client on {connected}); "
+    report(
+        f"cluster failover: killed stream leader {leader} (client on {connected}); "
         f"new leader {new_leader}; {before} creates acked before the kill, "
         f"{len(writes.acked)} in all; writes resumed after {outage:.2f} s "
         "(last ack before the kill -> first ack after); "
@@ -260,4 +260,4 @@ async def test_killing_the_stream_leader_loses_nothing_acknowledged(
         f"{leader} restarted and current again in {catch_up:.2f} s"
     )
     for name, reason in list(writes.unconfirmed.items())[:5]:
-        print(f"  unconfirmed {name}: {reason}")
+        report(f"  unconfirmed {name}: {reason}")
