@@ -179,3 +179,26 @@ def test_tls_connection_verified_against_the_ca(tmp_path: Path) -> None:
             url=server.url.replace("tls://", "nats://"),
         )
         assert plain.code == 0  # nats-py upgrades to TLS when the server requires it
+
+
+def test_a_creds_file_as_the_nats_tools_take_it(tmp_path: Path) -> None:
+    from tests.creds import operator_setup
+
+    operator, creds = operator_setup(tmp_path, "carol")
+    config = tmp_path / "server.conf"
+    config.write_text(
+        "listen: 127.0.0.1:4222\njetstream { store_dir: $SKYFLOW_STORE_DIR }\n"
+        f"include ./{operator.name}\n"
+    )
+    with NatsServer(tmp_path / "store", config=config) as server:
+        made = skyctl("create", "svc", "jwt", "--creds", str(creds), url=server.url)
+        assert made.code == 0, made.err
+        history = skyctl(
+            "history", "svc", "jwt", "-o", "json", url=server.url, env={"NATS_CREDS": str(creds)}
+        )
+        actor = json.loads(history.out)[0]["event"]["actor"]
+        assert actor.startswith("carol (U") and actor.endswith(")")
+        assert skyctl("get", "svc", url=server.url).code == 3  # no creds: refused
+    missing = skyctl("get", "svc", "--creds", str(tmp_path / "nope.creds"), url=server.url)
+    assert missing.code == 2
+    assert missing.err.startswith(f'error: invalid creds file "{tmp_path / "nope.creds"}"')

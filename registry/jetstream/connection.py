@@ -345,7 +345,9 @@ class JetStreamLog:
             # Not allowed to ask: assume limits, so refusals are reported as they happen.
             self.restricted = True
             return
-        self.user = str(data.get("user") or "") or None
+        user = str(data.get("user") or "") or None
+        name = data.get("user_name")  # JWT users: a name for humans beside the public key
+        self.user = f"{name} ({user})" if name and user and name != user else user
         self.restricted = bool(data.get("permissions"))
 
     async def authenticated_user(self) -> str | None:
