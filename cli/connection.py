@@ -7,6 +7,7 @@ it as one ``conn: Connection``; a command never repeats them.
 
 import functools
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ if TYPE_CHECKING:
     from registry.credentials import Credentials
     from registry.lite import LiteRegistry
 
-__all__ = ["DEFAULT_URL", "Connection", "connection_options"]
+__all__ = ["DEFAULT_URL", "REPLICAS_ENV", "Connection", "connection_options"]
 
 DEFAULT_URL = "nats://127.0.0.1:4222"  # the same as registry.jetstream's, without importing nats
+REPLICAS_ENV = "SKYFLOW_REPLICAS"
 _PANEL = "Connection"
 
 
@@ -33,6 +35,21 @@ class Connection:
     token: str | None = None
     creds: str | None = None
     tlsca: str | None = None
+    # Replicas for the stream if this command creates it: `skyctl init --replicas`,
+    # else $SKYFLOW_REPLICAS, else 1. An existing stream keeps its own.
+    replicas: int | None = None
+
+    def stream_replicas(self) -> int:
+        if self.replicas is not None:
+            return self.replicas
+        raw = os.environ.get(REPLICAS_ENV, "").strip()
+        if not raw:
+            return 1
+        if not raw.isdigit() or not 1 <= int(raw) <= 5:
+            from registry.errors import InvalidInput
+
+            raise InvalidInput(REPLICAS_ENV, raw, "must be a whole number from 1 to 5")
+        return int(raw)
 
     def credentials(self) -> "Credentials":
         from registry.credentials import Credentials
@@ -47,21 +64,27 @@ class Connection:
 
     async def open(self, *, keep_reconnecting: bool = False) -> "Registry":
         """The full library client (nats-py, pydantic), for long-lived commands."""
+        from events.stream import StreamSpec
         from registry.client import Registry
 
         return await Registry.connect(
             self.server,
             credentials=self.credentials(),
             keep_reconnecting=keep_reconnecting,
+            spec=StreamSpec(replicas=self.stream_replicas()),
             on_skipped=_warn,
         )
 
     async def open_lite(self) -> "LiteRegistry":
         """The one-shot client: same commands and checks, no nats-py or pydantic to import."""
+        from events.stream import StreamSpec
         from registry.lite import LiteRegistry
 
         return await LiteRegistry.connect(
-            self.server, credentials=self.credentials(), on_skipped=_warn
+            self.server,
+            credentials=self.credentials(),
+            spec=StreamSpec(replicas=self.stream_replicas()),
+            on_skipped=_warn,
         )
 
 
@@ -82,7 +105,7 @@ _PARAMETERS = [
                 envvar="NATS_URL",
                 metavar="URL",
                 rich_help_panel=_PANEL,
-                help="NATS server URL.",
+                help="NATS server URL; a cluster's as a comma-separated list.",
             ),
         ],
     ),

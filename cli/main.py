@@ -4,11 +4,14 @@ Every error a user can cause leaves through ``main`` as one line and an exit cod
 (see ``cli/errors.py``); nothing a user types produces a traceback.
 """
 
+import logging
 import sys
 
 import typer
 
 from cli.errors import EXIT_INVALID, exit_code, fail
+from cli.history import audit_app, events, history_app
+from cli.init import init
 from cli.server import server
 from cli.service import create_app, delete_app, get_app
 from registry.errors import RegistryError
@@ -27,10 +30,17 @@ app = typer.Typer(
 app.add_typer(create_app, name="create")
 app.add_typer(get_app, name="get")
 app.add_typer(delete_app, name="delete")
+app.add_typer(history_app, name="history")
+app.command("events")(events)
+app.add_typer(audit_app, name="audit")
 app.command("server")(server)
+app.command("init")(init)
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Library warnings (asyncio's, nats-py's) are not for the user of a CLI; what the
+    # registry has to say reaches the user through its own messages.
+    logging.basicConfig(level=logging.ERROR, format="skyctl: %(message)s")
     try:
         result = app(args=argv, prog_name="skyctl", standalone_mode=False)
     except RegistryError as exc:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from events.stamps import format_time
-from registry.views import RecordLike
+from registry.views import RecordLike, ServiceLike
 
 __all__ = [
     "COLUMNS",
@@ -23,6 +23,8 @@ __all__ = [
     "list_object",
     "service_object",
     "service_row",
+    "short_time",
+    "spec_cells",
     "to_json",
     "to_yaml",
 ]
@@ -55,19 +57,25 @@ def human_age(since: datetime, now: datetime | None = None) -> str:
     return f"{years}y{days % 365}d" if days % 365 else f"{years}y"
 
 
+def spec_cells(service: ServiceLike) -> list[str]:
+    """TYPE, SELECTOR, PORTS, CLUSTER as table cells."""
+    selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
+    ports = ",".join(str(p) for p in service.ports) or "<none>"
+    return [service.type.value, selector, ports, service.cluster or "<none>"]
+
+
+def short_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def service_row(
     record: RecordLike, *, wide: bool = False, now: datetime | None = None
 ) -> list[str]:
     service = record.service
-    selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
-    ports = ",".join(str(p) for p in service.ports) or "<none>"
     row = [
         service.name,
         service.namespace,
-        service.type.value,
-        selector,
-        ports,
-        service.cluster or "<none>",
+        *spec_cells(service),
         human_age(record.created, now),
     ]
     if wide:

@@ -28,6 +28,9 @@ from cli.render import (
 from registry.errors import InvalidInput, NotFound, RegistryError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from registry.history import PastState
     from registry.projection import Change, ServiceRecord
     from registry.views import RecordLike, ServiceView
     from registry.watch import Snapshot
@@ -153,6 +156,15 @@ def get_service(
         bool,
         typer.Option("--watch", "-w", help="After listing, print every change as it happens."),
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help="Show the registry as it was at a stream sequence (1234), a time "
+            "(2026-11-25T10:00:00Z) or a duration ago (90m, 2d).",
+        ),
+    ] = None,
     *,
     conn: Connection,
 ) -> None:
@@ -166,6 +178,13 @@ def get_service(
         if all_namespaces:
             raise InvalidInput("name", name, "a name cannot be combined with --all-namespaces")
     scope = None if all_namespaces else namespace
+    if at is not None:
+        if watch:
+            raise InvalidInput(
+                "time", at, "--at shows the past; it cannot be combined with --watch"
+            )
+        _get_at(conn, at, scope, name, output)
+        return
     if watch:
         _watch(conn, scope, name, output)
         return
@@ -184,10 +203,41 @@ def get_service(
     _print_records(records, output, single=name is not None)
 
 
-def _print_records(records: "Sequence[RecordLike]", output: Output, *, single: bool) -> None:
+def _get_at(
+    conn: Connection, at: str, namespace: str | None, name: str | None, output: Output
+) -> None:
+    from registry.when import parse_when
+
+    when = parse_when(at)
+
+    async def read() -> "PastState":
+        async with await conn.open() as registry:
+            return await registry.at(when, namespace, name)
+
+    past = asyncio.run(read())
+    records = past.projection.select()
+    if name is not None and not records:
+        raise NotFound(namespace or "default", name)
+    if not records and output in (Output.table, Output.wide):
+        where = "any namespace" if namespace is None else f"{namespace} namespace"
+        print(
+            f"No resources found in {where} at {when} (log sequence {past.seq}).", file=sys.stderr
+        )
+        return
+    # AGE as it read then, so the table looks as it did at that moment.
+    _print_records(records, output, single=name is not None, now=past.moment)
+
+
+def _print_records(
+    records: "Sequence[RecordLike]",
+    output: Output,
+    *,
+    single: bool,
+    now: "datetime | None" = None,
+) -> None:
     if output in (Output.table, Output.wide):
         wide = output is Output.wide
-        rows = [service_row(r, wide=wide) for r in records]
+        rows = [service_row(r, wide=wide, now=now) for r in records]
         print(Table(WIDE_COLUMNS if wide else COLUMNS, rows).render(rows))
     elif output is Output.name:
         for record in records:

@@ -28,12 +28,12 @@ __all__ = [
     "encode",
 ]
 
-_MODELS: dict[str, type[ServiceCreated] | type[ServiceDeleted]] = {
+MODELS: dict[str, type[ServiceCreated] | type[ServiceDeleted]] = {
     "ServiceCreated": ServiceCreated,
     "ServiceDeleted": ServiceDeleted,
 }
 
-CURRENT_VERSIONS: dict[str, int] = {name: 1 for name in _MODELS}
+CURRENT_VERSIONS: dict[str, int] = {name: 1 for name in MODELS}
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (type, version) -> function turning that version's map into the next version's.
@@ -77,13 +77,13 @@ def decode(data: bytes) -> Event:
     try:
         raw = msgpack.unpackb(data)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise NotAnEvent(f"not msgpack: {exc}") from None
+        raise NotAnEvent(f"not msgpack ({exc or type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise NotAnEvent(f"expected a map, got {type(raw).__name__}")
     event_type, version = raw.get("type"), raw.get("version")
     if not isinstance(event_type, str) or type(version) is not int:
         raise NotAnEvent("missing string 'type' or integer 'version'")
-    model = _MODELS.get(event_type)
+    model = MODELS.get(event_type)
     if model is None:
         raise UnknownEventType(event_type)
     current = CURRENT_VERSIONS[event_type]

@@ -11,18 +11,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from events.stamps import format_time, new_event_id, utc_now
 
 __all__ = ["EventEnvelope", "Timestamp", "format_time", "new_event_id", "utc_now"]
 
 
-Timestamp = Annotated[datetime, PlainSerializer(format_time, return_type=str)]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(format_time, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "description": "RFC 3339, UTC, ending in Z"}
+    ),
+]
 
 
 class EventEnvelope(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
     time: Timestamp

@@ -35,7 +35,9 @@ PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
 class Port(BaseModel):
     """One port mapping: traffic to ``port`` on the service goes to ``target_port`` on jobs."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
 
     port: PortNumber
     target_port: PortNumber
@@ -48,7 +50,9 @@ class Port(BaseModel):
 class Service(BaseModel):
     """A stable endpoint for the jobs its selector picks, in one namespace."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
 
     namespace: ResourceName = DEFAULT_NAMESPACE
     name: ResourceName

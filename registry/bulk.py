@@ -72,14 +72,15 @@ def _validated_keys(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 async def _current_of(registry: Registry, subject: str, last: StoredMessage | None) -> Current:
-    """What ``Registry.current`` would say, from a last message already fetched."""
+    """What ``Registry._decidable`` would say, from a last message already fetched."""
     if last is None:
         return Current(None, None)
     entry = read_entry(last)
     if isinstance(entry, Entry):
         return Current(last, entry)
     namespace, name = entry.subject.split(".")[-2:]
-    return await registry.current(namespace, name)  # reports it, and scans the history
+    # Reports it, and refuses to decide over what this version cannot read.
+    return await registry._decidable(namespace, name)
 
 
 async def _run(
@@ -117,7 +118,7 @@ async def create_many(
     services = _validated_services(items)
     subjects = [subject_for(s.namespace, s.name) for s in services]
     known = await last_many(registry.log, subjects)
-    log, actor = registry.log, registry.actor
+    log, actor = registry.log, await registry.actor()
 
     async def create(index: int) -> ServiceRecord:
         service, subject = services[index], subjects[index]
@@ -132,9 +133,10 @@ async def create_many(
                     encode(event),
                     msg_id=event.id,
                     expected_last_subject_seq=current.expected_seq,
+                    retry_for=registry.retry_for,
                 )
             except WrongLastSequence:
-                current = await registry.current(service.namespace, service.name)
+                current = await registry._decidable(service.namespace, service.name)
                 continue
             return ServiceRecord.from_created(seq, event)
         raise Conflict(service.namespace, service.name)
@@ -152,7 +154,7 @@ async def delete_many(
     targets: Sequence[tuple[str, str]] = _validated_keys(keys)
     subjects = [subject_for(namespace, name) for namespace, name in targets]
     known = await last_many(registry.log, subjects)
-    log, actor = registry.log, registry.actor
+    log, actor = registry.log, await registry.actor()
 
     async def delete(index: int) -> ServiceRecord:
         (namespace, name), subject = targets[index], subjects[index]
@@ -167,9 +169,10 @@ async def delete_many(
                     encode(event),
                     msg_id=event.id,
                     expected_last_subject_seq=current.expected_seq,
+                    retry_for=registry.retry_for,
                 )
             except WrongLastSequence:
-                current = await registry.current(namespace, name)
+                current = await registry._decidable(namespace, name)
                 continue
             assert current.entry is not None  # decide_delete checked it is live
             created = current.entry.event

@@ -5,9 +5,11 @@
     ├── ServiceError            the registry's state forbids the request
     │   ├── AlreadyExists       create of a live service
     │   ├── NotFound            get or delete of a service that is not live
-    │   └── Conflict            the service kept changing under us; retry
+    │   ├── Conflict            the service kept changing under us; retry
+    │   └── UnreadableHistory   its last event is unreadable here: no safe decision
     └── ServerError             the NATS side could not do what was asked
         ├── Unreachable         no server at the URL (or it has no JetStream)
+        ├── NotAuthenticated    the server refused the credentials
         ├── PermissionDenied    the server refused this user the operation
         ├── StreamMisconfigured the log stream could lose history; refused
         └── WriteNotConfirmed   no ack after retries: the write may or may not be stored
@@ -21,6 +23,7 @@ __all__ = [
     "AlreadyExists",
     "Conflict",
     "InvalidInput",
+    "NotAuthenticated",
     "NotFound",
     "PermissionDenied",
     "RegistryError",
@@ -28,6 +31,7 @@ __all__ = [
     "ServiceError",
     "StreamMisconfigured",
     "Unreachable",
+    "UnreadableHistory",
     "WriteNotConfirmed",
 ]
 
@@ -73,18 +77,40 @@ class Conflict(ServiceError):
         )
 
 
+class UnreadableHistory(ServiceError):
+    def __init__(self, namespace: str, name: str, seq: int, reason: str) -> None:
+        super().__init__(
+            f'service "{name}" in namespace "{namespace}": its last event (seq {seq}) cannot be '
+            f"read by this version ({reason}); refusing to write over it",
+            namespace,
+            name,
+        )
+        self.seq = seq
+        self.reason = reason
+
+
 class ServerError(RegistryError):
     pass
 
 
 class Unreachable(ServerError):
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"cannot reach NATS at {url}: {reason} (start one with `skyctl server`, "
-            "or point --server / NATS_URL at yours)"
-        )
+        hint = ""
+        if "refused" in reason:
+            hint = " (start one with `skyctl server`, or point --server / NATS_URL at yours)"
+        super().__init__(f"cannot reach NATS at {url}: {reason}{hint}")
         self.url = url
         self.reason = reason
+
+
+class NotAuthenticated(ServerError):
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(
+            f"NATS at {url} refused the credentials ({detail}): check --user/--password, "
+            "--token or --creds (or NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS)"
+        )
+        self.url = url
+        self.detail = detail
 
 
 class PermissionDenied(ServerError):

@@ -13,9 +13,10 @@ through ``registry.jetstream.lite`` (the wire client) and ``events.plain``:
   subject (a last-per-subject consumer), as the fold of the log would have it.
 
 It takes the common case and hands everything else to ``Registry`` (imported then):
-a message ``events.plain`` is not certain about (``read_entry`` decodes it with the
-models, reporting what it must skip, and scans the subject's history if the last
-message is unreadable), and connections the wire client does not do (TLS, NKeys).
+a command whose service's last message ``events.plain`` is not certain about (the
+models decode it, report what they must skip, and refuse to write over what they
+cannot read), users whose permissions the server limits, and connections the wire
+client does not do (TLS, NKeys, several servers).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class _State:
         return chain_hash(self.last.data) if self.last else None
 
 
+class _Uncertain(Exception):
+    """``events.plain`` cannot vouch for the subject's last message: ask the models."""
+
+
 class LiteRegistry:
     """Create, delete and read services; ``Registry`` behind it for the rare cases."""
 
@@ -85,7 +90,9 @@ class LiteRegistry:
         self.log = log
         self.url = url
         self.credentials = credentials
-        self.actor = actor or local_actor()
+        # As Registry: the user the server authenticated, else the local user at this host.
+        self.actor = actor or (log.user if log is not None else None) or local_actor()
+        self._actor_given = actor
         self.on_skipped = on_skipped
         self.spec = spec
         self._full: Registry | None = None
@@ -122,8 +129,9 @@ class LiteRegistry:
             self._full = await Registry.connect(
                 self.url,
                 credentials=self.credentials,
-                actor=self.actor,
+                actor=self._actor_given,
                 spec=self.spec,
+                keep_reconnecting=False,  # a one-shot command fails fast instead
                 on_skipped=self.on_skipped,
             )
         return self._full
@@ -152,26 +160,22 @@ class LiteRegistry:
         if last is None:
             return _State(None, None)
         read = read_plain(last)
-        if read is not None:
-            kind, raw = read
-            return _State(
-                last, ServiceView.from_raw(last.seq, raw) if kind == plain.CREATED else None
-            )
-        current = await (await self.full()).current(namespace, name)
-        entry = current.entry
-        from events import ServiceCreated
-
-        if entry is not None and isinstance(entry.event, ServiceCreated):
-            return _State(current.last, ServiceView.from_event(entry.seq, entry.event))
-        return _State(current.last, None)
+        if read is None:
+            raise _Uncertain
+        kind, raw = read
+        return _State(last, ServiceView.from_raw(last.seq, raw) if kind == plain.CREATED else None)
 
     async def get(self, namespace: str, name: str) -> ServiceView:
-        if self.log is None:
-            return ServiceView.from_record(await (await self.full()).get(namespace, name))
-        state = await self._state(self.log, namespace, name)
-        if state.live is None:
-            raise NotFound(namespace, name)
-        return state.live
+        if self.log is not None:
+            try:
+                state = await self._state(self.log, namespace, name)
+            except _Uncertain:
+                pass
+            else:
+                if state.live is None:
+                    raise NotFound(namespace, name)
+                return state.live
+        return ServiceView.from_record(await (await self.full()).get(namespace, name))
 
     async def list(self, namespace: str | None = None) -> list[ServiceView]:
         """Live services in ``namespace``, or in every namespace when None."""
@@ -212,10 +216,15 @@ class LiteRegistry:
 
     async def create(self, service: PlainService) -> ServiceView:
         """Append ``ServiceCreated`` unless the service is live (AlreadyExists)."""
-        if self.log is None:
-            record = await (await self.full()).create(_model(service))
-            return ServiceView.from_record(record)
-        log = self.log
+        if self.log is not None:
+            try:
+                return await self._create(self.log, service)
+            except _Uncertain:
+                pass
+        record = await (await self.full()).create(_model(service))
+        return ServiceView.from_record(record)
+
+    async def _create(self, log: LiteLog, service: PlainService) -> ServiceView:
         subject = subject_for(service.namespace, service.name)
         for _ in range(_MAX_ATTEMPTS):
             state = await self._state(log, service.namespace, service.name)
@@ -239,9 +248,14 @@ class LiteRegistry:
 
     async def delete(self, namespace: str, name: str) -> ServiceView:
         """Append ``ServiceDeleted`` if the service is live (NotFound otherwise)."""
-        if self.log is None:
-            return ServiceView.from_record(await (await self.full()).delete(namespace, name))
-        log = self.log
+        if self.log is not None:
+            try:
+                return await self._delete(self.log, namespace, name)
+            except _Uncertain:
+                pass
+        return ServiceView.from_record(await (await self.full()).delete(namespace, name))
+
+    async def _delete(self, log: LiteLog, namespace: str, name: str) -> ServiceView:
         subject = subject_for(namespace, name)
         for _ in range(_MAX_ATTEMPTS):
             state = await self._state(log, namespace, name)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -79,6 +79,7 @@ class NatsServer:
         config: Path | None = None,
         extra_args: Sequence[str] = (),
         log_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port
@@ -86,11 +87,13 @@ class NatsServer:
         self.config = config or bundled_config()
         self.extra_args = list(extra_args)
         self.log_file = log_file or self.store_dir.parent / f"{self.store_dir.name}.log"
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        scheme = "tls" if "SKYFLOW_TLS_CERT" in self.env else "nats"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
         return [
@@ -105,7 +108,7 @@ class NatsServer:
         ]
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, "SKYFLOW_STORE_DIR": str(self.store_dir)}
+        return {**os.environ, **self.env, "SKYFLOW_STORE_DIR": str(self.store_dir)}
 
     def start(self, timeout: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)

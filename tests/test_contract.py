@@ -54,3 +54,9 @@ def test_the_example_event_decodes() -> None:
     event = decode(msgpack.packb(json.loads(example)))
     assert isinstance(event, ServiceCreated)
     assert event.service.name == "myService"
+
+
+def test_the_documented_javascript_subscriber_is_the_tested_example() -> None:
+    snippet = DOC.split("```js\n", 1)[1].split("```", 1)[0]
+    example = (Path(__file__).parent.parent / "examples" / "js" / "subscriber.mjs").read_text()
+    assert [line for line in snippet.splitlines() if line.strip() and line not in example] == []

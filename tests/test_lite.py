@@ -23,7 +23,14 @@ from events.plain import PlainService
 from registry.client import Registry
 from registry.credentials import Credentials
 from registry.entry import Skipped
-from registry.errors import AlreadyExists, NotFound, StreamMisconfigured, Unreachable
+from registry.errors import (
+    AlreadyExists,
+    NotAuthenticated,
+    NotFound,
+    StreamMisconfigured,
+    Unreachable,
+    UnreadableHistory,
+)
 from registry.jetstream import JetStreamLog, WrongLastSequence
 from registry.jetstream.lite import LiteLog, NeedsNatsPy
 from registry.jetstream.wire import WireClient
@@ -166,13 +173,15 @@ async def test_unusual_and_unreadable_events_go_through_the_models(url: str, ns:
             await lite.get(ns, "stray")
         listed = await lite.list(ns)
         assert [v.service.name for v in listed] == ["odd", "poisoned"]
-        # a delete over garbage links to the garbage it replaces, as Registry's would
-        await lite.delete(ns, "poisoned")
-        with pytest.raises(NotFound):
-            await lite.get(ns, "poisoned")
+        # no write over what this version cannot read, as Registry refuses it
+        with pytest.raises(UnreadableHistory, match="seq"):
+            await lite.delete(ns, "poisoned")
+        with pytest.raises(UnreadableHistory):
+            await lite.create(web(ns, "poisoned"))
+        assert (await lite.get(ns, "poisoned")).event_id == "good1"
     assert {s.subject.rpartition(".")[2] for s in reported} >= {"poisoned", "stray"}
     async with await Registry.connect(url) as full:
-        assert [r.service.name for r in await full.list(ns)] == ["odd"]
+        assert [r.service.name for r in await full.list(ns)] == ["odd", "poisoned"]
 
 
 @pytest.mark.parametrize(
@@ -233,8 +242,9 @@ async def test_user_password_and_token(tmp_path: Path) -> None:
             server.url.replace("nats://", "nats://alice:s3cret@")
         ) as lite:
             assert lite.log is not None
-            await lite.get("default", "web")
-        with pytest.raises(Unreachable, match="authorization failed"):
+            assert lite.actor == "alice"  # the authenticated user, as Registry records it
+            assert (await lite.get("default", "web")).actor == "alice"
+        with pytest.raises(NotAuthenticated, match="refused the credentials"):
             await LiteLog.open(server.url, credentials=Credentials(user="alice", password="no"))
     with NatsServer(tmp_path / "b", extra_args=["--auth", "t0ken"]) as server:
         async with await LiteRegistry.connect(
@@ -246,7 +256,7 @@ async def test_user_password_and_token(tmp_path: Path) -> None:
         ) as lite:
             assert lite.log is not None
             await lite.get("default", "web")
-        with pytest.raises(Unreachable, match="authorization failed"):
+        with pytest.raises(NotAuthenticated, match="refused the credentials"):
             await LiteLog.open(server.url)
 
 

@@ -6,8 +6,9 @@ stream's configuration is checked on every connect, appends carry ``Nats-Msg-Id`
 of our own earlier write is recognised, and failures become the registry's errors.
 
 ``open`` raises ``NeedsNatsPy`` when the connection needs what only nats-py does (TLS,
-NKey credentials, websockets, a stream still to be created); callers then use
-``JetStreamLog``.
+NKey credentials, several servers, a stream still to be created), and for users whose
+permissions the server limits, so that refusals are reported exactly as
+``JetStreamLog.guarded`` reports them; callers then use ``JetStreamLog``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from events.stream import StreamSpec
 from registry.credentials import Credentials
 from registry.errors import (
+    NotAuthenticated,
     PermissionDenied,
     ServerError,
     StreamMisconfigured,
@@ -34,12 +36,22 @@ from registry.jetstream.protocol import (
     WrongLastSequence,
     stream_problems,
 )
-from registry.jetstream.wire import NeedsNatsPy, NoResponders, ProtocolError, Reply, WireClient
+from registry.jetstream.wire import (
+    NeedsNatsPy,
+    NoResponders,
+    PermissionViolation,
+    ProtocolError,
+    Reply,
+    WireClient,
+)
 from registry.stored import MSG_ID, StoredMessage
 
 __all__ = ["DIRECT_HEADERS", "LiteLog", "NeedsNatsPy", "ack_tokens", "parse_time_ns"]
 
 _STREAM_NOT_FOUND = 10059
+# A replicated stream's leader still proposing the first attempt of a retried write:
+# not stored yet, but it may be; retry until it is (``JetStreamLog.append`` does too).
+_OWN_WRITE_IN_FLIGHT = 10158
 # Headers the server adds to a direct-get reply; the rest are the stored message's own.
 DIRECT_HEADERS = frozenset(
     {
@@ -89,6 +101,7 @@ class LiteLog:
         self.spec = spec
         self.url = url
         self.timeout = timeout
+        self.user: str | None = None  # who the server authenticated us as, if anyone
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -118,11 +131,10 @@ class LiteLog:
         except ConnectionRefusedError:
             raise Unreachable(url, "connection refused") from None
         except TimeoutError:
-            raise Unreachable(url, "no answer within the connect timeout") from None
+            raise Unreachable(url, "no answer") from None
         except ProtocolError as exc:
             if "authorization" in str(exc).lower():
-                reason = "authorization failed (check user, password, token or creds file)"
-                raise Unreachable(url, reason) from None
+                raise NotAuthenticated(url, "authorization violation") from None
             raise Unreachable(url, str(exc)) from None
         except OSError as exc:
             raise Unreachable(url, exc.strerror or str(exc)) from None
@@ -130,6 +142,7 @@ class LiteLog:
             raise Unreachable(url, f"bad URL: {exc}") from None
         self = cls(client, spec or StreamSpec(), url, api_timeout)
         try:
+            await self._who_am_i()
             await self._check_stream()
         except BaseException:
             await self.close()
@@ -146,6 +159,25 @@ class LiteLog:
         await self.close()
 
     # -- the stream ------------------------------------------------------------------
+
+    async def _who_am_i(self) -> None:
+        """Who the server says we are (the actor of our events), as ``JetStreamLog`` asks.
+
+        A user whose permissions are limited, or who may not ask, goes to nats-py
+        (``NeedsNatsPy``), whose ``guarded`` reports each refusal as it happens.
+        """
+        try:
+            reply = await self.client.request("$SYS.REQ.USER.INFO", wait_s=1.0)
+            data = json.loads(reply.data)["data"]
+        except (TimeoutError, NoResponders, PermissionViolation, ValueError, KeyError, TypeError):
+            raise NeedsNatsPy("a user who may not ask who it is") from None
+        except ProtocolError as exc:
+            raise Unreachable(self.url, str(exc)) from None
+        if data.get("permissions"):
+            raise NeedsNatsPy("a user with limited permissions")
+        user = str(data.get("user") or "") or None
+        name = data.get("user_name")  # JWT users: a name for humans beside the public key
+        self.user = f"{name} ({user})" if name and user and name != user else user
 
     async def _stream_info(self) -> dict[str, Any]:
         try:
@@ -206,6 +238,8 @@ class LiteLog:
                 reason = "NoStreamResponseError"
             except TimeoutError:
                 reason = "TimeoutError"
+            except PermissionViolation as exc:
+                raise PermissionDenied(f"write {subject}", str(exc)) from None
             except ProtocolError:
                 raise WriteNotConfirmed(msg_id, "connection closed") from None
             else:
@@ -220,7 +254,9 @@ class LiteLog:
                     if last is not None and last.msg_id == msg_id:
                         return last.seq
                     raise WrongLastSequence(subject)
-                raise _api_error(error, f"append to {subject}")
+                if error.get("err_code") != _OWN_WRITE_IN_FLIGHT:
+                    raise _api_error(error, f"append to {subject}")
+                reason = "the first attempt still in flight"
             denied = self._permission_error()
             if denied is not None:
                 raise PermissionDenied(f"write {subject}", denied)
@@ -240,23 +276,39 @@ class LiteLog:
         try:
             return await self.client.request(subject, payload, wait_s=self.timeout)
         except (TimeoutError, NoResponders):
-            denied = self._permission_error()
-            if denied is not None:
-                raise PermissionDenied(what, denied) from None
             raise ServerError(f"{what} timed out at {self.url}") from None
+        except PermissionViolation as exc:
+            raise PermissionDenied(what, str(exc)) from None
         except ProtocolError as exc:
             raise ServerError(f"{what} failed: {exc}") from None
 
-    async def last(self, subject: str) -> StoredMessage | None:
-        """The subject's last message, or None if the subject has none (direct get)."""
-        reply = await self._read_request(
-            f"$JS.API.DIRECT.GET.{self.spec.name}.{subject}", b"", f"read {subject}"
-        )
-        if reply.status == "404":
-            return None
-        if reply.status is not None:
-            raise ServerError(f"read {subject} failed: {reply.status} {reply.description}")
-        return self._from_direct(reply)
+    async def last(self, subject: str, *, retry_for: float = 10.0) -> StoredMessage | None:
+        """The subject's last message, or None if the subject has none (direct get).
+
+        Retried (it is only a read) while the server does not answer, for ``retry_for``
+        seconds, as ``JetStreamLog.last`` does.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for
+        while True:
+            try:
+                reply = await self.client.request(
+                    f"$JS.API.DIRECT.GET.{self.spec.name}.{subject}", wait_s=self.timeout
+                )
+            except (TimeoutError, NoResponders):
+                if loop.time() >= deadline:
+                    raise ServerError(f"reading {subject} timed out at {self.url}") from None
+                await asyncio.sleep(0.2)
+                continue
+            except PermissionViolation as exc:
+                raise PermissionDenied(f"read {subject}", str(exc)) from None
+            except ProtocolError:
+                raise ServerError(f"reading {subject}: connection to {self.url} closed") from None
+            if reply.status == "404":
+                return None
+            if reply.status is not None:
+                raise ServerError(f"read {subject} failed: {reply.status} {reply.description}")
+            return self._from_direct(reply)
 
     @staticmethod
     def _from_direct(reply: Reply) -> StoredMessage:

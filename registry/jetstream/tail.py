@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -124,26 +124,32 @@ class Tail:
 
     # -- reading ---------------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[Item]:
-        return self._iterate()
+    def __aiter__(self) -> Tail:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Item]:
-        while True:
-            batch = await self.next_batch()
-            if not batch:
-                return
-            for item in batch:
-                yield item
+    async def __anext__(self) -> Item:
+        """One item at a time; any number of loops may take turns on the same tail."""
+        while not self._items:
+            await self._wait()
+        item = self._items.popleft()
+        self._release_flow_control()
+        return item
+
+    async def _wait(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise StopAsyncIteration
+        self._wake.clear()
+        await self._wake.wait()
 
     async def next_batch(self) -> list[Item]:
         """Everything delivered so far (waiting for at least one item); [] once closed."""
         while not self._items:
-            if self._error is not None:
-                raise self._error
-            if self._closed:
+            try:
+                await self._wait()
+            except StopAsyncIteration:
                 return []
-            self._wake.clear()
-            await self._wake.wait()
         batch = list(self._items)
         self._items.clear()
         self._release_flow_control()
@@ -199,7 +205,11 @@ class Tail:
         # from holding flow-control replies instead.
         sub = await nc.subscribe(inbox, cb=on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
         try:
-            info = await js.add_consumer(self._log.spec.name, self._consumer_config(inbox))
+            info = await self._log.guarded(
+                js.add_consumer(self._log.spec.name, self._consumer_config(inbox)),
+                f"read {', '.join(self._filters)}",
+                "$JS.API.CONSUMER.",
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

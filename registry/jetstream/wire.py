@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ __all__ = [
     "Handler",
     "NeedsNatsPy",
     "NoResponders",
+    "PermissionViolation",
     "ProtocolError",
     "Reply",
     "WireClient",
@@ -51,6 +53,13 @@ class ProtocolError(Exception):
 
 class NoResponders(Exception):
     """Nobody listens on the subject of a request (status 503)."""
+
+
+class PermissionViolation(Exception):
+    """The server refused this user a publish: ``-ERR 'Permissions Violation ...'``."""
+
+
+_VIOLATION = re.compile(r"permissions violation for publish to \"([^\"]*)\"", re.I)
 
 
 def parse_headers(block: bytes) -> tuple[str | None, str, dict[str, str]]:
@@ -128,6 +137,7 @@ class WireClient:
         self._pongs: list[asyncio.Future[None]] = []
         self._prefix = f"_INBOX.{os.urandom(12).hex()}"
         self._replies: dict[str, asyncio.Future[Reply]] = {}
+        self._asked: dict[str, str] = {}  # request token -> the subject it was sent to
         self._next_token = 0
         self._reply_sid: int | None = None
         self.last_error: str | None = None
@@ -266,11 +276,13 @@ class WireClient:
         token = str(self._next_token)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._replies[token] = future
+        self._asked[token] = subject
         try:
             self.publish(subject, payload, reply=f"{self._prefix}.r.{token}", headers=headers)
             reply = await self._wait(future, wait_s)
         finally:
             self._replies.pop(token, None)
+            self._asked.pop(token, None)
         if reply.status == "503":
             raise NoResponders(subject)
         return reply
@@ -359,11 +371,18 @@ class WireClient:
             self._writer.write(b"PONG\r\n")
         elif line.startswith(b"PONG"):
             if self._pongs:
-                future = self._pongs.pop(0)
-                if not future.done():
-                    future.set_result(None)
+                pong = self._pongs.pop(0)
+                if not pong.done():
+                    pong.set_result(None)
         elif line.startswith(b"-ERR"):
-            self.last_error = _error_text(line)
+            self.last_error = text = _error_text(line)
+            # A refused publish gets no reply: fail the requests it was, at once.
+            match = _VIOLATION.search(text)
+            if match is not None:
+                for token, subject in list(self._asked.items()):
+                    waiting = self._replies.get(token)
+                    if subject == match.group(1) and waiting is not None and not waiting.done():
+                        waiting.set_exception(PermissionViolation(text))
         elif not (line.startswith((b"INFO", b"+OK")) or not line):
             raise ProtocolError(f"unexpected {line[:40]!r}")
 

@@ -1,0 +1,222 @@
+"""``skyctl history service``, ``skyctl events`` and ``skyctl audit verify``: the log for
+auditors and scripts."""
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.connection import Connection, connection_options
+from cli.parse import parse_name
+from cli.render import Table, short_time, spec_cells, to_json, to_yaml
+from cli.service import NOUNS, NamespaceOpt, Output
+from registry.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from registry.feed import LogRecord
+    from registry.history import HistoryItem
+
+__all__ = ["audit_app", "events", "history_app"]
+
+history_app = typer.Typer(help="Show the history of a resource.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the log's integrity.", no_args_is_help=True)
+
+HISTORY_COLUMNS = ("SEQ", "STORED", "ACTOR", "EVENT", "TYPE", "SELECTOR", "PORTS", "CLUSTER")
+EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "EVENT", "NAMESPACE", "NAME", "DETAILS")
+
+
+def _formats(output: Output, allowed: tuple[Output, ...]) -> None:
+    if output not in allowed:
+        choices = ", ".join(o.value for o in allowed)
+        raise InvalidInput("output", output.value, f"this command prints {choices}")
+
+
+# -- history ------------------------------------------------------------------------------
+
+
+@connection_options
+def history_service(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False)],
+    namespace: NamespaceOpt = "default",
+    output: Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml.")] = (
+        Output.table
+    ),
+    *,
+    conn: Connection,
+) -> None:
+    """Every event of a service, oldest first, with the service as it was after each.
+
+    Works for deleted services too.  Example:  skyctl history service myService
+    """
+    _formats(output, (Output.table, Output.json, Output.yaml))
+    namespace, name = parse_name(namespace, "namespace"), parse_name(name)
+
+    async def read() -> list["HistoryItem"]:
+        async with await conn.open() as registry:
+            return await registry.history(namespace, name)
+
+    items = asyncio.run(read())
+    if output is Output.table:
+        rows = [_history_row(item) for item in items]
+        print(Table(HISTORY_COLUMNS, rows).render(rows))
+        return
+    objects = [_history_object(item) for item in items]
+    print(to_json(objects) if output is Output.json else to_yaml(objects))
+
+
+def _history_row(item: "HistoryItem") -> list[str]:
+    if item.event is None:
+        return [
+            str(item.seq),
+            short_time(item.stored),
+            "?",
+            "<unreadable>",
+            item.problem or "",
+            "",
+            "",
+            "",
+        ]
+    state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
+    return [str(item.seq), short_time(item.stored), item.event.actor, item.event.type, *state]
+
+
+def _history_object(item: "HistoryItem") -> dict[str, Any]:
+    obj: dict[str, Any] = {"seq": item.seq, "stored": short_time(item.stored)}
+    if item.event is None:
+        obj["error"] = item.problem
+    else:
+        obj["event"] = item.event.model_dump(mode="json")
+    obj["service"] = item.service.model_dump(mode="json") if item.service else None
+    return obj
+
+
+for _noun in NOUNS:
+    history_app.command(_noun, hidden=_noun != "service")(history_service)
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+@connection_options
+def events(
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Events of every namespace.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Start at a stream sequence (1234), a time (2026-11-25T10:00:00Z) or a "
+            "duration ago (90m, 2d).",
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events as they are appended.")
+    ] = False,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", help="table, or json: one object per line.")
+    ] = Output.table,
+    *,
+    conn: Connection,
+) -> None:
+    """The event log itself, in order.
+
+    Example:  skyctl events -A --since 2h -o json
+    """
+    from registry.when import parse_when
+
+    _formats(output, (Output.table, Output.json))
+    scope = None if all_namespaces else parse_name(namespace, "namespace")
+    when = parse_when(since) if since is not None else None
+
+    async def run() -> int:
+        printed = 0
+        async with await conn.open(keep_reconnecting=follow) as registry:
+            table: Table | None = None
+            async for record in registry.events(scope, since=when, follow=follow):
+                if output is Output.json:
+                    print(to_json(_event_object(record), compact=True), flush=True)
+                else:
+                    row = _event_row(record)
+                    if table is None:
+                        table = Table(EVENT_COLUMNS, [row], min_widths=[6, 20, 12, 14])
+                        print(table.line(table.header))
+                    print(table.line(row), flush=True)
+                printed += 1
+        return printed
+
+    try:
+        printed = asyncio.run(run())
+    except KeyboardInterrupt:
+        return
+    if not printed and output is Output.table:
+        where = "any namespace" if scope is None else f"{scope} namespace"
+        print(f"No events found in {where}.", file=sys.stderr)
+
+
+def _event_row(record: "LogRecord") -> list[str]:
+    from events import ServiceCreated
+    from registry.entry import Entry
+
+    message, entry = record.message, record.entry
+    stored = short_time(message.time)
+    if not isinstance(entry, Entry):
+        namespace, _, name = message.subject.removeprefix("skyflow.svc.").partition(".")
+        return [str(record.seq), stored, "?", "<unreadable>", namespace, name, entry.reason]
+    event = entry.event
+    details = ""
+    if isinstance(event, ServiceCreated):
+        kind, selector, ports, cluster = spec_cells(event.service)
+        details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
+    return [str(record.seq), stored, event.actor, event.type, event.namespace, event.name, details]
+
+
+def _event_object(record: "LogRecord") -> dict[str, Any]:
+    from registry.entry import Entry
+
+    obj: dict[str, Any] = {
+        "seq": record.seq,
+        "stored": short_time(record.message.time),
+        "subject": record.message.subject,
+    }
+    if isinstance(record.entry, Entry):
+        obj["event"] = record.entry.event.model_dump(mode="json")
+    else:
+        obj["error"] = record.entry.reason
+    return obj
+
+
+# -- audit --------------------------------------------------------------------------------
+
+
+@connection_options
+def verify(*, conn: Connection) -> None:
+    """Recompute every service's hash chain; list each break. Exit 0 only if all hold.
+
+    Example:  skyctl audit verify
+    """
+    from registry.audit import ChainChecker
+    from registry.audit import verify as walk
+
+    checker = ChainChecker()
+
+    async def run() -> int:
+        breaks = 0
+        async with await conn.open() as registry:
+            async for found in walk(registry.log, checker):
+                print(f"BROKEN {found}", flush=True)
+                breaks += 1
+        return breaks
+
+    breaks = asyncio.run(run())
+    summary = f"checked {checker.checked} events in {checker.chains} service chains"
+    if breaks:
+        print(f"{summary}: {breaks} broken link{'s' if breaks != 1 else ''}", file=sys.stderr)
+        raise typer.Exit(1)
+    print(f"{summary}: every link holds")
+
+
+audit_app.command("verify")(verify)

@@ -1,0 +1,39 @@
+// A SkyFlow registry subscriber in JavaScript (Node 18+), using only the event contract
+// (EVENTS.md): read the stream in order, decode msgpack, fold ServiceCreated and
+// ServiceDeleted into the set of live services, and skip (and report) what it cannot read.
+//
+//   npm install && NATS_URL=nats://127.0.0.1:4222 node subscriber.mjs [namespace]
+//
+// MAX_EVENTS=n stops after n messages and prints what is live (used by the tests).
+import { connect } from "nats";
+import { decode } from "@msgpack/msgpack";
+
+const namespace = process.argv[2] ?? "*";
+const max = Number(process.env.MAX_EVENTS ?? Infinity);
+let seen = 0;
+
+const KNOWN = { ServiceCreated: 1, ServiceDeleted: 1 }; // type -> newest version understood
+const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222" });
+const consumer = await nc.jetstream().consumers.get("SKYFLOW_SERVICES", {
+  filterSubjects: [`skyflow.svc.${namespace}.*`],   // ordered consumer from the start of the log
+});
+const live = new Map();
+for await (const msg of await consumer.consume()) {
+  if (++seen > max) break;
+  const [, , ns, name] = msg.subject.split(".");
+  let event;
+  try { event = decode(msg.data); } catch { console.error(`skipped seq ${msg.seq}: not msgpack`); continue; }
+  const body = event.service ?? event;
+  if (!(event.type in KNOWN) || event.version > KNOWN[event.type] || body.namespace !== ns || body.name !== name) {
+    console.error(`skipped seq ${msg.seq}: ${event.type} v${event.version}`);
+  } else if (event.type === "ServiceCreated") {
+    live.set(`${ns}/${name}`, event.service);
+    const ports = event.service.ports.map((p) => `${p.port}:${p.target_port}/${p.protocol}`);
+    console.log(`ADDED ${ns}/${name} ${event.service.type} ${ports.join(",")} by ${event.actor} (seq ${msg.seq})`);
+  } else if (live.delete(`${ns}/${name}`)) {
+    console.log(`DELETED ${ns}/${name} by ${event.actor} (seq ${msg.seq})`);
+  }
+  if (seen === max) break;
+}
+console.log(`live: ${[...live.keys()].sort().join(" ") || "(none)"}`);
+await nc.close();

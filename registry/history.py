@@ -1,0 +1,97 @@
+"""The past of the registry: one service's events, and the whole registry at a moment.
+
+Both are folds of the log as stored, so an auditor sees exactly what readers at the
+time could have seen; unreadable messages are reported, never guessed at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from events import Event, Service, ServiceCreated, filter_for, subject_for
+from registry.entry import Entry, Skipped
+from registry.errors import InvalidInput, NotFound
+from registry.feed import read_log
+from registry.jetstream import JetStreamLog, Start
+from registry.projection import Projection
+from registry.projector import SkipHandler, report_skipped
+from registry.when import AtSequence, AtTime, When
+
+__all__ = ["HistoryItem", "PastState", "resolve", "service_history", "state_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One event of a service, and the service as it was right after it."""
+
+    seq: int
+    stored: datetime
+    event: Event | None  # None: the message could not be read (see ``problem``)
+    service: Service | None  # None: not live after this event
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PastState:
+    projection: Projection
+    seq: int  # the last stream sequence included
+    moment: datetime | None  # when that sequence was stored (None: empty log)
+
+
+async def service_history(log: JetStreamLog, namespace: str, name: str) -> list[HistoryItem]:
+    """Every event of one service, oldest first, deleted services included."""
+    items: list[HistoryItem] = []
+    live: Service | None = None
+    async for record in read_log(log, subject_for(namespace, name)):
+        entry = record.entry
+        if isinstance(entry, Skipped):
+            items.append(HistoryItem(record.seq, record.message.time, None, live, entry.reason))
+            continue
+        live = entry.event.service if isinstance(entry.event, ServiceCreated) else None
+        items.append(HistoryItem(record.seq, record.message.time, entry.event, live))
+    if not items:
+        raise NotFound(namespace, name)
+    return items
+
+
+async def resolve(log: JetStreamLog, when: When) -> int:
+    """The last stream sequence that was in the log at ``when`` (0: none yet)."""
+    last = await log.last_sequence()
+    if isinstance(when, AtSequence):
+        if when.seq > last:
+            raise InvalidInput("time", str(when.seq), f"the log ends at sequence {last}")
+        return when.seq
+    # The first message stored after the moment; everything before it was there.
+    async for record in read_log(log, filter_for(), Start("time", time=when.time)):
+        if record.message.time > when.time:
+            return record.seq - 1
+    return last
+
+
+async def state_at(
+    log: JetStreamLog,
+    when: When,
+    namespace: str | None = None,
+    name: str | None = None,
+    on_skipped: SkipHandler = report_skipped,
+) -> PastState:
+    """The registry (or one namespace, or one service) as it was at ``when``."""
+    boundary = await resolve(log, when)
+    projection = Projection()
+    moment = when.time if isinstance(when, AtTime) else None
+    if boundary:
+        async for record in read_log(log, filter_for(namespace, name), until_seq=boundary):
+            if isinstance(record.entry, Entry):
+                projection.apply(record.entry)
+            else:
+                on_skipped(record.entry)
+        if moment is None:
+            moment = await _stored_time(log, boundary)
+    return PastState(projection, boundary, moment)
+
+
+async def _stored_time(log: JetStreamLog, seq: int) -> datetime | None:
+    async for record in read_log(log, filter_for(), Start("seq", seq=seq), until_seq=seq):
+        return record.message.time
+    return None

@@ -1,0 +1,113 @@
+"""The examples are real subscribers; run them against a real server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from registry.server import NatsServer
+from tests.conftest import skyctl
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
+
+
+def test_lb_config_follows_the_registry_across_restarts(
+    fresh_server: NatsServer, tmp_path: Path
+) -> None:
+    url = fresh_server.url
+    output = tmp_path / "upstreams.conf"
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "lb_config.py"), str(output), "--server", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def text() -> str:
+        return output.read_text() if output.exists() else ""
+
+    skyctl(
+        "create",
+        "service",
+        "myService",
+        "-t",
+        "LoadBalancer",
+        "-s",
+        "app=myApp",
+        "-p",
+        "80:8080",
+        "-c",
+        "myCluster",
+        url=url,
+    )
+    follower = start()
+    wait_for(lambda: "upstream default__myService__80" in text())
+    assert "server myService.default.svc.myCluster:8080 resolve;" in text()
+
+    skyctl("create", "service", "api", "-n", "shop", "-p", "443:8443", url=url)
+    wait_for(lambda: "upstream shop__api__443" in text())
+
+    follower.send_signal(signal.SIGTERM)
+    _, err = follower.communicate(timeout=10)
+    assert follower.returncode == 0, err
+    # While it is down, the registry moves on.
+    skyctl("delete", "service", "myService", url=url)
+    skyctl("create", "service", "db", "-n", "shop", "-p", "5432", url=url)
+
+    follower = start()
+    try:
+        wait_for(lambda: "shop__db__5432" in text() and "myService" not in text())
+        assert "shop__api__443" in text()
+        assert "# registry log sequence 4" in text()
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        follower.communicate(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="Node.js and npm are not installed")
+def test_javascript_subscriber_folds_the_same_log(fresh_server: NatsServer, tmp_path: Path) -> None:
+    workdir = tmp_path / "js"
+    shutil.copytree(EXAMPLES / "js", workdir, ignore=shutil.ignore_patterns("node_modules"))
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent"],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    url = fresh_server.url
+    skyctl("create", "service", "myService", "-p", "80:8080", url=url)
+    skyctl("create", "service", "web", "-p", "443", url=url)
+    skyctl("delete", "service", "myService", url=url)
+    result = subprocess.run(
+        ["node", "subscriber.mjs", "default"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NATS_URL": url, "MAX_EVENTS": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ADDED default/myService ClusterIP 80:8080/TCP by ")
+    assert lines[1].startswith("ADDED default/web ClusterIP 443:443/TCP")
+    assert lines[2].startswith("DELETED default/myService")
+    assert lines[3] == "live: default/web"

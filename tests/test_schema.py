@@ -1,0 +1,54 @@
+"""The JSON Schemas in events/schemas/ are generated from the models and match the wire."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import msgpack
+import pytest
+from hypothesis import given
+
+from events import ServiceCreated, ServiceDeleted, encode
+from events.schema import SCHEMA_DIR, render, schemas
+from tests.test_events import created
+
+EVENTS_DOC = (SCHEMA_DIR.parent.parent / "EVENTS.md").read_text()
+
+
+def test_checked_in_schemas_are_current() -> None:
+    generated = schemas()
+    assert sorted(p.name for p in SCHEMA_DIR.glob("*.json")) == sorted(generated)
+    for name, schema in generated.items():
+        assert (SCHEMA_DIR / name).read_text() == render(schema), (
+            f"{name} is stale: run python -m events.schema"
+        )
+        assert f"events/schemas/{name}" in EVENTS_DOC, f"EVENTS.md does not link {name}"
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / name).read_text())
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@given(created)
+def test_every_encoded_create_validates(event: ServiceCreated) -> None:
+    _validator("ServiceCreated.v1.json").validate(msgpack.unpackb(encode(event)))
+
+
+def test_a_delete_validates_and_junk_does_not() -> None:
+    from events import utc_now
+
+    event = ServiceDeleted(id="e1", time=utc_now(), actor="a@h", namespace="default", name="web")
+    raw = msgpack.unpackb(encode(event))
+    validator = _validator("ServiceDeleted.v1.json")
+    validator.validate(raw)
+    for broken in (
+        {**raw, "name": "bad.name"},
+        {**raw, "extra": 1},
+        {k: v for k, v in raw.items() if k != "prev"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validator.validate(broken)

@@ -1,0 +1,125 @@
+"""Versioned events: a v2 can ship without breaking old logs, and unknown versions are
+skipped and reported by every reader, never guessed at."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import msgpack
+import pytest
+
+from events import Service, ServiceCreated, codec, encode, new_event_id, subject_for, utc_now
+from registry.client import Registry
+from registry.entry import Skipped
+from registry.errors import UnreadableHistory
+from registry.projector import rebuild
+from registry.server import NatsServer
+from registry.watch import Snapshot
+
+
+class ServiceCreatedV2(ServiceCreated):
+    """What shipping a v2 looks like: a new field, and an upcaster from v1."""
+
+    version: Literal[2] = 2  # type: ignore[assignment]
+    reason: str | None = None  # why the service was created (a ticket, say)
+
+
+def upcast_created_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    return {**raw, "reason": None}
+
+
+@pytest.fixture
+def v2_codec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next release of this code: ServiceCreated is at version 2."""
+    monkeypatch.setitem(codec.MODELS, "ServiceCreated", ServiceCreatedV2)
+    monkeypatch.setitem(codec.CURRENT_VERSIONS, "ServiceCreated", 2)
+    monkeypatch.setitem(codec.UPCASTERS, ("ServiceCreated", 1), upcast_created_v1_to_v2)
+
+
+async def test_a_log_of_v1_and_v2_events_folds(fresh_server: NatsServer, v2_codec: None) -> None:
+    async with await Registry.connect(fresh_server.url) as registry:
+        old = await registry.create(Service(name="old"))  # version 1, as the old code wrote
+        raw = msgpack.unpackb(
+            encode(ServiceCreated(id="x", time=utc_now(), actor="a", service=Service(name="old")))
+        )
+        assert raw["version"] == 1
+        newer = ServiceCreatedV2(
+            id=new_event_id(),
+            time=utc_now(),
+            actor="ops@h",
+            service=Service(name="new"),
+            reason="TICKET-7",
+        )
+        seq = await registry.log.append(
+            subject_for("default", "new"),
+            encode(newer),
+            msg_id=newer.id,
+            expected_last_subject_seq=0,
+        )
+        assert msgpack.unpackb(encode(newer))["version"] == 2
+
+        skipped: list[Skipped] = []
+        state = (await rebuild(registry.log, "skyflow.svc.*.*", skipped.append)).projection
+        assert skipped == []
+        assert sorted(state.services) == [("default", "new"), ("default", "old")]
+        for key, reason in [(("default", "old"), None), (("default", "new"), "TICKET-7")]:
+            record = state.services[key]
+            assert isinstance(record.service, Service)
+            entry = await registry.current(*key)
+            assert isinstance(entry.entry.event, ServiceCreatedV2)  # type: ignore[union-attr]
+            assert entry.entry.event.reason == reason  # type: ignore[union-attr]
+        assert state.services[("default", "old")].seq == old.seq
+        assert state.services[("default", "new")].seq == seq
+        # And the code at v2 keeps writing and deleting over v1 history.
+        await registry.delete("default", "old")
+        assert [r.service.name for r in await registry.list()] == ["new"]
+
+
+async def test_a_future_version_is_skipped_and_reported_by_every_reader(
+    fresh_server: NatsServer,
+) -> None:
+    reports: list[Skipped] = []
+    async with await Registry.connect(fresh_server.url, on_skipped=reports.append) as registry:
+        first = await registry.create(Service(name="web", cluster="eu"))
+        future = msgpack.unpackb(
+            encode(
+                ServiceCreated(
+                    id=new_event_id(), time=utc_now(), actor="a@h", service=Service(name="web")
+                )
+            )
+        )
+        future.update(version=9, shiny="new field")
+        ack = await registry.log.js.publish("skyflow.svc.default.web", msgpack.packb(future))
+
+        def reported_once() -> None:
+            assert [(s.seq, "version 9 is newer" in s.reason) for s in reports] == [(ack.seq, True)]
+            reports.clear()
+
+        # Readers keep the state the last readable event gave, and say what they skipped.
+        assert (await registry.get("default", "web")).seq == first.seq
+        reported_once()
+        assert [r.seq for r in await registry.list()] == [first.seq]
+        reported_once()
+        rebuilt = await rebuild(registry.log, "skyflow.svc.*.*", reports.append)
+        assert [r.seq for r in rebuilt.projection.select()] == [first.seq]
+        reported_once()
+        stream = registry.watch()
+        snapshot = await asyncio.wait_for(anext(stream), 10)
+        assert isinstance(snapshot, Snapshot) and [r.seq for r in snapshot.records] == [first.seq]
+        await stream.aclose()  # type: ignore[attr-defined]
+        reported_once()
+        history = await registry.history("default", "web")
+        assert [h.problem is not None for h in history] == [False, True]
+        assert history[1].service is not None and history[1].service.cluster == "eu"
+        async with registry.subscribe(start="beginning") as sub:
+            iterator = aiter(sub)
+            assert (await asyncio.wait_for(anext(iterator), 5)).seq == first.seq
+            await registry.create(Service(name="after"))
+            assert (await asyncio.wait_for(anext(iterator), 5)).event.name == "after"
+        reported_once()
+        # A writer does not guess over what it cannot read.
+        with pytest.raises(UnreadableHistory, match=rf"last event \(seq {ack.seq}\)"):
+            await registry.delete("default", "web")
+        with pytest.raises(UnreadableHistory):
+            await registry.create(Service(name="web"))
