@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from events import Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
+from events import Service, ServiceCreated, new_event_id, subject_for, utc_now
 from events.names import check_name
 from registry.commands import Current, decide_create, decide_delete
 from registry.entry import Entry, StoredMessage, read_entry
-from registry.errors import Conflict, InvalidInput, ServiceError
-from registry.jetstream import WrongLastSequence
+from registry.errors import InvalidInput, ServiceError
 from registry.jetstream.direct import last_many
 from registry.projection import ServiceRecord
 
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CONCURRENCY", "Outcome", "create_many", "delete_many"]
 
 DEFAULT_CONCURRENCY = 256
-_MAX_ATTEMPTS = 5  # as for a single create or delete
 
 Outcome = ServiceRecord | ServiceError
 T = TypeVar("T")
@@ -118,28 +116,19 @@ async def create_many(
     services = _validated_services(items)
     subjects = [subject_for(s.namespace, s.name) for s in services]
     known = await last_many(registry.log, subjects)
-    log, actor = registry.log, await registry.actor()
+    actor = await registry.actor()
 
     async def create(index: int) -> ServiceRecord:
         service, subject = services[index], subjects[index]
-        current = await _current_of(registry, subject, known.get(subject))
-        for _ in range(_MAX_ATTEMPTS):
-            event = decide_create(
+        seq, event, _ = await registry.write(
+            service.namespace,
+            service.name,
+            lambda current: decide_create(
                 service, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            )
-            try:
-                seq = await log.append(
-                    subject,
-                    encode(event),
-                    msg_id=event.id,
-                    expected_last_subject_seq=current.expected_seq,
-                    retry_for=registry.retry_for,
-                )
-            except WrongLastSequence:
-                current = await registry._decidable(service.namespace, service.name)
-                continue
-            return ServiceRecord.from_created(seq, event)
-        raise Conflict(service.namespace, service.name)
+            ),
+            await _current_of(registry, subject, known.get(subject)),
+        )
+        return ServiceRecord.from_created(seq, event)
 
     return await _run(len(services), create, concurrency)
 
@@ -154,30 +143,21 @@ async def delete_many(
     targets: Sequence[tuple[str, str]] = _validated_keys(keys)
     subjects = [subject_for(namespace, name) for namespace, name in targets]
     known = await last_many(registry.log, subjects)
-    log, actor = registry.log, await registry.actor()
+    actor = await registry.actor()
 
     async def delete(index: int) -> ServiceRecord:
         (namespace, name), subject = targets[index], subjects[index]
-        current = await _current_of(registry, subject, known.get(subject))
-        for _ in range(_MAX_ATTEMPTS):
-            event = decide_delete(
+        _, _, current = await registry.write(
+            namespace,
+            name,
+            lambda current: decide_delete(
                 namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            )
-            try:
-                await log.append(
-                    subject,
-                    encode(event),
-                    msg_id=event.id,
-                    expected_last_subject_seq=current.expected_seq,
-                    retry_for=registry.retry_for,
-                )
-            except WrongLastSequence:
-                current = await registry._decidable(namespace, name)
-                continue
-            assert current.entry is not None  # decide_delete checked it is live
-            created = current.entry.event
-            assert isinstance(created, ServiceCreated)
-            return ServiceRecord.from_created(current.entry.seq, created)
-        raise Conflict(namespace, name)
+            ),
+            await _current_of(registry, subject, known.get(subject)),
+        )
+        assert current.entry is not None  # decide_delete checked it is live
+        created = current.entry.event
+        assert isinstance(created, ServiceCreated)
+        return ServiceRecord.from_created(current.entry.seq, created)
 
     return await _run(len(targets), delete, concurrency)

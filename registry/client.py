@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from events import (
+    Event,
     Service,
     ServiceCreated,
     StreamSpec,
@@ -32,6 +33,8 @@ from registry.when import AtSequence, AtTime, When
 
 if TYPE_CHECKING:
     from registry.bulk import Outcome
+
+E = TypeVar("E", bound=Event)
 
 __all__ = ["Registry", "local_actor"]
 
@@ -110,13 +113,48 @@ class Registry:
 
     async def create(self, service: Service) -> ServiceRecord:
         """Append ``ServiceCreated`` unless the service is live (AlreadyExists)."""
-        subject = subject_for(service.namespace, service.name)
         actor = await self.actor()
-        for _ in range(_MAX_ATTEMPTS):
-            current = await self._decidable(service.namespace, service.name)
-            event = decide_create(
+        seq, event, _ = await self.write(
+            service.namespace,
+            service.name,
+            lambda current: decide_create(
                 service, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            )
+            ),
+        )
+        return ServiceRecord.from_created(seq, event)
+
+    async def delete(self, namespace: str, name: str) -> ServiceRecord:
+        """Append ``ServiceDeleted`` if the service is live (NotFound otherwise)."""
+        actor = await self.actor()
+        _, _, current = await self.write(
+            namespace,
+            name,
+            lambda current: decide_delete(
+                namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
+            ),
+        )
+        assert current.entry is not None  # decide_delete checked it is live
+        return _record(current.entry)
+
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        decide: Callable[[Current], E],
+        current: Current | None = None,
+    ) -> tuple[int, E, Current]:
+        """Decide on the service's current state and append the event, conditionally.
+
+        The server appends only if the subject still ends where the decision read it;
+        after a lost race the state is read again and the decision made again (it is
+        usually a refusal then). Returns the sequence, the event and the state it was
+        decided on. ``current`` saves the first read when the caller already has it.
+        """
+        subject = subject_for(namespace, name)
+        for _ in range(_MAX_ATTEMPTS):
+            if current is None:
+                current = await self._decidable(namespace, name)
+            event = decide(current)
             try:
                 seq = await self.log.append(
                     subject,
@@ -126,31 +164,9 @@ class Registry:
                     retry_for=self.retry_for,
                 )
             except WrongLastSequence:
-                continue  # someone wrote first: decide again on what they wrote
-            return ServiceRecord.from_created(seq, event)
-        raise Conflict(service.namespace, service.name)
-
-    async def delete(self, namespace: str, name: str) -> ServiceRecord:
-        """Append ``ServiceDeleted`` if the service is live (NotFound otherwise)."""
-        subject = subject_for(namespace, name)
-        actor = await self.actor()
-        for _ in range(_MAX_ATTEMPTS):
-            current = await self._decidable(namespace, name)
-            event = decide_delete(
-                namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            )
-            try:
-                await self.log.append(
-                    subject,
-                    encode(event),
-                    msg_id=event.id,
-                    expected_last_subject_seq=current.expected_seq,
-                    retry_for=self.retry_for,
-                )
-            except WrongLastSequence:
+                current = None  # someone wrote first: decide again on what they wrote
                 continue
-            assert current.entry is not None  # decide_delete checked it is live
-            return _record(current.entry)
+            return seq, event, current
         raise Conflict(namespace, name)
 
     async def _decidable(self, namespace: str, name: str) -> Current:
