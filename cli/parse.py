@@ -143,32 +143,15 @@ def parse_service(
     ports: Iterable[str],
     cluster: str | None,
 ) -> Service:
-    from pydantic import ValidationError
+    from registry.views import service_model
 
-    from events import Service
-
-    checked = parse_plain_service(
-        name,
-        namespace=namespace,
-        service_type=service_type,
-        selectors=selectors,
-        ports=ports,
-        cluster=cluster,
+    return service_model(
+        parse_plain_service(
+            name,
+            namespace=namespace,
+            service_type=service_type,
+            selectors=selectors,
+            ports=ports,
+            cluster=cluster,
+        )
     )
-    fields = {
-        "namespace": checked.namespace,
-        "name": checked.name,
-        "type": checked.type,
-        "selector": checked.selector,
-        "ports": [
-            {"port": p.port, "target_port": p.target_port, "protocol": p.protocol}
-            for p in checked.ports
-        ],
-        "cluster": checked.cluster,
-    }
-    try:
-        return Service.model_validate(fields)
-    except ValidationError as exc:  # a rule above missed: still one line, naming the value
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "service"
-        raise InvalidInput(where, error.get("input", ""), error["msg"]) from None

@@ -35,10 +35,9 @@ from registry.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from registry.jetstream.lite import LiteLog, NeedsNatsPy
 from registry.jetstream.protocol import DEFAULT_URL, WrongLastSequence
 from registry.stored import StoredMessage, chain_hash
-from registry.views import ServiceView, read_plain
+from registry.views import ServiceView, read_plain, service_model
 
 if TYPE_CHECKING:
-    from events import Service
     from registry.client import Registry
     from registry.entry import Skipped
     from registry.projector import SkipHandler
@@ -221,7 +220,7 @@ class LiteRegistry:
                 return await self._create(self.log, service)
             except _Uncertain:
                 pass
-        record = await (await self.full()).create(_model(service))
+        record = await (await self.full()).create(service_model(service))
         return ServiceView.from_record(record)
 
     async def _create(self, log: LiteLog, service: PlainService) -> ServiceView:
@@ -235,7 +234,7 @@ class LiteRegistry:
                 service, event_id=event_id, time=time, actor=self.actor, prev=state.prev
             )
             if plain.check(plain.unpack(data)) is None:
-                _model(service)  # raises InvalidInput naming the value
+                service_model(service)  # raises InvalidInput naming the value
                 raise InvalidInput("service", service.name, "not a valid service")
             try:
                 seq = await log.append(
@@ -278,29 +277,3 @@ class LiteRegistry:
                 continue
             return state.live
         raise Conflict(namespace, name)
-
-
-def _model(service: PlainService) -> Service:
-    """The pydantic ``Service`` of the same values (validated: InvalidInput if not valid)."""
-    from pydantic import ValidationError
-
-    from events import Service
-
-    try:
-        return Service.model_validate(
-            {
-                "namespace": service.namespace,
-                "name": service.name,
-                "type": service.type,
-                "selector": service.selector,
-                "ports": [
-                    {"port": p.port, "target_port": p.target_port, "protocol": p.protocol}
-                    for p in service.ports
-                ],
-                "cluster": service.cluster,
-            }
-        )
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "service"
-        raise InvalidInput(where, error.get("input", ""), error["msg"]) from None

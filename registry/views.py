@@ -22,6 +22,7 @@ from events.choices import Protocol as PortProtocol
 from events.choices import ServiceType
 from events.plain import PlainPort, PlainService
 from events.subjects import parse_subject
+from registry.errors import InvalidInput
 from registry.stored import StoredMessage
 
 if TYPE_CHECKING:
@@ -108,6 +109,33 @@ class ServiceView:
             record.event_id,
             record.actor,
         )
+
+
+def service_model(service: PlainService) -> Service:
+    """The pydantic ``Service`` of the same values, validated: ``InvalidInput`` naming the
+    value if the models refuse what the plain checks let through."""
+    from pydantic import ValidationError
+
+    from events import Service
+
+    try:
+        return Service.model_validate(
+            {
+                "namespace": service.namespace,
+                "name": service.name,
+                "type": service.type,
+                "selector": service.selector,
+                "ports": [
+                    {"port": p.port, "target_port": p.target_port, "protocol": p.protocol}
+                    for p in service.ports
+                ],
+                "cluster": service.cluster,
+            }
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "service"
+        raise InvalidInput(where, error.get("input", ""), error["msg"]) from None
 
 
 def plain_service(service: Service) -> PlainService:

@@ -27,23 +27,13 @@ from events import (
     encode,
     plain,
 )
-from events.plain import PlainPort, PlainService
+from events.plain import PlainService
+from registry.views import plain_service
 from tests.test_events import created, names, times
 
 
-def as_plain(service: Service) -> PlainService:
-    return PlainService(
-        namespace=service.namespace,
-        name=service.name,
-        type=service.type,
-        selector=dict(service.selector),
-        ports=tuple(PlainPort(p.port, p.target_port, p.protocol) for p in service.ports),
-        cluster=service.cluster,
-    )
-
-
 def same_values(model: Service, view: PlainService) -> bool:
-    return as_plain(model) == view and list(model.selector) == list(view.selector)
+    return plain_service(model) == view and list(model.selector) == list(view.selector)
 
 
 deleted = st.builds(
@@ -60,7 +50,7 @@ deleted = st.builds(
 @given(created)
 def test_plain_writes_the_bytes_the_models_write_for_a_create(event: ServiceCreated) -> None:
     data = plain.encode_created(
-        as_plain(event.service),
+        plain_service(event.service),
         event_id=event.id,
         time=event.time,
         actor=event.actor,
