@@ -16,7 +16,7 @@ from registry.entry import Entry, Skipped, StoredMessage, read_entry
 from registry.jetstream import CAUGHT_UP, JetStreamLog, Start, Tail
 from registry.projection import Change, Projection
 
-__all__ = ["Projector", "last_readable", "read_current", "rebuild", "report_skipped"]
+__all__ = ["Projector", "feed_all", "last_readable", "read_current", "rebuild", "report_skipped"]
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,28 @@ async def read_until_caught_up(tail: Tail) -> list[StoredMessage]:
             messages.append(item)
 
 
+async def feed_all(
+    log: JetStreamLog,
+    filter_subject: str,
+    feed: Callable[[Iterable[StoredMessage]], object],
+) -> None:
+    """Hand every message matching ``filter_subject``, from the start, to ``feed`` in
+    batches, until everything the stream held when reading began has been handed over."""
+    async with Tail(log, [filter_subject], Start("all")) as tail:
+        while True:
+            batch = await tail.next_batch()
+            feed(m for m in batch if isinstance(m, StoredMessage))
+            if CAUGHT_UP in batch or not batch:
+                return
+
+
 async def rebuild(
     log: JetStreamLog, filter_subject: str, on_skipped: SkipHandler = report_skipped
 ) -> Projector:
     """Fold every event matching ``filter_subject`` from the start of the log."""
     projector = Projector(on_skipped)
-    async with Tail(log, [filter_subject], Start("all")) as tail:
-        while True:
-            batch = await tail.next_batch()
-            done = CAUGHT_UP in batch
-            projector.feed(m for m in batch if isinstance(m, StoredMessage))
-            if done or not batch:
-                return projector
+    await feed_all(log, filter_subject, projector.feed)
+    return projector
 
 
 async def last_readable(

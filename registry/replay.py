@@ -39,13 +39,7 @@ async def replay(
             filter_subject, lambda seq, subject, data, _ns: add(seq, subject, data)
         )
         return projector.projection
-    from registry.jetstream import CAUGHT_UP, Start, Tail
-    from registry.stored import StoredMessage
+    from registry.projector import feed_all
 
-    async with Tail(log, [filter_subject], Start("all")) as tail:
-        while True:
-            batch = await tail.next_batch()
-            done = CAUGHT_UP in batch
-            projector.feed(m for m in batch if isinstance(m, StoredMessage))
-            if done or not batch:
-                return projector.projection
+    await feed_all(log, filter_subject, projector.feed)
+    return projector.projection
