@@ -37,7 +37,9 @@ from registry.errors import (
 from registry.jetstream.protocol import (
     DEFAULT_URL,
     EXPECTED_LAST_SUBJECT_SEQUENCE,
+    OWN_WRITE_IN_FLIGHT,
     WrongLastSequence,
+    api_error,
     stream_problems,
 )
 from registry.jetstream.protocol import WRONG_LAST_SEQUENCE as _WRONG_LAST_SEQUENCE
@@ -45,11 +47,6 @@ from registry.jetstream.protocol import WRONG_LAST_SEQUENCE as _WRONG_LAST_SEQUE
 __all__ = ["DEFAULT_URL", "JetStreamLog", "WrongLastSequence"]
 
 _CONNECT_DEADLINE = 4.0  # seconds; "unreachable" must be said within 5
-# A replicated stream's leader answers a retry whose first attempt it is still
-# proposing with 10158 "duplicate message id is in process": not stored yet, but it may
-# be, so the retry goes on until the id is stored (a duplicate ack) or the time is up.
-_OWN_WRITE_IN_FLIGHT = 10158
-_REPLICAS_NEED_CLUSTER = 10074
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -270,7 +267,7 @@ class JetStreamLog:
                     return last.seq
                 raise WrongLastSequence(subject) from None
             except nats.js.errors.APIError as exc:
-                if exc.err_code != _OWN_WRITE_IN_FLIGHT:  # a 409, not a BadRequestError
+                if exc.err_code != OWN_WRITE_IN_FLIGHT:  # a 409, not a BadRequestError
                     raise _translate_api_error(exc, f"append to {subject}") from None
                 reason = "the first attempt still in flight"
             except (
@@ -426,9 +423,4 @@ def _reason(errors: list[BaseException], exc: BaseException) -> str:
 
 
 def _translate_api_error(exc: nats.js.errors.APIError, operation: str) -> ServerError:
-    description = exc.description or str(exc)
-    if exc.code == 403 or "permission" in description.lower():
-        return PermissionDenied(operation, description)
-    if exc.err_code == _REPLICAS_NEED_CLUSTER:
-        description += ": more than 1 replica needs a JetStream cluster"
-    return ServerError(f"{operation} failed: {description} (code {exc.err_code})")
+    return api_error(exc.code, exc.err_code, exc.description or str(exc), operation)

@@ -32,8 +32,10 @@ from registry.errors import (
 from registry.jetstream.protocol import (
     DEFAULT_URL,
     EXPECTED_LAST_SUBJECT_SEQUENCE,
+    OWN_WRITE_IN_FLIGHT,
     WRONG_LAST_SEQUENCE,
     WrongLastSequence,
+    api_error,
     stream_problems,
 )
 from registry.jetstream.wire import (
@@ -49,9 +51,6 @@ from registry.stored import MSG_ID, StoredMessage
 __all__ = ["DIRECT_HEADERS", "LiteLog", "NeedsNatsPy", "ack_tokens", "parse_time_ns"]
 
 _STREAM_NOT_FOUND = 10059
-# A replicated stream's leader still proposing the first attempt of a retried write:
-# not stored yet, but it may be; retry until it is (``JetStreamLog.append`` does too).
-_OWN_WRITE_IN_FLIGHT = 10158
 # Headers the server adds to a direct-get reply; the rest are the stored message's own.
 DIRECT_HEADERS = frozenset(
     {
@@ -87,10 +86,9 @@ def ack_tokens(reply: str) -> tuple[int, int, int, int]:
 
 
 def _api_error(error: dict[str, Any], operation: str) -> ServerError:
-    description = str(error.get("description", "")) or "unknown error"
-    if error.get("code") == 403 or "permission" in description.lower():
-        return PermissionDenied(operation, description)
-    return ServerError(f"{operation} failed: {description} (code {error.get('err_code')})")
+    return api_error(
+        error.get("code"), error.get("err_code"), str(error.get("description", "")), operation
+    )
 
 
 class LiteLog:
@@ -254,7 +252,7 @@ class LiteLog:
                     if last is not None and last.msg_id == msg_id:
                         return last.seq
                     raise WrongLastSequence(subject)
-                if error.get("err_code") != _OWN_WRITE_IN_FLIGHT:
+                if error.get("err_code") != OWN_WRITE_IN_FLIGHT:
                     raise _api_error(error, f"append to {subject}")
                 reason = "the first attempt still in flight"
             denied = self._permission_error()

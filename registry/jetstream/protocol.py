@@ -11,12 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from events.stream import StreamSpec
+from registry.errors import PermissionDenied, ServerError
 
 __all__ = [
     "DEFAULT_URL",
     "EXPECTED_LAST_SUBJECT_SEQUENCE",
+    "OWN_WRITE_IN_FLIGHT",
     "WRONG_LAST_SEQUENCE",
     "WrongLastSequence",
+    "api_error",
     "stream_problems",
 ]
 
@@ -25,6 +28,11 @@ DEFAULT_URL = "nats://127.0.0.1:4222"
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 # R1 streams answer a failed expectation with 10071, replicated ones with 10164.
 WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+# A replicated stream's leader answers a retry whose first attempt it is still
+# proposing with 10158 "duplicate message id is in process": not stored yet, but it may
+# be, so the retry goes on until the id is stored (a duplicate ack) or the time is up.
+OWN_WRITE_IN_FLIGHT = 10158
+_REPLICAS_NEED_CLUSTER = 10074
 
 
 class WrongLastSequence(Exception):
@@ -33,6 +41,18 @@ class WrongLastSequence(Exception):
     def __init__(self, subject: str) -> None:
         super().__init__(subject)
         self.subject = subject
+
+
+def api_error(
+    code: int | None, err_code: int | None, description: str, operation: str
+) -> ServerError:
+    """The registry's error for a JetStream API error, from either client."""
+    description = description or "unknown error"
+    if code == 403 or "permission" in description.lower():
+        return PermissionDenied(operation, description)
+    if err_code == _REPLICAS_NEED_CLUSTER:
+        description += ": more than 1 replica needs a JetStream cluster"
+    return ServerError(f"{operation} failed: {description} (code {err_code})")
 
 
 def stream_problems(spec: StreamSpec, config: Mapping[str, Any]) -> list[str]:
