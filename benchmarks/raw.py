@@ -7,8 +7,10 @@ the registry's; the ones that only read use the registry's stream.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgpack
 import nats
@@ -22,6 +24,7 @@ __all__ = [
     "Arrivals",
     "core_subscription",
     "ensure_bench_stream",
+    "ensure_bench_stream_sync",
     "jetstream_subscription",
     "ordered_read",
     "pipelined_publish",
@@ -29,13 +32,20 @@ __all__ = [
 
 BENCH_STREAM = "BENCH"
 
-# A fresh process that imports nats-py, connects, publishes one JetStream message, exits.
+# A fresh process that imports nats-py, connects as skyctl would (the same NATS_URL, with
+# several servers, user/password, a CA for TLS), publishes one JetStream message, exits.
 ONE_SHOT_SCRIPT = """
-import asyncio, sys
+import asyncio, os
 import nats
 
 async def main() -> None:
-    nc = await nats.connect(sys.argv[1])
+    options = {}
+    if os.environ.get("NATS_USER"):
+        options.update(user=os.environ["NATS_USER"], password=os.environ["NATS_PASSWORD"])
+    if os.environ.get("NATS_CA"):
+        import ssl
+        options["tls"] = ssl.create_default_context(cafile=os.environ["NATS_CA"])
+    nc = await nats.connect(os.environ["NATS_URL"].split(","), dont_randomize=True, **options)
     js = nc.jetstream()
     await js.publish("bench.oneshot", b"x" * 250)
     await nc.close()
@@ -44,15 +54,36 @@ asyncio.run(main())
 """
 
 
-async def ensure_bench_stream(url: str) -> None:
-    nc = await nats.connect(url)
+def _options(env: Mapping[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if env.get("NATS_USER"):
+        options.update(user=env["NATS_USER"], password=env.get("NATS_PASSWORD", ""))
+    if env.get("NATS_CA"):
+        options["tls"] = ssl.create_default_context(cafile=env["NATS_CA"])
+    return options
+
+
+async def ensure_bench_stream(
+    url: str, env: Mapping[str, str] | None = None, replicas: int = 1
+) -> None:
+    nc = await nats.connect(url.split(","), **_options(env or {}))
     try:
         js = nc.jetstream()
         await js.add_stream(
-            StreamConfig(name=BENCH_STREAM, subjects=["bench.>"], storage=StorageType.FILE)
+            StreamConfig(
+                name=BENCH_STREAM,
+                subjects=["bench.>"],
+                storage=StorageType.FILE,
+                num_replicas=replicas,
+            )
         )
     finally:
         await nc.close()
+
+
+def ensure_bench_stream_sync(env: Mapping[str, str], replicas: int = 1) -> None:
+    """The baseline's own stream on a mode's server(s), as that mode's clients connect."""
+    asyncio.run(ensure_bench_stream(env["NATS_URL"], env, replicas))
 
 
 async def pipelined_publish(

@@ -103,6 +103,7 @@ class Run:
     sizes: dict[str, int]
     results: list[Result] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    imports: dict[str, float] = field(default_factory=dict)  # package -> ms of importing it
 
     def add(self, result: Result) -> Result:
         self.results.append(result)
@@ -136,6 +137,19 @@ class Run:
         rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
+    def imports_table(self) -> str:
+        total = sum(self.imports.values())
+        rows = [(name, f"{ms:.1f} ms", f"{ms / total:.0%}") for name, ms in self.imports.items()]
+        rows.append(("total", f"{total:.1f} ms", "100%"))
+        header = ("package", "import time", "share")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+
+        def line(cells: Sequence[str]) -> str:
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+        return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "command": self.command,
@@ -145,6 +159,7 @@ class Run:
             "sizes": self.sizes,
             "timings_s": self.timings,
             "results": [r.as_dict() for r in self.results],
+            "imports_ms": self.imports,
         }
 
     def write_json(self, path: Path) -> None:

@@ -25,10 +25,14 @@ import tracemalloc
 from pathlib import Path
 
 from benchmarks import raw
+from benchmarks.imports import import_times
+from benchmarks.modes import MODES, Mode, running
 from benchmarks.report import Result, Run, median, percentile
 from events import STREAM_NAME, SUBJECTS, Port, Service, ServiceCreated, encode, utc_now
 from registry.client import Registry
+from registry.jetstream import open_log
 from registry.projection import Change
+from registry.projector import rebuild
 from registry.server import NatsServer
 
 __all__ = ["main"]
@@ -117,26 +121,20 @@ async def bulk_and_seed(url: str, run: Run, concurrency: int) -> None:
 
 
 async def rebuild_ours(url: str) -> tuple[float, int]:
-    from registry.jetstream.lite import LiteLog
-    from registry.replay import replay
-
-    async with await LiteLog.open(url) as log:
+    async with await open_log(url, long_lived=False) as log:
         started = time.perf_counter()
-        projection = await replay(log, SUBJECTS)
+        projection = (await rebuild(log, SUBJECTS)).projection
         elapsed = time.perf_counter() - started
         return elapsed, len(projection.services)
 
 
 async def projection_memory(url: str) -> tuple[int, int]:
     """Bytes held by a rebuilt projection (tracemalloc), and its number of services."""
-    from registry.jetstream.lite import LiteLog
-    from registry.replay import replay
-
-    async with await LiteLog.open(url) as log:
+    async with await open_log(url, long_lived=False) as log:
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        projection = await replay(log, SUBJECTS)
+        projection = (await rebuild(log, SUBJECTS)).projection
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
@@ -196,20 +194,21 @@ def timed(command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -
     return elapsed * 1000
 
 
-def one_shot_scenarios(url: str, run: Run, repeat: int) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
-    env["NATS_URL"] = url
+def one_shot_scenarios(mode: Mode, run: Run, repeat: int, *, seeded: bool) -> None:
+    """create / get NAME / delete (and, on the seeded server, the long-history get and the
+    listing) as fresh ``skyctl`` processes, alternated with the raw one-shot baseline."""
+    env = mode.client_env()
     skyctl = skyctl_command()
-    baseline = [sys.executable, "-c", raw.ONE_SHOT_SCRIPT, url]
+    baseline = [sys.executable, "-c", raw.ONE_SHOT_SCRIPT]
     seeded_ns = "ns-0000"
-    seeded = service(0, run.sizes["namespace"]).name  # the longest history in the seed
-    samples: dict[str, list[float]] = {
-        k: [] for k in ("baseline", "create", "get", "get-seeded", "list", "delete")
-    }
+    keys = ["baseline", "create", "get", "delete"] + (["get-seeded", "list"] if seeded else [])
+    samples: dict[str, list[float]] = {k: [] for k in keys}
+    seeded_name = service(0, run.sizes["namespace"]).name  # the longest history in the seed
     # Warm-up: the first runs pay for filling the OS page cache.
-    for _ in range(2):
+    for i in range(2):
         timed(baseline, env)
-        timed([*skyctl, "get", "svc", seeded, "-n", seeded_ns], env)
+        timed([*skyctl, "create", "svc", f"warm-{i}", "-n", "bench"], env, ok=(0, 1))
+        timed([*skyctl, "get", "svc", f"warm-{i}", "-n", "bench"], env)
     for i in range(repeat):
         name = f"oneshot-{i}"
         samples["baseline"].append(timed(baseline, env))
@@ -220,23 +219,30 @@ def one_shot_scenarios(url: str, run: Run, repeat: int) -> None:
             )
         )
         samples["get"].append(timed([*skyctl, "get", "svc", name, "-n", "bench"], env))
-        samples["get-seeded"].append(timed([*skyctl, "get", "svc", seeded, "-n", seeded_ns], env))
-        samples["list"].append(timed([*skyctl, "get", "svc", "-n", seeded_ns], env))
+        if seeded:
+            samples["get-seeded"].append(
+                timed([*skyctl, "get", "svc", seeded_name, "-n", seeded_ns], env)
+            )
+            samples["list"].append(timed([*skyctl, "get", "svc", "-n", seeded_ns], env))
         samples["delete"].append(timed([*skyctl, "delete", "svc", name, "-n", "bench"], env))
     base = median(samples["baseline"])
-    history = run.sizes["longest_history"]
+    suffix = f" ({mode.label})" if mode.label else ""
     rows = [
-        ("create", "`skyctl create service`", 1.25),
-        ("get", "`skyctl get service NAME`", 1.25),
-        ("delete", "`skyctl delete service`", 1.25),
-        (
-            "get-seeded",
-            f"`get service NAME`, {history}-event history, "
-            f"{run.sizes['live'] // 1000}k live / {run.sizes['events'] / 1e6:g}M events",
-            1.3,
-        ),
-        ("list", f"`get service -n NS` listing {run.sizes['namespace']:,}", 2.0),
+        ("create", f"`skyctl create service`{suffix}", 1.5),
+        ("get", f"`skyctl get service NAME`{suffix}", 1.5),
+        ("delete", f"`skyctl delete service`{suffix}", 1.5),
     ]
+    if seeded:
+        history = run.sizes["longest_history"]
+        rows += [
+            (
+                "get-seeded",
+                f"`get service NAME`, {history}-event history, "
+                f"{run.sizes['live'] // 1000}k live / {run.sizes['events'] / 1e6:g}M events",
+                1.5,
+            ),
+            ("list", f"`get service -n NS` listing {run.sizes['namespace']:,}", 2.0),
+        ]
     for key, label, limit in rows:
         run.add(
             Result(
@@ -247,7 +253,7 @@ def one_shot_scenarios(url: str, run: Run, repeat: int) -> None:
                 "time",
                 limit,
                 samples=repeat,
-                note="baseline: python, import nats, connect, one js.publish, exit",
+                note="baseline: python, import nats, connect the same way, one js.publish, exit",
             )
         )
 
@@ -345,14 +351,15 @@ def precompile() -> None:
         compileall.compile_dir(str(ROOT / package), quiet=1)
 
 
-async def run_all(url: str, run: Run, args: argparse.Namespace) -> None:
-    await raw.ensure_bench_stream(url)
+async def run_all(plain: Mode, run: Run, args: argparse.Namespace) -> None:
+    url = plain.url
     started = time.perf_counter()
     await bulk_and_seed(url, run, args.concurrency)
     run.timings["seed_total_s"] = time.perf_counter() - started
     await rebuild_scenario(url, run, args.repeat)
     log(f"one-shot commands: {args.runs} rounds")
-    await asyncio.to_thread(one_shot_scenarios, url, run, args.runs)
+    await asyncio.to_thread(one_shot_scenarios, plain, run, args.runs, seeded=True)
+    run.imports = await asyncio.to_thread(import_times, plain)
     log(f"watch latency: {args.watch_events} events")
     await watch_latency(url, run, args.watch_events)
 
@@ -371,7 +378,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--watch-events", type=int, default=300, help="events for the latency")
     parser.add_argument("--concurrency", type=int, default=256, help="writes in flight (bulk)")
     parser.add_argument("--store-dir", type=Path, help="keep the server's store here")
+    parser.add_argument(
+        "--modes",
+        type=lambda text: [m.strip() for m in text.split(",") if m.strip()],
+        default=list(MODES),
+        help=f"connection modes of the one-shot rows (default: {','.join(MODES)})",
+    )
     args = parser.parse_args(argv)
+    unknown = set(args.modes) - set(MODES)
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(sorted(unknown))}; known: {', '.join(MODES)}")
 
     precompile()
     run = Run(
@@ -393,7 +409,9 @@ def main(argv: list[str] | None = None) -> None:
     nats_server = NatsServer(store).start()
     try:
         log(f"nats-server at {nats_server.url}, store {store}")
-        asyncio.run(run_all(nats_server.url, run, args))
+        plain = Mode("plain", "", nats_server.url)
+        raw.ensure_bench_stream_sync(plain.client_env())
+        asyncio.run(run_all(plain, run, args))
     except BaseException:
         process = nats_server.process
         if process is not None and process.poll() is not None:
@@ -403,10 +421,22 @@ def main(argv: list[str] | None = None) -> None:
         raise
     finally:
         nats_server.stop()
+    try:
+        for name in [m for m in args.modes if m != "plain"]:
+            with running(name, Path(temp or tempfile.mkdtemp()) / name) as mode:
+                if mode is None:
+                    log(f"one-shot commands, {name}: skipped (needs the test extras)")
+                    continue
+                log(f"one-shot commands, {mode.label}: {args.runs} rounds")
+                one_shot_scenarios(mode, run, args.runs, seeded=False)
+    finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
     print(f"\n{run.command}  ({run.date}, {run.machine['cpus']} CPUs)\n")
     print(run.table())
+    if run.imports:
+        print("\nImports of one `skyctl get service NAME` (python -X importtime, self time):\n")
+        print(run.imports_table())
     if args.json:
         run.write_json(args.json)
         log(f"wrote {args.json}")

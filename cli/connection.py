@@ -18,7 +18,7 @@ import typer
 if TYPE_CHECKING:
     from registry.client import Registry
     from registry.credentials import Credentials
-    from registry.lite import LiteRegistry
+    from registry.jetstream.log import JetStreamLog
 
 __all__ = ["DEFAULT_URL", "REPLICAS_ENV", "Connection", "connection_options"]
 
@@ -63,7 +63,8 @@ class Connection:
         )
 
     async def open(self, *, keep_reconnecting: bool = False) -> "Registry":
-        """The full library client (nats-py, pydantic), for long-lived commands."""
+        """The registry on the server. A command that lives on (a watch, a follow) keeps
+        reconnecting; the others fail fast, and get the client that starts fastest."""
         from events.stream import StreamSpec
         from registry.client import Registry
 
@@ -75,16 +76,16 @@ class Connection:
             on_skipped=_warn,
         )
 
-    async def open_lite(self) -> "LiteRegistry":
-        """The one-shot client: same commands and checks, no nats-py or pydantic to import."""
+    async def open_log(self) -> "JetStreamLog":
+        """The log itself, for administration (``skyctl init``)."""
         from events.stream import StreamSpec
-        from registry.lite import LiteRegistry
+        from registry.jetstream import open_log
 
-        return await LiteRegistry.connect(
+        return await open_log(
             self.server,
             credentials=self.credentials(),
+            long_lived=False,
             spec=StreamSpec(replicas=self.stream_replicas()),
-            on_skipped=_warn,
         )
 
 

@@ -3,7 +3,7 @@ auditors and scripts."""
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, assert_never
 
 import typer
 
@@ -158,7 +158,7 @@ def events(
 
 
 def _event_row(record: "LogRecord") -> list[str]:
-    from events import ServiceCreated
+    from events import ServiceCreated, ServiceDeleted
     from registry.entry import Entry
 
     message, entry = record.message, record.entry
@@ -167,10 +167,14 @@ def _event_row(record: "LogRecord") -> list[str]:
         namespace, _, name = message.subject.removeprefix("skyflow.svc.").partition(".")
         return [str(record.seq), stored, "?", "<unreadable>", namespace, name, entry.reason]
     event = entry.event
-    details = ""
-    if isinstance(event, ServiceCreated):
-        kind, selector, ports, cluster = spec_cells(event.service)
-        details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
+    match event:
+        case ServiceCreated():
+            kind, selector, ports, cluster = spec_cells(event.service)
+            details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
+        case ServiceDeleted():
+            details = ""
+        case _:
+            assert_never(event)
     return [str(record.seq), stored, event.actor, event.type, event.namespace, event.name, details]
 
 

@@ -42,8 +42,8 @@ def init(
     from registry.jetstream.provision import provision
 
     async def run() -> list["Provisioned"]:
-        async with await dataclasses.replace(conn, replicas=replicas).open() as registry:
-            return await provision(registry.log, scale=replicas is not None)
+        async with await dataclasses.replace(conn, replicas=replicas).open_log() as log:
+            return await provision(log, scale=replicas is not None)
 
     for line in asyncio.run(run()):
         print(line)

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from events.choices import Protocol, ServiceType
 from events.names import check_label_key, check_label_value, check_name
-from events.plain import PlainPort, PlainService
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "parse_name",
-    "parse_plain_ports",
-    "parse_plain_service",
     "parse_ports",
     "parse_selector",
     "parse_service",
@@ -73,7 +70,7 @@ def parse_selector(values: Iterable[str]) -> dict[str, str]:
 
 
 def _port_number(text: str, item: str, role: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput("port", item, f"{role} {text!r} is not a number ({_PORT_FORM})")
     number = int(text)
     if not 1 <= number <= 65535:
@@ -84,14 +81,7 @@ def _port_number(text: str, item: str, role: str) -> int:
 def parse_ports(values: Iterable[str]) -> list[Port]:
     from events import Port
 
-    return [
-        Port(port=p.port, target_port=p.target_port, protocol=p.protocol)
-        for p in parse_plain_ports(values)
-    ]
-
-
-def parse_plain_ports(values: Iterable[str]) -> list[PlainPort]:
-    ports: list[PlainPort] = []
+    ports: list[Port] = []
     seen: set[tuple[int, Protocol]] = set()
     for item in _items(values):
         match = _PORT.fullmatch(item)
@@ -106,32 +96,8 @@ def parse_plain_ports(values: Iterable[str]) -> list[PlainPort]:
         if (port, protocol) in seen:
             raise InvalidInput("port", item, f"port {port}/{protocol.value} is given twice")
         seen.add((port, protocol))
-        ports.append(PlainPort(port, target, protocol))
+        ports.append(Port(port=port, target_port=target, protocol=protocol))
     return ports
-
-
-def parse_plain_service(
-    name: str,
-    *,
-    namespace: str,
-    service_type: str,
-    selectors: Iterable[str],
-    ports: Iterable[str],
-    cluster: str | None,
-) -> PlainService:
-    """Every flag checked, with no pydantic: what one-shot ``skyctl create`` writes.
-
-    The rules are the models' (``events.names``, ``events.choices``); the registry
-    checks the encoded event once more with ``events.plain`` before writing it.
-    """
-    return PlainService(
-        namespace=parse_name(namespace, "namespace"),
-        name=parse_name(name),
-        type=parse_type(service_type),
-        selector=dict(sorted(parse_selector(selectors).items())),
-        ports=tuple(parse_plain_ports(ports)),
-        cluster=parse_name(cluster, "cluster") if cluster is not None else None,
-    )
 
 
 def parse_service(
@@ -143,15 +109,22 @@ def parse_service(
     ports: Iterable[str],
     cluster: str | None,
 ) -> Service:
-    from registry.views import service_model
+    """Every flag checked, each failure naming its value, before anything is sent."""
+    from pydantic import ValidationError
 
-    return service_model(
-        parse_plain_service(
-            name,
-            namespace=namespace,
-            service_type=service_type,
-            selectors=selectors,
-            ports=ports,
-            cluster=cluster,
-        )
-    )
+    from events import Service
+
+    fields = {
+        "namespace": parse_name(namespace, "namespace"),
+        "name": parse_name(name),
+        "type": parse_type(service_type),
+        "selector": dict(sorted(parse_selector(selectors).items())),
+        "ports": tuple(parse_ports(ports)),
+        "cluster": parse_name(cluster, "cluster") if cluster is not None else None,
+    }
+    try:
+        return Service.model_validate(fields)
+    except ValidationError as exc:  # a rule the checks above do not know yet
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "service"
+        raise InvalidInput(where, error.get("input", ""), error["msg"]) from None

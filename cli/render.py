@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.stamps import format_time
-from registry.views import RecordLike, ServiceLike
+
+if TYPE_CHECKING:
+    from events import Service
+    from registry.projection import ServiceRecord
 
 __all__ = [
     "COLUMNS",
@@ -57,9 +60,9 @@ def human_age(since: datetime, now: datetime | None = None) -> str:
     return f"{years}y{days % 365}d" if days % 365 else f"{years}y"
 
 
-def spec_cells(service: ServiceLike) -> list[str]:
+def spec_cells(service: Service) -> list[str]:
     """TYPE, SELECTOR, PORTS, CLUSTER as table cells."""
-    selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
+    selector = ",".join(f"{k}={v}" for k, v in sorted(service.selector.items())) or "<none>"
     ports = ",".join(str(p) for p in service.ports) or "<none>"
     return [service.type.value, selector, ports, service.cluster or "<none>"]
 
@@ -69,7 +72,7 @@ def short_time(moment: datetime) -> str:
 
 
 def service_row(
-    record: RecordLike, *, wide: bool = False, now: datetime | None = None
+    record: ServiceRecord, *, wide: bool = False, now: datetime | None = None
 ) -> list[str]:
     service = record.service
     row = [
@@ -107,7 +110,7 @@ class Table:
         return "\n".join(self.line(row) for row in [self.header, *rows])
 
 
-def service_object(record: RecordLike) -> dict[str, Any]:
+def service_object(record: ServiceRecord) -> dict[str, Any]:
     service = record.service
     return {
         "apiVersion": API_VERSION,
@@ -132,7 +135,7 @@ def service_object(record: RecordLike) -> dict[str, Any]:
     }
 
 
-def list_object(records: Sequence[RecordLike]) -> dict[str, Any]:
+def list_object(records: Sequence[ServiceRecord]) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "List",

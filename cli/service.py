@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.parse import parse_name, parse_plain_service
+from cli.parse import parse_name, parse_service
 from cli.render import (
     COLUMNS,
     WIDE_COLUMNS,
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
     from registry.history import PastState
     from registry.projection import Change, ServiceRecord
-    from registry.views import RecordLike, ServiceView
     from registry.watch import Snapshot
 
 __all__ = ["create_app", "delete_app", "get_app"]
@@ -113,7 +112,7 @@ def create_service(
 
     Example:  skyctl create service myService -t ClusterIP -s app=myApp -p 80:8080 -c myCluster
     """
-    service = parse_plain_service(
+    service = parse_service(
         name,
         namespace=namespace,
         service_type=service_type,
@@ -122,8 +121,8 @@ def create_service(
         cluster=cluster,
     )
 
-    async def create() -> "ServiceView":
-        async with await conn.open_lite() as registry:
+    async def create() -> "ServiceRecord":
+        async with await conn.open() as registry:
             return await registry.create(service)
 
     record = asyncio.run(create())
@@ -189,8 +188,8 @@ def get_service(
         _watch(conn, scope, name, output)
         return
 
-    async def get() -> list["ServiceView"]:
-        async with await conn.open_lite() as registry:
+    async def get() -> list["ServiceRecord"]:
+        async with await conn.open() as registry:
             if name is not None:
                 return [await registry.get(namespace, name)]
             return await registry.list(scope)
@@ -229,7 +228,7 @@ def _get_at(
 
 
 def _print_records(
-    records: "Sequence[RecordLike]",
+    records: "Sequence[ServiceRecord]",
     output: Output,
     *,
     single: bool,
@@ -322,7 +321,7 @@ def delete_service(
 
     async def delete() -> list[RegistryError]:
         failures: list[RegistryError] = []
-        async with await conn.open_lite() as registry:
+        async with await conn.open() as registry:
             for name in names:
                 try:
                     record = await registry.delete(namespace, name)

@@ -4,8 +4,8 @@ This package depends on nothing else in the project; ``EVENTS.md`` describes the
 contract for subscribers written in other languages.
 
 The pydantic models and the codec are imported on first use (``from events import
-Service`` works as usual), so code that needs only subjects, names or the plain codec
-(``events.plain``) starts without importing pydantic.
+Service`` works as usual), so code that needs only subjects, names or the stream
+definition (the NATS adapter, ``skyctl server``, ``--help``) starts without pydantic.
 """
 
 from __future__ import annotations

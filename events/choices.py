@@ -1,7 +1,7 @@
 """The closed sets of values a service field takes: service types and port protocols.
 
-Plain enums with no pydantic, so code that only reads or checks these values (the
-plain codec, the CLI) does not pay for importing the models.
+Plain enums with no pydantic, so code that only checks these values (the CLI's flag
+parsing) does not pay for importing the models.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.choices import Protocol, ServiceType
 from events.envelope import EventEnvelope
@@ -61,20 +61,21 @@ class Service(BaseModel):
     ports: tuple[Port, ...] = ()
     cluster: ResourceName | None = None
 
-    @field_validator("selector")
-    @classmethod
-    def _sorted_selector(cls, selector: dict[str, str]) -> dict[str, str]:
-        # One canonical order, so equal services encode to equal bytes.
-        return dict(sorted(selector.items()))
-
     @model_validator(mode="after")
-    def _unique_ports(self) -> Self:
-        seen: set[tuple[int, Protocol]] = set()
-        for port in self.ports:
-            key = (port.port, port.protocol)
-            if key in seen:
-                raise ValueError(f"port {port.port}/{port.protocol.value} is listed twice")
-            seen.add(key)
+    def _canonical(self) -> Self:
+        # One validator for both rules: every event read pays for each Python call.
+        # The selector is kept in one canonical order, so equal services encode to equal
+        # bytes; a port is listed once per protocol.
+        selector = self.selector
+        if len(selector) > 1 and list(selector) != sorted(selector):
+            object.__setattr__(self, "selector", dict(sorted(selector.items())))
+        ports = self.ports
+        if len(ports) > 1 and len({(p.port, p.protocol) for p in ports}) != len(ports):
+            seen: set[tuple[int, Protocol]] = set()
+            for port in ports:
+                if (port.port, port.protocol) in seen:
+                    raise ValueError(f"port {port.port}/{port.protocol.value} is listed twice")
+                seen.add((port.port, port.protocol))
         return self
 
 

@@ -22,9 +22,9 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
-from events import ServiceCreated
+from events import ServiceCreated, ServiceDeleted
 from registry.client import Registry
 
 
@@ -55,7 +55,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 async def run(output: Path, server: str, namespace: str | None, subscription: str) -> None:
     state_file = output.with_name(output.name + ".state.json")
-    state = (
+    state: dict[str, Any] = (
         json.loads(state_file.read_text()) if state_file.exists() else {"seq": 0, "services": {}}
     )
     services: dict[str, dict[str, Any]] = state["services"]
@@ -67,10 +67,13 @@ async def run(output: Path, server: str, namespace: str | None, subscription: st
         async for delivery in events:
             event = delivery.event
             key = f"{event.namespace}/{event.name}"
-            if isinstance(event, ServiceCreated):
-                services[key] = event.service.model_dump(mode="json")
-            else:
-                services.pop(key, None)
+            match event:
+                case ServiceCreated():
+                    services[key] = event.service.model_dump(mode="json")
+                case ServiceDeleted():
+                    services.pop(key, None)
+                case _:
+                    assert_never(event)
             state = {"seq": delivery.seq, "services": services}
             write_atomically(state_file, json.dumps(state))
             write_atomically(output, render(services, delivery.seq))

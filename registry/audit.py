@@ -17,7 +17,7 @@ from events import filter_for
 from registry.commands import chain_hash
 from registry.entry import Entry, StoredMessage, read_entry
 from registry.feed import read_log
-from registry.jetstream import JetStreamLog
+from registry.transport import Log
 
 __all__ = ["Break", "ChainChecker", "verify"]
 
@@ -78,7 +78,7 @@ class ChainChecker:
         return len(self._last)
 
 
-async def verify(log: JetStreamLog, checker: ChainChecker | None = None) -> AsyncIterator[Break]:
+async def verify(log: Log, checker: ChainChecker | None = None) -> AsyncIterator[Break]:
     """Walk the whole log, yielding each break as it is found."""
     checker = checker or ChainChecker()
     async for record in read_log(log, filter_for()):

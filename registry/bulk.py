@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from events import Service, ServiceCreated, new_event_id, subject_for, utc_now
+from events import Service, new_event_id, subject_for, utc_now
 from events.names import check_name
-from registry.commands import Current, decide_create, decide_delete
-from registry.entry import Entry, StoredMessage, read_entry
+from registry.commands import decide_create, decide_delete
+from registry.current import decidable, write
 from registry.errors import InvalidInput, ServiceError
-from registry.jetstream.direct import last_many
 from registry.projection import ServiceRecord
-
-if TYPE_CHECKING:
-    from registry.client import Registry
+from registry.projector import SkipHandler
+from registry.transport import Log
 
 __all__ = ["DEFAULT_CONCURRENCY", "Outcome", "create_many", "delete_many"]
 
@@ -69,18 +67,6 @@ def _validated_keys(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return keys
 
 
-async def _current_of(registry: Registry, subject: str, last: StoredMessage | None) -> Current:
-    """What ``Registry._decidable`` would say, from a last message already fetched."""
-    if last is None:
-        return Current(None, None)
-    entry = read_entry(last)
-    if isinstance(entry, Entry):
-        return Current(last, entry)
-    namespace, name = entry.subject.split(".")[-2:]
-    # Reports it, and refuses to decide over what this version cannot read.
-    return await registry._decidable(namespace, name)
-
-
 async def _run(
     count: int, step: Callable[[int], Awaitable[T]], concurrency: int
 ) -> list[T | ServiceError]:
@@ -107,57 +93,68 @@ async def _run(
 
 
 async def create_many(
-    registry: Registry,
+    log: Log,
     items: Iterable[Service | Mapping[str, Any]],
     *,
+    actor: str,
+    on_skipped: SkipHandler,
+    retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[Outcome]:
     """Create every service that is not live; see the module docstring."""
     services = _validated_services(items)
     subjects = [subject_for(s.namespace, s.name) for s in services]
-    known = await last_many(registry.log, subjects)
-    actor = await registry.actor()
+    known = await log.last_many(subjects)
 
     async def create(index: int) -> ServiceRecord:
         service, subject = services[index], subjects[index]
-        seq, event, _ = await registry.write(
+        seq, event, data, _ = await write(
+            log,
             service.namespace,
             service.name,
             lambda current: decide_create(
                 service, current, event_id=new_event_id(), time=utc_now(), actor=actor
             ),
-            await _current_of(registry, subject, known.get(subject)),
+            on_skipped,
+            current=await decidable(
+                log, service.namespace, service.name, on_skipped, last=known.get(subject)
+            ),
+            retry_for=retry_for,
         )
-        return ServiceRecord.from_created(seq, event)
+        return ServiceRecord.from_created(seq, event, data)
 
     return await _run(len(services), create, concurrency)
 
 
 async def delete_many(
-    registry: Registry,
+    log: Log,
     keys: Iterable[tuple[str, str]],
     *,
+    actor: str,
+    on_skipped: SkipHandler,
+    retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[Outcome]:
     """Delete every live service of ``(namespace, name)`` keys; see the module docstring."""
     targets: Sequence[tuple[str, str]] = _validated_keys(keys)
     subjects = [subject_for(namespace, name) for namespace, name in targets]
-    known = await last_many(registry.log, subjects)
-    actor = await registry.actor()
+    known = await log.last_many(subjects)
 
     async def delete(index: int) -> ServiceRecord:
         (namespace, name), subject = targets[index], subjects[index]
-        _, _, current = await registry.write(
+        _, _, _, current = await write(
+            log,
             namespace,
             name,
             lambda current: decide_delete(
                 namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
             ),
-            await _current_of(registry, subject, known.get(subject)),
+            on_skipped,
+            current=await decidable(log, namespace, name, on_skipped, last=known.get(subject)),
+            retry_for=retry_for,
         )
-        assert current.entry is not None  # decide_delete checked it is live
-        created = current.entry.event
-        assert isinstance(created, ServiceCreated)
-        return ServiceRecord.from_created(current.entry.seq, created)
+        record = current.record()
+        assert record is not None  # decide_delete checked it is live
+        return record
 
     return await _run(len(targets), delete, concurrency)

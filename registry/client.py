@@ -5,42 +5,27 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from events import (
-    Event,
-    Service,
-    ServiceCreated,
-    StreamSpec,
-    encode,
-    filter_for,
-    new_event_id,
-    subject_for,
-    utc_now,
-)
+from events import Event, Service, StreamSpec, filter_for, new_event_id, utc_now
+from registry.bulk import DEFAULT_CONCURRENCY, Outcome, create_many, delete_many
 from registry.commands import Current, decide_create, decide_delete
 from registry.credentials import Credentials, local_actor
-from registry.entry import Entry, Skipped, read_entry
-from registry.errors import Conflict, NotFound, UnreadableHistory
+from registry.current import decidable, read_current, write
+from registry.errors import NotFound
 from registry.feed import LogRecord, read_log
 from registry.history import HistoryItem, PastState, service_history, state_at
-from registry.jetstream import DEFAULT_URL, JetStreamLog, Start, WrongLastSequence
+from registry.jetstream import DEFAULT_URL, Client, open_log
 from registry.projection import Change, ServiceRecord
-from registry.projector import SkipHandler, last_readable, read_current, report_skipped
+from registry.projector import SkipHandler, list_current, report_skipped
 from registry.subscription import StartAt, Subscription
+from registry.transport import Log, Start
 from registry.watch import Snapshot, watch
 from registry.when import AtSequence, AtTime, When
-
-if TYPE_CHECKING:
-    from registry.bulk import Outcome
 
 E = TypeVar("E", bound=Event)
 
 __all__ = ["Registry", "local_actor"]
-
-# A create or delete re-decides after losing a race; losing this often in a row means
-# the service is being hammered, and the caller should hear about it.
-_MAX_ATTEMPTS = 5
 
 
 class Registry:
@@ -48,7 +33,7 @@ class Registry:
 
     def __init__(
         self,
-        log: JetStreamLog,
+        log: Log,
         *,
         actor: str | None = None,
         on_skipped: SkipHandler = report_skipped,
@@ -80,18 +65,21 @@ class Registry:
         on_skipped: SkipHandler = report_skipped,
         api_timeout: float = 5.0,
         retry_for: float = 10.0,
+        client: Client = "auto",
     ) -> Registry:
         """Connect, failing within seconds if nobody answers at ``url``.
 
         Once connected, a program's registry reconnects by itself for as long as it
-        runs (``keep_reconnecting``); one-shot tools pass False to fail fast instead.
+        runs (``keep_reconnecting``); one-shot tools pass False to fail fast instead, and
+        get the client that starts fastest (the rule is in ``registry.jetstream``).
         """
-        log = await JetStreamLog.open(
+        log = await open_log(
             url,
             spec=spec,
             credentials=credentials,
-            keep_reconnecting=keep_reconnecting,
+            long_lived=keep_reconnecting,
             api_timeout=api_timeout,
+            client=client,
         )
         return cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for)
 
@@ -114,27 +102,26 @@ class Registry:
     async def create(self, service: Service) -> ServiceRecord:
         """Append ``ServiceCreated`` unless the service is live (AlreadyExists)."""
         actor = await self.actor()
-        seq, event, _ = await self.write(
+        seq, event, data, _ = await self.write(
             service.namespace,
             service.name,
             lambda current: decide_create(
                 service, current, event_id=new_event_id(), time=utc_now(), actor=actor
             ),
         )
-        return ServiceRecord.from_created(seq, event)
+        return ServiceRecord.from_created(seq, event, data)
 
     async def delete(self, namespace: str, name: str) -> ServiceRecord:
         """Append ``ServiceDeleted`` if the service is live (NotFound otherwise)."""
         actor = await self.actor()
-        _, _, current = await self.write(
+        _, _, _, current = await self.write(
             namespace,
             name,
             lambda current: decide_delete(
                 namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
             ),
         )
-        assert current.entry is not None  # decide_delete checked it is live
-        return _record(current.entry)
+        return _live_record(current, namespace, name)
 
     async def write(
         self,
@@ -142,84 +129,67 @@ class Registry:
         name: str,
         decide: Callable[[Current], E],
         current: Current | None = None,
-    ) -> tuple[int, E, Current]:
-        """Decide on the service's current state and append the event, conditionally.
-
-        The server appends only if the subject still ends where the decision read it;
-        after a lost race the state is read again and the decision made again (it is
-        usually a refusal then). Returns the sequence, the event and the state it was
-        decided on. ``current`` saves the first read when the caller already has it.
-        """
-        subject = subject_for(namespace, name)
-        for _ in range(_MAX_ATTEMPTS):
-            if current is None:
-                current = await self._decidable(namespace, name)
-            event = decide(current)
-            try:
-                seq = await self.log.append(
-                    subject,
-                    encode(event),
-                    msg_id=event.id,
-                    expected_last_subject_seq=current.expected_seq,
-                    retry_for=self.retry_for,
-                )
-            except WrongLastSequence:
-                current = None  # someone wrote first: decide again on what they wrote
-                continue
-            return seq, event, current
-        raise Conflict(namespace, name)
-
-    async def _decidable(self, namespace: str, name: str) -> Current:
-        """The current state, if this version can read it: a writer never guesses."""
-        current = await self.current(namespace, name)
-        if current.last is not None and (
-            current.entry is None or current.entry.seq != current.last.seq
-        ):
-            problem = read_entry(current.last)
-            reason = problem.reason if isinstance(problem, Skipped) else "unreadable"
-            raise UnreadableHistory(namespace, name, current.last.seq, reason)
-        return current
+    ) -> tuple[int, E, bytes, Current]:
+        """Decide on the service's current state and append the event, conditionally
+        (``registry.current.write``): the sequence, the event, its bytes and the state it
+        was decided on."""
+        return await write(
+            self.log,
+            namespace,
+            name,
+            decide,
+            self.on_skipped,
+            current=current,
+            retry_for=self.retry_for,
+        )
 
     async def create_many(
-        self, services: Iterable[Service | Mapping[str, Any]], *, concurrency: int = 256
+        self,
+        services: Iterable[Service | Mapping[str, Any]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> builtins.list[Outcome]:
         """Create many services, pipelined; one outcome per service (``registry.bulk``)."""
-        from registry.bulk import create_many
-
-        return await create_many(self, services, concurrency=concurrency)
+        return await create_many(
+            self.log,
+            services,
+            actor=await self.actor(),
+            on_skipped=self.on_skipped,
+            retry_for=self.retry_for,
+            concurrency=concurrency,
+        )
 
     async def delete_many(
-        self, keys: Iterable[tuple[str, str]], *, concurrency: int = 256
+        self, keys: Iterable[tuple[str, str]], *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> builtins.list[Outcome]:
         """Delete many ``(namespace, name)`` services, pipelined (``registry.bulk``)."""
-        from registry.bulk import delete_many
-
-        return await delete_many(self, keys, concurrency=concurrency)
+        return await delete_many(
+            self.log,
+            keys,
+            actor=await self.actor(),
+            on_skipped=self.on_skipped,
+            retry_for=self.retry_for,
+            concurrency=concurrency,
+        )
 
     # -- reads -----------------------------------------------------------------------
 
     async def current(self, namespace: str, name: str) -> Current:
         """The subject's last message and last readable event: one direct get, usually."""
-        subject = subject_for(namespace, name)
-        last = await self.log.last(subject, retry_for=self.retry_for)
-        if last is None:
-            return Current(None, None)
-        entry = read_entry(last)
-        if isinstance(entry, Entry):
-            return Current(last, entry)
-        self.on_skipped(entry)
-        return Current(last, await last_readable(self.log, subject, lambda _: None))
+        return await read_current(
+            self.log, namespace, name, self.on_skipped, retry_for=self.retry_for
+        )
+
+    async def decidable(self, namespace: str, name: str) -> Current:
+        """The current state, refusing (``UnreadableHistory``) one this version cannot read."""
+        return await decidable(self.log, namespace, name, self.on_skipped, retry_for=self.retry_for)
 
     async def get(self, namespace: str, name: str) -> ServiceRecord:
-        current = await self.current(namespace, name)
-        if not current.live:
-            raise NotFound(namespace, name)
-        assert current.entry is not None
-        return _record(current.entry)
+        return _live_record(await self.current(namespace, name), namespace, name)
 
-    async def list(self, namespace: str | None = None) -> list[ServiceRecord]:
+    async def list(self, namespace: str | None = None) -> builtins.list[ServiceRecord]:
         """Live services in ``namespace``, or in every namespace when None."""
-        projection = await read_current(self.log, filter_for(namespace), self.on_skipped)
+        projection = await list_current(self.log, filter_for(namespace), self.on_skipped)
         return projection.select()
 
     def watch(
@@ -280,6 +250,8 @@ class Registry:
         )
 
 
-def _record(entry: Entry) -> ServiceRecord:
-    assert isinstance(entry.event, ServiceCreated)
-    return ServiceRecord.from_created(entry.seq, entry.event)
+def _live_record(current: Current, namespace: str, name: str) -> ServiceRecord:
+    record = current.record()
+    if record is None:
+        raise NotFound(namespace, name)
+    return record

@@ -14,6 +14,7 @@ from datetime import datetime
 from events import Service, ServiceCreated, ServiceDeleted
 from registry.entry import Entry, StoredMessage
 from registry.errors import AlreadyExists, NotFound
+from registry.projection import Projection, ServiceRecord, is_live
 from registry.stored import chain_hash
 
 __all__ = ["Current", "chain_hash", "decide_create", "decide_delete"]
@@ -37,7 +38,15 @@ class Current:
 
     @property
     def live(self) -> bool:
-        return self.entry is not None and isinstance(self.entry.event, ServiceCreated)
+        return self.entry is not None and is_live(self.entry.event)
+
+    def record(self) -> ServiceRecord | None:
+        """The live service this state holds, as the fold makes it; None if none is."""
+        if self.entry is None:
+            return None
+        projection = Projection()
+        projection.apply(self.entry)
+        return next(iter(projection.services.values()), None)
 
 
 def decide_create(

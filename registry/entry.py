@@ -17,11 +17,12 @@ __all__ = ["MSG_ID", "Entry", "Skipped", "StoredMessage", "read_entry"]
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A decoded event with its place in the log."""
+    """A decoded event with its place in the log, and the bytes it was decoded from."""
 
     seq: int
     subject: str
     event: Event
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,4 +53,4 @@ def read_entry(message: StoredMessage) -> Entry | Skipped:
             f"{event.type} names {event.namespace}/{event.name}, "
             f"but was stored under {namespace}/{name}",
         )
-    return Entry(message.seq, message.subject, event)
+    return Entry(message.seq, message.subject, event, message.data)

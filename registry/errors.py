@@ -12,6 +12,7 @@
         ├── NotAuthenticated    the server refused the credentials
         ├── PermissionDenied    the server refused this user the operation
         ├── StreamMisconfigured the log stream could lose history; refused
+        ├── CheckpointConflict  another process moved a durable subscription on
         └── WriteNotConfirmed   no ack after retries: the write may or may not be stored
 
 The CLI maps each branch to an exit code in one place (``cli/errors.py``).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExists",
+    "CheckpointConflict",
     "Conflict",
     "InvalidInput",
     "NotAuthenticated",
@@ -128,6 +130,15 @@ class StreamMisconfigured(ServerError):
         )
         self.stream = stream
         self.problems = problems
+
+
+class CheckpointConflict(ServerError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"subscription {name!r} moved on in another process; run one consumer per "
+            "subscription name"
+        )
+        self.name = name
 
 
 class WriteNotConfirmed(ServerError):

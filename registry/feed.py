@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
-from registry.jetstream import CAUGHT_UP, JetStreamLog, Start, Tail
+from registry.transport import CAUGHT_UP, Log, Start
 
 __all__ = ["LogRecord", "read_log"]
 
@@ -23,7 +23,7 @@ class LogRecord:
 
 
 async def read_log(
-    log: JetStreamLog,
+    log: Log,
     filter_subject: str,
     start: Start | None = None,
     *,
@@ -32,7 +32,7 @@ async def read_log(
 ) -> AsyncIterator[LogRecord]:
     """Records matching ``filter_subject`` from ``start``: up to what the log held when
     reading began (or up to ``until_seq``), or on and on with ``follow``."""
-    async with Tail(log, [filter_subject], start or Start("all")) as tail:
+    async with log.read([filter_subject], start or Start("all")) as tail:
         while True:
             batch = await tail.next_batch()
             if not batch:

@@ -9,16 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from events import Event, Service, ServiceCreated, filter_for, subject_for
+from events import Event, Service, filter_for, subject_for
 from registry.entry import Entry, Skipped
 from registry.errors import InvalidInput, NotFound
 from registry.feed import read_log
-from registry.jetstream import JetStreamLog, Start
-from registry.projection import Projection
+from registry.projection import Projection, service_after
 from registry.projector import SkipHandler, report_skipped
+from registry.transport import Log, Start
 from registry.when import AtSequence, AtTime, When
 
-__all__ = ["HistoryItem", "PastState", "resolve", "service_history", "state_at"]
+__all__ = [
+    "HistoryItem",
+    "PastState",
+    "resolve",
+    "service_history",
+    "state_at",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +45,7 @@ class PastState:
     moment: datetime | None  # when that sequence was stored (None: empty log)
 
 
-async def service_history(log: JetStreamLog, namespace: str, name: str) -> list[HistoryItem]:
+async def service_history(log: Log, namespace: str, name: str) -> list[HistoryItem]:
     """Every event of one service, oldest first, deleted services included."""
     items: list[HistoryItem] = []
     live: Service | None = None
@@ -48,14 +54,14 @@ async def service_history(log: JetStreamLog, namespace: str, name: str) -> list[
         if isinstance(entry, Skipped):
             items.append(HistoryItem(record.seq, record.message.time, None, live, entry.reason))
             continue
-        live = entry.event.service if isinstance(entry.event, ServiceCreated) else None
+        live = service_after(entry.event)
         items.append(HistoryItem(record.seq, record.message.time, entry.event, live))
     if not items:
         raise NotFound(namespace, name)
     return items
 
 
-async def resolve(log: JetStreamLog, when: When) -> int:
+async def resolve(log: Log, when: When) -> int:
     """The last stream sequence that was in the log at ``when`` (0: none yet)."""
     last = await log.last_sequence()
     if isinstance(when, AtSequence):
@@ -70,7 +76,7 @@ async def resolve(log: JetStreamLog, when: When) -> int:
 
 
 async def state_at(
-    log: JetStreamLog,
+    log: Log,
     when: When,
     namespace: str | None = None,
     name: str | None = None,
@@ -91,7 +97,7 @@ async def state_at(
     return PastState(projection, boundary, moment)
 
 
-async def _stored_time(log: JetStreamLog, seq: int) -> datetime | None:
+async def _stored_time(log: Log, seq: int) -> datetime | None:
     async for record in read_log(log, filter_for(), Start("seq", seq=seq), until_seq=seq):
         return record.message.time
     return None

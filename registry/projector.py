@@ -1,7 +1,7 @@
 """Feeding the log into the fold: full rebuilds, current state, and live updates.
 
 Two ways to reach the same state. ``rebuild`` folds every event from the start (what
-an auditor trusts). ``read_current`` folds only the last event of each service's
+an auditor trusts). ``list_current`` folds only the last event of each service's
 subject (a JetStream last-per-subject consumer), which is equal because a service's
 state depends only on its last event; where that last message is unreadable, it folds
 that one subject's history instead, so poison never changes the answer.
@@ -13,10 +13,19 @@ import logging
 from collections.abc import Callable, Iterable
 
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
-from registry.jetstream import CAUGHT_UP, JetStreamLog, Start, Tail
 from registry.projection import Change, Projection
+from registry.transport import CAUGHT_UP, Log, Reader, Start
 
-__all__ = ["Projector", "feed_all", "last_readable", "read_current", "rebuild", "report_skipped"]
+__all__ = [
+    "Projector",
+    "feed_all",
+    "fold_current",
+    "last_readable",
+    "list_current",
+    "read_until_caught_up",
+    "rebuild",
+    "report_skipped",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +61,7 @@ class Projector:
         return changes
 
 
-async def read_until_caught_up(tail: Tail) -> list[StoredMessage]:
+async def read_until_caught_up(tail: Reader) -> list[StoredMessage]:
     """Everything the tail holds up to the moment it was opened."""
     messages: list[StoredMessage] = []
     while True:
@@ -70,13 +79,13 @@ async def read_until_caught_up(tail: Tail) -> list[StoredMessage]:
 
 
 async def feed_all(
-    log: JetStreamLog,
+    log: Log,
     filter_subject: str,
     feed: Callable[[Iterable[StoredMessage]], object],
 ) -> None:
     """Hand every message matching ``filter_subject``, from the start, to ``feed`` in
     batches, until everything the stream held when reading began has been handed over."""
-    async with Tail(log, [filter_subject], Start("all")) as tail:
+    async with log.read([filter_subject], Start("all")) as tail:
         while True:
             batch = await tail.next_batch()
             feed(m for m in batch if isinstance(m, StoredMessage))
@@ -85,7 +94,7 @@ async def feed_all(
 
 
 async def rebuild(
-    log: JetStreamLog, filter_subject: str, on_skipped: SkipHandler = report_skipped
+    log: Log, filter_subject: str, on_skipped: SkipHandler = report_skipped
 ) -> Projector:
     """Fold every event matching ``filter_subject`` from the start of the log."""
     projector = Projector(on_skipped)
@@ -94,11 +103,11 @@ async def rebuild(
 
 
 async def last_readable(
-    log: JetStreamLog, subject: str, on_skipped: SkipHandler = report_skipped
+    log: Log, subject: str, on_skipped: SkipHandler = report_skipped
 ) -> Entry | None:
     """The last event of one subject this code can read, scanning its history."""
     found: Entry | None = None
-    async with Tail(log, [subject], Start("all")) as tail:
+    async with log.read([subject], Start("all")) as tail:
         for message in await read_until_caught_up(tail):
             entry = read_entry(message)
             if isinstance(entry, Entry):
@@ -109,7 +118,7 @@ async def last_readable(
 
 
 async def fold_current(
-    log: JetStreamLog, messages: list[StoredMessage], on_skipped: SkipHandler
+    log: Log, messages: list[StoredMessage], on_skipped: SkipHandler
 ) -> Projector:
     """Fold last-per-subject messages, replacing unreadable ones by their subject's history."""
     entries: list[Entry] = []
@@ -130,10 +139,10 @@ async def fold_current(
     return projector
 
 
-async def read_current(
-    log: JetStreamLog, filter_subject: str, on_skipped: SkipHandler = report_skipped
+async def list_current(
+    log: Log, filter_subject: str, on_skipped: SkipHandler = report_skipped
 ) -> Projection:
     """Current state of the services matching ``filter_subject``, from their last events."""
-    async with Tail(log, [filter_subject], Start("last_per_subject")) as tail:
+    async with log.read([filter_subject], Start("last_per_subject")) as tail:
         messages = await read_until_caught_up(tail)
     return (await fold_current(log, messages, on_skipped)).projection

@@ -9,20 +9,20 @@ once, in log order (hence in order per service), with no timers or redelivery ru
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, assert_never
 
-from events import Event, ServiceCreated, filter_for, subject_for
+from events import Event, ServiceCreated, ServiceDeleted, filter_for, subject_for
 from events.names import check_name
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
 from registry.errors import InvalidInput
 from registry.feed import read_log
-from registry.jetstream import CAUGHT_UP, JetStreamLog, Start, Tail
-from registry.jetstream.checkpoints import CheckpointStore
-from registry.projection import Change, ServiceRecord
+from registry.projection import Change, Projection, ServiceRecord
 from registry.projector import SkipHandler, report_skipped
+from registry.transport import CAUGHT_UP, Checkpoints, Log, Reader, Start
 
 __all__ = ["Delivery", "StartAt", "Subscription"]
 
@@ -37,6 +37,7 @@ class Delivery:
     subject: str
     stored: datetime
     event: Event
+    data: bytes  # the event as stored
 
 
 def _start(start: StartAt) -> Start:
@@ -64,7 +65,7 @@ class Subscription:
 
     def __init__(
         self,
-        log: JetStreamLog,
+        log: Log,
         *,
         namespace: str | None = None,
         name: str | None = None,
@@ -85,8 +86,9 @@ class Subscription:
         self.durable = durable
         self._on_skipped = on_skipped
         self._heartbeat = heartbeat
-        self._tail: Tail | None = None
-        self._store: CheckpointStore | None = None
+        self._resources = contextlib.AsyncExitStack()
+        self._tail: Reader | None = None
+        self._store: Checkpoints | None = None
         self._revision = 0
         self.acked = 0  # last sequence acknowledged (durable) or 0
         self._known: dict[str, ServiceRecord] = {}
@@ -95,7 +97,7 @@ class Subscription:
         start = self._start
         store = None
         if self.durable is not None:
-            store = self._store = await CheckpointStore.open(self._log)
+            store = self._store = await self._log.checkpoints()
             checkpoint = await store.load(self.durable)
             if checkpoint is not None:
                 if checkpoint.filter_subject != self.filter:
@@ -106,7 +108,9 @@ class Subscription:
                     )
                 self._revision, self.acked = checkpoint.revision, checkpoint.seq
                 start = Start("seq", seq=checkpoint.seq + 1)
-        self._tail = await Tail(self._log, [self.filter], start, heartbeat=self._heartbeat).open()
+        self._tail = await self._resources.enter_async_context(
+            self._log.read([self.filter], start, heartbeat=self._heartbeat)
+        )
         if store is not None and self.durable is not None and start.policy == "new":
             # "From now on" must mean the same moment after a crash before the first ack,
             # so the starting point is recorded at once.
@@ -115,8 +119,7 @@ class Subscription:
         return self
 
     async def close(self) -> None:
-        if self._tail is not None:
-            await self._tail.close()
+        await self._resources.aclose()
 
     async def __aenter__(self) -> Subscription:
         return await self.open()
@@ -137,7 +140,7 @@ class Subscription:
             if isinstance(entry, Skipped):
                 self._on_skipped(entry)
                 continue
-            return Delivery(item.seq, item.subject, item.time, entry.event)
+            return Delivery(item.seq, item.subject, item.time, entry.event, item.data)
         raise StopAsyncIteration
 
     async def ack(self, delivery: Delivery | Change | int) -> None:
@@ -152,28 +155,24 @@ class Subscription:
         """The same events as ADDED / DELETED changes carrying the service."""
         async for delivery in self:
             event = delivery.event
-            if isinstance(event, ServiceCreated):
-                record = ServiceRecord.from_created(delivery.seq, event)
-                self._known[delivery.subject] = record
-                yield Change("ADDED", delivery.seq, record, event)
-                continue
-            gone = self._known.pop(delivery.subject, None)
-            if gone is None:
-                gone = await self._created_before(event.namespace, event.name, delivery.seq)
-            if gone is not None:
-                yield Change("DELETED", delivery.seq, gone, event)
+            match event:
+                case ServiceCreated():
+                    record = ServiceRecord.from_created(delivery.seq, event, delivery.data)
+                    self._known[delivery.subject] = record
+                    yield Change("ADDED", delivery.seq, record, event)
+                case ServiceDeleted():
+                    gone = self._known.pop(delivery.subject, None)
+                    if gone is None:
+                        gone = await self._created_before(event.namespace, event.name, delivery.seq)
+                    if gone is not None:
+                        yield Change("DELETED", delivery.seq, gone, event)
+                case _:
+                    assert_never(event)
 
     async def _created_before(self, namespace: str, name: str, seq: int) -> ServiceRecord | None:
         """The create a delete undoes, when this subscription started after it."""
-        found: ServiceRecord | None = None
-        subject = subject_for(namespace, name)
-        async for record in read_log(self._log, subject, until_seq=seq - 1):
-            entry = record.entry
-            if isinstance(entry, Entry):
-                event = entry.event
-                found = (
-                    ServiceRecord.from_created(entry.seq, event)
-                    if isinstance(event, ServiceCreated)
-                    else None
-                )
-        return found
+        past = Projection()
+        async for record in read_log(self._log, subject_for(namespace, name), until_seq=seq - 1):
+            if isinstance(record.entry, Entry):
+                past.apply(record.entry)
+        return past.services.get((namespace, name))

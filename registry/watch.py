@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from events import filter_for
 from registry.entry import StoredMessage
-from registry.jetstream import JetStreamLog, Start, Tail
 from registry.projection import Change, ServiceRecord
 from registry.projector import SkipHandler, fold_current, read_until_caught_up, report_skipped
+from registry.transport import Log, Start
 
 __all__ = ["Snapshot", "watch"]
 
@@ -29,7 +29,7 @@ class Snapshot:
 
 
 async def watch(
-    log: JetStreamLog,
+    log: Log,
     namespace: str | None = None,
     name: str | None = None,
     *,
@@ -37,8 +37,8 @@ async def watch(
     heartbeat: float = 1.0,
 ) -> AsyncIterator[Snapshot | Change]:
     """Yield one ``Snapshot``, then each ``Change`` as it is appended, until cancelled."""
-    async with Tail(
-        log, [filter_for(namespace, name)], Start("last_per_subject"), heartbeat=heartbeat
+    async with log.read(
+        [filter_for(namespace, name)], Start("last_per_subject"), heartbeat=heartbeat
     ) as tail:
         projector = await fold_current(log, await read_until_caught_up(tail), on_skipped)
         yield Snapshot(projector.projection.select(), projector.position)

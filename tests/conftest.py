@@ -8,18 +8,22 @@ other by using a namespace of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.api import PubAck
 
 from registry.client import Registry
-from registry.jetstream import JetStreamLog
+from registry.jetstream import open_log
 from registry.server import NatsServer
 
 
@@ -58,8 +62,26 @@ async def registry(url: str) -> AsyncIterator[Registry]:
 
 
 async def stream_last_seq(url: str) -> int:
-    async with await JetStreamLog.open(url) as log:
+    async with await open_log(url) as log:
         return await log.last_sequence()
+
+
+@contextlib.asynccontextmanager
+async def raw_nats(url: str) -> AsyncIterator[NatsClient]:
+    """A plain nats-py connection beside the registry: how a test writes around it."""
+    nc = await nats.connect(url.split(","))
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+async def raw_publish(
+    url: str, subject: str, data: bytes, headers: Mapping[str, str] | None = None
+) -> PubAck:
+    """Publish straight to the stream, around the registry (poison, forgeries)."""
+    async with raw_nats(url) as nc:
+        return await nc.jetstream().publish(subject, data, headers=dict(headers or {}))
 
 
 def last_seq(url: str) -> int:

@@ -9,7 +9,7 @@ from registry.client import Registry
 from registry.commands import chain_hash
 from registry.entry import StoredMessage
 from registry.server import NatsServer
-from tests.conftest import skyctl
+from tests.conftest import raw_publish, skyctl
 
 SUBJECT = "skyflow.svc.default.web"
 
@@ -66,8 +66,8 @@ async def test_verify_catches_events_published_around_the_registry(
         # Straight to the stream: one with a forged link, one with none at all.
         last = await registry.log.last(SUBJECT)
         assert last is not None
-        ack1 = await registry.log.js.publish(SUBJECT, created(chain_hash(b"something else")))
-        ack2 = await registry.log.js.publish("skyflow.svc.default.db", created(None, "db"))
+        ack1 = await raw_publish(url, SUBJECT, created(chain_hash(b"something else")))
+        ack2 = await raw_publish(url, "skyflow.svc.default.db", created(None, "db"))
 
     result = skyctl("audit", "verify", url=url)
     assert result.code == 1

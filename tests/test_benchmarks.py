@@ -46,6 +46,11 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
-    assert len(results) == 12
+    # 12 rows on the seeded server, and create/get/delete in three more connection modes.
+    assert len(results) == 21
+    assert any("(3-node cluster, 3 URLs)" in r["scenario"] for r in results)
+    assert any("(tls:// with a CA, user/password)" in r["scenario"] for r in results)
+    assert any("(user/password)" in r["scenario"] for r in results)
+    assert json.loads(out.read_text())["imports_ms"]
     assert all(r["ours"] > 0 for r in results)
     assert "| bulk create of 20 services" in proc.stdout

@@ -6,13 +6,12 @@ import asyncio
 
 import pytest
 
-from events import Service, ServiceCreated, ServiceDeleted, decode, subject_for
+from events import STREAM_NAME, Service, ServiceCreated, ServiceDeleted, decode, subject_for
 from registry.client import Registry
 from registry.commands import chain_hash
 from registry.errors import AlreadyExists, InvalidInput, NotFound
-from registry.jetstream.direct import last_many
 from registry.projection import ServiceRecord
-from tests.conftest import stream_last_seq
+from tests.conftest import raw_nats, stream_last_seq
 
 
 async def test_create_many_creates_each_once_in_input_order(registry: Registry, ns: str) -> None:
@@ -24,7 +23,7 @@ async def test_create_many_creates_each_once_in_input_order(registry: Registry, 
         o.key: o.seq for o in outcomes if isinstance(o, ServiceRecord)
     }
     # Each stored message is the event a single create writes, with both write headers.
-    last = (await last_many(registry.log, [subject_for(ns, "s7")]))[subject_for(ns, "s7")]
+    last = (await registry.log.last_many([subject_for(ns, "s7")]))[subject_for(ns, "s7")]
     event = decode(last.data)
     assert isinstance(event, ServiceCreated) and event.prev is None
     assert last.headers["Nats-Msg-Id"] == event.id
@@ -69,7 +68,9 @@ async def test_invalid_input_writes_nothing(registry: Registry, ns: str, url: st
     assert await stream_last_seq(url) == before
 
 
-async def test_delete_many_then_create_many_chains_history(registry: Registry, ns: str) -> None:
+async def test_delete_many_then_create_many_chains_history(
+    registry: Registry, ns: str, url: str
+) -> None:
     names = [f"s{i}" for i in range(50)]
     created = await registry.create_many(Service(namespace=ns, name=n) for n in names)
     deleted = await registry.delete_many([(ns, n) for n in [*names[:25], "ghost"]])
@@ -80,11 +81,12 @@ async def test_delete_many_then_create_many_chains_history(registry: Registry, n
     assert all(isinstance(o, AlreadyExists) for o in again[25:])
     # The re-create expected the delete's sequence and links to its body.
     subject = subject_for(ns, "s3")
-    last = (await last_many(registry.log, [subject]))[subject]
+    last = (await registry.log.last_many([subject]))[subject]
     event = decode(last.data)
     assert isinstance(event, ServiceCreated)
     expected = int(last.headers["Nats-Expected-Last-Subject-Sequence"])
-    delete_msg = await registry.log.js.get_msg(registry.log.spec.name, expected)
+    async with raw_nats(url) as nc:
+        delete_msg = await nc.jetstream().get_msg(STREAM_NAME, expected)
     assert isinstance(decode(delete_msg.data or b""), ServiceDeleted)
     assert event.prev == chain_hash(delete_msg.data or b"")
     assert {r.service.name for r in await registry.list(ns)} == set(names)

@@ -1,4 +1,4 @@
-"""The registry on a three-node JetStream cluster (registry/cluster.py, cluster/*.conf).
+"""The registry on a three-node JetStream cluster (tests/cluster.py, cluster/*.conf).
 
 Real nats-server processes on 127.0.0.1, route ports drawn free per test, client ports
 picked by the servers. The failover test prints its figures: run it alone with
@@ -19,15 +19,18 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamInfo
 
 from events import STREAM_NAME, Service
 from registry.client import Registry
-from registry.cluster import DOCUMENTED, LocalCluster, render_configs
 from registry.errors import RegistryError
 from registry.feed import read_log
 from registry.jetstream.checkpoints import BUCKET
+from registry.jetstream.log import JetStreamLog
+from registry.jetstream.natspy import NatsPyConnection
 from registry.server import NatsServer
+from tests.cluster import DOCUMENTED, LocalCluster, render_configs
 from tests.conftest import skyctl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,8 +40,8 @@ def test_the_documented_configs_are_the_tested_template() -> None:
     """cluster/n1.conf .. n3.conf are what the tests run, with the documented ports."""
     for filename, text in render_configs(DOCUMENTED).items():
         assert (REPO / "cluster" / filename).read_text() == text, (
-            f"cluster/{filename} drifted from registry/cluster.py: "
-            "regenerate with `python -m registry.cluster cluster`"
+            f"cluster/{filename} drifted from tests/cluster.py: "
+            "regenerate with `python -m tests.cluster cluster`"
         )
 
 
@@ -162,8 +165,14 @@ async def _writer(reg: Registry, ns: str, prefix: str, writes: Writes, stop: asy
         writes.acked[name] = (record.seq, started, time.monotonic())
 
 
+def _nc(reg: Registry) -> NatsClient:
+    """The nats-py client under a long-lived registry (it reconnects, the wire one does not)."""
+    assert isinstance(reg.log, JetStreamLog) and isinstance(reg.log.conn, NatsPyConnection)
+    return reg.log.conn.nc
+
+
 async def _leader(reg: Registry) -> str:
-    info = await reg.log.js.stream_info(STREAM_NAME)
+    info = await _nc(reg).jetstream().stream_info(STREAM_NAME)
     assert info.cluster is not None and info.cluster.leader
     return info.cluster.leader
 
@@ -173,7 +182,7 @@ async def _wait_until_current(reg: Registry, node: str, within: float) -> Stream
     deadline = time.monotonic() + within
     while True:
         try:
-            info = await reg.log.js.stream_info(STREAM_NAME)
+            info = await _nc(reg).jetstream().stream_info(STREAM_NAME)
         except (nats.errors.Error, TimeoutError):
             info = None
         if info is not None and info.cluster is not None:
@@ -199,7 +208,7 @@ async def test_killing_the_stream_leader_loses_nothing_acknowledged(
         try:
             await asyncio.sleep(3.0)
             leader = await _leader(reg)
-            connected_url = reg.log.nc.connected_url
+            connected_url = _nc(reg).connected_url
             connected = next(
                 (
                     n

@@ -20,7 +20,7 @@ def current_of(event: ServiceCreated | ServiceDeleted | None, seq: int = 7) -> C
     if event is None:
         return Current(None, None)
     message = StoredMessage(seq, "skyflow.svc.default.web", encode(event))
-    return Current(message, Entry(seq, message.subject, event))
+    return Current(message, Entry(seq, message.subject, event, message.data))
 
 
 def test_create_on_a_fresh_subject_expects_nothing_there() -> None:

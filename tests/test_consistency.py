@@ -12,8 +12,9 @@ import pytest
 from events import Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
 from registry.client import Registry
 from registry.commands import Current, decide_create
-from registry.jetstream import JetStreamLog, WrongLastSequence
-from tests.conftest import last_seq, stream_last_seq
+from registry.jetstream import open_log
+from registry.transport import WrongLastSequence
+from tests.conftest import last_seq, raw_publish, stream_last_seq
 
 
 def test_twelve_processes_create_the_same_name_once(url: str, ns: str) -> None:
@@ -81,7 +82,7 @@ def first_create(namespace: str, name: str) -> tuple[str, ServiceCreated]:
 
 
 async def test_stale_expectation_is_refused_by_the_server(url: str, ns: str) -> None:
-    async with await JetStreamLog.open(url) as log:
+    async with await open_log(url) as log:
         subject, event = first_create(ns, "svc")
         await log.append(subject, encode(event), msg_id=event.id, expected_last_subject_seq=0)
         other = event.model_copy(update={"id": new_event_id()})
@@ -91,7 +92,7 @@ async def test_stale_expectation_is_refused_by_the_server(url: str, ns: str) -> 
 
 async def test_a_retried_publish_is_not_appended_twice(url: str, ns: str) -> None:
     """The retry after a lost ack: same Nats-Msg-Id, now-stale expectation (R1 says 10071)."""
-    async with await JetStreamLog.open(url) as log:
+    async with await open_log(url) as log:
         subject, event = first_create(ns, "once")
         data = encode(event)
         first = await log.append(subject, data, msg_id=event.id, expected_last_subject_seq=0)
@@ -99,6 +100,6 @@ async def test_a_retried_publish_is_not_appended_twice(url: str, ns: str) -> Non
         again = await log.append(subject, data, msg_id=event.id, expected_last_subject_seq=0)
         assert again == first
         # And a plain duplicate (no expectation in the way) is dropped by the server.
-        ack = await log.js.publish(subject, data, headers={"Nats-Msg-Id": event.id})
+        ack = await raw_publish(url, subject, data, headers={"Nats-Msg-Id": event.id})
         assert ack.duplicate and ack.seq == first
         assert await stream_last_seq(url) == before

@@ -19,6 +19,7 @@ from registry.projection import Change, ServiceRecord
 from registry.projector import rebuild
 from registry.server import NatsServer
 from registry.watch import Snapshot
+from tests.conftest import raw_publish
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +175,7 @@ async def test_poison_is_skipped_reported_once_and_changes_nothing(
     async with await Registry.connect(fresh_server.url, on_skipped=reports.append) as registry:
         good = await registry.create(Service(name="web", cluster="good"))
         await registry.create(Service(name="other"))
-        ack = await registry.log.js.publish("skyflow.svc.default.web", POISON[kind]())
+        ack = await raw_publish(fresh_server.url, "skyflow.svc.default.web", POISON[kind]())
 
         def once(reader: str) -> None:
             assert [s.seq for s in reports] == [ack.seq], (reader, reports)

@@ -18,7 +18,7 @@ from registry.entry import Entry, Skipped
 from registry.errors import InvalidInput, NotFound
 from registry.server import NatsServer
 from registry.when import AtSequence, AtTime, parse_when
-from tests.conftest import skyctl
+from tests.conftest import raw_publish, skyctl
 
 
 async def test_history_shows_every_event_of_a_recreated_service(
@@ -200,7 +200,7 @@ def test_events_follow(url: str, ns: str) -> None:
 async def test_events_api_reports_unreadable_messages(fresh_server: NatsServer) -> None:
     async with await Registry.connect(fresh_server.url) as registry:
         created = await registry.create(Service(name="x"))
-        await registry.log.js.publish("skyflow.svc.default.x", b"\xc1 not msgpack")
+        await raw_publish(fresh_server.url, "skyflow.svc.default.x", b"\xc1 not msgpack")
         records = [r async for r in registry.events("default")]
     assert [r.seq for r in records] == [created.seq, created.seq + 1]
     first, second = records[0].entry, records[1].entry

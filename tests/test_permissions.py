@@ -7,18 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from registry.server import NatsServer
 from tests.conftest import Result, skyctl
+from tests.servers import AUTH_ENV, PASSWORDS, ROOT, tls_server
 
-ROOT = Path(__file__).parent.parent
-PASSWORDS = {"admin": "adm-secret", "shop-writer": "shop-secret", "viewer": "view-secret"}
-ENV = {
-    "SKYFLOW_ADMIN_PASSWORD": PASSWORDS["admin"],
-    "SKYFLOW_SHOP_PASSWORD": PASSWORDS["shop-writer"],
-    "SKYFLOW_VIEWER_PASSWORD": PASSWORDS["viewer"],
-}
+ENV = AUTH_ENV
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +145,8 @@ def test_token_authentication(tmp_path: Path) -> None:
 
 
 def test_tls_connection_verified_against_the_ca(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    env = {**ENV, "SKYFLOW_TLS_CERT": str(cert_file), "SKYFLOW_TLS_KEY": str(key_file)}
-    with NatsServer(tmp_path / "store", config=ROOT / "nats-server-tls.conf", env=env) as server:
+    with tls_server(tmp_path) as (server, files):
+        ca_file = files.ca
         assert server.url.startswith("tls://")
         auth = ["--user", "admin", "--password", PASSWORDS["admin"]]
         made = skyctl("create", "svc", "secure", *auth, "--tlsca", str(ca_file), url=server.url)

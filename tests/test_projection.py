@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events import Service, ServiceCreated, ServiceDeleted, subject_for
+from events import Service, ServiceCreated, ServiceDeleted, encode, subject_for
 from registry.entry import Entry
 from registry.projection import Projection, fold
 
@@ -19,12 +19,12 @@ def created(seq: int, namespace: str, name: str, port: int = 80) -> Entry:
 
     service = Service(namespace=namespace, name=name, ports=(Port(port=port, target_port=port),))
     event = ServiceCreated(id=f"e{seq}", time=T0, actor="a@h", service=service)
-    return Entry(seq, subject_for(namespace, name), event)
+    return Entry(seq, subject_for(namespace, name), event, encode(event))
 
 
 def deleted(seq: int, namespace: str, name: str) -> Entry:
     event = ServiceDeleted(id=f"e{seq}", time=T0, actor="a@h", namespace=namespace, name=name)
-    return Entry(seq, subject_for(namespace, name), event)
+    return Entry(seq, subject_for(namespace, name), event, encode(event))
 
 
 def test_create_then_delete() -> None:

@@ -8,12 +8,15 @@ from nats.js.errors import ServerError as NatsServerError
 
 from events import StreamSpec
 from registry.errors import StreamMisconfigured
-from registry.jetstream import JetStreamLog
+from registry.jetstream import open_log
+from registry.jetstream.log import JetStreamLog
+from tests.conftest import raw_nats
 
 
 async def test_created_stream_denies_delete_and_purge_and_keeps_everything(url: str) -> None:
-    async with await JetStreamLog.open(url) as log:
-        info = await log.js.stream_info(log.spec.name)
+    async with await open_log(url) as log, raw_nats(url) as nc:
+        js = nc.jetstream()
+        info = await js.stream_info(log.spec.name)
         config = info.config
         assert config.deny_delete and config.deny_purge
         assert (config.max_msgs, config.max_bytes, config.max_msgs_per_subject) == (-1, -1, -1)
@@ -21,10 +24,10 @@ async def test_created_stream_denies_delete_and_purge_and_keeps_everything(url: 
         assert config.subjects == ["skyflow.svc.*.*"]
         assert config.allow_direct
         with pytest.raises(NatsServerError):
-            await log.js.purge_stream(log.spec.name)
+            await js.purge_stream(log.spec.name)
         if info.state.last_seq:
             with pytest.raises(NatsServerError):
-                await log.js.delete_msg(log.spec.name, info.state.last_seq)
+                await js.delete_msg(log.spec.name, info.state.last_seq)
 
 
 @pytest.mark.parametrize(
@@ -44,14 +47,15 @@ async def test_a_stream_that_could_lose_history_is_refused(
 ) -> None:
     name = f"RISKY_{abs(hash(problem)) % 10**8}"
     spec = StreamSpec(name=name, subjects=(f"risky{abs(hash(problem)) % 10**8}.*.*",))
-    async with await JetStreamLog.open(url, spec=StreamSpec(name="SKYFLOW_SERVICES")) as good:
-        config: StreamConfig = JetStreamLog(good.nc, spec, url, 5).stream_config()
+    async with await open_log(url) as good, raw_nats(url) as nc:
+        js = nc.jetstream()
+        config = StreamConfig.from_response(JetStreamLog(good.conn, spec, 5).stream_config())
         for key, value in change.items():
             setattr(config, key, value)
-        await good.js.add_stream(config)
+        await js.add_stream(config)
         try:
             with pytest.raises(StreamMisconfigured, match=problem) as info:
-                await JetStreamLog.open(url, spec=spec)
+                await open_log(url, spec=spec)
             assert "refusing stream" in str(info.value)
         finally:
-            await good.js.delete_stream(name)
+            await js.delete_stream(name)

@@ -9,8 +9,7 @@ import pytest
 
 from events import Service, ServiceCreated, ServiceDeleted
 from registry.client import Registry
-from registry.errors import InvalidInput
-from registry.jetstream.checkpoints import CheckpointConflict
+from registry.errors import CheckpointConflict, InvalidInput
 from registry.subscription import Delivery, Subscription
 
 
@@ -171,9 +170,7 @@ async def test_loops_can_take_turns_on_one_subscription(
 async def test_a_checkpoint_save_whose_reply_was_lost_is_not_a_conflict(
     registry: Registry, ns: str
 ) -> None:
-    from registry.jetstream.checkpoints import CheckpointStore
-
-    store = await CheckpointStore.open(registry.log)
+    store = await registry.log.checkpoints()
     name = f"lost-{ns}"
     first = await store.save(name, 5, "skyflow.svc.x.*", 0)
     # The same save again, as after a reply lost in a server crash: same value, old revision.

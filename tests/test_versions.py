@@ -16,6 +16,7 @@ from registry.errors import UnreadableHistory
 from registry.projector import rebuild
 from registry.server import NatsServer
 from registry.watch import Snapshot
+from tests.conftest import raw_publish
 
 
 class ServiceCreatedV2(ServiceCreated):
@@ -90,7 +91,7 @@ async def test_a_future_version_is_skipped_and_reported_by_every_reader(
             )
         )
         future.update(version=9, shiny="new field")
-        ack = await registry.log.js.publish("skyflow.svc.default.web", msgpack.packb(future))
+        ack = await raw_publish(fresh_server.url, "skyflow.svc.default.web", msgpack.packb(future))
 
         def reported_once() -> None:
             assert [(s.seq, "version 9 is newer" in s.reason) for s in reports] == [(ack.seq, True)]

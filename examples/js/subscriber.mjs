@@ -13,6 +13,22 @@ const max = Number(process.env.MAX_EVENTS ?? Infinity);
 let seen = 0;
 
 const KNOWN = { ServiceCreated: 1, ServiceDeleted: 1 }; // type -> newest version understood
+
+// The fold: each type by name. A type missing here is reported, never read as a delete.
+function apply(live, key, event) {
+  switch (event.type) {
+    case "ServiceCreated": {
+      live.set(key, event.service);
+      const ports = event.service.ports.map((p) => `${p.port}:${p.target_port}/${p.protocol}`);
+      return `ADDED ${key} ${event.service.type} ${ports.join(",")}`;
+    }
+    case "ServiceDeleted":
+      return live.delete(key) ? `DELETED ${key}` : null;
+    default:
+      console.error(`skipped ${key}: ${event.type} is in KNOWN but not folded here`);
+      return null;
+  }
+}
 const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222" });
 const consumer = await nc.jetstream().consumers.get("SKYFLOW_SERVICES", {
   filterSubjects: [`skyflow.svc.${namespace}.*`],   // ordered consumer from the start of the log
@@ -26,13 +42,10 @@ for await (const msg of await consumer.consume()) {
   const body = event.service ?? event;
   if (!(event.type in KNOWN) || event.version > KNOWN[event.type] || body.namespace !== ns || body.name !== name) {
     console.error(`skipped seq ${msg.seq}: ${event.type} v${event.version}`);
-  } else if (event.type === "ServiceCreated") {
-    live.set(`${ns}/${name}`, event.service);
-    const ports = event.service.ports.map((p) => `${p.port}:${p.target_port}/${p.protocol}`);
-    console.log(`ADDED ${ns}/${name} ${event.service.type} ${ports.join(",")} by ${event.actor} (seq ${msg.seq})`);
-  } else if (live.delete(`${ns}/${name}`)) {
-    console.log(`DELETED ${ns}/${name} by ${event.actor} (seq ${msg.seq})`);
+    continue;
   }
+  const change = apply(live, `${ns}/${name}`, event);
+  if (change) console.log(`${change} by ${event.actor} (seq ${msg.seq})`);
   if (seen === max) break;
 }
 console.log(`live: ${[...live.keys()].sort().join(" ") || "(none)"}`);

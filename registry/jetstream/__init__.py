@@ -1,44 +1,100 @@
 """The one adapter between the registry and NATS: the only package that talks to it.
 
-``connection`` and ``tail`` use nats-py; ``wire`` and ``lite`` speak the protocol
-directly for one-shot processes and bulk reads. Names load on first use, so importing
-``registry.jetstream.lite`` does not import nats-py.
+``log.JetStreamLog`` implements ``registry.transport.Log`` once, over the ``Connection``
+protocol (core NATS); two clients implement that protocol, and ``connect`` picks one,
+once, at connect, by this rule:
+
+- **nats-py** when the connection must outlive a server restart (``long_lived``: watches,
+  followed events, durable subscribers, and library programs by default), when the
+  credentials are a creds file (NKey/JWT signing), or for a scheme other than ``nats://``
+  and ``tls://`` (websockets);
+- **the wire client** otherwise: one-shot commands, whose life is mostly imports.
+  It does several servers, TLS with a CA, user/password and tokens.
+
+``SKYFLOW_NATS_CLIENT=nats-py`` (or ``wire``) forces one, for comparing them. Names load
+on first use, so importing this package imports neither client.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import os
+from typing import TYPE_CHECKING, Literal
+
+from events.stream import StreamSpec
+from registry.credentials import Credentials
+from registry.errors import InvalidInput
+from registry.jetstream.protocol import DEFAULT_URL
 
 if TYPE_CHECKING:
-    from registry.jetstream.connection import DEFAULT_URL, JetStreamLog, WrongLastSequence
-    from registry.jetstream.tail import CAUGHT_UP, CaughtUp, Start, Tail
+    from registry.jetstream.connection import Connection
+    from registry.jetstream.log import JetStreamLog
 
-__all__ = [
-    "CAUGHT_UP",
-    "DEFAULT_URL",
-    "CaughtUp",
-    "JetStreamLog",
-    "Start",
-    "Tail",
-    "WrongLastSequence",
-]
+__all__ = ["CLIENT_ENV", "DEFAULT_URL", "Client", "choose_client", "connect", "open_log"]
 
-_MODULE_OF = {
-    "DEFAULT_URL": "registry.jetstream.connection",
-    "JetStreamLog": "registry.jetstream.connection",
-    "WrongLastSequence": "registry.jetstream.connection",
-    "CAUGHT_UP": "registry.jetstream.tail",
-    "CaughtUp": "registry.jetstream.tail",
-    "Start": "registry.jetstream.tail",
-    "Tail": "registry.jetstream.tail",
-}
+CLIENT_ENV = "SKYFLOW_NATS_CLIENT"
+Client = Literal["auto", "nats-py", "wire"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def choose_client(url: str, credentials: Credentials, *, long_lived: bool) -> Client:
+    """The rule above, as a function of what is known before connecting."""
+    forced = os.environ.get(CLIENT_ENV, "").strip()
+    if forced:
+        if forced not in ("nats-py", "wire"):
+            raise InvalidInput(CLIENT_ENV, forced, "must be nats-py or wire")
+        return "nats-py" if forced == "nats-py" else "wire"
+    schemes = {part.strip().partition("://")[0] for part in url.split(",") if "://" in part}
+    if long_lived or credentials.creds_file is not None or schemes - {"nats", "tls"}:
+        return "nats-py"
+    return "wire"
+
+
+async def connect(
+    url: str = DEFAULT_URL,
+    *,
+    credentials: Credentials | None = None,
+    long_lived: bool = True,
+    timeout: float = 2.0,
+    client: Client = "auto",
+) -> Connection:
+    """A connection to the server(s) at ``url`` by the rule above; fails within seconds."""
+    credentials = credentials or Credentials()
+    if client == "auto":
+        client = choose_client(url, credentials, long_lived=long_lived)
+    if client == "wire":
+        from registry.jetstream.wire import WireConnection
+
+        return await WireConnection.connect(
+            url,
+            user=credentials.user,
+            password=credentials.password,
+            token=credentials.token,
+            tls_ca=credentials.tls_ca,
+            timeout=timeout,
+        )
+    from registry.jetstream.natspy import NatsPyConnection
+
+    return await NatsPyConnection.connect(
+        url, options=credentials.connect_options(), keep_reconnecting=long_lived, timeout=timeout
+    )
+
+
+async def open_log(
+    url: str = DEFAULT_URL,
+    *,
+    spec: StreamSpec | None = None,
+    credentials: Credentials | None = None,
+    long_lived: bool = True,
+    api_timeout: float = 5.0,
+    client: Client = "auto",
+) -> JetStreamLog:
+    """Connect and open the service log (creating its stream if missing, checking it)."""
+    from registry.jetstream.log import JetStreamLog
+
+    conn = await connect(
+        url,
+        credentials=credentials,
+        long_lived=long_lived,
+        timeout=min(api_timeout, 2.0),
+        client=client,
+    )
+    return await JetStreamLog.open(conn, spec=spec, api_timeout=api_timeout)

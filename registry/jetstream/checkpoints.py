@@ -1,116 +1,111 @@
 """Where durable subscriptions keep their place: a JetStream key-value bucket.
 
-A subscription's checkpoint is the last stream sequence it acknowledged. Each save is a
-compare-and-set on the entry's revision, so two processes running the same subscription
-find out instead of silently interleaving.
+A bucket is a stream (``KV_<bucket>``, subjects ``$KV.<bucket>.<key>``), so a checkpoint
+is read with a direct get of its key's subject and written with a conditional append, by
+the same code as the log, over either client. Each save is a compare-and-set on the key's
+revision (its last sequence), so two processes running one subscription find out instead
+of silently interleaving. The values are JSON, as the nats tools show them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import nats.errors
-import nats.js.errors
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.kv import KeyValue
+from events.stamps import new_event_id
+from registry.errors import CheckpointConflict, ServerError
+from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
+from registry.transport import Checkpoint, WrongLastSequence
 
-from registry.errors import ServerError
-from registry.jetstream.connection import JetStreamLog
+if TYPE_CHECKING:
+    from registry.jetstream.log import JetStreamLog
 
-__all__ = ["BUCKET", "Checkpoint", "CheckpointConflict", "CheckpointStore"]
+__all__ = ["BUCKET", "CheckpointStore"]
 
 BUCKET = "SKYFLOW_SUBSCRIPTIONS"
+STREAM = f"KV_{BUCKET}"
+_KEY_PREFIX = f"$KV.{BUCKET}."
+_DELETED = frozenset({"DEL", "PURGE"})
 
 
-class CheckpointConflict(ServerError):
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"subscription {name!r} moved on in another process; run one consumer per "
-            "subscription name"
-        )
-        self.name = name
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    seq: int
-    filter_subject: str
-    revision: int
+def bucket_config(replicas: int) -> dict[str, Any]:
+    """The bucket's stream: nats-py's ``create_key_value(history=1)``, less what would let
+    a writer erase others' checkpoints (roll-ups, purges) or make one expire (TTLs)."""
+    return {
+        "name": STREAM,
+        "description": "SkyFlow registry: last sequence each durable subscriber acked",
+        "subjects": [f"{_KEY_PREFIX}>"],
+        "retention": "limits",
+        "storage": "file",
+        "discard": "new",
+        "num_replicas": replicas,
+        "max_msgs_per_subject": 1,
+        "max_msgs": -1,
+        "max_bytes": -1,
+        "max_age": 0,
+        "max_msg_size": -1,
+        "max_consumers": -1,
+        "allow_rollup_hdrs": False,
+        "deny_delete": True,
+        "deny_purge": True,
+        "allow_direct": True,
+        "duplicate_window": 120_000_000_000,
+    }
 
 
 class CheckpointStore:
-    def __init__(self, kv: KeyValue, log: JetStreamLog) -> None:
-        self._kv = kv
+    """``registry.transport.Checkpoints`` in the bucket."""
+
+    def __init__(self, log: JetStreamLog) -> None:
         self._log = log
 
     @classmethod
     async def open(cls, log: JetStreamLog) -> CheckpointStore:
+        """The bucket, created (with the log's replicas) if it is missing."""
         try:
-            kv = await log.guarded(
-                log.js.key_value(BUCKET), "use durable subscriptions", "$JS.API."
-            )
-        except nats.js.errors.BucketNotFoundError:
-            kv = await log.guarded(
-                log.js.create_key_value(
-                    KeyValueConfig(
-                        bucket=BUCKET,
-                        description="SkyFlow registry: last sequence each durable subscriber acked",
-                        history=1,
-                        storage=StorageType.FILE,
-                        replicas=log.stream_replicas,
-                    )
-                ),
+            await log.stream_info(STREAM)
+        except ApiError as exc:
+            if exc.err_code != STREAM_NOT_FOUND:
+                raise
+            await log.api(
+                f"$JS.API.STREAM.CREATE.{STREAM}",
+                bucket_config(log.stream_replicas),
                 "create the durable subscriptions bucket (an admin must, once)",
-                "$JS.API.",
             )
-        return cls(kv, log)
+        return cls(log)
 
     async def load(self, name: str) -> Checkpoint | None:
-        try:
-            entry = await self._log.guarded(
-                self._kv.get(name), f"read subscription {name!r}", "$JS.API."
-            )
-        except nats.js.errors.KeyNotFoundError:
+        message = await self._log.last(f"{_KEY_PREFIX}{name}", stream=STREAM)
+        if message is None or message.headers.get("KV-Operation") in _DELETED:
             return None
-        data = json.loads(entry.value or b"{}")
-        return Checkpoint(int(data["seq"]), str(data["filter"]), int(entry.revision or 0))
+        try:
+            data = json.loads(message.data)
+            return Checkpoint(int(data["seq"]), str(data["filter"]), message.seq)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServerError(
+                f"subscription {name!r}: its checkpoint is unreadable ({type(exc).__name__})"
+            ) from None
 
     async def save(
         self, name: str, seq: int, filter_subject: str, revision: int, *, retry_for: float = 10.0
     ) -> int:
-        """Store ``seq``; ``revision`` is the one loaded or last saved (0: none yet).
+        """Store ``seq`` over ``revision`` (0: none yet); returns the new revision.
 
-        Retried while the server is away. A save whose reply was lost (the server died
-        after storing it) comes back as a revision mismatch: if the stored value is the
-        one being saved, that is success, not a second writer.
+        Retried while the server is away with one message id, so a save whose reply was
+        lost is recognised as ours rather than reported as a second writer.
         """
         value = json.dumps({"seq": seq, "filter": filter_subject}).encode()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + retry_for
-        while True:
-            write = (
-                self._kv.create(name, value)
-                if revision == 0
-                else self._kv.update(name, value, last=revision)
+        try:
+            return await self._log.append(
+                f"{_KEY_PREFIX}{name}",
+                value,
+                msg_id=new_event_id(),
+                expected_last_subject_seq=revision,
+                retry_for=retry_for,
+                stream=STREAM,
             )
-            try:
-                return int(await self._log.guarded(write, f"save subscription {name!r}", "$KV."))
-            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
-                stored = await self.load(name)
-                if stored is not None and (stored.seq, stored.filter_subject) == (
-                    seq,
-                    filter_subject,
-                ):
-                    return stored.revision
-                raise CheckpointConflict(name) from None
-            except (
-                TimeoutError,
-                nats.errors.TimeoutError,
-                nats.errors.NoRespondersError,
-                nats.js.errors.NoStreamResponseError,
-            ):
-                if loop.time() >= deadline:
-                    raise ServerError(f"saving subscription {name!r} timed out") from None
-            await asyncio.sleep(0.2)
+        except WrongLastSequence:
+            stored = await self.load(name)
+            if stored is not None and (stored.seq, stored.filter_subject) == (seq, filter_subject):
+                return stored.revision
+            raise CheckpointConflict(name) from None

@@ -1,71 +1,97 @@
-"""Batched direct gets: the last message of many subjects in a few round trips.
+"""Direct gets: the last message of one subject, or of many in a few round trips.
 
-nats-py has no API for the server's batched direct get, so it is done by hand: one
-request to ``$JS.API.DIRECT.GET.<stream>`` with ``multi_last`` naming up to 1024
-subjects, answered by one message per subject that has any, then a ``204 EOB`` status
-(``404`` when none has). The stream must allow direct gets, which the registry checks.
+A direct get is answered by any replica straight from its store, without a consumer.
+The batched form (``multi_last``, up to 1024 subjects per request) has no nats-py API, so
+it is done by hand for both clients: one request, answered by one message per subject that
+has any, then a ``204 EOB`` status (``404`` when none has). The stream must allow direct
+gets, which the stream check demands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from nats.aio.msg import Msg
-
-from registry.entry import StoredMessage
 from registry.errors import ServerError
-from registry.jetstream.connection import JetStreamLog
-from registry.jetstream.lite import DIRECT_HEADERS, parse_time_ns
+from registry.jetstream.connection import Connection
+from registry.stored import StoredMessage
 
-__all__ = ["MULTI_LAST_MAX", "last_many"]
+__all__ = ["DIRECT_HEADERS", "MULTI_LAST_MAX", "last_many", "parse_time_ns", "stored_from_direct"]
 
 # The server refuses a multi_last request naming more subjects than this (413).
 MULTI_LAST_MAX = 1024
 _IN_FLIGHT = 4
+# Headers the server adds to a direct-get reply; the rest are the stored message's own.
+DIRECT_HEADERS = frozenset(
+    {
+        "Nats-Stream",
+        "Nats-Subject",
+        "Nats-Sequence",
+        "Nats-Time-Stamp",
+        "Nats-Num-Pending",
+        "Nats-Last-Sequence",
+    }
+)
 
 
-def stored_from_direct(headers: dict[str, str], data: bytes) -> StoredMessage:
-    own = {k: v for k, v in headers.items() if k not in DIRECT_HEADERS}
-    return StoredMessage(
-        seq=int(headers["Nats-Sequence"]),
-        subject=headers["Nats-Subject"],
-        data=data,
-        headers=own,
-        time_ns=parse_time_ns(headers["Nats-Time-Stamp"]),
-    )
+def parse_time_ns(stamp: str) -> int:
+    """``2026-11-25T01:40:09.474459392Z`` -> nanoseconds since the epoch."""
+    head, dot, frac = stamp.strip().rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(head + "+00:00").timestamp()
+    nanos = frac[:9].ljust(9, "0") if dot else "0"
+    if not nanos.isdigit():
+        raise ValueError(f"bad time stamp {stamp!r}")
+    return int(seconds) * 1_000_000_000 + int(nanos)
 
 
-async def last_many(log: JetStreamLog, subjects: Sequence[str]) -> dict[str, StoredMessage]:
+def stored_from_direct(headers: Mapping[str, str], data: bytes) -> StoredMessage:
+    """A direct-get reply as the stored message it carries."""
+    try:
+        return StoredMessage(
+            seq=int(headers["Nats-Sequence"]),
+            subject=headers["Nats-Subject"],
+            data=data,
+            headers={k: v for k, v in headers.items() if k not in DIRECT_HEADERS},
+            time_ns=parse_time_ns(headers["Nats-Time-Stamp"]),
+        )
+    except (KeyError, ValueError, OverflowError) as exc:
+        raise ServerError(f"the server sent a malformed direct-get reply ({exc!r})") from None
+
+
+async def last_many(
+    conn: Connection, stream: str, subjects: Sequence[str], timeout: float
+) -> dict[str, StoredMessage]:
     """The last message of each of ``subjects`` that has one, by subject."""
     unique = list(dict.fromkeys(subjects))
     chunks = [unique[i : i + MULTI_LAST_MAX] for i in range(0, len(unique), MULTI_LAST_MAX)]
     found: dict[str, StoredMessage] = {}
     if not chunks:
         return found
-    nc = log.nc
-    prefix = nc.new_inbox()
+    prefix = conn.new_inbox()
     waiting: dict[str, asyncio.Future[None]] = {}
     loop = asyncio.get_running_loop()
 
-    async def on_msg(msg: Msg) -> None:
-        token = msg.subject.rpartition(".")[2]
-        future = waiting.get(token)
+    def on_msg(subject: str, _reply: str, headers: Mapping[str, str] | None, data: bytes) -> None:
+        future = waiting.get(subject.rpartition(".")[2])
         if future is None or future.done():
             return
-        headers = msg.headers or {}
+        headers = headers or {}
         status = headers.get("Status")
-        if status is None:
-            stored = stored_from_direct(headers, msg.data)
-            found[stored.subject] = stored
-        elif status in ("204", "404"):  # end of batch; 404: none of them has a message
-            future.set_result(None)
-        else:
-            description = headers.get("Description", "")
-            future.set_exception(ServerError(f"direct get failed: {status} {description}"))
+        try:
+            if status is None:
+                stored = stored_from_direct(headers, data)
+                found[stored.subject] = stored
+            elif status in ("204", "404"):  # end of batch; 404: none of them has a message
+                future.set_result(None)
+            else:
+                description = headers.get("Description", "")
+                raise ServerError(f"direct get failed: {status} {description}")
+        except ServerError as exc:
+            future.set_exception(exc)
 
-    sub = await nc.subscribe(f"{prefix}.*", cb=on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
+    sub = await conn.subscribe(f"{prefix}.*", on_msg)
     try:
         slots = asyncio.Semaphore(_IN_FLIGHT)
 
@@ -74,13 +100,13 @@ async def last_many(log: JetStreamLog, subjects: Sequence[str]) -> dict[str, Sto
                 token = str(index)
                 waiting[token] = future = loop.create_future()
                 payload = json.dumps({"multi_last": chunk}).encode()
-                await nc.publish(
-                    f"$JS.API.DIRECT.GET.{log.spec.name}", payload, reply=f"{prefix}.{token}"
+                await conn.publish(
+                    f"$JS.API.DIRECT.GET.{stream}", payload, reply=f"{prefix}.{token}"
                 )
                 try:
-                    await asyncio.wait_for(future, log.timeout)
+                    await asyncio.wait_for(future, timeout)
                 except TimeoutError:
-                    raise ServerError(f"direct get timed out at {log.url}") from None
+                    raise ServerError(f"direct get timed out at {conn.url}") from None
 
         await asyncio.gather(*(fetch(i, chunk) for i, chunk in enumerate(chunks)))
     finally:

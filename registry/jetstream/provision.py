@@ -9,12 +9,11 @@ in which case JetStream scales it in place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import nats.js.errors
-from nats.js.api import StreamInfo
-
-from registry.jetstream.checkpoints import BUCKET, CheckpointStore
-from registry.jetstream.connection import JetStreamLog, _translate_api_error
+from registry.jetstream.checkpoints import BUCKET, STREAM, CheckpointStore
+from registry.jetstream.log import JetStreamLog
+from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 
 __all__ = ["Provisioned", "provision"]
 
@@ -56,56 +55,56 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
         action, previous = await _maybe_scale(log, stream, want, scale)
         if action == "scaled":
             log.stream_replicas = want
-    report = [_report(await _info(log, stream), "stream", stream, action, previous)]
+    report = [_report(await log.stream_info(stream), "stream", stream, action, previous)]
 
-    kv_stream = f"KV_{BUCKET}"
     try:
-        await log.js.stream_info(kv_stream)
-    except nats.js.errors.NotFoundError:
-        await log._api(CheckpointStore.open(log), f"create bucket {BUCKET}")
+        await log.stream_info(STREAM)
+    except ApiError as exc:
+        if exc.err_code != STREAM_NOT_FOUND:
+            raise
+        await CheckpointStore.open(log)
         action, previous = "created", None
-    except nats.js.errors.APIError as exc:
-        raise _translate_api_error(exc, f"read bucket {BUCKET}") from None
     else:
-        action, previous = await _maybe_scale(log, kv_stream, want, scale)
-    report.append(_report(await _info(log, kv_stream), "bucket", BUCKET, action, previous))
+        action, previous = await _maybe_scale(log, STREAM, want, scale)
+    report.append(_report(await log.stream_info(STREAM), "bucket", BUCKET, action, previous))
     return report
 
 
 async def _maybe_scale(
     log: JetStreamLog, stream: str, want: int, scale: bool
 ) -> tuple[str, int | None]:
-    info = await _info(log, stream)
-    have = int(info.config.num_replicas or 1)
+    config = dict((await log.stream_info(stream)).get("config") or {})
+    have = _replicas(config)
     if not scale or have == want:
         return "exists", None
-    config = info.config
-    config.num_replicas = want
-    await log._api(log.js.update_stream(config), f"scale {stream} to {want} replicas")
+    config["num_replicas"] = want
+    await log.api(f"$JS.API.STREAM.UPDATE.{stream}", config, f"scale {stream} to {want} replicas")
     return "scaled", have
 
 
-async def _info(log: JetStreamLog, stream: str) -> StreamInfo:
-    info: StreamInfo = await log._api(log.js.stream_info(stream), f"read stream {stream}")
-    return info
+def _replicas(config: dict[str, Any]) -> int:
+    value = config.get("num_replicas")
+    return value if isinstance(value, int) and value > 0 else 1
 
 
 def _report(
-    info: StreamInfo, kind: str, name: str, action: str, previous: int | None
+    info: dict[str, Any], kind: str, name: str, action: str, previous: int | None
 ) -> Provisioned:
     leader: str | None = None
     peers: tuple[str, ...] = ()
-    if info.cluster is not None and info.cluster.name and info.cluster.leader:
-        leader = info.cluster.leader
+    cluster = info.get("cluster")
+    if isinstance(cluster, dict) and cluster.get("name") and cluster.get("leader"):
+        leader = str(cluster["leader"])
         peers = tuple(
-            f"{peer.name} ({'current' if peer.current else 'lagging'})"
-            for peer in info.cluster.replicas or []
+            f"{peer.get('name')} ({'current' if peer.get('current') else 'lagging'})"
+            for peer in cluster.get("replicas") or []
+            if isinstance(peer, dict)
         )
     return Provisioned(
         kind=kind,
         name=name,
         action=action,
-        replicas=int(info.config.num_replicas or 1),
+        replicas=_replicas(dict(info.get("config") or {})),
         previous_replicas=previous,
         leader=leader,
         peers=peers,

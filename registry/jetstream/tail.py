@@ -1,13 +1,14 @@
 """Reading the log in order, with no gap and no duplicate, for as long as you like.
 
-nats-py's ordered consumer can lose messages silently when the client falls behind
-(its sequence tracker advances before a slow-consumer drop; see notes on nats.go#2107),
-and the registry's readers must notice gaps instead of skipping them. So this is a
-push consumer driven by hand: client-side queues are unbounded, the consumer sequence
-of every message is checked, heartbeats prove the consumer is alive, flow control is
-answered only when the reader has caught up (real back-pressure), and on any doubt
-(gap, silence, reconnect) the consumer is re-created after the last stream sequence
-handed to the reader. Everything the reader receives is exactly the stream, filtered.
+nats-py's ordered consumer can lose messages silently when the client falls behind (its
+sequence tracker advances before a slow-consumer drop; nats.go#2107 had the same defect),
+and the registry's readers must notice gaps instead of skipping them. So this is a push
+consumer driven by hand, over either client: client-side queues are unbounded, the
+consumer sequence of every message is checked, heartbeats prove the consumer is alive,
+flow control is answered only when the reader has caught up (real back-pressure), and on
+any doubt (gap, silence, reconnect) the consumer is re-created after the last stream
+sequence handed to the reader. On a connection that does not reconnect, a read that
+stops making progress fails instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -16,61 +17,67 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Final, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
-import nats.errors
-import nats.js.errors
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from events.stamps import format_time
+from registry.errors import ServerError
+from registry.jetstream.connection import ConnectionLost, Subscription
+from registry.stored import StoredMessage
+from registry.transport import CAUGHT_UP, FROM_THE_START, Item, Start
 
-from registry.entry import StoredMessage
-from registry.jetstream.connection import JetStreamLog
+if TYPE_CHECKING:
+    from registry.jetstream.log import JetStreamLog
 
-__all__ = ["CAUGHT_UP", "CaughtUp", "Start", "Tail"]
+__all__ = ["Tail", "ack_tokens"]
 
 log = logging.getLogger(__name__)
 
 _HIGH_WATER: Final = 20_000  # hold flow-control replies while this many wait unread
 _LOW_WATER: Final = 2_000
+_POLICIES: Final = {
+    "all": "all",
+    "last_per_subject": "last_per_subject",
+    "new": "new",
+    "seq": "by_start_sequence",
+    "time": "by_start_time",
+}
 
 
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Where reading begins."""
+def ack_tokens(reply: str) -> tuple[int, int, int, int]:
+    """``(stream seq, consumer seq, time ns, pending)`` from a JetStream ack subject.
 
-    policy: Literal["all", "last_per_subject", "new", "seq", "time"] = "all"
-    seq: int | None = None
-    time: datetime | None = None
-
-
-class CaughtUp:
-    """Marker handed to the reader once, when everything stored at start was delivered."""
-
-    def __repr__(self) -> str:
-        return "CAUGHT_UP"
-
-
-CAUGHT_UP: Final = CaughtUp()
-
-Item = StoredMessage | CaughtUp
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>``, or the v2
+    form with a domain and an account hash after ``ACK``. ValueError if it is neither.
+    """
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        base = 2
+    elif len(tokens) >= 11:
+        base = 4
+    else:
+        raise ValueError(f"not an ack subject: {reply[:80]!r}")
+    return (
+        int(tokens[base + 3]),
+        int(tokens[base + 4]),
+        int(tokens[base + 5]),
+        int(tokens[base + 6]),
+    )
 
 
 class Tail:
-    """An async iterator over the stream's messages matching ``filters``, from ``start``."""
+    """An ordered read of the stream's messages matching ``filters``, from ``start``."""
 
     def __init__(
         self,
         log: JetStreamLog,
         filters: Sequence[str],
-        start: Start = Start(),
+        start: Start = FROM_THE_START,
         *,
         heartbeat: float = 1.0,
     ) -> None:
         self._log = log
+        self._conn = log.conn
         self._filters = list(filters)
         self._start = start
         self._heartbeat = heartbeat
@@ -89,6 +96,7 @@ class Tail:
         self._unlisten: Callable[[], None] = lambda: None
         self._closed = False
         self._error: BaseException | None = None
+        self._background: set[asyncio.Task[Any]] = set()
         self.resets = 0
 
     @property
@@ -100,7 +108,7 @@ class Tail:
     async def open(self) -> Tail:
         await self._subscribe()
         self._watchdog = asyncio.create_task(self._watch_activity())
-        self._unlisten = self._log.on_reconnect(lambda: self._request_reset("reconnected"))
+        self._unlisten = self._conn.on_reconnect(lambda: self._request_reset("reconnected"))
         return self
 
     async def close(self) -> None:
@@ -108,7 +116,7 @@ class Tail:
             return
         self._closed = True
         self._unlisten()
-        for task in (self._watchdog, self._reset_task):
+        for task in (self._watchdog, self._reset_task, *self._background):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -128,7 +136,6 @@ class Tail:
         return self
 
     async def __anext__(self) -> Item:
-        """One item at a time; any number of loops may take turns on the same tail."""
         while not self._items:
             await self._wait()
         item = self._items.popleft()
@@ -144,7 +151,6 @@ class Tail:
         await self._wake.wait()
 
     async def next_batch(self) -> list[Item]:
-        """Everything delivered so far (waiting for at least one item); [] once closed."""
         while not self._items:
             try:
                 await self._wait()
@@ -156,72 +162,72 @@ class Tail:
         return batch
 
     def push_back(self, items: Sequence[Item]) -> None:
-        """Return unread items to the front, for a reader that took more than it used."""
         self._items.extendleft(reversed(items))
         if items:
             self._wake.set()
 
     # -- consumer management -----------------------------------------------------------
 
-    def _consumer_config(self, inbox: str) -> ConsumerConfig:
+    def _consumer_config(self, inbox: str) -> dict[str, Any]:
         start = self._start
         if self._last_seq:
             start = Start("seq", seq=self._last_seq + 1)
-        policy = {
-            "all": DeliverPolicy.ALL,
-            "last_per_subject": DeliverPolicy.LAST_PER_SUBJECT,
-            "new": DeliverPolicy.NEW,
-            "seq": DeliverPolicy.BY_START_SEQUENCE,
-            "time": DeliverPolicy.BY_START_TIME,
-        }[start.policy]
-        config = ConsumerConfig(
-            deliver_subject=inbox,
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=policy,
-            opt_start_seq=start.seq if start.policy == "seq" else None,
-            opt_start_time=start.time if start.policy == "time" else None,
-            flow_control=True,
-            idle_heartbeat=self._heartbeat,
-            mem_storage=True,
-            num_replicas=1,
-            inactive_threshold=max(10.0, 5 * self._heartbeat),
-        )
+        config: dict[str, Any] = {
+            "deliver_subject": inbox,
+            "ack_policy": "none",
+            "deliver_policy": _POLICIES[start.policy],
+            "flow_control": True,
+            "idle_heartbeat": int(self._heartbeat * 1e9),
+            "mem_storage": True,
+            "num_replicas": 1,
+            "inactive_threshold": int(max(10.0, 5 * self._heartbeat) * 1e9),
+        }
+        if start.policy == "seq":
+            config["opt_start_seq"] = start.seq
+        if start.policy == "time" and start.time is not None:
+            config["opt_start_time"] = format_time(start.time)
         if len(self._filters) == 1:
-            config.filter_subject = self._filters[0]
+            config["filter_subject"] = self._filters[0]
         else:
-            config.filter_subjects = self._filters
+            config["filter_subjects"] = self._filters
         return config
 
     async def _subscribe(self) -> None:
-        nc, js = self._log.nc, self._log.js
         generation = self._generation
-        inbox = nc.new_inbox()
+        inbox = self._conn.new_inbox()
 
-        async def on_msg(msg: Msg) -> None:
+        def on_msg(
+            subject: str, reply: str, headers: Mapping[str, str] | None, data: bytes
+        ) -> None:
             if generation == self._generation:
-                await self._on_msg(msg)
+                self._on_msg(subject, reply, headers, data)
 
-        # Unlimited client-side queues: nats-py must never drop; back-pressure comes
-        # from holding flow-control replies instead.
-        sub = await nc.subscribe(inbox, cb=on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
+        sub = await self._conn.subscribe(inbox, on_msg)
+        stream = self._log.spec.name
         try:
-            info = await self._log.guarded(
-                js.add_consumer(self._log.spec.name, self._consumer_config(inbox)),
+            info = await self._log.api(
+                f"$JS.API.CONSUMER.CREATE.{stream}",
+                {"stream_name": stream, "config": self._consumer_config(inbox)},
                 f"read {', '.join(self._filters)}",
-                "$JS.API.CONSUMER.",
             )
+            name = info.get("name")
+            if not isinstance(name, str):
+                raise ServerError("the server's consumer has no name")
         except BaseException:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
             raise
-        self._sub, self._consumer = sub, info.name
+        self._sub, self._consumer = sub, name
         self._next_cseq = 1
         self._activity = asyncio.get_running_loop().time()
-        if self._start.policy == "new" and not self._last_seq and info.delivered:
+        delivered = info.get("delivered")
+        if self._start.policy == "new" and not self._last_seq and isinstance(delivered, dict):
             # "From now on" means after what the stream held when the consumer was
             # made; remembering it lets a reset resume there rather than at a later now.
-            self._last_seq = int(info.delivered.stream_seq or 0)
-        if not self._caught_up and not info.num_pending:
+            stream_seq = delivered.get("stream_seq")
+            if isinstance(stream_seq, int):
+                self._last_seq = stream_seq
+        if not self._caught_up and not info.get("num_pending"):
             self._deliver_caught_up()
 
     async def _drop_consumer(self) -> None:
@@ -230,9 +236,10 @@ class Tail:
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        if consumer is not None and self._log.nc.is_connected:
+        if consumer is not None and not self._conn.is_closed:
+            stream = self._log.spec.name
             with contextlib.suppress(Exception):
-                await self._log.js.delete_consumer(self._log.spec.name, consumer)
+                await self._conn.publish(f"$JS.API.CONSUMER.DELETE.{stream}.{consumer}")
 
     def _request_reset(self, reason: str) -> None:
         if self._closed or (self._reset_task is not None and not self._reset_task.done()):
@@ -251,66 +258,76 @@ class Tail:
         self._held_flow_control.clear()
         await self._drop_consumer()
         delay = 0.1
+        loop = asyncio.get_running_loop()
+        give_up = None if self._conn.reconnects else loop.time() + max(self._log.timeout, 3.0)
         while not self._closed:
             try:
                 await self._subscribe()
                 return
-            except (TimeoutError, nats.errors.Error, OSError) as exc:
+            except (ServerError, TimeoutError, ConnectionLost, OSError) as exc:
+                if self._conn.is_closed or (give_up is not None and loop.time() > give_up):
+                    self._fail(ServerError(f"reading the log from {self._conn.url} failed: {exc}"))
+                    return
                 log.info("tail: consumer re-create failed (%r); retrying", exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+        self._wake.set()
 
     async def _watch_activity(self) -> None:
         """Heartbeats arrive every ``heartbeat`` s; three missed means the consumer is gone."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._heartbeat)
+            if self._conn.is_closed:
+                self._fail(ServerError(f"the connection to {self._conn.url} closed"))
+                return
             resetting = self._reset_task is not None and not self._reset_task.done()
             if not resetting and loop.time() - self._activity > 3 * self._heartbeat:
                 self._request_reset("no heartbeat")
 
-    # -- message handling (runs in nats-py's subscription task) ------------------------
+    # -- message handling (runs in the connection's reading task) ------------------------
 
-    async def _on_msg(self, msg: Msg) -> None:
+    def _on_msg(
+        self, subject: str, reply: str, headers: Mapping[str, str] | None, data: bytes
+    ) -> None:
         self._activity = asyncio.get_running_loop().time()
-        headers = msg.headers
-        if not msg.data and headers and headers.get("Status") == "100":
-            await self._on_control(msg, headers)
+        if not data and headers is not None and headers.get("Status") == "100":
+            self._on_control(reply, headers)
             return
-        reply = msg.reply
-        tokens = reply.split(".")
-        base = 2 if len(tokens) == 9 else 4  # v1 ack subject, or v2 with domain+account
-        cseq = int(tokens[base + 4])
+        try:
+            sseq, cseq, time_ns, pending = ack_tokens(reply)
+        except ValueError:
+            self._request_reset(f"a message without a JetStream ack subject on {subject}")
+            return
         if cseq != self._next_cseq:
             self._request_reset(f"consumer sequence {cseq}, expected {self._next_cseq}")
             return
         self._next_cseq = cseq + 1
-        sseq = int(tokens[base + 3])
         if sseq <= self._last_seq:
             return  # already handed over before a reset
         self._last_seq = sseq
-        self._items.append(
-            StoredMessage(sseq, msg.subject, msg.data, headers or {}, int(tokens[base + 5]))
-        )
-        if not self._caught_up and tokens[base + 6] == "0":
+        self._items.append(StoredMessage(sseq, subject, data, headers or {}, time_ns))
+        if not self._caught_up and pending == 0:
             self._deliver_caught_up()
         self._wake.set()
 
-    async def _on_control(self, msg: Msg, headers: dict[str, str]) -> None:
-        description = headers.get("Description", "")
-        if description.startswith("FlowControl"):
-            if msg.reply:
+    def _on_control(self, reply: str, headers: Mapping[str, str]) -> None:
+        if headers.get("Description", "").startswith("FlowControl"):
+            if reply:
                 if len(self._items) > _HIGH_WATER:
-                    self._held_flow_control.append(msg.reply)
+                    self._held_flow_control.append(reply)
                 else:
-                    await self._log.nc.publish(msg.reply)
+                    self._answer(reply)
             return
         # Idle heartbeat: it names the last consumer sequence the server sent.
         stalled = headers.get("Nats-Consumer-Stalled")
         if stalled and len(self._items) <= _HIGH_WATER:
-            await self._log.nc.publish(stalled)
+            self._answer(stalled)
         last_sent = headers.get("Nats-Last-Consumer")
-        if last_sent is not None and int(last_sent) != self._next_cseq - 1:
+        if last_sent is not None and last_sent != str(self._next_cseq - 1):
             self._request_reset(f"heartbeat says {last_sent} sent, got {self._next_cseq - 1}")
 
     def _deliver_caught_up(self) -> None:
@@ -322,8 +339,13 @@ class Tail:
         if self._held_flow_control and len(self._items) < _LOW_WATER:
             replies, self._held_flow_control = self._held_flow_control, []
             for reply in replies:
-                asyncio.get_running_loop().create_task(self._publish_quietly(reply))
+                self._answer(reply)
+
+    def _answer(self, subject: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish_quietly(subject))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _publish_quietly(self, subject: str) -> None:
-        with contextlib.suppress(nats.errors.Error):
-            await self._log.nc.publish(subject)
+        with contextlib.suppress(ConnectionLost):
+            await self._conn.publish(subject)

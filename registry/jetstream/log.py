@@ -1,0 +1,390 @@
+"""The service log in a JetStream stream: ``registry.transport.Log``, implemented once.
+
+JetStream is JSON and headers over core NATS, so everything here (the stream check,
+conditional idempotent appends, direct gets, ordered reads, the checkpoint bucket) is
+written against ``Connection`` and works the same over either client. Server answers are
+untrusted input: what is not the JSON expected becomes a ``ServerError``, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from events.stream import StreamSpec
+from events.subjects import parse_subject
+from registry.errors import (
+    PermissionDenied,
+    ServerError,
+    StreamMisconfigured,
+    Unreachable,
+    WriteNotConfirmed,
+)
+from registry.jetstream.connection import Connection, ConnectionLost, NoResponders, Reply
+from registry.jetstream.direct import last_many, stored_from_direct
+from registry.jetstream.protocol import (
+    EXPECTED_LAST_SUBJECT_SEQUENCE,
+    OWN_WRITE_IN_FLIGHT,
+    STREAM_NOT_FOUND,
+    WRONG_LAST_SEQUENCE,
+    ApiError,
+    api_error,
+    stream_problems,
+)
+from registry.stored import MSG_ID, StoredMessage
+from registry.transport import FROM_THE_START, Start, WrongLastSequence
+
+if TYPE_CHECKING:
+    from registry.jetstream.checkpoints import CheckpointStore
+    from registry.jetstream.tail import Tail
+
+__all__ = ["JetStreamLog"]
+
+T = TypeVar("T")
+
+_VIOLATION = re.compile(r"permissions violation for (publish|subscription) to \"([^\"]*)", re.I)
+
+
+class JetStreamLog:
+    """One connection to the server, and the stream that holds the service log."""
+
+    def __init__(self, conn: Connection, spec: StreamSpec, timeout: float) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.timeout = timeout
+        # Set at open: who the server says we are, and whether permissions limit us.
+        self.user: str | None = None
+        self.restricted = False
+        self._denial_waiters: set[tuple[tuple[str, ...], asyncio.Future[str]]] = set()
+        # Whether open() had to create the stream, and the stream's replicas (what the
+        # registry's other streams, the checkpoint bucket, are created with).
+        self.created_stream = False
+        self.stream_replicas = spec.replicas
+        self._checkpoints: CheckpointStore | None = None
+        conn.on_error(self._on_error)
+
+    @classmethod
+    async def open(
+        cls, conn: Connection, *, spec: StreamSpec | None = None, api_timeout: float = 5.0
+    ) -> JetStreamLog:
+        """Ask the server who we are, then find (or create) the stream and check it."""
+        self = cls(conn, spec or StreamSpec(), api_timeout)
+        try:
+            await self._who_am_i()
+            await self._ensure_stream()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.conn.url
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def __aenter__(self) -> JetStreamLog:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the JetStream API ---------------------------------------------------------------
+
+    async def api(
+        self, subject: str, body: Mapping[str, Any] | None, operation: str
+    ) -> dict[str, Any]:
+        """One JetStream API request: its JSON answer, or the registry's error for it."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        try:
+            reply = await self.guarded(
+                self.conn.request(subject, payload, timeout=self.timeout), operation, subject
+            )
+        except NoResponders:
+            raise Unreachable(self.url, "JetStream did not answer (is it enabled?)") from None
+        except TimeoutError:
+            raise ServerError(f"{operation} timed out at {self.url}") from None
+        except ConnectionLost as exc:
+            raise ServerError(f"{operation}: {exc}") from None
+        answer = _json(reply, operation)
+        error = answer.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise ServerError(f"{operation}: the server's answer is malformed")
+            if error.get("code") == 503:
+                raise Unreachable(self.url, "the server does not have JetStream enabled")
+            raise api_error(error, operation)
+        return answer
+
+    def stream_config(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "name": spec.name,
+            "description": "SkyFlow service registry: the event log (never trimmed)",
+            "subjects": list(spec.subjects),
+            "retention": "limits",
+            "storage": "file",
+            "discard": "old",
+            "num_replicas": spec.replicas,
+            "duplicate_window": int(spec.duplicate_window_s * 1e9),
+            "allow_direct": True,
+            **spec.required,
+        }
+
+    async def _ensure_stream(self) -> None:
+        name = self.spec.name
+        try:
+            info = await self.api(f"$JS.API.STREAM.INFO.{name}", None, f"read stream {name}")
+        except ApiError as exc:
+            if exc.err_code != STREAM_NOT_FOUND:
+                raise
+            info = await self.api(
+                f"$JS.API.STREAM.CREATE.{name}",
+                self.stream_config(),
+                f"create the registry's stream {name} (an admin must run skyctl once first)",
+            )
+            self.created_stream = True
+        config = info.get("config")
+        if not isinstance(config, dict):
+            raise ServerError(f"read stream {name}: the server's answer has no configuration")
+        self.check_stream(config)
+        self.stream_replicas = _int(config.get("num_replicas"), 1)
+
+    def check_stream(self, config: Mapping[str, Any]) -> None:
+        """Refuse a stream whose settings could drop or rewrite events (invariant 6)."""
+        problems = stream_problems(self.spec, config)
+        if problems:
+            raise StreamMisconfigured(self.spec.name, problems)
+
+    async def stream_info(self, stream: str | None = None) -> dict[str, Any]:
+        name = stream or self.spec.name
+        return await self.api(f"$JS.API.STREAM.INFO.{name}", None, f"read stream {name}")
+
+    async def last_sequence(self) -> int:
+        state = (await self.stream_info()).get("state")
+        return _int(state.get("last_seq") if isinstance(state, dict) else None, 0)
+
+    # -- who we are --------------------------------------------------------------------
+
+    async def _who_am_i(self) -> None:
+        """Ask the server who this connection is and whether permissions limit it."""
+        try:
+            reply = await self.conn.request("$SYS.REQ.USER.INFO", timeout=1.0)
+            data = json.loads(reply.data)["data"]
+            if not isinstance(data, dict):
+                raise TypeError
+        except (TimeoutError, NoResponders, ValueError, KeyError, TypeError):
+            # Not allowed to ask: assume limits, so refusals are reported as they happen.
+            self.restricted = True
+            return
+        except ConnectionLost as exc:
+            raise Unreachable(self.url, str(exc)) from None
+        user = str(data.get("user") or "") or None
+        name = data.get("user_name")  # JWT users: a name for humans beside the public key
+        self.user = f"{name} ({user})" if name and user and name != user else user
+        self.restricted = bool(data.get("permissions"))
+
+    async def authenticated_user(self) -> str | None:
+        return self.user
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def append(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        msg_id: str,
+        expected_last_subject_seq: int,
+        retry_for: float = 10.0,
+        stream: str | None = None,
+    ) -> int:
+        """Append if the subject's last sequence is still the expected one (``Log.append``).
+
+        ``stream`` names the stream the subject belongs to when it is not the log's own
+        (the checkpoint bucket), for recognising our own earlier write.
+        """
+        headers = {MSG_ID: msg_id, EXPECTED_LAST_SUBJECT_SEQUENCE: str(expected_last_subject_seq)}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for
+        operation = _write_operation(subject)
+        while True:
+            try:
+                reply = await self.guarded(
+                    self.conn.request(
+                        subject, data, headers=headers, timeout=min(self.timeout, 2.0)
+                    ),
+                    operation,
+                    subject,
+                )
+            except NoResponders:
+                reason = "no stream answered"  # a leader election, or the server restarting
+            except TimeoutError:
+                reason = "no answer"
+            except ConnectionLost:
+                raise WriteNotConfirmed(msg_id, "connection closed") from None
+            else:
+                ack = _json(reply, f"append to {subject}")
+                error = ack.get("error")
+                if error is None:
+                    return _int(ack.get("seq"), 0) or _bad_ack(subject)
+                if not isinstance(error, dict):
+                    raise ServerError(f"append to {subject}: the server's answer is malformed")
+                err_code = error.get("err_code")
+                if err_code in WRONG_LAST_SEQUENCE:
+                    # On R1 a retry of a write that was stored but whose ack was lost
+                    # is rejected by the expectation, not deduplicated: is it ours?
+                    last = await self.last(subject, stream=stream)
+                    if last is not None and last.msg_id == msg_id:
+                        return last.seq
+                    raise WrongLastSequence(subject)
+                if err_code != OWN_WRITE_IN_FLIGHT:
+                    raise api_error(error, f"append to {subject}")
+                reason = "the first attempt still in flight"
+            if loop.time() >= deadline:
+                raise WriteNotConfirmed(msg_id, f"{reason} for {retry_for:.0f} s")
+            await asyncio.sleep(0.2)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def last(
+        self, subject: str, *, retry_for: float = 10.0, stream: str | None = None
+    ) -> StoredMessage | None:
+        """The subject's last message, or None if it has none (a direct get).
+
+        Retried (it is only a read) while the server is briefly away: a restart, or a
+        leader election in a cluster.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for
+        while True:
+            try:
+                reply = await self.guarded(
+                    self.conn.request(
+                        f"$JS.API.DIRECT.GET.{stream or self.spec.name}.{subject}",
+                        timeout=self.timeout,
+                    ),
+                    f"read {subject}",
+                    "$JS.API.DIRECT.GET.",
+                )
+            except (TimeoutError, NoResponders):
+                if loop.time() >= deadline:
+                    raise ServerError(f"reading {subject} timed out at {self.url}") from None
+                await asyncio.sleep(0.2)
+                continue
+            except ConnectionLost:
+                raise ServerError(f"reading {subject}: connection to {self.url} closed") from None
+            if reply.status == "404":
+                return None
+            if reply.status is not None:
+                raise ServerError(f"read {subject} failed: {reply.status} {reply.description}")
+            return stored_from_direct(reply.headers, reply.data)
+
+    async def last_many(self, subjects: Sequence[str]) -> dict[str, StoredMessage]:
+        try:
+            return await self.guarded(
+                last_many(self.conn, self.spec.name, subjects, self.timeout),
+                "read services",
+                "$JS.API.DIRECT.GET.",
+            )
+        except ConnectionLost as exc:
+            raise ServerError(f"reading services: {exc}") from None
+
+    def read(
+        self, filters: Sequence[str], start: Start = FROM_THE_START, *, heartbeat: float = 1.0
+    ) -> Tail:
+        from registry.jetstream.tail import Tail
+
+        return Tail(self, filters, start, heartbeat=heartbeat)
+
+    async def checkpoints(self) -> CheckpointStore:
+        if self._checkpoints is None:
+            from registry.jetstream.checkpoints import CheckpointStore
+
+            self._checkpoints = await CheckpointStore.open(self)
+        return self._checkpoints
+
+    # -- refusals ------------------------------------------------------------------------
+
+    async def guarded(self, awaitable: Awaitable[T], operation: str, *subjects: str) -> T:
+        """Await ``awaitable``, failing at once with PermissionDenied if the server refuses
+        this user a publish or subscribe on one of ``subjects`` (prefixes) meanwhile.
+
+        A refused publish gets no reply, only an asynchronous error, so without this a
+        refusal would surface as a timeout seconds later.
+        """
+        if not self.restricted:
+            return await awaitable
+        task = asyncio.ensure_future(awaitable)
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        entry = (subjects, waiter)
+        self._denial_waiters.add(entry)
+        try:
+            pending: set[asyncio.Future[Any]] = {task, waiter}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if waiter.done() and not task.done():
+                task.cancel()
+                raise PermissionDenied(operation, _describe_violation(waiter.result(), self.user))
+            return task.result()
+        finally:
+            self._denial_waiters.discard(entry)
+            if not task.done():
+                task.cancel()
+
+    def _on_error(self, text: str) -> None:
+        match = _VIOLATION.search(text)
+        if match is None:
+            return
+        # nats-py lower-cases the server's error text, subject included.
+        subject = match.group(2)
+        lowered = subject.lower()
+        for prefixes, waiter in list(self._denial_waiters):
+            if waiter.done():
+                continue
+            exact = next((p for p in prefixes if p.lower() == lowered), None)
+            if (
+                exact is not None
+                or not prefixes
+                or lowered.startswith(tuple(p.lower() for p in prefixes))
+            ):
+                waiter.set_result(text.replace(subject, exact) if exact else text)
+
+
+def _json(reply: Reply, operation: str) -> dict[str, Any]:
+    try:
+        answer = json.loads(reply.data)
+    except (ValueError, UnicodeDecodeError):
+        answer = None
+    if not isinstance(answer, dict):
+        status = f" (status {reply.status})" if reply.status else ""
+        raise ServerError(f"{operation}: the server's answer is not a JSON object{status}")
+    return answer
+
+
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _bad_ack(subject: str) -> int:
+    raise ServerError(f"append to {subject}: the server's acknowledgement has no sequence")
+
+
+def _describe_violation(text: str, user: str | None) -> str:
+    match = _VIOLATION.search(text)
+    who = f"user {user!r}" if user else "this user"
+    if match is None:
+        return f"the server refused {who}: {text}"
+    verb = "publish" if match.group(1).lower() == "publish" else "subscribe"
+    return f"the server does not let {who} {verb} to {match.group(2)}"
+
+
+def _write_operation(subject: str) -> str:
+    try:
+        namespace, _ = parse_subject(subject)
+    except ValueError:
+        return f"write {subject}"
+    return f'create or delete services in namespace "{namespace}"'
