@@ -10,7 +10,7 @@ import typer
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
-from cli.service import NOUNS, NamespaceOpt, Output
+from cli.service import NamespaceOpt, Output, verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["audit_app", "events", "history_app"]
 
-history_app = typer.Typer(help="Show the history of a resource.", no_args_is_help=True)
+history_app = verb_app("Show the history of a resource.")
 audit_app = typer.Typer(help="Check the log's integrity.", no_args_is_help=True)
 
 HISTORY_COLUMNS = ("SEQ", "STORED", "ACTOR", "EVENT", "TYPE", "SELECTOR", "PORTS", "CLUSTER")
@@ -91,8 +91,7 @@ def _history_object(item: "HistoryItem") -> dict[str, Any]:
     return obj
 
 
-for _noun in NOUNS:
-    history_app.command(_noun, hidden=_noun != "service")(history_service)
+history_app.command("service", epilog="Aliases of service: services, svc.")(history_service)
 
 
 # -- events -------------------------------------------------------------------------------

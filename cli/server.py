@@ -1,14 +1,10 @@
 """``skyctl server``: the bundled nats-server in the foreground, until Ctrl-C."""
 
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from registry.server import NatsServer, ServerStartError, default_store_dir
 
 __all__ = ["server"]
 
@@ -41,6 +37,11 @@ def server(
 
     Example:  skyctl server --store-dir ./data
     """
+    import signal
+    import subprocess
+
+    from registry.server import NatsServer, ServerStartError, default_store_dir
+
     store = (store_dir or default_store_dir()).expanduser().resolve()
     try:
         nats_server = NatsServer(store, port=port, config=config)

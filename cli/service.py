@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name, parse_service
@@ -37,15 +38,31 @@ if TYPE_CHECKING:
 __all__ = ["create_app", "delete_app", "get_app"]
 
 NOUNS = ("service", "services", "svc")
+ALIASES = {"services": "service", "svc": "service"}
 
-create_app = typer.Typer(help="Create a resource.", no_args_is_help=True)
-get_app = typer.Typer(help="Display one or many resources.", no_args_is_help=True)
-delete_app = typer.Typer(help="Delete resources.", no_args_is_help=True)
+
+class VerbGroup(TyperGroup):
+    """A verb's nouns, with kubectl's aliases (``svc``, ``services``) resolved by name:
+    registering each alias as a command of its own would make typer build it again on
+    every run, which a one-shot command pays for in start-up time."""
+
+    # (click's types are typer's private copy in some releases, so not named here.)
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
+
+def verb_app(help: str) -> typer.Typer:
+    return typer.Typer(help=help, no_args_is_help=True, cls=VerbGroup)
+
+
+create_app = verb_app("Create a resource.")
+get_app = verb_app("Display one or many resources.")
+delete_app = verb_app("Delete resources.")
 
 
 def _register(app: typer.Typer, command: Callable[..., Any], **kwargs: Any) -> None:
-    for noun in NOUNS:
-        app.command(noun, hidden=noun != "service", **kwargs)(command)
+    aliases = ", ".join(ALIASES)
+    app.command("service", epilog=f"Aliases of service: {aliases}.", **kwargs)(command)
 
 
 class Output(StrEnum):

@@ -30,7 +30,10 @@ Timestamp = Annotated[
 
 class EventEnvelope(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
     )
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")

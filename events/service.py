@@ -36,7 +36,10 @@ class Port(BaseModel):
     """One port mapping: traffic to ``port`` on the service goes to ``target_port`` on jobs."""
 
     model_config = ConfigDict(
-        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
     )
 
     port: PortNumber
@@ -51,7 +54,10 @@ class Service(BaseModel):
     """A stable endpoint for the jobs its selector picks, in one namespace."""
 
     model_config = ConfigDict(
-        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
     )
 
     namespace: ResourceName = DEFAULT_NAMESPACE

@@ -24,15 +24,13 @@ from pydantic import ValidationError
 from events import Service, new_event_id, subject_for, utc_now
 from events.names import check_name
 from registry.commands import decide_create, decide_delete
-from registry.current import decidable, write
+from registry.current import DEFAULT_CONCURRENCY, decidable, write
 from registry.errors import InvalidInput, ServiceError
 from registry.projection import ServiceRecord
 from registry.projector import SkipHandler
 from registry.transport import Log
 
 __all__ = ["DEFAULT_CONCURRENCY", "Outcome", "create_many", "delete_many"]
-
-DEFAULT_CONCURRENCY = 256
 
 Outcome = ServiceRecord | ServiceError
 T = TypeVar("T")

@@ -1,27 +1,33 @@
-"""The registry as a library: what ``skyctl`` calls, and what programs can call too."""
+"""The registry as a library: what ``skyctl`` calls, and what programs can call too.
+
+Modules that only some calls need (bulk writes, history, watch, subscriptions) are
+imported by those calls: a one-shot ``skyctl get`` should not pay for loading them.
+"""
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from events import Event, Service, StreamSpec, filter_for, new_event_id, utc_now
-from registry.bulk import DEFAULT_CONCURRENCY, Outcome, create_many, delete_many
 from registry.commands import Current, decide_create, decide_delete
 from registry.credentials import Credentials, local_actor
-from registry.current import decidable, read_current, write
+from registry.current import DEFAULT_CONCURRENCY, decidable, read_current, write
 from registry.errors import NotFound
-from registry.feed import LogRecord, read_log
-from registry.history import HistoryItem, PastState, service_history, state_at
 from registry.jetstream import DEFAULT_URL, Client, open_log
 from registry.projection import Change, ServiceRecord
 from registry.projector import SkipHandler, list_current, report_skipped
-from registry.subscription import StartAt, Subscription
 from registry.transport import Log, Start
-from registry.watch import Snapshot, watch
-from registry.when import AtSequence, AtTime, When
+
+if TYPE_CHECKING:
+    from registry.bulk import Outcome
+    from registry.feed import LogRecord
+    from registry.history import HistoryItem, PastState
+    from registry.subscription import StartAt, Subscription
+    from registry.watch import Snapshot
+    from registry.when import When
 
 E = TypeVar("E", bound=Event)
 
@@ -150,6 +156,8 @@ class Registry:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> builtins.list[Outcome]:
         """Create many services, pipelined; one outcome per service (``registry.bulk``)."""
+        from registry.bulk import create_many
+
         return await create_many(
             self.log,
             services,
@@ -163,6 +171,8 @@ class Registry:
         self, keys: Iterable[tuple[str, str]], *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> builtins.list[Outcome]:
         """Delete many ``(namespace, name)`` services, pipelined (``registry.bulk``)."""
+        from registry.bulk import delete_many
+
         return await delete_many(
             self.log,
             keys,
@@ -196,18 +206,24 @@ class Registry:
         self, namespace: str | None = None, name: str | None = None
     ) -> AsyncIterator[Snapshot | Change]:
         """The live list, then every change after it, with nothing missed or doubled."""
+        from registry.watch import watch
+
         return watch(self.log, namespace, name, on_skipped=self.on_skipped)
 
     # -- history and subscribers -----------------------------------------------------
 
     async def history(self, namespace: str, name: str) -> builtins.list[HistoryItem]:
         """Every event of one service, oldest first (deleted services too)."""
+        from registry.history import service_history
+
         return await service_history(self.log, namespace, name)
 
     async def at(
         self, when: When, namespace: str | None = None, name: str | None = None
     ) -> PastState:
         """The registry (or a namespace, or one service) as it was at ``when``."""
+        from registry.history import state_at
+
         return await state_at(self.log, when, namespace, name, self.on_skipped)
 
     def events(
@@ -219,6 +235,9 @@ class Registry:
     async def _events(
         self, namespace: str | None, since: When | None, follow: bool
     ) -> AsyncIterator[LogRecord]:
+        from registry.feed import read_log
+        from registry.when import AtSequence, AtTime
+
         if isinstance(since, AtSequence):
             start = Start("seq", seq=since.seq)
         elif isinstance(since, AtTime):
@@ -240,6 +259,8 @@ class Registry:
 
         Use as ``async with registry.subscribe(...) as sub: async for d in sub: ...``.
         """
+        from registry.subscription import Subscription
+
         return Subscription(
             self.log,
             namespace=namespace,

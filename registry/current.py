@@ -19,9 +19,13 @@ from registry.projector import SkipHandler, last_readable
 from registry.stored import StoredMessage
 from registry.transport import Log, WrongLastSequence
 
-__all__ = ["MAX_ATTEMPTS", "decidable", "read_current", "write"]
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_ATTEMPTS", "decidable", "read_current", "write"]
 
 E = TypeVar("E", bound=Event)
+
+# How many appends bulk writes keep in flight by default: enough to hide a round trip per
+# write, few enough that a refused batch stops quickly.
+DEFAULT_CONCURRENCY = 256
 
 # A write re-decides after losing a race; losing this often in a row means the service is
 # being hammered, and the caller should hear about it.

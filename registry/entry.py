@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events import DecodeError, Event, decode, parse_subject
+from events import DecodeError, Event, decode, parse_subject, subject_for
 from registry.stored import MSG_ID, StoredMessage
 
 __all__ = ["MSG_ID", "Entry", "Skipped", "StoredMessage", "read_entry"]
@@ -42,15 +42,15 @@ def read_entry(message: StoredMessage) -> Entry | Skipped:
         event = decode(message.data)
     except DecodeError as exc:
         return Skipped(message.seq, message.subject, str(exc))
+    if message.subject == subject_for(event.namespace, event.name):
+        return Entry(message.seq, message.subject, event, message.data)
     try:
         namespace, name = parse_subject(message.subject)
     except ValueError as exc:
         return Skipped(message.seq, message.subject, str(exc))
-    if (event.namespace, event.name) != (namespace, name):
-        return Skipped(
-            message.seq,
-            message.subject,
-            f"{event.type} names {event.namespace}/{event.name}, "
-            f"but was stored under {namespace}/{name}",
-        )
-    return Entry(message.seq, message.subject, event, message.data)
+    return Skipped(
+        message.seq,
+        message.subject,
+        f"{event.type} names {event.namespace}/{event.name}, "
+        f"but was stored under {namespace}/{name}",
+    )

@@ -102,6 +102,9 @@ class ServiceRecord:
     def key(self) -> ServiceKey:
         return (self.service.namespace, self.service.name)
 
+    def copy(self) -> ServiceRecord:
+        return ServiceRecord(self.seq, self.data, self._event)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ServiceRecord):
             return NotImplemented
@@ -126,13 +129,20 @@ class Change:
 
 @dataclass
 class Projection:
-    """Live services, and the last stream sequence folded into them."""
+    """Live services, and the last stream sequence folded into them.
+
+    ``keep_events`` keeps each live service's decoded event beside its bytes: for a
+    projection read once and thrown away (a listing), which would otherwise decode every
+    service twice. Long-lived projections (a rebuild, a watch) keep bytes only.
+    """
 
     services: dict[ServiceKey, ServiceRecord] = field(default_factory=dict)
     last_seq: int = 0
+    keep_events: bool = False
 
-    def apply(self, entry: Entry) -> Change | None:
-        """Fold one event in; returns what changed, or None if nothing visible did."""
+    def apply(self, entry: Entry, *, changes: bool = True) -> Change | None:
+        """Fold one event in; returns what changed, or None if nothing visible did (or
+        ``changes`` is off: a rebuild has nobody to tell, and a million events to fold)."""
         if entry.seq <= self.last_seq:
             return None  # already folded: a replay or an overlapping read
         self.last_seq = entry.seq
@@ -141,23 +151,30 @@ class Projection:
             case ServiceCreated():
                 key = (sys.intern(event.service.namespace), event.service.name)
                 before = self.services.get(key)
-                self.services[key] = ServiceRecord(entry.seq, entry.data)
+                kept = event if self.keep_events else None
+                self.services[key] = ServiceRecord(entry.seq, entry.data, kept)
+                if not changes:
+                    return None
                 # Our writers never create over a live service; an event written around
                 # them still wins, since the log is the truth.
                 record = ServiceRecord(entry.seq, entry.data, event)
                 return Change("MODIFIED" if before else "ADDED", entry.seq, record, event)
             case ServiceDeleted():
                 removed = self.services.pop((event.namespace, event.name), None)
-                if removed is None:
+                if removed is None or not changes:
                     return None
                 return Change("DELETED", entry.seq, removed, event)
             case _:
                 assert_never(event)
 
     def select(self, namespace: str | None = None) -> list[ServiceRecord]:
-        """Live services in one namespace (or all), ordered by namespace then name."""
+        """Live services in one namespace (or all), ordered by namespace then name.
+
+        Copies of the records: what a reader decodes is kept by the copy, so a
+        projection that lives on does not fill up with decoded models.
+        """
         keys = sorted(k for k in self.services if namespace is None or k[0] == namespace)
-        return [self.services[k] for k in keys]
+        return [self.services[k].copy() for k in keys]
 
 
 def fold(entries: Iterable[Entry], state: Projection | None = None) -> Projection:

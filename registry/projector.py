@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable
 
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
 from registry.projection import Change, Projection
-from registry.transport import CAUGHT_UP, Log, Reader, Start
+from registry.transport import CAUGHT_UP, Item, Log, Reader, Start
 
 __all__ = [
     "Projector",
-    "feed_all",
     "fold_current",
     "last_readable",
     "list_current",
@@ -39,26 +38,31 @@ def report_skipped(skipped: Skipped) -> None:
 class Projector:
     """Decodes stored messages and folds them, reporting each unreadable one once."""
 
-    def __init__(self, on_skipped: SkipHandler = report_skipped) -> None:
-        self.projection = Projection()
+    def __init__(
+        self, on_skipped: SkipHandler = report_skipped, *, keep_events: bool = False
+    ) -> None:
+        self.projection = Projection(keep_events=keep_events)
         self.on_skipped = on_skipped
         self.position = 0  # last stream sequence seen, readable or not
 
-    def feed(self, messages: Iterable[StoredMessage]) -> list[Change]:
-        changes = []
+    def feed(self, items: Iterable[Item], *, changes: bool = True) -> list[Change]:
+        """Fold every message among ``items`` (markers are passed over); the changes,
+        unless ``changes`` is off."""
+        made = []
         apply = self.projection.apply
-        for message in messages:
-            if message.seq <= self.position:
+        for message in items:
+            if type(message) is not StoredMessage or message.seq <= self.position:
                 continue
             self.position = message.seq
             entry = read_entry(message)
-            if isinstance(entry, Skipped):
+            if type(entry) is Skipped:
                 self.on_skipped(entry)
                 continue
-            change = apply(entry)
+            assert type(entry) is Entry
+            change = apply(entry, changes=changes)
             if change is not None:
-                changes.append(change)
-        return changes
+                made.append(change)
+        return made
 
 
 async def read_until_caught_up(tail: Reader) -> list[StoredMessage]:
@@ -78,28 +82,19 @@ async def read_until_caught_up(tail: Reader) -> list[StoredMessage]:
             messages.append(item)
 
 
-async def feed_all(
-    log: Log,
-    filter_subject: str,
-    feed: Callable[[Iterable[StoredMessage]], object],
-) -> None:
-    """Hand every message matching ``filter_subject``, from the start, to ``feed`` in
-    batches, until everything the stream held when reading began has been handed over."""
-    async with log.read([filter_subject], Start("all")) as tail:
-        while True:
-            batch = await tail.next_batch()
-            feed(m for m in batch if isinstance(m, StoredMessage))
-            if CAUGHT_UP in batch or not batch:
-                return
-
-
 async def rebuild(
     log: Log, filter_subject: str, on_skipped: SkipHandler = report_skipped
 ) -> Projector:
-    """Fold every event matching ``filter_subject`` from the start of the log."""
+    """Fold every event matching ``filter_subject`` from the start of the log, until
+    everything the stream held when reading began is folded."""
     projector = Projector(on_skipped)
-    await feed_all(log, filter_subject, projector.feed)
-    return projector
+    async with log.read([filter_subject], Start("all")) as tail:
+        while True:
+            batch = await tail.next_batch()
+            projector.feed(batch, changes=False)
+            # (``is``, not ``in``: comparing every message to the marker costs more.)
+            if not batch or any(item is CAUGHT_UP for item in batch):
+                return projector
 
 
 async def last_readable(
@@ -118,9 +113,10 @@ async def last_readable(
 
 
 async def fold_current(
-    log: Log, messages: list[StoredMessage], on_skipped: SkipHandler
+    log: Log, messages: list[StoredMessage], on_skipped: SkipHandler, *, keep_events: bool = False
 ) -> Projector:
-    """Fold last-per-subject messages, replacing unreadable ones by their subject's history."""
+    """Fold last-per-subject messages, replacing unreadable ones by their subject's history
+    (``keep_events``: see ``Projection``)."""
     entries: list[Entry] = []
     for message in messages:
         entry = read_entry(message)
@@ -132,9 +128,9 @@ async def fold_current(
             entry = older
         entries.append(entry)
     entries.sort(key=lambda e: e.seq)
-    projector = Projector(on_skipped)
+    projector = Projector(on_skipped, keep_events=keep_events)
     for entry in entries:
-        projector.projection.apply(entry)
+        projector.projection.apply(entry, changes=False)
     projector.position = max((m.seq for m in messages), default=0)
     return projector
 
@@ -145,4 +141,4 @@ async def list_current(
     """Current state of the services matching ``filter_subject``, from their last events."""
     async with log.read([filter_subject], Start("last_per_subject")) as tail:
         messages = await read_until_caught_up(tail)
-    return (await fold_current(log, messages, on_skipped)).projection
+    return (await fold_current(log, messages, on_skipped, keep_events=True)).projection

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from events import filter_for
-from registry.entry import StoredMessage
 from registry.projection import Change, ServiceRecord
 from registry.projector import SkipHandler, fold_current, read_until_caught_up, report_skipped
 from registry.transport import Log, Start
@@ -46,5 +45,5 @@ async def watch(
             batch = await tail.next_batch()
             if not batch:
                 return
-            for change in projector.feed(m for m in batch if isinstance(m, StoredMessage)):
+            for change in projector.feed(batch):
                 yield change

@@ -10,17 +10,16 @@ of silently interleaving. The values are JSON, as the nats tools show them.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from events.stamps import new_event_id
 from registry.errors import CheckpointConflict, ServerError
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
+from registry.stored import StoredMessage
 from registry.transport import Checkpoint, WrongLastSequence
 
-if TYPE_CHECKING:
-    from registry.jetstream.log import JetStreamLog
-
-__all__ = ["BUCKET", "CheckpointStore"]
+__all__ = ["BUCKET", "STREAM", "BucketApi", "CheckpointStore"]
 
 BUCKET = "SKYFLOW_SUBSCRIPTIONS"
 STREAM = f"KV_{BUCKET}"
@@ -53,14 +52,42 @@ def bucket_config(replicas: int) -> dict[str, Any]:
     }
 
 
+class BucketApi(Protocol):
+    """What the store needs of the log: reads and conditional writes on any stream."""
+
+    @property
+    def stream_replicas(self) -> int: ...
+
+    async def api(
+        self, subject: str, body: Mapping[str, Any] | None, operation: str
+    ) -> dict[str, Any]: ...
+
+    async def stream_info(self, stream: str | None = None) -> dict[str, Any]: ...
+
+    async def last(
+        self, subject: str, *, retry_for: float = 10.0, stream: str | None = None
+    ) -> StoredMessage | None: ...
+
+    async def append(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        msg_id: str,
+        expected_last_subject_seq: int,
+        retry_for: float = 10.0,
+        stream: str | None = None,
+    ) -> int: ...
+
+
 class CheckpointStore:
     """``registry.transport.Checkpoints`` in the bucket."""
 
-    def __init__(self, log: JetStreamLog) -> None:
+    def __init__(self, log: BucketApi) -> None:
         self._log = log
 
     @classmethod
-    async def open(cls, log: JetStreamLog) -> CheckpointStore:
+    async def open(cls, log: BucketApi) -> CheckpointStore:
         """The bucket, created (with the log's replicas) if it is missing."""
         try:
             await log.stream_info(STREAM)

@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from events.stream import StreamSpec
 from events.subjects import parse_subject
@@ -23,6 +23,7 @@ from registry.errors import (
     Unreachable,
     WriteNotConfirmed,
 )
+from registry.jetstream.checkpoints import CheckpointStore
 from registry.jetstream.connection import Connection, ConnectionLost, NoResponders, Reply
 from registry.jetstream.direct import last_many, stored_from_direct
 from registry.jetstream.protocol import (
@@ -34,12 +35,9 @@ from registry.jetstream.protocol import (
     api_error,
     stream_problems,
 )
+from registry.jetstream.tail import Tail
 from registry.stored import MSG_ID, StoredMessage
 from registry.transport import FROM_THE_START, Start, WrongLastSequence
-
-if TYPE_CHECKING:
-    from registry.jetstream.checkpoints import CheckpointStore
-    from registry.jetstream.tail import Tail
 
 __all__ = ["JetStreamLog"]
 
@@ -297,14 +295,10 @@ class JetStreamLog:
     def read(
         self, filters: Sequence[str], start: Start = FROM_THE_START, *, heartbeat: float = 1.0
     ) -> Tail:
-        from registry.jetstream.tail import Tail
-
         return Tail(self, filters, start, heartbeat=heartbeat)
 
     async def checkpoints(self) -> CheckpointStore:
         if self._checkpoints is None:
-            from registry.jetstream.checkpoints import CheckpointStore
-
             self._checkpoints = await CheckpointStore.open(self)
         return self._checkpoints
 

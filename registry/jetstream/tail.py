@@ -18,21 +18,21 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import Any, Final, Protocol
 
 from events.stamps import format_time
+from events.stream import StreamSpec
 from registry.errors import ServerError
-from registry.jetstream.connection import ConnectionLost, Subscription
+from registry.jetstream.connection import Connection, ConnectionLost, Subscription
 from registry.stored import StoredMessage
 from registry.transport import CAUGHT_UP, FROM_THE_START, Item, Start
 
-if TYPE_CHECKING:
-    from registry.jetstream.log import JetStreamLog
-
-__all__ = ["Tail", "ack_tokens"]
+__all__ = ["StreamApi", "Tail", "ack_tokens"]
 
 log = logging.getLogger(__name__)
 
+_NONE: Final[Mapping[str, str]] = MappingProxyType({})
 _HIGH_WATER: Final = 20_000  # hold flow-control replies while this many wait unread
 _LOW_WATER: Final = 2_000
 _POLICIES: Final = {
@@ -65,12 +65,29 @@ def ack_tokens(reply: str) -> tuple[int, int, int, int]:
     )
 
 
+class StreamApi(Protocol):
+    """What a tail needs of the log: its connection, its stream, and the JetStream API."""
+
+    @property
+    def conn(self) -> Connection: ...
+
+    @property
+    def spec(self) -> StreamSpec: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    async def api(
+        self, subject: str, body: Mapping[str, Any] | None, operation: str
+    ) -> dict[str, Any]: ...
+
+
 class Tail:
     """An ordered read of the stream's messages matching ``filters``, from ``start``."""
 
     def __init__(
         self,
-        log: JetStreamLog,
+        log: StreamApi,
         filters: Sequence[str],
         start: Start = FROM_THE_START,
         *,
@@ -309,7 +326,9 @@ class Tail:
         if sseq <= self._last_seq:
             return  # already handed over before a reset
         self._last_seq = sseq
-        self._items.append(StoredMessage(sseq, subject, data, headers or {}, time_ns))
+        # (Not ``headers or {}``: that would parse the wire client's lazy headers.)
+        stored = StoredMessage(sseq, subject, data, _NONE if headers is None else headers, time_ns)
+        self._items.append(stored)
         if not self._caught_up and pending == 0:
             self._deliver_caught_up()
         self._wake.set()
