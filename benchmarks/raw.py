@@ -20,6 +20,7 @@ from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 
 __all__ = [
     "BENCH_STREAM",
+    "FLOOR_SCRIPT",
     "ONE_SHOT_SCRIPT",
     "Arrivals",
     "core_subscription",
@@ -49,6 +50,26 @@ async def main() -> None:
     js = nc.jetstream()
     await js.publish("bench.oneshot", b"x" * 250)
     await nc.close()
+
+asyncio.run(main())
+"""
+
+
+# The floor under any one-shot command that reads the log with the event models: a fresh
+# process that imports asyncio and the models, connects with the wire client, reads one
+# service's last event and decodes it. No CLI, no registry logic, no stream check.
+FLOOR_SCRIPT = """
+import asyncio, os, sys
+from events import decode
+from registry.jetstream import connect
+
+async def main() -> None:
+    conn = await connect(os.environ["NATS_URL"], long_lived=False)
+    reply = await conn.request(
+        "$JS.API.DIRECT.GET.SKYFLOW_SERVICES." + sys.argv[1], timeout=2
+    )
+    decode(reply.data)
+    await conn.close()
 
 asyncio.run(main())
 """

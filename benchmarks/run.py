@@ -201,7 +201,9 @@ def one_shot_scenarios(mode: Mode, run: Run, repeat: int, *, seeded: bool) -> No
     skyctl = skyctl_command()
     baseline = [sys.executable, "-c", raw.ONE_SHOT_SCRIPT]
     seeded_ns = "ns-0000"
-    keys = ["baseline", "create", "get", "delete"] + (["get-seeded", "list"] if seeded else [])
+    keys = ["baseline", "create", "get", "delete"] + (
+        ["get-seeded", "list", "floor"] if seeded else []
+    )
     samples: dict[str, list[float]] = {k: [] for k in keys}
     seeded_name = service(0, run.sizes["namespace"]).name  # the longest history in the seed
     # Warm-up: the first runs pay for filling the OS page cache.
@@ -224,10 +226,12 @@ def one_shot_scenarios(mode: Mode, run: Run, repeat: int, *, seeded: bool) -> No
                 timed([*skyctl, "get", "svc", seeded_name, "-n", seeded_ns], env)
             )
             samples["list"].append(timed([*skyctl, "get", "svc", "-n", seeded_ns], env))
+            subject = f"skyflow.svc.{seeded_ns}.{seeded_name}"
+            samples["floor"].append(timed([sys.executable, "-c", raw.FLOOR_SCRIPT, subject], env))
         samples["delete"].append(timed([*skyctl, "delete", "svc", name, "-n", "bench"], env))
     base = median(samples["baseline"])
     suffix = f" ({mode.label})" if mode.label else ""
-    rows = [
+    rows: list[tuple[str, str, float | None]] = [
         ("create", f"`skyctl create service`{suffix}", 1.5),
         ("get", f"`skyctl get service NAME`{suffix}", 1.5),
         ("delete", f"`skyctl delete service`{suffix}", 1.5),
@@ -242,8 +246,9 @@ def one_shot_scenarios(mode: Mode, run: Run, repeat: int, *, seeded: bool) -> No
                 1.5,
             ),
             ("list", f"`get service -n NS` listing {run.sizes['namespace']:,}", 2.0),
+            ("floor", "  (floor: python, asyncio, event models, one direct get, decode)", None),
         ]
-    for key, label, limit in rows:
+    for key, label, limit in rows:  # (limit None: shown for scale, no target)
         run.add(
             Result(
                 label,

@@ -23,6 +23,7 @@ from registry.credentials import Credentials
 from registry.entry import Skipped
 from registry.errors import (
     AlreadyExists,
+    InvalidInput,
     NotAuthenticated,
     NotFound,
     StreamMisconfigured,
@@ -283,3 +284,17 @@ def test_the_rule_picks_a_client_once_from_what_is_known_before_connecting(
     monkeypatch.setenv(CLIENT_ENV, "carrier-pigeon")
     with pytest.raises(Exception, match="must be nats-py or wire"):
         choose_client("nats://a:4222", none, long_lived=False)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_an_event_over_the_servers_max_payload_is_refused_before_sending(
+    url: str, ns: str, client: Client
+) -> None:
+    """The bundled server takes 1 MB; a bigger event is bad input, not a maybe-stored write."""
+    huge = Service(namespace=ns, name="huge", selector={f"k{i}": "v" * 60 for i in range(20_000)})
+    before = await stream_last_seq(url)
+    async with await connect(url, client) as registry:
+        with pytest.raises(InvalidInput, match="bytes") as refused:
+            await registry.create(huge)
+        assert "at most" in str(refused.value)
+    assert await stream_last_seq(url) == before

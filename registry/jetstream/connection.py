@@ -26,6 +26,7 @@ __all__ = [
     "ConnectionLost",
     "Handler",
     "NoResponders",
+    "PayloadTooLarge",
     "Reply",
     "Subscription",
     "mask_url",
@@ -43,6 +44,15 @@ class NoResponders(Exception):
 
 class ConnectionLost(Exception):
     """The connection is closed for good (a one-shot client, or reconnects exhausted)."""
+
+
+class PayloadTooLarge(ValueError):
+    """The message is larger than the server accepts (its ``max_payload``): not sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a message of {size} bytes exceeds the server's max_payload {limit}")
+        self.size = size
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)

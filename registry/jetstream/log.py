@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from events.stream import StreamSpec
 from events.subjects import parse_subject
 from registry.errors import (
+    InvalidInput,
     PermissionDenied,
     ServerError,
     StreamMisconfigured,
@@ -24,7 +25,13 @@ from registry.errors import (
     WriteNotConfirmed,
 )
 from registry.jetstream.checkpoints import CheckpointStore
-from registry.jetstream.connection import Connection, ConnectionLost, NoResponders, Reply
+from registry.jetstream.connection import (
+    Connection,
+    ConnectionLost,
+    NoResponders,
+    PayloadTooLarge,
+    Reply,
+)
 from registry.jetstream.direct import last_many, stored_from_direct
 from registry.jetstream.protocol import (
     EXPECTED_LAST_SUBJECT_SEQUENCE,
@@ -219,6 +226,10 @@ class JetStreamLog:
                     operation,
                     subject,
                 )
+            except PayloadTooLarge as exc:
+                raise InvalidInput(
+                    "event", f"{exc.size} bytes", f"the server accepts at most {exc.limit} bytes"
+                ) from None
             except NoResponders:
                 reason = "no stream answered"  # a leader election, or the server restarting
             except TimeoutError:

@@ -25,6 +25,7 @@ from registry.jetstream.connection import (
     ConnectionLost,
     Handler,
     NoResponders,
+    PayloadTooLarge,
     Reply,
     mask_url,
 )
@@ -172,6 +173,8 @@ class NatsPyConnection:
             msg = await self.nc.request(
                 subject, payload, timeout=timeout, headers=dict(headers) if headers else None
             )
+        except nats.errors.MaxPayloadError:
+            raise PayloadTooLarge(len(payload), self.nc.max_payload) from None
         except nats.errors.NoRespondersError:
             raise NoResponders(subject) from None
         except nats.errors.TimeoutError:

@@ -1,8 +1,9 @@
 """The NATS client protocol spoken directly: a ``Connection`` for one-shot processes.
 
-Importing nats-py costs a one-shot ``skyctl`` process more than everything else it does
-(``notes/nats-facts.md`` section 7: about 60 ms on top of asyncio, with no lighter path
-inside nats-py), and its per-message machinery caps a replay at about 100k messages/s.
+Importing nats-py costs a one-shot ``skyctl`` process about a hundred milliseconds on top
+of asyncio, with no lighter path inside nats-py (``nats/__init__.py`` loads the client,
+JetStream, ssl, email and importlib.metadata; see the README's import-time table), and its
+per-message machinery caps a replay at the speed of its ordered consumer.
 What a short-lived client needs is small: ``INFO`` -> (TLS) -> ``CONNECT`` -> ``PING``,
 ``SUB``/``UNSUB``, ``PUB``/``HPUB``, and reading ``MSG``/``HMSG``. That is this module.
 
@@ -31,6 +32,7 @@ from registry.jetstream.connection import (
     ConnectionLost,
     Handler,
     NoResponders,
+    PayloadTooLarge,
     Reply,
     mask_url,
 )
@@ -565,7 +567,7 @@ class WireConnection:
     def _check_size(self, size: int) -> None:
         limit = self.info.get("max_payload", 1024 * 1024)
         if size > limit:
-            raise ValueError(f"a message of {size} bytes exceeds the server's max_payload {limit}")
+            raise PayloadTooLarge(size, limit)
 
     def _lost_error(self) -> ConnectionLost:
         error = ConnectionLost(self._lost or "connection lost")
