@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from cli.terminal import safe
+
 if TYPE_CHECKING:
     from registry.client import Registry
     from registry.credentials import Credentials
@@ -45,7 +47,7 @@ class Connection:
         raw = os.environ.get(REPLICAS_ENV, "").strip()
         if not raw:
             return 1
-        if not raw.isdigit() or not 1 <= int(raw) <= 5:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 5:
             from registry.errors import InvalidInput
 
             raise InvalidInput(REPLICAS_ENV, raw, "must be a whole number from 1 to 5")
@@ -86,11 +88,12 @@ class Connection:
             credentials=self.credentials(),
             long_lived=False,
             spec=StreamSpec(replicas=self.stream_replicas()),
+            check_replicas=False,  # init scales the stream to what is asked
         )
 
 
 def _warn(skipped: object) -> None:
-    print(f"warning: {skipped}", file=sys.stderr, flush=True)
+    print(f"warning: {safe(str(skipped))}", file=sys.stderr, flush=True)
 
 
 _PARAMETERS = [

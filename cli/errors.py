@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
+from cli.terminal import safe
 from registry.errors import InvalidInput, RegistryError, ServerError, ServiceError
 
 __all__ = ["EXIT_INVALID", "EXIT_REFUSED", "EXIT_SERVER", "exit_code", "fail"]
@@ -30,5 +31,6 @@ def exit_code(error: RegistryError) -> int:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    # One line, whatever the message quotes: a bad value a user typed, or a server's words.
+    print(f"error: {safe(message)}", file=sys.stderr, flush=True)
     raise SystemExit(code)

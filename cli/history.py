@@ -11,6 +11,7 @@ from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
 from cli.service import NamespaceOpt, Output, verb_app
+from cli.terminal import safe
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def verify(*, conn: Connection) -> None:
         breaks = 0
         async with await conn.open() as registry:
             async for found in walk(registry.log, checker):
-                print(f"BROKEN {found}", flush=True)
+                print(f"BROKEN {safe(str(found))}", flush=True)
                 breaks += 1
         return breaks
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.terminal import safe
 
 if TYPE_CHECKING:
     from registry.jetstream.provision import Provisioned
@@ -46,4 +47,4 @@ def init(
             return await provision(log, scale=replicas is not None)
 
     for line in asyncio.run(run()):
-        print(line)
+        print(safe(str(line)))  # node names come from the server

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cli.terminal import safe
 from events.stamps import format_time
 
 if TYPE_CHECKING:
@@ -97,13 +98,13 @@ class Table:
     ) -> None:
         floor = [*min_widths, *[0] * (len(header) - len(min_widths))]
         self.widths = [
-            max([len(header[i]), floor[i], *(len(row[i]) for row in first_rows)])
+            max([len(header[i]), floor[i], *(len(safe(row[i])) for row in first_rows)])
             for i in range(len(header))
         ]
         self.header = list(header)
 
     def line(self, row: Sequence[str]) -> str:
-        cells = [cell.ljust(width) for cell, width in zip(row, self.widths, strict=True)]
+        cells = [safe(cell).ljust(width) for cell, width in zip(row, self.widths, strict=True)]
         return _GAP.join(cells).rstrip()
 
     def render(self, rows: Sequence[Sequence[str]]) -> str:

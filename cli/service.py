@@ -26,6 +26,7 @@ from cli.render import (
     to_json,
     to_yaml,
 )
+from cli.terminal import safe
 from registry.errors import InvalidInput, NotFound, RegistryError
 
 if TYPE_CHECKING:
@@ -352,7 +353,7 @@ def delete_service(
     failures = asyncio.run(delete())
     if failures:
         for failure in failures[:-1]:
-            print(f"error: {failure}", file=sys.stderr)
+            print(f"error: {safe(str(failure))}", file=sys.stderr)
         raise failures[-1]
 
 

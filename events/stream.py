@@ -12,9 +12,16 @@ from typing import Any
 
 from events.subjects import SUBJECTS
 
-__all__ = ["STREAM_NAME", "StreamSpec"]
+__all__ = ["MAX_EVENT_BYTES", "STREAM_NAME", "StreamSpec"]
 
 STREAM_NAME = "SKYFLOW_SERVICES"
+# The largest event the registry writes (its msgpack body). The stream refuses messages
+# larger than this plus room for headers, so no writer can fill the disk a megabyte at a
+# time; a Kubernetes Service of this size would already be unusual.
+MAX_EVENT_BYTES = 64 * 1024
+# What the stream's ``max_msg_size`` allows beyond the body: the write headers and a
+# signature.
+HEADER_ROOM = 4 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,15 @@ class StreamSpec:
     duplicate_window_s: float = 120.0
 
     @property
+    def max_msg_size(self) -> int:
+        return MAX_EVENT_BYTES + HEADER_ROOM
+
+    @property
     def required(self) -> dict[str, Any]:
+        """Settings that must have exactly these values (as the server's JSON has them)."""
         return {
+            "storage": "file",
+            "retention": "limits",
             "deny_delete": True,
             "deny_purge": True,
             "allow_rollup_hdrs": False,
@@ -42,4 +56,8 @@ class StreamSpec:
             "max_age": 0,
             "max_msgs_per_subject": -1,
             "sealed": False,
+            "no_ack": False,
+            "allow_msg_ttl": False,
+            "allow_msg_schedules": False,
+            "allow_msg_counter": False,
         }

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from events import Event, encode, subject_for
+from events.stream import MAX_EVENT_BYTES
 from registry.commands import Current
 from registry.entry import Entry, Skipped, read_entry
-from registry.errors import Conflict, UnreadableHistory
+from registry.errors import Conflict, InvalidInput, UnreadableHistory
 from registry.projector import SkipHandler, last_readable
 from registry.stored import StoredMessage
 from registry.transport import Log, WrongLastSequence
@@ -102,6 +103,13 @@ async def write(
             current = await decidable(log, namespace, name, on_skipped, retry_for=retry_for)
         event = decide(current)
         data = encode(event)
+        if len(data) > MAX_EVENT_BYTES:
+            raise InvalidInput(
+                "service",
+                f"{namespace}/{name}",
+                f"its event would be {len(data)} bytes; the registry stores at most "
+                f"{MAX_EVENT_BYTES} (fewer or shorter labels and ports)",
+            )
         try:
             seq = await log.append(
                 subject,

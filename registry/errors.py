@@ -125,8 +125,8 @@ class PermissionDenied(ServerError):
 class StreamMisconfigured(ServerError):
     def __init__(self, stream: str, problems: list[str]) -> None:
         super().__init__(
-            f"refusing stream {stream}: it could lose history ({'; '.join(problems)}); "
-            "fix its configuration with the nats CLI or use a new stream"
+            f"refusing stream {stream}: it could lose, hide, move or delay events: "
+            + "; ".join(problems)
         )
         self.stream = stream
         self.problems = problems

@@ -24,6 +24,8 @@ _UNITS = {
 }
 _DURATION = re.compile(r"(?:\d+[wdhms])+")
 _PART = re.compile(r"(\d+)([wdhms])")
+# JetStream's sequences are unsigned 64-bit numbers.
+MAX_SEQUENCE = 2**64 - 1
 _FORMS = (
     "a stream sequence (1234), an RFC 3339 time (2026-11-25T10:00:00Z) or a duration ago (90m, 2d)"
 )
@@ -50,18 +52,20 @@ When = AtSequence | AtTime
 
 def parse_when(text: str, now: datetime | None = None) -> When:
     value = text.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # ("²".isdigit() is True, and int() refuses it)
         seq = int(value)
-        if seq < 1:
-            raise InvalidInput("time", text, "stream sequences start at 1")
+        if not 1 <= seq <= MAX_SEQUENCE:
+            raise InvalidInput("time", text, f"stream sequences start at 1, end at {MAX_SEQUENCE}")
         return AtSequence(seq)
-    if _DURATION.fullmatch(value):
-        delta = sum((int(n) * _UNITS[u] for n, u in _PART.findall(value)), timedelta())
-        return AtTime((now or datetime.now(UTC)) - delta)
     try:
+        if _DURATION.fullmatch(value):
+            delta = sum((int(n) * _UNITS[u] for n, u in _PART.findall(value)), timedelta())
+            return AtTime((now or datetime.now(UTC)) - delta)
         moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise InvalidInput("time", text, "give a UTC offset or Z (e.g. 2026-11-25T10:00:00Z)")
+        return AtTime(moment.astimezone(UTC))
+    except OverflowError:
+        raise InvalidInput("time", text, "it is outside the years 1 to 9999") from None
     except ValueError:
         raise InvalidInput("time", text, f"expected {_FORMS}") from None
-    if moment.tzinfo is None:
-        raise InvalidInput("time", text, "give a UTC offset or Z (e.g. 2026-11-25T10:00:00Z)")
-    return AtTime(moment.astimezone(UTC))

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import (
+    PersistMode,
+    RePublish,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    SubjectTransform,
+)
 from nats.js.errors import ServerError as NatsServerError
 
 from events import StreamSpec
@@ -59,3 +68,69 @@ async def test_a_stream_that_could_lose_history_is_refused(
             assert "refusing stream" in str(info.value)
         finally:
             await js.delete_stream(name)
+
+
+def _risky(key: str, config: StreamConfig) -> None:
+    """One setting that could lose, hide, move or delay events, set the way nats-py does."""
+    subject = (config.subjects or [""])[0]
+    changes: dict[str, object] = {
+        "storage": StorageType.MEMORY,
+        "retention": RetentionPolicy.INTEREST,
+        "allow_msg_ttl": True,
+        "subject_transform": SubjectTransform(src=subject, dest="moved.{{wildcard(1)}}.x"),
+        "republish": RePublish(src=">", dest="copy.>"),
+        "no_ack": True,
+        "persist_mode": PersistMode.ASYNC,
+        "allow_msg_schedules": True,
+        "allow_msg_counter": True,
+        "allow_rollup_hdrs": True,
+    }
+    setattr(config, key, changes[key])
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("storage", "storage is memory"),
+        ("retention", "retention is interest"),
+        ("allow_msg_ttl", "allow_msg_ttl is True"),
+        ("subject_transform", "subject_transform is set"),
+        ("republish", "republish is set"),
+        ("no_ack", "no_ack is True"),
+        ("persist_mode", "persist_mode is async"),
+        ("allow_msg_schedules", "allow_msg_schedules is True"),
+        ("allow_msg_counter", "allow_msg_counter is True"),
+        ("allow_rollup_hdrs", "allow_rollup_hdrs is True"),
+    ],
+)
+async def test_every_setting_that_loses_hides_moves_or_delays_events_is_refused(
+    url: str, key: str, problem: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    spec = StreamSpec(name=f"RISKY_{tag}", subjects=(f"risky{tag}.*.*",))
+    async with await open_log(url) as good, raw_nats(url) as nc:
+        js = nc.jetstream()
+        config = StreamConfig.from_response(JetStreamLog(good.conn, spec, 5).stream_config())
+        if key == "allow_rollup_hdrs":  # roll-ups need the purge permission too
+            config.deny_purge = False
+        _risky(key, config)
+        await js.add_stream(config)
+        try:
+            with pytest.raises(StreamMisconfigured, match=problem) as refused:
+                await open_log(url, spec=spec)
+            message = str(refused.value)
+            assert message.count("\n") == 0 and "(" in message  # one line, with a fix
+        finally:
+            await js.delete_stream(spec.name)
+
+
+async def test_fewer_replicas_than_asked_for_is_refused_with_the_fix(url: str) -> None:
+    with pytest.raises(StreamMisconfigured, match=r"num_replicas is 1, asked for 3") as refused:
+        await open_log(url, spec=StreamSpec(replicas=3))
+    assert "skyctl init --replicas 3" in str(refused.value)
+
+
+async def test_new_streams_bound_the_size_of_one_event(url: str) -> None:
+    async with await open_log(url) as log, raw_nats(url) as nc:
+        info = await nc.jetstream().stream_info(log.spec.name)
+        assert info.config.max_msg_size == 64 * 1024 + 4 * 1024

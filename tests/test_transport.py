@@ -287,10 +287,10 @@ def test_the_rule_picks_a_client_once_from_what_is_known_before_connecting(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_an_event_over_the_servers_max_payload_is_refused_before_sending(
+async def test_an_event_over_the_size_bound_is_refused_before_sending(
     url: str, ns: str, client: Client
 ) -> None:
-    """The bundled server takes 1 MB; a bigger event is bad input, not a maybe-stored write."""
+    """A 1.3 MB event is bad input (64 KiB at most), not a maybe-stored write."""
     huge = Service(namespace=ns, name="huge", selector={f"k{i}": "v" * 60 for i in range(20_000)})
     before = await stream_last_seq(url)
     async with await connect(url, client) as registry:
@@ -298,3 +298,24 @@ async def test_an_event_over_the_servers_max_payload_is_refused_before_sending(
             await registry.create(huge)
         assert "at most" in str(refused.value)
     assert await stream_last_seq(url) == before
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_the_streams_own_size_refusal_is_reported_as_one(url: str, client: Client) -> None:
+    """What a stream refuses for its size is certainly not stored: said so, not 'maybe'."""
+    tag = uuid.uuid4().hex[:8]
+    spec = StreamSpec(name=f"SMALL_{tag}", subjects=(f"small{tag}.*.*",))
+    async with await open_log(url) as good, raw_nats(url) as nc:
+        config = StreamConfig.from_response(JetStreamLog(good.conn, spec, 5).stream_config())
+        config.max_msg_size = 100
+        js = nc.jetstream()
+        await js.add_stream(config)
+        try:
+            async with await open_log(url, spec=spec, long_lived=False, client=client) as log:
+                with pytest.raises(InvalidInput, match="larger than the stream accepts"):
+                    await log.append(
+                        f"small{tag}.a.b", b"x" * 200, msg_id=tag, expected_last_subject_seq=0
+                    )
+                assert await log.last_sequence() == 0
+        finally:
+            await js.delete_stream(spec.name)

@@ -86,6 +86,7 @@ async def open_log(
     long_lived: bool = True,
     api_timeout: float = 5.0,
     client: Client = "auto",
+    check_replicas: bool = True,
 ) -> JetStreamLog:
     """Connect and open the service log (creating its stream if missing, checking it)."""
     from registry.jetstream.log import JetStreamLog
@@ -97,4 +98,6 @@ async def open_log(
         timeout=min(api_timeout, 2.0),
         client=client,
     )
-    return await JetStreamLog.open(conn, spec=spec, api_timeout=api_timeout)
+    return await JetStreamLog.open(
+        conn, spec=spec, api_timeout=api_timeout, check_replicas=check_replicas
+    )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from events.stamps import new_event_id
-from registry.errors import CheckpointConflict, ServerError
+from registry.errors import CheckpointConflict, ServerError, StreamMisconfigured
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 from registry.stored import StoredMessage
 from registry.transport import Checkpoint, WrongLastSequence
@@ -25,6 +25,11 @@ BUCKET = "SKYFLOW_SUBSCRIPTIONS"
 STREAM = f"KV_{BUCKET}"
 _KEY_PREFIX = f"$KV.{BUCKET}."
 _DELETED = frozenset({"DEL", "PURGE"})
+
+
+# What keeps one subscriber from erasing or expiring everyone's checkpoints: no roll-ups
+# (a ``Nats-Rollup: all`` publish would purge the bucket), no purges, no TTLs.
+BUCKET_SAFETY: dict[str, Any] = {"allow_rollup_hdrs": False, "deny_purge": True}
 
 
 def bucket_config(replicas: int) -> dict[str, Any]:
@@ -44,9 +49,8 @@ def bucket_config(replicas: int) -> dict[str, Any]:
         "max_age": 0,
         "max_msg_size": -1,
         "max_consumers": -1,
-        "allow_rollup_hdrs": False,
+        **BUCKET_SAFETY,
         "deny_delete": True,
-        "deny_purge": True,
         "allow_direct": True,
         "duplicate_window": 120_000_000_000,
     }
@@ -88,16 +92,31 @@ class CheckpointStore:
 
     @classmethod
     async def open(cls, log: BucketApi) -> CheckpointStore:
-        """The bucket, created (with the log's replicas) if it is missing."""
+        """The bucket, created (with the log's replicas) if it is missing, and refused if
+        one writer could erase or expire the others' checkpoints."""
         try:
-            await log.stream_info(STREAM)
+            info = await log.stream_info(STREAM)
         except ApiError as exc:
             if exc.err_code != STREAM_NOT_FOUND:
                 raise
-            await log.api(
+            info = await log.api(
                 f"$JS.API.STREAM.CREATE.{STREAM}",
                 bucket_config(log.stream_replicas),
                 "create the durable subscriptions bucket (an admin must, once)",
+            )
+        config = info.get("config")
+        config = config if isinstance(config, dict) else {}
+        loose = [key for key, want in BUCKET_SAFETY.items() if bool(config.get(key)) != want]
+        if config.get("allow_msg_ttl"):
+            loose.append("allow_msg_ttl")
+        if loose:
+            raise StreamMisconfigured(
+                STREAM,
+                [
+                    f"{', '.join(loose)}: one subscriber could erase or expire every "
+                    "subscriber's checkpoint (skyctl init tightens the bucket; one with "
+                    "allow_msg_ttl must be recreated)"
+                ],
             )
         return cls(log)
 

@@ -41,7 +41,7 @@ def parse_time_ns(stamp: str) -> int:
     head, dot, frac = stamp.strip().rstrip("Z").partition(".")
     seconds = datetime.fromisoformat(head + "+00:00").timestamp()
     nanos = frac[:9].ljust(9, "0") if dot else "0"
-    if not nanos.isdigit():
+    if not (nanos.isascii() and nanos.isdigit()):
         raise ValueError(f"bad time stamp {stamp!r}")
     return int(seconds) * 1_000_000_000 + int(nanos)
 

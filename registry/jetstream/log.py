@@ -35,6 +35,7 @@ from registry.jetstream.connection import (
 from registry.jetstream.direct import last_many, stored_from_direct
 from registry.jetstream.protocol import (
     EXPECTED_LAST_SUBJECT_SEQUENCE,
+    MESSAGE_TOO_LARGE,
     OWN_WRITE_IN_FLIGHT,
     STREAM_NOT_FOUND,
     WRONG_LAST_SEQUENCE,
@@ -56,10 +57,14 @@ _VIOLATION = re.compile(r"permissions violation for (publish|subscription) to \"
 class JetStreamLog:
     """One connection to the server, and the stream that holds the service log."""
 
-    def __init__(self, conn: Connection, spec: StreamSpec, timeout: float) -> None:
+    def __init__(
+        self, conn: Connection, spec: StreamSpec, timeout: float, *, check_replicas: bool = True
+    ) -> None:
         self.conn = conn
         self.spec = spec
         self.timeout = timeout
+        # Off only for ``skyctl init``, which is about to scale the stream to the ask.
+        self.check_replicas = check_replicas
         # Set at open: who the server says we are, and whether permissions limit us.
         self.user: str | None = None
         self.restricted = False
@@ -73,10 +78,15 @@ class JetStreamLog:
 
     @classmethod
     async def open(
-        cls, conn: Connection, *, spec: StreamSpec | None = None, api_timeout: float = 5.0
+        cls,
+        conn: Connection,
+        *,
+        spec: StreamSpec | None = None,
+        api_timeout: float = 5.0,
+        check_replicas: bool = True,
     ) -> JetStreamLog:
         """Ask the server who we are, then find (or create) the stream and check it."""
-        self = cls(conn, spec or StreamSpec(), api_timeout)
+        self = cls(conn, spec or StreamSpec(), api_timeout, check_replicas=check_replicas)
         try:
             await self._who_am_i()
             await self._ensure_stream()
@@ -131,10 +141,9 @@ class JetStreamLog:
             "name": spec.name,
             "description": "SkyFlow service registry: the event log (never trimmed)",
             "subjects": list(spec.subjects),
-            "retention": "limits",
-            "storage": "file",
             "discard": "old",
             "num_replicas": spec.replicas,
+            "max_msg_size": spec.max_msg_size,
             "duplicate_window": int(spec.duplicate_window_s * 1e9),
             "allow_direct": True,
             **spec.required,
@@ -161,7 +170,7 @@ class JetStreamLog:
 
     def check_stream(self, config: Mapping[str, Any]) -> None:
         """Refuse a stream whose settings could drop or rewrite events (invariant 6)."""
-        problems = stream_problems(self.spec, config)
+        problems = stream_problems(self.spec, config, check_replicas=self.check_replicas)
         if problems:
             raise StreamMisconfigured(self.spec.name, problems)
 
@@ -251,6 +260,10 @@ class JetStreamLog:
                     if last is not None and last.msg_id == msg_id:
                         return last.seq
                     raise WrongLastSequence(subject)
+                if err_code == MESSAGE_TOO_LARGE:
+                    raise InvalidInput(
+                        "event", f"{len(data)} bytes", "larger than the stream accepts"
+                    )
                 if err_code != OWN_WRITE_IN_FLIGHT:
                     raise api_error(error, f"append to {subject}")
                 reason = "the first attempt still in flight"

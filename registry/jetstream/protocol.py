@@ -1,5 +1,7 @@
 """JetStream's vocabulary, with no client library: header names, error codes, the API's
-errors as the registry's, and the check that refuses a stream which could lose events.
+errors as the registry's, and the check that refuses a stream which could lose events
+(invariant 6): every setting of nats-server 2.15's stream configuration that could lose,
+hide, move or delay an event is named here with what it would do and how to fix it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from registry.errors import PermissionDenied, ServerError
 __all__ = [
     "DEFAULT_URL",
     "EXPECTED_LAST_SUBJECT_SEQUENCE",
+    "MESSAGE_TOO_LARGE",
     "OWN_WRITE_IN_FLIGHT",
     "STREAM_NOT_FOUND",
     "WRONG_LAST_SEQUENCE",
@@ -31,6 +34,7 @@ WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 # be, so the retry goes on until the id is stored (a duplicate ack) or the time is up.
 OWN_WRITE_IN_FLIGHT = 10158
 STREAM_NOT_FOUND = 10059
+MESSAGE_TOO_LARGE = 10054  # larger than the stream's max_msg_size: refused, not stored
 _REPLICAS_NEED_CLUSTER = 10074
 
 
@@ -63,24 +67,115 @@ def api_error(error: Mapping[str, Any], operation: str) -> ServerError:
     )
 
 
-def stream_problems(spec: StreamSpec, config: Mapping[str, Any]) -> list[str]:
-    """Why a stream configuration (as the server's JSON has it) could lose or rewrite events."""
-    problems = []
+# For each setting the stream check looks at: what a wrong value would do to the log, and
+# how an operator puts it right. Said in one line with the setting's name and value.
+_CONSEQUENCES: dict[str, tuple[str, str]] = {
+    "storage": (
+        "acknowledged events are lost when the server restarts",
+        "JetStream cannot change a stream's storage: recreate it with file storage",
+    ),
+    "retention": (
+        "events are deleted once consumers have seen them",
+        "recreate it with limits retention",
+    ),
+    "deny_delete": ("anyone allowed the API can delete events", "nats stream edit --deny-delete"),
+    "deny_purge": ("anyone allowed the API can purge the log", "nats stream edit --deny-purge"),
+    "allow_rollup_hdrs": (
+        "one message with a Nats-Rollup header erases a service's history",
+        "recreate it without roll-ups",
+    ),
+    "max_msgs": ("the oldest events are dropped", "set it to -1 (unlimited)"),
+    "max_bytes": ("the oldest events are dropped", "set it to -1 (unlimited)"),
+    "max_age": ("events expire", "set it to 0 (forever)"),
+    "max_msgs_per_subject": ("older events of a service are dropped", "set it to -1"),
+    "sealed": ("nothing more can be written", "use a new stream"),
+    "no_ack": ("writes are not confirmed", "turn no_ack off"),
+    "allow_msg_ttl": (
+        "a writer's Nats-TTL header makes an event expire",
+        "it cannot be turned off: recreate the stream",
+    ),
+    "allow_msg_schedules": (
+        "a scheduled message appends events later, around the registry's checks",
+        "recreate the stream without message schedules",
+    ),
+    "allow_msg_counter": (
+        "publishes are counter increments, not events",
+        "recreate the stream without counters",
+    ),
+}
+
+
+def stream_problems(
+    spec: StreamSpec, config: Mapping[str, Any], *, check_replicas: bool = True
+) -> list[str]:
+    """Every setting of a stream configuration (as the server's JSON has it) that could
+    lose, hide, move or delay events, each with what it would do and how to fix it."""
+    problems: list[str] = []
+
+    def problem(setting: str, why: str, fix: str) -> None:
+        problems.append(f"{setting}: {why} ({fix})")
+
     for key, want in spec.required.items():
-        have = config.get(key)
-        if key in ("max_msgs", "max_bytes", "max_msgs_per_subject") and have in (None, 0):
-            have = -1  # the server reports "unlimited" as -1, some clients as 0
-        if key == "max_age":
-            have = (have or 0) / 1e9  # nanoseconds on the wire; said in seconds
-        if key in ("deny_delete", "deny_purge", "allow_rollup_hdrs", "sealed"):
-            have = bool(have)
+        have = _normal(key, config.get(key))
         if have != want:
-            problems.append(f"{key} is {have:g}" if isinstance(have, float) else f"{key} is {have}")
-            problems[-1] += f", must be {want}"
+            why, fix = _CONSEQUENCES[key]
+            problem(f"{key} is {_show(key, have)}, must be {_show(key, want)}", why, fix)
+    if (config.get("persist_mode") or "default") != "default":
+        problem(
+            f"persist_mode is {config.get('persist_mode')}",
+            "acknowledged writes can be lost in a crash",
+            "set persist_mode to default",
+        )
+    if config.get("subject_transform"):
+        problem(
+            "a subject_transform is set",
+            "events are stored under other subjects than the one per service",
+            "remove it (nats stream edit)",
+        )
+    if config.get("republish"):
+        problem(
+            "republish is set",
+            "every event is copied to other subjects, outside the log's permissions",
+            "remove it (nats stream edit)",
+        )
+    if config.get("mirror") or config.get("sources"):
+        problem(
+            "it mirrors or sources other streams",
+            "events arrive from elsewhere, around the registry's checks",
+            "use a stream of its own",
+        )
     if not config.get("allow_direct"):
-        problems.append("allow_direct is off, reads need it")
+        problem("allow_direct is off", "reads need direct gets", "nats stream edit --allow-direct")
+    have_replicas = config.get("num_replicas") or 1
+    if check_replicas and isinstance(have_replicas, int) and have_replicas < spec.replicas:
+        problem(
+            f"num_replicas is {have_replicas}, asked for {spec.replicas}",
+            "fewer copies than asked survive fewer failed servers",
+            f"skyctl init --replicas {spec.replicas}",
+        )
     subjects = config.get("subjects") or []
     missing = set(spec.subjects) - set(subjects)
     if missing:
-        problems.append(f"subjects {sorted(subjects)} lack {sorted(missing)}")
+        problem(
+            f"subjects {sorted(subjects)} lack {sorted(missing)}",
+            "services would be written where the registry does not read",
+            "add them (nats stream edit)",
+        )
     return problems
+
+
+def _normal(key: str, value: Any) -> Any:
+    """A setting as the server's JSON reports it, in the form ``StreamSpec`` states it."""
+    if key in ("max_msgs", "max_bytes", "max_msgs_per_subject") and value in (None, 0):
+        return -1  # the server reports "unlimited" as -1, some clients as 0
+    if key == "max_age":
+        return (value or 0) / 1e9  # nanoseconds on the wire; said in seconds
+    if key in ("storage", "retention"):
+        return value or {"storage": "file", "retention": "limits"}[key]
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    return value
+
+
+def _show(key: str, value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -2,8 +2,9 @@
 
 Both are plain JetStream streams; on a cluster their ``replicas`` decide how many nodes
 keep a copy (JetStream's Raft does the replication, the registry adds nothing). An
-existing one is left as it is unless a different replica count is asked for explicitly,
-in which case JetStream scales it in place.
+existing one is scaled in place when a different replica count is asked for explicitly,
+and tightened where an older version of the registry left it looser than it is now made
+(an unbounded event size; a bucket that allowed roll-ups and purges).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from registry.jetstream.checkpoints import BUCKET, STREAM, CheckpointStore
+from registry.jetstream.checkpoints import BUCKET, BUCKET_SAFETY, STREAM, CheckpointStore
 from registry.jetstream.log import JetStreamLog
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 
@@ -27,6 +28,7 @@ class Provisioned:
     previous_replicas: int | None = None  # when scaled
     leader: str | None = None  # on a cluster
     peers: tuple[str, ...] = ()  # the other replicas, "<name> (current|lagging)"
+    tightened: tuple[str, ...] = ()  # settings changed to what the registry now asks
 
     def __str__(self) -> str:
         noun = "replica" if self.replicas == 1 else "replicas"
@@ -39,6 +41,8 @@ class Provisioned:
             text += f", leader {self.leader}"
             if self.peers:
                 text += f", followers {', '.join(self.peers)}"
+        if self.tightened:
+            text += f"; set {', '.join(self.tightened)}"
         return text
 
 
@@ -49,13 +53,16 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
     (``log.created_stream`` says whether this process made it)."""
     want = log.spec.replicas
     stream = log.spec.name
+    tightened: tuple[str, ...]
     if log.created_stream:
-        action, previous = "created", None
+        action, previous, tightened = "created", None, ()
     else:
-        action, previous = await _maybe_scale(log, stream, want, scale)
+        action, previous, tightened = await _settle(
+            log, stream, want, scale, {"max_msg_size": log.spec.max_msg_size}
+        )
         if action == "scaled":
             log.stream_replicas = want
-    report = [_report(await log.stream_info(stream), "stream", stream, action, previous)]
+    report = [_report(await log.stream_info(stream), "stream", stream, action, previous, tightened)]
 
     try:
         await log.stream_info(STREAM)
@@ -63,23 +70,38 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
         if exc.err_code != STREAM_NOT_FOUND:
             raise
         await CheckpointStore.open(log)
-        action, previous = "created", None
+        action, previous, tightened = "created", None, ()
     else:
-        action, previous = await _maybe_scale(log, STREAM, want, scale)
-    report.append(_report(await log.stream_info(STREAM), "bucket", BUCKET, action, previous))
+        action, previous, tightened = await _settle(log, STREAM, want, scale, BUCKET_SAFETY)
+    info = await log.stream_info(STREAM)
+    report.append(_report(info, "bucket", BUCKET, action, previous, tightened))
     return report
 
 
-async def _maybe_scale(
-    log: JetStreamLog, stream: str, want: int, scale: bool
-) -> tuple[str, int | None]:
+async def _settle(
+    log: JetStreamLog, stream: str, want: int, scale: bool, safety: dict[str, Any]
+) -> tuple[str, int | None, tuple[str, ...]]:
+    """Scale ``stream`` to ``want`` replicas if asked, and give it the ``safety`` settings
+    it lacks, in one update; what was done."""
     config = dict((await log.stream_info(stream)).get("config") or {})
     have = _replicas(config)
-    if not scale or have == want:
-        return "exists", None
-    config["num_replicas"] = want
-    await log.api(f"$JS.API.STREAM.UPDATE.{stream}", config, f"scale {stream} to {want} replicas")
-    return "scaled", have
+    changes = {key: value for key, value in safety.items() if not _holds(key, config, value)}
+    rescale = scale and have != want
+    if not rescale and not changes:
+        return "exists", None, ()
+    config.update(changes)
+    if rescale:
+        config["num_replicas"] = want
+    await log.api(f"$JS.API.STREAM.UPDATE.{stream}", config, f"update stream {stream}")
+    tightened = tuple(f"{key} {value}" for key, value in changes.items())
+    return ("scaled" if rescale else "exists"), (have if rescale else None), tightened
+
+
+def _holds(key: str, config: dict[str, Any], want: Any) -> bool:
+    have = config.get(key)
+    if key == "max_msg_size":  # a bound at least as tight is fine
+        return isinstance(have, int) and 0 < have <= want
+    return bool(have) == want if isinstance(want, bool) else have == want
 
 
 def _replicas(config: dict[str, Any]) -> int:
@@ -88,7 +110,12 @@ def _replicas(config: dict[str, Any]) -> int:
 
 
 def _report(
-    info: dict[str, Any], kind: str, name: str, action: str, previous: int | None
+    info: dict[str, Any],
+    kind: str,
+    name: str,
+    action: str,
+    previous: int | None,
+    tightened: tuple[str, ...],
 ) -> Provisioned:
     leader: str | None = None
     peers: tuple[str, ...] = ()
@@ -108,4 +135,5 @@ def _report(
         previous_replicas=previous,
         leader=leader,
         peers=peers,
+        tightened=tightened,
     )

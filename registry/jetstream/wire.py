@@ -101,7 +101,7 @@ def _parse_headers(raw: bytes) -> dict[str, str]:
     lines = raw.decode(errors="replace").split("\r\n")
     status, _, description = lines[0][len(_HEADER_LINE) :].strip().partition(" ")
     fields: dict[str, str] = {}
-    if status.isdigit():
+    if status.isascii() and status.isdigit():
         fields["Status"] = status
         if description.strip():
             fields["Description"] = description.strip()
@@ -184,7 +184,9 @@ def _parse_server(text: str) -> _Server:
         host, _, port_text = hostport.partition(":")
     if not host:
         bad("no host")
-    if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+    if port_text and not (
+        port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536
+    ):
         bad(f"port {port_text!r} is not a port number")
     user = password = token = None
     if at:

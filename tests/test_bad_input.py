@@ -1,0 +1,112 @@
+"""Random text at every flag and argument of every command: a one-line answer, an exit code
+from the contract (0, 1, 2 or 3), never a traceback, and nothing appended for bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import traceback
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from cli.main import main
+from tests.conftest import last_seq
+
+NS = f"fuzz-{uuid.uuid4().hex[:8]}"
+
+# Every command that returns by itself, with a valid value for each of its slots; a
+# test replaces one slot with random text. (`--watch`, `events -f` and `server` run until
+# stopped, so they are left out.)
+COMMANDS: list[list[str]] = [
+    ["create", "service", "{name}", "-n", "{ns}", "-t", "ClusterIP", "-s", "app=web",
+     "-p", "80:8080", "-c", "eu-1"],
+    ["create", "svc", "{name}", "--namespace", "{ns}", "-o", "json"],
+    ["get", "service", "{name}", "-n", "{ns}", "-o", "yaml"],
+    ["get", "services", "-n", "{ns}", "--at", "1"],
+    ["get", "svc", "-A", "-o", "wide"],
+    ["delete", "service", "{name}", "-n", "{ns}", "--ignore-not-found"],
+    ["history", "service", "{name}", "-n", "{ns}", "-o", "json"],
+    ["events", "-n", "{ns}", "--since", "1", "-o", "json"],
+    ["audit", "verify"],
+    ["init", "--replicas", "1"],
+]  # fmt: skip
+
+texts = st.one_of(
+    st.text(max_size=40),
+    st.text(st.characters(codec="utf-8"), max_size=8),
+    st.sampled_from(
+        [
+            "",
+            "-",
+            "--",
+            "²",
+            "80:²",
+            "0",
+            "-1",
+            "99999999999999999999",
+            "1000000d",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "\x1b[31mred",
+            "a\nb",
+            "x" * 300,
+            "app=",
+            "=web",
+            "80:8080/SCTP",
+            "nats://127.0.0.1:1",
+        ]
+    ),
+)
+
+
+def run(argv: list[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # what a user would see as a traceback
+            return -1, traceback.format_exc()
+    return code, err.getvalue()
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.sampled_from(range(len(COMMANDS))), st.integers(0, 20), texts)
+@example(0, 10, "²")  # -p ² (found by a user)
+@example(0, 10, "80:²")
+@example(3, 5, "1000000d")
+@example(3, 5, "0001-01-01T00:00:00+01:00")
+@example(7, 4, "99999999999999999999")
+def test_random_text_anywhere_gets_an_answer_from_the_contract(
+    url: str, monkeypatch: pytest.MonkeyPatch, command: int, slot: int, text: str
+) -> None:
+    monkeypatch.setenv("NATS_URL", url)
+    argv = [part.format(name="web", ns=NS) for part in COMMANDS[command]]
+    argv[2 + slot % (len(argv) - 2) if len(argv) > 2 else slot % len(argv)] = text
+    before = last_seq(url)
+    code, err = run(argv)
+    assert code in (0, 1, 2, 3), err
+    assert "Traceback" not in err, err
+    if code != 0:  # one line per failure (a delete of several names may have several)
+        assert err and all(line.startswith("error: ") for line in err.splitlines()), err
+    if code == 2:
+        assert last_seq(url) == before, f"{argv} wrote to the log"
+
+
+@pytest.mark.parametrize("value", ["²", "0", "9", "-1", "3x", "9999999999999999999999"])
+def test_a_bad_replicas_variable_is_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("NATS_URL", url)
+    monkeypatch.setenv("SKYFLOW_REPLICAS", value)
+    code, err = run(["get", "svc", "-n", NS])
+    assert code == 2 and "SKYFLOW_REPLICAS" in err and err.count("\n") == 1, err
