@@ -9,6 +9,7 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name
+from cli.proof import TrustOpt, load_trust, proof_of
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
 from cli.service import NamespaceOpt, Output, verb_app
 from cli.terminal import safe
@@ -17,14 +18,25 @@ from registry.errors import InvalidInput
 if TYPE_CHECKING:
     from registry.feed import LogRecord
     from registry.history import HistoryItem
+    from registry.proof import Proof, Trust
 
 __all__ = ["audit_app", "events", "history_app"]
 
 history_app = verb_app("Show the history of a resource.")
 audit_app = typer.Typer(help="Check the log's integrity.", no_args_is_help=True)
 
-HISTORY_COLUMNS = ("SEQ", "STORED", "ACTOR", "EVENT", "TYPE", "SELECTOR", "PORTS", "CLUSTER")
-EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "EVENT", "NAMESPACE", "NAME", "DETAILS")
+HISTORY_COLUMNS = (
+    "SEQ",
+    "STORED",
+    "ACTOR",
+    "PROOF",
+    "EVENT",
+    "TYPE",
+    "SELECTOR",
+    "PORTS",
+    "CLUSTER",
+)
+EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "PROOF", "EVENT", "NAMESPACE", "NAME", "DETAILS")
 
 
 def _formats(output: Output, allowed: tuple[Output, ...]) -> None:
@@ -43,6 +55,7 @@ def history_service(
     output: Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml.")] = (
         Output.table
     ),
+    trust_file: TrustOpt = None,
     *,
     conn: Connection,
 ) -> None:
@@ -52,6 +65,7 @@ def history_service(
     """
     _formats(output, (Output.table, Output.json, Output.yaml))
     namespace, name = parse_name(namespace, "namespace"), parse_name(name)
+    trust = load_trust(trust_file)
 
     async def read() -> list["HistoryItem"]:
         async with await conn.open() as registry:
@@ -59,18 +73,26 @@ def history_service(
 
     items = asyncio.run(read())
     if output is Output.table:
-        rows = [_history_row(item) for item in items]
+        rows = [_history_row(item, trust) for item in items]
         print(Table(HISTORY_COLUMNS, rows).render(rows))
         return
-    objects = [_history_object(item) for item in items]
+    objects = [_history_object(item, trust) for item in items]
     print(to_json(objects) if output is Output.json else to_yaml(objects))
 
 
-def _history_row(item: "HistoryItem") -> list[str]:
+def _proof(item: "HistoryItem", trust: "Trust | None") -> "Proof | None":
+    message = item.message
+    if item.event is None or message is None:
+        return None
+    return proof_of(message.subject, message.data, message.headers, item.event.actor, trust)
+
+
+def _history_row(item: "HistoryItem", trust: "Trust | None") -> list[str]:
     if item.event is None:
         return [
             str(item.seq),
             short_time(item.stored),
+            "?",
             "?",
             "<unreadable>",
             item.problem or "",
@@ -79,15 +101,20 @@ def _history_row(item: "HistoryItem") -> list[str]:
             "",
         ]
     state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
-    return [str(item.seq), short_time(item.stored), item.event.actor, item.event.type, *state]
+    proof = str(_proof(item, trust) or "?")
+    event = item.event
+    return [str(item.seq), short_time(item.stored), event.actor, proof, event.type, *state]
 
 
-def _history_object(item: "HistoryItem") -> dict[str, Any]:
+def _history_object(item: "HistoryItem", trust: "Trust | None") -> dict[str, Any]:
     obj: dict[str, Any] = {"seq": item.seq, "stored": short_time(item.stored)}
     if item.event is None:
         obj["error"] = item.problem
     else:
         obj["event"] = item.event.model_dump(mode="json")
+        proof = _proof(item, trust)
+        if proof is not None:
+            obj["proof"] = {"status": proof.status, "detail": proof.detail}
     obj["service"] = item.service.model_dump(mode="json") if item.service else None
     return obj
 
@@ -119,6 +146,7 @@ def events(
     output: Annotated[
         Output, typer.Option("--output", "-o", help="table, or json: one object per line.")
     ] = Output.table,
+    trust_file: TrustOpt = None,
     *,
     conn: Connection,
 ) -> None:
@@ -131,6 +159,7 @@ def events(
     _formats(output, (Output.table, Output.json))
     scope = None if all_namespaces else parse_name(namespace, "namespace")
     when = parse_when(since) if since is not None else None
+    trust = load_trust(trust_file)
 
     async def run() -> int:
         printed = 0
@@ -138,9 +167,9 @@ def events(
             table: Table | None = None
             async for record in registry.events(scope, since=when, follow=follow):
                 if output is Output.json:
-                    print(to_json(_event_object(record), compact=True), flush=True)
+                    print(to_json(_event_object(record, trust), compact=True), flush=True)
                 else:
-                    row = _event_row(record)
+                    row = _event_row(record, trust)
                     if table is None:
                         table = Table(EVENT_COLUMNS, [row], min_widths=[6, 20, 12, 14])
                         print(table.line(table.header))
@@ -157,7 +186,7 @@ def events(
         print(f"No events found in {where}.", file=sys.stderr)
 
 
-def _event_row(record: "LogRecord") -> list[str]:
+def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
     from events import ServiceCreated, ServiceDeleted
     from registry.entry import Entry
 
@@ -165,7 +194,7 @@ def _event_row(record: "LogRecord") -> list[str]:
     stored = short_time(message.time)
     if not isinstance(entry, Entry):
         namespace, _, name = message.subject.removeprefix("skyflow.svc.").partition(".")
-        return [str(record.seq), stored, "?", "<unreadable>", namespace, name, entry.reason]
+        return [str(record.seq), stored, "?", "?", "<unreadable>", namespace, name, entry.reason]
     event = entry.event
     match event:
         case ServiceCreated():
@@ -175,10 +204,20 @@ def _event_row(record: "LogRecord") -> list[str]:
             details = ""
         case _:
             assert_never(event)
-    return [str(record.seq), stored, event.actor, event.type, event.namespace, event.name, details]
+    proof = proof_of(message.subject, message.data, message.headers, event.actor, trust)
+    return [
+        str(record.seq),
+        stored,
+        event.actor,
+        str(proof),
+        event.type,
+        event.namespace,
+        event.name,
+        details,
+    ]
 
 
-def _event_object(record: "LogRecord") -> dict[str, Any]:
+def _event_object(record: "LogRecord", trust: "Trust | None") -> dict[str, Any]:
     from registry.entry import Entry
 
     obj: dict[str, Any] = {
@@ -187,7 +226,11 @@ def _event_object(record: "LogRecord") -> dict[str, Any]:
         "subject": record.message.subject,
     }
     if isinstance(record.entry, Entry):
-        obj["event"] = record.entry.event.model_dump(mode="json")
+        event = record.entry.event
+        obj["event"] = event.model_dump(mode="json")
+        message = record.message
+        proof = proof_of(message.subject, message.data, message.headers, event.actor, trust)
+        obj["proof"] = {"status": proof.status, "detail": proof.detail}
     else:
         obj["error"] = record.entry.reason
     return obj
@@ -197,28 +240,45 @@ def _event_object(record: "LogRecord") -> dict[str, Any]:
 
 
 @connection_options
-def verify(*, conn: Connection) -> None:
-    """Recompute every service's hash chain; list each break. Exit 0 only if all hold.
+def verify(trust_file: TrustOpt = None, *, conn: Connection) -> None:
+    """Recompute every service's hash chain and check every signature; list each break.
 
-    Example:  skyctl audit verify
+    With --trust, also list every event whose actor is not verified by a trusted key.
+    Exit 0 only if every link and signature holds (and, with --trust, every actor is
+    verified).  Example:  skyctl audit verify --trust keys.txt
     """
-    from registry.audit import ChainChecker
+    from collections import Counter
+
+    from registry.audit import Break, ChainChecker
     from registry.audit import verify as walk
 
+    trust = load_trust(trust_file)
     checker = ChainChecker()
+    proofs: Counter[str] = Counter()
 
-    async def run() -> int:
-        breaks = 0
+    async def run() -> tuple[int, int]:
+        breaks = unproven = 0
         async with await conn.open() as registry:
-            async for found in walk(registry.log, checker):
-                print(f"BROKEN {safe(str(found))}", flush=True)
-                breaks += 1
-        return breaks
+            async for found in walk(registry.log, checker, trust, proofs):
+                if isinstance(found, Break):
+                    print(f"BROKEN {safe(str(found))}", flush=True)
+                    breaks += 1
+                else:
+                    print(f"UNPROVEN {safe(str(found))}", flush=True)
+                    unproven += 1
+        return breaks, unproven
 
-    breaks = asyncio.run(run())
+    breaks, unproven = asyncio.run(run())
     summary = f"checked {checker.checked} events in {checker.chains} service chains"
-    if breaks:
-        print(f"{summary}: {breaks} broken link{'s' if breaks != 1 else ''}", file=sys.stderr)
+    if trust is not None or proofs["signed"] or proofs["verified"]:
+        counts = ", ".join(f"{proofs[s]} {s}" for s in ("verified", "signed", "unproven"))
+        print(f"actors: {counts}", file=sys.stderr if breaks or unproven else sys.stdout)
+    if breaks or unproven:
+        problems = [f"{breaks} broken link{'s' if breaks != 1 else ''}"] if breaks else []
+        problems += (
+            [f"{unproven} unverified actor{'s' if unproven != 1 else ''}"] if unproven else []
+        )
+        print(f"{summary}: {', '.join(problems)}", file=sys.stderr)
         raise typer.Exit(1)
     print(f"{summary}: every link holds")
 

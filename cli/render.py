@@ -18,6 +18,7 @@ from events.stamps import format_time
 if TYPE_CHECKING:
     from events import Service
     from registry.projection import ServiceRecord
+    from registry.proof import Proof, Trust
 
 __all__ = [
     "COLUMNS",
@@ -35,7 +36,7 @@ __all__ = [
 
 API_VERSION = "skyflow.io/v1"
 COLUMNS = ("NAME", "NAMESPACE", "TYPE", "SELECTOR", "PORTS", "CLUSTER", "AGE")
-WIDE_COLUMNS = (*COLUMNS, "REVISION", "CREATED-BY")
+WIDE_COLUMNS = (*COLUMNS, "REVISION", "CREATED-BY", "PROOF")
 _GAP = "   "
 
 
@@ -73,7 +74,11 @@ def short_time(moment: datetime) -> str:
 
 
 def service_row(
-    record: ServiceRecord, *, wide: bool = False, now: datetime | None = None
+    record: ServiceRecord,
+    *,
+    wide: bool = False,
+    now: datetime | None = None,
+    trust: Trust | None = None,
 ) -> list[str]:
     service = record.service
     row = [
@@ -83,8 +88,15 @@ def service_row(
         human_age(record.created, now),
     ]
     if wide:
-        row += [str(record.seq), record.actor]
+        row += [str(record.seq), record.actor, str(record_proof(record, trust))]
     return row
+
+
+def record_proof(record: ServiceRecord, trust: Trust | None) -> Proof:
+    """What the stored event proves about who created the service (``registry.proof``)."""
+    from registry.proof import prove
+
+    return prove(record.subject, record.data, record.headers, record.actor, trust)
 
 
 class Table:
@@ -111,7 +123,7 @@ class Table:
         return "\n".join(self.line(row) for row in [self.header, *rows])
 
 
-def service_object(record: ServiceRecord) -> dict[str, Any]:
+def service_object(record: ServiceRecord, trust: Trust | None = None) -> dict[str, Any]:
     service = record.service
     return {
         "apiVersion": API_VERSION,
@@ -123,6 +135,7 @@ def service_object(record: ServiceRecord) -> dict[str, Any]:
             "resourceVersion": str(record.seq),
             "creationTimestamp": format_time(record.created),
             "createdBy": record.actor,
+            "createdByProof": record_proof(record, trust).status,
         },
         "spec": {
             "type": service.type.value,
@@ -136,11 +149,11 @@ def service_object(record: ServiceRecord) -> dict[str, Any]:
     }
 
 
-def list_object(records: Sequence[ServiceRecord]) -> dict[str, Any]:
+def list_object(records: Sequence[ServiceRecord], trust: Trust | None = None) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "List",
-        "items": [service_object(r) for r in records],
+        "items": [service_object(r, trust) for r in records],
     }
 
 

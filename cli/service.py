@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name, parse_service
+from cli.proof import TrustOpt, load_trust
 from cli.render import (
     COLUMNS,
     WIDE_COLUMNS,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from registry.history import PastState
     from registry.projection import Change, ServiceRecord
+    from registry.proof import Trust
     from registry.watch import Snapshot
 
 __all__ = ["create_app", "delete_app", "get_app"]
@@ -182,6 +184,7 @@ def get_service(
             "(2026-11-25T10:00:00Z) or a duration ago (90m, 2d).",
         ),
     ] = None,
+    trust_file: TrustOpt = None,
     *,
     conn: Connection,
 ) -> None:
@@ -195,15 +198,16 @@ def get_service(
         if all_namespaces:
             raise InvalidInput("name", name, "a name cannot be combined with --all-namespaces")
     scope = None if all_namespaces else namespace
+    trust = load_trust(trust_file)
     if at is not None:
         if watch:
             raise InvalidInput(
                 "time", at, "--at shows the past; it cannot be combined with --watch"
             )
-        _get_at(conn, at, scope, name, output)
+        _get_at(conn, at, scope, name, output, trust)
         return
     if watch:
-        _watch(conn, scope, name, output)
+        _watch(conn, scope, name, output, trust)
         return
 
     async def get() -> list["ServiceRecord"]:
@@ -217,11 +221,16 @@ def get_service(
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
         return
-    _print_records(records, output, single=name is not None)
+    _print_records(records, output, single=name is not None, trust=trust)
 
 
 def _get_at(
-    conn: Connection, at: str, namespace: str | None, name: str | None, output: Output
+    conn: Connection,
+    at: str,
+    namespace: str | None,
+    name: str | None,
+    output: Output,
+    trust: "Trust | None",
 ) -> None:
     from registry.when import parse_when
 
@@ -242,7 +251,7 @@ def _get_at(
         )
         return
     # AGE as it read then, so the table looks as it did at that moment.
-    _print_records(records, output, single=name is not None, now=past.moment)
+    _print_records(records, output, single=name is not None, now=past.moment, trust=trust)
 
 
 def _print_records(
@@ -251,23 +260,30 @@ def _print_records(
     *,
     single: bool,
     now: "datetime | None" = None,
+    trust: "Trust | None" = None,
 ) -> None:
     if output in (Output.table, Output.wide):
         wide = output is Output.wide
-        rows = [service_row(r, wide=wide, now=now) for r in records]
+        rows = [service_row(r, wide=wide, now=now, trust=trust) for r in records]
         print(Table(WIDE_COLUMNS if wide else COLUMNS, rows).render(rows))
     elif output is Output.name:
         for record in records:
             print(f"service/{record.service.name}")
     else:
-        obj = service_object(records[0]) if single else list_object(records)
+        obj = service_object(records[0], trust) if single else list_object(records, trust)
         print(to_json(obj) if output is Output.json else to_yaml(obj))
 
 
-def _watch(conn: Connection, namespace: str | None, name: str | None, output: Output) -> None:
+def _watch(
+    conn: Connection,
+    namespace: str | None,
+    name: str | None,
+    output: Output,
+    trust: "Trust | None",
+) -> None:
     async def run() -> None:
         async with await conn.open(keep_reconnecting=True) as registry:
-            printer = _WatchPrinter(output)
+            printer = _WatchPrinter(output, trust)
             async for item in registry.watch(namespace, name):
                 printer.show(item)
 
@@ -278,8 +294,9 @@ def _watch(conn: Connection, namespace: str | None, name: str | None, output: Ou
 class _WatchPrinter:
     """Prints the snapshot as ADDED rows, then each change, flushing every line."""
 
-    def __init__(self, output: Output) -> None:
+    def __init__(self, output: Output, trust: "Trust | None" = None) -> None:
         self.output = output
+        self.trust = trust
         self.table: Table | None = None
 
     def show(self, item: "Snapshot | Change") -> None:
@@ -289,7 +306,7 @@ class _WatchPrinter:
             changes = [("ADDED", record) for record in item.records]
             if self.output in (Output.table, Output.wide):
                 wide = self.output is Output.wide
-                rows = [["ADDED", *service_row(r, wide=wide)] for _, r in changes]
+                rows = [["ADDED", *service_row(r, wide=wide, trust=self.trust)] for _, r in changes]
                 header = ["EVENT", *(WIDE_COLUMNS if wide else COLUMNS)]
                 self.table = Table(header, rows, min_widths=[len("MODIFIED")])
                 print(self.table.line(self.table.header), flush=True)
@@ -300,14 +317,17 @@ class _WatchPrinter:
 
     def _line(self, kind: str, record: "ServiceRecord") -> None:
         output = self.output
+        trust = self.trust
         if output in (Output.table, Output.wide) and self.table is not None:
-            text = self.table.line([kind, *service_row(record, wide=output is Output.wide)])
+            row = service_row(record, wide=output is Output.wide, trust=trust)
+            text = self.table.line([kind, *row])
         elif output is Output.name:
             text = f"{kind}\tservice/{record.service.name}"
         elif output is Output.json:
-            text = to_json({"type": kind, "object": service_object(record)}, compact=True)
+            obj = {"type": kind, "object": service_object(record, trust)}
+            text = to_json(obj, compact=True)
         else:
-            text = "---\n" + to_yaml({"type": kind, "object": service_object(record)})
+            text = "---\n" + to_yaml({"type": kind, "object": service_object(record, trust)})
         print(text, flush=True)
 
 

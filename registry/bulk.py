@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from events import Service, new_event_id, subject_for, utc_now
 from events.names import check_name
 from registry.commands import decide_create, decide_delete
-from registry.current import DEFAULT_CONCURRENCY, decidable, write
+from registry.current import DEFAULT_CONCURRENCY, Signing, decidable, write
 from registry.errors import InvalidInput, ServiceError
 from registry.projection import ServiceRecord
 from registry.projector import SkipHandler
@@ -98,6 +98,7 @@ async def create_many(
     on_skipped: SkipHandler,
     retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
+    sign: Signing | None = None,
 ) -> list[Outcome]:
     """Create every service that is not live; see the module docstring."""
     services = _validated_services(items)
@@ -106,7 +107,7 @@ async def create_many(
 
     async def create(index: int) -> ServiceRecord:
         service, subject = services[index], subjects[index]
-        seq, event, data, _ = await write(
+        seq, event, data, headers, _ = await write(
             log,
             service.namespace,
             service.name,
@@ -118,8 +119,9 @@ async def create_many(
                 log, service.namespace, service.name, on_skipped, last=known.get(subject)
             ),
             retry_for=retry_for,
+            sign=sign,
         )
-        return ServiceRecord.from_created(seq, event, data)
+        return ServiceRecord.from_created(seq, event, data, headers)
 
     return await _run(len(services), create, concurrency)
 
@@ -132,6 +134,7 @@ async def delete_many(
     on_skipped: SkipHandler,
     retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
+    sign: Signing | None = None,
 ) -> list[Outcome]:
     """Delete every live service of ``(namespace, name)`` keys; see the module docstring."""
     targets: Sequence[tuple[str, str]] = _validated_keys(keys)
@@ -140,7 +143,7 @@ async def delete_many(
 
     async def delete(index: int) -> ServiceRecord:
         (namespace, name), subject = targets[index], subjects[index]
-        _, _, _, current = await write(
+        _, _, _, _, current = await write(
             log,
             namespace,
             name,
@@ -150,6 +153,7 @@ async def delete_many(
             on_skipped,
             current=await decidable(log, namespace, name, on_skipped, last=known.get(subject)),
             retry_for=retry_for,
+            sign=sign,
         )
         record = current.record()
         assert record is not None  # decide_delete checked it is live

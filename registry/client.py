@@ -19,6 +19,7 @@ from registry.errors import NotFound
 from registry.jetstream import DEFAULT_URL, Client, open_log
 from registry.projection import Change, ServiceRecord
 from registry.projector import SkipHandler, list_current, report_skipped
+from registry.proof import Signer
 from registry.transport import Log, Start
 
 if TYPE_CHECKING:
@@ -44,9 +45,12 @@ class Registry:
         actor: str | None = None,
         on_skipped: SkipHandler = report_skipped,
         retry_for: float = 10.0,
+        signer: Signer | None = None,
     ) -> None:
         self.log = log
-        self._actor = actor
+        # A signer proves who writes (``registry.proof``); the actor is then its user.
+        self.signer = signer
+        self._actor = signer.actor if signer is not None else actor
         self.on_skipped = on_skipped
         # How long a read or write keeps retrying while the server is away (a restart, a
         # leader election) before the caller hears WriteNotConfirmed / ServerError.
@@ -79,6 +83,9 @@ class Registry:
         runs (``keep_reconnecting``); one-shot tools pass False to fail fast instead, and
         get the client that starts fastest (the rule is in ``registry.jetstream``).
         """
+        signer = None
+        if credentials is not None and credentials.creds_file is not None:
+            signer = Signer.from_creds(credentials.creds_file)  # one error, before connecting
         log = await open_log(
             url,
             spec=spec,
@@ -87,7 +94,7 @@ class Registry:
             api_timeout=api_timeout,
             client=client,
         )
-        return cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for)
+        return cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for, signer=signer)
 
     async def close(self) -> None:
         await self.log.close()
@@ -108,19 +115,19 @@ class Registry:
     async def create(self, service: Service) -> ServiceRecord:
         """Append ``ServiceCreated`` unless the service is live (AlreadyExists)."""
         actor = await self.actor()
-        seq, event, data, _ = await self.write(
+        seq, event, data, headers, _ = await self.write(
             service.namespace,
             service.name,
             lambda current: decide_create(
                 service, current, event_id=new_event_id(), time=utc_now(), actor=actor
             ),
         )
-        return ServiceRecord.from_created(seq, event, data)
+        return ServiceRecord.from_created(seq, event, data, headers)
 
     async def delete(self, namespace: str, name: str) -> ServiceRecord:
         """Append ``ServiceDeleted`` if the service is live (NotFound otherwise)."""
         actor = await self.actor()
-        _, _, _, current = await self.write(
+        _, _, _, _, current = await self.write(
             namespace,
             name,
             lambda current: decide_delete(
@@ -135,10 +142,10 @@ class Registry:
         name: str,
         decide: Callable[[Current], E],
         current: Current | None = None,
-    ) -> tuple[int, E, bytes, Current]:
+    ) -> tuple[int, E, bytes, Mapping[str, str], Current]:
         """Decide on the service's current state and append the event, conditionally
-        (``registry.current.write``): the sequence, the event, its bytes and the state it
-        was decided on."""
+        (``registry.current.write``): the sequence, the event, its bytes, the headers
+        stored with it and the state it was decided on."""
         return await write(
             self.log,
             namespace,
@@ -147,6 +154,7 @@ class Registry:
             self.on_skipped,
             current=current,
             retry_for=self.retry_for,
+            sign=self.signer.headers if self.signer is not None else None,
         )
 
     async def create_many(
@@ -165,6 +173,7 @@ class Registry:
             on_skipped=self.on_skipped,
             retry_for=self.retry_for,
             concurrency=concurrency,
+            sign=self.signer.headers if self.signer is not None else None,
         )
 
     async def delete_many(
@@ -180,6 +189,7 @@ class Registry:
             on_skipped=self.on_skipped,
             retry_for=self.retry_for,
             concurrency=concurrency,
+            sign=self.signer.headers if self.signer is not None else None,
         )
 
     # -- reads -----------------------------------------------------------------------

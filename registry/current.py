@@ -8,7 +8,7 @@ read would be guessing (``UnreadableHistory``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from events import Event, encode, subject_for
@@ -23,6 +23,7 @@ from registry.transport import Log, WrongLastSequence
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_ATTEMPTS", "decidable", "read_current", "write"]
 
 E = TypeVar("E", bound=Event)
+Signing = Callable[[str, bytes], Mapping[str, str]]  # (subject, event bytes) -> headers
 
 # How many appends bulk writes keep in flight by default: enough to hide a round trip per
 # write, few enough that a refused batch stops quickly.
@@ -89,13 +90,15 @@ async def write(
     *,
     current: Current | None = None,
     retry_for: float = 10.0,
-) -> tuple[int, E, bytes, Current]:
+    sign: Signing | None = None,
+) -> tuple[int, E, bytes, Mapping[str, str], Current]:
     """Decide on the service's current state and append the event, conditionally.
 
     The server appends only if the subject still ends where the decision read it; after
     a lost race the state is read again and the decision made again (it is usually a
-    refusal then). Returns the sequence, the event, its bytes and the state it was decided
-    on. ``current`` saves the first read when the caller already has it.
+    refusal then). ``sign`` gives the headers that prove who wrote it (``registry.proof``).
+    Returns the sequence, the event, its bytes, the headers stored with it and the state
+    it was decided on. ``current`` saves the first read when the caller already has it.
     """
     subject = subject_for(namespace, name)
     for _ in range(MAX_ATTEMPTS):
@@ -110,6 +113,7 @@ async def write(
                 f"its event would be {len(data)} bytes; the registry stores at most "
                 f"{MAX_EVENT_BYTES} (fewer or shorter labels and ports)",
             )
+        headers = sign(subject, data) if sign is not None else {}
         try:
             seq = await log.append(
                 subject,
@@ -117,9 +121,10 @@ async def write(
                 msg_id=event.id,
                 expected_last_subject_seq=current.expected_seq,
                 retry_for=retry_for,
+                headers=headers,
             )
         except WrongLastSequence:
             current = None  # someone wrote first: decide again on what they wrote
             continue
-        return seq, event, data, current
+        return seq, event, data, headers, current
     raise Conflict(namespace, name)

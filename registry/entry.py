@@ -7,7 +7,8 @@ the reason, so every reader can report them and go on without guessing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from events import DecodeError, Event, decode, parse_subject, subject_for
 from registry.stored import MSG_ID, StoredMessage
@@ -17,12 +18,14 @@ __all__ = ["MSG_ID", "Entry", "Skipped", "StoredMessage", "read_entry"]
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A decoded event with its place in the log, and the bytes it was decoded from."""
+    """A decoded event with its place in the log, and the bytes it was decoded from (and
+    the headers stored with them: a signature, for one)."""
 
     seq: int
     subject: str
     event: Event
     data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ def read_entry(message: StoredMessage) -> Entry | Skipped:
     except DecodeError as exc:
         return Skipped(message.seq, message.subject, str(exc))
     if message.subject == subject_for(event.namespace, event.name):
-        return Entry(message.seq, message.subject, event, message.data)
+        return Entry(message.seq, message.subject, event, message.data, message.headers)
     try:
         namespace, name = parse_subject(message.subject)
     except ValueError as exc:

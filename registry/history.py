@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from events import Event, Service, filter_for, subject_for
-from registry.entry import Entry, Skipped
+from registry.entry import Entry, Skipped, StoredMessage
 from registry.errors import InvalidInput, NotFound
 from registry.feed import read_log
 from registry.projection import Projection, service_after
@@ -36,6 +36,7 @@ class HistoryItem:
     event: Event | None  # None: the message could not be read (see ``problem``)
     service: Service | None  # None: not live after this event
     problem: str | None = None
+    message: StoredMessage | None = None  # as stored, for proving who wrote it
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +53,16 @@ async def service_history(log: Log, namespace: str, name: str) -> list[HistoryIt
     async for record in read_log(log, subject_for(namespace, name)):
         entry = record.entry
         if isinstance(entry, Skipped):
-            items.append(HistoryItem(record.seq, record.message.time, None, live, entry.reason))
+            items.append(
+                HistoryItem(
+                    record.seq, record.message.time, None, live, entry.reason, record.message
+                )
+            )
             continue
         live = service_after(entry.event)
-        items.append(HistoryItem(record.seq, record.message.time, entry.event, live))
+        items.append(
+            HistoryItem(record.seq, record.message.time, entry.event, live, None, record.message)
+        )
     if not items:
         raise NotFound(namespace, name)
     return items

@@ -19,12 +19,12 @@ would otherwise hold a quarter of a gigabyte of models nobody reads.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, assert_never
 
-from events import Event, Service, ServiceCreated, ServiceDeleted, decode
+from events import Event, Service, ServiceCreated, ServiceDeleted, decode, subject_for
 from registry.entry import Entry
 
 __all__ = [
@@ -63,16 +63,29 @@ class ServiceRecord:
     without it, so they stay small until someone reads them.
     """
 
-    __slots__ = ("_event", "data", "seq")
+    __slots__ = ("_event", "data", "headers", "seq")
 
-    def __init__(self, seq: int, data: bytes, event: ServiceCreated | None = None) -> None:
+    def __init__(
+        self,
+        seq: int,
+        data: bytes,
+        event: ServiceCreated | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.seq = seq  # stream sequence of its event: the resource version
         self.data = data
         self._event = event
+        self.headers: Mapping[str, str] = headers or {}  # as stored: a signature, for one
 
     @classmethod
-    def from_created(cls, seq: int, event: ServiceCreated, data: bytes) -> ServiceRecord:
-        return cls(seq, data, event)
+    def from_created(
+        cls,
+        seq: int,
+        event: ServiceCreated,
+        data: bytes,
+        headers: Mapping[str, str] | None = None,
+    ) -> ServiceRecord:
+        return cls(seq, data, event, headers)
 
     @property
     def event(self) -> ServiceCreated:
@@ -102,8 +115,12 @@ class ServiceRecord:
     def key(self) -> ServiceKey:
         return (self.service.namespace, self.service.name)
 
+    @property
+    def subject(self) -> str:
+        return subject_for(*self.key)
+
     def copy(self) -> ServiceRecord:
-        return ServiceRecord(self.seq, self.data, self._event)
+        return ServiceRecord(self.seq, self.data, self._event, self.headers)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ServiceRecord):
@@ -152,12 +169,12 @@ class Projection:
                 key = (sys.intern(event.service.namespace), event.service.name)
                 before = self.services.get(key)
                 kept = event if self.keep_events else None
-                self.services[key] = ServiceRecord(entry.seq, entry.data, kept)
+                self.services[key] = ServiceRecord(entry.seq, entry.data, kept, entry.headers)
                 if not changes:
                     return None
                 # Our writers never create over a live service; an event written around
                 # them still wins, since the log is the truth.
-                record = ServiceRecord(entry.seq, entry.data, event)
+                record = ServiceRecord(entry.seq, entry.data, event, entry.headers)
                 return Change("MODIFIED" if before else "ADDED", entry.seq, record, event)
             case ServiceDeleted():
                 removed = self.services.pop((event.namespace, event.name), None)

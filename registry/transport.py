@@ -8,7 +8,7 @@ here imports NATS or the event models: a log is bytes at sequences on subjects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -141,9 +141,11 @@ class Log(Protocol):
         msg_id: str,
         expected_last_subject_seq: int,
         retry_for: float = 10.0,
+        headers: Mapping[str, str] | None = None,
     ) -> int:
         """Append if the subject's last sequence is still ``expected_last_subject_seq``
-        (0: the subject is empty); returns the new message's sequence.
+        (0: the subject is empty), with ``headers`` stored beside it (a signature);
+        returns the new message's sequence.
 
         Idempotent: retried with the same ``msg_id`` while the server is away, and a
         retry that finds its own earlier write is success. Raises ``WrongLastSequence``

@@ -111,8 +111,8 @@ def test_output_formats(url: str, ns: str) -> None:
     assert listing["kind"] == "List"
     assert [i["metadata"]["name"] for i in listing["items"]] == ["web"]
     wide = skyctl("get", "svc", "-n", ns, "-o", "wide", url=url).lines
-    assert wide[0].split()[-2:] == ["REVISION", "CREATED-BY"]
-    assert "@" in wide[1].split()[-1]
+    assert wide[0].split()[-3:] == ["REVISION", "CREATED-BY", "PROOF"]
+    assert "@" in wide[1].split()[-2] and wide[1].split()[-1] == "unproven"
     created = skyctl("create", "svc", "api", "-n", ns, "-o", "json", url=url)
     assert json.loads(created.out)["metadata"]["name"] == "api"
 

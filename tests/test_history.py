@@ -59,13 +59,14 @@ def test_history_cli(url: str, ns: str) -> None:
         "SEQ",
         "STORED",
         "ACTOR",
+        "PROOF",  # issue 9: whether the actor is proven
         "EVENT",
         "TYPE",
         "SELECTOR",
         "PORTS",
         "CLUSTER",
     ]
-    assert [line.split()[3] for line in table.lines[1:]] == [
+    assert [line.split()[4] for line in table.lines[1:]] == [
         "ServiceCreated",
         "ServiceDeleted",
         "ServiceCreated",
@@ -155,12 +156,13 @@ def test_events_cli(url: str, ns: str) -> None:
         "SEQ",
         "STORED",
         "ACTOR",
+        "PROOF",
         "EVENT",
         "NAMESPACE",
         "NAME",
         "DETAILS",
     ]
-    assert [line.split()[3:6] for line in table.lines[1:]] == [
+    assert [line.split()[4:7] for line in table.lines[1:]] == [
         ["ServiceCreated", ns, "e1"],
         ["ServiceDeleted", ns, "e1"],
     ]

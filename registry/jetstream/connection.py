@@ -94,6 +94,12 @@ class Connection(Protocol):
         """Whether a dropped connection comes back by itself (readers then re-subscribe)."""
         ...
 
+    @property
+    def auth_required(self) -> bool:
+        """Whether the server authenticates its clients (its INFO says so). A server that
+        does not takes whatever user name a client offers, so that name proves nothing."""
+        ...
+
     def new_inbox(self) -> str: ...
 
     async def publish(

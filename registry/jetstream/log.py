@@ -197,6 +197,10 @@ class JetStreamLog:
             return
         except ConnectionLost as exc:
             raise Unreachable(self.url, str(exc)) from None
+        if not self.conn.auth_required:
+            # The server took whatever name the client offered (`--user bob` on a server
+            # without users): it proves nothing, so it names no one.
+            return
         user = str(data.get("user") or "") or None
         name = data.get("user_name")  # JWT users: a name for humans beside the public key
         self.user = f"{name} ({user})" if name and user and name != user else user
@@ -215,6 +219,7 @@ class JetStreamLog:
         msg_id: str,
         expected_last_subject_seq: int,
         retry_for: float = 10.0,
+        headers: Mapping[str, str] | None = None,
         stream: str | None = None,
     ) -> int:
         """Append if the subject's last sequence is still the expected one (``Log.append``).
@@ -222,7 +227,11 @@ class JetStreamLog:
         ``stream`` names the stream the subject belongs to when it is not the log's own
         (the checkpoint bucket), for recognising our own earlier write.
         """
-        headers = {MSG_ID: msg_id, EXPECTED_LAST_SUBJECT_SEQUENCE: str(expected_last_subject_seq)}
+        headers = {
+            **(headers or {}),
+            MSG_ID: msg_id,
+            EXPECTED_LAST_SUBJECT_SEQUENCE: str(expected_last_subject_seq),
+        }
         loop = asyncio.get_running_loop()
         deadline = loop.time() + retry_for
         operation = _write_operation(subject)

@@ -145,6 +145,11 @@ class NatsPyConnection:
     def reconnects(self) -> bool:
         return self._reconnects
 
+    @property
+    def auth_required(self) -> bool:
+        # nats-py keeps the server's INFO only in a private attribute.
+        return self.nc._server_info.get("auth_required") is True
+
     def new_inbox(self) -> str:
         return self.nc.new_inbox()
 

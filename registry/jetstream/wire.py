@@ -461,6 +461,10 @@ class WireConnection:
     def reconnects(self) -> bool:
         return False
 
+    @property
+    def auth_required(self) -> bool:
+        return self.info.get("auth_required") is True
+
     def new_inbox(self) -> str:
         self._next_inbox += 1
         return f"{self._prefix}.i{self._next_inbox}"
