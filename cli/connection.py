@@ -37,6 +37,7 @@ class Connection:
     token: str | None = None
     creds: str | None = None
     tlsca: str | None = None
+    inbox_prefix: str | None = None
     # Replicas for the stream if this command creates it: `skyctl init --replicas`,
     # else $SKYFLOW_REPLICAS, else 1. An existing stream keeps its own.
     replicas: int | None = None
@@ -62,6 +63,7 @@ class Connection:
             token=self.token,
             creds_file=self.creds,
             tls_ca=self.tlsca,
+            inbox_prefix=self.inbox_prefix,
         )
 
     async def open(self, *, keep_reconnecting: bool = False) -> "Registry":
@@ -175,6 +177,22 @@ _PARAMETERS = [
                 metavar="FILE",
                 rich_help_panel=_PANEL,
                 help="CA certificate to verify the server's TLS certificate.",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "inbox_prefix",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--inbox-prefix",
+                envvar="NATS_INBOX_PREFIX",
+                metavar="PREFIX",
+                rich_help_panel=_PANEL,
+                help="Subject prefix for replies (default _INBOX); a server that keeps each "
+                "user's replies apart names it, e.g. _INBOX_<user>.",
             ),
         ],
     ),

@@ -187,7 +187,7 @@ def events(
 
 
 def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
-    from events import ServiceCreated, ServiceDeleted
+    from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted
     from registry.entry import Entry
 
     message, entry = record.message, record.entry
@@ -202,6 +202,9 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
             details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
         case ServiceDeleted():
             details = ""
+        case ServiceForceDeleted():
+            overridden = event.overrides
+            details = f"forced over unreadable seq {overridden.seq}: {overridden.reason}"
         case _:
             assert_never(event)
     proof = proof_of(message.subject, message.data, message.headers, event.actor, trust)

@@ -28,7 +28,7 @@ from cli.render import (
     to_yaml,
 )
 from cli.terminal import safe
-from registry.errors import InvalidInput, NotFound, RegistryError
+from registry.errors import InvalidInput, NotFound, RegistryError, UnreadableHistory
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -346,6 +346,15 @@ def delete_service(
     ignore_not_found: Annotated[
         bool, typer.Option("--ignore-not-found", help="Succeed if a service does not exist.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Delete a service whose last event this version cannot read (otherwise "
+            "refused, so no one writes over what they cannot read); the event names what "
+            "it overrode.",
+        ),
+    ] = False,
     *,
     conn: Connection,
 ) -> None:
@@ -366,6 +375,14 @@ def delete_service(
                 except NotFound as exc:
                     if not ignore_not_found:
                         failures.append(exc)
+                    continue
+                except UnreadableHistory as exc:
+                    if not force:
+                        failures.append(exc)
+                        continue
+                    _, event = await registry.force_delete(namespace, name)
+                    seq = event.overrides.seq
+                    print(f"service/{name} deleted (forced over unreadable seq {seq})", flush=True)
                     continue
                 print(f"service/{record.service.name} deleted", flush=True)
         return failures

@@ -33,10 +33,12 @@ if TYPE_CHECKING:
     from events.service import (
         DEFAULT_NAMESPACE,
         Event,
+        Overridden,
         Port,
         Service,
         ServiceCreated,
         ServiceDeleted,
+        ServiceForceDeleted,
     )
 
 __all__ = [
@@ -50,11 +52,13 @@ __all__ = [
     "FutureVersion",
     "InvalidEvent",
     "NotAnEvent",
+    "Overridden",
     "Port",
     "Protocol",
     "Service",
     "ServiceCreated",
     "ServiceDeleted",
+    "ServiceForceDeleted",
     "ServiceType",
     "StreamSpec",
     "UnknownEventType",
@@ -85,8 +89,10 @@ _LAZY = {
         "Event",
         "Port",
         "Service",
+        "Overridden",
         "ServiceCreated",
         "ServiceDeleted",
+        "ServiceForceDeleted",
     ),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

@@ -15,7 +15,7 @@ from typing import Any
 import msgpack
 from pydantic import ValidationError
 
-from events.service import Event, ServiceCreated, ServiceDeleted
+from events.service import Event, ServiceCreated, ServiceDeleted, ServiceForceDeleted
 
 __all__ = [
     "CURRENT_VERSIONS",
@@ -28,9 +28,10 @@ __all__ = [
     "encode",
 ]
 
-MODELS: dict[str, type[ServiceCreated] | type[ServiceDeleted]] = {
+MODELS: dict[str, type[Event]] = {
     "ServiceCreated": ServiceCreated,
     "ServiceDeleted": ServiceDeleted,
+    "ServiceForceDeleted": ServiceForceDeleted,
 }
 
 CURRENT_VERSIONS: dict[str, int] = {name: 1 for name in MODELS}
@@ -77,7 +78,7 @@ def decode(data: bytes) -> Event:
     try:
         raw = msgpack.unpackb(data)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise NotAnEvent(f"not msgpack ({exc or type(exc).__name__})") from None
+        raise NotAnEvent(f"not msgpack ({str(exc) or type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise NotAnEvent(f"expected a map, got {type(raw).__name__}")
     event_type, version = raw.get("type"), raw.get("version")

@@ -18,12 +18,14 @@ from events.names import LabelKey, LabelValue, ResourceName
 __all__ = [
     "DEFAULT_NAMESPACE",
     "Event",
+    "Overridden",
     "Port",
     "PortNumber",
     "Protocol",
     "Service",
     "ServiceCreated",
     "ServiceDeleted",
+    "ServiceForceDeleted",
     "ServiceType",
 ]
 
@@ -110,4 +112,32 @@ class ServiceDeleted(EventEnvelope):
     name: ResourceName
 
 
-Event = ServiceCreated | ServiceDeleted
+class Overridden(BaseModel):
+    """The unreadable message a forced delete was written over, and why it was unreadable."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
+    )
+
+    seq: int = Field(ge=1, strict=True)
+    reason: str = Field(max_length=1024)
+
+
+class ServiceForceDeleted(EventEnvelope):
+    """A service was removed over a last event no writer could read (``delete --force``).
+
+    Without it, one unreadable message as a service's last event would wedge the service:
+    no writer decides over what it cannot read. It names what it overrode, for auditors.
+    """
+
+    type: Literal["ServiceForceDeleted"] = "ServiceForceDeleted"
+    version: Literal[1] = 1
+    namespace: ResourceName
+    name: ResourceName
+    overrides: Overridden
+
+
+Event = ServiceCreated | ServiceDeleted | ServiceForceDeleted

@@ -24,7 +24,7 @@ import signal
 from pathlib import Path
 from typing import Any, assert_never
 
-from events import ServiceCreated, ServiceDeleted
+from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted
 from registry.client import Registry
 
 
@@ -70,7 +70,7 @@ async def run(output: Path, server: str, namespace: str | None, subscription: st
             match event:
                 case ServiceCreated():
                     services[key] = event.service.model_dump(mode="json")
-                case ServiceDeleted():
+                case ServiceDeleted() | ServiceForceDeleted():
                     services.pop(key, None)
                 case _:
                     assert_never(event)

@@ -11,8 +11,16 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from events import Event, Service, StreamSpec, filter_for, new_event_id, utc_now
-from registry.commands import Current, decide_create, decide_delete
+from events import (
+    Event,
+    Service,
+    ServiceForceDeleted,
+    StreamSpec,
+    filter_for,
+    new_event_id,
+    utc_now,
+)
+from registry.commands import Current, decide_create, decide_delete, decide_force_delete
 from registry.credentials import Credentials, local_actor
 from registry.current import DEFAULT_CONCURRENCY, decidable, read_current, write
 from registry.errors import NotFound
@@ -136,12 +144,28 @@ class Registry:
         )
         return _live_record(current, namespace, name)
 
+    async def force_delete(self, namespace: str, name: str) -> tuple[int, ServiceForceDeleted]:
+        """Append ``ServiceForceDeleted`` over a last event this version cannot read (which
+        no ordinary write will decide over); InvalidInput if it is readable."""
+        actor = await self.actor()
+        seq, event, _, _, _ = await self.write(
+            namespace,
+            name,
+            lambda current: decide_force_delete(
+                namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
+            ),
+            over_unreadable=True,
+        )
+        return seq, event
+
     async def write(
         self,
         namespace: str,
         name: str,
         decide: Callable[[Current], E],
         current: Current | None = None,
+        *,
+        over_unreadable: bool = False,
     ) -> tuple[int, E, bytes, Mapping[str, str], Current]:
         """Decide on the service's current state and append the event, conditionally
         (``registry.current.write``): the sequence, the event, its bytes, the headers
@@ -155,6 +179,7 @@ class Registry:
             current=current,
             retry_for=self.retry_for,
             sign=self.signer.headers if self.signer is not None else None,
+            over_unreadable=over_unreadable,
         )
 
     async def create_many(

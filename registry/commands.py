@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from events import Service, ServiceCreated, ServiceDeleted
-from registry.entry import Entry, StoredMessage
-from registry.errors import AlreadyExists, NotFound
+from events import Overridden, Service, ServiceCreated, ServiceDeleted, ServiceForceDeleted
+from registry.entry import Entry, Skipped, StoredMessage, read_entry
+from registry.errors import AlreadyExists, InvalidInput, NotFound
 from registry.projection import Projection, ServiceRecord, is_live
 from registry.stored import chain_hash
 
-__all__ = ["Current", "chain_hash", "decide_create", "decide_delete"]
+__all__ = ["Current", "chain_hash", "decide_create", "decide_delete", "decide_force_delete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,11 @@ class Current:
     @property
     def prev(self) -> str | None:
         return chain_hash(self.last.data) if self.last else None
+
+    @property
+    def readable(self) -> bool:
+        """Whether its last message is an event this code can read (or there is none)."""
+        return self.last is None or (self.entry is not None and self.entry.seq == self.last.seq)
 
     @property
     def live(self) -> bool:
@@ -64,4 +69,28 @@ def decide_delete(
         raise NotFound(namespace, name)
     return ServiceDeleted(
         id=event_id, time=time, actor=actor, prev=current.prev, namespace=namespace, name=name
+    )
+
+
+def decide_force_delete(
+    namespace: str, name: str, current: Current, *, event_id: str, time: datetime, actor: str
+) -> ServiceForceDeleted:
+    """Remove a service over a last message no one can read; refuse when it is readable
+    (then the ordinary delete decides, and may say the service is not there)."""
+    if current.readable or current.last is None:
+        raise InvalidInput(
+            "--force",
+            f"{namespace}/{name}",
+            "its last event is readable: delete it without --force",
+        )
+    problem = read_entry(current.last)
+    reason = problem.reason if isinstance(problem, Skipped) else "unreadable"
+    return ServiceForceDeleted(
+        id=event_id,
+        time=time,
+        actor=actor,
+        prev=current.prev,
+        namespace=namespace,
+        name=name,
+        overrides=Overridden(seq=current.last.seq, reason=reason[:1024]),
     )

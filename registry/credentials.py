@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any
 from registry.errors import InvalidInput
 
 __all__ = ["Credentials", "local_actor"]
+
+_TOKENS = re.compile(r"[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,7}")
 
 
 def local_actor() -> str:
@@ -36,6 +39,9 @@ class Credentials:
     token: str | None = None
     creds_file: Path | None = None
     tls_ca: Path | None = None
+    # Where replies come back. A server that gives each user replies of its own (as
+    # nats-server-auth.conf does, so no one reads another's) names the prefix to use.
+    inbox_prefix: str = "_INBOX"
 
     @classmethod
     def from_env(
@@ -47,16 +53,23 @@ class Credentials:
         token: str | None = None,
         creds_file: str | None = None,
         tls_ca: str | None = None,
+        inbox_prefix: str | None = None,
     ) -> Credentials:
         env = os.environ if env is None else env
         creds = creds_file or env.get("NATS_CREDS")
         ca = tls_ca or env.get("NATS_CA")
+        prefix = inbox_prefix or env.get("NATS_INBOX_PREFIX") or "_INBOX"
+        if not _TOKENS.fullmatch(prefix):
+            raise InvalidInput(
+                "inbox prefix", prefix, "use letters, digits, '_' and '-', tokens separated by '.'"
+            )
         result = cls(
             user=user or env.get("NATS_USER") or None,
             password=password or env.get("NATS_PASSWORD") or None,
             token=token or env.get("NATS_TOKEN") or None,
             creds_file=Path(creds) if creds else None,
             tls_ca=Path(ca) if ca else None,
+            inbox_prefix=prefix,
         )
         for what, path in (("creds file", result.creds_file), ("CA file", result.tls_ca)):
             if path is not None and not path.is_file():
@@ -67,7 +80,7 @@ class Credentials:
 
     def connect_options(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect``."""
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"inbox_prefix": self.inbox_prefix}
         if self.user:
             options["user"] = self.user
             options["password"] = self.password or ""

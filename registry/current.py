@@ -91,19 +91,23 @@ async def write(
     current: Current | None = None,
     retry_for: float = 10.0,
     sign: Signing | None = None,
+    over_unreadable: bool = False,
 ) -> tuple[int, E, bytes, Mapping[str, str], Current]:
     """Decide on the service's current state and append the event, conditionally.
 
     The server appends only if the subject still ends where the decision read it; after
     a lost race the state is read again and the decision made again (it is usually a
     refusal then). ``sign`` gives the headers that prove who wrote it (``registry.proof``).
+    ``over_unreadable`` lets ``decide`` see a state whose last message cannot be read (a
+    forced delete); otherwise such a state is refused before ``decide`` runs.
     Returns the sequence, the event, its bytes, the headers stored with it and the state
     it was decided on. ``current`` saves the first read when the caller already has it.
     """
     subject = subject_for(namespace, name)
     for _ in range(MAX_ATTEMPTS):
         if current is None:
-            current = await decidable(log, namespace, name, on_skipped, retry_for=retry_for)
+            read = read_current if over_unreadable else decidable
+            current = await read(log, namespace, name, on_skipped, retry_for=retry_for)
         event = decide(current)
         data = encode(event)
         if len(data) > MAX_EVENT_BYTES:

@@ -83,7 +83,8 @@ class UnreadableHistory(ServiceError):
     def __init__(self, namespace: str, name: str, seq: int, reason: str) -> None:
         super().__init__(
             f'service "{name}" in namespace "{namespace}": its last event (seq {seq}) cannot be '
-            f"read by this version ({reason}); refusing to write over it",
+            f"read by this version ({reason}); refusing to write over it (upgrade skyctl, or "
+            "delete the service with --force if the event is garbage)",
             namespace,
             name,
         )

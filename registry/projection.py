@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, assert_never
 
-from events import Event, Service, ServiceCreated, ServiceDeleted, decode, subject_for
+from events import (
+    Event,
+    Service,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    decode,
+    subject_for,
+)
 from registry.entry import Entry
 
 __all__ = [
@@ -46,7 +54,7 @@ def service_after(event: Event) -> Service | None:
     match event:
         case ServiceCreated():
             return event.service
-        case ServiceDeleted():
+        case ServiceDeleted() | ServiceForceDeleted():
             return None
         case _:
             assert_never(event)
@@ -176,7 +184,7 @@ class Projection:
                 # them still wins, since the log is the truth.
                 record = ServiceRecord(entry.seq, entry.data, event, entry.headers)
                 return Change("MODIFIED" if before else "ADDED", entry.seq, record, event)
-            case ServiceDeleted():
+            case ServiceDeleted() | ServiceForceDeleted():
                 removed = self.services.pop((event.namespace, event.name), None)
                 if removed is None or not changes:
                     return None

@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, assert_never
 
-from events import Event, ServiceCreated, ServiceDeleted, filter_for, subject_for
+from events import (
+    Event,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    filter_for,
+    subject_for,
+)
 from events.names import check_name
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, ServerError
 from registry.feed import read_log
 from registry.projection import Change, Projection, ServiceRecord
 from registry.projector import SkipHandler, report_skipped
@@ -106,6 +113,14 @@ class Subscription:
                         self.durable,
                         f"it follows {checkpoint.filter_subject}, not {self.filter}",
                     )
+                end = await self._log.last_sequence()
+                if checkpoint.seq > end:
+                    # Resuming there would skip every event up to it, silently.
+                    raise ServerError(
+                        f"subscription {self.durable!r}: its checkpoint says {checkpoint.seq}, "
+                        f"past the end of the log ({end}); it was not written by this "
+                        "subscriber: fix or delete it before resuming"
+                    )
                 self._revision, self.acked = checkpoint.revision, checkpoint.seq
                 start = Start("seq", seq=checkpoint.seq + 1)
         self._tail = await self._resources.enter_async_context(
@@ -160,7 +175,7 @@ class Subscription:
                     record = ServiceRecord.from_created(delivery.seq, event, delivery.data)
                     self._known[delivery.subject] = record
                     yield Change("ADDED", delivery.seq, record, event)
-                case ServiceDeleted():
+                case ServiceDeleted() | ServiceForceDeleted():
                     gone = self._known.pop(delivery.subject, None)
                     if gone is None:
                         gone = await self._created_before(event.namespace, event.name, delivery.seq)

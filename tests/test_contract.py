@@ -8,7 +8,16 @@ from pathlib import Path
 
 import msgpack
 
-from events import STREAM_NAME, SUBJECTS, ServiceCreated, ServiceDeleted, StreamSpec, decode
+from events import (
+    STREAM_NAME,
+    SUBJECTS,
+    Overridden,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    StreamSpec,
+    decode,
+)
 from events.envelope import EventEnvelope
 from events.service import Port, Service
 
@@ -38,6 +47,13 @@ def test_service_created_fields_are_documented() -> None:
 def test_service_deleted_fields_are_documented() -> None:
     own = set(ServiceDeleted.model_fields) - set(EventEnvelope.model_fields) - {"type", "version"}
     assert documented_fields("### `ServiceDeleted` v1") == own
+
+
+def test_service_force_deleted_fields_are_documented() -> None:
+    own = set(ServiceForceDeleted.model_fields) - set(EventEnvelope.model_fields)
+    own -= {"type", "version", "overrides"}
+    own |= {f"overrides.{name}" for name in Overridden.model_fields}
+    assert documented_fields("### `ServiceForceDeleted` v1") == own
 
 
 def test_stream_settings_are_documented() -> None:

@@ -23,7 +23,9 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 def as_user(server: NatsServer, user: str, *args: str) -> Result:
-    return skyctl(*args, "--user", user, "--password", PASSWORDS[user], url=server.url)
+    """skyctl as ``user``, with the reply prefix the server gives it (its own inbox)."""
+    inbox = [] if user == "admin" else ["--inbox-prefix", f"_INBOX_{user}"]
+    return skyctl(*args, "--user", user, "--password", PASSWORDS[user], *inbox, url=server.url)
 
 
 def denied(result: Result, what: str) -> None:
@@ -123,7 +125,11 @@ def test_credentials_from_the_environment(auth_server: NatsServer) -> None:
         "-n",
         "shop",
         url=auth_server.url,
-        env={"NATS_USER": "viewer", "NATS_PASSWORD": PASSWORDS["viewer"]},
+        env={
+            "NATS_USER": "viewer",
+            "NATS_PASSWORD": PASSWORDS["viewer"],
+            "NATS_INBOX_PREFIX": "_INBOX_viewer",
+        },
     )
     assert result.code == 0, result.err
 

@@ -38,6 +38,7 @@ from registry.projector import rebuild
 from registry.server import NatsServer
 from registry.transport import WrongLastSequence
 from tests.conftest import raw_nats, raw_publish, stream_last_seq
+from tests.servers import PASSWORDS, tls_server
 
 CLIENTS: list[Client] = ["nats-py", "wire"]
 
@@ -319,3 +320,21 @@ async def test_the_streams_own_size_refusal_is_reported_as_one(url: str, client:
                 assert await log.last_sequence() == 0
         finally:
             await js.delete_stream(spec.name)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_tls_url_never_falls_back_to_plaintext(url: str, client: Client) -> None:
+    """Issue 9, finding 4: nats-py connected in plaintext to a tls:// URL's server."""
+    with pytest.raises(Unreachable, match="does not offer TLS"):
+        await connect(url.replace("nats://", "tls://"), client)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_tls_with_the_servers_ca_works_on_either_client(
+    tmp_path: Path, client: Client
+) -> None:
+    with tls_server(tmp_path) as (server, files):
+        credentials = Credentials(user="admin", password=PASSWORDS["admin"], tls_ca=files.ca)
+        async with await connect(server.url, client, credentials=credentials) as registry:
+            await registry.create(web("default", "secure"))
+            assert (await registry.get("default", "secure")).service.name == "secure"

@@ -67,7 +67,12 @@ async def test_a_forged_actor_shows_as_unproven_and_fails_a_trusting_audit(
         assert skyctl("create", "svc", "cart", "-n", "shop", *admin, url=url).code == 0
         subject = "skyflow.svc.shop.cart"
         # shop-writer may write in shop; it writes a delete-less "create" claiming admin.
-        nc = await nats.connect(url, user="shop-writer", password=PASSWORDS["shop-writer"])
+        nc = await nats.connect(
+            url,
+            user="shop-writer",
+            password=PASSWORDS["shop-writer"],
+            inbox_prefix="_INBOX_shop-writer",
+        )
         try:
             assert skyctl("delete", "svc", "cart", "-n", "shop", *admin, url=url).code == 0
             data = await chained_create(nc, subject, "cart", "admin", "shop")

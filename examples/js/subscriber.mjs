@@ -12,7 +12,7 @@ const namespace = process.argv[2] ?? "*";
 const max = Number(process.env.MAX_EVENTS ?? Infinity);
 let seen = 0;
 
-const KNOWN = { ServiceCreated: 1, ServiceDeleted: 1 }; // type -> newest version understood
+const KNOWN = { ServiceCreated: 1, ServiceDeleted: 1, ServiceForceDeleted: 1 }; // type -> newest version understood
 
 // The fold: each type by name. A type missing here is reported, never read as a delete.
 function apply(live, key, event) {
@@ -23,6 +23,7 @@ function apply(live, key, event) {
       return `ADDED ${key} ${event.service.type} ${ports.join(",")}`;
     }
     case "ServiceDeleted":
+    case "ServiceForceDeleted": // written over an unreadable event: still a delete
       return live.delete(key) ? `DELETED ${key}` : null;
     default:
       console.error(`skipped ${key}: ${event.type} is in KNOWN but not folded here`);

@@ -70,6 +70,7 @@ async def connect(
             token=credentials.token,
             tls_ca=credentials.tls_ca,
             timeout=timeout,
+            inbox_prefix=credentials.inbox_prefix,
         )
     from registry.jetstream.natspy import NatsPyConnection
 

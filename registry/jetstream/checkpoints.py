@@ -5,26 +5,48 @@ is read with a direct get of its key's subject and written with a conditional ap
 the same code as the log, over either client. Each save is a compare-and-set on the key's
 revision (its last sequence), so two processes running one subscription find out instead
 of silently interleaving. The values are JSON, as the nats tools show them.
+
+A subscriber's checkpoints live under its own key prefix, ``<user>.<subscription>``, so
+the server's permissions can let each user read and write only its own
+(``nats-server-auth.conf``); an unauthenticated subscriber is ``anonymous``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from events.stamps import new_event_id
-from registry.errors import CheckpointConflict, ServerError, StreamMisconfigured
+from registry.errors import (
+    CheckpointConflict,
+    PermissionDenied,
+    ServerError,
+    StreamMisconfigured,
+)
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 from registry.stored import StoredMessage
 from registry.transport import Checkpoint, WrongLastSequence
 
-__all__ = ["BUCKET", "STREAM", "BucketApi", "CheckpointStore"]
+__all__ = ["ANONYMOUS", "BUCKET", "STREAM", "BucketApi", "CheckpointStore", "owner_token"]
 
 BUCKET = "SKYFLOW_SUBSCRIPTIONS"
 STREAM = f"KV_{BUCKET}"
 _KEY_PREFIX = f"$KV.{BUCKET}."
 _DELETED = frozenset({"DEL", "PURGE"})
+ANONYMOUS = "anonymous"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def owner_token(user: str) -> str:
+    """A user as one subject token: the name itself when it is one (as the permissions in
+    nats-server-auth.conf name them), else a digest of it."""
+    if _TOKEN.fullmatch(user):
+        return user
+    return "u" + hashlib.sha256(user.encode()).hexdigest()[:32]
 
 
 # What keeps one subscriber from erasing or expiring everyone's checkpoints: no roll-ups
@@ -87,11 +109,12 @@ class BucketApi(Protocol):
 class CheckpointStore:
     """``registry.transport.Checkpoints`` in the bucket."""
 
-    def __init__(self, log: BucketApi) -> None:
+    def __init__(self, log: BucketApi, owner: str = ANONYMOUS) -> None:
         self._log = log
+        self.owner = owner_token(owner)
 
     @classmethod
-    async def open(cls, log: BucketApi) -> CheckpointStore:
+    async def open(cls, log: BucketApi, owner: str = ANONYMOUS) -> CheckpointStore:
         """The bucket, created (with the log's replicas) if it is missing, and refused if
         one writer could erase or expire the others' checkpoints."""
         try:
@@ -118,19 +141,33 @@ class CheckpointStore:
                     "allow_msg_ttl must be recreated)"
                 ],
             )
-        return cls(log)
+        return cls(log, owner)
+
+    def _key(self, name: str) -> str:
+        return f"{_KEY_PREFIX}{self.owner}.{name}"
 
     async def load(self, name: str) -> Checkpoint | None:
-        message = await self._log.last(f"{_KEY_PREFIX}{name}", stream=STREAM)
+        message = await self._log.last(self._key(name), stream=STREAM)
+        legacy = False
+        if message is None:
+            # Before checkpoints had owners, they were kept under the bare name; the first
+            # save moves one to the owner's key (and a user may not read others' at all).
+            with contextlib.suppress(PermissionDenied):
+                message = await self._log.last(f"{_KEY_PREFIX}{name}", stream=STREAM)
+                legacy = True
         if message is None or message.headers.get("KV-Operation") in _DELETED:
             return None
         try:
             data = json.loads(message.data)
-            return Checkpoint(int(data["seq"]), str(data["filter"]), message.seq)
-        except (ValueError, KeyError, TypeError) as exc:
+            seq, filter_subject = data["seq"], data["filter"]
+            if type(seq) is not int or seq < 0 or not isinstance(filter_subject, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise ServerError(
-                f"subscription {name!r}: its checkpoint is unreadable ({type(exc).__name__})"
+                f"subscription {name!r}: its checkpoint is unreadable ({type(exc).__name__}); "
+                "it was not written by this registry"
             ) from None
+        return Checkpoint(seq, filter_subject, 0 if legacy else message.seq)
 
     async def save(
         self, name: str, seq: int, filter_subject: str, revision: int, *, retry_for: float = 10.0
@@ -143,7 +180,7 @@ class CheckpointStore:
         value = json.dumps({"seq": seq, "filter": filter_subject}).encode()
         try:
             return await self._log.append(
-                f"{_KEY_PREFIX}{name}",
+                self._key(name),
                 value,
                 msg_id=new_event_id(),
                 expected_last_subject_seq=revision,

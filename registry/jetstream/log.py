@@ -24,7 +24,7 @@ from registry.errors import (
     Unreachable,
     WriteNotConfirmed,
 )
-from registry.jetstream.checkpoints import CheckpointStore
+from registry.jetstream.checkpoints import ANONYMOUS, CheckpointStore
 from registry.jetstream.connection import (
     Connection,
     ConnectionLost,
@@ -67,6 +67,7 @@ class JetStreamLog:
         self.check_replicas = check_replicas
         # Set at open: who the server says we are, and whether permissions limit us.
         self.user: str | None = None
+        self.user_id: str | None = None  # the user as the server knows it (a JWT user's key)
         self.restricted = False
         self._denial_waiters: set[tuple[tuple[str, ...], asyncio.Future[str]]] = set()
         # Whether open() had to create the stream, and the stream's replicas (what the
@@ -204,6 +205,7 @@ class JetStreamLog:
         user = str(data.get("user") or "") or None
         name = data.get("user_name")  # JWT users: a name for humans beside the public key
         self.user = f"{name} ({user})" if name and user and name != user else user
+        self.user_id = user
         self.restricted = bool(data.get("permissions"))
 
     async def authenticated_user(self) -> str | None:
@@ -332,7 +334,7 @@ class JetStreamLog:
 
     async def checkpoints(self) -> CheckpointStore:
         if self._checkpoints is None:
-            self._checkpoints = await CheckpointStore.open(self)
+            self._checkpoints = await CheckpointStore.open(self, self.user_id or ANONYMOUS)
         return self._checkpoints
 
     # -- refusals ------------------------------------------------------------------------

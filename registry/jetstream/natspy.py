@@ -86,6 +86,10 @@ class NatsPyConnection:
                     listener(str(exc))
 
         async def on_reconnect() -> None:
+            if must_be_tls and not _encrypted(nc):
+                # A tls:// URL never carries plaintext, whichever server took us back.
+                await nc.close()
+                return
             for instance in holder:
                 for listener in list(instance._reconnect_listeners):
                     listener()
@@ -102,6 +106,7 @@ class NatsPyConnection:
             "reconnected_cb": on_reconnect,
         }
         servers = [part.strip() for part in url.split(",") if part.strip()] or [url]
+        must_be_tls = "tls" in options or any(s.lower().startswith("tls://") for s in servers)
         nc = NatsClient()
         shown = mask_url(url)
         try:
@@ -122,6 +127,10 @@ class NatsPyConnection:
             raise Unreachable(shown, _reason(errors, exc)) from None
         except ValueError as exc:  # a URL nats-py cannot parse
             raise Unreachable(shown, f"bad URL: {mask_url(str(exc))}") from None
+        if must_be_tls and not _encrypted(nc):
+            # nats-py falls back to plaintext when a tls:// server does not ask for TLS.
+            await nc.close()
+            raise Unreachable(shown, "the server does not offer TLS; refusing plaintext")
         if keep_reconnecting:
             # nats-py reads these on every reconnect attempt, so from now on a dropped
             # connection is retried until the server is back.
@@ -223,6 +232,12 @@ class NatsPyConnection:
                 await self.nc.drain()
             except (nats.errors.Error, TimeoutError):
                 await self.nc.close()
+
+
+def _encrypted(nc: NatsClient) -> bool:
+    """Whether the connection is TLS (nats-py keeps its socket in private attributes)."""
+    writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
+    return writer is not None and writer.get_extra_info("ssl_object") is not None
 
 
 def _reason(errors: list[BaseException], exc: BaseException) -> str:

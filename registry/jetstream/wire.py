@@ -261,6 +261,7 @@ class WireConnection:
         info: dict[str, Any],
         url: str,
         server: str,
+        inbox_prefix: str = "_INBOX",
     ) -> None:
         self.info = info  # the server's INFO, for what it says about itself
         self._url = url
@@ -271,7 +272,7 @@ class WireConnection:
         self._max_message = self._message_limit(info)
         self._handlers: dict[bytes, Handler] = {}
         self._next_sid = 0
-        self._prefix = f"_INBOX.{os.urandom(12).hex()}"
+        self._prefix = f"{inbox_prefix}.{os.urandom(12).hex()}"
         self._next_inbox = 0
         self._reply_sid: bytes | None = None
         self._replies: dict[str, asyncio.Future[Reply]] = {}
@@ -296,6 +297,7 @@ class WireConnection:
         tls_ca: Path | None = None,
         timeout: float = 2.0,
         name: str = "skyctl",
+        inbox_prefix: str = "_INBOX",
     ) -> WireConnection:
         """The first server of ``url`` (comma-separated) that connects and authenticates.
 
@@ -311,7 +313,7 @@ class WireConnection:
                 server = _parse_server(text)
                 if user is not None or password is not None or token is not None:
                     server.user, server.password, server.token = user, password, token
-                return await cls._open(server, mask_url(url), tls_ca, timeout, name)
+                return await cls._open(server, mask_url(url), tls_ca, timeout, name, inbox_prefix)
             except _Failed as failed:
                 failures.append(failed)
         if not failures:
@@ -324,7 +326,13 @@ class WireConnection:
 
     @classmethod
     async def _open(
-        cls, server: _Server, url: str, tls_ca: Path | None, timeout: float, name: str
+        cls,
+        server: _Server,
+        url: str,
+        tls_ca: Path | None,
+        timeout: float,
+        name: str,
+        inbox_prefix: str,
     ) -> WireConnection:
         def fail(rank: int, reason: str) -> _Failed:
             return _Failed(rank, Unreachable(server.shown, reason))
@@ -372,7 +380,7 @@ class WireConnection:
         except BaseException:
             writer.transport.abort()
             raise
-        return cls(reader, writer, info, url, server.shown)
+        return cls(reader, writer, info, url, server.shown, inbox_prefix)
 
     @staticmethod
     async def _start_tls(
