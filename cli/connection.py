@@ -94,8 +94,15 @@ class Connection:
         )
 
 
+_WARNED: set[str] = set()
+
+
 def _warn(skipped: object) -> None:
-    print(f"warning: {safe(str(skipped))}", file=sys.stderr, flush=True)
+    """One line per unreadable message, however many reads of one command meet it."""
+    text = safe(str(skipped))
+    if text not in _WARNED:
+        _WARNED.add(text)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 _PARAMETERS = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -174,3 +175,13 @@ async def test_no_one_reads_anyone_elses_replies(raw: Raw) -> None:
         raw.errors.clear()
         await raw.nc.subscribe(inbox)
         assert await raw.refused("subscription to"), inbox
+
+
+def test_a_user_without_its_inbox_prefix_is_told_which_option_to_set(server: NatsServer) -> None:
+    started = time.monotonic()
+    result = skyctl(
+        "get", "svc", "--user", "viewer", "--password", PASSWORDS["viewer"], url=server.url
+    )
+    assert result.code == 3 and result.err.count("\n") == 1, result.err
+    assert "receive replies" in result.err and "--inbox-prefix" in result.err
+    assert time.monotonic() - started < 5

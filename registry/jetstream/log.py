@@ -70,6 +70,7 @@ class JetStreamLog:
         self.user_id: str | None = None  # the user as the server knows it (a JWT user's key)
         self.restricted = False
         self._denial_waiters: set[tuple[tuple[str, ...], asyncio.Future[str]]] = set()
+        self._inbox_refused: str | None = None  # why no reply can ever arrive, if so
         # Whether open() had to create the stream, and the stream's replicas (what the
         # registry's other streams, the checkpoint bucket, are created with).
         self.created_stream = False
@@ -346,6 +347,9 @@ class JetStreamLog:
         A refused publish gets no reply, only an asynchronous error, so without this a
         refusal would surface as a timeout seconds later.
         """
+        if self._inbox_refused is not None:
+            _close_unawaited(awaitable)
+            raise PermissionDenied(operation, self._inbox_refused)
         if not self.restricted:
             return await awaitable
         task = asyncio.ensure_future(awaitable)
@@ -357,7 +361,10 @@ class JetStreamLog:
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if waiter.done() and not task.done():
                 task.cancel()
-                raise PermissionDenied(operation, _describe_violation(waiter.result(), self.user))
+                raise PermissionDenied(
+                    operation,
+                    self._inbox_refused or _describe_violation(waiter.result(), self.user),
+                )
             return task.result()
         finally:
             self._denial_waiters.discard(entry)
@@ -370,6 +377,17 @@ class JetStreamLog:
             return
         # nats-py lower-cases the server's error text, subject included.
         subject = match.group(2)
+        if match.group(1).lower() == "subscription" and subject.lower().startswith("_inbox"):
+            # Replies can never arrive: every request waiting, and every later one, fails.
+            who = f"user {self.user!r}" if self.user else "this user"
+            self._inbox_refused = (
+                f"the server does not let {who} receive replies on {subject}; give the "
+                "inbox prefix it allows (--inbox-prefix or NATS_INBOX_PREFIX, e.g. _INBOX_<user>)"
+            )
+            for _, waiter in list(self._denial_waiters):
+                if not waiter.done():
+                    waiter.set_result(text)
+            return
         lowered = subject.lower()
         for prefixes, waiter in list(self._denial_waiters):
             if waiter.done():
@@ -381,6 +399,13 @@ class JetStreamLog:
                 or lowered.startswith(tuple(p.lower() for p in prefixes))
             ):
                 waiter.set_result(text.replace(subject, exact) if exact else text)
+
+
+def _close_unawaited(awaitable: Awaitable[Any]) -> None:
+    """A coroutine that will not run is closed, so Python does not warn about it."""
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()
 
 
 def _json(reply: Reply, operation: str) -> dict[str, Any]:
