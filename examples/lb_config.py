@@ -21,11 +21,13 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any, assert_never
 
 from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted
 from registry.client import Registry
+from registry.errors import RegistryError
 
 
 def render(services: dict[str, dict[str, Any]], seq: int) -> str:
@@ -96,7 +98,10 @@ def main() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(until_stopped())
+    try:
+        asyncio.run(until_stopped())
+    except RegistryError as exc:  # a refusal, a corrupt checkpoint, an unreachable server
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":
