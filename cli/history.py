@@ -11,11 +11,12 @@ from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust, proof_of
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
-from cli.service import NamespaceOpt, Output, verb_app
 from cli.terminal import safe
+from cli.verbs import NamespaceOpt, Output, verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from events import Service
     from registry.feed import LogRecord
     from registry.history import HistoryItem
     from registry.proof import Proof, Trust
@@ -35,6 +36,7 @@ HISTORY_COLUMNS = (
     "SELECTOR",
     "PORTS",
     "CLUSTER",
+    "CHANGES",
 )
 EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "PROOF", "EVENT", "NAMESPACE", "NAME", "DETAILS")
 
@@ -73,10 +75,10 @@ def history_service(
 
     items = asyncio.run(read())
     if output is Output.table:
-        rows = [_history_row(item, trust) for item in items]
+        rows = [_history_row(item, before, trust) for item, before in _with_before(items)]
         print(Table(HISTORY_COLUMNS, rows).render(rows))
         return
-    objects = [_history_object(item, trust) for item in items]
+    objects = [_history_object(item, before, trust) for item, before in _with_before(items)]
     print(to_json(objects) if output is Output.json else to_yaml(objects))
 
 
@@ -87,7 +89,26 @@ def _proof(item: "HistoryItem", trust: "Trust | None") -> "Proof | None":
     return proof_of(message.subject, message.data, message.headers, item.event.actor, trust)
 
 
-def _history_row(item: "HistoryItem", trust: "Trust | None") -> list[str]:
+def _with_before(items: list["HistoryItem"]) -> list[tuple["HistoryItem", "Service | None"]]:
+    """Each item with the service as it was before it (for what an update changed)."""
+    paired: list[tuple[HistoryItem, Service | None]] = []
+    before: Service | None = None
+    for item in items:
+        paired.append((item, before))
+        before = item.service
+    return paired
+
+
+def _changes(item: "HistoryItem", before: "Service | None") -> list[str]:
+    from events import ServiceUpdated
+    from registry.diff import changes
+
+    if not isinstance(item.event, ServiceUpdated):
+        return []
+    return [str(change) for change in changes(before, item.service)]
+
+
+def _history_row(item: "HistoryItem", before: "Service | None", trust: "Trust | None") -> list[str]:
     if item.event is None:
         return [
             str(item.seq),
@@ -99,19 +120,25 @@ def _history_row(item: "HistoryItem", trust: "Trust | None") -> list[str]:
             "",
             "",
             "",
+            "",
         ]
     state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
     proof = str(_proof(item, trust) or "?")
     event = item.event
-    return [str(item.seq), short_time(item.stored), event.actor, proof, event.type, *state]
+    changed = "; ".join(_changes(item, before))
+    return [str(item.seq), short_time(item.stored), event.actor, proof, event.type, *state, changed]
 
 
-def _history_object(item: "HistoryItem", trust: "Trust | None") -> dict[str, Any]:
+def _history_object(
+    item: "HistoryItem", before: "Service | None", trust: "Trust | None"
+) -> dict[str, Any]:
     obj: dict[str, Any] = {"seq": item.seq, "stored": short_time(item.stored)}
     if item.event is None:
         obj["error"] = item.problem
     else:
         obj["event"] = item.event.model_dump(mode="json")
+        if changed := _changes(item, before):
+            obj["changes"] = changed
         proof = _proof(item, trust)
         if proof is not None:
             obj["proof"] = {"status": proof.status, "detail": proof.detail}
@@ -187,7 +214,7 @@ def events(
 
 
 def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
-    from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted
+    from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted, ServiceUpdated
     from registry.entry import Entry
 
     message, entry = record.message, record.entry
@@ -197,7 +224,7 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
         return [str(record.seq), stored, "?", "?", "<unreadable>", namespace, name, entry.reason]
     event = entry.event
     match event:
-        case ServiceCreated():
+        case ServiceCreated() | ServiceUpdated():
             kind, selector, ports, cluster = spec_cells(event.service)
             details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
         case ServiceDeleted():

@@ -9,11 +9,13 @@ import sys
 
 import typer
 
+from cli.create import create_app
+from cli.delete import delete_app
 from cli.errors import EXIT_INVALID, exit_code, fail
+from cli.get import get_app
 from cli.history import audit_app, events, history_app
 from cli.init import init
 from cli.server import server
-from cli.service import create_app, delete_app, get_app
 from registry.errors import RegistryError
 
 __all__ = ["app", "main"]

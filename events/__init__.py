@@ -33,12 +33,15 @@ if TYPE_CHECKING:
     from events.service import (
         DEFAULT_NAMESPACE,
         Event,
+        LiveEvent,
+        Origin,
         Overridden,
         Port,
         Service,
         ServiceCreated,
         ServiceDeleted,
         ServiceForceDeleted,
+        ServiceUpdated,
     )
 
 __all__ = [
@@ -51,7 +54,9 @@ __all__ = [
     "EventEnvelope",
     "FutureVersion",
     "InvalidEvent",
+    "LiveEvent",
     "NotAnEvent",
+    "Origin",
     "Overridden",
     "Port",
     "Protocol",
@@ -60,6 +65,7 @@ __all__ = [
     "ServiceDeleted",
     "ServiceForceDeleted",
     "ServiceType",
+    "ServiceUpdated",
     "StreamSpec",
     "UnknownEventType",
     "decode",
@@ -89,10 +95,13 @@ _LAZY = {
         "Event",
         "Port",
         "Service",
+        "LiveEvent",
+        "Origin",
         "Overridden",
         "ServiceCreated",
         "ServiceDeleted",
         "ServiceForceDeleted",
+        "ServiceUpdated",
     ),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

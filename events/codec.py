@@ -15,7 +15,13 @@ from typing import Any
 import msgpack
 from pydantic import ValidationError
 
-from events.service import Event, ServiceCreated, ServiceDeleted, ServiceForceDeleted
+from events.service import (
+    Event,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    ServiceUpdated,
+)
 
 __all__ = [
     "CURRENT_VERSIONS",
@@ -30,15 +36,28 @@ __all__ = [
 
 MODELS: dict[str, type[Event]] = {
     "ServiceCreated": ServiceCreated,
+    "ServiceUpdated": ServiceUpdated,
     "ServiceDeleted": ServiceDeleted,
     "ServiceForceDeleted": ServiceForceDeleted,
 }
 
-CURRENT_VERSIONS: dict[str, int] = {name: 1 for name in MODELS}
+CURRENT_VERSIONS: dict[str, int] = {
+    name: model.model_fields["version"].default for name, model in MODELS.items()
+}
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _created_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added ``service.labels``: a version-1 service has none."""
+    service = raw.get("service")
+    if isinstance(service, dict) and "labels" not in service:
+        return {**raw, "service": {**service, "labels": {}}}
+    return raw
+
+
 # (type, version) -> function turning that version's map into the next version's.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {("ServiceCreated", 1): _created_v1_to_v2}
 
 
 class DecodeError(ValueError):

@@ -12,12 +12,14 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.choices import Protocol, ServiceType
-from events.envelope import EventEnvelope
+from events.envelope import EventEnvelope, Timestamp
 from events.names import LabelKey, LabelValue, ResourceName
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "Event",
+    "LiveEvent",
+    "Origin",
     "Overridden",
     "Port",
     "PortNumber",
@@ -27,6 +29,7 @@ __all__ = [
     "ServiceDeleted",
     "ServiceForceDeleted",
     "ServiceType",
+    "ServiceUpdated",
 ]
 
 DEFAULT_NAMESPACE = "default"
@@ -68,15 +71,17 @@ class Service(BaseModel):
     selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     ports: tuple[Port, ...] = ()
     cluster: ResourceName | None = None
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)  # the service's own
 
     @model_validator(mode="after")
     def _canonical(self) -> Self:
         # One validator for both rules: every event read pays for each Python call.
         # The selector is kept in one canonical order, so equal services encode to equal
         # bytes; a port is listed once per protocol.
-        selector = self.selector
-        if len(selector) > 1 and list(selector) != sorted(selector):
-            object.__setattr__(self, "selector", dict(sorted(selector.items())))
+        for field in ("selector", "labels"):
+            mapping = getattr(self, field)
+            if len(mapping) > 1 and list(mapping) != sorted(mapping):
+                object.__setattr__(self, field, dict(sorted(mapping.items())))
         ports = self.ports
         if len(ports) > 1 and len({(p.port, p.protocol) for p in ports}) != len(ports):
             seen: set[tuple[int, Protocol]] = set()
@@ -88,11 +93,47 @@ class Service(BaseModel):
 
 
 class ServiceCreated(EventEnvelope):
-    """A service came into being; it carries the service in full."""
+    """A service came into being; it carries the service in full.
+
+    Version 2 added ``service.labels``; a version-1 event is read as having none.
+    """
 
     type: Literal["ServiceCreated"] = "ServiceCreated"
+    version: Literal[2] = 2
+    service: Service
+
+    @property
+    def namespace(self) -> str:
+        return self.service.namespace
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+
+class Origin(BaseModel):
+    """Where a live service began: its create event, whose id is the service's uid."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
+    )
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    time: Timestamp
+    actor: str = Field(min_length=1, max_length=256)
+
+
+class ServiceUpdated(EventEnvelope):
+    """A live service changed in place; it carries the service in full after the change,
+    and where it began, so a service's last event is still all there is to know of it."""
+
+    type: Literal["ServiceUpdated"] = "ServiceUpdated"
     version: Literal[1] = 1
     service: Service
+    created: Origin
 
     @property
     def namespace(self) -> str:
@@ -140,4 +181,6 @@ class ServiceForceDeleted(EventEnvelope):
     overrides: Overridden
 
 
-Event = ServiceCreated | ServiceDeleted | ServiceForceDeleted
+Event = ServiceCreated | ServiceUpdated | ServiceDeleted | ServiceForceDeleted
+# What a live service's last event is: either carries the whole service.
+LiveEvent = ServiceCreated | ServiceUpdated

@@ -121,7 +121,7 @@ async def create_many(
             retry_for=retry_for,
             sign=sign,
         )
-        return ServiceRecord.from_created(seq, event, data, headers)
+        return ServiceRecord.from_event(seq, event, data, headers)
 
     return await _run(len(services), create, concurrency)
 

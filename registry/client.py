@@ -130,7 +130,7 @@ class Registry:
                 service, current, event_id=new_event_id(), time=utc_now(), actor=actor
             ),
         )
-        return ServiceRecord.from_created(seq, event, data, headers)
+        return ServiceRecord.from_event(seq, event, data, headers)
 
     async def delete(self, namespace: str, name: str) -> ServiceRecord:
         """Append ``ServiceDeleted`` if the service is live (NotFound otherwise)."""

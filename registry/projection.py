@@ -26,10 +26,13 @@ from typing import Literal, assert_never
 
 from events import (
     Event,
+    LiveEvent,
+    Origin,
     Service,
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
+    ServiceUpdated,
     decode,
     subject_for,
 )
@@ -52,7 +55,7 @@ def service_after(event: Event) -> Service | None:
     """The service as it stands after ``event`` (None: there is none): what every reader
     that does not fold asks of an event."""
     match event:
-        case ServiceCreated():
+        case ServiceCreated() | ServiceUpdated():
             return event.service
         case ServiceDeleted() | ServiceForceDeleted():
             return None
@@ -65,7 +68,8 @@ def is_live(event: Event) -> bool:
 
 
 class ServiceRecord:
-    """A live service and where it came from: the sequence and bytes of its event.
+    """A live service and where it came from: the sequence and bytes of its last event (a
+    create or an update: either carries the whole service and where it began).
 
     The event is decoded on first use and kept; records held in a projection are made
     without it, so they stay small until someone reads them.
@@ -77,7 +81,7 @@ class ServiceRecord:
         self,
         seq: int,
         data: bytes,
-        event: ServiceCreated | None = None,
+        event: LiveEvent | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.seq = seq  # stream sequence of its event: the resource version
@@ -86,20 +90,20 @@ class ServiceRecord:
         self.headers: Mapping[str, str] = headers or {}  # as stored: a signature, for one
 
     @classmethod
-    def from_created(
+    def from_event(
         cls,
         seq: int,
-        event: ServiceCreated,
+        event: LiveEvent,
         data: bytes,
         headers: Mapping[str, str] | None = None,
     ) -> ServiceRecord:
         return cls(seq, data, event, headers)
 
     @property
-    def event(self) -> ServiceCreated:
+    def event(self) -> LiveEvent:
         if self._event is None:
             event = decode(self.data)  # it was readable when folded in: it still is
-            assert isinstance(event, ServiceCreated)
+            assert isinstance(event, ServiceCreated | ServiceUpdated)
             self._event = event
         return self._event
 
@@ -108,15 +112,34 @@ class ServiceRecord:
         return self.event.service
 
     @property
+    def origin(self) -> Origin:
+        """The create that began it: its id is the uid, its time the creation time."""
+        event = self.event
+        match event:
+            case ServiceCreated():
+                return Origin(id=event.id, time=event.time, actor=event.actor)
+            case ServiceUpdated():
+                return event.created
+            case _:
+                assert_never(event)
+
+    @property
     def created(self) -> datetime:
-        return self.event.time
+        return self.origin.time
 
     @property
     def event_id(self) -> str:
-        return self.event.id
+        """The service's uid: the id of the event that created it (kept by updates)."""
+        return self.origin.id
 
     @property
     def actor(self) -> str:
+        """Who created it."""
+        return self.origin.actor
+
+    @property
+    def last_actor(self) -> str:
+        """Who wrote its last event (the creator, or whoever changed it last)."""
         return self.event.actor
 
     @property
@@ -173,7 +196,7 @@ class Projection:
         self.last_seq = entry.seq
         event = entry.event
         match event:
-            case ServiceCreated():
+            case ServiceCreated() | ServiceUpdated():
                 key = (sys.intern(event.service.namespace), event.service.name)
                 before = self.services.get(key)
                 kept = event if self.keep_events else None

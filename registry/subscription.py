@@ -20,6 +20,7 @@ from events import (
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
+    ServiceUpdated,
     filter_for,
     subject_for,
 )
@@ -167,14 +168,17 @@ class Subscription:
         self.acked = seq
 
     async def changes(self) -> AsyncIterator[Change]:
-        """The same events as ADDED / DELETED changes carrying the service."""
+        """The same events as ADDED / MODIFIED / DELETED changes carrying the service."""
         async for delivery in self:
             event = delivery.event
             match event:
-                case ServiceCreated():
-                    record = ServiceRecord.from_created(delivery.seq, event, delivery.data)
+                case ServiceCreated() | ServiceUpdated():
+                    record = ServiceRecord.from_event(delivery.seq, event, delivery.data)
                     self._known[delivery.subject] = record
-                    yield Change("ADDED", delivery.seq, record, event)
+                    kind: Literal["ADDED", "MODIFIED"] = (
+                        "ADDED" if isinstance(event, ServiceCreated) else "MODIFIED"
+                    )
+                    yield Change(kind, delivery.seq, record, event)
                 case ServiceDeleted() | ServiceForceDeleted():
                     gone = self._known.pop(delivery.subject, None)
                     if gone is None:

@@ -39,7 +39,7 @@ def test_envelope_fields_are_documented() -> None:
 
 def test_service_created_fields_are_documented() -> None:
     expected = {f"service.{name}" for name in Service.model_fields}
-    assert documented_fields("### `ServiceCreated` v1") == expected
+    assert documented_fields("### `ServiceCreated` v2") == expected
     for name in Port.model_fields:
         assert f'"{name}"' in DOC
 

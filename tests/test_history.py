@@ -65,6 +65,7 @@ def test_history_cli(url: str, ns: str) -> None:
         "SELECTOR",
         "PORTS",
         "CLUSTER",
+        "CHANGES",  # issue 10: what an update changed
     ]
     assert [line.split()[4] for line in table.lines[1:]] == [
         "ServiceCreated",

@@ -35,7 +35,7 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 @given(created)
 def test_every_encoded_create_validates(event: ServiceCreated) -> None:
-    _validator("ServiceCreated.v1.json").validate(msgpack.unpackb(encode(event)))
+    _validator("ServiceCreated.v2.json").validate(msgpack.unpackb(encode(event)))
 
 
 def test_a_delete_validates_and_junk_does_not() -> None:

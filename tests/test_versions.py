@@ -1,5 +1,6 @@
-"""Versioned events: a v2 can ship without breaking old logs, and unknown versions are
-skipped and reported by every reader, never guessed at."""
+"""Versioned events: a next version can ship without breaking old logs, and unknown
+versions are skipped and reported by every reader, never guessed at. (ServiceCreated is at
+version 2 since labels; these tests ship a version 3 the way a release would.)"""
 
 from __future__ import annotations
 
@@ -20,31 +21,32 @@ from tests.conftest import raw_publish
 
 
 class ServiceCreatedV2(ServiceCreated):
-    """What shipping a v2 looks like: a new field, and an upcaster from v1."""
+    """What shipping the next version looks like: a new field, and an upcaster to it."""
 
-    version: Literal[2] = 2  # type: ignore[assignment]
+    version: Literal[3] = 3  # type: ignore[assignment]
     reason: str | None = None  # why the service was created (a ticket, say)
 
 
-def upcast_created_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+def upcast_created_v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "reason": None}
 
 
 @pytest.fixture
 def v2_codec(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The next release of this code: ServiceCreated is at version 2."""
+    """The next release of this code: ServiceCreated is at version 3 (v1 is upcast to v2
+    by today's code, then to v3)."""
     monkeypatch.setitem(codec.MODELS, "ServiceCreated", ServiceCreatedV2)
-    monkeypatch.setitem(codec.CURRENT_VERSIONS, "ServiceCreated", 2)
-    monkeypatch.setitem(codec.UPCASTERS, ("ServiceCreated", 1), upcast_created_v1_to_v2)
+    monkeypatch.setitem(codec.CURRENT_VERSIONS, "ServiceCreated", 3)
+    monkeypatch.setitem(codec.UPCASTERS, ("ServiceCreated", 2), upcast_created_v2_to_v3)
 
 
 async def test_a_log_of_v1_and_v2_events_folds(fresh_server: NatsServer, v2_codec: None) -> None:
     async with await Registry.connect(fresh_server.url) as registry:
-        old = await registry.create(Service(name="old"))  # version 1, as the old code wrote
+        old = await registry.create(Service(name="old"))  # version 2, as today's code writes
         raw = msgpack.unpackb(
             encode(ServiceCreated(id="x", time=utc_now(), actor="a", service=Service(name="old")))
         )
-        assert raw["version"] == 1
+        assert raw["version"] == 2
         newer = ServiceCreatedV2(
             id=new_event_id(),
             time=utc_now(),
@@ -58,7 +60,7 @@ async def test_a_log_of_v1_and_v2_events_folds(fresh_server: NatsServer, v2_code
             msg_id=newer.id,
             expected_last_subject_seq=0,
         )
-        assert msgpack.unpackb(encode(newer))["version"] == 2
+        assert msgpack.unpackb(encode(newer))["version"] == 3
 
         skipped: list[Skipped] = []
         state = (await rebuild(registry.log, "skyflow.svc.*.*", skipped.append)).projection
@@ -124,3 +126,28 @@ async def test_a_future_version_is_skipped_and_reported_by_every_reader(
             await registry.delete("default", "web")
         with pytest.raises(UnreadableHistory):
             await registry.create(Service(name="web"))
+
+
+def test_a_version_1_create_reads_as_a_service_without_labels() -> None:
+    """Logs written before labels (ServiceCreated v1) read on, upcast by the codec."""
+    from events import decode
+
+    v1: dict[str, object] = {
+        "id": "e1",
+        "time": "2026-11-25T01:25:50.658597Z",
+        "actor": "alice@host",
+        "prev": None,
+        "type": "ServiceCreated",
+        "version": 1,
+        "service": {
+            "namespace": "default",
+            "name": "old",
+            "type": "ClusterIP",
+            "selector": {"app": "old"},
+            "ports": [],
+            "cluster": None,
+        },
+    }
+    event = decode(msgpack.packb(v1))
+    assert isinstance(event, ServiceCreated) and event.version == 2
+    assert event.service.labels == {} and event.service.selector == {"app": "old"}

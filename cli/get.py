@@ -1,21 +1,15 @@
-"""``skyctl create|get|delete service``: parse, call the registry, render.
-
-Each verb is its own typer app so that ``skyctl <verb> <noun>`` reads like kubectl;
-``services`` and ``svc`` are accepted wherever ``service`` is.
-"""
+"""``skyctl get service``: one service, a namespace, every namespace, the past, or a watch."""
 
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from cli.connection import Connection, connection_options
-from cli.parse import parse_name, parse_service
+from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.render import (
     COLUMNS,
@@ -27,8 +21,8 @@ from cli.render import (
     to_json,
     to_yaml,
 )
-from cli.terminal import safe
-from registry.errors import InvalidInput, NotFound, RegistryError, UnreadableHistory
+from cli.verbs import NamespaceOpt, Output, OutputOpt, register, verb_app
+from registry.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -38,124 +32,9 @@ if TYPE_CHECKING:
     from registry.proof import Trust
     from registry.watch import Snapshot
 
-__all__ = ["create_app", "delete_app", "get_app"]
+__all__ = ["get_app", "print_records"]
 
-NOUNS = ("service", "services", "svc")
-ALIASES = {"services": "service", "svc": "service"}
-
-
-class VerbGroup(TyperGroup):
-    """A verb's nouns, with kubectl's aliases (``svc``, ``services``) resolved by name:
-    registering each alias as a command of its own would make typer build it again on
-    every run, which a one-shot command pays for in start-up time."""
-
-    # (click's types are typer's private copy in some releases, so not named here.)
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
-
-
-def verb_app(help: str) -> typer.Typer:
-    return typer.Typer(help=help, no_args_is_help=True, cls=VerbGroup)
-
-
-create_app = verb_app("Create a resource.")
 get_app = verb_app("Display one or many resources.")
-delete_app = verb_app("Delete resources.")
-
-
-def _register(app: typer.Typer, command: Callable[..., Any], **kwargs: Any) -> None:
-    aliases = ", ".join(ALIASES)
-    app.command("service", epilog=f"Aliases of service: {aliases}.", **kwargs)(command)
-
-
-class Output(StrEnum):
-    table = "table"
-    wide = "wide"
-    json = "json"
-    yaml = "yaml"
-    name = "name"
-
-
-NamespaceOpt = Annotated[
-    str, typer.Option("--namespace", "-n", help="Namespace of the service.", show_default=True)
-]
-OutputOpt = Annotated[
-    Output, typer.Option("--output", "-o", help="Output format.", show_default=True)
-]
-
-
-# -- create ---------------------------------------------------------------------------
-
-
-@connection_options
-def create_service(
-    name: Annotated[
-        str, typer.Argument(metavar="NAME", help="Name of the service.", show_default=False)
-    ],
-    namespace: NamespaceOpt = "default",
-    service_type: Annotated[
-        str,
-        typer.Option(
-            "-t",
-            "--service_type",
-            help="ClusterIP, NodePort, LoadBalancer or ExternalName (any case).",
-        ),
-    ] = "ClusterIP",
-    selector: Annotated[
-        list[str] | None,
-        typer.Option(
-            "-s",
-            "--selector",
-            metavar="KEY=VALUE",
-            help="Label selector for the jobs; repeat it or use commas.",
-        ),
-    ] = None,
-    ports: Annotated[
-        list[str] | None,
-        typer.Option(
-            "-p",
-            "--ports",
-            metavar="PORT[:TARGET][/TCP|UDP]",
-            help="Port mapping port:targetPort; repeat it or use commas.",
-        ),
-    ] = None,
-    cluster: Annotated[
-        str | None, typer.Option("-c", "--cluster", help="Cluster to expose the service on.")
-    ] = None,
-    output: Annotated[
-        Output | None, typer.Option("--output", "-o", help="Print the created service.")
-    ] = None,
-    *,
-    conn: Connection,
-) -> None:
-    """Create a service.
-
-    Example:  skyctl create service myService -t ClusterIP -s app=myApp -p 80:8080 -c myCluster
-    """
-    service = parse_service(
-        name,
-        namespace=namespace,
-        service_type=service_type,
-        selectors=selector or [],
-        ports=ports or [],
-        cluster=cluster,
-    )
-
-    async def create() -> "ServiceRecord":
-        async with await conn.open() as registry:
-            return await registry.create(service)
-
-    record = asyncio.run(create())
-    if output is None:
-        print(f"service/{record.service.name} created")
-    else:
-        _print_records([record], output, single=True)
-
-
-_register(create_app, create_service)
-
-
-# -- get --------------------------------------------------------------------------------
 
 
 @connection_options
@@ -221,7 +100,7 @@ def get_service(
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
         return
-    _print_records(records, output, single=name is not None, trust=trust)
+    print_records(records, output, single=name is not None, trust=trust)
 
 
 def _get_at(
@@ -251,10 +130,10 @@ def _get_at(
         )
         return
     # AGE as it read then, so the table looks as it did at that moment.
-    _print_records(records, output, single=name is not None, now=past.moment, trust=trust)
+    print_records(records, output, single=name is not None, now=past.moment, trust=trust)
 
 
-def _print_records(
+def print_records(
     records: "Sequence[ServiceRecord]",
     output: Output,
     *,
@@ -331,67 +210,4 @@ class _WatchPrinter:
         print(text, flush=True)
 
 
-_register(get_app, get_service)
-
-
-# -- delete -----------------------------------------------------------------------------
-
-
-@connection_options
-def delete_service(
-    names: Annotated[
-        list[str], typer.Argument(metavar="NAME...", help="Services to delete.", show_default=False)
-    ],
-    namespace: NamespaceOpt = "default",
-    ignore_not_found: Annotated[
-        bool, typer.Option("--ignore-not-found", help="Succeed if a service does not exist.")
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Delete a service whose last event this version cannot read (otherwise "
-            "refused, so no one writes over what they cannot read); the event names what "
-            "it overrode.",
-        ),
-    ] = False,
-    *,
-    conn: Connection,
-) -> None:
-    """Delete services by name. Deletion cannot be undone (the log keeps its history).
-
-    Example:  skyctl delete service myService
-    """
-    namespace = parse_name(namespace, "namespace")
-    for name in names:
-        parse_name(name)
-
-    async def delete() -> list[RegistryError]:
-        failures: list[RegistryError] = []
-        async with await conn.open() as registry:
-            for name in names:
-                try:
-                    record = await registry.delete(namespace, name)
-                except NotFound as exc:
-                    if not ignore_not_found:
-                        failures.append(exc)
-                    continue
-                except UnreadableHistory as exc:
-                    if not force:
-                        failures.append(exc)
-                        continue
-                    _, event = await registry.force_delete(namespace, name)
-                    seq = event.overrides.seq
-                    print(f"service/{name} deleted (forced over unreadable seq {seq})", flush=True)
-                    continue
-                print(f"service/{record.service.name} deleted", flush=True)
-        return failures
-
-    failures = asyncio.run(delete())
-    if failures:
-        for failure in failures[:-1]:
-            print(f"error: {safe(str(failure))}", file=sys.stderr)
-        raise failures[-1]
-
-
-_register(delete_app, delete_service)
+register(get_app, get_service)

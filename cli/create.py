@@ -1,0 +1,86 @@
+"""``skyctl create service``: parse the flags, create the service, say so."""
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.connection import Connection, connection_options
+from cli.get import print_records
+from cli.parse import parse_service
+from cli.verbs import NamespaceOpt, Output, register, verb_app
+
+if TYPE_CHECKING:
+    from registry.projection import ServiceRecord
+
+__all__ = ["create_app"]
+
+create_app = verb_app("Create a resource.")
+
+
+@connection_options
+def create_service(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Name of the service.", show_default=False)
+    ],
+    namespace: NamespaceOpt = "default",
+    service_type: Annotated[
+        str,
+        typer.Option(
+            "-t",
+            "--service_type",
+            help="ClusterIP, NodePort, LoadBalancer or ExternalName (any case).",
+        ),
+    ] = "ClusterIP",
+    selector: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-s",
+            "--selector",
+            metavar="KEY=VALUE",
+            help="Label selector for the jobs; repeat it or use commas.",
+        ),
+    ] = None,
+    ports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-p",
+            "--ports",
+            metavar="PORT[:TARGET][/TCP|UDP]",
+            help="Port mapping port:targetPort; repeat it or use commas.",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None, typer.Option("-c", "--cluster", help="Cluster to expose the service on.")
+    ] = None,
+    output: Annotated[
+        Output | None, typer.Option("--output", "-o", help="Print the created service.")
+    ] = None,
+    *,
+    conn: Connection,
+) -> None:
+    """Create a service.
+
+    Example:  skyctl create service myService -t ClusterIP -s app=myApp -p 80:8080 -c myCluster
+    """
+    service = parse_service(
+        name,
+        namespace=namespace,
+        service_type=service_type,
+        selectors=selector or [],
+        ports=ports or [],
+        cluster=cluster,
+    )
+
+    async def create() -> "ServiceRecord":
+        async with await conn.open() as registry:
+            return await registry.create(service)
+
+    record = asyncio.run(create())
+    if output is None:
+        print(f"service/{record.service.name} created")
+    else:
+        print_records([record], output, single=True)
+
+
+register(create_app, create_service)

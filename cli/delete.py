@@ -1,0 +1,80 @@
+"""``skyctl delete service``: delete services by name, say which, and why not."""
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.connection import Connection, connection_options
+from cli.parse import parse_name
+from cli.terminal import safe
+from cli.verbs import NamespaceOpt, register, verb_app
+from registry.errors import NotFound, RegistryError, UnreadableHistory
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["delete_app"]
+
+delete_app = verb_app("Delete resources.")
+
+
+@connection_options
+def delete_service(
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME...", help="Services to delete.", show_default=False)
+    ],
+    namespace: NamespaceOpt = "default",
+    ignore_not_found: Annotated[
+        bool, typer.Option("--ignore-not-found", help="Succeed if a service does not exist.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Delete a service whose last event this version cannot read (otherwise "
+            "refused, so no one writes over what they cannot read); the event names what "
+            "it overrode.",
+        ),
+    ] = False,
+    *,
+    conn: Connection,
+) -> None:
+    """Delete services by name. Deletion cannot be undone (the log keeps its history).
+
+    Example:  skyctl delete service myService
+    """
+    namespace = parse_name(namespace, "namespace")
+    for name in names:
+        parse_name(name)
+
+    async def delete() -> list[RegistryError]:
+        failures: list[RegistryError] = []
+        async with await conn.open() as registry:
+            for name in names:
+                try:
+                    record = await registry.delete(namespace, name)
+                except NotFound as exc:
+                    if not ignore_not_found:
+                        failures.append(exc)
+                    continue
+                except UnreadableHistory as exc:
+                    if not force:
+                        failures.append(exc)
+                        continue
+                    _, event = await registry.force_delete(namespace, name)
+                    seq = event.overrides.seq
+                    print(f"service/{name} deleted (forced over unreadable seq {seq})", flush=True)
+                    continue
+                print(f"service/{record.service.name} deleted", flush=True)
+        return failures
+
+    failures = asyncio.run(delete())
+    if failures:
+        for failure in failures[:-1]:
+            print(f"error: {safe(str(failure))}", file=sys.stderr)
+        raise failures[-1]
+
+
+register(delete_app, delete_service)
