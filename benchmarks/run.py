@@ -263,6 +263,94 @@ def one_shot_scenarios(mode: Mode, run: Run, repeat: int, *, seeded: bool) -> No
         )
 
 
+# -- apply -f ------------------------------------------------------------------------------
+
+APPLY_COUNT = 1_000
+
+
+def manifests(namespace: str, count: int, target: int = 8080) -> str:
+    """``count`` services as one multi-document YAML file, as ``get -o yaml`` prints them."""
+    docs = []
+    for i in range(count):
+        docs.append(
+            "apiVersion: skyflow.io/v1\nkind: Service\n"
+            f"metadata:\n  name: svc-{i:06d}\n  namespace: {namespace}\n"
+            "  labels:\n    team: bench\n"
+            "spec:\n  type: ClusterIP\n"
+            f"  selector:\n    app: app-{i}\n    tier: web\n"
+            f"  ports:\n  - port: 80\n    targetPort: {target}\n    protocol: TCP\n"
+            "  cluster: eu-west-1\n"
+        )
+    return "---\n".join(docs)
+
+
+def _one_shot_applies(folder: Path, env: dict[str, str], repeat: int) -> dict[str, list[float]]:
+    """One-shot ``skyctl apply -f`` of one service that changes every time, alternated
+    with the raw baseline."""
+    skyctl = skyctl_command()
+    one = folder / "one.yaml"
+    samples: dict[str, list[float]] = {"apply": [], "baseline": []}
+    baseline = [sys.executable, "-c", raw.ONE_SHOT_SCRIPT]
+    for i in range(repeat):
+        one.write_text(manifests("apply-one", 1, target=8000 + i))  # a change each time
+        samples["baseline"].append(timed(baseline, env))
+        samples["apply"].append(timed([*skyctl, "apply", "-f", str(one)], env))
+    return samples
+
+
+async def apply_scenarios(plain: Mode, run: Run, repeat: int, concurrency: int) -> None:
+    """``skyctl apply -f`` of 1,000 new services (a fresh process, YAML and all) against
+    ``create_many`` of 1,000 in the same run; and one-shot applies of one service."""
+    env = plain.client_env()
+    skyctl = skyctl_command()
+    count = min(APPLY_COUNT, run.sizes["live"])  # fewer only in the tiny runs of the tests
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "many.yaml"
+        path.write_text(manifests("apply-bulk", count))
+        ours_s = await asyncio.to_thread(timed, [*skyctl, "apply", "-f", str(path)], env) / 1000
+        services = [
+            Service(
+                namespace="apply-base",
+                name=f"svc-{i:06d}",
+                labels={"team": "bench"},
+                selector={"app": f"app-{i}", "tier": "web"},
+                ports=(Port(port=80, target_port=8080),),
+                cluster="eu-west-1",
+            )
+            for i in range(count)
+        ]
+        async with await Registry.connect(plain.url, actor="bench@host") as registry:
+            started = time.perf_counter()
+            outcomes = await registry.create_many(services, concurrency=concurrency)
+            base_s = time.perf_counter() - started
+        assert not [o for o in outcomes if isinstance(o, Exception)]
+        run.add(
+            Result(
+                f"`skyctl apply -f` of {count:,} services",
+                count / ours_s,
+                count / base_s,
+                "services/s",
+                "rate",
+                0.8,
+                note="a fresh skyctl process reading one YAML file; baseline: create_many "
+                "of the same services in a running program",
+            )
+        )
+        samples = await asyncio.to_thread(_one_shot_applies, Path(folder), env, repeat)
+        run.add(
+            Result(
+                "`skyctl apply -f` of one service",
+                median(samples["apply"]),
+                median(samples["baseline"]),
+                "ms",
+                "time",
+                1.5,
+                samples=repeat,
+                note="baseline: python, import nats, connect, one js.publish, exit",
+            )
+        )
+
+
 # -- publish-to-watcher latency ---------------------------------------------------------------
 
 
@@ -367,6 +455,8 @@ async def run_all(plain: Mode, run: Run, args: argparse.Namespace) -> None:
     run.imports = await asyncio.to_thread(import_times, plain)
     log(f"watch latency: {args.watch_events} events")
     await watch_latency(url, run, args.watch_events)
+    log(f"apply: {APPLY_COUNT:,} services from one file, and one-shot applies")
+    await apply_scenarios(plain, run, args.runs, args.concurrency)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.apply import DryRunOpt, FilenameOpt, NamespaceFlag, create_from_files, no_files_or_noun
 from cli.connection import Connection, connection_options
 from cli.get import print_records
 from cli.parse import parse_service
@@ -15,7 +16,28 @@ if TYPE_CHECKING:
 
 __all__ = ["create_app"]
 
-create_app = verb_app("Create a resource.")
+create_app = verb_app("Create a resource.", files=True)
+
+
+@create_app.callback()
+@connection_options
+def create_files(
+    ctx: typer.Context,
+    filename: FilenameOpt = None,
+    namespace: NamespaceFlag = None,
+    dry_run: DryRunOpt = False,
+    *,
+    conn: Connection,
+) -> None:
+    """Create a resource: a service by its flags, or the services of manifests (-f).
+
+    Example:  skyctl create -f services.yaml
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not filename:
+        raise no_files_or_noun("create")
+    create_from_files(conn, filename, namespace, dry_run)
 
 
 @connection_options
@@ -29,6 +51,7 @@ def create_service(
         typer.Option(
             "-t",
             "--service_type",
+            "--service-type",
             help="ClusterIP, NodePort, LoadBalancer or ExternalName (any case).",
         ),
     ] = "ClusterIP",
@@ -53,6 +76,16 @@ def create_service(
     cluster: Annotated[
         str | None, typer.Option("-c", "--cluster", help="Cluster to expose the service on.")
     ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-l",
+            "--labels",
+            metavar="KEY=VALUE",
+            help="The service's own labels; repeat it or use commas.",
+        ),
+    ] = None,
+    dry_run: DryRunOpt = False,
     output: Annotated[
         Output | None, typer.Option("--output", "-o", help="Print the created service.")
     ] = None,
@@ -70,15 +103,16 @@ def create_service(
         selectors=selector or [],
         ports=ports or [],
         cluster=cluster,
+        labels=labels or [],
     )
 
     async def create() -> "ServiceRecord":
         async with await conn.open() as registry:
-            return await registry.create(service)
+            return await registry.create(service, dry_run=dry_run)
 
     record = asyncio.run(create())
     if output is None:
-        print(f"service/{record.service.name} created")
+        print(f"service/{record.service.name} created{' (dry run)' if dry_run else ''}")
     else:
         print_records([record], output, single=True)
 

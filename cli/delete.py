@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.apply import DryRunOpt, FilenameOpt, NamespaceFlag, delete_from_files, no_files_or_noun
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.terminal import safe
@@ -17,7 +18,31 @@ if TYPE_CHECKING:
 
 __all__ = ["delete_app"]
 
-delete_app = verb_app("Delete resources.")
+delete_app = verb_app("Delete resources.", files=True)
+
+
+@delete_app.callback()
+@connection_options
+def delete_files(
+    ctx: typer.Context,
+    filename: FilenameOpt = None,
+    namespace: NamespaceFlag = None,
+    ignore_not_found: Annotated[
+        bool, typer.Option("--ignore-not-found", help="Succeed if a service does not exist.")
+    ] = False,
+    dry_run: DryRunOpt = False,
+    *,
+    conn: Connection,
+) -> None:
+    """Delete resources: services by name, or the services manifests name (-f).
+
+    Example:  skyctl delete -f services.yaml
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not filename:
+        raise no_files_or_noun("delete")
+    delete_from_files(conn, filename, namespace, dry_run, ignore_not_found)
 
 
 @connection_options
@@ -38,6 +63,7 @@ def delete_service(
             "it overrode.",
         ),
     ] = False,
+    dry_run: DryRunOpt = False,
     *,
     conn: Connection,
 ) -> None:
@@ -54,7 +80,7 @@ def delete_service(
         async with await conn.open() as registry:
             for name in names:
                 try:
-                    record = await registry.delete(namespace, name)
+                    record = await registry.delete(namespace, name, dry_run=dry_run)
                 except NotFound as exc:
                     if not ignore_not_found:
                         failures.append(exc)
@@ -63,11 +89,18 @@ def delete_service(
                     if not force:
                         failures.append(exc)
                         continue
+                    if dry_run:
+                        seq = exc.seq
+                        print(
+                            f"service/{name} deleted (forced over unreadable seq {seq}) (dry run)"
+                        )
+                        continue
                     _, event = await registry.force_delete(namespace, name)
                     seq = event.overrides.seq
                     print(f"service/{name} deleted (forced over unreadable seq {seq})", flush=True)
                     continue
-                print(f"service/{record.service.name} deleted", flush=True)
+                done = " (dry run)" if dry_run else ""
+                print(f"service/{record.service.name} deleted{done}", flush=True)
         return failures
 
     failures = asyncio.run(delete())

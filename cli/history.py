@@ -12,7 +12,7 @@ from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust, proof_of
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
 from cli.terminal import safe
-from cli.verbs import NamespaceOpt, Output, verb_app
+from cli.verbs import NamespaceOpt, Output, output_option, verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -41,12 +41,6 @@ HISTORY_COLUMNS = (
 EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "PROOF", "EVENT", "NAMESPACE", "NAME", "DETAILS")
 
 
-def _formats(output: Output, allowed: tuple[Output, ...]) -> None:
-    if output not in allowed:
-        choices = ", ".join(o.value for o in allowed)
-        raise InvalidInput("output", output.value, f"this command prints {choices}")
-
-
 # -- history ------------------------------------------------------------------------------
 
 
@@ -54,7 +48,7 @@ def _formats(output: Output, allowed: tuple[Output, ...]) -> None:
 def history_service(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False)],
     namespace: NamespaceOpt = "default",
-    output: Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml.")] = (
+    output: Annotated[Output, output_option(Output.table, Output.json, Output.yaml)] = (
         Output.table
     ),
     trust_file: TrustOpt = None,
@@ -65,7 +59,6 @@ def history_service(
 
     Works for deleted services too.  Example:  skyctl history service myService
     """
-    _formats(output, (Output.table, Output.json, Output.yaml))
     namespace, name = parse_name(namespace, "namespace"), parse_name(name)
     trust = load_trust(trust_file)
 
@@ -168,10 +161,20 @@ def events(
         ),
     ] = None,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing events as they are appended.")
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Keep printing events as they are appended (from now, unless --since).",
+        ),
     ] = False,
+    for_object: Annotated[
+        str | None,
+        typer.Option("--for", metavar="service/NAME", help="Only the events of one service."),
+    ] = None,
     output: Annotated[
-        Output, typer.Option("--output", "-o", help="table, or json: one object per line.")
+        Output,
+        output_option(Output.table, Output.json, help="table, or json: one object per line."),
     ] = Output.table,
     trust_file: TrustOpt = None,
     *,
@@ -183,16 +186,18 @@ def events(
     """
     from registry.when import parse_when
 
-    _formats(output, (Output.table, Output.json))
     scope = None if all_namespaces else parse_name(namespace, "namespace")
     when = parse_when(since) if since is not None else None
     trust = load_trust(trust_file)
+    name = _object_name(for_object) if for_object is not None else None
+    if name is not None and scope is None:
+        raise InvalidInput("--for", for_object, "one service is in one namespace: drop -A")
 
     async def run() -> int:
         printed = 0
         async with await conn.open(keep_reconnecting=follow) as registry:
             table: Table | None = None
-            async for record in registry.events(scope, since=when, follow=follow):
+            async for record in registry.events(scope, since=when, follow=follow, name=name):
                 if output is Output.json:
                     print(to_json(_event_object(record, trust), compact=True), flush=True)
                 else:
@@ -213,7 +218,16 @@ def events(
         print(f"No events found in {where}.", file=sys.stderr)
 
 
+def _object_name(text: str) -> str:
+    """``service/NAME`` (or ``svc/NAME``, ``services/NAME``), as kubectl names an object."""
+    kind, slash, name = text.partition("/")
+    if not slash or kind not in ("service", "services", "svc"):
+        raise InvalidInput("--for", text, "give service/NAME")
+    return parse_name(name)
+
+
 def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
+    from cli.get import labels_cell
     from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted, ServiceUpdated
     from registry.entry import Entry
 
@@ -227,6 +241,8 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
         case ServiceCreated() | ServiceUpdated():
             kind, selector, ports, cluster = spec_cells(event.service)
             details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
+            if event.service.labels:
+                details += f" labels={labels_cell(event.service)}"
         case ServiceDeleted():
             details = ""
         case ServiceForceDeleted():

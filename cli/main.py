@@ -5,20 +5,35 @@ Every error a user can cause leaves through ``main`` as one line and an exit cod
 """
 
 import logging
+import os
 import sys
+from typing import Annotated
 
 import typer
 
+from cli.apply import apply
+from cli.completion import COMPLETE_VAR, completion
 from cli.create import create_app
 from cli.delete import delete_app
+from cli.describe import describe_app
+from cli.edit import edit_app
 from cli.errors import EXIT_INVALID, exit_code, fail
 from cli.get import get_app
 from cli.history import audit_app, events, history_app
 from cli.init import init
+from cli.label import label_app
 from cli.server import server
+from cli.version import version, version_callback
 from registry.errors import RegistryError
 
 __all__ = ["app", "main"]
+
+
+def _short_eq(token: str) -> str:
+    """``-o=json`` as kubectl reads it: click hands a short option ``=json`` as its value,
+    and this drops the ``=`` wherever click matches a value against choices."""
+    return token[1:] if token.startswith("=") else token
+
 
 app = typer.Typer(
     name="skyctl",
@@ -27,22 +42,47 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": _short_eq},
 )
 app.add_typer(create_app, name="create")
 app.add_typer(get_app, name="get")
 app.add_typer(delete_app, name="delete")
+app.command("apply")(apply)
+app.add_typer(edit_app, name="edit")
+app.add_typer(label_app, name="label")
+app.add_typer(describe_app, name="describe")
 app.add_typer(history_app, name="history")
 app.command("events")(events)
 app.add_typer(audit_app, name="audit")
 app.command("server")(server)
 app.command("init")(init)
+app.command("version")(version)
+app.command("completion")(completion)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=version_callback,
+            is_eager=True,
+            help="Print the client's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def main(argv: list[str] | None = None) -> None:
     # Library warnings (asyncio's, nats-py's) are not for the user of a CLI; what the
     # registry has to say reaches the user through its own messages.
     logging.basicConfig(level=logging.ERROR, format="skyctl: %(message)s")
+    if os.environ.get(COMPLETE_VAR):
+        from cli.completion import prepare
+
+        prepare()  # the shell is asking for completions: typer answers and exits
     try:
         result = app(args=argv, prog_name="skyctl", standalone_mode=False)
     except RegistryError as exc:

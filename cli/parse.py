@@ -50,21 +50,22 @@ def parse_type(value: str) -> ServiceType:
         raise InvalidInput("service type", value, f"must be one of {choices}") from None
 
 
-def parse_selector(values: Iterable[str]) -> dict[str, str]:
+def parse_selector(values: Iterable[str], *, what: str = "selector") -> dict[str, str]:
+    """``key=value`` pairs (a selector, or labels), each checked by the label rules."""
     selector: dict[str, str] = {}
     for item in _items(values):
         if any(ch.isspace() for ch in item):
-            raise InvalidInput("selector", item, "must not contain spaces (use key=value)")
+            raise InvalidInput(what, item, "must not contain spaces (use key=value)")
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise InvalidInput("selector", item, "must be key=value")
+            raise InvalidInput(what, item, "must be key=value")
         try:
             check_label_key(key)
             check_label_value(value)
         except ValueError as exc:
-            raise InvalidInput("selector", item, str(exc)) from None
+            raise InvalidInput(what, item, str(exc)) from None
         if selector.get(key, value) != value:
-            raise InvalidInput("selector", item, f"{key} is already set to {selector[key]!r}")
+            raise InvalidInput(what, item, f"{key} is already set to {selector[key]!r}")
         selector[key] = value
     return selector
 
@@ -108,6 +109,7 @@ def parse_service(
     selectors: Iterable[str],
     ports: Iterable[str],
     cluster: str | None,
+    labels: Iterable[str] = (),
 ) -> Service:
     """Every flag checked, each failure naming its value, before anything is sent."""
     from pydantic import ValidationError
@@ -121,6 +123,7 @@ def parse_service(
         "selector": dict(sorted(parse_selector(selectors).items())),
         "ports": tuple(parse_ports(ports)),
         "cluster": parse_name(cluster, "cluster") if cluster is not None else None,
+        "labels": dict(sorted(parse_selector(labels, what="label").items())),
     }
     try:
         return Service.model_validate(fields)

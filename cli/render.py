@@ -131,6 +131,7 @@ def service_object(record: ServiceRecord, trust: Trust | None = None) -> dict[st
         "metadata": {
             "name": service.name,
             "namespace": service.namespace,
+            "labels": dict(service.labels),
             "uid": record.event_id,
             "resourceVersion": str(record.seq),
             "creationTimestamp": format_time(record.created),

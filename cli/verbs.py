@@ -1,7 +1,8 @@
 """What every ``skyctl <verb> service`` shares: the verb groups with kubectl's aliases for
 the noun, and the options every verb spells the same way."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -11,10 +12,14 @@ from typer.core import TyperGroup
 __all__ = [
     "ALIASES",
     "NOUNS",
+    "TEMPLATE_FORMATS",
+    "Format",
     "NamespaceOpt",
     "Output",
     "OutputOpt",
     "VerbGroup",
+    "format_option",
+    "output_option",
     "register",
     "verb_app",
 ]
@@ -33,8 +38,9 @@ class VerbGroup(TyperGroup):
         return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
 
 
-def verb_app(help: str) -> typer.Typer:
-    return typer.Typer(help=help, no_args_is_help=True, cls=VerbGroup)
+def verb_app(help: str, *, files: bool = False) -> typer.Typer:
+    """A verb's group; with ``files``, the verb also acts on ``-f`` manifests itself."""
+    return typer.Typer(help=help, no_args_is_help=True, cls=VerbGroup, invoke_without_command=files)
 
 
 def register(app: typer.Typer, command: Callable[..., Any], **kwargs: Any) -> None:
@@ -50,9 +56,94 @@ class Output(StrEnum):
     name = "name"
 
 
+_PLAIN = frozenset(o.value for o in Output)
+# Formats that carry an argument: `-o jsonpath={.metadata.name}`, as kubectl.
+TEMPLATE_FORMATS = ("jsonpath", "jsonpath-file", "custom-columns", "custom-columns-file")
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """A ``-o`` value of a command that also prints through templates: a plain format
+    (``output`` set) or a template format with its argument."""
+
+    name: str
+    argument: str = ""
+
+    @property
+    def output(self) -> Output | None:
+        return Output(self.name) if self.name in _PLAIN else None
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.argument}" if self.name in TEMPLATE_FORMATS else self.name
+
+
+def _choices(plain: Sequence[Output], templates: Sequence[str]) -> list[str]:
+    return [o.value for o in plain] + [f"{t}=..." for t in templates]
+
+
+def _parse_format(value: str, plain: Sequence[Output], templates: Sequence[str]) -> tuple[str, str]:
+    # `-o=json` reaches us as "=json" (click reads a short option's `=` as part of the
+    # value, where kubectl's flags do not).
+    text = value[1:] if value.startswith("=") else value
+    name, eq, argument = text.partition("=")
+    if name in templates:
+        if not eq or not argument:
+            raise typer.BadParameter(f"{name} needs an argument: -o {name}=...")
+        return name, argument
+    if not eq and name in [o.value for o in plain]:
+        return name, ""
+    offered = ", ".join(repr(c) for c in _choices(plain, templates))
+    raise typer.BadParameter(f"{value!r} is not one of {offered}.")
+
+
+def _completer(choices: list[str]) -> Callable[[str], list[str]]:
+    def complete(incomplete: str) -> list[str]:
+        return [c.removesuffix("...") for c in choices if c.startswith(incomplete)]
+
+    return complete
+
+
+def output_option(*plain: Output, help: str | None = None) -> Any:
+    """``-o/--output`` offering exactly ``plain``: what this command really prints."""
+    choices = _choices(plain, ())
+
+    def parse(value: str | Output) -> Output:
+        if isinstance(value, Output):
+            return value
+        return Output(_parse_format(value, plain, ())[0])
+
+    return typer.Option(
+        "--output",
+        "-o",
+        parser=parse,
+        metavar="|".join(choices),
+        help=help or f"Output format: {', '.join(choices)}.",
+        autocompletion=_completer(choices),
+        show_default=True,
+    )
+
+
+def format_option(*plain: Output, help: str | None = None) -> Any:
+    """``-o/--output`` with kubectl's template formats besides ``plain``."""
+    choices = _choices(plain, TEMPLATE_FORMATS)
+
+    def parse(value: str | Format) -> Format:
+        if isinstance(value, Format):
+            return value
+        return Format(*_parse_format(value, plain, TEMPLATE_FORMATS))
+
+    return typer.Option(
+        "--output",
+        "-o",
+        parser=parse,
+        metavar="FORMAT",
+        help=help or f"Output format: {', '.join(choices)}.",
+        autocompletion=_completer(choices),
+        show_default=True,
+    )
+
+
 NamespaceOpt = Annotated[
     str, typer.Option("--namespace", "-n", help="Namespace of the service.", show_default=True)
 ]
-OutputOpt = Annotated[
-    Output, typer.Option("--output", "-o", help="Output format.", show_default=True)
-]
+OutputOpt = Annotated[Output, output_option(*Output)]

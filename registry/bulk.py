@@ -23,14 +23,21 @@ from pydantic import ValidationError
 
 from events import Service, new_event_id, subject_for, utc_now
 from events.names import check_name
-from registry.commands import decide_create, decide_delete
+from registry.commands import (
+    Applied,
+    Unchanged,
+    applied,
+    decide_apply,
+    decide_create,
+    decide_delete,
+)
 from registry.current import DEFAULT_CONCURRENCY, Signing, decidable, write
 from registry.errors import InvalidInput, ServiceError
 from registry.projection import ServiceRecord
 from registry.projector import SkipHandler
 from registry.transport import Log
 
-__all__ = ["DEFAULT_CONCURRENCY", "Outcome", "create_many", "delete_many"]
+__all__ = ["DEFAULT_CONCURRENCY", "Outcome", "apply_many", "create_many", "delete_many"]
 
 Outcome = ServiceRecord | ServiceError
 T = TypeVar("T")
@@ -160,3 +167,49 @@ async def delete_many(
         return record
 
     return await _run(len(targets), delete, concurrency)
+
+
+async def apply_many(
+    log: Log,
+    items: Sequence[tuple[Service, int | None]],
+    *,
+    actor: str,
+    on_skipped: SkipHandler,
+    retry_for: float = 10.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    sign: Signing | None = None,
+) -> list[Applied | ServiceError]:
+    """``Registry.apply`` for many ``(service, expected revision or None)``, pipelined."""
+    subjects = [subject_for(s.namespace, s.name) for s, _ in items]
+    if len(set(subjects)) != len(subjects):
+        twice = next(s for s in subjects if subjects.count(s) > 1)
+        raise InvalidInput("manifests", twice.removeprefix("skyflow.svc."), "named twice")
+    known = await log.last_many(subjects)
+
+    async def apply(index: int) -> Applied:
+        (service, expected), subject = items[index], subjects[index]
+        try:
+            seq, event, data, headers, _ = await write(
+                log,
+                service.namespace,
+                service.name,
+                lambda current: decide_apply(
+                    service,
+                    current,
+                    expected_revision=expected,
+                    event_id=new_event_id(),
+                    time=utc_now(),
+                    actor=actor,
+                ),
+                on_skipped,
+                current=await decidable(
+                    log, service.namespace, service.name, on_skipped, last=known.get(subject)
+                ),
+                retry_for=retry_for,
+                sign=sign,
+            )
+        except Unchanged as same:
+            return Applied("unchanged", same.record)
+        return Applied(applied(event), ServiceRecord.from_event(seq, event, data, headers))
+
+    return await _run(len(items), apply, concurrency)

@@ -7,23 +7,36 @@ imported by those calls: a one-shot ``skyctl get`` should not pay for loading th
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from events import (
     Event,
     Service,
+    ServiceCreated,
+    ServiceDeleted,
     ServiceForceDeleted,
+    ServiceUpdated,
     StreamSpec,
+    encode,
     filter_for,
     new_event_id,
     utc_now,
 )
-from registry.commands import Current, decide_create, decide_delete, decide_force_delete
+from registry.commands import (
+    Applied,
+    Current,
+    Unchanged,
+    applied,
+    decide_apply,
+    decide_create,
+    decide_delete,
+    decide_force_delete,
+)
 from registry.credentials import Credentials, local_actor
 from registry.current import DEFAULT_CONCURRENCY, decidable, read_current, write
-from registry.errors import NotFound
+from registry.errors import NotFound, ServiceError
 from registry.jetstream import DEFAULT_URL, Client, open_log
 from registry.projection import Change, ServiceRecord
 from registry.projector import SkipHandler, list_current, report_skipped
@@ -120,29 +133,67 @@ class Registry:
 
     # -- commands --------------------------------------------------------------------
 
-    async def create(self, service: Service) -> ServiceRecord:
-        """Append ``ServiceCreated`` unless the service is live (AlreadyExists)."""
+    async def create(self, service: Service, *, dry_run: bool = False) -> ServiceRecord:
+        """Append ``ServiceCreated`` unless the service is live (AlreadyExists).
+
+        ``dry_run`` decides and writes nothing; the record it returns has revision 0.
+        """
         actor = await self.actor()
-        seq, event, data, headers, _ = await self.write(
-            service.namespace,
-            service.name,
-            lambda current: decide_create(
+
+        def decide(current: Current) -> ServiceCreated:
+            return decide_create(
                 service, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            ),
-        )
+            )
+
+        if dry_run:
+            event = decide(await self.decidable(service.namespace, service.name))
+            return ServiceRecord.from_event(0, event, encode(event))
+        seq, event, data, headers, _ = await self.write(service.namespace, service.name, decide)
         return ServiceRecord.from_event(seq, event, data, headers)
 
-    async def delete(self, namespace: str, name: str) -> ServiceRecord:
-        """Append ``ServiceDeleted`` if the service is live (NotFound otherwise)."""
+    async def delete(self, namespace: str, name: str, *, dry_run: bool = False) -> ServiceRecord:
+        """Append ``ServiceDeleted`` if the service is live (NotFound otherwise); the record
+        of what was deleted. ``dry_run`` decides and writes nothing."""
         actor = await self.actor()
-        _, _, _, _, current = await self.write(
-            namespace,
-            name,
-            lambda current: decide_delete(
+
+        def decide(current: Current) -> ServiceDeleted:
+            return decide_delete(
                 namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            ),
-        )
+            )
+
+        if dry_run:
+            current = await self.decidable(namespace, name)
+            decide(current)
+        else:
+            _, _, _, _, current = await self.write(namespace, name, decide)
         return _live_record(current, namespace, name)
+
+    async def apply(
+        self, service: Service, *, expected_revision: int | None = None, dry_run: bool = False
+    ) -> Applied:
+        """Create the service if it is missing, update it if it differs, write nothing if it
+        is equal; with ``expected_revision`` (a manifest's resourceVersion), only on top of
+        that revision (``Stale`` otherwise). ``dry_run`` decides and writes nothing."""
+        actor = await self.actor()
+
+        def decide(current: Current) -> ServiceCreated | ServiceUpdated:
+            return decide_apply(
+                service,
+                current,
+                expected_revision=expected_revision,
+                event_id=new_event_id(),
+                time=utc_now(),
+                actor=actor,
+            )
+
+        namespace, name = service.namespace, service.name
+        try:
+            if dry_run:
+                return Applied(applied(decide(await self.decidable(namespace, name))), None)
+            seq, event, data, headers, _ = await self.write(namespace, name, decide)
+        except Unchanged as same:
+            return Applied("unchanged", same.record)
+        return Applied(applied(event), ServiceRecord.from_event(seq, event, data, headers))
 
     async def force_delete(self, namespace: str, name: str) -> tuple[int, ServiceForceDeleted]:
         """Append ``ServiceForceDeleted`` over a last event this version cannot read (which
@@ -194,6 +245,25 @@ class Registry:
         return await create_many(
             self.log,
             services,
+            actor=await self.actor(),
+            on_skipped=self.on_skipped,
+            retry_for=self.retry_for,
+            concurrency=concurrency,
+            sign=self.signer.headers if self.signer is not None else None,
+        )
+
+    async def apply_many(
+        self,
+        items: Sequence[tuple[Service, int | None]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> builtins.list[Applied | ServiceError]:
+        """``apply`` for many ``(service, expected revision)``, pipelined (``registry.bulk``)."""
+        from registry.bulk import apply_many
+
+        return await apply_many(
+            self.log,
+            items,
             actor=await self.actor(),
             on_skipped=self.on_skipped,
             retry_for=self.retry_for,
@@ -262,13 +332,19 @@ class Registry:
         return await state_at(self.log, when, namespace, name, self.on_skipped)
 
     def events(
-        self, namespace: str | None = None, *, since: When | None = None, follow: bool = False
+        self,
+        namespace: str | None = None,
+        *,
+        since: When | None = None,
+        follow: bool = False,
+        name: str | None = None,
     ) -> AsyncIterator[LogRecord]:
-        """The log itself, in order, readable or not, from ``since`` (or the beginning)."""
-        return self._events(namespace, since, follow)
+        """The log itself, in order, readable or not, from ``since``: else from the start,
+        or, when following, from now (as ``kubectl events -w``); one service's if ``name``."""
+        return self._events(namespace, name, since, follow)
 
     async def _events(
-        self, namespace: str | None, since: When | None, follow: bool
+        self, namespace: str | None, name: str | None, since: When | None, follow: bool
     ) -> AsyncIterator[LogRecord]:
         from registry.feed import read_log
         from registry.when import AtSequence, AtTime
@@ -278,8 +354,9 @@ class Registry:
         elif isinstance(since, AtTime):
             start = Start("time", time=since.time)
         else:
-            start = Start("all")
-        async for record in read_log(self.log, filter_for(namespace), start, follow=follow):
+            start = Start("new" if follow else "all")
+        filter_subject = filter_for(namespace, name)
+        async for record in read_log(self.log, filter_subject, start, follow=follow):
             yield record
 
     def subscribe(

@@ -10,14 +10,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from events import Overridden, Service, ServiceCreated, ServiceDeleted, ServiceForceDeleted
+from events import (
+    Overridden,
+    Service,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    ServiceUpdated,
+)
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
-from registry.errors import AlreadyExists, InvalidInput, NotFound
+from registry.errors import AlreadyExists, InvalidInput, NotFound, Stale
 from registry.projection import Projection, ServiceRecord, is_live
 from registry.stored import chain_hash
 
-__all__ = ["Current", "chain_hash", "decide_create", "decide_delete", "decide_force_delete"]
+__all__ = [
+    "Applied",
+    "Current",
+    "Unchanged",
+    "applied",
+    "chain_hash",
+    "decide_apply",
+    "decide_create",
+    "decide_delete",
+    "decide_force_delete",
+    "decide_update",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +79,77 @@ def decide_create(
     if current.live:
         raise AlreadyExists(service.namespace, service.name)
     return ServiceCreated(id=event_id, time=time, actor=actor, prev=current.prev, service=service)
+
+
+class Unchanged(Exception):
+    """What was asked for is what is live: nothing to write (``apply`` says "unchanged")."""
+
+    def __init__(self, record: ServiceRecord) -> None:
+        super().__init__(record.key)
+        self.record = record
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What ``apply`` did to one service, as kubectl says it."""
+
+    action: Literal["created", "configured", "unchanged"]
+    record: ServiceRecord | None  # None on a dry run that would write
+
+
+def applied(event: ServiceCreated | ServiceUpdated) -> Literal["created", "configured"]:
+    return "created" if isinstance(event, ServiceCreated) else "configured"
+
+
+def decide_update(
+    service: Service,
+    current: Current,
+    *,
+    expected_revision: int | None,
+    event_id: str,
+    time: datetime,
+    actor: str,
+) -> ServiceUpdated:
+    """Change a live service in place, on top of ``expected_revision`` if one was read."""
+    record = current.record()
+    if record is None:
+        if expected_revision is not None:
+            raise Stale(service.namespace, service.name, expected_revision, None)
+        raise NotFound(service.namespace, service.name)
+    if expected_revision is not None and record.seq != expected_revision:
+        raise Stale(service.namespace, service.name, expected_revision, record.seq)
+    if record.service == service:
+        raise Unchanged(record)
+    return ServiceUpdated(
+        id=event_id,
+        time=time,
+        actor=actor,
+        prev=current.prev,
+        service=service,
+        created=record.origin,
+    )
+
+
+def decide_apply(
+    service: Service,
+    current: Current,
+    *,
+    expected_revision: int | None,
+    event_id: str,
+    time: datetime,
+    actor: str,
+) -> ServiceCreated | ServiceUpdated:
+    """Create what is missing, update what differs, refuse (``Unchanged``) what is equal."""
+    if not current.live and expected_revision is None:
+        return decide_create(service, current, event_id=event_id, time=time, actor=actor)
+    return decide_update(
+        service,
+        current,
+        expected_revision=expected_revision,
+        event_id=event_id,
+        time=time,
+        actor=actor,
+    )
 
 
 def decide_delete(

@@ -5,6 +5,7 @@
     ├── ServiceError            the registry's state forbids the request
     │   ├── AlreadyExists       create of a live service
     │   ├── NotFound            get or delete of a service that is not live
+    │   ├── Stale               changed since the revision the writer read (apply, edit)
     │   ├── Conflict            the service kept changing under us; retry
     │   └── UnreadableHistory   its last event is unreadable here: no safe decision
     └── ServerError             the NATS side could not do what was asked
@@ -31,6 +32,7 @@ __all__ = [
     "RegistryError",
     "ServerError",
     "ServiceError",
+    "Stale",
     "StreamMisconfigured",
     "Unreachable",
     "UnreadableHistory",
@@ -68,6 +70,19 @@ class AlreadyExists(ServiceError):
 class NotFound(ServiceError):
     def __init__(self, namespace: str, name: str) -> None:
         super().__init__(f'service "{name}" not found in namespace "{namespace}"', namespace, name)
+
+
+class Stale(ServiceError):
+    def __init__(self, namespace: str, name: str, expected: int, actual: int | None) -> None:
+        now = f"it is at {actual}" if actual is not None else "it was deleted"
+        super().__init__(
+            f'service "{name}" in namespace "{namespace}" changed since revision {expected} '
+            f"({now}); get it again and re-apply",
+            namespace,
+            name,
+        )
+        self.expected = expected
+        self.actual = actual
 
 
 class Conflict(ServiceError):

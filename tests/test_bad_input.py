@@ -32,6 +32,11 @@ COMMANDS: list[list[str]] = [
     ["events", "-n", "{ns}", "--since", "1", "-o", "json"],
     ["audit", "verify"],
     ["init", "--replicas", "1"],
+    ["get", "svc", "-n", "{ns}", "-l", "app=web", "--sort-by", ".metadata.name",
+     "-o", "jsonpath={{.items[*].metadata.name}}"],
+    ["get", "svc", "-A", "--show-labels", "--no-headers", "-o", "custom-columns=N:.metadata.name"],
+    ["version", "-o", "json"],
+    ["completion", "bash"],
 ]  # fmt: skip
 
 texts = st.one_of(

@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -183,6 +185,9 @@ def test_events_cli(url: str, ns: str) -> None:
 
 
 def test_events_follow(url: str, ns: str) -> None:
+    """-f follows from now, like `kubectl events -w` (issue 10): what was there before the
+    follower started is not printed, what comes after is."""
+    skyctl("create", "svc", "before", "-n", ns, url=url)
     env = {**os.environ, "NATS_URL": url}
     follower = subprocess.Popen(
         [sys.executable, "-m", "cli", "events", "-n", ns, "-f", "-o", "json"],
@@ -192,9 +197,21 @@ def test_events_follow(url: str, ns: str) -> None:
         text=True,
     )
     assert follower.stdout is not None
-    skyctl("create", "svc", "live", "-n", ns, url=url)
+    stop = threading.Event()
+
+    def keep_creating() -> None:  # until the follower has surely started
+        for i in range(40):
+            if stop.is_set():
+                return
+            skyctl("create", "svc", f"live-{i}", "-n", ns, url=url)
+            time.sleep(0.5)
+
+    writer = threading.Thread(target=keep_creating)
+    writer.start()
     event = json.loads(follower.stdout.readline())
-    assert event["event"]["service"]["name"] == "live"
+    stop.set()
+    writer.join()
+    assert event["event"]["service"]["name"].startswith("live-")
     follower.send_signal(signal.SIGINT)
     _, err = follower.communicate(timeout=10)
     assert follower.returncode == 0 and err == ""

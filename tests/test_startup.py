@@ -32,7 +32,7 @@ with open(sys.argv[1], "w") as out:
 sys.exit(code)
 """
 
-FORBIDDEN = {"nats", "nkeys", "yaml", "jsonschema", "hypothesis", "trustme", "rich"}
+FORBIDDEN = {"nats", "nkeys", "yaml", "jsonschema", "hypothesis", "trustme", "rich", "jsonpath"}
 ALLOWED_HEAVY = {"asyncio", "pydantic", "pydantic_core", "msgpack", "typer"}
 
 
@@ -74,6 +74,15 @@ def test_one_shot_commands_import_neither_nats_py_nor_ssl_nor_yaml(
 def test_yaml_is_imported_when_yaml_is_printed(tmp_path: Path, url: str, ns: str) -> None:
     assert skyctl("create", "svc", "web", "-n", ns, url=url).code == 0
     assert "yaml" in imported_by(tmp_path, url, "get", "svc", "web", "-n", ns, "-o", "yaml")
+
+
+def test_jsonpath_is_imported_only_when_a_path_is_asked_for(
+    tmp_path: Path, url: str, ns: str
+) -> None:
+    assert skyctl("create", "svc", "web", "-n", ns, url=url).code == 0
+    for asked in (["-o", "jsonpath={.items[*].metadata.name}"], ["--sort-by", ".metadata.name"]):
+        assert "jsonpath" in imported_by(tmp_path, url, "get", "svc", "-n", ns, *asked)
+    assert "jsonpath" not in imported_by(tmp_path, url, "get", "svc", "-n", ns, "-l", "app")
 
 
 def test_library_programs_use_nats_py_which_reconnects(tmp_path: Path, url: str, ns: str) -> None:

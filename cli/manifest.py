@@ -1,0 +1,210 @@
+"""Manifests: what ``get -o yaml`` prints, read back for ``apply``, ``create -f``, ``delete -f``
+and ``edit``.
+
+A manifest is Kubernetes-shaped (``apiVersion: skyflow.io/v1``, ``kind: Service``,
+``metadata``, ``spec``), one or many YAML documents per file, or a ``kind: List``; JSON is
+read the same way. Everything ``get -o yaml`` prints is accepted, so
+``get -o yaml > f; edit f; apply -f f`` round-trips: the read-only fields it prints (uid,
+creation time, who created it) are accepted and ignored, and ``metadata.resourceVersion``
+makes the apply conditional on that revision. Anything else is refused before anything is
+written: an unknown field, a wrong kind, a missing name, each named with its file and
+document.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from registry.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from events import Service
+
+__all__ = ["API_VERSION", "Manifest", "load_manifests", "parse_documents"]
+
+API_VERSION = "skyflow.io/v1"
+_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    service: Service
+    resource_version: int | None  # apply only on top of this revision
+    origin: str  # "web.yaml, document 2": where it came from, for messages
+
+
+def load_manifests(paths: Sequence[str], *, namespace: str | None) -> list[Manifest]:
+    """Every service in the files (``-`` for stdin, a directory for its manifests), all
+    checked before the caller writes any of them."""
+    if not paths:
+        raise InvalidInput("-f", "", "give a file, a directory or - (standard input)")
+    manifests: list[Manifest] = []
+    for path in paths:
+        for name, text in _read(path):
+            manifests.extend(parse_documents(text, name, namespace=namespace))
+    return manifests
+
+
+def _read(path: str) -> Iterator[tuple[str, str]]:
+    if path == "-":
+        yield "<stdin>", sys.stdin.read()
+        return
+    target = Path(path)
+    if target.is_dir():
+        files = sorted(p for p in target.iterdir() if p.suffix in _SUFFIXES and p.is_file())
+        if not files:
+            raise InvalidInput("-f", path, "the directory has no .yaml, .yml or .json file")
+    elif target.is_file():
+        files = [target]
+    else:
+        raise InvalidInput("-f", path, "no such file or directory")
+    for file in files:
+        try:
+            yield str(file), file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput("-f", str(file), f"cannot be read ({exc})") from None
+
+
+def parse_documents(text: str, origin: str, *, namespace: str | None) -> list[Manifest]:
+    """The services in one file's text; InvalidInput naming the file and document."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
+    try:
+        documents = list(yaml.load_all(text, Loader=loader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not YAML or JSON"
+        raise InvalidInput("manifest", origin, f"{problem}{where}") from None
+    manifests = []
+    for index, document in enumerate(documents, 1):
+        if document is None:
+            continue  # an empty document, as between two `---`
+        where = f"{origin}, document {index}" if len(documents) > 1 else origin
+        if isinstance(document, dict) and document.get("kind") == "List":
+            items = document.get("items")
+            if not isinstance(items, list) or set(document) - {
+                "apiVersion",
+                "kind",
+                "items",
+                "metadata",
+            }:
+                raise InvalidInput("manifest", where, "a List holds apiVersion, kind and items")
+            for number, item in enumerate(items, 1):
+                manifests.append(_manifest(item, f"{where}, item {number}", namespace))
+        else:
+            manifests.append(_manifest(document, where, namespace))
+    return manifests
+
+
+def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
+    from pydantic import ValidationError
+
+    from events import Port, Service
+
+    try:
+        doc = _document_model().model_validate(document)
+    except ValidationError as exc:
+        raise _invalid(exc, where) from None
+    meta, spec = doc.metadata, doc.spec
+    if namespace is not None and meta.namespace is not None and meta.namespace != namespace:
+        raise InvalidInput(
+            "manifest",
+            where,
+            f"metadata.namespace: {meta.namespace!r} is not the namespace asked for ({namespace})",
+        )
+    try:
+        service = Service(
+            namespace=meta.namespace or namespace or "default",
+            name=meta.name,
+            labels=meta.labels,
+            type=spec.type,
+            selector=spec.selector,
+            ports=tuple(
+                Port(
+                    port=p.port,
+                    target_port=p.targetPort if p.targetPort is not None else p.port,
+                    protocol=p.protocol,
+                )
+                for p in spec.ports
+            ),
+            cluster=spec.cluster,
+        )
+    except ValidationError as exc:
+        raise _invalid(exc, where, prefix={"namespace": "metadata", "name": "metadata"}) from None
+    return Manifest(service, _revision(meta.resourceVersion, where), where)
+
+
+def _revision(value: str | int | None, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise InvalidInput(
+            "manifest", where, f"metadata.resourceVersion: {text!r} is not a revision"
+        )
+    return int(text)
+
+
+def _invalid(exc: Any, where: str, prefix: dict[str, str] | None = None) -> InvalidInput:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    if prefix and loc and loc[0] in prefix:
+        loc.insert(0, prefix[loc[0]])
+    elif loc and loc[0] not in ("apiVersion", "kind", "metadata", "spec", "status"):
+        loc.insert(0, "spec")  # a Service field: manifests put it under spec
+    field = ".".join(loc) or "document"
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    return InvalidInput("manifest", where, f"{field}: {message}")
+
+
+@functools.cache
+def _document_model() -> Any:
+    """The document models, built on first use (only manifest commands pay for them)."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    strict = ConfigDict(extra="forbid")
+
+    class PortDocument(BaseModel):
+        model_config = strict
+        port: int
+        targetPort: int | None = None
+        protocol: str = "TCP"
+        name: str | None = None  # kubectl's port names: accepted, not stored yet
+
+    class Metadata(BaseModel):
+        model_config = strict
+        name: str
+        namespace: str | None = None
+        labels: dict[str, str] = Field(default_factory=dict)
+        resourceVersion: str | int | None = None
+        # Read-only: printed by `get -o yaml`, ignored when applied.
+        uid: str | None = None
+        creationTimestamp: str | None = None
+        createdBy: str | None = None
+        createdByProof: str | None = None
+
+    class Spec(BaseModel):
+        model_config = strict
+        type: str = "ClusterIP"
+        selector: dict[str, str] = Field(default_factory=dict)
+        ports: list[PortDocument] = Field(default_factory=list)
+        cluster: str | None = None
+
+    class ServiceDocument(BaseModel):
+        model_config = strict
+        apiVersion: Literal["skyflow.io/v1"]
+        kind: Literal["Service"]
+        metadata: Metadata
+        spec: Spec = Field(default_factory=Spec)
+        status: dict[str, Any] | None = None  # printed by get; the registry's to set
+
+    return ServiceDocument
