@@ -7,6 +7,7 @@ imported by those calls: a one-shot ``skyctl get`` should not pay for loading th
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,10 +45,16 @@ from registry.proof import Signer
 from registry.transport import Log, Start
 
 if TYPE_CHECKING:
+    from events.task import Task
+    from registry.announce import Announcement, Announcer
     from registry.bulk import Outcome
+    from registry.discovery import Follower, ServiceEndpoints
+    from registry.endpoints import Endpoints
     from registry.feed import LogRecord
     from registry.history import HistoryItem, PastState
+    from registry.resolver import Resolver
     from registry.subscription import StartAt, Subscription
+    from registry.tasks import LiveTask
     from registry.watch import Snapshot
     from registry.when import When
 
@@ -76,6 +83,7 @@ class Registry:
         # How long a read or write keeps retrying while the server is away (a restart, a
         # leader election) before the caller hears WriteNotConfirmed / ServerError.
         self.retry_for = retry_for
+        self._announcer: Announcer | None = None
 
     async def actor(self) -> str:
         """Who the events this registry writes will name: the authenticated NATS user,
@@ -118,6 +126,8 @@ class Registry:
         return cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for, signer=signer)
 
     async def close(self) -> None:
+        if self._announcer is not None:
+            await self._announcer.close()
         await self.log.close()
 
     async def __aenter__(self) -> Registry:
@@ -381,6 +391,76 @@ class Registry:
             durable=durable,
             on_skipped=self.on_skipped,
         )
+
+    # -- tasks and endpoints (issue 12: discovery) -----------------------------------------
+
+    async def announcer(self) -> Announcer:
+        """What keeps this registry's announced tasks live (one per connection)."""
+        if self._announcer is None:
+            from registry.announce import Announcer
+
+            self._announcer = Announcer(await self.log.liveness())
+        return self._announcer
+
+    @contextlib.asynccontextmanager
+    async def announce(
+        self, task: Task | Mapping[str, Any], *, ttl: int = 15
+    ) -> AsyncIterator[Announcement]:
+        """Keep ``task`` announced (a heartbeat every ``ttl / 3`` s) while the block runs,
+        then withdraw it at once. If the program dies instead, the server forgets the
+        task when the TTL of its last heartbeat runs out."""
+        from registry.announce import check_ttl, task_from
+
+        announcer = await self.announcer()
+        (announcement,) = await announcer.announce([task_from(task)], check_ttl(ttl))
+        try:
+            yield announcement
+        finally:
+            await announcer.withdraw([announcement])
+
+    async def tasks(
+        self, namespace: str | None = None, *, label: tuple[str, str] | None = None
+    ) -> builtins.list[LiveTask]:
+        """Live tasks of a namespace (or all), only those carrying ``label`` if given
+        (read by that label on the server)."""
+        from events.liveness import selector_filter, task_filter
+        from registry.discovery import read_tasks
+
+        if label is not None and namespace is not None:
+            filters = [selector_filter(namespace, *label)]
+        else:
+            filters = task_filter(namespace)
+        view = await read_tasks(self.log, filters, self.on_skipped)
+        tasks = view.tasks(namespace)
+        return tasks if label is None else [t for t in tasks if t.labels.get(label[0]) == label[1]]
+
+    async def endpoints(self, namespace: str, name: str) -> Endpoints:
+        """One service's endpoints now (NotFound if it is not live)."""
+        from registry.discovery import endpoints_of
+
+        return await endpoints_of(self.log, await self.get(namespace, name), self.on_skipped)
+
+    async def list_endpoints(self, namespace: str | None = None) -> builtins.list[ServiceEndpoints]:
+        """Every live service of a namespace (or all) with its endpoints, reading the
+        namespace's tasks once."""
+        from events.liveness import task_filter
+        from registry.discovery import read_tasks, service_endpoints
+
+        records = await self.list(namespace)
+        view = await read_tasks(self.log, task_filter(namespace), self.on_skipped)
+        return service_endpoints(records, view)
+
+    def follow_endpoints(self, namespace: str | None = None, name: str | None = None) -> Follower:
+        """Services and their endpoints, then each change (``registry.discovery``)."""
+        from registry.discovery import Follower
+
+        return Follower(self.log, namespace, name, on_skipped=self.on_skipped)
+
+    def resolver(self, **options: Any) -> Resolver:
+        """A ``Resolver`` over this registry's connection (``registry.resolver``)."""
+        from registry.resolver import Resolver
+
+        return Resolver(self.log, on_skipped=self.on_skipped, **options)
 
 
 def _live_record(current: Current, namespace: str, name: str) -> ServiceRecord:

@@ -7,7 +7,8 @@
     │   ├── NotFound            get or delete of a service that is not live
     │   ├── Stale               changed since the revision the writer read (apply, edit)
     │   ├── Conflict            the service kept changing under us; retry
-    │   └── UnreadableHistory   its last event is unreadable here: no safe decision
+    │   ├── UnreadableHistory   its last event is unreadable here: no safe decision
+    │   └── NoEndpoints         nothing to pick: no ready task, or not resolved yet
     └── ServerError             the NATS side could not do what was asked
         ├── Unreachable         no server at the URL (or it has no JetStream)
         ├── NotAuthenticated    the server refused the credentials
@@ -26,6 +27,7 @@ __all__ = [
     "CheckpointConflict",
     "Conflict",
     "InvalidInput",
+    "NoEndpoints",
     "NotAuthenticated",
     "NotFound",
     "PermissionDenied",
@@ -104,6 +106,16 @@ class UnreadableHistory(ServiceError):
             name,
         )
         self.seq = seq
+        self.reason = reason
+
+
+class NoEndpoints(ServiceError):
+    def __init__(self, namespace: str, name: str, reason: str) -> None:
+        super().__init__(
+            f'service "{name}" in namespace "{namespace}" has no endpoint to pick: {reason}',
+            namespace,
+            name,
+        )
         self.reason = reason
 
 

@@ -12,20 +12,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Final, Literal, Protocol, Self
 
 from registry.stored import MSG_ID, StoredMessage
+
+if TYPE_CHECKING:
+    from registry.liveness import Liveness
 
 __all__ = [
     "CAUGHT_UP",
     "FROM_THE_START",
     "MSG_ID",
+    "RESTARTED",
     "CaughtUp",
     "Checkpoint",
     "Checkpoints",
     "Item",
     "Log",
     "Reader",
+    "Restarted",
     "Start",
     "StoredMessage",
     "WrongLastSequence",
@@ -50,9 +55,20 @@ class CaughtUp:
 
 CAUGHT_UP: Final = CaughtUp()
 
+
+class Restarted:
+    """Marker a reader of the liveness stream gets when its read starts over: what follows,
+    up to the next ``CAUGHT_UP``, is the current state again, replacing what it had."""
+
+    def __repr__(self) -> str:
+        return "RESTARTED"
+
+
+RESTARTED: Final = Restarted()
+
 FROM_THE_START: Final = Start()
 
-Item = StoredMessage | CaughtUp
+Item = StoredMessage | CaughtUp | Restarted
 
 
 class WrongLastSequence(Exception):
@@ -80,6 +96,12 @@ class Reader(Protocol):
     @property
     def last_seq(self) -> int:
         """Stream sequence of the last message handed over."""
+        ...
+
+    @property
+    def last_heard(self) -> float:
+        """Event-loop time of the last message or heartbeat the server sent this read:
+        how fresh what it handed over is known to be."""
         ...
 
     async def __aenter__(self) -> Self: ...
@@ -172,3 +194,7 @@ class Log(Protocol):
         ...
 
     async def checkpoints(self) -> Checkpoints: ...
+
+    async def liveness(self) -> Liveness:
+        """The stream where tasks announce themselves and expire (created if missing)."""
+        ...

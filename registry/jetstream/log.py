@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from events.stream import StreamSpec
 from events.subjects import parse_subject
@@ -45,6 +45,9 @@ from registry.jetstream.protocol import (
 )
 from registry.jetstream.tail import Tail
 from registry.stored import MSG_ID, StoredMessage
+
+if TYPE_CHECKING:
+    from registry.jetstream.liveness import JetStreamLiveness
 from registry.transport import FROM_THE_START, Start, WrongLastSequence
 
 __all__ = ["JetStreamLog"]
@@ -76,6 +79,7 @@ class JetStreamLog:
         self.created_stream = False
         self.stream_replicas = spec.replicas
         self._checkpoints: CheckpointStore | None = None
+        self._liveness: JetStreamLiveness | None = None
         conn.on_error(self._on_error)
 
     @classmethod
@@ -337,6 +341,13 @@ class JetStreamLog:
         if self._checkpoints is None:
             self._checkpoints = await CheckpointStore.open(self, self.user_id or ANONYMOUS)
         return self._checkpoints
+
+    async def liveness(self) -> JetStreamLiveness:
+        if self._liveness is None:
+            from registry.jetstream.liveness import JetStreamLiveness
+
+            self._liveness = await JetStreamLiveness.open(self)
+        return self._liveness
 
     # -- refusals ------------------------------------------------------------------------
 

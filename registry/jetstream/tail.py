@@ -9,6 +9,11 @@ flow control is answered only when the reader has caught up (real back-pressure)
 any doubt (gap, silence, reconnect) the consumer is re-created after the last stream
 sequence handed to the reader. On a connection that does not reconnect, a read that
 stops making progress fails instead of waiting forever.
+
+A read of the liveness stream (``restart=True``) cannot resume that way: its messages
+expire, and so do the markers that say so, so whatever may have been missed is replaced
+by reading the current state again (``RESTARTED``, the last message of each subject,
+``CAUGHT_UP``), the way a reader that starts late must.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from events.stream import StreamSpec
 from registry.errors import ServerError
 from registry.jetstream.connection import Connection, ConnectionLost, Subscription
 from registry.stored import StoredMessage
-from registry.transport import CAUGHT_UP, FROM_THE_START, Item, Start
+from registry.transport import CAUGHT_UP, FROM_THE_START, RESTARTED, Item, Start
 
 __all__ = ["StreamApi", "Tail", "ack_tokens"]
 
@@ -92,12 +97,17 @@ class Tail:
         start: Start = FROM_THE_START,
         *,
         heartbeat: float = 1.0,
+        stream: str | None = None,
+        restart: bool = False,
     ) -> None:
         self._log = log
         self._conn = log.conn
+        self._stream = stream or log.spec.name
         self._filters = list(filters)
         self._start = start
         self._heartbeat = heartbeat
+        self._restart = restart  # after a reset, read the current state again
+        self._kick = asyncio.Event()  # a reconnect: retry a pending re-create at once
         self._items: deque[Item] = deque()
         self._wake = asyncio.Event()
         self._last_seq = 0  # stream sequence of the last message handed to the reader
@@ -119,6 +129,11 @@ class Tail:
     @property
     def last_seq(self) -> int:
         return self._last_seq
+
+    @property
+    def last_heard(self) -> float:
+        """Event-loop time of the last message or heartbeat the server sent this read."""
+        return self._activity
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -187,7 +202,7 @@ class Tail:
 
     def _consumer_config(self, inbox: str) -> dict[str, Any]:
         start = self._start
-        if self._last_seq:
+        if self._last_seq and not self._restart:
             start = Start("seq", seq=self._last_seq + 1)
         config: dict[str, Any] = {
             "deliver_subject": inbox,
@@ -220,7 +235,7 @@ class Tail:
                 self._on_msg(subject, reply, headers, data)
 
         sub = await self._conn.subscribe(inbox, on_msg)
-        stream = self._log.spec.name
+        stream = self._stream
         try:
             info = await self._log.api(
                 f"$JS.API.CONSUMER.CREATE.{stream}",
@@ -254,12 +269,16 @@ class Tail:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         if consumer is not None and not self._conn.is_closed:
-            stream = self._log.spec.name
+            stream = self._stream
             with contextlib.suppress(Exception):
                 await self._conn.publish(f"$JS.API.CONSUMER.DELETE.{stream}.{consumer}")
 
     def _request_reset(self, reason: str) -> None:
-        if self._closed or (self._reset_task is not None and not self._reset_task.done()):
+        if self._closed:
+            return
+        if self._reset_task is not None and not self._reset_task.done():
+            if reason == "reconnected":
+                self._kick.set()  # the server is back: do not wait out the back-off
             return
         log.info(
             "tail on %s: re-creating consumer after seq %d (%s)",
@@ -268,6 +287,12 @@ class Tail:
             reason,
         )
         self._generation += 1  # messages still arriving for the old consumer are ignored
+        if self._restart:
+            # What was handed over stays valid until the state read again replaces it.
+            self._last_seq = 0
+            self._caught_up = False
+            self._items.append(RESTARTED)
+            self._wake.set()
         self._reset_task = asyncio.create_task(self._reset())
 
     async def _reset(self) -> None:
@@ -286,7 +311,9 @@ class Tail:
                     self._fail(ServerError(f"reading the log from {self._conn.url} failed: {exc}"))
                     return
                 log.info("tail: consumer re-create failed (%r); retrying", exc)
-            await asyncio.sleep(delay)
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), delay)
             delay = min(delay * 2, 2.0)
 
     def _fail(self, error: BaseException) -> None:

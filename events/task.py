@@ -1,0 +1,135 @@
+"""A task, and the two messages about it in the liveness stream.
+
+A ``TaskHeartbeat`` says "this task is live" and carries the whole task, so the last
+message on a task's subject is all a reader needs; it is renewed, byte for byte the same,
+until the announcer stops. A ``TaskWithdrawn`` says it left on purpose (Ctrl-C, SIGTERM,
+the end of ``registry.announce``); a task that just stops renewing is removed by the
+server, which leaves an empty subject delete marker.
+
+Anyone allowed to announce in a namespace can write anything on its subjects, so reading
+is strict: a size limit before msgpack, every field validated, the address an IP, labels
+as service labels, at most ``MAX_TASK_LABELS`` of them. What fails is a ``DecodeError``
+for the reader to skip and report.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from events.codec import FutureVersion, InvalidEvent, NotAnEvent, UnknownEventType
+from events.envelope import Timestamp
+from events.liveness import MAX_TASK_BYTES, MAX_TASK_LABELS
+from events.names import LabelKey, LabelValue, ResourceName
+
+__all__ = [
+    "Task",
+    "TaskHeartbeat",
+    "TaskMessage",
+    "TaskWithdrawn",
+    "decode_task_message",
+    "encode_task_message",
+]
+
+_Config = ConfigDict(
+    frozen=True, extra="forbid", json_schema_serialization_defaults_required=True, defer_build=True
+)
+
+InstanceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class Task(BaseModel):
+    """One running job: where it listens, what it is (labels), and whether it takes traffic.
+
+    Only the address is announced, not ports: a service maps each of its ports to a
+    target port, and every task it selects gets traffic on ``address:targetPort``.
+    """
+
+    model_config = _Config
+
+    namespace: ResourceName
+    name: ResourceName
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_TASK_LABELS)
+    address: str = Field(max_length=64)
+    cluster: ResourceName | None = None
+    ready: bool = True
+
+    @field_validator("address")
+    @classmethod
+    def _an_ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))  # one spelling per address
+        except ValueError:
+            raise ValueError(f"{value[:64]!r} is not an IPv4 or IPv6 address") from None
+
+    @field_validator("labels")
+    @classmethod
+    def _sorted(cls, value: dict[str, str]) -> dict[str, str]:
+        return dict(sorted(value.items())) if list(value) != sorted(value) else value
+
+
+class TaskHeartbeat(BaseModel):
+    """The task is live; it carries the task in full. ``instance`` tells one run of an
+    announcer from the next under the same name; ``since`` is when that run began."""
+
+    model_config = _Config
+
+    type: Literal["TaskHeartbeat"] = "TaskHeartbeat"
+    version: Literal[1] = 1
+    instance: InstanceId
+    since: Timestamp
+    task: Task
+
+
+class TaskWithdrawn(BaseModel):
+    """The task left on purpose; readers drop it at once."""
+
+    model_config = _Config
+
+    type: Literal["TaskWithdrawn"] = "TaskWithdrawn"
+    version: Literal[1] = 1
+    instance: InstanceId
+    namespace: ResourceName
+    name: ResourceName
+
+
+TaskMessage = TaskHeartbeat | TaskWithdrawn
+
+_MODELS: dict[str, type[TaskHeartbeat] | type[TaskWithdrawn]] = {
+    "TaskHeartbeat": TaskHeartbeat,
+    "TaskWithdrawn": TaskWithdrawn,
+}
+
+
+def encode_task_message(message: TaskMessage) -> bytes:
+    packed: bytes = msgpack.packb(message.model_dump(mode="json"))
+    return packed
+
+
+def decode_task_message(data: bytes) -> TaskMessage:
+    """The message, or a ``DecodeError`` saying why it cannot be read for certain."""
+    if len(data) > MAX_TASK_BYTES:
+        raise NotAnEvent(f"{len(data)} bytes, more than a task message may hold ({MAX_TASK_BYTES})")
+    try:
+        raw = msgpack.unpackb(data)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise NotAnEvent(f"not msgpack ({str(exc) or type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise NotAnEvent(f"expected a map, got {type(raw).__name__}")
+    kind, version = raw.get("type"), raw.get("version")
+    if not isinstance(kind, str) or type(version) is not int:
+        raise NotAnEvent("missing string 'type' or integer 'version'")
+    model = _MODELS.get(kind)
+    if model is None:
+        raise UnknownEventType(kind[:64])
+    if version > 1:
+        raise FutureVersion(kind, version, 1)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidEvent(f"{kind} v{version}: {where}: {first['msg']}") from None

@@ -1,0 +1,162 @@
+"""A service's endpoints: the live tasks its selector picks, as addresses and ports.
+
+Pure: the matching is Kubernetes' (every key of the selector equal on the task; an empty
+selector picks nothing, as a Service without a selector gets no endpoints), each task
+becomes ``address:targetPort`` for each of the service's ports, addresses are grouped by
+cluster, and ready and not-ready are kept apart (EndpointSlice's ``ready``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from events import Port, Service
+    from registry.tasks import LiveTask
+
+__all__ = [
+    "Endpoint",
+    "EndpointAddress",
+    "Endpoints",
+    "Subset",
+    "endpoints_for",
+    "host_port",
+    "index_label",
+    "selects",
+]
+
+
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Whether a service with ``selector`` picks a task with ``labels``."""
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def index_label(selector: Mapping[str, str]) -> tuple[str, str] | None:
+    """The one label a service's tasks are read by, on the server: the selector's first
+    in key order (the rest are matched here). None for an empty selector."""
+    if not selector:
+        return None
+    key = min(selector)
+    return key, selector[key]
+
+
+def host_port(address: str, port: int | None) -> str:
+    """``10.0.0.1:8080``, ``[fd00::1]:8080``; the bare address when there is no port."""
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointAddress:
+    """One task a service picks."""
+
+    address: str
+    task: str
+    cluster: str | None
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to send traffic for one service port: a task's address and target port."""
+
+    address: str
+    port: int | None  # the target port; None for a service without ports
+    protocol: str
+    task: str
+    cluster: str | None
+    ready: bool
+
+    def __str__(self) -> str:
+        return host_port(self.address, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Subset:
+    """The addresses of one cluster (Kubernetes' Endpoints subset), ready and not apart."""
+
+    cluster: str | None
+    ready: tuple[EndpointAddress, ...]
+    not_ready: tuple[EndpointAddress, ...]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """A service's endpoints at one moment. Equal values mean nothing a client routes by
+    changed (heartbeat times are not part of it)."""
+
+    namespace: str
+    name: str
+    selector: Mapping[str, str] = field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+    addresses: tuple[EndpointAddress, ...] = ()  # by cluster, then address
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for a in self.addresses if a.ready)
+
+    @property
+    def total(self) -> int:
+        return len(self.addresses)
+
+    @property
+    def status(self) -> str:
+        """``ready/total``, or ``<none>`` for a service without a selector."""
+        return f"{self.ready}/{self.total}" if self.selector else "<none>"
+
+    def endpoints(self, port: int | None = None, *, ready: bool | None = True) -> list[Endpoint]:
+        """One per address and service port (only the service port ``port`` if given);
+        only ready ones by default, only not-ready with ``ready=False``, all with None."""
+        chosen = [a for a in self.addresses if ready is None or a.ready is ready]
+        ports = [p for p in self.ports if port is None or p.port == port]
+        if not self.ports and port is None:
+            return [Endpoint(a.address, None, "TCP", a.task, a.cluster, a.ready) for a in chosen]
+        return [
+            Endpoint(a.address, p.target_port, p.protocol.value, a.task, a.cluster, a.ready)
+            for a in chosen
+            for p in ports
+        ]
+
+    def subsets(self) -> list[Subset]:
+        """The addresses grouped by cluster (clusterless first)."""
+        grouped = groupby(self.addresses, key=lambda a: a.cluster)
+        result = []
+        for cluster, members in grouped:
+            addresses = list(members)
+            result.append(
+                Subset(
+                    cluster,
+                    tuple(a for a in addresses if a.ready),
+                    tuple(a for a in addresses if not a.ready),
+                )
+            )
+        return result
+
+
+def endpoints_for(service: Service, tasks: Iterable[LiveTask]) -> Endpoints:
+    """The endpoints of ``service`` among ``tasks`` (any tasks: those of other namespaces,
+    or that its selector does not pick, are left out)."""
+    selector = service.selector
+    chosen = [
+        EndpointAddress(t.address, t.name, t.cluster, t.ready)
+        for t in tasks
+        if t.namespace == service.namespace and selects(selector, t.labels)
+    ]
+    chosen.sort(key=_order)
+    return Endpoints(service.namespace, service.name, dict(selector), service.ports, tuple(chosen))
+
+
+def _order(address: EndpointAddress) -> tuple[bool, str, int, int, str]:
+    """Clusterless first, then by cluster; addresses in numeric order (10.0.0.2 before
+    10.0.0.10), IPv4 before IPv6."""
+    ip = ipaddress.ip_address(address.address)
+    return (address.cluster is not None, address.cluster or "", ip.version, int(ip), address.task)

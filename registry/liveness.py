@@ -1,0 +1,52 @@
+"""What the registry needs from the liveness stream: the ``Liveness`` protocol.
+
+The announcer, the endpoints, the Resolver and ``get tasks`` are written against this and
+nothing else; ``registry.jetstream.liveness`` implements it over JetStream. Liveness is
+the server's decision (per-message TTLs, subject delete markers): nothing here expires
+anything, and there is no sweeper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from registry.transport import Reader
+
+__all__ = ["Liveness", "Outgoing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for the liveness stream: it replaces its subject's last message and
+    expires ``ttl`` seconds after it is stored."""
+
+    subject: str
+    data: bytes
+    ttl: int
+
+
+class Liveness(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    async def publish(self, messages: Sequence[Outgoing], *, timeout: float = 2.0) -> None:
+        """Store every message, and return once the server has stored the last one (sent
+        after the others on the same connection, so it vouches for them).
+
+        Raises ``ServerError`` (``PermissionDenied`` among them) when it is not confirmed,
+        ``InvalidInput`` when a message is larger than the server takes.
+        """
+        ...
+
+    def read(self, filters: Sequence[str]) -> Reader:
+        """The last message of each subject matching ``filters``, ``CAUGHT_UP``, then every
+        new one as it is stored; after anything that may have lost one (a reconnect, a
+        gap, silence), ``RESTARTED`` and the current state again."""
+        ...
+
+    def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after each reconnect (an announcer renews at once: the server
+        may have restarted and its heartbeats expired meanwhile)."""
+        ...

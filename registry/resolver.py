@@ -1,0 +1,214 @@
+"""Resolving a service to live endpoints, for programs that send it traffic.
+
+``await resolver.endpoints("shop/web")`` starts following the service (its selector and
+ports from the log, its tasks from the liveness stream) and returns its endpoints once
+they are read; from then on they are kept current in the background, and
+``resolver.pick("shop/web", port=80)`` chooses a ready one without a round trip:
+round-robin, or the less loaded of two when the caller knows the load.
+
+While the server is unreachable the Resolver keeps serving the last endpoints it had, as
+Eureka's clients serve their cached registry, and ``stale_for`` says for how long the
+server has not confirmed them; when the server is back it reads the current state again
+and replaces them in one step, so a caller never sees a half-read set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from events.names import check_name
+from events.service import DEFAULT_NAMESPACE
+from registry.balance import RoundRobin, two_choices
+from registry.discovery import RESYNC_S, Discovered, EndpointsChanged, Follower
+from registry.endpoints import Endpoint, Endpoints
+from registry.errors import InvalidInput, NoEndpoints, NotFound
+from registry.projection import ServiceKey
+from registry.projector import SkipHandler, report_skipped
+from registry.transport import Log
+
+__all__ = ["Resolver", "ServiceRef", "service_key"]
+
+log = logging.getLogger(__name__)
+
+ServiceRef = str | tuple[str, str]  # "shop/web", "web" (default namespace), ("shop", "web")
+_RESTART_S = 1.0  # before following again after a read failed
+
+
+def service_key(service: ServiceRef) -> ServiceKey:
+    """``"shop/web"`` -> ``("shop", "web")``; a bare name is in the default namespace."""
+    if isinstance(service, tuple):
+        namespace, name = service
+    else:
+        namespace, slash, name = service.rpartition("/")
+        namespace = namespace if slash else DEFAULT_NAMESPACE
+    try:
+        return check_name(namespace), check_name(name)
+    except ValueError as exc:
+        raise InvalidInput("service", str(service), str(exc)) from None
+
+
+@dataclass
+class _Followed:
+    """One service the Resolver follows, and what it knows of it."""
+
+    key: ServiceKey
+    endpoints: Endpoints | None = None  # None: not live
+    read: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None
+    follower: Follower | None = None
+    task: asyncio.Task[None] | None = None
+    watchers: list[asyncio.Queue[Endpoints | None]] = field(default_factory=list)
+    changes: int = 0
+
+    def set(self, endpoints: Endpoints | None) -> None:
+        if self.read.is_set() and endpoints == self.endpoints:
+            return
+        self.endpoints = endpoints
+        self.changes += 1
+        for queue in self.watchers:
+            queue.put_nowait(endpoints)
+
+
+class Resolver:
+    """Live endpoints of the services asked for, kept current from the server."""
+
+    def __init__(
+        self,
+        log: Log,
+        *,
+        on_skipped: SkipHandler = report_skipped,
+        resync: float = RESYNC_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.log = log
+        self.on_skipped = on_skipped
+        self.resync = resync
+        self._rng = rng or random.Random()
+        self._followed: dict[ServiceKey, _Followed] = {}
+        self._turns = RoundRobin()
+
+    async def close(self) -> None:
+        for followed in self._followed.values():
+            if followed.task is not None:
+                followed.task.cancel()
+        for followed in self._followed.values():
+            if followed.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await followed.task
+        self._followed.clear()
+
+    async def __aenter__(self) -> Resolver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- asking ---------------------------------------------------------------------------
+
+    async def endpoints(self, service: ServiceRef) -> Endpoints:
+        """The service's endpoints: read on the first call, kept current after it.
+        NotFound if the service is not live (it is still followed, and may appear)."""
+        followed = await self._follow(service_key(service))
+        if followed.endpoints is None:
+            raise NotFound(*followed.key)
+        return followed.endpoints
+
+    def pick(
+        self,
+        service: ServiceRef,
+        *,
+        port: int | None = None,
+        load: Callable[[Endpoint], float] | None = None,
+    ) -> Endpoint:
+        """A ready endpoint of the service for its port ``port`` (needed when it has more
+        than one): the next in turn, or with ``load`` the less loaded of two at random.
+        The service must have been asked for with ``endpoints`` first."""
+        key = service_key(service)
+        followed = self._followed.get(key)
+        if followed is None or not followed.read.is_set():
+            raise NoEndpoints(*key, "not resolved yet (await resolver.endpoints() first)")
+        endpoints = followed.endpoints
+        if endpoints is None:
+            raise NoEndpoints(*key, "the service is not live")
+        ports = [p.port for p in endpoints.ports]
+        if port is None and len(ports) > 1:
+            raise InvalidInput("port", "none", f"the service has several ports {ports}; name one")
+        if port is not None and port not in ports:
+            raise InvalidInput("port", str(port), f"the service's ports are {ports or 'none'}")
+        candidates = endpoints.endpoints(port)
+        if not candidates:
+            raise NoEndpoints(*key, f"0 of {endpoints.total} endpoints are ready")
+        if load is not None:
+            return two_choices(candidates, load, self._rng)
+        return self._turns.choose((key, port), candidates)
+
+    def stale_for(self, service: ServiceRef) -> float:
+        """Seconds the server has not confirmed the service's endpoints (0.0 while it
+        does, about every second even when nothing changes)."""
+        followed = self._followed.get(service_key(service))
+        if followed is None or followed.follower is None:
+            return 0.0
+        return followed.follower.stale_for
+
+    async def watch(self, service: ServiceRef) -> AsyncIterator[Endpoints | None]:
+        """The service's endpoints now, then again each time they change (None while the
+        service is not live)."""
+        followed = await self._follow(service_key(service))
+        queue: asyncio.Queue[Endpoints | None] = asyncio.Queue()
+        followed.watchers.append(queue)
+        try:
+            yield followed.endpoints
+            while True:
+                yield await queue.get()
+        finally:
+            followed.watchers.remove(queue)
+
+    # -- following ------------------------------------------------------------------------
+
+    async def _follow(self, key: ServiceKey) -> _Followed:
+        followed = self._followed.get(key)
+        if followed is None:
+            followed = self._followed[key] = _Followed(key)
+            followed.task = asyncio.create_task(self._keep_following(followed))
+        if not followed.read.is_set():
+            await followed.read.wait()
+        if followed.error is not None and followed.endpoints is None:
+            error, followed.error = followed.error, None
+            self._followed.pop(key, None)
+            if followed.task is not None:
+                followed.task.cancel()
+            raise error
+        return followed
+
+    async def _keep_following(self, followed: _Followed) -> None:
+        """Follow the service until closed; a failed read is started again, keeping what
+        was known meanwhile."""
+        namespace, name = followed.key
+        while True:
+            follower = Follower(
+                self.log, namespace, name, on_skipped=self.on_skipped, resync=self.resync
+            )
+            followed.follower = follower
+            try:
+                async with contextlib.aclosing(follower.__aiter__()) as items:
+                    async for item in items:
+                        if isinstance(item, Discovered):
+                            found = item.services[0].endpoints if item.services else None
+                            followed.set(found)
+                        else:
+                            assert isinstance(item, EndpointsChanged)
+                            gone = item.kind == "DELETED"
+                            followed.set(None if gone else item.service.endpoints)
+                        followed.read.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the read failed: keep what we had, try again
+                log.warning("following %s/%s failed: %s", namespace, name, exc)
+                followed.error = exc
+                followed.read.set()
+            await asyncio.sleep(_RESTART_S)
