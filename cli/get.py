@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cli.template import Path as JsonPath
     from cli.template import Template
     from events import Service
+    from registry.discovery import Discovered, EndpointsChanged
     from registry.history import PastState
     from registry.projection import Change, ServiceKey, ServiceRecord
     from registry.proof import Trust
@@ -133,9 +134,17 @@ def get_service(
 
     async def get() -> list["ServiceRecord"]:
         async with await conn.open() as registry:
-            if name is not None:
-                return [await registry.get(namespace, name)]
-            return await registry.list(scope)
+            if not view.shows_endpoints:
+                if name is not None:
+                    return [await registry.get(namespace, name)]
+                return await registry.list(scope)
+            if name is not None:  # one service: only the tasks its selector picks
+                record = await registry.get(namespace, name)
+                found = [(record, await registry.endpoints(namespace, name, record=record))]
+            else:
+                found = [(f.record, f.endpoints) for f in await registry.list_endpoints(scope)]
+            view.statuses = {record.key: endpoints.status for record, endpoints in found}
+            return [record for record, _ in found]
 
     records = view.select(asyncio.run(get()))
     if not records and view.says_when_empty:
@@ -210,6 +219,8 @@ class View:
         self.output = fmt.output
         self.show_labels = show_labels
         self.no_headers = no_headers
+        # Each service's ENDPOINTS (ready/total) for the tables, when they were read.
+        self.statuses: dict[ServiceKey, str] | None = None
         self.selector: Selector | None = None
         self.sort: JsonPath | None = None
         self.template: Template | None = None
@@ -269,10 +280,17 @@ class View:
 
     # -- one list --------------------------------------------------------------------------
 
+    @property
+    def shows_endpoints(self) -> bool:
+        """Tables (not custom columns) show each service's ENDPOINTS, ready/total."""
+        return self.output in _TABLES and self.columns is None
+
     def header(self) -> list[str]:
         if self.columns is not None:
             return [column.header for column in self.columns]
         header = list(WIDE_COLUMNS if self.output is Output.wide else COLUMNS)
+        if self.statuses is not None:
+            header.insert(header.index("AGE"), "ENDPOINTS")
         return [*header, "LABELS"] if self.show_labels else header
 
     def row(
@@ -285,6 +303,8 @@ class View:
             obj = service_object(record, trust)
             return [column.cell(obj) for column in self.columns]
         row = service_row(record, wide=self.output is Output.wide, now=now, trust=trust)
+        if self.statuses is not None:
+            row.insert(COLUMNS.index("AGE"), self.statuses.get(record.key, "<unknown>"))
         return [*row, labels_cell(record.service)] if self.show_labels else row
 
     def table(self, header: list[str], rows: list[list[str]]) -> str:
@@ -328,8 +348,13 @@ def _watch(
     async def run() -> None:
         async with await conn.open(keep_reconnecting=True) as registry:
             printer = _WatchPrinter(view, trust)
-            async for item in registry.watch(namespace, name):
-                printer.show(item)
+            if not view.shows_endpoints:
+                async for item in registry.watch(namespace, name):
+                    printer.show(item)
+                return
+            async with registry.follow_endpoints(namespace, name) as follower:
+                async for found in follower:
+                    printer.show_endpoints(found)
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
         asyncio.run(run())
@@ -376,6 +401,25 @@ class _WatchPrinter:
             else:
                 self.shown.add(record.key)
             self._line(kind, record)
+
+    def show_endpoints(self, item: "Discovered | EndpointsChanged") -> None:
+        """A service's change, or its ENDPOINTS changing alone: a MODIFIED row too."""
+        from registry.discovery import Discovered
+        from registry.projection import Change
+        from registry.watch import Snapshot
+
+        statuses = self.view.statuses = self.view.statuses or {}
+        if isinstance(item, Discovered):
+            statuses.update((s.key, s.endpoints.status) for s in item.services)
+            self.show(Snapshot([s.record for s in item.services], 0))
+            return
+        record, status = item.service.record, item.service.endpoints.status
+        before = statuses.get(record.key)
+        statuses[record.key] = status
+        if item.change is not None:
+            self.show(item.change)
+        elif status != before:
+            self.show(Change("MODIFIED", record.seq, record, record.event))
 
     def _kind(self, change: "Change") -> str | None:
         """What the change is to someone watching only the selected services."""

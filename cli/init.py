@@ -1,4 +1,4 @@
-"""``skyctl init``: create the registry's stream and subscriptions bucket, or report them."""
+"""``skyctl init``: create the registry's streams and subscriptions bucket, or report them."""
 
 import asyncio
 import dataclasses
@@ -33,10 +33,11 @@ def init(
     *,
     conn: Connection,
 ) -> None:
-    """Create the event stream and the subscriptions bucket if missing; report both.
+    """Create the registry's streams and subscriptions bucket if missing; report them.
 
-    Any command creates the stream on first use; init does it up front, with the replica
-    count a cluster needs.
+    The event stream, the durable-subscriptions bucket, and the liveness stream tasks
+    announce themselves in. Any command creates what it needs on first use; init does it
+    up front, with the replica count a cluster needs.
 
     Example:  skyctl init --replicas 3 -S nats://127.0.0.1:4222,nats://127.0.0.1:4223
     """

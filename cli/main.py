@@ -11,18 +11,22 @@ from typing import Annotated
 
 import typer
 
+from cli.announce import announce_app, announce_task
 from cli.apply import apply
 from cli.completion import COMPLETE_VAR, completion
 from cli.create import create_app
 from cli.delete import delete_app
 from cli.describe import describe_app
 from cli.edit import edit_app
+from cli.endpoints import get_endpoints
 from cli.errors import EXIT_INVALID, exit_code, fail
 from cli.get import get_app
 from cli.history import audit_app, events, history_app
 from cli.init import init
 from cli.label import label_app
 from cli.server import server
+from cli.tasks import get_tasks
+from cli.verbs import register
 from cli.version import version, version_callback
 from registry.errors import RegistryError
 
@@ -58,6 +62,11 @@ app.command("server")(server)
 app.command("init")(init)
 app.command("version")(version)
 app.command("completion")(completion)
+# Discovery (issue 12): tasks announce themselves, services resolve to their endpoints.
+app.add_typer(announce_app, name="announce")
+register(announce_app, announce_task, "task")
+register(get_app, get_endpoints, "endpoints")
+register(get_app, get_tasks, "tasks")
 
 
 @app.callback()

@@ -25,7 +25,15 @@ __all__ = [
 ]
 
 NOUNS = ("service", "services", "svc")
-ALIASES = {"services": "service", "svc": "service"}
+ALIASES = {
+    "services": "service",
+    "svc": "service",
+    # Discovery's nouns (issue 12), each taken only where its verb has it.
+    "endpoint": "endpoints",
+    "ep": "endpoints",
+    "task": "tasks",
+    "tasks": "task",
+}
 
 
 class VerbGroup(TyperGroup):
@@ -35,7 +43,10 @@ class VerbGroup(TyperGroup):
 
     # (click's types are typer's private copy in some releases, so not named here.)
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+        alias = ALIASES.get(cmd_name)
+        if alias is not None and alias in self.commands:
+            cmd_name = alias
+        return super().get_command(ctx, cmd_name)
 
 
 def verb_app(help: str, *, files: bool = False) -> typer.Typer:
@@ -43,9 +54,12 @@ def verb_app(help: str, *, files: bool = False) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, cls=VerbGroup, invoke_without_command=files)
 
 
-def register(app: typer.Typer, command: Callable[..., Any], **kwargs: Any) -> None:
-    aliases = ", ".join(ALIASES)
-    app.command("service", epilog=f"Aliases of service: {aliases}.", **kwargs)(command)
+def register(
+    app: typer.Typer, command: Callable[..., Any], noun: str = "service", **kwargs: Any
+) -> None:
+    aliases = ", ".join(alias for alias, name in ALIASES.items() if name == noun)
+    epilog = f"Aliases of {noun}: {aliases}." if aliases else None
+    app.command(noun, epilog=epilog, **kwargs)(command)
 
 
 class Output(StrEnum):

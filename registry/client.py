@@ -426,19 +426,23 @@ class Registry:
         from events.liveness import selector_filter, task_filter
         from registry.discovery import read_tasks
 
-        if label is not None and namespace is not None:
-            filters = [selector_filter(namespace, *label)]
+        if label is not None:
+            filters = [selector_filter(namespace or "*", *label)]
         else:
             filters = task_filter(namespace)
         view = await read_tasks(self.log, filters, self.on_skipped)
         tasks = view.tasks(namespace)
         return tasks if label is None else [t for t in tasks if t.labels.get(label[0]) == label[1]]
 
-    async def endpoints(self, namespace: str, name: str) -> Endpoints:
-        """One service's endpoints now (NotFound if it is not live)."""
+    async def endpoints(
+        self, namespace: str, name: str, *, record: ServiceRecord | None = None
+    ) -> Endpoints:
+        """One service's endpoints now (NotFound if it is not live; ``record``: the
+        service, when it has just been read)."""
         from registry.discovery import endpoints_of
 
-        return await endpoints_of(self.log, await self.get(namespace, name), self.on_skipped)
+        record = record or await self.get(namespace, name)
+        return await endpoints_of(self.log, record, self.on_skipped)
 
     async def list_endpoints(self, namespace: str | None = None) -> builtins.list[ServiceEndpoints]:
         """Every live service of a namespace (or all) with its endpoints, reading the

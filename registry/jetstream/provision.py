@@ -1,4 +1,4 @@
-"""``skyctl init``: make sure the registry's stream and subscriptions bucket exist.
+"""``skyctl init``: make sure the registry's streams and subscriptions bucket exist.
 
 Both are plain JetStream streams; on a cluster their ``replicas`` decide how many nodes
 keep a copy (JetStream's Raft does the replication, the registry adds nothing). An
@@ -75,7 +75,26 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
         action, previous, tightened = await _settle(log, STREAM, want, scale, BUCKET_SAFETY)
     info = await log.stream_info(STREAM)
     report.append(_report(info, "bucket", BUCKET, action, previous, tightened))
+    report.append(await _provision_tasks(log, want, scale))
     return report
+
+
+async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisioned:
+    """The liveness stream (issue 12), created like the bucket, or scaled with the rest."""
+    from events.liveness import TASKS_STREAM
+    from registry.jetstream.liveness import JetStreamLiveness
+
+    try:
+        await log.stream_info(TASKS_STREAM)
+    except ApiError as exc:
+        if exc.err_code != STREAM_NOT_FOUND:
+            raise
+        await JetStreamLiveness.open(log)
+        action, previous = "created", None
+    else:
+        action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, {})
+    info = await log.stream_info(TASKS_STREAM)
+    return _report(info, "stream", TASKS_STREAM, action, previous, ())
 
 
 async def _settle(

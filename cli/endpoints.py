@@ -1,0 +1,166 @@
+"""``skyctl get endpoints [NAME]``: each service's live endpoints, as kubectl shows them.
+
+The table is kubectl's: up to three ready ``address:port`` pairs, then ``+ N more...``;
+``-o wide`` gives one row per address (ready or not, with its cluster and task);
+``-o json|yaml`` is Kubernetes' Endpoints object, one subset per cluster, with ready and
+not-ready addresses apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.connection import Connection, connection_options
+from cli.parse import parse_name
+from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
+from cli.verbs import NamespaceOpt, Output, output_option
+from registry.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from registry.discovery import ServiceEndpoints
+    from registry.endpoints import EndpointAddress, Endpoints
+
+__all__ = ["endpoints_cell", "endpoints_object", "get_endpoints"]
+
+COLUMNS = ("NAME", "NAMESPACE", "ENDPOINTS", "AGE")
+WIDE_COLUMNS = ("NAME", "NAMESPACE", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
+_SHOWN = 3  # as kubectl's formatEndpoints
+
+
+@connection_options
+def get_endpoints(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[NAME]", help="Service name; every service if omitted.", show_default=False
+        ),
+    ] = None,
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
+    ] = False,
+    output: Annotated[
+        Output, output_option(Output.table, Output.wide, Output.json, Output.yaml)
+    ] = Output.table,
+    *,
+    conn: Connection,
+) -> None:
+    """Show the live endpoints of one service, or of every service in a namespace.
+
+    An endpoint is a live task the service's selector picks, as address:targetPort for
+    each of its ports, grouped by cluster; ENDPOINTS lists the ready ones.
+
+    Example:  skyctl get endpoints web -n shop
+    """
+    namespace = parse_name(namespace, "namespace")
+    if name is not None:
+        parse_name(name)
+        if all_namespaces:
+            raise InvalidInput("name", name, "a name cannot be combined with --all-namespaces")
+    scope = None if all_namespaces else namespace
+
+    async def read() -> list[ServiceEndpoints]:
+        from registry.discovery import ServiceEndpoints
+
+        async with await conn.open() as registry:
+            if name is None:
+                return await registry.list_endpoints(scope)
+            record = await registry.get(namespace, name)
+            return [ServiceEndpoints(record, await registry.endpoints(namespace, name))]
+
+    found = asyncio.run(read())
+    if not found and output in (Output.table, Output.wide):
+        where = "any namespace" if scope is None else f"{scope} namespace"
+        print(f"No resources found in {where}.", file=sys.stderr)
+        return
+    print(render(found, output, single=name is not None))
+
+
+def render(found: Sequence[ServiceEndpoints], output: Output, *, single: bool) -> str:
+    if output is Output.table:
+        rows = [
+            [s.endpoints.name, s.endpoints.namespace, endpoints_cell(s.endpoints), _age(s)]
+            for s in found
+        ]
+        return Table(COLUMNS, rows).render(rows)
+    if output is Output.wide:
+        rows = [row for s in found for row in wide_rows(s.endpoints)]
+        return Table(WIDE_COLUMNS, rows).render(rows)
+    objects = [endpoints_object(s.endpoints) for s in found]
+    obj = objects[0] if single else {"apiVersion": API_VERSION, "kind": "List", "items": objects}
+    return to_json(obj) if output is Output.json else to_yaml(obj)
+
+
+def _age(found: ServiceEndpoints) -> str:
+    return human_age(found.record.created)
+
+
+def endpoints_cell(endpoints: Endpoints) -> str:
+    """kubectl's ENDPOINTS column: ready ``address:port`` by cluster, then port, then
+    address; three at most, then ``+ N more...``; ``<none>`` if there are none."""
+    shown = [
+        str(endpoint)
+        for subset in endpoints.subsets()
+        for endpoint in _subset_endpoints(endpoints, subset.ready)
+    ]
+    if not shown:
+        return "<none>"
+    text = ",".join(shown[:_SHOWN])
+    if len(shown) > _SHOWN:
+        text += f" + {len(shown) - _SHOWN} more..."
+    return text
+
+
+def _subset_endpoints(endpoints: Endpoints, addresses: Sequence[EndpointAddress]) -> list[str]:
+    from registry.endpoints import host_port
+
+    if not endpoints.ports:
+        return [a.address for a in addresses]
+    return [host_port(a.address, p.target_port) for p in endpoints.ports for a in addresses]
+
+
+def wide_rows(endpoints: Endpoints) -> list[list[str]]:
+    ports = ",".join(f"{p.target_port}/{p.protocol.value}" for p in endpoints.ports) or "<none>"
+    rows = [
+        [
+            endpoints.name,
+            endpoints.namespace,
+            a.cluster or "<none>",
+            a.address,
+            ports,
+            "true" if a.ready else "false",
+            a.task,
+        ]
+        for a in endpoints.addresses
+    ]
+    return rows or [[endpoints.name, endpoints.namespace, *["<none>"] * 5]]
+
+
+def endpoints_object(endpoints: Endpoints) -> dict[str, Any]:
+    """Kubernetes' Endpoints: a subset per cluster (``cluster`` added), ready addresses
+    and not-ready ones apart, each naming its task (``targetRef``)."""
+
+    def address(a: EndpointAddress) -> dict[str, Any]:
+        return {"ip": a.address, "targetRef": {"kind": "Task", "name": a.task}}
+
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Endpoints",
+        "metadata": {"name": endpoints.name, "namespace": endpoints.namespace},
+        "subsets": [
+            {
+                "cluster": subset.cluster,
+                "addresses": [address(a) for a in subset.ready],
+                "notReadyAddresses": [address(a) for a in subset.not_ready],
+                "ports": [
+                    {"port": p.target_port, "protocol": p.protocol.value} for p in endpoints.ports
+                ],
+            }
+            for subset in endpoints.subsets()
+        ],
+    }

@@ -1,0 +1,130 @@
+"""``skyctl get tasks``: the live tasks, with their labels, address, cluster, readiness,
+and how long ago the server stored their last heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.connection import Connection, connection_options
+from cli.parse import parse_name
+from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
+from cli.verbs import NamespaceOpt, Output, output_option
+from events.stamps import format_time
+
+if TYPE_CHECKING:
+    from cli.selector import Selector
+    from registry.tasks import LiveTask
+
+__all__ = ["get_tasks", "task_object"]
+
+COLUMNS = ("NAME", "NAMESPACE", "READY", "ADDRESS", "CLUSTER", "LABELS", "HEARTBEAT")
+WIDE_COLUMNS = (*COLUMNS, "TTL", "AGE", "INSTANCE")
+
+
+@connection_options
+def get_tasks(
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
+    ] = False,
+    selector: Annotated[
+        str | None,
+        typer.Option(
+            "--selector",
+            "-l",
+            metavar="SELECTOR",
+            help="Only tasks whose labels match: k=v, k!=v, k, !k, k in (a,b), k notin (a,b).",
+        ),
+    ] = None,
+    output: Annotated[Output, output_option(*Output)] = Output.table,
+    *,
+    conn: Connection,
+) -> None:
+    """List the live tasks of a namespace: what announced itself and has not expired.
+
+    HEARTBEAT is how long ago the server stored the task's last heartbeat; a task whose
+    announcer stops is gone once its TTL runs out.
+
+    Example:  skyctl get tasks -n shop -l app=web
+    """
+    namespace = parse_name(namespace, "namespace")
+    chosen: Selector | None = None
+    if selector is not None:
+        from cli.selector import parse_label_selector
+
+        chosen = parse_label_selector(selector)
+    scope = None if all_namespaces else namespace
+    label = _equality(chosen)
+
+    async def read() -> list[LiveTask]:
+        async with await conn.open() as registry:
+            return await registry.tasks(scope, label=label)
+
+    tasks = [t for t in asyncio.run(read()) if chosen is None or chosen.matches(t.labels)]
+    if not tasks and output in (Output.table, Output.wide):
+        where = "any namespace" if scope is None else f"{scope} namespace"
+        print(f"No resources found in {where}.", file=sys.stderr)
+        return
+    print(render(tasks, output))
+
+
+def _equality(selector: Selector | None) -> tuple[str, str] | None:
+    """A ``k=v`` requirement of the selector, read on the server (the rest is matched here)."""
+    if selector is None:
+        return None
+    from cli.selector import Operator
+
+    for requirement in selector.requirements:
+        if requirement.operator in (Operator.EQUALS, Operator.IN) and len(requirement.values) == 1:
+            (value,) = requirement.values
+            return requirement.key, value
+    return None
+
+
+def render(tasks: list[LiveTask], output: Output) -> str:
+    now = datetime.now(UTC)
+    if output is Output.name:
+        return "\n".join(f"task/{t.name}" for t in tasks)
+    if output in (Output.table, Output.wide):
+        rows = [_row(t, now, wide=output is Output.wide) for t in tasks]
+        return Table(WIDE_COLUMNS if output is Output.wide else COLUMNS, rows).render(rows)
+    items = [task_object(t) for t in tasks]
+    obj = {"apiVersion": API_VERSION, "kind": "List", "items": items}
+    return to_json(obj) if output is Output.json else to_yaml(obj)
+
+
+def _row(task: LiveTask, now: datetime, *, wide: bool) -> list[str]:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(task.labels.items())) or "<none>"
+    row = [
+        task.name,
+        task.namespace,
+        "true" if task.ready else "false",
+        task.address,
+        task.cluster or "<none>",
+        labels,
+        human_age(task.heard, now),
+    ]
+    if wide:
+        row += [f"{task.ttl}s", human_age(task.since, now), task.instance]
+    return row
+
+
+def task_object(task: LiveTask) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Task",
+        "metadata": {"name": task.name, "namespace": task.namespace, "labels": dict(task.labels)},
+        "spec": {"address": task.address, "cluster": task.cluster},
+        "status": {
+            "ready": task.ready,
+            "lastHeartbeat": format_time(task.heard),
+            "ttlSeconds": task.ttl,
+            "since": format_time(task.since),
+            "instance": task.instance,
+        },
+    }
