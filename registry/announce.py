@@ -133,6 +133,7 @@ class Announcer:
     async def close(self) -> None:
         """Stop renewing (the tasks then expire on the server); withdraw nothing."""
         self._unlisten()
+        self._unlisten = lambda: None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -147,6 +147,11 @@ class Resolver:
             return two_choices(candidates, load, self._rng)
         return self._turns.choose((key, port), candidates)
 
+    def known(self, service: ServiceRef) -> Endpoints | None:
+        """The endpoints last read, without waiting (None: not live, or not asked for)."""
+        followed = self._followed.get(service_key(service))
+        return None if followed is None else followed.endpoints
+
     def stale_for(self, service: ServiceRef) -> float:
         """Seconds the server has not confirmed the service's endpoints (0.0 while it
         does, about every second even when nothing changes)."""

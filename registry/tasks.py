@@ -125,14 +125,14 @@ class TaskView:
         heartbeat, or a message that names no task)."""
         subject = message.subject
         headers = message.headers
+        if headers.get(_ROLLUP) == "all":
+            self.rolled_up = True
         raw = (message.data, headers.get(_TTL) or "")
         known = self._bytes.get(subject)
         if known is not None and known == raw and _MARKER not in headers:
             renewed = self.by_subject[subject]
             renewed.seq, renewed.heard_ns = message.seq, message.time_ns
             return None
-        if headers.get(_ROLLUP) == "all":
-            self.rolled_up = True
         try:
             namespace, name, label = parse_task_subject(subject)
         except ValueError as exc:
@@ -165,12 +165,15 @@ class TaskView:
             return self._skip(message, "a task with labels stored on its unlabelled subject")
         if label is not None and task.labels.get(label[0]) != label[1]:
             return self._skip(message, f"the task lacks the label {label[0]}={label[1]}")
-        ttl = parse_ttl(message.headers.get(_TTL))
+        stated = message.headers.get(_TTL)
+        ttl = parse_ttl(stated)
         if ttl is None:
-            return self._skip(
-                message,
-                f"Nats-TTL {message.headers.get(_TTL)!r} is not {MIN_TTL_S}-{MAX_TTL_S} s",
+            reason = (
+                "no Nats-TTL header: it would not expire"
+                if stated is None
+                else f"Nats-TTL {stated[:40]!r} is not whole seconds from {MIN_TTL_S} to {MAX_TTL_S}"
             )
+            return self._skip(message, reason)
         return LiveTask.from_heartbeat(beat, ttl, message)
 
     def _skip(self, message: StoredMessage, reason: str) -> LiveTask | None:

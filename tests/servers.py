@@ -13,11 +13,17 @@ from registry.server import NatsServer
 __all__ = ["AUTH_ENV", "PASSWORDS", "ROOT", "TlsFiles", "auth_server", "tls_files", "tls_server"]
 
 ROOT = Path(__file__).parent.parent
-PASSWORDS = {"admin": "adm-secret", "shop-writer": "shop-secret", "viewer": "view-secret"}
+PASSWORDS = {
+    "admin": "adm-secret",
+    "shop-writer": "shop-secret",
+    "viewer": "view-secret",
+    "shop-agent": "agent-secret",
+}
 AUTH_ENV = {
     "SKYFLOW_ADMIN_PASSWORD": PASSWORDS["admin"],
     "SKYFLOW_SHOP_PASSWORD": PASSWORDS["shop-writer"],
     "SKYFLOW_VIEWER_PASSWORD": PASSWORDS["viewer"],
+    "SKYFLOW_AGENT_PASSWORD": PASSWORDS["shop-agent"],
 }
 
 

@@ -32,14 +32,24 @@ def test_seed_example_verbatim(url: str, ns: str) -> None:
     got = skyctl("get", "service", "myService", "--namespace", ns, url=url)
     assert got.code == 0, got.err
     header, row = got.lines
-    assert header.split() == ["NAME", "NAMESPACE", "TYPE", "SELECTOR", "PORTS", "CLUSTER", "AGE"]
-    assert row.split()[:6] == [
+    assert header.split() == [
+        "NAME",
+        "NAMESPACE",
+        "TYPE",
+        "SELECTOR",
+        "PORTS",
+        "CLUSTER",
+        "ENDPOINTS",
+        "AGE",
+    ]
+    assert row.split()[:7] == [
         "myService",
         ns,
         "ClusterIP",
         "app=myApp",
         "80:8080/TCP",
         "myCluster",
+        "0/0",  # ready/total: no task with app=myApp is announced
     ]
 
     deleted = skyctl("delete", "service", "myService", "--namespace", ns, url=url)

@@ -23,6 +23,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamInfo
 
 from events import STREAM_NAME, Service
+from events.liveness import TASKS_STREAM
 from registry.client import Registry
 from registry.errors import RegistryError
 from registry.feed import read_log
@@ -111,18 +112,20 @@ def test_skyctl_creates_and_scales_replicated_stream_and_bucket(cluster: LocalCl
     assert report.code == 0, report.err
     assert report.lines[0].startswith(f"stream {STREAM_NAME} exists (3 replicas), leader n")
     assert report.lines[1].startswith(f"bucket {BUCKET} created (3 replicas)")
+    assert report.lines[2].startswith(f"stream {TASKS_STREAM} created (3 replicas)")
     # --replicas scales what exists, in place, with JetStream's own replication.
     down = skyctl("init", "--replicas", "1", url=cluster.url)
     assert down.code == 0, down.err
     assert down.lines[0].startswith(f"stream {STREAM_NAME} scaled from 3 to 1 replica")
     assert down.lines[1].startswith(f"bucket {BUCKET} scaled from 3 to 1 replica")
+    assert down.lines[2].startswith(f"stream {TASKS_STREAM} scaled from 3 to 1 replica")
     up = skyctl("init", "--replicas", "3", url=cluster.url)
     assert up.code == 0, up.err
     assert up.lines[0].startswith(f"stream {STREAM_NAME} scaled from 1 to 3 replicas")
     assert up.lines[1].startswith(f"bucket {BUCKET} scaled from 1 to 3 replicas")
     again = skyctl("init", "--replicas", "3", url=cluster.url)
     assert again.lines[0].startswith(f"stream {STREAM_NAME} exists (3 replicas), leader n")
-    for stream in (STREAM_NAME, f"KV_{BUCKET}"):
+    for stream in (STREAM_NAME, f"KV_{BUCKET}", TASKS_STREAM):
         assert asyncio.run(_stream_info(cluster.urls, stream)).config.num_replicas == 3
     # Every node serves the registry: one URL of the three is enough to read, and a dead
     # URL in the list is passed over.

@@ -23,7 +23,7 @@ __all__ = ["Provisioned", "provision"]
 class Provisioned:
     kind: str  # "stream" or "bucket"
     name: str
-    action: str  # "created", "exists" or "scaled"
+    action: str  # "created", "exists", "scaled" or "recreated" (with other replicas)
     replicas: int
     previous_replicas: int | None = None  # when scaled
     leader: str | None = None  # on a cluster
@@ -33,7 +33,7 @@ class Provisioned:
     def __str__(self) -> str:
         noun = "replica" if self.replicas == 1 else "replicas"
         text = f"{self.kind} {self.name} {self.action}"
-        if self.action == "scaled":
+        if self.action in ("scaled", "recreated"):
             text += f" from {self.previous_replicas} to {self.replicas} {noun}"
         else:
             text += f" ({self.replicas} {noun})"
@@ -85,14 +85,24 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
     from registry.jetstream.liveness import JetStreamLiveness
 
     try:
-        await log.stream_info(TASKS_STREAM)
+        info = await log.stream_info(TASKS_STREAM)
     except ApiError as exc:
         if exc.err_code != STREAM_NOT_FOUND:
             raise
         await JetStreamLiveness.open(log)
         action, previous = "created", None
     else:
-        action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, {})
+        config = dict(info.get("config") or {})
+        if scale and want > 1 and config.get("persist_mode") == "async":
+            # JetStream can neither replicate an asynchronously persisted stream nor change
+            # its persistence: it is made again. It holds only heartbeats, each renewed
+            # within a third of its TTL, so live tasks are back within that time.
+            api = f"$JS.API.STREAM.DELETE.{TASKS_STREAM}"
+            await log.api(api, None, f"replace stream {TASKS_STREAM}")
+            await JetStreamLiveness.open(log)
+            action, previous = "recreated", _replicas(config)
+        else:
+            action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, {})
     info = await log.stream_info(TASKS_STREAM)
     return _report(info, "stream", TASKS_STREAM, action, previous, ())
 
