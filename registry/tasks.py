@@ -171,7 +171,7 @@ class TaskView:
             reason = (
                 "no Nats-TTL header: it would not expire"
                 if stated is None
-                else f"Nats-TTL {stated[:40]!r} is not whole seconds from {MIN_TTL_S} to {MAX_TTL_S}"
+                else f"Nats-TTL {stated[:40]!r} is not {MIN_TTL_S} to {MAX_TTL_S} whole seconds"
             )
             return self._skip(message, reason)
         return LiveTask.from_heartbeat(beat, ttl, message)

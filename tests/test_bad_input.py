@@ -3,6 +3,7 @@ from the contract (0, 1, 2 or 3), never a traceback, and nothing appended for ba
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import traceback
@@ -37,6 +38,8 @@ COMMANDS: list[list[str]] = [
     ["get", "svc", "-A", "--show-labels", "--no-headers", "-o", "custom-columns=N:.metadata.name"],
     ["version", "-o", "json"],
     ["completion", "bash"],
+    ["get", "endpoints", "{name}", "-n", "{ns}", "-o", "wide"],
+    ["get", "tasks", "-n", "{ns}", "-l", "app=web", "-o", "json"],
 ]  # fmt: skip
 
 texts = st.one_of(
@@ -126,3 +129,32 @@ def test_a_bad_replicas_variable_is_one_line(
     monkeypatch.setenv("SKYFLOW_REPLICAS", value)
     code, err = run(["get", "svc", "-n", NS])
     assert code == 2 and "SKYFLOW_REPLICAS" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--address", "10.0.0.300"], '"10.0.0.300"'),
+        (["--address", "10.0.0.1", "--ttl", "500ms"], '"500ms"'),
+        (["--address", "10.0.0.1", "--ttl", "0s"], '"0s"'),
+        (["--address", "10.0.0.1", "-l", "app web"], '"app web"'),
+        (["--address", "10.0.0.1", "-l", ",".join(f"k{i}=v" for i in range(17))], "at most 16"),
+        (["--address", "10.0.0.1", "-c", "eu.1"], '"eu.1"'),
+        (["--address", "10.0.0.1", "-n", "a*"], '"a*"'),
+        (["--address", "\x1b[31m"], "\\x1b[31m"),
+    ],
+)
+def test_announce_refuses_bad_input_in_one_line_and_writes_nothing(
+    url: str, monkeypatch: pytest.MonkeyPatch, flags: list[str], named: str
+) -> None:
+    from registry.client import Registry
+
+    monkeypatch.setenv("NATS_URL", url)
+    code, err = run(["announce", "task", "fuzzed", "-n", NS, *flags])
+    assert code == 2 and err.count("\n") == 1 and named in err, err
+
+    async def announced() -> list[str]:
+        async with await Registry.connect(url) as registry:
+            return [t.name for t in await registry.tasks(NS)]
+
+    assert asyncio.run(announced()) == []

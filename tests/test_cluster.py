@@ -22,8 +22,9 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamInfo
 
-from events import STREAM_NAME, Service
+from events import STREAM_NAME, Port, Service
 from events.liveness import TASKS_STREAM
+from events.task import Task
 from registry.client import Registry
 from registry.errors import RegistryError
 from registry.feed import read_log
@@ -273,3 +274,90 @@ async def test_killing_the_stream_leader_loses_nothing_acknowledged(
     )
     for name, reason in list(writes.unconfirmed.items())[:5]:
         report(f"  unconfirmed {name}: {reason}")
+
+
+# -- live tasks on a cluster (issue 12) ---------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_killing_the_liveness_leader_drops_no_live_task(
+    cluster: LocalCluster, report: Callable[[str], None]
+) -> None:
+    """Tasks announced on a cluster stay live through a kill of the liveness stream's
+    leader (heartbeats go on to the new one), and one that crashes then still expires."""
+    ns, service, ttl = "shop", "shop/web", 15
+    async with (
+        await Registry.connect(cluster.url) as announcing,
+        await Registry.connect(cluster.url) as crashing,
+        await Registry.connect(cluster.url) as reading,
+        reading.resolver() as resolver,
+    ):
+        await reading.create(
+            Service(
+                namespace=ns,
+                name="web",
+                selector={"app": "web"},
+                ports=(Port(port=80, target_port=8080),),
+            )
+        )
+        tasks = [
+            Task(namespace=ns, name=f"web-{i}", labels={"app": "web"}, address=f"10.4.0.{i + 1}")
+            for i in range(20)
+        ]
+        # Announced before `init --replicas 3`: the stream is made with one replica and
+        # asynchronous persistence, which JetStream cannot replicate, so init makes it
+        # again with three; the next renewals fill it.
+        await (await announcing.announcer()).announce(tasks, ttl)
+        crasher = await crashing.announcer()
+        await crasher.announce(
+            [Task(namespace=ns, name="crash", labels={"app": "web"}, address="10.4.1.1")], ttl
+        )
+        init = await asyncio.to_thread(skyctl, "init", "--replicas", "3", url=cluster.url)
+        assert init.code == 0, init.err
+        assert init.lines[2].startswith(f"stream {TASKS_STREAM} recreated from 1 to 3 replicas")
+
+        totals: list[tuple[float, int]] = []
+
+        async def record() -> None:
+            async for endpoints in resolver.watch(service):
+                totals.append((time.monotonic(), 0 if endpoints is None else endpoints.total))
+
+        recorder = asyncio.create_task(record())
+        try:
+            started = time.monotonic()
+            while not totals or totals[-1][1] != 21:
+                assert time.monotonic() - started < 20, totals[-5:]
+                await asyncio.sleep(0.05)
+            info = await _stream_info(cluster.urls, TASKS_STREAM)
+            assert info.config.num_replicas == 3 and info.cluster is not None
+            leader = info.cluster.leader
+            assert leader is not None
+            killed_at = time.monotonic()
+            cluster.node(leader).kill()
+            await crasher.close()  # "crash" stops renewing now, without a withdrawal
+            while not totals or totals[-1][1] != 20:
+                assert time.monotonic() - killed_at < ttl + 6, totals[-5:]
+                await asyncio.sleep(0.05)
+            crash_gone = time.monotonic() - killed_at
+            await asyncio.sleep(max(0.0, ttl + 2 - crash_gone))  # every live task renewed since
+        finally:
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+        after = [n for when, n in totals if when > killed_at]
+        assert min(after, default=21) >= 20, f"live tasks dropped after the kill: {after}"
+        assert after[-1] == 20
+        one_shot = await reading.endpoints(ns, "web")
+        assert sorted(a.task for a in one_shot.addresses) == sorted(t.name for t in tasks)
+        new_leader = (
+            await _stream_info(
+                [u for n, u in zip(cluster.nodes, cluster.urls, strict=True) if n != leader],
+                TASKS_STREAM,
+            )
+        ).cluster
+    report(
+        f"cluster: killed the liveness stream's leader {leader} under 20 live tasks (TTL {ttl} s); "
+        f"none dropped (fewest seen after the kill: {min(after)}); new leader "
+        f"{new_leader.leader if new_leader else '?'}; a task that crashed at the kill was gone "
+        f"{crash_gone:.1f} s later"
+    )

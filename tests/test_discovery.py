@@ -280,7 +280,11 @@ async def test_a_hostile_writer_cannot_crash_readers(fresh_server: NatsServer) -
                     "lacks the label",
                 ),
                 "evil-5.app.web": (beat(name="evil-5"), {}, "no Nats-TTL header"),
-                "evil-6.app.web": (beat(name="evil-6"), {"Nats-TTL": "never"}, "'never' is not"),
+                "evil-6.app.web": (
+                    beat(name="evil-6"),
+                    {"Nats-TTL": "never"},
+                    "'never' is not 1 to 3600",
+                ),
                 "evil-7": (beat(name="evil-7"), ttl, "a task with labels stored on its unlabelled"),
                 "a.b.c.d": (beat(name="evil-8"), ttl, "is not a task subject"),
             }
