@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from events import Port, Service
 from events.liveness import TASKS_STREAM
@@ -41,7 +42,7 @@ def credentials(user: str) -> Credentials:
 class Raw:
     """A plain nats-py client as one user, collecting the server's refusals."""
 
-    def __init__(self, user: str, nc: nats.NATS, errors: list[str]) -> None:
+    def __init__(self, user: str, nc: NatsClient, errors: list[str]) -> None:
         self.user, self.nc, self.errors = user, nc, errors
 
     async def refused(self, subject: str) -> bool:

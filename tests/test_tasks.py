@@ -74,14 +74,15 @@ class Stream:
 def test_a_task_is_checked_as_a_service_is() -> None:
     assert task(address="::ffff:10.0.0.1").address == "::ffff:a00:1"  # one spelling
     assert list(task(labels={"b": "1", "a": "2"}).labels) == ["a", "b"]
-    for bad in [
+    bad_fields: list[dict[str, object]] = [
         {"address": "10.0.0.300"},
         {"address": "web.example.com"},
         {"labels": {"app web": "x"}},
         {"labels": {f"k{i}": "v" for i in range(17)}},
         {"name": "a.b"},
         {"cluster": "*"},
-    ]:
+    ]
+    for bad in bad_fields:
         with pytest.raises(ValueError, match="validation error"):
             task(**bad)
 
