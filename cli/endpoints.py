@@ -18,7 +18,7 @@ import typer
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
-from cli.verbs import NamespaceOpt, Output, output_option
+from cli.verbs import NamespaceOpt, Output, all_namespaces_option, output_option
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -41,9 +41,7 @@ def get_endpoints(
         ),
     ] = None,
     namespace: NamespaceOpt = "default",
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
-    ] = False,
+    all_namespaces: Annotated[bool, all_namespaces_option("Endpoints of every namespace.")] = False,
     output: Annotated[
         Output, output_option(Output.table, Output.wide, Output.json, Output.yaml)
     ] = Output.table,

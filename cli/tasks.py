@@ -8,12 +8,16 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
-
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
-from cli.verbs import NamespaceOpt, Output, output_option
+from cli.verbs import (
+    NamespaceOpt,
+    Output,
+    all_namespaces_option,
+    label_selector_option,
+    output_option,
+)
 from events.stamps import format_time
 
 if TYPE_CHECKING:
@@ -29,18 +33,8 @@ WIDE_COLUMNS = (*COLUMNS, "TTL", "AGE", "INSTANCE")
 @connection_options
 def get_tasks(
     namespace: NamespaceOpt = "default",
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")
-    ] = False,
-    selector: Annotated[
-        str | None,
-        typer.Option(
-            "--selector",
-            "-l",
-            metavar="SELECTOR",
-            help="Only tasks whose labels match: k=v, k!=v, k, !k, k in (a,b), k notin (a,b).",
-        ),
-    ] = None,
+    all_namespaces: Annotated[bool, all_namespaces_option("Tasks of every namespace.")] = False,
+    selector: Annotated[str | None, label_selector_option("tasks")] = None,
     output: Annotated[Output, output_option(*Output)] = Output.table,
     *,
     conn: Connection,

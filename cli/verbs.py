@@ -18,7 +18,9 @@ __all__ = [
     "Output",
     "OutputOpt",
     "VerbGroup",
+    "all_namespaces_option",
     "format_option",
+    "label_selector_option",
     "output_option",
     "register",
     "verb_app",
@@ -154,6 +156,21 @@ def format_option(*plain: Output, help: str | None = None) -> Any:
         help=help or f"Output format: {', '.join(choices)}.",
         autocompletion=_completer(choices),
         show_default=True,
+    )
+
+
+def all_namespaces_option(help: str) -> Any:
+    return typer.Option("--all-namespaces", "-A", help=help)
+
+
+def label_selector_option(what: str) -> Any:
+    """``-l/--selector``: kubectl's label selector grammar (``cli/selector.py``)."""
+    return typer.Option(
+        "--selector",
+        "-l",
+        metavar="SELECTOR",
+        help=f"Only {what} whose labels match: k=v, k==v, k!=v, k, !k, k in (a,b), "
+        "k notin (a,b); commas join them (and).",
     )
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "UnknownEventType",
     "decode",
     "encode",
+    "invalid",
+    "unpack",
 ]
 
 MODELS: dict[str, type[Event]] = {
@@ -93,16 +95,30 @@ def encode(event: Event) -> bytes:
     return packed
 
 
-def decode(data: bytes) -> Event:
+def unpack(data: bytes) -> tuple[dict[str, Any], str, int]:
+    """A message's map, its type and its version; ``NotAnEvent`` if it has none of them.
+    (The one place untrusted bytes become a map, for events and task messages alike.)"""
     try:
         raw = msgpack.unpackb(data)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise NotAnEvent(f"not msgpack ({str(exc) or type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise NotAnEvent(f"expected a map, got {type(raw).__name__}")
-    event_type, version = raw.get("type"), raw.get("version")
-    if not isinstance(event_type, str) or type(version) is not int:
+    kind, version = raw.get("type"), raw.get("version")
+    if not isinstance(kind, str) or type(version) is not int:
         raise NotAnEvent("missing string 'type' or integer 'version'")
+    return raw, kind, version
+
+
+def invalid(kind: str, version: int, exc: ValidationError) -> InvalidEvent:
+    """The first field that failed, named by its path."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return InvalidEvent(f"{kind} v{version}: {where}: {first['msg']}")
+
+
+def decode(data: bytes) -> Event:
+    raw, event_type, version = unpack(data)
     model = MODELS.get(event_type)
     if model is None:
         raise UnknownEventType(event_type)
@@ -118,6 +134,4 @@ def decode(data: bytes) -> Event:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidEvent(f"{event_type} v{version}: {where}: {first['msg']}") from None
+        raise invalid(event_type, version, exc) from None

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from events.codec import FutureVersion, InvalidEvent, NotAnEvent, UnknownEventType
+from events.codec import FutureVersion, NotAnEvent, UnknownEventType, invalid, unpack
 from events.envelope import Timestamp
 from events.liveness import MAX_TASK_BYTES, MAX_TASK_LABELS
 from events.names import LabelKey, LabelValue, ResourceName
@@ -113,15 +113,7 @@ def decode_task_message(data: bytes) -> TaskMessage:
     """The message, or a ``DecodeError`` saying why it cannot be read for certain."""
     if len(data) > MAX_TASK_BYTES:
         raise NotAnEvent(f"{len(data)} bytes, more than a task message may hold ({MAX_TASK_BYTES})")
-    try:
-        raw = msgpack.unpackb(data)
-    except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise NotAnEvent(f"not msgpack ({str(exc) or type(exc).__name__})") from None
-    if not isinstance(raw, dict):
-        raise NotAnEvent(f"expected a map, got {type(raw).__name__}")
-    kind, version = raw.get("type"), raw.get("version")
-    if not isinstance(kind, str) or type(version) is not int:
-        raise NotAnEvent("missing string 'type' or integer 'version'")
+    raw, kind, version = unpack(data)
     model = _MODELS.get(kind)
     if model is None:
         raise UnknownEventType(kind[:64])
@@ -130,6 +122,4 @@ def decode_task_message(data: bytes) -> TaskMessage:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidEvent(f"{kind} v{version}: {where}: {first['msg']}") from None
+        raise invalid(kind, version, exc) from None

@@ -76,20 +76,9 @@ async def read_tasks(
 ) -> TaskView:
     """The live tasks matching ``filters``, once: the current state of the liveness stream."""
     view = TaskView(on_skipped)
-    liveness = await log.liveness()
-    async with liveness.read(filters) as reader:
-        while True:
-            batch = await reader.next_batch()
-            if not batch:
-                return view
-            for item in batch:
-                if item is CAUGHT_UP:
-                    return view
-                if item is RESTARTED:
-                    view = TaskView(on_skipped)  # the read starts over
-                else:
-                    assert type(item) is StoredMessage
-                    view.apply(item)
+    async with (await log.liveness()).read(filters) as reader:
+        view.feed(await read_until_caught_up(reader))
+    return view
 
 
 async def endpoints_of(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
 from registry.projection import Change, Projection
-from registry.transport import CAUGHT_UP, Item, Log, Reader, Start
+from registry.transport import CAUGHT_UP, RESTARTED, Item, Log, Reader, Start
 
 __all__ = [
     "Projector",
@@ -66,18 +66,21 @@ class Projector:
 
 
 async def read_until_caught_up(tail: Reader) -> list[StoredMessage]:
-    """Everything the tail holds up to the moment it was opened."""
+    """Everything the tail holds up to the moment it was opened (a read of the liveness
+    stream that starts over starts this over too)."""
     messages: list[StoredMessage] = []
     while True:
         batch = await tail.next_batch()
         if not batch:
             return messages
-        for item in batch:
+        for index, item in enumerate(batch):
             if item is CAUGHT_UP:
                 # Anything after the marker in this batch is already live news.
-                rest = batch[batch.index(item) + 1 :]
-                tail.push_back(rest)
+                tail.push_back(batch[index + 1 :])
                 return messages
+            if item is RESTARTED:
+                messages.clear()
+                continue
             assert isinstance(item, StoredMessage)
             messages.append(item)
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Iterator
 import nats
 import nats.errors
 import pytest
-from nats.aio.client import Client as NatsClient
 
 from events import Port, Service
 from events.liveness import TASKS_STREAM
@@ -21,6 +20,7 @@ from registry.errors import PermissionDenied
 from registry.server import NatsServer
 from tests.conftest import skyctl
 from tests.servers import PASSWORDS, auth_server
+from tests.test_roles import Raw as RolesRaw
 
 HEARTBEAT = {"Nats-TTL": "5"}
 
@@ -39,18 +39,11 @@ def credentials(user: str) -> Credentials:
     return Credentials(user=user, password=PASSWORDS[user], inbox_prefix=inbox)
 
 
-class Raw:
+class Raw(RolesRaw):
     """A plain nats-py client as one user, collecting the server's refusals."""
 
-    def __init__(self, user: str, nc: NatsClient, errors: list[str]) -> None:
-        self.user, self.nc, self.errors = user, nc, errors
-
-    async def refused(self, subject: str) -> bool:
-        """Whether the server refused this user a publish to ``subject``."""
-        await self.nc.flush()
-        await asyncio.sleep(0.1)
-        wanted = f'publish to "{subject.lower()}"'
-        return any(wanted in e.lower() for e in self.errors)
+    async def refused_publish(self, subject: str) -> bool:
+        return await self.refused(f'publish to "{subject.lower()}"')
 
     async def stored(self, subject: str) -> bool:
         """Publish a heartbeat as a request: whether the stream acknowledged it."""
@@ -105,7 +98,7 @@ async def test_only_announcers_heartbeat_and_only_in_their_namespace(
     ]
     for user, subject in refused:
         await raw[user].nc.publish(subject, b"x", headers=HEARTBEAT)
-        assert await raw[user].refused(subject), (user, subject)
+        assert await raw[user].refused_publish(subject), (user, subject)
 
 
 async def test_nobody_but_admin_purges_deletes_or_reconfigures_the_liveness_stream(
@@ -117,10 +110,10 @@ async def test_nobody_but_admin_purges_deletes_or_reconfigures_the_liveness_stre
         for api in ("PURGE", "DELETE", "UPDATE"):
             subject = f"$JS.API.STREAM.{api}.{TASKS_STREAM}"
             await raw[user].nc.publish(subject, b"{}")
-            assert await raw[user].refused(subject), (user, api)
+            assert await raw[user].refused_publish(subject), (user, api)
         subject = f"$JS.API.STREAM.MSG.DELETE.{TASKS_STREAM}"
         await raw[user].nc.publish(subject, json.dumps({"seq": 1}).encode())
-        assert await raw[user].refused(subject), user
+        assert await raw[user].refused_publish(subject), user
     info = await raw["admin"].nc.jetstream().stream_info(TASKS_STREAM)
     assert info.config.max_msgs_per_subject == 1 and info.config.allow_msg_ttl
 

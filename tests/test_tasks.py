@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import msgpack
 import pytest
@@ -34,8 +35,8 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 MARKER = {"Nats-Marker-Reason": "MaxAge", "Nats-TTL": "10s", "Nats-Rollup": "sub"}
 
 
-def task(name: str = "web-1", address: str = "10.0.0.1", **fields: object) -> Task:
-    values: dict[str, object] = {
+def task(name: str = "web-1", address: str = "10.0.0.1", **fields: Any) -> Task:
+    values: dict[str, Any] = {
         "namespace": "shop",
         "name": name,
         "labels": {"app": "web"},
@@ -74,7 +75,7 @@ class Stream:
 def test_a_task_is_checked_as_a_service_is() -> None:
     assert task(address="::ffff:10.0.0.1").address == "::ffff:a00:1"  # one spelling
     assert list(task(labels={"b": "1", "a": "2"}).labels) == ["a", "b"]
-    bad_fields: list[dict[str, object]] = [
+    bad_fields: list[dict[str, Any]] = [
         {"address": "10.0.0.300"},
         {"address": "web.example.com"},
         {"labels": {"app web": "x"}},

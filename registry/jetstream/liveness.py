@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from events.liveness import MAX_TTL_S, TASK_PREFIX, TasksSpec
 from registry.errors import InvalidInput, ServerError, StreamMisconfigured
 from registry.jetstream.connection import ConnectionLost, NoResponders, PayloadTooLarge
-from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError, api_error
+from registry.jetstream.protocol import api_error
 from registry.jetstream.tail import Tail
 from registry.liveness import Outgoing
 from registry.transport import Start
@@ -50,20 +50,11 @@ class JetStreamLiveness:
         """Find (or create) the stream and check it can decide liveness."""
         self = cls(log, spec or TasksSpec(replicas=log.stream_replicas))
         name = self.spec.name
-        try:
-            info = await log.stream_info(name)
-        except ApiError as exc:
-            if exc.err_code != STREAM_NOT_FOUND:
-                raise
-            info = await log.api(
-                f"$JS.API.STREAM.CREATE.{name}",
-                self.spec.config(),
-                f"create the liveness stream {name} (an admin must run skyctl init first)",
-            )
-            self.created = True
-        config = info.get("config")
-        if not isinstance(config, dict):
-            raise ServerError(f"read stream {name}: the server's answer has no configuration")
+        config, self.created = await log.ensure_stream(
+            name,
+            self.spec.config(),
+            f"create the liveness stream {name} (an admin must run skyctl init first)",
+        )
         problems = liveness_problems(self.spec, config, check_replicas=log.check_replicas)
         if problems:
             raise StreamMisconfigured(name, problems)

@@ -155,22 +155,31 @@ class JetStreamLog:
             **spec.required,
         }
 
-    async def _ensure_stream(self) -> None:
-        name = self.spec.name
+    async def ensure_stream(
+        self, name: str, config: Mapping[str, Any], operation: str
+    ) -> tuple[dict[str, Any], bool]:
+        """The stream's configuration, creating the stream with ``config`` if it is missing
+        (``operation`` names the creation in an error); and whether it was created."""
+        created = False
         try:
             info = await self.api(f"$JS.API.STREAM.INFO.{name}", None, f"read stream {name}")
         except ApiError as exc:
             if exc.err_code != STREAM_NOT_FOUND:
                 raise
-            info = await self.api(
-                f"$JS.API.STREAM.CREATE.{name}",
-                self.stream_config(),
-                f"create the registry's stream {name} (an admin must run skyctl once first)",
-            )
-            self.created_stream = True
-        config = info.get("config")
-        if not isinstance(config, dict):
+            info = await self.api(f"$JS.API.STREAM.CREATE.{name}", config, operation)
+            created = True
+        have = info.get("config")
+        if not isinstance(have, dict):
             raise ServerError(f"read stream {name}: the server's answer has no configuration")
+        return have, created
+
+    async def _ensure_stream(self) -> None:
+        name = self.spec.name
+        config, self.created_stream = await self.ensure_stream(
+            name,
+            self.stream_config(),
+            f"create the registry's stream {name} (an admin must run skyctl once first)",
+        )
         self.check_stream(config)
         self.stream_replicas = _int(config.get("num_replicas"), 1)
 
