@@ -126,7 +126,11 @@ def announce_task(
 
     async def until_stopped() -> None:
         main = asyncio.ensure_future(run())
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+        loop = asyncio.get_running_loop()
+        # SIGINT too: a shell starts a background job (``skyctl announce ... &`` in a
+        # script) with SIGINT ignored, and the task must still be withdrawn on Ctrl-C.
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop, main.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await main
 

@@ -53,8 +53,13 @@ class Lines:
 _STARTED: list[subprocess.Popen[str]] = []
 
 
-def start(*args: str, url: str) -> subprocess.Popen[str]:
-    """``skyctl`` in a process of its own (stopped at the end of the test)."""
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start(*args: str, url: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    """``skyctl`` in a process of its own (stopped at the end of the test); with
+    ``sigint_ignored`` as a shell starts a background job (``cmd &`` in a script)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", *args],
@@ -62,6 +67,7 @@ def start(*args: str, url: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
     _STARTED.append(proc)
     return proc
@@ -159,6 +165,25 @@ async def test_killed_tasks_expire_withdrawn_ones_go_at_once(
             f" and from the watch {watched - killed_wall:.2f} s after the kill; SIGINT/SIGTERM "
             f"withdrawals gone {withdrawn_after * 1000:.0f} ms after the announcers exited"
         )
+
+
+async def test_ctrl_c_withdraws_an_announcer_started_in_the_background(url: str, ns: str) -> None:
+    """A script's ``skyctl announce task ... &`` starts with SIGINT ignored; SIGINT must
+    still withdraw the task at once rather than leave it to its TTL."""
+    service = f"{ns}/web"
+    async with await Registry.connect(url) as registry, registry.resolver() as resolver:
+        await registry.create(web(ns))
+        await resolver.endpoints(service)
+        flags = ["-n", ns, "-l", "app=web", "--ttl", "30s"]
+        proc = start(
+            "announce", "task", "bg", "--address", "10.0.0.9", *flags, url=url, sigint_ignored=True
+        )
+        await until(lambda: total(resolver, service) == 1, timeout=20)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=10)
+        assert proc.returncode == 0, err
+        assert out.splitlines()[-1] == "task/bg withdrawn"
+        await until(lambda: total(resolver, service) == 0, timeout=1.0)
 
 
 async def test_apply_moves_endpoints_between_services(url: str, ns: str) -> None:
