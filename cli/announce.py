@@ -20,7 +20,7 @@ import typer
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name, parse_selector
 from cli.terminal import safe
-from cli.verbs import NamespaceOpt, verb_app
+from cli.verbs import TaskNamespaceOpt, verb_app
 from events.liveness import MAX_TASK_LABELS, MAX_TTL_S, MIN_TTL_S
 from registry.errors import InvalidInput, RegistryError
 
@@ -62,7 +62,7 @@ def announce_task(
         str,
         typer.Option("--address", "-a", metavar="IP", help="Where the task takes traffic."),
     ],
-    namespace: NamespaceOpt = "default",
+    namespace: TaskNamespaceOpt = "default",
     labels: Annotated[
         list[str] | None,
         typer.Option(

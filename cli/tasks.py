@@ -12,8 +12,8 @@ from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
 from cli.verbs import (
-    NamespaceOpt,
     Output,
+    TaskNamespaceOpt,
     all_namespaces_option,
     label_selector_option,
     output_option,
@@ -32,7 +32,7 @@ WIDE_COLUMNS = (*COLUMNS, "TTL", "AGE", "INSTANCE")
 
 @connection_options
 def get_tasks(
-    namespace: NamespaceOpt = "default",
+    namespace: TaskNamespaceOpt = "default",
     all_namespaces: Annotated[bool, all_namespaces_option("Tasks of every namespace.")] = False,
     selector: Annotated[str | None, label_selector_option("tasks")] = None,
     output: Annotated[Output, output_option(*Output)] = Output.table,

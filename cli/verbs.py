@@ -17,6 +17,7 @@ __all__ = [
     "NamespaceOpt",
     "Output",
     "OutputOpt",
+    "TaskNamespaceOpt",
     "VerbGroup",
     "all_namespaces_option",
     "format_option",
@@ -176,5 +177,8 @@ def label_selector_option(what: str) -> Any:
 
 NamespaceOpt = Annotated[
     str, typer.Option("--namespace", "-n", help="Namespace of the service.", show_default=True)
+]
+TaskNamespaceOpt = Annotated[
+    str, typer.Option("--namespace", "-n", help="Namespace of the task.", show_default=True)
 ]
 OutputOpt = Annotated[Output, output_option(*Output)]
