@@ -82,6 +82,59 @@ def test_lb_config_follows_the_registry_across_restarts(
         follower.communicate(timeout=10)
 
 
+def test_lb_upstreams_follows_live_endpoints(fresh_server: NatsServer, tmp_path: Path) -> None:
+    """The Resolver example: the upstream holds the ready endpoints, gains an announced
+    task, loses a withdrawn one, and leaves a not-ready one out."""
+    url = fresh_server.url
+    output = tmp_path / "upstreams.conf"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NATS_")}, "NATS_URL": url}
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        return proc
+
+    def announce(name: str, address: str, *flags: str) -> subprocess.Popen[str]:
+        return start(
+            "-m", "cli", "announce", "task", name, "-n", "shop", "-l", "app=web",
+            "--address", address, *flags,
+        )  # fmt: skip
+
+    def text() -> str:
+        return output.read_text() if output.exists() else ""
+
+    created = skyctl(
+        "create", "service", "web", "-n", "shop", "-s", "app=web", "-p", "80:8080", url=url
+    )
+    assert created.code == 0, created.err
+    try:
+        start(str(EXAMPLES / "lb_upstreams.py"), "shop/web", str(output))
+        wait_for(lambda: "# shop/web: 0/0 endpoints ready" in text())
+        assert "server 127.0.0.1:1 down;" in text()  # nginx refuses an empty upstream
+        first = announce("web-1", "10.0.0.1")
+        announce("web-2", "10.0.0.2", "--not-ready")
+        wait_for(lambda: "# shop/web: 1/2 endpoints ready" in text())
+        assert "upstream shop__web__80 {" in text()
+        assert "    server 10.0.0.1:8080;  # task web-1" in text()
+        assert "10.0.0.2" not in text()
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=10)
+        wait_for(lambda: "# shop/web: 0/1 endpoints ready" in text(), timeout=2)
+        assert "10.0.0.1" not in text()
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=10)
+
+
 @pytest.mark.skipif(shutil.which("npm") is None, reason="Node.js and npm are not installed")
 def test_javascript_subscriber_folds_the_same_log(fresh_server: NatsServer, tmp_path: Path) -> None:
     workdir = tmp_path / "js"
