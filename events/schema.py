@@ -1,4 +1,5 @@
-"""JSON Schemas of the events, generated from the models, for subscribers in other languages.
+"""JSON Schemas of the events and of the liveness stream's task messages, generated from
+the models, for subscribers in other languages.
 
 The schema describes the decoded msgpack map (msgpack and JSON share the data model for
 the plain types events use). Regenerate after changing a model:
@@ -13,7 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from events.codec import CURRENT_VERSIONS, MODELS
+from events.liveness import TASK_PREFIX, TASKS_STREAM
+from events.task import TaskHeartbeat, TaskWithdrawn
 
 __all__ = ["SCHEMA_DIR", "render", "schemas"]
 
@@ -21,19 +26,33 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 
 def schemas() -> dict[str, dict[str, Any]]:
-    """File name -> JSON Schema, one per event type at its current version."""
+    """File name -> JSON Schema, one per event type at its current version, and one per
+    message type of the liveness stream."""
     result = {}
     for event_type, model in MODELS.items():
         version = CURRENT_VERSIONS[event_type]
-        schema = model.model_json_schema(mode="serialization")
-        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"https://skyflow.io/schemas/{event_type}.v{version}.json"
-        schema["description"] = (
-            f"{event_type} version {version}: one msgpack map in the stream SKYFLOW_SERVICES "
-            "on the subject skyflow.svc.<namespace>.<name>. " + (model.__doc__ or "").strip()
+        where = "in the stream SKYFLOW_SERVICES on the subject skyflow.svc.<namespace>.<name>"
+        result[f"{event_type}.v{version}.json"] = _schema(event_type, version, model, where)
+    for message in (TaskHeartbeat, TaskWithdrawn):
+        kind = message.model_fields["type"].default
+        version = message.model_fields["version"].default
+        where = (
+            f"in the stream {TASKS_STREAM} on each subject "
+            f"{TASK_PREFIX}.<namespace>.<name>.<label key>.<label value> of the task "
+            f"({TASK_PREFIX}.<namespace>.<name> for a task without labels)"
         )
-        result[f"{event_type}.v{version}.json"] = schema
+        result[f"{kind}.v{version}.json"] = _schema(kind, version, message, where)
     return result
+
+
+def _schema(kind: str, version: int, model: type[BaseModel], where: str) -> dict[str, Any]:
+    schema = model.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://skyflow.io/schemas/{kind}.v{version}.json"
+    schema["description"] = (
+        f"{kind} version {version}: one msgpack map {where}. " + (model.__doc__ or "").strip()
+    )
+    return schema
 
 
 def render(schema: dict[str, Any]) -> str:

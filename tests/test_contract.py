@@ -76,3 +76,48 @@ def test_the_documented_javascript_subscriber_is_the_tested_example() -> None:
     snippet = DOC.split("```js\n", 1)[1].split("```", 1)[0]
     example = (Path(__file__).parent.parent / "examples" / "js" / "subscriber.mjs").read_text()
     assert [line for line in snippet.splitlines() if line.strip() and line not in example] == []
+
+
+# -- the liveness stream (issue 12) -------------------------------------------------------
+
+
+def test_task_message_fields_are_documented() -> None:
+    from events.task import Task, TaskHeartbeat, TaskWithdrawn
+
+    heartbeat = set(TaskHeartbeat.model_fields) - {"type", "version", "task"}
+    heartbeat |= {f"task.{name}" for name in Task.model_fields}
+    assert documented_fields("### `TaskHeartbeat` v1") == heartbeat
+    assert documented_fields("### `TaskWithdrawn` v1") == set(TaskWithdrawn.model_fields) - {
+        "type",
+        "version",
+    }
+
+
+def test_liveness_stream_settings_are_documented() -> None:
+    from events.liveness import MARKER_TTL_S, MAX_TASK_LABELS, MAX_TTL_S, TasksSpec
+
+    section = DOC.split("## Live tasks: the liveness stream", 1)[1].split("\n## ", 1)[0]
+    config = TasksSpec().config()
+    assert f"`{config['name']}`" in section
+    assert all(f"`{subject}`" in section for subject in config["subjects"])
+    for key in ("allow_msg_ttl", "max_msgs_per_subject", "subject_delete_marker_ttl", "max_age"):
+        assert f"`{key}`" in section, key
+    assert config["max_msgs_per_subject"] == 1 and "| `max_msgs_per_subject` | `1` |" in section
+    assert f"| `subject_delete_marker_ttl` | {MARKER_TTL_S} s |" in section
+    assert f"| `max_age` | {MAX_TTL_S} s |" in section
+    assert f"at most {MAX_TASK_LABELS} labels" in section
+
+
+def test_the_example_heartbeat_decodes_and_lives_on_its_subject() -> None:
+    from events.liveness import task_subjects
+    from events.task import TaskHeartbeat, decode_task_message
+
+    section = DOC.split("### `TaskHeartbeat` v1", 1)[1].split("\n### ", 1)[0]
+    example = "\n".join(
+        line[4:] for line in section.splitlines() if line.startswith("    ")
+    )  # the indented block
+    beat = decode_task_message(msgpack.packb(json.loads(example)))
+    assert isinstance(beat, TaskHeartbeat)
+    task = beat.task
+    (subject,) = task_subjects(task.namespace, task.name, dict(task.labels))
+    assert f"stored on `{subject}`" in section

@@ -52,3 +52,26 @@ def test_a_delete_validates_and_junk_does_not() -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             validator.validate(broken)
+
+
+def test_task_messages_validate_and_junk_does_not() -> None:
+    from events.stamps import utc_now
+    from events.task import Task, TaskHeartbeat, TaskWithdrawn, encode_task_message
+
+    task = Task(namespace="shop", name="web-1", labels={"app": "web"}, address="10.0.0.1")
+    beat = msgpack.unpackb(
+        encode_task_message(TaskHeartbeat(instance="i1", since=utc_now(), task=task))
+    )
+    gone = msgpack.unpackb(
+        encode_task_message(TaskWithdrawn(instance="i1", namespace="shop", name="web-1"))
+    )
+    _validator("TaskHeartbeat.v1.json").validate(beat)
+    _validator("TaskWithdrawn.v1.json").validate(gone)
+    for broken in (
+        {**beat, "task": {**beat["task"], "labels": {f"k{i}": "v" for i in range(17)}}},
+        {**beat, "task": {**beat["task"], "name": "bad.name"}},
+        {**beat, "extra": 1},
+        {k: v for k, v in beat.items() if k != "instance"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            _validator("TaskHeartbeat.v1.json").validate(broken)
