@@ -109,7 +109,7 @@ def announce_task(
                     entered = True
                     print(
                         f"task/{name} announced (ttl {seconds}s, renewed every "
-                        f"{seconds / 3:g}s; Ctrl-C withdraws it)",
+                        f"{round(seconds / 3, 2):g}s; Ctrl-C withdraws it)",
                         flush=True,
                     )
                     await asyncio.Event().wait()
