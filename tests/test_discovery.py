@@ -186,6 +186,45 @@ async def test_ctrl_c_withdraws_an_announcer_started_in_the_background(url: str,
         await until(lambda: total(resolver, service) == 0, timeout=1.0)
 
 
+async def test_one_services_endpoints_are_read_without_the_tasks_of_others(
+    url: str, ns: str
+) -> None:
+    """The read for one service's endpoints gets from the server only the tasks carrying
+    its selector's first label: 300 tasks of another service are never sent to it."""
+    from events.liveness import selector_filter
+    from registry.discovery import read_tasks
+
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        announcer = await registry.announcer()
+        others = [
+            Task(
+                namespace=ns,
+                name=f"api-{i}",
+                labels={"app": "api"},
+                address=f"10.9.{i // 250}.{i % 250 + 1}",
+            )
+            for i in range(300)
+        ]
+        mine = [
+            Task(
+                namespace=ns,
+                name=f"web-{i}",
+                labels={"app": "web", "tier": "front"},
+                address=f"10.8.0.{i + 1}",
+            )
+            for i in range(2)
+        ]
+        await announcer.announce([*others, *mine], 30)
+        view = await read_tasks(registry.log, [selector_filter(ns, "app", "web")])
+        # Only the subjects of the label read by (app=web), not tier=front, not app=api.
+        subjects = [f"skyflow.task.{ns}.web-{i}.app.web" for i in range(2)]
+        assert sorted(view.by_subject) == subjects
+        endpoints = await registry.endpoints(ns, "web")
+        assert [a.task for a in endpoints.addresses] == ["web-0", "web-1"]
+        assert len(await registry.tasks(ns)) == 302
+
+
 async def test_apply_moves_endpoints_between_services(url: str, ns: str) -> None:
     async with await Registry.connect(url) as registry, registry.resolver() as resolver:
         await registry.create(web(ns, "front", app="a"))
