@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from events.codec import CURRENT_VERSIONS, MODELS
+from events.codec import ADDRESS_MODELS, ALL_MODELS, CURRENT_VERSIONS
+from events.subjects import RANGES_SUBJECT
 
 __all__ = ["SCHEMA_DIR", "render", "schemas"]
 
@@ -23,14 +24,20 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 def schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, one per event type at its current version."""
     result = {}
-    for event_type, model in MODELS.items():
+    for event_type, model in ALL_MODELS.items():
         version = CURRENT_VERSIONS[event_type]
+        if event_type in ADDRESS_MODELS:
+            subject = "skyflow.addr.<ip|nodeport>.<address>"
+        elif event_type == "AddressRangesSet":
+            subject = RANGES_SUBJECT
+        else:
+            subject = "skyflow.svc.<namespace>.<name>"
         schema = model.model_json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://skyflow.io/schemas/{event_type}.v{version}.json"
         schema["description"] = (
             f"{event_type} version {version}: one msgpack map in the stream SKYFLOW_SERVICES "
-            "on the subject skyflow.svc.<namespace>.<name>. " + (model.__doc__ or "").strip()
+            f"on the subject {subject}. " + (model.__doc__ or "").strip()
         )
         result[f"{event_type}.v{version}.json"] = schema
     return result
