@@ -90,7 +90,7 @@ class Connection:
             credentials=self.credentials(),
             long_lived=False,
             spec=StreamSpec(replicas=self.stream_replicas()),
-            check_replicas=False,  # init scales the stream to what is asked
+            provisioning=True,  # init scales the stream to what is asked
         )
 
 

@@ -85,6 +85,16 @@ def create_service(
             help="The service's own labels; repeat it or use commas.",
         ),
     ] = None,
+    cluster_ip: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster-ip",
+            "--clusterip",
+            metavar="IP|None",
+            help="The cluster IP to give it (from the service range; chosen by the "
+            "registry if omitted), or None for a headless service (no cluster IP).",
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
     output: Annotated[
         Output | None, typer.Option("--output", "-o", help="Print the created service.")
@@ -92,7 +102,8 @@ def create_service(
     *,
     conn: Connection,
 ) -> None:
-    """Create a service.
+    """Create a service; it gets a cluster IP (and, for NodePort and LoadBalancer, a node
+    port per port) that no other service holds.
 
     Example:  skyctl create service myService -t ClusterIP -s app=myApp -p 80:8080 -c myCluster
     """
@@ -104,6 +115,7 @@ def create_service(
         ports=ports or [],
         cluster=cluster,
         labels=labels or [],
+        cluster_ip=cluster_ip,
     )
 
     async def create() -> "ServiceRecord":

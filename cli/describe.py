@@ -11,12 +11,19 @@ import typer
 from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
-from cli.render import Table, human_age, record_proof, short_time
+from cli.render import (
+    Table,
+    event_changes,
+    human_age,
+    record_proof,
+    short_time,
+    status_after,
+)
 from cli.terminal import safe
 from cli.verbs import NamespaceOpt, register, verb_app
 
 if TYPE_CHECKING:
-    from events import Service
+    from events import Service, ServiceStatus
     from registry.history import HistoryItem
     from registry.projection import ServiceRecord
     from registry.proof import Trust
@@ -35,8 +42,8 @@ def describe_service(
     *,
     conn: Connection,
 ) -> None:
-    """Every field of a service, its labels, revision, who created it and when, and its
-    last 10 events (age, actor, what changed).
+    """Every field of a service, its labels, revision, who created it and when, its
+    addresses, and its last 10 events (age, actor, what changed).
 
     Example:  skyctl describe service web -n shop
     """
@@ -70,10 +77,15 @@ def render(record: ServiceRecord, items: list[HistoryItem], trust: Trust | None)
         ("Type:", service.type.value),
         ("Selector:", selector),
         ("Cluster:", service.cluster or "<none>"),
+        *_addresses(service, record.status),
     ]
     for port in service.ports or ():
-        fields.append(("Port:", f"{port.port}/{port.protocol.value}"))
-        fields.append(("TargetPort:", f"{port.target_port}/{port.protocol.value}"))
+        # kubectl's lines: a port's name (SkyFlow's ports have none yet) before it.
+        protocol = port.protocol.value
+        fields.append(("Port:", f"<unset>  {port.port}/{protocol}"))
+        fields.append(("TargetPort:", f"{port.target_port}/{protocol}"))
+        if port.node_port is not None:
+            fields.append(("NodePort:", f"<unset>  {port.node_port}/{protocol}"))
     if not service.ports:
         fields.append(("Port:", "<none>"))
     width = max(len(label) for label, _ in fields) + 2
@@ -85,25 +97,45 @@ def render(record: ServiceRecord, items: list[HistoryItem], trust: Trust | None)
     return "\n".join(lines)
 
 
-def _recent(items: list[HistoryItem]) -> list[tuple[HistoryItem, Service | None]]:
-    befores = [None, *(item.service for item in items[:-1])]
-    return list(zip(items, befores, strict=True))[-RECENT:]
+def _addresses(service: Service, status: ServiceStatus | None) -> list[tuple[str, str]]:
+    """kubectl's IP lines: the cluster IP (``None``: headless; ``<none>``: it has none, an
+    ExternalName or a service from before addresses) and a LoadBalancer's ingress."""
+    from events import ServiceType
+
+    fields = [("IP:", service.cluster_ip or "<none>")]
+    if service.cluster_ip is not None:
+        fields.append(("IPs:", service.cluster_ip))
+    if service.type == ServiceType.LOAD_BALANCER:
+        ingress = ", ".join(i.ip for i in status.load_balancer.ingress) if status else ""
+        fields.append(("LoadBalancer Ingress:", ingress or "<pending>"))
+    return fields
 
 
-def _event_row(item: HistoryItem, before: Service | None, now: datetime) -> list[str]:
-    from events import ServiceForceDeleted, ServiceUpdated
-    from registry.diff import changes
+Before = tuple["Service | None", "ServiceStatus | None"]
+
+
+def _recent(items: list[HistoryItem]) -> list[tuple[HistoryItem, Before]]:
+    """The last events, each with the service and status as they were before it."""
+    paired: list[tuple[HistoryItem, Before]] = []
+    before: Before = (None, None)
+    for item in items:
+        paired.append((item, before))
+        status = status_after(item.event) if item.event is not None else before[1]
+        before = (item.service, status)
+    return paired[-RECENT:]
+
+
+def _event_row(item: HistoryItem, before: Before, now: datetime) -> list[str]:
+    from events import ServiceForceDeleted
 
     age = human_age(item.stored, now)
     event = item.event
     if event is None:
         return [age, str(item.seq), "?", "<unreadable>", item.problem or ""]
-    if isinstance(event, ServiceUpdated):
-        detail = "; ".join(str(c) for c in changes(before, item.service))
-    elif isinstance(event, ServiceForceDeleted):
+    if isinstance(event, ServiceForceDeleted):
         detail = f"forced over unreadable seq {event.overrides.seq}"
     else:
-        detail = ""
+        detail = "; ".join(event_changes(event, *before))
     return [age, str(item.seq), event.actor, event.type, detail]
 
 

@@ -14,9 +14,8 @@ from cli.connection import Connection, connection_options
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.render import (
-    COLUMNS,
-    WIDE_COLUMNS,
     Table,
+    columns,
     list_object,
     service_object,
     service_row,
@@ -118,7 +117,7 @@ def get_service(
             )
     # Every flag is checked before the server is asked anything: a bad template costs
     # no round trip and writes nothing.
-    view = View(output, selector, show_labels, no_headers, sort_by)
+    view = View(output, selector, show_labels, no_headers, sort_by, all_namespaces)
     scope = None if all_namespaces else namespace
     trust = load_trust(trust_file)
     if at is not None:
@@ -214,8 +213,10 @@ class View:
         show_labels: bool = False,
         no_headers: bool = False,
         sort_by: str | None = None,
+        all_namespaces: bool = False,
     ) -> None:
         self.fmt = fmt
+        self.all_namespaces = all_namespaces  # tables lead with NAMESPACE, as kubectl's
         self.output = fmt.output
         self.show_labels = show_labels
         self.no_headers = no_headers
@@ -288,7 +289,7 @@ class View:
     def header(self) -> list[str]:
         if self.columns is not None:
             return [column.header for column in self.columns]
-        header = list(WIDE_COLUMNS if self.output is Output.wide else COLUMNS)
+        header = columns(wide=self.output is Output.wide, all_namespaces=self.all_namespaces)
         if self.statuses is not None:
             header.insert(header.index("AGE"), "ENDPOINTS")
         return [*header, "LABELS"] if self.show_labels else header
@@ -302,9 +303,16 @@ class View:
         if self.columns is not None:
             obj = service_object(record, trust)
             return [column.cell(obj) for column in self.columns]
-        row = service_row(record, wide=self.output is Output.wide, now=now, trust=trust)
+        row = service_row(
+            record,
+            wide=self.output is Output.wide,
+            all_namespaces=self.all_namespaces,
+            now=now,
+            trust=trust,
+        )
         if self.statuses is not None:
-            row.insert(COLUMNS.index("AGE"), self.statuses.get(record.key, "<unknown>"))
+            age = columns(wide=False, all_namespaces=self.all_namespaces).index("AGE")
+            row.insert(age, self.statuses.get(record.key, "<unknown>"))
         return [*row, labels_cell(record.service)] if self.show_labels else row
 
     def table(self, header: list[str], rows: list[list[str]]) -> str:

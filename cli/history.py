@@ -228,7 +228,13 @@ def _object_name(text: str) -> str:
 
 def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
     from cli.get import labels_cell
-    from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted, ServiceUpdated
+    from events import (
+        ServiceCreated,
+        ServiceDeleted,
+        ServiceForceDeleted,
+        ServiceStatusChanged,
+        ServiceUpdated,
+    )
     from registry.entry import Entry
 
     message, entry = record.message, record.entry
@@ -238,7 +244,7 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
         return [str(record.seq), stored, "?", "?", "<unreadable>", namespace, name, entry.reason]
     event = entry.event
     match event:
-        case ServiceCreated() | ServiceUpdated():
+        case ServiceCreated() | ServiceUpdated() | ServiceStatusChanged():
             kind, selector, ports, cluster = spec_cells(event.service)
             details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
             if event.service.labels:
@@ -315,12 +321,12 @@ def verify(trust_file: TrustOpt = None, *, conn: Connection) -> None:
         return breaks, unproven
 
     breaks, unproven = asyncio.run(run())
-    summary = f"checked {checker.checked} events in {checker.chains} service chains"
+    summary = f"checked {checker.describe()}"
     if trust is not None or proofs["signed"] or proofs["verified"]:
         counts = ", ".join(f"{proofs[s]} {s}" for s in ("verified", "signed", "unproven"))
         print(f"actors: {counts}", file=sys.stderr if breaks or unproven else sys.stdout)
     if breaks or unproven:
-        problems = [f"{breaks} broken link{'s' if breaks != 1 else ''}"] if breaks else []
+        problems = [f"{breaks} break{'s' if breaks != 1 else ''}"] if breaks else []
         problems += (
             [f"{unproven} unverified actor{'s' if unproven != 1 else ''}"] if unproven else []
         )

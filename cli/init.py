@@ -1,4 +1,5 @@
-"""``skyctl init``: create the registry's streams and subscriptions bucket, or report them."""
+"""``skyctl init``: create (or upgrade) the registry's streams and subscriptions bucket and
+report them; set the address ranges; give services from before addresses their own."""
 
 import asyncio
 import dataclasses
@@ -10,7 +11,8 @@ from cli.connection import Connection, connection_options
 from cli.terminal import safe
 
 if TYPE_CHECKING:
-    from registry.jetstream.provision import Provisioned
+    from events import Service
+    from registry.proof import Signer
 
 __all__ = ["init"]
 
@@ -30,22 +32,102 @@ def init(
             show_default=False,
         ),
     ] = None,
+    service_cidr: Annotated[
+        str | None,
+        typer.Option(
+            "--service-cidr",
+            metavar="CIDR",
+            help="IPv4 network cluster IPs are allocated from (default 10.96.0.0/12). "
+            "Addresses already held stay with their services.",
+            show_default=False,
+        ),
+    ] = None,
+    node_port_range: Annotated[
+        str | None,
+        typer.Option(
+            "--node-port-range",
+            metavar="FIRST-LAST",
+            help="Ports node ports are allocated from (default 30000-32767).",
+            show_default=False,
+        ),
+    ] = None,
+    allocate_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allocate-missing",
+            help="Give every live service that lacks addresses (created before they "
+            "existed) its cluster IP and node ports, through the same atomic batches.",
+        ),
+    ] = False,
     *,
     conn: Connection,
 ) -> None:
-    """Create the registry's streams and subscriptions bucket if missing; report them.
+    """Create the registry's streams and subscriptions bucket if missing (or upgrade a
+    stream an older version made); report them, and the address ranges.
 
     The event stream, the durable-subscriptions bucket, and the liveness stream tasks
     announce themselves in. Any command creates what it needs on first use; init does it
-    up front, with the replica count a cluster needs.
+    up front, with the replica count a cluster needs, and is how an admin sets the ranges
+    addresses come from.
 
     Example:  skyctl init --replicas 3 -S nats://127.0.0.1:4222,nats://127.0.0.1:4223
     """
+    from registry.addresses import open_slots
+    from registry.client import Registry
     from registry.jetstream.provision import provision
+    from registry.ranges import parse_cidr, parse_port_range
 
-    async def run() -> list["Provisioned"]:
+    # Bad values are refused before anything is touched.
+    if service_cidr is not None:
+        parse_cidr(service_cidr)
+    ports = parse_port_range(node_port_range) if node_port_range is not None else None
+
+    async def run() -> None:
         async with await dataclasses.replace(conn, replicas=replicas).open_log() as log:
-            return await provision(log, scale=replicas is not None)
+            for line in await provision(log, scale=replicas is not None):
+                print(safe(str(line)), flush=True)  # node names come from the server
+            registry = Registry(log, signer=_signer(conn))
+            if service_cidr is not None or ports is not None:
+                ranges, changed = await registry.set_ranges(service_cidr, ports)
+                verb = "set to" if changed else "already"
+            else:
+                ranges, verb = await registry.ranges(), "from"
+            print(
+                f"addresses {verb}: cluster IPs {ranges.network}, node ports "
+                f"{ranges.first_port}-{ranges.last_port}",
+                flush=True,
+            )
+            lacking = [r for r in await registry.list() if open_slots(r.service)]
+            if not allocate_missing:
+                if lacking:
+                    print(
+                        f"{len(lacking)} service{' has' if len(lacking) == 1 else 's have'} "
+                        "no addresses (created before they existed): run "
+                        "skyctl init --allocate-missing",
+                        flush=True,
+                    )
+                return
+            for record in lacking:
+                service = record.service
+                done = await registry.readdress(service.namespace, service.name)
+                if done is not None:
+                    print(
+                        f"service/{safe(service.name)} -n {safe(service.namespace)} "
+                        f"given {_addresses(done.service)}",
+                        flush=True,
+                    )
 
-    for line in asyncio.run(run()):
-        print(safe(str(line)))  # node names come from the server
+    asyncio.run(run())
+
+
+def _signer(conn: Connection) -> "Signer | None":
+    from registry.proof import Signer
+
+    creds = conn.credentials().creds_file
+    return Signer.from_creds(creds) if creds is not None else None
+
+
+def _addresses(service: "Service") -> str:
+    parts = [f"cluster IP {service.cluster_ip}"] if service.cluster_ip else []
+    parts += [f"node port {p.node_port}" for p in service.ports if p.node_port is not None]
+    return ", ".join(parts) or "no addresses"

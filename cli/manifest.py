@@ -5,10 +5,13 @@ A manifest is Kubernetes-shaped (``apiVersion: skyflow.io/v1``, ``kind: Service`
 ``metadata``, ``spec``), one or many YAML documents per file, or a ``kind: List``; JSON is
 read the same way. Everything ``get -o yaml`` prints is accepted, so
 ``get -o yaml > f; edit f; apply -f f`` round-trips: the read-only fields it prints (uid,
-creation time, who created it) are accepted and ignored, and ``metadata.resourceVersion``
-makes the apply conditional on that revision. Anything else is refused before anything is
-written: an unknown field, a wrong kind, a missing name, each named with its file and
-document.
+creation time, who created it) and the ``status`` block (what controllers report, as
+``kubectl apply`` ignores it) are accepted and ignored, and ``metadata.resourceVersion``
+makes the apply conditional on that revision. ``spec.clusterIP`` (an IPv4 address, or
+``None``: headless) and ``spec.ports[].nodePort`` ask for those addresses; left out, the
+registry chooses them on create and keeps the ones a live service holds on apply.
+Anything else is refused before anything is written: an unknown field, a wrong kind, a
+missing name, each named with its file and document.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from cli.parse import parse_cluster_ip
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -106,7 +110,7 @@ def parse_documents(text: str, origin: str, *, namespace: str | None) -> list[Ma
 def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
     from pydantic import ValidationError
 
-    from events import Port, Service
+    from events import Service
 
     try:
         doc = _document_model().model_validate(document)
@@ -119,22 +123,35 @@ def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
             where,
             f"metadata.namespace: {meta.namespace!r} is not the namespace asked for ({namespace})",
         )
+    cluster_ip = None
+    if spec.clusterIP is not None:
+        try:
+            cluster_ip = parse_cluster_ip(spec.clusterIP)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                "manifest", where, f"spec.clusterIP: {spec.clusterIP!r}: {exc.reason}"
+            ) from None
     try:
-        service = Service(
-            namespace=meta.namespace or namespace or "default",
-            name=meta.name,
-            labels=meta.labels,
-            type=spec.type,
-            selector=spec.selector,
-            ports=tuple(
-                Port(
-                    port=p.port,
-                    target_port=p.targetPort if p.targetPort is not None else p.port,
-                    protocol=p.protocol,
-                )
-                for p in spec.ports
-            ),
-            cluster=spec.cluster,
+        service = Service.model_validate(
+            {
+                "namespace": meta.namespace or namespace or "default",
+                "name": meta.name,
+                "labels": meta.labels,
+                "type": spec.type,
+                "selector": spec.selector,
+                # Validated as the service's, so an error names spec.ports[1].nodePort.
+                "ports": [
+                    {
+                        "port": p.port,
+                        "target_port": p.targetPort if p.targetPort is not None else p.port,
+                        "protocol": p.protocol,
+                        "node_port": p.nodePort,
+                    }
+                    for p in spec.ports
+                ],
+                "cluster": spec.cluster,
+                "cluster_ip": cluster_ip,
+            }
         )
     except ValidationError as exc:
         raise _invalid(exc, where, prefix={"namespace": "metadata", "name": "metadata"}) from None
@@ -152,15 +169,22 @@ def _revision(value: str | int | None, where: str) -> int | None:
     return int(text)
 
 
+# A Service field by the name manifests give it.
+_MANIFEST_NAMES = {"target_port": "targetPort", "node_port": "nodePort", "cluster_ip": "clusterIP"}
+
+
 def _invalid(exc: Any, where: str, prefix: dict[str, str] | None = None) -> InvalidInput:
     error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"]]
-    if prefix and loc and loc[0] in prefix:
+    loc = [_MANIFEST_NAMES.get(str(part), str(part)) for part in error["loc"]]
+    if prefix is not None and not loc:
+        loc = ["spec"]  # a rule across a Service's fields (a headless NodePort, say)
+    elif prefix and loc[0] in prefix:
         loc.insert(0, prefix[loc[0]])
     elif loc and loc[0] not in ("apiVersion", "kind", "metadata", "spec", "status"):
         loc.insert(0, "spec")  # a Service field: manifests put it under spec
-    field = ".".join(loc) or "document"
-    message = str(error["msg"])
+    field = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in loc)[1:]
+    field = field or "document"
+    message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown field"
     return InvalidInput("manifest", where, f"{field}: {message}")
@@ -179,6 +203,7 @@ def _document_model() -> Any:
         targetPort: int | None = None
         protocol: str = "TCP"
         name: str | None = None  # kubectl's port names: accepted, not stored yet
+        nodePort: int | None = None
 
     class Metadata(BaseModel):
         model_config = strict
@@ -198,6 +223,7 @@ def _document_model() -> Any:
         selector: dict[str, str] = Field(default_factory=dict)
         ports: list[PortDocument] = Field(default_factory=list)
         cluster: str | None = None
+        clusterIP: str | None = None
 
     class ServiceDocument(BaseModel):
         model_config = strict
@@ -205,6 +231,8 @@ def _document_model() -> Any:
         kind: Literal["Service"]
         metadata: Metadata
         spec: Spec = Field(default_factory=Spec)
-        status: dict[str, Any] | None = None  # printed by get; the registry's to set
+        # Printed by get (a load balancer's address); controllers report it
+        # (Registry.set_status), so apply ignores it, as kubectl does.
+        status: dict[str, Any] | None = None
 
     return ServiceDocument

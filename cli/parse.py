@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from events import Port, Service
 
 __all__ = [
+    "parse_cluster_ip",
     "parse_name",
     "parse_ports",
     "parse_selector",
@@ -48,6 +49,24 @@ def parse_type(value: str) -> ServiceType:
     except ValueError:
         choices = ", ".join(t.value for t in ServiceType)
         raise InvalidInput("service type", value, f"must be one of {choices}") from None
+
+
+def parse_cluster_ip(value: str, what: str = "cluster IP") -> str | None:
+    """An asked-for cluster IP: an IPv4 address in its canonical spelling, or ``None`` for a
+    headless service; empty is not asking (the registry chooses), as in Kubernetes.
+    Whether it is in the service range and free is the registry's to say."""
+    from events import HEADLESS
+    from events.names import IPV4_PATTERN
+
+    if value == "":
+        return None
+    if value == HEADLESS or re.fullmatch(IPV4_PATTERN, value):
+        return value
+    if value.lower() == HEADLESS.lower():
+        reason = f"write {HEADLESS} (capital N) for a headless service, as Kubernetes does"
+    else:
+        reason = f"must be an IPv4 address (10.96.0.10) or {HEADLESS} for a headless service"
+    raise InvalidInput(what, value, reason)
 
 
 def parse_selector(values: Iterable[str], *, what: str = "selector") -> dict[str, str]:
@@ -110,6 +129,7 @@ def parse_service(
     ports: Iterable[str],
     cluster: str | None,
     labels: Iterable[str] = (),
+    cluster_ip: str | None = None,
 ) -> Service:
     """Every flag checked, each failure naming its value, before anything is sent."""
     from pydantic import ValidationError
@@ -124,10 +144,14 @@ def parse_service(
         "ports": tuple(parse_ports(ports)),
         "cluster": parse_name(cluster, "cluster") if cluster is not None else None,
         "labels": dict(sorted(parse_selector(labels, what="label").items())),
+        "cluster_ip": parse_cluster_ip(cluster_ip) if cluster_ip is not None else None,
     }
     try:
         return Service.model_validate(fields)
     except ValidationError as exc:  # a rule the checks above do not know yet
         error = exc.errors()[0]
+        if not error["loc"]:  # a rule across fields: a headless NodePort, say
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise InvalidInput("service", fields["name"], message) from None
         where = ".".join(str(p) for p in error["loc"]) or "service"
         raise InvalidInput(where, error.get("input", ""), error["msg"]) from None

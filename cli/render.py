@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from cli.terminal import safe
 from events.stamps import format_time
 
 if TYPE_CHECKING:
-    from events import Service
+    from events import Event, Port, Service, ServiceStatus
     from registry.projection import ServiceRecord
     from registry.proof import Proof, Trust
 
@@ -24,19 +24,44 @@ __all__ = [
     "COLUMNS",
     "WIDE_COLUMNS",
     "Table",
+    "cluster_ip_cell",
+    "columns",
+    "event_changes",
+    "external_ip_cell",
     "human_age",
+    "ingress_text",
     "list_object",
+    "ports_cell",
+    "selector_cell",
     "service_object",
     "service_row",
     "short_time",
     "spec_cells",
+    "spec_port",
+    "status_after",
+    "status_object",
+    "target_ports_cell",
     "to_json",
     "to_yaml",
 ]
 
 API_VERSION = "skyflow.io/v1"
-COLUMNS = ("NAME", "NAMESPACE", "TYPE", "SELECTOR", "PORTS", "CLUSTER", "AGE")
-WIDE_COLUMNS = (*COLUMNS, "REVISION", "CREATED-BY", "PROOF")
+# kubectl's columns for services; NAMESPACE goes first under -A, as kubectl puts it.
+COLUMNS = ("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE")
+# -o wide adds kubectl's SELECTOR and what SkyFlow has beyond kubectl: the target ports
+# (the ``80:8080`` of ``-p`` shows as PORT(S) 80/TCP, TARGET-PORTS 8080), the cluster,
+# the revision and who created it (and whether that is proven).
+WIDE_COLUMNS = (
+    *COLUMNS,
+    "TARGET-PORTS",
+    "SELECTOR",
+    "CLUSTER",
+    "REVISION",
+    "CREATED-BY",
+    "PROOF",
+)
+NONE = "<none>"
+PENDING = "<pending>"
 _GAP = "   "
 
 
@@ -62,11 +87,110 @@ def human_age(since: datetime, now: datetime | None = None) -> str:
     return f"{years}y{days % 365}d" if days % 365 else f"{years}y"
 
 
+def columns(*, wide: bool = False, all_namespaces: bool = False) -> list[str]:
+    """The header of ``get``'s table."""
+    header = list(WIDE_COLUMNS if wide else COLUMNS)
+    return ["NAMESPACE", *header] if all_namespaces else header
+
+
+def selector_cell(service: Service) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(service.selector.items())) or NONE
+
+
+def cluster_ip_cell(service: Service) -> str:
+    """CLUSTER-IP as kubectl prints it: the address, ``None`` for a headless service,
+    ``<none>`` for one without (an ExternalName, or one from before addresses)."""
+    return service.cluster_ip or NONE
+
+
+def ingress_text(status: ServiceStatus | None) -> str:
+    """A load balancer's external addresses, comma-separated; empty if there are none."""
+    if status is None:
+        return ""
+    return ",".join(ingress.ip for ingress in status.load_balancer.ingress)
+
+
+def external_ip_cell(service: Service, status: ServiceStatus | None) -> str:
+    """EXTERNAL-IP as kubectl prints it: a LoadBalancer's ingress addresses, or
+    ``<pending>`` until a controller reports them; ``<none>`` for other types."""
+    from events import ServiceType
+
+    if service.type != ServiceType.LOAD_BALANCER:
+        return NONE
+    return ingress_text(status) or PENDING
+
+
+def ports_cell(service: Service) -> str:
+    """PORT(S) as kubectl prints it: ``80/TCP``, or ``80:30080/TCP`` with a node port."""
+    shown = [
+        f"{p.port}/{p.protocol.value}"
+        if p.node_port is None
+        else f"{p.port}:{p.node_port}/{p.protocol.value}"
+        for p in service.ports
+    ]
+    return ",".join(shown) or NONE
+
+
+def target_ports_cell(service: Service) -> str:
+    """TARGET-PORTS of ``-o wide``: where each port's traffic goes on the jobs."""
+    return ",".join(str(p.target_port) for p in service.ports) or NONE
+
+
+def spec_port(port: Port) -> str:
+    """One port as a service's spec (and ``-p``) writes it, ``80:8080/TCP``, with its node
+    port when it holds one: ``80:8080/TCP(nodePort=30080)`` (a third number after a colon
+    would read as kubectl's ``port:nodePort``, which is not what ``-p`` means)."""
+    text = f"{port.port}:{port.target_port}/{port.protocol.value}"
+    return text if port.node_port is None else f"{text}(nodePort={port.node_port})"
+
+
 def spec_cells(service: Service) -> list[str]:
-    """TYPE, SELECTOR, PORTS, CLUSTER as table cells."""
-    selector = ",".join(f"{k}={v}" for k, v in sorted(service.selector.items())) or "<none>"
-    ports = ",".join(str(p) for p in service.ports) or "<none>"
-    return [service.type.value, selector, ports, service.cluster or "<none>"]
+    """TYPE, SELECTOR, PORTS, CLUSTER as cells of ``history`` and ``events``, where a
+    service's spec is shown as written (``80:8080/TCP``, node ports included)."""
+    ports = ",".join(spec_port(p) for p in service.ports) or NONE
+    return [service.type.value, selector_cell(service), ports, service.cluster or NONE]
+
+
+def status_after(event: Event) -> ServiceStatus | None:
+    """What controllers had reported about the service right after ``event`` (None:
+    nothing, or the service is gone)."""
+    from events import (
+        ServiceCreated,
+        ServiceDeleted,
+        ServiceForceDeleted,
+        ServiceStatusChanged,
+        ServiceUpdated,
+    )
+
+    match event:
+        case ServiceCreated() | ServiceDeleted() | ServiceForceDeleted():
+            return None
+        case ServiceUpdated() | ServiceStatusChanged():
+            return event.status
+        case _:
+            assert_never(event)
+
+
+def event_changes(
+    event: Event,
+    before: Service | None,
+    before_status: ServiceStatus | None,
+) -> list[str]:
+    """What an event changed, for a CHANGES column: an update's fields
+    (``ports: 80:8080/TCP -> 80:9090/TCP``), a status report's load-balancer addresses
+    (``status: <none> -> 192.0.2.10``); nothing for a create or a delete."""
+    from events import ServiceStatusChanged, ServiceUpdated
+    from registry.diff import FieldChange, changes
+
+    if not isinstance(event, ServiceUpdated | ServiceStatusChanged):
+        return []
+    shown = []
+    if isinstance(event, ServiceUpdated):
+        shown = [str(change) for change in changes(before, event.service)]
+    old, new = ingress_text(before_status) or NONE, ingress_text(event.status) or NONE
+    if old != new:
+        shown.append(str(FieldChange("status", old, new)))
+    return shown
 
 
 def short_time(moment: datetime) -> str:
@@ -77,18 +201,30 @@ def service_row(
     record: ServiceRecord,
     *,
     wide: bool = False,
+    all_namespaces: bool = False,
     now: datetime | None = None,
     trust: Trust | None = None,
 ) -> list[str]:
+    """One row of ``get``'s table, under ``columns(wide=..., all_namespaces=...)``."""
     service = record.service
-    row = [
+    row = [service.namespace] if all_namespaces else []
+    row += [
         service.name,
-        service.namespace,
-        *spec_cells(service),
+        service.type.value,
+        cluster_ip_cell(service),
+        external_ip_cell(service, record.status),
+        ports_cell(service),
         human_age(record.created, now),
     ]
     if wide:
-        row += [str(record.seq), record.actor, str(record_proof(record, trust))]
+        row += [
+            target_ports_cell(service),
+            selector_cell(service),
+            service.cluster or NONE,
+            str(record.seq),
+            record.actor,
+            str(record_proof(record, trust)),
+        ]
     return row
 
 
@@ -123,8 +259,36 @@ class Table:
         return "\n".join(self.line(row) for row in [self.header, *rows])
 
 
+def _port_object(port: Port) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "port": port.port,
+        "targetPort": port.target_port,
+        "protocol": port.protocol.value,
+    }
+    if port.node_port is not None:
+        obj["nodePort"] = port.node_port
+    return obj
+
+
+def status_object(status: ServiceStatus | None) -> dict[str, Any]:
+    """``.status`` as kubectl prints a service's: ``{loadBalancer: {}}`` until a
+    controller reports an address."""
+    ingress = status.load_balancer.ingress if status is not None else ()
+    if not ingress:
+        return {"loadBalancer": {}}
+    return {"loadBalancer": {"ingress": [{"ip": i.ip} for i in ingress]}}
+
+
 def service_object(record: ServiceRecord, trust: Trust | None = None) -> dict[str, Any]:
     service = record.service
+    spec: dict[str, Any] = {"type": service.type.value}
+    if service.cluster_ip is not None:  # none: an ExternalName, or from before addresses
+        spec["clusterIP"] = service.cluster_ip
+    spec |= {
+        "selector": dict(service.selector),
+        "ports": [_port_object(p) for p in service.ports],
+        "cluster": service.cluster,
+    }
     return {
         "apiVersion": API_VERSION,
         "kind": "Service",
@@ -138,15 +302,8 @@ def service_object(record: ServiceRecord, trust: Trust | None = None) -> dict[st
             "createdBy": record.actor,
             "createdByProof": record_proof(record, trust).status,
         },
-        "spec": {
-            "type": service.type.value,
-            "selector": dict(service.selector),
-            "ports": [
-                {"port": p.port, "targetPort": p.target_port, "protocol": p.protocol.value}
-                for p in service.ports
-            ],
-            "cluster": service.cluster,
-        },
+        "spec": spec,
+        "status": status_object(record.status),
     }
 
 

@@ -9,17 +9,20 @@ a version newer than this code, fields that do not validate) raises a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import msgpack
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from events.address import AddressAllocated, AddressEvent, AddressRangesSet, AddressReleased
+from events.envelope import EventEnvelope
 from events.service import (
     Event,
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
+    ServiceStatusChanged,
     ServiceUpdated,
 )
 
@@ -31,20 +34,31 @@ __all__ = [
     "NotAnEvent",
     "UnknownEventType",
     "decode",
+    "decode_address",
+    "decode_ranges",
     "encode",
     "invalid",
     "unpack",
 ]
 
+# Each family of subjects holds its own types; a type found on another family's subject
+# is as unreadable there as garbage.
 MODELS: dict[str, type[Event]] = {
     "ServiceCreated": ServiceCreated,
     "ServiceUpdated": ServiceUpdated,
+    "ServiceStatusChanged": ServiceStatusChanged,
     "ServiceDeleted": ServiceDeleted,
     "ServiceForceDeleted": ServiceForceDeleted,
 }
+ADDRESS_MODELS: dict[str, type[AddressEvent]] = {
+    "AddressAllocated": AddressAllocated,
+    "AddressReleased": AddressReleased,
+}
+RANGES_MODELS: dict[str, type[AddressRangesSet]] = {"AddressRangesSet": AddressRangesSet}
+ALL_MODELS: dict[str, type[BaseModel]] = {**MODELS, **ADDRESS_MODELS, **RANGES_MODELS}
 
 CURRENT_VERSIONS: dict[str, int] = {
-    name: model.model_fields["version"].default for name, model in MODELS.items()
+    name: model.model_fields["version"].default for name, model in ALL_MODELS.items()
 }
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -58,8 +72,24 @@ def _created_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _without_addresses(raw: dict[str, Any]) -> dict[str, Any]:
+    """``ServiceCreated`` v3 and ``ServiceUpdated`` v2 added the service's addresses: an
+    older event's service holds none (``cluster_ip`` and every ``node_port`` None), which
+    is what the models default to, so the map stays as it is."""
+    return raw
+
+
+def _updated_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added ``status``: a version-1 update reported none."""
+    return {**raw, "status": None} if "status" not in raw else raw
+
+
 # (type, version) -> function turning that version's map into the next version's.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {("ServiceCreated", 1): _created_v1_to_v2}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("ServiceCreated", 1): _created_v1_to_v2,
+    ("ServiceCreated", 2): _without_addresses,
+    ("ServiceUpdated", 1): _updated_v1_to_v2,
+}
 
 
 class DecodeError(ValueError):
@@ -90,9 +120,12 @@ class InvalidEvent(DecodeError):
     """A known type and version whose fields do not validate."""
 
 
-def encode(event: Event) -> bytes:
+def encode(event: EventEnvelope) -> bytes:
     packed: bytes = msgpack.packb(event.model_dump(mode="json", exclude_none=False))
     return packed
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def unpack(data: bytes) -> tuple[dict[str, Any], str, int]:
@@ -118,9 +151,26 @@ def invalid(kind: str, version: int, exc: ValidationError) -> InvalidEvent:
 
 
 def decode(data: bytes) -> Event:
+    """A service event (what a service subject holds)."""
+    return _decode(data, MODELS)
+
+
+def decode_address(data: bytes) -> AddressEvent:
+    """An address record (what an address subject holds)."""
+    return _decode(data, ADDRESS_MODELS)
+
+
+def decode_ranges(data: bytes) -> AddressRangesSet:
+    """The address ranges (what the ranges subject holds)."""
+    return _decode(data, RANGES_MODELS)
+
+
+def _decode(data: bytes, models: Mapping[str, type[M]]) -> M:
     raw, event_type, version = unpack(data)
-    model = MODELS.get(event_type)
+    model = models.get(event_type)
     if model is None:
+        if event_type in ALL_MODELS:
+            raise InvalidEvent(f"a {event_type} does not belong on this subject")
         raise UnknownEventType(event_type)
     current = CURRENT_VERSIONS[event_type]
     if version > current:

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 __all__ = [
+    "IPV4_PATTERN",
     "LABEL_KEY_PATTERN",
     "LABEL_VALUE_PATTERN",
     "MAX_NAME_LENGTH",
@@ -35,6 +36,10 @@ _LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _DNS_SUBDOMAIN = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
 LABEL_KEY_PATTERN = rf"^(?:{_DNS_SUBDOMAIN}/)?{_LABEL_NAME}$"
 LABEL_VALUE_PATTERN = rf"^(?:{_LABEL_NAME})?$"
+# A dotted-quad IPv4 address in its one canonical spelling (no leading zeros), so equal
+# addresses are equal strings and map to one allocation subject.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_PATTERN = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 
 
 def check_name(value: str) -> str:
@@ -85,12 +90,14 @@ if TYPE_CHECKING:
     ResourceName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
     LabelKey = Annotated[str, StringConstraints(max_length=317, pattern=LABEL_KEY_PATTERN)]
     LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN)]
+    IPv4 = Annotated[str, StringConstraints(pattern=IPV4_PATTERN)]
 
 
 _CONSTRAINTS: dict[str, dict[str, Any]] = {
     "ResourceName": {"pattern": NAME_PATTERN},
     "LabelKey": {"max_length": 317, "pattern": LABEL_KEY_PATTERN},
     "LabelValue": {"pattern": LABEL_VALUE_PATTERN},
+    "IPv4": {"pattern": IPV4_PATTERN},
 }
 
 

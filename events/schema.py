@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from events.codec import CURRENT_VERSIONS, MODELS
+from events.codec import ADDRESS_MODELS, ALL_MODELS, CURRENT_VERSIONS
 from events.liveness import TASK_PREFIX, TASKS_STREAM
+from events.subjects import RANGES_SUBJECT
 from events.task import TaskHeartbeat, TaskWithdrawn
 
 __all__ = ["SCHEMA_DIR", "render", "schemas"]
@@ -29,9 +30,15 @@ def schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, one per event type at its current version, and one per
     message type of the liveness stream."""
     result = {}
-    for event_type, model in MODELS.items():
+    for event_type, model in ALL_MODELS.items():
         version = CURRENT_VERSIONS[event_type]
-        where = "in the stream SKYFLOW_SERVICES on the subject skyflow.svc.<namespace>.<name>"
+        if event_type in ADDRESS_MODELS:
+            subject = "skyflow.addr.<ip|nodeport>.<address>"
+        elif event_type == "AddressRangesSet":
+            subject = RANGES_SUBJECT
+        else:
+            subject = "skyflow.svc.<namespace>.<name>"
+        where = f"in the stream SKYFLOW_SERVICES on the subject {subject}"
         result[f"{event_type}.v{version}.json"] = _schema(event_type, version, model, where)
     for message in (TaskHeartbeat, TaskWithdrawn):
         kind = message.model_fields["type"].default

@@ -1,8 +1,9 @@
-"""The Service value and the two events that change it.
+"""The Service value and the events that change it.
 
-A ``ServiceCreated`` carries the whole service, not a diff, so the last event on a
-service's subject is that service's state: readers never need earlier events to know
-what is live, and other-language subscribers need no fold to act on one event.
+Every event that leaves a service live carries the whole service (and, after the first,
+where it began and its status), not a diff, so the last event on a service's subject is
+that service's state: readers never need earlier events to know what is live, and
+other-language subscribers need no fold to act on one event.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.choices import Protocol, ServiceType
 from events.envelope import EventEnvelope, Timestamp
-from events.names import LabelKey, LabelValue, ResourceName
+from events.names import IPV4_PATTERN, IPv4, LabelKey, LabelValue, ResourceName
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "HEADLESS",
+    "ClusterIP",
     "Event",
+    "Ingress",
     "LiveEvent",
+    "LoadBalancerStatus",
     "Origin",
     "Overridden",
     "Port",
@@ -28,6 +33,8 @@ __all__ = [
     "ServiceCreated",
     "ServiceDeleted",
     "ServiceForceDeleted",
+    "ServiceStatus",
+    "ServiceStatusChanged",
     "ServiceType",
     "ServiceUpdated",
 ]
@@ -35,6 +42,12 @@ __all__ = [
 DEFAULT_NAMESPACE = "default"
 
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
+# A cluster IP as Kubernetes spells it: an IPv4 address, or "None" for a headless
+# service (one that asks for no address).
+HEADLESS = "None"
+ClusterIP = Annotated[str, Field(pattern=rf"^(?:{HEADLESS}|{IPV4_PATTERN[1:-1]})$")]
+# Types whose ports each hold a node port, and types that hold a cluster IP.
+NODE_PORT_TYPES = frozenset({ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER})
 
 
 class Port(BaseModel):
@@ -50,6 +63,9 @@ class Port(BaseModel):
     port: PortNumber
     target_port: PortNumber
     protocol: Protocol = Protocol.TCP
+    # The port on every node that reaches it (NodePort and LoadBalancer services only);
+    # allocated by the registry unless asked for, unique across services.
+    node_port: PortNumber | None = None
 
     def __str__(self) -> str:
         return f"{self.port}:{self.target_port}/{self.protocol.value}"
@@ -72,10 +88,14 @@ class Service(BaseModel):
     ports: tuple[Port, ...] = ()
     cluster: ResourceName | None = None
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)  # the service's own
+    # Its address: allocated by the registry from the service CIDR when it is created
+    # (unless asked for, or "None": headless), and kept while it lives. None in a stored
+    # event: an ExternalName, or a service created before addresses existed.
+    cluster_ip: ClusterIP | None = None
 
     @model_validator(mode="after")
     def _canonical(self) -> Self:
-        # One validator for both rules: every event read pays for each Python call.
+        # One validator for every rule: every event read pays for each Python call.
         # The selector is kept in one canonical order, so equal services encode to equal
         # bytes; a port is listed once per protocol.
         for field in ("selector", "labels"):
@@ -89,17 +109,39 @@ class Service(BaseModel):
                 if (port.port, port.protocol) in seen:
                     raise ValueError(f"port {port.port}/{port.protocol.value} is listed twice")
                 seen.add((port.port, port.protocol))
+        if self.cluster_ip is not None or any(p.node_port is not None for p in ports):
+            self._check_addresses()
         return self
+
+    def _check_addresses(self) -> None:
+        kind = self.type
+        if kind == ServiceType.EXTERNAL_NAME and self.cluster_ip is not None:
+            raise ValueError("an ExternalName service has no cluster IP")
+        if self.cluster_ip == HEADLESS and kind != ServiceType.CLUSTER_IP:
+            raise ValueError(f"a {kind.value} service cannot be headless (clusterIP None)")
+        node_ports = [p.node_port for p in self.ports if p.node_port is not None]
+        if node_ports and kind not in NODE_PORT_TYPES:
+            raise ValueError(f"a {kind.value} service has no node ports")
+        if len(set(node_ports)) != len(node_ports):
+            twice = next(n for n in node_ports if node_ports.count(n) > 1)
+            raise ValueError(f"node port {twice} is listed twice")
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip == HEADLESS
 
 
 class ServiceCreated(EventEnvelope):
-    """A service came into being; it carries the service in full.
+    """A service came into being; it carries the service in full, with the addresses
+    allocated to it (written in the same atomic batch as their ``AddressAllocated``).
 
     Version 2 added ``service.labels``; a version-1 event is read as having none.
+    Version 3 added ``service.cluster_ip`` and ``service.ports[].node_port``; an earlier
+    event is read as a service without addresses.
     """
 
     type: Literal["ServiceCreated"] = "ServiceCreated"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
     service: Service
 
     @property
@@ -126,14 +168,79 @@ class Origin(BaseModel):
     actor: str = Field(min_length=1, max_length=256)
 
 
+class Ingress(BaseModel):
+    """One address a load balancer receives the service's traffic on."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
+    )
+
+    ip: IPv4
+
+
+class LoadBalancerStatus(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
+    )
+
+    ingress: tuple[Ingress, ...] = Field(default=(), max_length=16)
+
+
+class ServiceStatus(BaseModel):
+    """What controllers report about a service (not what its owner asked for): for a
+    LoadBalancer, the external addresses a load-balancer controller gave it."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        defer_build=True,
+    )
+
+    load_balancer: LoadBalancerStatus = LoadBalancerStatus()
+
+
 class ServiceUpdated(EventEnvelope):
     """A live service changed in place; it carries the service in full after the change,
-    and where it began, so a service's last event is still all there is to know of it."""
+    where it began and its status, so a service's last event is still all there is to
+    know of it.
+
+    Version 2 added ``status`` (carried over from the event before, and cleared when the
+    service stops being a LoadBalancer) and the addresses of ``ServiceCreated`` v3; a
+    version-1 event is read as having no status.
+    """
 
     type: Literal["ServiceUpdated"] = "ServiceUpdated"
+    version: Literal[2] = 2
+    service: Service
+    created: Origin
+    status: ServiceStatus | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.service.namespace
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+
+class ServiceStatusChanged(EventEnvelope):
+    """A controller reported the service's status (a load balancer's external IP); the
+    service itself is unchanged and carried in full, like every event that leaves it live.
+    Written on top of the revision the controller saw, like any other change."""
+
+    type: Literal["ServiceStatusChanged"] = "ServiceStatusChanged"
     version: Literal[1] = 1
     service: Service
     created: Origin
+    status: ServiceStatus
 
     @property
     def namespace(self) -> str:
@@ -181,6 +288,8 @@ class ServiceForceDeleted(EventEnvelope):
     overrides: Overridden
 
 
-Event = ServiceCreated | ServiceUpdated | ServiceDeleted | ServiceForceDeleted
-# What a live service's last event is: either carries the whole service.
-LiveEvent = ServiceCreated | ServiceUpdated
+Event = (
+    ServiceCreated | ServiceUpdated | ServiceStatusChanged | ServiceDeleted | ServiceForceDeleted
+)
+# What a live service's last event is: each carries the whole service.
+LiveEvent = ServiceCreated | ServiceUpdated | ServiceStatusChanged

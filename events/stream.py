@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from events.subjects import SUBJECTS
+from events.subjects import ALL_SUBJECTS
 
 __all__ = ["MAX_EVENT_BYTES", "STREAM_NAME", "StreamSpec"]
 
@@ -33,7 +33,9 @@ class StreamSpec:
     """
 
     name: str = STREAM_NAME
-    subjects: tuple[str, ...] = (SUBJECTS,)
+    # Services, the addresses they hold and the address ranges: what must change together
+    # is written as one atomic batch, and a batch cannot span streams.
+    subjects: tuple[str, ...] = ALL_SUBJECTS
     replicas: int = 1
     # Long enough to cover a client's retries after a lost ack or a leader change.
     duplicate_window_s: float = 120.0
@@ -60,4 +62,5 @@ class StreamSpec:
             "allow_msg_ttl": False,
             "allow_msg_schedules": False,
             "allow_msg_counter": False,
+            "allow_atomic": True,
         }

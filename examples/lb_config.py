@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any, assert_never
 
-from events import ServiceCreated, ServiceDeleted, ServiceForceDeleted, ServiceUpdated
+from events import (
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    ServiceStatusChanged,
+    ServiceUpdated,
+)
 from registry.client import Registry
 from registry.errors import RegistryError
 
@@ -70,7 +76,7 @@ async def run(output: Path, server: str, namespace: str | None, subscription: st
             event = delivery.event
             key = f"{event.namespace}/{event.name}"
             match event:
-                case ServiceCreated() | ServiceUpdated():
+                case ServiceCreated() | ServiceUpdated() | ServiceStatusChanged():
                     services[key] = event.service.model_dump(mode="json")
                 case ServiceDeleted() | ServiceForceDeleted():
                     services.pop(key, None)

@@ -9,6 +9,12 @@ allowed to publish can compute a hash. Who wrote it is what the signatures of
 ``registry.proof`` add: the walk checks each event's too, and a signature that does not
 hold, or names another actor, is a break; given the keys it trusts, an auditor also sees
 every event whose actor nothing proves.
+
+The walk covers the whole stream: services, the records of the addresses they hold, and
+the address ranges each form chains of their own. At its end the ``AddressLedger`` checks
+invariant 12 against the log: every address a live service names is held by that service
+in its address subject, and every address held there belongs to a live service that
+names it; so no address is held twice, and none by a deleted service.
 """
 
 from __future__ import annotations
@@ -17,14 +23,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from events import filter_for
+from events import AddressAllocated, AddressReleased, Holder
+from events.subjects import ALL_SUBJECTS
+from events.subjects import PREFIX as SERVICE_PREFIX
+from registry.addresses import Address, held_by
 from registry.commands import chain_hash
-from registry.entry import Entry, StoredMessage, read_entry
-from registry.feed import read_log
+from registry.entry import Entry, RecordEntry, Skipped, StoredMessage, read_any
+from registry.projection import Projection
 from registry.proof import Proof, Trust, prove
-from registry.transport import Log
+from registry.transport import CAUGHT_UP, Log, Start
 
-__all__ = ["Break", "ChainChecker", "Unproven", "verify"]
+__all__ = ["AddressLedger", "Break", "ChainChecker", "Unproven", "verify"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +53,14 @@ class ChainChecker:
         self._last: dict[str, tuple[int, str]] = {}  # subject -> (seq, hash of its body)
         self.checked = 0
 
-    def check(self, message: StoredMessage) -> Break | None:
+    def check(
+        self, message: StoredMessage, entry: Entry | RecordEntry | Skipped | None = None
+    ) -> Break | None:
         self.checked += 1
         previous = self._last.get(message.subject)
         self._last[message.subject] = (message.seq, chain_hash(message.data))
-        entry = read_entry(message)
-        if not isinstance(entry, Entry):
+        entry = entry or read_any(message)
+        if isinstance(entry, Skipped):
             return Break(message.seq, message.subject, f"unreadable: {entry.reason}")
         have = entry.event.prev
         if previous is None:
@@ -57,7 +68,7 @@ class ChainChecker:
                 return Break(
                     message.seq,
                     message.subject,
-                    f"first event of the service, but links to {have[:12]}…",
+                    f"first event of its subject, but links to {have[:12]}…",
                 )
             return None
         prev_seq, want = previous
@@ -82,6 +93,68 @@ class ChainChecker:
     def chains(self) -> int:
         return len(self._last)
 
+    def describe(self) -> str:
+        """``5 events in 4 chains (2 services, 2 addresses)``."""
+        services = sum(1 for s in self._last if s.startswith(f"{SERVICE_PREFIX}."))
+        others = self.chains - services
+        parts = [f"{services} service{'s' if services != 1 else ''}"]
+        if others:
+            parts.append(f"{others} address{'es' if others != 1 else ''}")
+        chains = f"{self.chains} chain{'s' if self.chains != 1 else ''}"
+        events = f"{self.checked} event{'s' if self.checked != 1 else ''}"
+        return f"{events} in {chains} ({', '.join(parts)})"
+
+
+class AddressLedger:
+    """Who the log says holds each address, beside which addresses live services name;
+    fed in stream order, pure. ``problems`` compares the two at the end of the walk."""
+
+    def __init__(self) -> None:
+        self.services = Projection()
+        self.holders: dict[Address, tuple[int, Holder | None]] = {}  # address -> (seq, holder)
+
+    def feed(self, entry: Entry | RecordEntry) -> None:
+        if isinstance(entry, Entry):
+            self.services.apply(entry, changes=False)
+            return
+        record = entry.event
+        if isinstance(record, AddressAllocated):
+            self.holders[Address(record.kind, record.address)] = (entry.seq, record.holder)
+        elif isinstance(record, AddressReleased):
+            self.holders[Address(record.kind, record.address)] = (entry.seq, None)
+
+    def problems(self) -> list[Break]:
+        found: list[Break] = []
+        named: dict[Address, tuple[str, str]] = {}  # address -> (service key, uid)
+        for (namespace, name), record in sorted(self.services.services.items()):
+            key = f"{namespace}/{name}"
+            for address in sorted(held_by(record.service)):
+                named[address] = (key, record.event_id)
+                seq, holder = self.holders.get(address, (0, None))
+                if holder is None or holder.uid != record.event_id:
+                    held = f"held by {holder} (uid {holder.uid})" if holder else "not held"
+                    found.append(
+                        Break(
+                            record.seq,
+                            address.subject,
+                            f"service {key} has {address}, but the log has it {held}",
+                        )
+                    )
+        for address, (seq, holder) in sorted(self.holders.items()):
+            if holder is None:
+                continue
+            owner = named.get(address)
+            if owner is None or owner[1] != holder.uid:
+                found.append(
+                    Break(
+                        seq,
+                        address.subject,
+                        f"{address} is held by {holder} (uid {holder.uid}), which is not a "
+                        "live service with that address",
+                    )
+                )
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class Unproven:
@@ -103,21 +176,40 @@ async def verify(
     trust: Trust | None = None,
     proofs: Counter[str] | None = None,
 ) -> AsyncIterator[Break | Unproven]:
-    """Walk the whole log, yielding each break as it is found, and with ``trust`` each
-    event whose actor is not verified; ``proofs`` counts each proof status."""
+    """Walk the whole log, yielding each break as it is found (and, at the end, each
+    address held against the services), and with ``trust`` each event whose actor is not
+    verified; ``proofs`` counts each proof status."""
     checker = checker or ChainChecker()
     proofs = proofs if proofs is not None else Counter()
-    async for record in read_log(log, filter_for()):
-        message = record.message
-        found = checker.check(message)
+    ledger = AddressLedger()
+    async for message in _whole_log(log):
+        entry = read_any(message)
+        found = checker.check(message, entry)
         if found is not None:
             yield found
-        if not isinstance(record.entry, Entry):
+        if isinstance(entry, Skipped):
             continue
-        actor = record.entry.event.actor
+        ledger.feed(entry)
+        actor = entry.event.actor
         proof = prove(message.subject, message.data, message.headers, actor, trust)
         proofs[proof.status] += 1
         if proof.status == "forged":
             yield Break(message.seq, message.subject, f"actor {actor!r}: {proof.detail}")
         elif trust is not None and proof.status != "verified":
             yield Unproven(message.seq, message.subject, actor, proof)
+    for problem in ledger.problems():
+        yield problem
+
+
+async def _whole_log(log: Log) -> AsyncIterator[StoredMessage]:
+    """Every message the stream held when the walk began, in order."""
+    async with log.read(list(ALL_SUBJECTS), Start("all")) as tail:
+        while True:
+            batch = await tail.next_batch()
+            if not batch:
+                return
+            for item in batch:
+                if item is CAUGHT_UP:
+                    return
+                assert isinstance(item, StoredMessage)
+                yield item

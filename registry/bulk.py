@@ -1,46 +1,72 @@
-"""Many creates or deletes at once, each the same conditional, idempotent write as one.
+"""Many creates, applies or deletes at once, each the same conditional, idempotent write
+as one, sent as few atomic batches.
 
 A bulk call first validates every item (nothing is written if one is bad), reads the
-current last message of every subject involved in a few batched direct gets, then
-decides and appends each event exactly as ``Registry.create``/``delete`` do: the event
-carries its own ``Nats-Msg-Id`` and ``Nats-Expected-Last-Subject-Sequence``, so the
-server still refuses a write that lost a race, and a loser re-reads its subject and
-decides again. Up to ``concurrency`` appends are in flight at once.
+last message of every service subject in a few batched direct gets, decides every
+write as ``Registry.create``/``apply``/``delete`` do, settles all their addresses in one
+pass (``registry.allocator``), and composes each write's messages (``registry.writes``).
+Then it commits the writes of many services as one JetStream atomic batch (group commit:
+one round trip and one fsync for hundreds of services), every message still carrying its
+own ``Nats-Msg-Id`` and ``Nats-Expected-Last-Subject-Sequence``. If the server refuses a
+group (someone wrote to one of its subjects first), nothing of it is stored, and each of
+its writes is made again alone, the way a single write is (read, decide, retry).
 
 Each item's outcome is returned in input order: its ``ServiceRecord``, or the
-``ServiceError`` that refused it (already exists, not found, conflict). A server-side
-failure (unreachable, permission, unconfirmed write) stops the whole call and is raised;
-what was appended before it stays appended.
+``ServiceError`` that refused it (already exists, not found, conflict, address taken). A
+server-side failure (unreachable, permission, unconfirmed write) stops the whole call and
+is raised; what was committed before it stays committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, Union
 
 from pydantic import ValidationError
 
-from events import Service, new_event_id, subject_for, utc_now
+from events import (
+    Event,
+    LiveEvent,
+    Service,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceUpdated,
+    new_event_id,
+    subject_for,
+    utc_now,
+)
 from events.names import check_name
+from registry.allocator import Allocator, Request
 from registry.commands import (
     Applied,
+    Current,
     Unchanged,
     applied,
     decide_apply,
     decide_create,
     decide_delete,
 )
-from registry.current import DEFAULT_CONCURRENCY, Signing, decidable, write
+from registry.current import DEFAULT_CONCURRENCY, Signing, decidable
+from registry.current import write as write_one
 from registry.errors import InvalidInput, ServiceError
 from registry.projection import ServiceRecord
 from registry.projector import SkipHandler
-from registry.transport import Log
+from registry.transport import MAX_BATCH, Log, WrongLastSequence
+from registry.writes import Prepared, compose, request_for
 
-__all__ = ["DEFAULT_CONCURRENCY", "Outcome", "apply_many", "create_many", "delete_many"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Outcome",
+    "apply_many",
+    "create_many",
+    "delete_many",
+    "write_many",
+]
 
 Outcome = ServiceRecord | ServiceError
-T = TypeVar("T")
+E = TypeVar("E", bound=Event)
 
 
 def _validated_services(items: Iterable[Service | Mapping[str, Any]]) -> list[Service]:
@@ -72,33 +98,184 @@ def _validated_keys(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return keys
 
 
-async def _run(
-    count: int, step: Callable[[int], Awaitable[T]], concurrency: int
-) -> list[T | ServiceError]:
-    """``step(i)`` for every index, at most ``concurrency`` at a time, outcomes in order."""
-    results: list[T | ServiceError | None] = [None] * count
-    indices = iter(range(count))
+# A group commit holds at most this many services (and at most ``MAX_BATCH`` messages):
+# large enough that the per-batch round trip and fsync are shared by many writes, small
+# enough that a refused group costs little to redo one by one.
+GROUP_SERVICES = 250
+# Groups in flight at once (the server allows 50 batches in flight per stream).
+GROUPS_IN_FLIGHT = 2
+
+Written = tuple[int, E, bytes, Mapping[str, str], Current]
+Result = Union["Written[E]", ServiceError, Unchanged]
+
+
+@dataclass(slots=True)
+class _Write(Generic[E]):
+    """One item of a bulk call on its way to the log."""
+
+    namespace: str
+    name: str
+    decide: Callable[[Current], E]
+    current: Current | None = None
+    prepared: Prepared[E] | None = None
+    result: Result[E] | None = None
+
+
+async def write_many(
+    log: Log,
+    allocator: Allocator,
+    keys: Sequence[tuple[str, str]],
+    decides: Sequence[Callable[[Current], E]],
+    on_skipped: SkipHandler,
+    *,
+    retry_for: float = 10.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    sign: Signing | None = None,
+) -> list[Result[E]]:
+    """Decide and write one event per ``(namespace, name)``, grouped into atomic batches;
+    each outcome in order: what was written, the refusal, or ``Unchanged``."""
+    writes = [_Write(ns, name, decide) for (ns, name), decide in zip(keys, decides, strict=True)]
+    known = await log.last_many([subject_for(w.namespace, w.name) for w in writes])
+    asking: list[tuple[_Write[E], Current, E, Request]] = []
+    for write in writes:
+        try:
+            current = await decidable(
+                log,
+                write.namespace,
+                write.name,
+                on_skipped,
+                last=known.get(subject_for(write.namespace, write.name)),
+            )
+            event = write.decide(current)
+        except (ServiceError, Unchanged) as refused:
+            write.result = refused
+            continue
+        write.current = current
+        request = request_for(current, event)
+        if request is None:
+            write.prepared = compose(current, event, None, sign=sign)
+        else:
+            asking.append((write, current, event, request))
+    settled = await allocator.settle_many([request for *_, request in asking])
+    for (write, current, event, _), allocation in zip(asking, settled, strict=True):
+        if isinstance(allocation, ServiceError):
+            write.result = allocation
+        else:
+            write.prepared = compose(current, event, allocation, sign=sign)
+    ready = [w for w in writes if w.prepared is not None]
+    groups = list(_groups(ready))
+    lanes = max(1, min(GROUPS_IN_FLIGHT, concurrency, len(groups)))
+    queue = iter(groups)
+
+    async def lane() -> None:
+        for group in queue:
+            await _commit(log, allocator, group, on_skipped, retry_for, sign, concurrency)
+
+    await _gather(*(lane() for _ in range(lanes)))
+    results = [w.result for w in writes]
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def _groups(writes: Sequence[_Write[E]]) -> Iterator[list[_Write[E]]]:
+    """Cut the writes into batches the server takes: bounded, and each subject at most
+    once (a service named twice in the input goes to the next batch, where its
+    condition fails and it is decided again, alone)."""
+    group: list[_Write[E]] = []
+    subjects: set[str] = set()
+    for write in writes:
+        assert write.prepared is not None
+        mine = [m.subject for m in write.prepared.messages]
+        if group and (
+            len(subjects) + len(mine) > MAX_BATCH
+            or len(group) >= GROUP_SERVICES
+            or not subjects.isdisjoint(mine)
+        ):
+            yield group
+            group, subjects = [], set()
+        group.append(write)
+        subjects.update(mine)
+    if group:
+        yield group
+
+
+async def _commit(
+    log: Log,
+    allocator: Allocator,
+    group: list[_Write[E]],
+    on_skipped: SkipHandler,
+    retry_for: float,
+    sign: Signing | None,
+    concurrency: int,
+) -> None:
+    """Send one group as one atomic batch; if it is refused, write each of it alone."""
+    messages = [m for w in group for m in (w.prepared.messages if w.prepared else [])]
+    try:
+        seqs = await log.append_batch(messages, retry_for=retry_for)
+    except WrongLastSequence:
+        pass
+    else:
+        position = 0
+        for write in group:
+            assert write.prepared is not None and write.current is not None
+            prepared = write.prepared
+            write.result = (
+                seqs[position],
+                prepared.event,
+                prepared.data,
+                prepared.headers,
+                write.current,
+            )
+            position += len(prepared.messages)
+        return
+
+    async def alone(write: _Write[E]) -> None:
+        try:
+            write.result = await write_one(
+                log,
+                allocator,
+                write.namespace,
+                write.name,
+                write.decide,
+                on_skipped,
+                retry_for=retry_for,
+                sign=sign,
+            )
+        except (ServiceError, Unchanged) as refused:
+            write.result = refused
+
+    pending = iter(group)
 
     async def worker() -> None:
-        for index in indices:
-            try:
-                results[index] = await step(index)
-            except ServiceError as exc:
-                results[index] = exc
+        for write in pending:
+            await alone(write)
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, count)))]
+    await _gather(*(worker() for _ in range(max(1, min(concurrency, len(group))))))
+
+
+async def _gather(*coroutines: Awaitable[None]) -> None:
+    """Run them all; on the first failure, cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
     try:
-        await asyncio.gather(*workers)
+        await asyncio.gather(*tasks)
     except BaseException:
-        for task in workers:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    return [r for r in results if r is not None]
+
+
+def _record(result: Result[LiveEvent]) -> Outcome:
+    if isinstance(result, ServiceError):
+        return result
+    assert not isinstance(result, Unchanged)
+    seq, event, data, headers, _ = result
+    return ServiceRecord.from_event(seq, event, data, headers)
 
 
 async def create_many(
     log: Log,
+    allocator: Allocator,
     items: Iterable[Service | Mapping[str, Any]],
     *,
     actor: str,
@@ -109,32 +286,28 @@ async def create_many(
 ) -> list[Outcome]:
     """Create every service that is not live; see the module docstring."""
     services = _validated_services(items)
-    subjects = [subject_for(s.namespace, s.name) for s in services]
-    known = await log.last_many(subjects)
 
-    async def create(index: int) -> ServiceRecord:
-        service, subject = services[index], subjects[index]
-        seq, event, data, headers, _ = await write(
-            log,
-            service.namespace,
-            service.name,
-            lambda current: decide_create(
-                service, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            ),
-            on_skipped,
-            current=await decidable(
-                log, service.namespace, service.name, on_skipped, last=known.get(subject)
-            ),
-            retry_for=retry_for,
-            sign=sign,
+    def decide(service: Service) -> Callable[[Current], LiveEvent]:
+        return lambda current: decide_create(
+            service, current, event_id=new_event_id(), time=utc_now(), actor=actor
         )
-        return ServiceRecord.from_event(seq, event, data, headers)
 
-    return await _run(len(services), create, concurrency)
+    results = await write_many(
+        log,
+        allocator,
+        [(s.namespace, s.name) for s in services],
+        [decide(s) for s in services],
+        on_skipped,
+        retry_for=retry_for,
+        concurrency=concurrency,
+        sign=sign,
+    )
+    return [_record(r) for r in results]
 
 
 async def delete_many(
     log: Log,
+    allocator: Allocator,
     keys: Iterable[tuple[str, str]],
     *,
     actor: str,
@@ -145,32 +318,37 @@ async def delete_many(
 ) -> list[Outcome]:
     """Delete every live service of ``(namespace, name)`` keys; see the module docstring."""
     targets: Sequence[tuple[str, str]] = _validated_keys(keys)
-    subjects = [subject_for(namespace, name) for namespace, name in targets]
-    known = await log.last_many(subjects)
 
-    async def delete(index: int) -> ServiceRecord:
-        (namespace, name), subject = targets[index], subjects[index]
-        _, _, _, _, current = await write(
-            log,
-            namespace,
-            name,
-            lambda current: decide_delete(
-                namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
-            ),
-            on_skipped,
-            current=await decidable(log, namespace, name, on_skipped, last=known.get(subject)),
-            retry_for=retry_for,
-            sign=sign,
+    def decide(namespace: str, name: str) -> Callable[[Current], ServiceDeleted]:
+        return lambda current: decide_delete(
+            namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
         )
-        record = current.record()
-        assert record is not None  # decide_delete checked it is live
-        return record
 
-    return await _run(len(targets), delete, concurrency)
+    results = await write_many(
+        log,
+        allocator,
+        targets,
+        [decide(ns, name) for ns, name in targets],
+        on_skipped,
+        retry_for=retry_for,
+        concurrency=concurrency,
+        sign=sign,
+    )
+    outcomes: list[Outcome] = []
+    for result in results:
+        if isinstance(result, ServiceError):
+            outcomes.append(result)
+            continue
+        assert not isinstance(result, Unchanged)
+        record = result[4].record()
+        assert record is not None  # decide_delete checked it is live
+        outcomes.append(record)
+    return outcomes
 
 
 async def apply_many(
     log: Log,
+    allocator: Allocator,
     items: Sequence[tuple[Service, int | None]],
     *,
     actor: str,
@@ -179,37 +357,41 @@ async def apply_many(
     concurrency: int = DEFAULT_CONCURRENCY,
     sign: Signing | None = None,
 ) -> list[Applied | ServiceError]:
-    """``Registry.apply`` for many ``(service, expected revision or None)``, pipelined."""
+    """``Registry.apply`` for many ``(service, expected revision or None)``."""
     subjects = [subject_for(s.namespace, s.name) for s, _ in items]
     if len(set(subjects)) != len(subjects):
         twice = next(s for s in subjects if subjects.count(s) > 1)
         raise InvalidInput("manifests", twice.removeprefix("skyflow.svc."), "named twice")
-    known = await log.last_many(subjects)
 
-    async def apply(index: int) -> Applied:
-        (service, expected), subject = items[index], subjects[index]
-        try:
-            seq, event, data, headers, _ = await write(
-                log,
-                service.namespace,
-                service.name,
-                lambda current: decide_apply(
-                    service,
-                    current,
-                    expected_revision=expected,
-                    event_id=new_event_id(),
-                    time=utc_now(),
-                    actor=actor,
-                ),
-                on_skipped,
-                current=await decidable(
-                    log, service.namespace, service.name, on_skipped, last=known.get(subject)
-                ),
-                retry_for=retry_for,
-                sign=sign,
-            )
-        except Unchanged as same:
-            return Applied("unchanged", same.record)
-        return Applied(applied(event), ServiceRecord.from_event(seq, event, data, headers))
+    def decide(service: Service, expected: int | None) -> Callable[[Current], LiveEvent]:
+        return lambda current: decide_apply(
+            service,
+            current,
+            expected_revision=expected,
+            event_id=new_event_id(),
+            time=utc_now(),
+            actor=actor,
+        )
 
-    return await _run(len(items), apply, concurrency)
+    results = await write_many(
+        log,
+        allocator,
+        [(s.namespace, s.name) for s, _ in items],
+        [decide(s, expected) for s, expected in items],
+        on_skipped,
+        retry_for=retry_for,
+        concurrency=concurrency,
+        sign=sign,
+    )
+    outcomes: list[Applied | ServiceError] = []
+    for result in results:
+        if isinstance(result, ServiceError):
+            outcomes.append(result)
+        elif isinstance(result, Unchanged):
+            outcomes.append(Applied("unchanged", result.record))
+        else:
+            seq, event, data, headers, _ = result
+            assert isinstance(event, ServiceCreated | ServiceUpdated)
+            record = ServiceRecord.from_event(seq, event, data, headers)
+            outcomes.append(Applied(applied(event), record))
+    return outcomes

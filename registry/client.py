@@ -18,13 +18,16 @@ from events import (
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
+    ServiceStatus,
+    ServiceStatusChanged,
     ServiceUpdated,
     StreamSpec,
-    encode,
     filter_for,
     new_event_id,
     utc_now,
 )
+from registry.addresses import Ranges
+from registry.allocator import Allocator
 from registry.commands import (
     Applied,
     Current,
@@ -34,9 +37,11 @@ from registry.commands import (
     decide_create,
     decide_delete,
     decide_force_delete,
+    decide_readdress,
+    decide_status,
 )
 from registry.credentials import Credentials, local_actor
-from registry.current import DEFAULT_CONCURRENCY, decidable, read_current, write
+from registry.current import DEFAULT_CONCURRENCY, decidable, prepare, read_current, write
 from registry.errors import NotFound, ServiceError
 from registry.jetstream import DEFAULT_URL, Client, open_log
 from registry.projection import Change, ServiceRecord
@@ -57,6 +62,7 @@ if TYPE_CHECKING:
     from registry.tasks import LiveTask
     from registry.watch import Snapshot
     from registry.when import When
+    from registry.writes import Prepared
 
 E = TypeVar("E", bound=Event)
 
@@ -84,6 +90,7 @@ class Registry:
         # leader election) before the caller hears WriteNotConfirmed / ServerError.
         self.retry_for = retry_for
         self._announcer: Announcer | None = None
+        self.allocator = Allocator(log)
 
     async def actor(self) -> str:
         """Who the events this registry writes will name: the authenticated NATS user,
@@ -156,8 +163,8 @@ class Registry:
             )
 
         if dry_run:
-            event = decide(await self.decidable(service.namespace, service.name))
-            return ServiceRecord.from_event(0, event, encode(event))
+            prepared = await self.prepare(service.namespace, service.name, decide)
+            return ServiceRecord.from_event(0, prepared.event, prepared.data)
         seq, event, data, headers, _ = await self.write(service.namespace, service.name, decide)
         return ServiceRecord.from_event(seq, event, data, headers)
 
@@ -199,7 +206,8 @@ class Registry:
         namespace, name = service.namespace, service.name
         try:
             if dry_run:
-                return Applied(applied(decide(await self.decidable(namespace, name))), None)
+                prepared = await self.prepare(namespace, name, decide)
+                return Applied(applied(prepared.event), None)
             seq, event, data, headers, _ = await self.write(namespace, name, decide)
         except Unchanged as same:
             return Applied("unchanged", same.record)
@@ -233,6 +241,7 @@ class Registry:
         stored with it and the state it was decided on."""
         return await write(
             self.log,
+            self.allocator,
             namespace,
             name,
             decide,
@@ -241,6 +250,84 @@ class Registry:
             retry_for=self.retry_for,
             sign=self.signer.headers if self.signer is not None else None,
             over_unreadable=over_unreadable,
+        )
+
+    async def prepare(
+        self, namespace: str, name: str, decide: Callable[[Current], E]
+    ) -> Prepared[E]:
+        """Everything of a write but sending it: what a dry run shows (the addresses it
+        would take included)."""
+        prepared, _ = await prepare(
+            self.log,
+            self.allocator,
+            namespace,
+            name,
+            decide,
+            self.on_skipped,
+            retry_for=self.retry_for,
+        )
+        return prepared
+
+    async def set_status(
+        self,
+        namespace: str,
+        name: str,
+        status: ServiceStatus,
+        *,
+        expected_revision: int | None = None,
+    ) -> ServiceRecord:
+        """Record what a controller reports about a service (``ServiceStatusChanged``), on
+        top of ``expected_revision`` when given (``Stale`` if it moved on). Writes nothing
+        when the status is already that (the record returned is the live one)."""
+        actor = await self.actor()
+
+        def decide(current: Current) -> ServiceStatusChanged:
+            return decide_status(
+                namespace,
+                name,
+                status,
+                current,
+                expected_revision=expected_revision,
+                event_id=new_event_id(),
+                time=utc_now(),
+                actor=actor,
+            )
+
+        try:
+            seq, event, data, headers, _ = await self.write(namespace, name, decide)
+        except Unchanged as same:
+            return same.record
+        return ServiceRecord.from_event(seq, event, data, headers)
+
+    async def readdress(self, namespace: str, name: str) -> ServiceRecord | None:
+        """Give a service created before addresses existed the addresses it lacks, through
+        the same atomic batches as a create; None if it lacks none."""
+        actor = await self.actor()
+
+        def decide(current: Current) -> ServiceUpdated:
+            return decide_readdress(
+                namespace, name, current, event_id=new_event_id(), time=utc_now(), actor=actor
+            )
+
+        try:
+            seq, event, data, headers, _ = await self.write(namespace, name, decide)
+        except Unchanged:
+            return None
+        return ServiceRecord.from_event(seq, event, data, headers)
+
+    async def ranges(self) -> Ranges:
+        """Where new addresses come from (``skyctl init --service-cidr/--node-port-range``)."""
+        return await self.allocator.ranges()
+
+    async def set_ranges(
+        self, service_cidr: str | None = None, node_ports: tuple[int, int] | None = None
+    ) -> tuple[Ranges, bool]:
+        """Record new ranges (what is not given stays); the ranges now, and whether they
+        changed. Addresses already held stay with their services."""
+        from registry.ranges import set_ranges
+
+        return await set_ranges(
+            self.log, self.allocator, service_cidr, node_ports, await self.actor()
         )
 
     async def create_many(
@@ -254,6 +341,7 @@ class Registry:
 
         return await create_many(
             self.log,
+            self.allocator,
             services,
             actor=await self.actor(),
             on_skipped=self.on_skipped,
@@ -273,6 +361,7 @@ class Registry:
 
         return await apply_many(
             self.log,
+            self.allocator,
             items,
             actor=await self.actor(),
             on_skipped=self.on_skipped,
@@ -289,6 +378,7 @@ class Registry:
 
         return await delete_many(
             self.log,
+            self.allocator,
             keys,
             actor=await self.actor(),
             on_skipped=self.on_skipped,

@@ -18,8 +18,12 @@ from events import (
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
+    ServiceStatus,
+    ServiceStatusChanged,
+    ServiceType,
     ServiceUpdated,
 )
+from registry.addresses import carried_over, open_slots
 from registry.entry import Entry, Skipped, StoredMessage, read_entry
 from registry.errors import AlreadyExists, InvalidInput, NotFound, Stale
 from registry.projection import Projection, ServiceRecord, is_live
@@ -35,6 +39,8 @@ __all__ = [
     "decide_create",
     "decide_delete",
     "decide_force_delete",
+    "decide_readdress",
+    "decide_status",
     "decide_update",
 ]
 
@@ -118,8 +124,12 @@ def decide_update(
         raise NotFound(service.namespace, service.name)
     if expected_revision is not None and record.seq != expected_revision:
         raise Stale(service.namespace, service.name, expected_revision, record.seq)
+    # What the owner left open keeps what the registry allocated (a manifest without a
+    # clusterIP is not asking to lose it).
+    service = carried_over(record.service, service)
     if record.service == service:
         raise Unchanged(record)
+    status = record.status if service.type == ServiceType.LOAD_BALANCER else None
     return ServiceUpdated(
         id=event_id,
         time=time,
@@ -127,6 +137,67 @@ def decide_update(
         prev=current.prev,
         service=service,
         created=record.origin,
+        status=status,
+    )
+
+
+def decide_readdress(
+    namespace: str, name: str, current: Current, *, event_id: str, time: datetime, actor: str
+) -> ServiceUpdated:
+    """Give a live service the addresses it lacks (one created before addresses existed):
+    the service unchanged, for the allocator to fill in. ``Unchanged`` if it lacks none."""
+    record = current.record()
+    if record is None:
+        raise NotFound(namespace, name)
+    if not open_slots(record.service):
+        raise Unchanged(record)
+    return ServiceUpdated(
+        id=event_id,
+        time=time,
+        actor=actor,
+        prev=current.prev,
+        service=record.service,
+        created=record.origin,
+        status=record.status,
+    )
+
+
+def decide_status(
+    namespace: str,
+    name: str,
+    status: ServiceStatus,
+    current: Current,
+    *,
+    expected_revision: int | None,
+    event_id: str,
+    time: datetime,
+    actor: str,
+) -> ServiceStatusChanged:
+    """Record what a controller reports about a live service, on top of the revision it
+    saw (``Stale`` if the service changed since: the report may be about what is gone)."""
+    record = current.record()
+    if record is None:
+        if expected_revision is not None:
+            raise Stale(namespace, name, expected_revision, None)
+        raise NotFound(namespace, name)
+    if expected_revision is not None and record.seq != expected_revision:
+        raise Stale(namespace, name, expected_revision, record.seq)
+    if status.load_balancer.ingress and record.service.type != ServiceType.LOAD_BALANCER:
+        raise InvalidInput(
+            "status.loadBalancer",
+            f"{namespace}/{name}",
+            f"a {record.service.type.value} service has no load balancer",
+        )
+    if record.status == status:
+        raise Unchanged(record)
+    return ServiceStatusChanged(
+        id=event_id,
+        time=time,
+        actor=actor,
+        prev=current.prev,
+        service=record.service,
+        created=record.origin,
+        status=status,
     )
 
 

@@ -1,5 +1,5 @@
 """One service's subject as writers and ``get`` see it: its current state, and the
-conditional write on top of it. Single and bulk writes both go through ``write``.
+conditional write on top of it (with the addresses it takes and gives up).
 
 The state is the subject's last message and the last event this code can read; a writer
 decides only when the two are the same message, since deciding over an event it cannot
@@ -11,19 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from events import Event, encode, subject_for
-from events.stream import MAX_EVENT_BYTES
+from events import Event, subject_for
+from registry.allocator import Allocator
 from registry.commands import Current
 from registry.entry import Entry, Skipped, read_entry
-from registry.errors import Conflict, InvalidInput, UnreadableHistory
+from registry.errors import Conflict, UnreadableHistory
 from registry.projector import SkipHandler, last_readable
 from registry.stored import StoredMessage
 from registry.transport import Log, WrongLastSequence
+from registry.writes import Prepared, Signing, compose, request_for
 
-__all__ = ["DEFAULT_CONCURRENCY", "MAX_ATTEMPTS", "decidable", "read_current", "write"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "MAX_ATTEMPTS",
+    "Signing",
+    "decidable",
+    "prepare",
+    "read_current",
+    "write",
+]
 
 E = TypeVar("E", bound=Event)
-Signing = Callable[[str, bytes], Mapping[str, str]]  # (subject, event bytes) -> headers
 
 # How many appends bulk writes keep in flight by default: enough to hide a round trip per
 # write, few enough that a refused batch stops quickly.
@@ -81,8 +89,35 @@ async def decidable(
     return current
 
 
+async def prepare(
+    log: Log,
+    allocator: Allocator,
+    namespace: str,
+    name: str,
+    decide: Callable[[Current], E],
+    on_skipped: SkipHandler,
+    *,
+    current: Current | None = None,
+    retry_for: float = 10.0,
+    sign: Signing | None = None,
+    over_unreadable: bool = False,
+) -> tuple[Prepared[E], Current]:
+    """Read the service's state (unless given), decide, settle the addresses the decision
+    takes and gives up, and compose the batch: everything of a write but sending it (a
+    dry run stops here). ``over_unreadable`` lets ``decide`` see a state whose last
+    message cannot be read (a forced delete); otherwise such a state is refused first."""
+    if current is None:
+        read = read_current if over_unreadable else decidable
+        current = await read(log, namespace, name, on_skipped, retry_for=retry_for)
+    event = decide(current)
+    request = request_for(current, event)
+    allocation = await allocator.settle(request) if request is not None else None
+    return compose(current, event, allocation, sign=sign), current
+
+
 async def write(
     log: Log,
+    allocator: Allocator,
     namespace: str,
     name: str,
     decide: Callable[[Current], E],
@@ -93,42 +128,33 @@ async def write(
     sign: Signing | None = None,
     over_unreadable: bool = False,
 ) -> tuple[int, E, bytes, Mapping[str, str], Current]:
-    """Decide on the service's current state and append the event, conditionally.
+    """Decide on the service's current state and append the event, with the records of
+    the addresses it takes and gives up, as one conditional atomic batch.
 
-    The server appends only if the subject still ends where the decision read it; after
-    a lost race the state is read again and the decision made again (it is usually a
-    refusal then). ``sign`` gives the headers that prove who wrote it (``registry.proof``).
-    ``over_unreadable`` lets ``decide`` see a state whose last message cannot be read (a
-    forced delete); otherwise such a state is refused before ``decide`` runs.
-    Returns the sequence, the event, its bytes, the headers stored with it and the state
-    it was decided on. ``current`` saves the first read when the caller already has it.
+    The server stores the batch only if the service's subject and every address subject
+    still end where they were read; after a lost race everything is read and decided
+    again (it is usually a refusal then, or another free address). ``sign`` gives the
+    headers that prove who wrote each message (``registry.proof``). Returns the service
+    event's sequence, the event, its bytes, the headers stored with it and the state it
+    was decided on. ``current`` saves the first read when the caller already has it.
     """
-    subject = subject_for(namespace, name)
     for _ in range(MAX_ATTEMPTS):
-        if current is None:
-            read = read_current if over_unreadable else decidable
-            current = await read(log, namespace, name, on_skipped, retry_for=retry_for)
-        event = decide(current)
-        data = encode(event)
-        if len(data) > MAX_EVENT_BYTES:
-            raise InvalidInput(
-                "service",
-                f"{namespace}/{name}",
-                f"its event would be {len(data)} bytes; the registry stores at most "
-                f"{MAX_EVENT_BYTES} (fewer or shorter labels and ports)",
-            )
-        headers = sign(subject, data) if sign is not None else {}
+        prepared, current = await prepare(
+            log,
+            allocator,
+            namespace,
+            name,
+            decide,
+            on_skipped,
+            current=current,
+            retry_for=retry_for,
+            sign=sign,
+            over_unreadable=over_unreadable,
+        )
         try:
-            seq = await log.append(
-                subject,
-                data,
-                msg_id=event.id,
-                expected_last_subject_seq=current.expected_seq,
-                retry_for=retry_for,
-                headers=headers,
-            )
+            seqs = await log.append_batch(prepared.messages, retry_for=retry_for)
         except WrongLastSequence:
             current = None  # someone wrote first: decide again on what they wrote
             continue
-        return seq, event, data, headers, current
+        return seqs[0], prepared.event, prepared.data, prepared.headers, current
     raise Conflict(namespace, name)

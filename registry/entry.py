@@ -10,10 +10,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from events import DecodeError, Event, decode, parse_subject, subject_for
+from events import (
+    ADDRESS_PREFIX,
+    RANGES_SUBJECT,
+    AddressEvent,
+    AddressRangesSet,
+    DecodeError,
+    Event,
+    decode,
+    decode_address,
+    decode_ranges,
+    parse_address_subject,
+    parse_subject,
+    subject_for,
+)
 from registry.stored import MSG_ID, StoredMessage
 
-__all__ = ["MSG_ID", "Entry", "Skipped", "StoredMessage", "read_entry"]
+__all__ = [
+    "MSG_ID",
+    "Entry",
+    "RecordEntry",
+    "Skipped",
+    "StoredMessage",
+    "read_any",
+    "read_entry",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +45,17 @@ class Entry:
     seq: int
     subject: str
     event: Event
+    data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEntry:
+    """A decoded address record or ranges setting, with its place in the log."""
+
+    seq: int
+    subject: str
+    event: AddressEvent | AddressRangesSet
     data: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -57,3 +89,27 @@ def read_entry(message: StoredMessage) -> Entry | Skipped:
         f"{event.type} names {event.namespace}/{event.name}, "
         f"but was stored under {namespace}/{name}",
     )
+
+
+def read_any(message: StoredMessage) -> Entry | RecordEntry | Skipped:
+    """Whatever the stream holds, read by the family of its subject: service events,
+    address records, the ranges. For readers of the whole log (``audit verify``)."""
+    subject = message.subject
+    if subject.startswith(ADDRESS_PREFIX + "."):
+        try:
+            held = decode_address(message.data)
+            kind, address = parse_address_subject(subject)
+        except (DecodeError, ValueError) as exc:
+            return Skipped(message.seq, subject, str(exc))
+        if (held.kind, held.address) != (kind, address):
+            return Skipped(
+                message.seq, subject, f"{held.type} for {held.address} stored under {subject}"
+            )
+        return RecordEntry(message.seq, subject, held, message.data, message.headers)
+    if subject == RANGES_SUBJECT:
+        try:
+            ranges = decode_ranges(message.data)
+        except DecodeError as exc:
+            return Skipped(message.seq, subject, str(exc))
+        return RecordEntry(message.seq, subject, ranges, message.data, message.headers)
+    return read_entry(message)

@@ -8,12 +8,15 @@
     │   ├── Stale               changed since the revision the writer read (apply, edit)
     │   ├── Conflict            the service kept changing under us; retry
     │   ├── UnreadableHistory   its last event is unreadable here: no safe decision
+    │   ├── AddressTaken        the address asked for is held by another service
+    │   ├── RangeExhausted      no address of that kind is free in its range
     │   └── NoEndpoints         nothing to pick: no ready task, or not resolved yet
     └── ServerError             the NATS side could not do what was asked
         ├── Unreachable         no server at the URL (or it has no JetStream)
         ├── NotAuthenticated    the server refused the credentials
         ├── PermissionDenied    the server refused this user the operation
         ├── StreamMisconfigured the log stream could lose history; refused
+        ├── StreamOutdated      the log stream predates addresses: skyctl init upgrades it
         ├── CheckpointConflict  another process moved a durable subscription on
         └── WriteNotConfirmed   no ack after retries: the write may or may not be stored
 
@@ -23,6 +26,7 @@ The CLI maps each branch to an exit code in one place (``cli/errors.py``).
 from __future__ import annotations
 
 __all__ = [
+    "AddressTaken",
     "AlreadyExists",
     "CheckpointConflict",
     "Conflict",
@@ -31,11 +35,13 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "PermissionDenied",
+    "RangeExhausted",
     "RegistryError",
     "ServerError",
     "ServiceError",
     "Stale",
     "StreamMisconfigured",
+    "StreamOutdated",
     "Unreachable",
     "UnreadableHistory",
     "WriteNotConfirmed",
@@ -109,6 +115,31 @@ class UnreadableHistory(ServiceError):
         self.reason = reason
 
 
+class AddressTaken(ServiceError):
+    def __init__(self, namespace: str, name: str, what: str, address: str, holder: str) -> None:
+        super().__init__(
+            f'cannot give service "{name}" in namespace "{namespace}" {what} {address}: '
+            f"it is held by service {holder}",
+            namespace,
+            name,
+        )
+        self.what = what
+        self.address = address
+        self.holder = holder
+
+
+class RangeExhausted(ServiceError):
+    def __init__(self, namespace: str, name: str, what: str, where: str) -> None:
+        super().__init__(
+            f'no free {what} in {where} for service "{name}" in namespace "{namespace}" '
+            "(delete services that hold one, or widen the range: skyctl init --help)",
+            namespace,
+            name,
+        )
+        self.what = what
+        self.where = where
+
+
 class NoEndpoints(ServiceError):
     def __init__(self, namespace: str, name: str, reason: str) -> None:
         super().__init__(
@@ -158,6 +189,16 @@ class StreamMisconfigured(ServerError):
         )
         self.stream = stream
         self.problems = problems
+
+
+class StreamOutdated(ServerError):
+    def __init__(self, stream: str, lacking: list[str]) -> None:
+        super().__init__(
+            f"stream {stream} was made by an older skyctl and lacks {' and '.join(lacking)}: "
+            "an admin runs `skyctl init` once to upgrade it (nothing in it changes)"
+        )
+        self.stream = stream
+        self.lacking = lacking
 
 
 class CheckpointConflict(ServerError):

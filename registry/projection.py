@@ -32,6 +32,8 @@ from events import (
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
+    ServiceStatus,
+    ServiceStatusChanged,
     ServiceUpdated,
     decode,
     subject_for,
@@ -55,7 +57,7 @@ def service_after(event: Event) -> Service | None:
     """The service as it stands after ``event`` (None: there is none): what every reader
     that does not fold asks of an event."""
     match event:
-        case ServiceCreated() | ServiceUpdated():
+        case ServiceCreated() | ServiceUpdated() | ServiceStatusChanged():
             return event.service
         case ServiceDeleted() | ServiceForceDeleted():
             return None
@@ -103,7 +105,7 @@ class ServiceRecord:
     def event(self) -> LiveEvent:
         if self._event is None:
             event = decode(self.data)  # it was readable when folded in: it still is
-            assert isinstance(event, ServiceCreated | ServiceUpdated)
+            assert isinstance(event, ServiceCreated | ServiceUpdated | ServiceStatusChanged)
             self._event = event
         return self._event
 
@@ -118,10 +120,16 @@ class ServiceRecord:
         match event:
             case ServiceCreated():
                 return Origin(id=event.id, time=event.time, actor=event.actor)
-            case ServiceUpdated():
+            case ServiceUpdated() | ServiceStatusChanged():
                 return event.created
             case _:
                 assert_never(event)
+
+    @property
+    def status(self) -> ServiceStatus | None:
+        """What controllers last reported (a load balancer's address); None: nothing yet."""
+        event = self.event
+        return None if isinstance(event, ServiceCreated) else event.status
 
     @property
     def created(self) -> datetime:
@@ -196,7 +204,7 @@ class Projection:
         self.last_seq = entry.seq
         event = entry.event
         match event:
-            case ServiceCreated() | ServiceUpdated():
+            case ServiceCreated() | ServiceUpdated() | ServiceStatusChanged():
                 key = (sys.intern(event.service.namespace), event.service.name)
                 before = self.services.get(key)
                 kept = event if self.keep_events else None

@@ -20,6 +20,7 @@ from events import (
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
+    ServiceStatusChanged,
     ServiceUpdated,
     filter_for,
     subject_for,
@@ -172,7 +173,7 @@ class Subscription:
         async for delivery in self:
             event = delivery.event
             match event:
-                case ServiceCreated() | ServiceUpdated():
+                case ServiceCreated() | ServiceUpdated() | ServiceStatusChanged():
                     record = ServiceRecord.from_event(delivery.seq, event, delivery.data)
                     self._known[delivery.subject] = record
                     kind: Literal["ADDED", "MODIFIED"] = (

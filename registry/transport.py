@@ -9,7 +9,7 @@ here imports NATS or the event models: a log is bytes at sequences on subjects.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, Protocol, Self
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CAUGHT_UP",
     "FROM_THE_START",
+    "MAX_BATCH",
     "MSG_ID",
     "RESTARTED",
     "CaughtUp",
@@ -29,6 +30,7 @@ __all__ = [
     "Checkpoints",
     "Item",
     "Log",
+    "Outgoing",
     "Reader",
     "Restarted",
     "Start",
@@ -68,7 +70,22 @@ RESTARTED: Final = Restarted()
 
 FROM_THE_START: Final = Start()
 
+# The most messages one atomic write may hold (JetStream's limit per batch).
+MAX_BATCH: Final = 1000
+
 Item = StoredMessage | CaughtUp | Restarted
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message of a write: its subject and bytes, the id that makes a retry harmless,
+    and the subject sequence it must still find in place (0: the subject is empty)."""
+
+    subject: str
+    data: bytes
+    msg_id: str
+    expected_last_subject_seq: int
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class WrongLastSequence(Exception):
@@ -172,6 +189,19 @@ class Log(Protocol):
         Idempotent: retried with the same ``msg_id`` while the server is away, and a
         retry that finds its own earlier write is success. Raises ``WrongLastSequence``
         when someone else wrote first.
+        """
+        ...
+
+    async def append_batch(
+        self, messages: Sequence[Outgoing], *, retry_for: float = 10.0
+    ) -> list[int]:
+        """Append all of ``messages`` or none of them, each only if its subject's last
+        sequence is still the expected one; their sequences, in order. At most one message
+        per subject, and at most ``MAX_BATCH`` messages.
+
+        Idempotent like ``append``: a retry that finds every one of its messages stored is
+        success. Raises ``WrongLastSequence`` (naming the first subject: the server does
+        not say which condition failed) when any of them was written over first.
         """
         ...
 

@@ -273,7 +273,7 @@ async def test_applying_a_thousand_services_goes_through_the_bulk_path(
     result = await asyncio.to_thread(skyctl, "apply", "-f", str(path), url=url, timeout=120)
     assert result.code == 0, result.err
     assert len(result.lines) == 1000 and {line.split()[1] for line in result.lines} == {"created"}
-    assert await stream_last_seq(url) == before + 1000
+    assert await stream_last_seq(url) == before + 2 * 1000  # each service and its cluster IP
     again = await asyncio.to_thread(skyctl, "apply", "-f", str(path), url=url, timeout=120)
     assert {line.split()[1] for line in again.lines} == {"unchanged"}
-    assert await stream_last_seq(url) == before + 1000
+    assert await stream_last_seq(url) == before + 2 * 1000  # each service and its cluster IP

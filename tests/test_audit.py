@@ -61,7 +61,10 @@ async def test_verify_catches_events_published_around_the_registry(
         await registry.delete("default", "db")
         clean = skyctl("audit", "verify", url=url)
         assert clean.code == 0, clean.out + clean.err
-        assert clean.out == "checked 3 events in 2 service chains: every link holds\n"
+        assert (
+            clean.out
+            == "checked 6 events in 4 chains (2 services, 2 addresses): every link holds\n"
+        )
 
         # Straight to the stream: one with a forged link, one with none at all.
         last = await registry.log.last(SUBJECT)
@@ -72,8 +75,11 @@ async def test_verify_catches_events_published_around_the_registry(
     result = skyctl("audit", "verify", url=url)
     assert result.code == 1
     broken = [line for line in result.out.splitlines() if line.startswith("BROKEN")]
-    assert len(broken) == 2
+    assert len(broken) == 3
     assert broken[0].startswith(f"BROKEN seq {ack1.seq} {SUBJECT}: links to ")
     assert f"(hash of seq {last.seq})" in broken[0]
     assert broken[1].startswith(f"BROKEN seq {ack2.seq} skyflow.svc.default.db: no link")
-    assert result.err == "checked 5 events in 2 service chains: 2 broken links\n"
+    # The forged create of web replaced the event that held web's cluster IP: the address
+    # ledger at the end of the log finds the IP held by a service that no longer has it.
+    assert "is held by default/web" in broken[2] and "not a live service" in broken[2]
+    assert result.err == "checked 8 events in 4 chains (2 services, 2 addresses): 3 breaks\n"

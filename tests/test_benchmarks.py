@@ -46,9 +46,9 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
-    # 15 rows on the seeded server (the floor row and two apply rows among them), and
+    # 16 rows on the seeded server (the floor row and three apply rows among them), and
     # create, get and delete in three more connection modes.
-    assert len(results) == 24
+    assert len(results) == 26
     assert any("(3-node cluster, 3 URLs)" in r["scenario"] for r in results)
     assert any("(tls:// with a CA, user/password)" in r["scenario"] for r in results)
     assert any("(user/password)" in r["scenario"] for r in results)

@@ -17,7 +17,10 @@ from tests.conftest import raw_nats, stream_last_seq
 async def test_create_many_creates_each_once_in_input_order(registry: Registry, ns: str) -> None:
     services = [Service(namespace=ns, name=f"s{i}", selector={"i": str(i)}) for i in range(300)]
     outcomes = await registry.create_many(services, concurrency=32)
-    assert [o.service for o in outcomes if isinstance(o, ServiceRecord)] == services
+    created = [o.service for o in outcomes if isinstance(o, ServiceRecord)]
+    # Each as asked, with a cluster IP of its own filled in.
+    assert [s.model_copy(update={"cluster_ip": None}) for s in created] == services
+    assert len({s.cluster_ip for s in created}) == len(services)
     listed = await registry.list(ns)
     assert {r.key: r.seq for r in listed} == {
         o.key: o.seq for o in outcomes if isinstance(o, ServiceRecord)
@@ -45,7 +48,7 @@ async def test_live_services_and_duplicates_in_the_batch_are_refused(
     assert isinstance(outcomes[0], AlreadyExists)
     assert isinstance(outcomes[1], ServiceRecord)
     assert sorted(type(o).__name__ for o in outcomes[2:]) == ["AlreadyExists", "ServiceRecord"]
-    assert await stream_last_seq(url) == before + 2
+    assert await stream_last_seq(url) == before + 2 * 2  # each service and its cluster IP
 
 
 async def test_a_second_run_writes_nothing(registry: Registry, ns: str, url: str) -> None:

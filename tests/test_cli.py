@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 
@@ -32,25 +33,23 @@ def test_seed_example_verbatim(url: str, ns: str) -> None:
     got = skyctl("get", "service", "myService", "--namespace", ns, url=url)
     assert got.code == 0, got.err
     header, row = got.lines
+    # kubectl's columns (issue 11), and ENDPOINTS ready/total (issue 12); the selector,
+    # target port and cluster are in -o wide.
     assert header.split() == [
         "NAME",
-        "NAMESPACE",
         "TYPE",
-        "SELECTOR",
-        "PORTS",
-        "CLUSTER",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
         "ENDPOINTS",
         "AGE",
     ]
-    assert row.split()[:7] == [
-        "myService",
-        ns,
-        "ClusterIP",
-        "app=myApp",
-        "80:8080/TCP",
-        "myCluster",
-        "0/0",  # ready/total: no task with app=myApp is announced
-    ]
+    name, kind, cluster_ip, external_ip, ports, endpoints, _ = row.split()
+    assert (name, kind, external_ip, ports) == ("myService", "ClusterIP", "<none>", "80/TCP")
+    assert endpoints == "0/0"  # ready/total: no task with app=myApp is announced
+    assert ipaddress.IPv4Address(cluster_ip) in ipaddress.IPv4Network("10.96.0.0/12")
+    wide = skyctl("get", "service", "myService", "--namespace", ns, "-o", "wide", url=url)
+    assert wide.lines[1].split()[7:10] == ["8080", "app=myApp", "myCluster"]
 
     deleted = skyctl("delete", "service", "myService", "--namespace", ns, url=url)
     assert (deleted.code, deleted.out) == (0, "service/myService deleted\n")
@@ -108,11 +107,13 @@ def test_repeatable_and_comma_separated_flags(url: str, ns: str) -> None:
     assert obj["metadata"]["name"] == "multi" and obj["metadata"]["namespace"] == ns
     assert obj["spec"]["type"] == "NodePort"
     assert obj["spec"]["selector"] == {"app": "web", "env": "prod", "tier": "front"}
+    node_ports = [port.pop("nodePort") for port in obj["spec"]["ports"]]
     assert obj["spec"]["ports"] == [
         {"port": 80, "targetPort": 8080, "protocol": "TCP"},
         {"port": 443, "targetPort": 8443, "protocol": "TCP"},
         {"port": 53, "targetPort": 53, "protocol": "UDP"},
     ]
+    assert len(set(node_ports)) == 3 and all(30000 <= n <= 32767 for n in node_ports)
 
 
 def test_output_formats(url: str, ns: str) -> None:
@@ -121,7 +122,14 @@ def test_output_formats(url: str, ns: str) -> None:
     assert listing["kind"] == "List"
     assert [i["metadata"]["name"] for i in listing["items"]] == ["web"]
     wide = skyctl("get", "svc", "-n", ns, "-o", "wide", url=url).lines
-    assert wide[0].split()[-3:] == ["REVISION", "CREATED-BY", "PROOF"]
+    assert wide[0].split()[-6:] == [
+        "TARGET-PORTS",
+        "SELECTOR",
+        "CLUSTER",
+        "REVISION",
+        "CREATED-BY",
+        "PROOF",
+    ]
     assert "@" in wide[1].split()[-2] and wide[1].split()[-1] == "unproven"
     created = skyctl("create", "svc", "api", "-n", ns, "-o", "json", url=url)
     assert json.loads(created.out)["metadata"]["name"] == "api"
@@ -131,8 +139,10 @@ def test_all_namespaces(url: str, ns: str) -> None:
     other = ns + "-b"
     skyctl("create", "svc", "x", "-n", ns, url=url)
     skyctl("create", "svc", "y", "-n", other, url=url)
-    rows = [line.split()[:2] for line in skyctl("get", "svc", "-A", url=url).lines[1:]]
-    assert ["x", ns] in rows and ["y", other] in rows
+    listed = skyctl("get", "svc", "-A", url=url).lines
+    assert listed[0].split()[:3] == ["NAMESPACE", "NAME", "TYPE"]  # kubectl's -A
+    rows = [line.split()[:2] for line in listed[1:]]
+    assert [ns, "x"] in rows and [other, "y"] in rows
     assert skyctl("get", "svc", "x", "-A", url=url).code == 2
 
 
@@ -147,7 +157,7 @@ def test_name_can_be_recreated_after_delete(url: str, ns: str) -> None:
     assert skyctl("create", "svc", "again", "-n", ns, "-p", "80", url=url).code == 0
     assert skyctl("delete", "svc", "again", "-n", ns, url=url).code == 0
     assert skyctl("create", "svc", "again", "-n", ns, "-p", "81", url=url).code == 0
-    assert "81:81/TCP" in skyctl("get", "svc", "again", "-n", ns, url=url).out
+    assert " 81/TCP " in skyctl("get", "svc", "again", "-n", ns, url=url).out
 
 
 def test_ignore_not_found(url: str, ns: str) -> None:

@@ -11,6 +11,11 @@ import msgpack
 from events import (
     STREAM_NAME,
     SUBJECTS,
+    AddressAllocated,
+    AddressReleased,
+    Holder,
+    NodePortRange,
+    Origin,
     Overridden,
     ServiceCreated,
     ServiceDeleted,
@@ -39,9 +44,32 @@ def test_envelope_fields_are_documented() -> None:
 
 def test_service_created_fields_are_documented() -> None:
     expected = {f"service.{name}" for name in Service.model_fields}
-    assert documented_fields("### `ServiceCreated` v2") == expected
+    assert documented_fields("### `ServiceCreated` v3") == expected
     for name in Port.model_fields:
         assert f'"{name}"' in DOC
+
+
+def test_service_updated_and_status_fields_are_documented() -> None:
+    origin = {f"created.{name}" for name in Origin.model_fields}
+    assert documented_fields("### `ServiceUpdated` v2") == {"service", "status"} | origin
+    assert (
+        documented_fields("### `ServiceStatusChanged` v1")
+        == {
+            "service",
+            "status.load_balancer.ingress",
+        }
+        | origin
+    )
+
+
+def test_address_record_fields_are_documented() -> None:
+    own = set(AddressAllocated.model_fields) - set(EventEnvelope.model_fields)
+    own -= {"type", "version", "holder"}
+    own |= {f"holder.{name}" for name in Holder.model_fields}
+    assert documented_fields("### `AddressAllocated` v1 and `AddressReleased` v1") == own
+    assert set(AddressReleased.model_fields) == set(AddressAllocated.model_fields)
+    ranges = {"service_cidr"} | {f"node_ports.{n}" for n in NodePortRange.model_fields}
+    assert documented_fields("### `AddressRangesSet` v1") == ranges
 
 
 def test_service_deleted_fields_are_documented() -> None:

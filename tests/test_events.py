@@ -87,7 +87,7 @@ def test_wire_format_uses_plain_msgpack_types(event: ServiceCreated) -> None:
     raw = msgpack.unpackb(encode(event), strict_map_key=True)
     assert _plain(raw)
     assert raw["type"] == "ServiceCreated"
-    assert raw["version"] == 2  # ServiceCreated v2: labels
+    assert raw["version"] == 3  # ServiceCreated v3: addresses
     assert raw["time"].endswith("Z")
     assert datetime.fromisoformat(raw["time"]) == event.time
 

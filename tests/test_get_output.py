@@ -181,8 +181,15 @@ def test_show_labels_and_no_headers(url: str, shop: str) -> None:
     assert wide[0].split()[-2:] == ["PROOF", "LABELS"]
     bare = skyctl("get", "svc", "-n", shop, "--no-headers", "-l", "tier", url=url).lines
     assert [line.split()[0] for line in bare] == ["api", "db", "web"]
-    # Widths come from the rows alone, as kubectl's: "NAMESPACE" does not widen column 2.
-    assert bare[0].startswith(f"api   {shop}   ClusterIP")
+    # Widths come from the rows alone, as kubectl's: "CLUSTER-IP" does not widen column 3.
+    assert bare[0].startswith("api   ClusterIP   10.")
+    assert bare[0].split()[4] == "443/TCP,9090/TCP"
+    every = skyctl("get", "svc", "-A", "--no-headers", "-l", "tier", url=url).lines
+    assert [line.split()[:2] for line in every if shop in line] == [
+        [shop, "api"],
+        [shop, "db"],
+        [shop, "web"],
+    ]
 
 
 def test_sort_by(url: str, shop: str) -> None:
@@ -221,8 +228,11 @@ def test_jsonpath(url: str, shop: str, tmp_path: Path) -> None:
     node_ports = '{.items[?(@.spec.type=="NodePort")].metadata.name}'
     assert jsonpath(f"-o=jsonpath={node_ports}") == "web"
     assert jsonpath("web", "-o", "jsonpath={.metadata.labels.tier}") == "front"
-    assert jsonpath("web", "--output=jsonpath={.spec.ports[0]}") == (
-        '{"port":80,"targetPort":8080,"protocol":"TCP"}'
+    node_port = json.loads(jsonpath("web", "--output=jsonpath={.spec.ports[0]}"))
+    assert node_port.pop("nodePort") in range(30000, 32768)  # web is a NodePort
+    assert node_port == {"port": 80, "targetPort": 8080, "protocol": "TCP"}
+    assert jsonpath("db", "-o", "jsonpath={.spec.ports[0]}") == (
+        '{"port":5432,"targetPort":13432,"protocol":"TCP"}'
     )
     file = tmp_path / "names.tmpl"
     file.write_text('{range .items[*]}{.metadata.name}{"\\n"}{end}')

@@ -82,7 +82,9 @@ def test_history_cli(url: str, ns: str) -> None:
         "ServiceCreated",
     ]
     assert items[1]["service"] is None
-    assert items[2]["service"]["ports"] == [{"port": 81, "target_port": 81, "protocol": "TCP"}]
+    assert items[2]["service"]["ports"] == [
+        {"port": 81, "target_port": 81, "protocol": "TCP", "node_port": None}  # a ClusterIP's
+    ]
     missing = skyctl("history", "service", "nope", "-n", ns, url=url)
     assert missing.code == 1 and "not found" in missing.err
 
@@ -222,7 +224,8 @@ async def test_events_api_reports_unreadable_messages(fresh_server: NatsServer) 
         created = await registry.create(Service(name="x"))
         await raw_publish(fresh_server.url, "skyflow.svc.default.x", b"\xc1 not msgpack")
         records = [r async for r in registry.events("default")]
-    assert [r.seq for r in records] == [created.seq, created.seq + 1]
+    # (created.seq + 1 is its cluster IP's record: on its own subject, not a service event)
+    assert [r.seq for r in records] == [created.seq, created.seq + 2]
     first, second = records[0].entry, records[1].entry
     assert isinstance(first, Entry) and isinstance(first.event, ServiceCreated)
     assert isinstance(second, Skipped) and "not msgpack" in second.reason

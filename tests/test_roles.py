@@ -16,10 +16,19 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig
 
-from events import STREAM_NAME
+from events import (
+    STREAM_NAME,
+    AddressKind,
+    AddressReleased,
+    Holder,
+    Service,
+    encode,
+    new_event_id,
+    utc_now,
+)
 from registry.client import Registry
 from registry.credentials import Credentials
-from registry.errors import PermissionDenied, ServerError
+from registry.errors import AddressTaken, PermissionDenied, ServerError
 from registry.server import NatsServer
 from tests.conftest import skyctl
 from tests.servers import PASSWORDS, auth_server
@@ -185,3 +194,44 @@ def test_a_user_without_its_inbox_prefix_is_told_which_option_to_set(server: Nat
     assert result.code == 3 and result.err.count("\n") == 1, result.err
     assert "receive replies" in result.err and "--inbox-prefix" in result.err
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("raw", ["viewer"], indirect=True)
+async def test_a_viewer_writes_no_address_record(raw: Raw) -> None:
+    for subject in ("skyflow.addr.ip.10-96-0-1", "skyflow.addr.nodeport.30080"):
+        await raw.nc.publish(subject, b"\x80")
+        assert await raw.refused(f'publish to "{subject}"'), subject
+
+
+@pytest.mark.parametrize("raw", ["shop-writer"], indirect=True)
+async def test_a_writer_sets_no_ranges_and_its_forged_release_frees_nothing(
+    server: NatsServer, raw: Raw
+) -> None:
+    """Issue 11: a writer may publish address records (its batches carry them), so it can
+    forge one; the ranges are the admin's alone."""
+    await raw.nc.publish("skyflow.config.ranges", b"\x80")
+    assert await raw.refused('publish to "skyflow.config.ranges"')
+    async with await Registry.connect(
+        server.url, credentials=registry_as(server, "admin"), keep_reconnecting=False
+    ) as admin:
+        victim = await admin.create(Service(namespace="billing", name="victim"))
+    ip = victim.service.cluster_ip
+    assert ip is not None
+    subject = f"skyflow.addr.ip.{ip.replace('.', '-')}"
+    forged = AddressReleased(
+        id=new_event_id(),
+        time=utc_now(),
+        actor="shop-writer",
+        kind=AddressKind.CLUSTER_IP,
+        address=ip,
+        holder=Holder(namespace="billing", name="victim", uid=victim.event_id),
+    )
+    ack = await raw.nc.jetstream().publish(subject, encode(forged))
+    assert ack.seq > victim.seq  # stored: writers may publish address records
+    async with await Registry.connect(
+        server.url, credentials=registry_as(server, "shop-writer"), keep_reconnecting=False
+    ) as writer:
+        mine = await writer.create(Service(namespace="shop", name="mine"))
+        assert mine.service.cluster_ip not in (None, ip)
+        with pytest.raises(AddressTaken, match="held by service billing/victim"):
+            await writer.create(Service(namespace="shop", name="thief", cluster_ip=ip))

@@ -35,7 +35,32 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 @given(created)
 def test_every_encoded_create_validates(event: ServiceCreated) -> None:
-    _validator("ServiceCreated.v2.json").validate(msgpack.unpackb(encode(event)))
+    _validator("ServiceCreated.v3.json").validate(msgpack.unpackb(encode(event)))
+
+
+def test_address_records_validate() -> None:
+    from events import AddressAllocated, AddressRangesSet, Holder, NodePortRange, utc_now
+
+    record = AddressAllocated(
+        id="r1",
+        time=utc_now(),
+        actor="a@h",
+        kind="NodePort",
+        address="30080",
+        holder=Holder(namespace="default", name="web", uid="u1"),
+    )
+    raw = msgpack.unpackb(encode(record))
+    _validator("AddressAllocated.v1.json").validate(raw)
+    with pytest.raises(jsonschema.ValidationError):
+        _validator("AddressAllocated.v1.json").validate({**raw, "kind": "Other"})
+    ranges = AddressRangesSet(
+        id="r2",
+        time=utc_now(),
+        actor="a@h",
+        service_cidr="10.96.0.0/12",
+        node_ports=NodePortRange(first=30000, last=32767),
+    )
+    _validator("AddressRangesSet.v1.json").validate(msgpack.unpackb(encode(ranges)))
 
 
 def test_a_delete_validates_and_junk_does_not() -> None:

@@ -30,7 +30,8 @@ async def test_created_stream_denies_delete_and_purge_and_keeps_everything(url: 
         assert config.deny_delete and config.deny_purge
         assert (config.max_msgs, config.max_bytes, config.max_msgs_per_subject) == (-1, -1, -1)
         assert not config.max_age
-        assert config.subjects == ["skyflow.svc.*.*"]
+        assert config.subjects == ["skyflow.svc.*.*", "skyflow.addr.*.*", "skyflow.config.*"]
+        assert config.allow_atomic
         assert config.allow_direct
         with pytest.raises(NatsServerError):
             await js.purge_stream(log.spec.name)
@@ -113,6 +114,8 @@ async def test_every_setting_that_loses_hides_moves_or_delays_events_is_refused(
         config = StreamConfig.from_response(JetStreamLog(good.conn, spec, 5).stream_config())
         if key == "allow_rollup_hdrs":  # roll-ups need the purge permission too
             config.deny_purge = False
+        if key == "persist_mode":  # the server takes async persistence only without batches
+            config.allow_atomic = False
         _risky(key, config)
         await js.add_stream(config)
         try:

@@ -30,7 +30,8 @@ async def history(registry: Registry, ns: str) -> list[int]:
         (await registry.create(Service(namespace=ns, name="b"))).seq,
     ]
     await registry.delete(ns, "a")
-    seqs.append(seqs[-1] + 1)  # the delete; nothing else writes to this namespace
+    # The delete: after b and b's cluster IP record (nothing else writes in this namespace).
+    seqs.append(seqs[-1] + 2)
     seqs.append((await registry.create(Service(namespace=ns, name="c"))).seq)
     return seqs
 

@@ -18,9 +18,10 @@ from registry.watch import Snapshot
 async def test_changes_during_the_initial_list_arrive_exactly_once(url: str, ns: str) -> None:
     async with await Registry.connect(url) as writer, await Registry.connect(url) as reader:
         # A namespace big enough that the initial list takes a while to read.
-        await asyncio.gather(
-            *(writer.create(Service(namespace=ns, name=f"pre-{i}")) for i in range(1500))
+        made = await writer.create_many(
+            [Service(namespace=ns, name=f"pre-{i}") for i in range(1500)]
         )
+        assert not [m for m in made if isinstance(m, Exception)]
 
         async def churn() -> list[tuple[str, str]]:
             done = []

@@ -12,18 +12,23 @@ const namespace = process.argv[2] ?? "*";
 const max = Number(process.env.MAX_EVENTS ?? Infinity);
 let seen = 0;
 
-// type -> newest version understood (ServiceCreated v1 has no labels; the fold uses none)
-const KNOWN = { ServiceCreated: 2, ServiceUpdated: 1, ServiceDeleted: 1, ServiceForceDeleted: 1 };
+// type -> newest version understood (older versions lack fields this fold does not use:
+// labels, addresses, status)
+const KNOWN = {
+  ServiceCreated: 3, ServiceUpdated: 2, ServiceStatusChanged: 1,
+  ServiceDeleted: 1, ServiceForceDeleted: 1,
+};
 
 // The fold: each type by name. A type missing here is reported, never read as a delete.
 function apply(live, key, event) {
   switch (event.type) {
     case "ServiceCreated":
-    case "ServiceUpdated": {
+    case "ServiceUpdated":
+    case "ServiceStatusChanged": { // each carries the whole service
       const kind = event.type === "ServiceCreated" ? "ADDED" : "MODIFIED";
       live.set(key, event.service);
       const ports = event.service.ports.map((p) => `${p.port}:${p.target_port}/${p.protocol}`);
-      return `${kind} ${key} ${event.service.type} ${ports.join(",")}`;
+      return `${kind} ${key} ${event.service.type} ${event.service.cluster_ip ?? "-"} ${ports.join(",")}`;
     }
     case "ServiceDeleted":
     case "ServiceForceDeleted": // written over an unreadable event: still a delete

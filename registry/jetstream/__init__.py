@@ -87,7 +87,7 @@ async def open_log(
     long_lived: bool = True,
     api_timeout: float = 5.0,
     client: Client = "auto",
-    check_replicas: bool = True,
+    provisioning: bool = False,
 ) -> JetStreamLog:
     """Connect and open the service log (creating its stream if missing, checking it)."""
     from registry.jetstream.log import JetStreamLog
@@ -100,5 +100,5 @@ async def open_log(
         client=client,
     )
     return await JetStreamLog.open(
-        conn, spec=spec, api_timeout=api_timeout, check_replicas=check_replicas
+        conn, spec=spec, api_timeout=api_timeout, provisioning=provisioning
     )

@@ -55,7 +55,7 @@ class JetStreamLiveness:
             self.spec.config(),
             f"create the liveness stream {name} (an admin must run skyctl init first)",
         )
-        problems = liveness_problems(self.spec, config, check_replicas=log.check_replicas)
+        problems = liveness_problems(self.spec, config, check_replicas=not log.provisioning)
         if problems:
             raise StreamMisconfigured(name, problems)
         return self

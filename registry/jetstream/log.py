@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,7 @@ from registry.errors import (
     PermissionDenied,
     ServerError,
     StreamMisconfigured,
+    StreamOutdated,
     Unreachable,
     WriteNotConfirmed,
 )
@@ -34,6 +36,9 @@ from registry.jetstream.connection import (
 )
 from registry.jetstream.direct import last_many, stored_from_direct
 from registry.jetstream.protocol import (
+    BATCH_COMMIT,
+    BATCH_ID,
+    BATCH_SEQUENCE,
     EXPECTED_LAST_SUBJECT_SEQUENCE,
     MESSAGE_TOO_LARGE,
     OWN_WRITE_IN_FLIGHT,
@@ -41,6 +46,7 @@ from registry.jetstream.protocol import (
     WRONG_LAST_SEQUENCE,
     ApiError,
     api_error,
+    outdated,
     stream_problems,
 )
 from registry.jetstream.tail import Tail
@@ -48,7 +54,7 @@ from registry.stored import MSG_ID, StoredMessage
 
 if TYPE_CHECKING:
     from registry.jetstream.liveness import JetStreamLiveness
-from registry.transport import FROM_THE_START, Start, WrongLastSequence
+from registry.transport import FROM_THE_START, MAX_BATCH, Outgoing, Start, WrongLastSequence
 
 __all__ = ["JetStreamLog"]
 
@@ -61,13 +67,13 @@ class JetStreamLog:
     """One connection to the server, and the stream that holds the service log."""
 
     def __init__(
-        self, conn: Connection, spec: StreamSpec, timeout: float, *, check_replicas: bool = True
+        self, conn: Connection, spec: StreamSpec, timeout: float, *, provisioning: bool = False
     ) -> None:
         self.conn = conn
         self.spec = spec
         self.timeout = timeout
         # Off only for ``skyctl init``, which is about to scale the stream to the ask.
-        self.check_replicas = check_replicas
+        self.provisioning = provisioning
         # Set at open: who the server says we are, and whether permissions limit us.
         self.user: str | None = None
         self.user_id: str | None = None  # the user as the server knows it (a JWT user's key)
@@ -89,10 +95,10 @@ class JetStreamLog:
         *,
         spec: StreamSpec | None = None,
         api_timeout: float = 5.0,
-        check_replicas: bool = True,
+        provisioning: bool = False,
     ) -> JetStreamLog:
         """Ask the server who we are, then find (or create) the stream and check it."""
-        self = cls(conn, spec or StreamSpec(), api_timeout, check_replicas=check_replicas)
+        self = cls(conn, spec or StreamSpec(), api_timeout, provisioning=provisioning)
         try:
             await self._who_am_i()
             await self._ensure_stream()
@@ -185,9 +191,12 @@ class JetStreamLog:
 
     def check_stream(self, config: Mapping[str, Any]) -> None:
         """Refuse a stream whose settings could drop or rewrite events (invariant 6)."""
-        problems = stream_problems(self.spec, config, check_replicas=self.check_replicas)
+        problems = stream_problems(self.spec, config, provisioning=self.provisioning)
         if problems:
             raise StreamMisconfigured(self.spec.name, problems)
+        lacking = [] if self.provisioning else outdated(self.spec, config)
+        if lacking:
+            raise StreamOutdated(self.spec.name, lacking)
 
     async def stream_info(self, stream: str | None = None) -> dict[str, Any]:
         name = stream or self.spec.name
@@ -295,6 +304,92 @@ class JetStreamLog:
             if loop.time() >= deadline:
                 raise WriteNotConfirmed(msg_id, f"{reason} for {retry_for:.0f} s")
             await asyncio.sleep(0.2)
+
+    async def append_batch(
+        self, messages: Sequence[Outgoing], *, retry_for: float = 10.0
+    ) -> list[int]:
+        """All of ``messages`` or none, as one JetStream atomic batch (``Log.append_batch``).
+
+        Every message but the last is published without waiting; the last commits, and
+        its reply says whether the server stored all of them. A batch the server never
+        sees committed (this process died, or the connection dropped) is abandoned by the
+        server after 10 s and stores nothing.
+        """
+        if len(messages) == 1:
+            one = messages[0]
+            seq = await self.append(
+                one.subject,
+                one.data,
+                msg_id=one.msg_id,
+                expected_last_subject_seq=one.expected_last_subject_seq,
+                retry_for=retry_for,
+                headers=one.headers,
+            )
+            return [seq]
+        subjects = [m.subject for m in messages]
+        if not 1 < len(messages) <= MAX_BATCH or len(set(subjects)) != len(subjects):
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH} messages on distinct subjects")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for
+        operation = _write_operation(subjects[0])
+        while True:
+            try:
+                reply = await self.guarded(
+                    self._send_batch(messages), operation, *dict.fromkeys(subjects)
+                )
+            except PayloadTooLarge as exc:
+                raise InvalidInput(
+                    "event", f"{exc.size} bytes", f"the server accepts at most {exc.limit} bytes"
+                ) from None
+            except NoResponders:
+                reason = "no stream answered"
+            except TimeoutError:
+                reason = "no answer"
+            except ConnectionLost:
+                raise WriteNotConfirmed(messages[0].msg_id, "connection closed") from None
+            else:
+                ack = _json(reply, f"append to {subjects[0]}")
+                error = ack.get("error")
+                if error is None:
+                    last = _int(ack.get("seq"), 0) or _bad_ack(subjects[0])
+                    return list(range(last - len(messages) + 1, last + 1))
+                if not isinstance(error, dict):
+                    raise ServerError(f"append to {subjects[0]}: the server's answer is malformed")
+                if error.get("err_code") in WRONG_LAST_SEQUENCE:
+                    # Either someone wrote first, or an earlier attempt of ours was stored
+                    # and its ack lost: then every message is there under our ids.
+                    stored = await self.last_many(subjects)
+                    mine = [stored.get(m.subject) for m in messages]
+                    if all(
+                        s is not None and s.msg_id == m.msg_id
+                        for s, m in zip(mine, messages, strict=True)
+                    ):
+                        return [s.seq for s in mine if s is not None]
+                    raise WrongLastSequence(subjects[0])
+                raise api_error(error, f"append to {subjects[0]}")
+            if loop.time() >= deadline:
+                raise WriteNotConfirmed(messages[0].msg_id, f"{reason} for {retry_for:.0f} s")
+            await asyncio.sleep(0.2)
+
+    async def _send_batch(self, messages: Sequence[Outgoing]) -> Reply:
+        batch = uuid.uuid4().hex
+        last = len(messages)
+        for index, message in enumerate(messages, 1):
+            headers = {
+                **message.headers,
+                MSG_ID: message.msg_id,
+                EXPECTED_LAST_SUBJECT_SEQUENCE: str(message.expected_last_subject_seq),
+                BATCH_ID: batch,
+                BATCH_SEQUENCE: str(index),
+            }
+            if index < last:
+                await self.conn.publish(message.subject, message.data, headers=headers)
+            else:
+                headers[BATCH_COMMIT] = "1"
+                return await self.conn.request(
+                    message.subject, message.data, headers=headers, timeout=min(self.timeout, 5.0)
+                )
+        raise AssertionError("unreachable: a batch has a last message")
 
     # -- reading ---------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ from events.stream import StreamSpec
 from registry.errors import PermissionDenied, ServerError
 
 __all__ = [
+    "BATCH_COMMIT",
+    "BATCH_ID",
+    "BATCH_SEQUENCE",
     "DEFAULT_URL",
     "EXPECTED_LAST_SUBJECT_SEQUENCE",
     "MESSAGE_TOO_LARGE",
@@ -21,12 +24,18 @@ __all__ = [
     "WRONG_LAST_SEQUENCE",
     "ApiError",
     "api_error",
+    "outdated",
     "stream_problems",
 ]
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
+# Atomic batch publishes (ADR-50, nats-server 2.12+): every message names its batch and
+# its place in it; the last one commits, and only its reply is a publish ack.
+BATCH_ID = "Nats-Batch-Id"
+BATCH_SEQUENCE = "Nats-Batch-Sequence"
+BATCH_COMMIT = "Nats-Batch-Commit"
 # R1 streams answer a failed expectation with 10071, replicated ones with 10164.
 WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 # A replicated stream's leader answers a retry whose first attempt it is still
@@ -102,11 +111,19 @@ _CONSEQUENCES: dict[str, tuple[str, str]] = {
         "publishes are counter increments, not events",
         "recreate the stream without counters",
     ),
+    "allow_atomic": (
+        "a service and the addresses it holds cannot be written as one atomic batch",
+        "an admin runs skyctl init to upgrade the stream",
+    ),
 }
+
+# What ``skyctl init`` adds to a stream made before addresses existed: no danger to
+# events (``stream_problems`` skips them), but refused until added (``outdated``).
+UPGRADED_BY_INIT = frozenset({"allow_atomic", "subjects"})
 
 
 def stream_problems(
-    spec: StreamSpec, config: Mapping[str, Any], *, check_replicas: bool = True
+    spec: StreamSpec, config: Mapping[str, Any], *, provisioning: bool = False
 ) -> list[str]:
     """Every setting of a stream configuration (as the server's JSON has it) that could
     lose, hide, move or delay events, each with what it would do and how to fix it."""
@@ -116,6 +133,8 @@ def stream_problems(
         problems.append(f"{setting}: {why} ({fix})")
 
     for key, want in spec.required.items():
+        if key in UPGRADED_BY_INIT:
+            continue  # not a danger to events: ``outdated`` reports it
         have = _normal(key, config.get(key))
         if have != want:
             why, fix = _CONSEQUENCES[key]
@@ -147,21 +166,25 @@ def stream_problems(
     if not config.get("allow_direct"):
         problem("allow_direct is off", "reads need direct gets", "nats stream edit --allow-direct")
     have_replicas = config.get("num_replicas") or 1
-    if check_replicas and isinstance(have_replicas, int) and have_replicas < spec.replicas:
+    if not provisioning and isinstance(have_replicas, int) and have_replicas < spec.replicas:
         problem(
             f"num_replicas is {have_replicas}, asked for {spec.replicas}",
             "fewer copies than asked survive fewer failed servers",
             f"skyctl init --replicas {spec.replicas}",
         )
-    subjects = config.get("subjects") or []
-    missing = set(spec.subjects) - set(subjects)
-    if missing:
-        problem(
-            f"subjects {sorted(subjects)} lack {sorted(missing)}",
-            "services would be written where the registry does not read",
-            "add them (nats stream edit)",
-        )
     return problems
+
+
+def outdated(spec: StreamSpec, config: Mapping[str, Any]) -> list[str]:
+    """What a stream made by an older version lacks, which ``skyctl init`` adds."""
+    lacking = []
+    if not config.get("allow_atomic"):
+        lacking.append("atomic batches (allow_atomic)")
+    subjects = config.get("subjects") or []
+    missing = [s for s in spec.subjects if s not in subjects]
+    if missing:
+        lacking.append(f"the subjects {', '.join(missing)}")
+    return lacking
 
 
 def _normal(key: str, value: Any) -> Any:

@@ -57,9 +57,12 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
     if log.created_stream:
         action, previous, tightened = "created", None, ()
     else:
-        action, previous, tightened = await _settle(
-            log, stream, want, scale, {"max_msg_size": log.spec.max_msg_size}
-        )
+        upgrade = {
+            "max_msg_size": log.spec.max_msg_size,
+            "allow_atomic": True,
+            "subjects": list(log.spec.subjects),
+        }
+        action, previous, tightened = await _settle(log, stream, want, scale, upgrade)
         if action == "scaled":
             log.stream_replicas = want
     report = [_report(await log.stream_info(stream), "stream", stream, action, previous, tightened)]
@@ -114,7 +117,8 @@ async def _settle(
     it lacks, in one update; what was done."""
     config = dict((await log.stream_info(stream)).get("config") or {})
     have = _replicas(config)
-    changes = {key: value for key, value in safety.items() if not _holds(key, config, value)}
+    changes = {key: _merged(key, config, value) for key, value in safety.items()}
+    changes = {key: value for key, value in changes.items() if not _holds(key, config, value)}
     rescale = scale and have != want
     if not rescale and not changes:
         return "exists", None, ()
@@ -122,15 +126,31 @@ async def _settle(
     if rescale:
         config["num_replicas"] = want
     await log.api(f"$JS.API.STREAM.UPDATE.{stream}", config, f"update stream {stream}")
-    tightened = tuple(f"{key} {value}" for key, value in changes.items())
+    tightened = tuple(_said(key, value) for key, value in changes.items())
     return ("scaled" if rescale else "exists"), (have if rescale else None), tightened
+
+
+def _merged(key: str, config: dict[str, Any], want: Any) -> Any:
+    """What to set: for subjects, the stream's own plus the missing ones (none removed)."""
+    if key != "subjects":
+        return want
+    have = [s for s in config.get("subjects") or [] if isinstance(s, str)]
+    return have + [s for s in want if s not in have]
 
 
 def _holds(key: str, config: dict[str, Any], want: Any) -> bool:
     have = config.get(key)
     if key == "max_msg_size":  # a bound at least as tight is fine
         return isinstance(have, int) and 0 < have <= want
+    if key == "subjects":
+        return isinstance(have, list) and set(want) <= set(have)
     return bool(have) == want if isinstance(want, bool) else have == want
+
+
+def _said(key: str, value: Any) -> str:
+    if key == "subjects":
+        return f"subjects {' '.join(value)}"
+    return f"{key} {value}"
 
 
 def _replicas(config: dict[str, Any]) -> int:

@@ -1,0 +1,401 @@
+"""Choosing addresses, and reading from the log whether they are free.
+
+An address is free when its subject has no record or its last record is an
+``AddressReleased``. The allocator only reads: it returns, for each write, the service
+with every address filled in and, for each address the write takes or gives up, the
+subject's last message, so the write can be made conditional on it. The server then
+decides (invariant 12): if any address subject moved since, the whole atomic batch is
+refused, and the writer reads and chooses again. Random choice keeps racing writers
+apart in a large range; a small or nearly full range is scanned.
+
+Every writer may publish address records (they are written in batches with its own
+services), so a record alone is not trusted: an address counts as held exactly when the
+service its record names still holds it in that service's own subject, which only its
+namespace's writers can write. A forged release of another namespace's address
+therefore frees nothing, and a forged allocation for no live service holds nothing;
+a record that cannot be read counts as held (a writer never takes over what it cannot
+read), so the worst a hostile writer can do to addresses is deny one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import assert_never
+
+from events import (
+    RANGES_SUBJECT,
+    AddressAllocated,
+    AddressKind,
+    AddressReleased,
+    DecodeError,
+    Holder,
+    Service,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    ServiceStatusChanged,
+    ServiceUpdated,
+    decode_address,
+    decode_ranges,
+    subject_for,
+)
+from events.subjects import address_filter, parse_address_subject
+from registry.addresses import Address, Ranges, Slot, fill, held_by, open_slots
+from registry.entry import Entry, read_entry
+from registry.errors import AddressTaken, InvalidInput, RangeExhausted, ServiceError
+from registry.projector import read_until_caught_up
+from registry.stored import StoredMessage
+from registry.transport import Log, Start
+
+__all__ = ["Allocation", "Allocator", "Claim", "Request", "record_of"]
+
+# Random picks per open slot and round, and rounds before scanning the whole range.
+CANDIDATES = 3
+ROUNDS = 3
+# A range up to this size is scanned by listing it; a larger one is never full in
+# practice, and is retried at random instead.
+LISTABLE = 65536
+# How long the ranges read from the log are trusted before reading them again.
+RANGES_TTL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An address a write takes or gives up, its subject's last message when read, and
+    (when given up) who the log says holds it."""
+
+    address: Address
+    last: StoredMessage | None
+    holder: Holder | None = None
+
+    @property
+    def expected_seq(self) -> int:
+        return self.last.seq if self.last is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One write's addresses to settle: the service as stored before (None: not live) and
+    as it will be (None: deleted), and whose it is (its uid). ``by_name``: what it held
+    is unknown (a forced delete over an unreadable event), so everything held under its
+    namespace and name is given up."""
+
+    namespace: str
+    name: str
+    uid: str
+    before: Service | None
+    after: Service | None
+    by_name: bool = False
+
+
+@dataclass(slots=True)
+class Allocation:
+    """What a write does to addresses: the service with every address filled in, the
+    addresses it takes and those it gives up."""
+
+    service: Service | None
+    uid: str  # of the service that takes the addresses
+    take: list[Claim] = field(default_factory=list)
+    give_up: list[Claim] = field(default_factory=list)
+
+
+def record_of(message: StoredMessage | None) -> AddressAllocated | AddressReleased | str | None:
+    """An address subject's last record: the record, None when there is none, or a
+    description when it cannot be read (then the address counts as held)."""
+    if message is None:
+        return None
+    try:
+        record = decode_address(message.data)
+    except DecodeError as exc:
+        return f"an unreadable record (seq {message.seq}: {exc})"
+    try:
+        kind, value = parse_address_subject(message.subject)
+    except ValueError:
+        return f"a record under a wrong subject (seq {message.seq})"
+    if (record.kind, record.address) != (kind, value):
+        return f"a record for another address (seq {message.seq})"
+    return record
+
+
+def _still_holds(record: AddressAllocated | AddressReleased, last: StoredMessage | None) -> bool:
+    """Whether the service ``record`` names holds its address, by that service's own last
+    event (an unreadable one counts as holding: no one takes over what it cannot read)."""
+    if last is None:
+        return False
+    entry = read_entry(last)
+    if not isinstance(entry, Entry):
+        return True
+    event = entry.event
+    match event:
+        case ServiceCreated():
+            uid, service = event.id, event.service
+        case ServiceUpdated() | ServiceStatusChanged():
+            uid, service = event.created.id, event.service
+        case ServiceDeleted() | ServiceForceDeleted():
+            return False
+        case _:
+            assert_never(event)
+    if uid != record.holder.uid:
+        return False
+    return Address(record.kind, record.address) in held_by(service)
+
+
+class Allocator:
+    """Reads ranges and address records for the writes of one registry."""
+
+    def __init__(self, log: Log, *, rng: random.Random | None = None) -> None:
+        self.log = log
+        self.rng = rng or random.SystemRandom()
+        self._ranges: tuple[float, Ranges] | None = None
+
+    async def ranges(self) -> Ranges:
+        """The ranges the last ``AddressRangesSet`` names, else the defaults."""
+        now = asyncio.get_running_loop().time()
+        if self._ranges is not None and now - self._ranges[0] < RANGES_TTL:
+            return self._ranges[1]
+        message = await self.log.last(RANGES_SUBJECT)
+        ranges = Ranges.default()
+        if message is not None:
+            # An unreadable setting is no setting: the defaults hold.
+            with contextlib.suppress(DecodeError):
+                ranges = Ranges.of(decode_ranges(message.data))
+        self._ranges = (now, ranges)
+        return ranges
+
+    async def holders(self, lasts: dict[str, StoredMessage]) -> dict[str, str | None]:
+        """Who holds the address of each subject in ``lasts`` (its last messages): the
+        holding service (``ns/name``), a description of an unreadable record, or None
+        when it is free; each record checked against the service it names."""
+        records = {subject: record_of(message) for subject, message in lasts.items()}
+        named = {
+            subject_for(r.holder.namespace, r.holder.name)
+            for r in records.values()
+            if isinstance(r, AddressAllocated | AddressReleased)
+        }
+        services = await self.log.last_many(sorted(named)) if named else {}
+        result: dict[str, str | None] = {}
+        for subject, record in records.items():
+            if record is None or isinstance(record, str):
+                result[subject] = record
+                continue
+            last = services.get(subject_for(record.holder.namespace, record.holder.name))
+            result[subject] = str(record.holder) if _still_holds(record, last) else None
+        return result
+
+    def forget_ranges(self) -> None:
+        """Read the ranges again on next use (they were just changed)."""
+        self._ranges = None
+
+    async def settle(self, request: Request) -> Allocation:
+        """``settle_many`` for one write, raising its refusal."""
+        (outcome,) = await self.settle_many([request])
+        if isinstance(outcome, ServiceError):
+            raise outcome
+        return outcome
+
+    async def settle_many(self, requests: Sequence[Request]) -> list[Allocation | ServiceError]:
+        """For each write: the addresses it takes (asked for, or chosen) and gives up, each
+        with its subject's last message; or why it cannot have them (``AddressTaken``,
+        ``RangeExhausted``). An asked-for address outside its range is bad input and
+        raises ``InvalidInput`` before anything is read."""
+        ranges: Ranges | None = None
+        asked: list[list[Address]] = []
+        giving: list[list[Address]] = []
+        for request in requests:
+            new = sorted(held_by(request.after) - held_by(request.before))
+            asked.append(new)
+            giving.append(sorted(held_by(request.before) - held_by(request.after)))
+            if new:
+                ranges = ranges or await self.ranges()
+                for address in new:
+                    if not ranges.contains(address):
+                        raise InvalidInput(
+                            address.what,
+                            address.value,
+                            f"is outside the range {ranges.describe(address.kind)}",
+                        )
+        subjects = [a.subject for group in (*asked, *giving) for a in group]
+        known = await self.log.last_many(subjects) if subjects else {}
+        if any(r.by_name for r in requests):
+            known.update(await self._held_by_names(requests, giving))
+        asked_subjects = {a.subject for group in asked for a in group}
+        holders = await self.holders({s: m for s, m in known.items() if s in asked_subjects})
+        outcomes: list[Allocation | ServiceError] = []
+        claimed: dict[Address, str] = {}  # taken within this call, by whom
+        for request, new, old in zip(requests, asked, giving, strict=True):
+            outcomes.append(self._asked(request, new, old, known, holders, claimed))
+        await self._choose(requests, outcomes, claimed, ranges)
+        return outcomes
+
+    def _asked(
+        self,
+        request: Request,
+        new: list[Address],
+        old: list[Address],
+        known: dict[str, StoredMessage],
+        holders: dict[str, str | None],
+        claimed: dict[Address, str],
+    ) -> Allocation | ServiceError:
+        key = f"{request.namespace}/{request.name}"
+        allocation = Allocation(request.after, request.uid)
+        for address in new:
+            holder = holders.get(address.subject)
+            if address in claimed:
+                holder = f"{claimed[address]} (in the same request)"
+            if holder is not None:
+                return AddressTaken(
+                    request.namespace, request.name, address.what, address.value, holder
+                )
+            allocation.take.append(Claim(address, known.get(address.subject)))
+        for address in new:
+            claimed[address] = key
+        key_of = (request.namespace, request.name)
+        for address in old:
+            last = known.get(address.subject)
+            record = record_of(last)
+            # Only what the log says is this service's is given up; anything else (a
+            # service from before addresses, a record written around the registry) is not
+            # this write's to free.
+            if isinstance(record, AddressAllocated) and (
+                record.holder.uid == request.uid
+                or (request.by_name and (record.holder.namespace, record.holder.name) == key_of)
+            ):
+                allocation.give_up.append(Claim(address, last, record.holder))
+        return allocation
+
+    async def _held_by_names(
+        self, requests: Sequence[Request], giving: list[list[Address]]
+    ) -> dict[str, StoredMessage]:
+        """For ``by_name`` requests, the addresses held under their names (one scan of
+        every address subject), added to what each gives up; their last messages."""
+        async with self.log.read([address_filter()], Start("last_per_subject")) as tail:
+            messages = await read_until_caught_up(tail)
+        wanted = {(r.namespace, r.name): i for i, r in enumerate(requests) if r.by_name}
+        found: dict[str, StoredMessage] = {}
+        for message in messages:
+            record = record_of(message)
+            if isinstance(record, AddressAllocated):
+                index = wanted.get((record.holder.namespace, record.holder.name))
+                if index is not None:
+                    giving[index].append(Address(record.kind, record.address))
+                    found[message.subject] = message
+        return found
+
+    async def _choose(
+        self,
+        requests: Sequence[Request],
+        outcomes: list[Allocation | ServiceError],
+        claimed: dict[Address, str],
+        ranges: Ranges | None,
+    ) -> None:
+        """Fill every open slot of every allocation still standing, in place."""
+        slots: list[tuple[int, Slot, AddressKind]] = [
+            (index, slot, kind)
+            for index, outcome in enumerate(outcomes)
+            if isinstance(outcome, Allocation) and outcome.service is not None
+            for slot, kind in open_slots(outcome.service)
+        ]
+        if not slots:
+            return
+        ranges = ranges or await self.ranges()
+        chosen: dict[int, dict[Slot, Claim]] = {}
+        pending = slots
+        for _ in range(ROUNDS):
+            pending = await self._random_round(pending, chosen, claimed, ranges, requests)
+            if not pending:
+                break
+        for kind in sorted({kind for _, _, kind in pending}):
+            pending = await self._scan(kind, pending, chosen, claimed, ranges, requests)
+        for index, _, kind in pending:
+            request = requests[index]
+            outcomes[index] = RangeExhausted(
+                request.namespace,
+                request.name,
+                Address(kind, "").what,
+                ranges.describe(kind),
+            )
+            chosen.pop(index, None)
+        for index, picks in chosen.items():
+            outcome = outcomes[index]
+            if isinstance(outcome, Allocation) and outcome.service is not None:
+                outcome.service = fill(outcome.service, {s: c.address for s, c in picks.items()})
+                outcome.take.extend(picks.values())
+
+    async def _random_round(
+        self,
+        pending: list[tuple[int, Slot, AddressKind]],
+        chosen: dict[int, dict[Slot, Claim]],
+        claimed: dict[Address, str],
+        ranges: Ranges,
+        requests: Sequence[Request],
+    ) -> list[tuple[int, Slot, AddressKind]]:
+        candidates: list[list[Address]] = []
+        seen: set[Address] = set(claimed)
+        for _, _, kind in pending:
+            picks: list[Address] = []
+            for _ in range(min(CANDIDATES, ranges.size(kind))):
+                address = ranges.random(kind, self.rng)
+                if address not in seen:
+                    seen.add(address)
+                    picks.append(address)
+            candidates.append(picks)
+        known = await self.log.last_many([a.subject for group in candidates for a in group])
+        holders = await self.holders(known)
+        left = []
+        for (index, slot, kind), picks in zip(pending, candidates, strict=True):
+            free = next(
+                (a for a in picks if a not in claimed and holders.get(a.subject) is None),
+                None,
+            )
+            if free is None:
+                left.append((index, slot, kind))
+                continue
+            request = requests[index]
+            claimed[free] = f"{request.namespace}/{request.name}"
+            chosen.setdefault(index, {})[slot] = Claim(free, known.get(free.subject))
+        return left
+
+    async def _scan(
+        self,
+        kind: AddressKind,
+        pending: list[tuple[int, Slot, AddressKind]],
+        chosen: dict[int, dict[Slot, Claim]],
+        claimed: dict[Address, str],
+        ranges: Ranges,
+        requests: Sequence[Request],
+    ) -> list[tuple[int, Slot, AddressKind]]:
+        """Read the last record of every address of ``kind`` and hand out free ones."""
+        async with self.log.read([address_filter(kind)], Start("last_per_subject")) as tail:
+            messages = await read_until_caught_up(tail)
+        lasts = {m.subject: m for m in messages}
+        holders = await self.holders(lasts)
+        if ranges.size(kind) <= LISTABLE:
+            free = [
+                a for a in ranges.every(kind) if a not in claimed and holders.get(a.subject) is None
+            ]
+            self.rng.shuffle(free)
+        else:
+            free = []  # a range this large is not full: another random round will do
+        left = []
+        for index, slot, this_kind in pending:
+            if this_kind != kind:
+                left.append((index, slot, this_kind))
+                continue
+            if not free:
+                if ranges.size(kind) > LISTABLE:
+                    more = await self._random_round(
+                        [(index, slot, kind)], chosen, claimed, ranges, requests
+                    )
+                    left.extend(more)
+                else:
+                    left.append((index, slot, kind))
+                continue
+            address = free.pop()
+            request = requests[index]
+            claimed[address] = f"{request.namespace}/{request.name}"
+            chosen.setdefault(index, {})[slot] = Claim(address, lasts.get(address.subject))
+        return left
