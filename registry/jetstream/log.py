@@ -38,6 +38,7 @@ from registry.jetstream.direct import last_many, stored_from_direct
 from registry.jetstream.protocol import (
     BATCH_COMMIT,
     BATCH_ID,
+    BATCH_INCOMPLETE_TEXT,
     BATCH_SEQUENCE,
     EXPECTED_LAST_SUBJECT_SEQUENCE,
     MESSAGE_TOO_LARGE,
@@ -386,9 +387,19 @@ class JetStreamLog:
                 await self.conn.publish(message.subject, message.data, headers=headers)
             else:
                 headers[BATCH_COMMIT] = "1"
-                return await self.conn.request(
+                reply = await self.conn.request(
                     message.subject, message.data, headers=headers, timeout=min(self.timeout, 5.0)
                 )
+                if self.restricted and BATCH_INCOMPLETE_TEXT in reply.data[:200]:
+                    # A message the server refused us (a namespace this user may not write)
+                    # gets no reply, only an error on the connection, while the commit that
+                    # follows it says the batch is incomplete. The server sent that error
+                    # first: a round trip makes sure it has been read (and a moment lets
+                    # the client's error callback run), so ``guarded`` reports the refusal
+                    # rather than the incomplete batch.
+                    await self.conn.flush(self.timeout)
+                    await asyncio.sleep(0.05)
+                return reply
         raise AssertionError("unreachable: a batch has a last message")
 
     # -- reading ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from registry.errors import PermissionDenied, ServerError
 __all__ = [
     "BATCH_COMMIT",
     "BATCH_ID",
+    "BATCH_INCOMPLETE_TEXT",
     "BATCH_SEQUENCE",
     "DEFAULT_URL",
     "EXPECTED_LAST_SUBJECT_SEQUENCE",
@@ -36,6 +37,8 @@ EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQUENCE = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
+# In the server's answer to a commit whose batch lost a message (JetStream error 10176).
+BATCH_INCOMPLETE_TEXT = b"batch is incomplete"
 # R1 streams answer a failed expectation with 10071, replicated ones with 10164.
 WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 # A replicated stream's leader answers a retry whose first attempt it is still
