@@ -27,7 +27,7 @@ from events.choices import Protocol
 from events.task import Task
 from registry.client import Registry
 from registry.server import NatsServer
-from tests.conftest import skyctl
+from tests.conftest import raw_nats, skyctl
 
 # _stop_processes: the autouse fixture that stops every process start() started.
 from tests.test_discovery import Lines, _stop_processes, start  # noqa: F401
@@ -294,3 +294,28 @@ def test_an_unreachable_server_or_a_taken_port_is_one_line() -> None:
         got = skyctl("dns", "--listen", f"127.0.0.1:{port}", url="nats://127.0.0.1:1")
     assert got.code == 2, got
     assert got.err.count("\n") == 1 and f'"127.0.0.1:{port}"' in got.err, got.err
+
+
+async def test_a_roll_up_without_markers_is_caught_by_a_fresh_read(
+    fresh_server: NatsServer,
+) -> None:
+    """A roll-up empties the liveness stream with no marker for anyone: the answers
+    follow the fresh read that the Resolver then makes (the tasks it lost are listed as
+    gone), and the next renewal brings back the live ones."""
+    url, ns = fresh_server.url, "shop"
+    async with (
+        await Registry.connect(url) as registry,
+        await Registry.connect(url) as crashed,
+    ):
+        await registry.create(web(ns))
+        _, port = await start_dns(url)
+        name = f"web.{ns}.svc.{DOMAIN}"
+        await (await crashed.announcer()).announce([task(ns, "gone", "10.4.0.2")], ttl=60)
+        async with registry.announce(task(ns, "stay", "10.4.0.1"), ttl=3):
+            await until_answer(port, name, {"10.4.0.1", "10.4.0.2"})
+            await (await crashed.announcer()).close()  # no withdrawal: a crash
+            async with raw_nats(url) as nc:
+                subject = f"skyflow.task.{ns}.bystander.app.other"  # not gone's own
+                await nc.jetstream().publish(subject, b"", headers={"Nats-Rollup": "all"})
+            await until_answer(port, f"gone.{ns}.task.{DOMAIN}", "NXDOMAIN", timeout=3)
+            await until_answer(port, name, {"10.4.0.1"}, timeout=3)
