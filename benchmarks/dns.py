@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(load(args.port, args.duration, args.window)))
         return
     run = Run(
-        command="python -m benchmarks.dns " + " ".join(sys.argv[1:] if argv is None else argv),
+        command=" ".join(["python -m benchmarks.dns", *(sys.argv[1:] if argv is None else argv)]),
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         scale=1.0,
         machine={"cpus": os.cpu_count()},

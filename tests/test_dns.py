@@ -21,11 +21,15 @@ import dns.message
 import dns.rcode
 import dns.resolver
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from cli.dns import parse_domain_flag, parse_listen
 from events import Port, Service
 from events.choices import Protocol
 from events.task import Task
 from registry.client import Registry
+from registry.errors import InvalidInput
 from registry.server import NatsServer
 from tests.conftest import raw_nats, skyctl
 
@@ -319,3 +323,22 @@ async def test_a_roll_up_without_markers_is_caught_by_a_fresh_read(
                 await nc.jetstream().publish(subject, b"", headers={"Nats-Rollup": "all"})
             await until_answer(port, f"gone.{ns}.task.{DOMAIN}", "NXDOMAIN", timeout=3)
             await until_answer(port, name, {"10.4.0.1"}, timeout=3)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(["[::1]:53", "[::1]", "::1", "[1.2.3.4]:5", ":53", "1.2.3.4:", "²:5"]),
+        st.sampled_from(["\\999.", "xn--.", "a" * 64, "ü.", "\\.", "a.\\", "\x00", "-"]),
+    )
+)
+def test_any_listen_or_domain_text_is_taken_or_refused_naming_it(text: str) -> None:
+    for what, parse in (("listen", parse_listen), ("domain", parse_domain_flag)):
+        refused: InvalidInput | None = None
+        try:
+            parse(text)
+        except InvalidInput as exc:
+            refused = exc
+        if refused is not None:
+            assert (refused.what, refused.value) == (what, text)
