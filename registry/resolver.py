@@ -274,17 +274,19 @@ class Resolver:
         with_tasks: bool,
     ) -> AsyncIterator[Followed]:
         """A Follower's items until closed; a failed read is reported and, a second
-        later, started again from the current state (a new ``Discovered``)."""
+        later, started again from the current state (a new ``Discovered``). The failed
+        Follower stays the one ``stale_for`` asks until the new one has handed something
+        over: until then, what is served is still what the failed one read."""
         what = f"{namespace}/{name}" if name is not None else namespace or "every service"
         while True:
             follower = Follower(
                 self.log, namespace, name, on_skipped=self.on_skipped, resync=self.resync
             )
-            following.follower = follower
             items = follower.with_tasks() if with_tasks else follower.__aiter__()
             try:
                 async with contextlib.aclosing(items) as reading:
                     async for item in reading:
+                        following.follower = follower
                         yield item
             except asyncio.CancelledError:
                 raise
