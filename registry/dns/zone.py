@@ -34,6 +34,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import dns.exception
 import dns.name
@@ -117,12 +118,15 @@ class Answer:
 _REFUSED = Answer(dns.rcode.REFUSED)
 
 
-@dataclass
-class _Node:
-    """The objects one DNS name stands for (one, or several differing only in case), and
-    the answers built from them until they change."""
+Owned = TypeVar("Owned", Endpoints, str)  # a service's endpoints, a task's address
 
-    owners: dict[tuple[str, str], object] = field(default_factory=dict)
+
+@dataclass
+class _Node(Generic[Owned]):
+    """What one DNS name stands for, by the key of each object it names (one, or several
+    whose names differ only in case), and the answers built from them until they change."""
+
+    owners: dict[tuple[str, str], Owned] = field(default_factory=dict)
     answers: dict[tuple[Labels, int], Answer] = field(default_factory=dict)
 
 
@@ -140,8 +144,9 @@ class Zone:
         self.domain = domain if isinstance(domain, dns.name.Name) else parse_domain(domain)
         self.ttl = ttl
         self.serial = serial % 2**32
-        self._services: dict[tuple[bytes, bytes], _Node] = {}  # (namespace, name) lowered
-        self._tasks: dict[tuple[bytes, bytes], _Node] = {}
+        # By (namespace, name), lower-cased as DNS compares them.
+        self._services: dict[tuple[bytes, bytes], _Node[Endpoints]] = {}
+        self._tasks: dict[tuple[bytes, bytes], _Node[str]] = {}
         self._service_namespaces: Counter[bytes] = Counter()
         self._task_namespaces: Counter[bytes] = Counter()
         self._soa: dns.rrset.RRset | None = None
@@ -177,10 +182,10 @@ class Zone:
 
     def _set(
         self,
-        nodes: dict[tuple[bytes, bytes], _Node],
+        nodes: dict[tuple[bytes, bytes], _Node[Owned]],
         namespaces: Counter[bytes],
         key: tuple[str, str],
-        value: object | None,
+        value: Owned | None,
     ) -> bool:
         """Put ``value`` under ``key`` (remove it for None); whether anything changed."""
         namespace, name = key
@@ -246,9 +251,9 @@ class Zone:
             _keep(node, relative, rdtype, cached)
         return cached
 
-    def _build_service(self, node: _Node, relative: Labels, rdtype: int) -> Answer:
+    def _build_service(self, node: _Node[Endpoints], relative: Labels, rdtype: int) -> Answer:
         owner = dns.name.Name(relative).concatenate(self.domain)
-        services = [e for e in node.owners.values() if isinstance(e, Endpoints)]
+        services = list(node.owners.values())
         if len(relative) == 3:  # the service itself
             if rdtype in (_A, _AAAA, _ANY):
                 ready = [a for e in services for a in e.addresses if a.ready]
@@ -323,7 +328,7 @@ class Zone:
             return self._nxdomain()
         cached = node.answers.get((relative, rdtype))
         if cached is None:
-            addresses = sorted({a for a in node.owners.values() if isinstance(a, str)})
+            addresses = sorted(set(node.owners.values()))
             if rdtype in (_A, _AAAA, _ANY):
                 owner = dns.name.Name(relative).concatenate(self.domain)
                 cached = self._positive(_address_rrsets(owner, addresses, rdtype, self.ttl))
@@ -368,7 +373,7 @@ class Zone:
         return {"services": len(self._services), "tasks": len(self._tasks)}
 
 
-def _keep(node: _Node, relative: Labels, rdtype: int, answer: Answer) -> None:
+def _keep(node: _Node[Owned], relative: Labels, rdtype: int, answer: Answer) -> None:
     if rdtype in _KEPT and answer.rcode == dns.rcode.NOERROR:
         node.answers[(relative, rdtype)] = answer
 
