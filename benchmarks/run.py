@@ -25,6 +25,7 @@ import tracemalloc
 from pathlib import Path
 
 from benchmarks import raw
+from benchmarks.dns import dns_scenario
 from benchmarks.imports import import_times
 from benchmarks.modes import MODES, Mode, running
 from benchmarks.report import Result, Run, median, percentile
@@ -493,6 +494,8 @@ async def run_all(plain: Mode, run: Run, args: argparse.Namespace) -> None:
     await watch_latency(url, run, args.watch_events)
     log(f"apply: {APPLY_COUNT:,} services from one file, and one-shot applies")
     await apply_scenarios(plain, run, args.runs, args.concurrency)
+    log(f"dns: skyctl dns against a fixed-answer server, rounds of {args.dns_seconds:g} s")
+    await dns_scenario(url, run, args.dns_seconds)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -508,6 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the full rebuild")
     parser.add_argument("--watch-events", type=int, default=300, help="events for the latency")
     parser.add_argument("--concurrency", type=int, default=256, help="writes in flight (bulk)")
+    parser.add_argument(
+        "--dns-seconds", type=float, default=3.0, help="length of each DNS load round"
+    )
     parser.add_argument("--store-dir", type=Path, help="keep the server's store here")
     parser.add_argument(
         "--modes",

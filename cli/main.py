@@ -17,6 +17,7 @@ from cli.completion import COMPLETE_VAR, completion
 from cli.create import create_app
 from cli.delete import delete_app
 from cli.describe import describe_app
+from cli.dns import dns_command
 from cli.edit import edit_app
 from cli.endpoints import get_endpoints
 from cli.errors import EXIT_INVALID, exit_code, fail
@@ -67,6 +68,8 @@ app.add_typer(announce_app, name="announce")
 register(announce_app, announce_task, "task")
 register(get_app, get_endpoints, "endpoints")
 register(get_app, get_tasks, "tasks")
+# DNS (issue 13): the same endpoints, for programs in any language.
+app.command("dns")(dns_command)
 
 
 @app.callback()

@@ -34,6 +34,7 @@ __all__ = [
     "EndpointsChanged",
     "Follower",
     "ServiceEndpoints",
+    "TasksChanged",
     "endpoints_of",
     "read_tasks",
     "service_endpoints",
@@ -56,9 +57,11 @@ class ServiceEndpoints:
 
 @dataclass(frozen=True, slots=True)
 class Discovered:
-    """What a ``Follower`` first hands over: every service in scope and its endpoints."""
+    """What a ``Follower`` first hands over: every service in scope and its endpoints (and,
+    read ``with_tasks``, every live task in scope, for readers that name tasks: DNS)."""
 
     services: list[ServiceEndpoints]
+    tasks: tuple[LiveTask, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,16 @@ class EndpointsChanged:
     kind: Literal["ADDED", "MODIFIED", "DELETED"]
     service: ServiceEndpoints
     change: Change | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TasksChanged:
+    """Tasks that came, went or were heard again (only when read ``with_tasks``): each
+    change's ``after`` is the task's newest heartbeat, None once it is gone. After a fresh
+    read of the liveness stream every task read before or since is listed, so a reader
+    that applies the changes one by one ends equal to the server."""
+
+    changes: list[TaskChange]
 
 
 async def read_tasks(
@@ -107,7 +120,8 @@ def _endpoints(record: ServiceRecord, view: TaskView) -> Endpoints:
 
 class Follower:
     """The services of a namespace (or one service, or all) and their endpoints: first all
-    of them (``Discovered``), then each change (``EndpointsChanged``), until closed."""
+    of them (``Discovered``), then each change (``EndpointsChanged``), until closed.
+    ``with_tasks()`` also hands over the live tasks themselves (``TasksChanged``)."""
 
     def __init__(
         self,
@@ -142,6 +156,7 @@ class Follower:
         self._tasks_ready = False
         # (namespace, label key, value) -> services read by that label; None: rebuild.
         self._by_label: dict[tuple[str, str, str], set[ServiceKey]] | None = None
+        self._with_tasks = False
 
     # -- freshness ------------------------------------------------------------------------
 
@@ -250,9 +265,24 @@ class Follower:
     # -- joining them ---------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncGenerator[Discovered | EndpointsChanged, None]:
+        return self._endpoints_only()
+
+    def with_tasks(self) -> AsyncGenerator[Discovered | EndpointsChanged | TasksChanged, None]:
+        """The endpoints as ``async for`` gives them, and each task that changes too; a
+        reader that answers for tasks by name (DNS) needs both, from one read, so that a
+        task and the endpoints it is in never disagree."""
+        if self.name is not None:
+            raise ValueError("tasks are handed over for a namespace or all, not one service")
+        self._with_tasks = True
         return self._follow()
 
-    async def _follow(self) -> AsyncGenerator[Discovered | EndpointsChanged, None]:
+    async def _endpoints_only(self) -> AsyncGenerator[Discovered | EndpointsChanged, None]:
+        async with contextlib.aclosing(self._follow()) as items:
+            async for item in items:
+                if not isinstance(item, TasksChanged):  # none unless asked with_tasks
+                    yield item
+
+    async def _follow(self) -> AsyncGenerator[Discovered | EndpointsChanged | TasksChanged, None]:
         self._start("services", self._read_services())
         if self.name is None:
             self._want_tasks(tuple(task_filter(self.namespace)))
@@ -279,9 +309,9 @@ class Follower:
     def _discovered(self) -> Discovered:
         services = service_endpoints(sorted(self.services.values(), key=lambda r: r.key), self.view)
         self.shown = {s.key: s.endpoints for s in services}
-        return Discovered(services)
+        return Discovered(services, tuple(self.view.tasks()) if self._with_tasks else ())
 
-    def _handle(self, kind: str, payload: object) -> list[EndpointsChanged]:
+    def _handle(self, kind: str, payload: object) -> list[EndpointsChanged | TasksChanged]:
         self._by_label = None if kind in ("services", "changes") else self._by_label
         if kind == "services":
             assert isinstance(payload, list)
@@ -292,7 +322,7 @@ class Follower:
             return []
         if kind == "changes":
             assert isinstance(payload, list)
-            return self._service_changes(payload)
+            return list(self._service_changes(payload))
         assert isinstance(payload, list)
         return self._task_items(payload)
 
@@ -319,7 +349,7 @@ class Follower:
             )
         return out
 
-    def _task_items(self, items: list[Item]) -> list[EndpointsChanged]:
+    def _task_items(self, items: list[Item]) -> list[EndpointsChanged | TasksChanged]:
         changes: list[TaskChange] = []
         swapped = False
         for item in items:
@@ -327,8 +357,10 @@ class Follower:
                 self._pending = TaskView(self.on_skipped)
             elif item is CAUGHT_UP:
                 if self._pending is not None:
-                    self.view, self._pending = self._pending, None
+                    before, self.view, self._pending = self.view, self._pending, None
                     swapped = True
+                    if self._with_tasks:
+                        changes.extend(_differences(before, self.view))
                 self._tasks_ready = True
             else:
                 assert type(item) is StoredMessage
@@ -340,9 +372,14 @@ class Follower:
             if view is not None and view.rolled_up:
                 view.rolled_up = False
                 self._resync_now.set()  # a roll-up took subjects away without markers
+        out: list[EndpointsChanged | TasksChanged] = []
+        if self._with_tasks and changes and self._services_ready and self._tasks_ready:
+            out.append(TasksChanged(changes))
         if swapped:
-            return self._recompute(list(self.services))
-        return self._recompute(self._concerned(changes))
+            out.extend(self._recompute(list(self.services)))
+        else:
+            out.extend(self._recompute(self._concerned(changes)))
+        return out
 
     def _concerned(self, changes: list[TaskChange]) -> list[ServiceKey]:
         """The services a task's change may concern: those read by one of its labels."""
@@ -376,6 +413,17 @@ class Follower:
             elif before is None:
                 out.append(EndpointsChanged("ADDED", ServiceEndpoints(record, endpoints)))
         return out
+
+
+def _differences(before: TaskView, after: TaskView) -> list[TaskChange]:
+    """Every task of either view whose newest heartbeat is not the same stored message in
+    both (a renewal counts: the reader compares what it cares about)."""
+    changes = []
+    for key in sorted(before.by_task.keys() | after.by_task.keys()):
+        old, new = before.task(key), after.task(key)
+        if old is None or new is None or old.seq != new.seq:
+            changes.append(TaskChange(key, old, new))
+    return changes
 
 
 async def _next_or_none(reader: Reader, now: asyncio.Event, within: float) -> list[Item] | None:

@@ -10,6 +10,10 @@ While the server is unreachable the Resolver keeps serving the last endpoints it
 Eureka's clients serve their cached registry, and ``stale_for`` says for how long the
 server has not confirmed them; when the server is back it reads the current state again
 and replaces them in one step, so a caller never sees a half-read set.
+
+``resolver.everything()`` follows every service and every task at once, for a reader that
+answers for any name it is asked (the DNS server, ``registry.dns``), with the same
+keeping and catching up.
 """
 
 from __future__ import annotations
@@ -20,22 +24,24 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Protocol, assert_never
 
 from events.names import check_name
 from events.service import DEFAULT_NAMESPACE
 from registry.balance import RoundRobin, two_choices
-from registry.discovery import RESYNC_S, Discovered, EndpointsChanged, Follower
+from registry.discovery import RESYNC_S, Discovered, EndpointsChanged, Follower, TasksChanged
 from registry.endpoints import Endpoint, Endpoints
 from registry.errors import InvalidInput, NoEndpoints, NotFound
 from registry.projection import ServiceKey
 from registry.projector import SkipHandler, report_skipped
 from registry.transport import Log
 
-__all__ = ["Resolver", "ServiceRef", "service_key"]
+__all__ = ["Followed", "Resolver", "ServiceRef", "service_key"]
 
 log = logging.getLogger(__name__)
 
 ServiceRef = str | tuple[str, str]  # "shop/web", "web" (default namespace), ("shop", "web")
+Followed = Discovered | EndpointsChanged | TasksChanged  # what everything() hands over
 _RESTART_S = 1.0  # before following again after a read failed
 
 
@@ -73,6 +79,33 @@ class _Followed:
         for queue in self.watchers:
             queue.put_nowait(endpoints)
 
+    def failed(self, error: Exception) -> None:
+        """Tell whoever waits for the first read (they raise it if nothing was known)."""
+        self.error = error
+        self.read.set()
+
+
+class _Following(Protocol):
+    """What a follow kept going across failures reports to: its current ``Follower``
+    (for ``stale_for``) and each failure."""
+
+    follower: Follower | None
+
+    def failed(self, error: Exception) -> None: ...
+
+
+@dataclass
+class _Everything:
+    """The follow of every service and task; its first failure is the caller's (nothing
+    was known yet to keep), later ones are retried."""
+
+    follower: Follower | None = None
+    read: bool = False
+
+    def failed(self, error: Exception) -> None:
+        if not self.read:
+            raise error
+
 
 class Resolver:
     """Live endpoints of the services asked for, kept current from the server."""
@@ -90,6 +123,7 @@ class Resolver:
         self.resync = resync
         self._rng = rng or random.Random()
         self._followed: dict[ServiceKey, _Followed] = {}
+        self._everything: _Everything | None = None
         self._turns = RoundRobin()
 
     async def close(self) -> None:
@@ -152,13 +186,18 @@ class Resolver:
         followed = self._followed.get(service_key(service))
         return None if followed is None else followed.endpoints
 
-    def stale_for(self, service: ServiceRef) -> float:
+    def stale_for(self, service: ServiceRef | None = None) -> float:
         """Seconds the server has not confirmed the service's endpoints (0.0 while it
-        does, about every second even when nothing changes)."""
-        followed = self._followed.get(service_key(service))
-        if followed is None or followed.follower is None:
+        does, about every second even when nothing changes); with no service, what
+        ``everything()`` hands over."""
+        following: _Following | None
+        if service is None:
+            following = self._everything
+        else:
+            following = self._followed.get(service_key(service))
+        if following is None or following.follower is None:
             return 0.0
-        return followed.follower.stale_for
+        return following.follower.stale_for
 
     async def watch(self, service: ServiceRef) -> AsyncIterator[Endpoints | None]:
         """The service's endpoints now, then again each time they change (None while the
@@ -172,6 +211,26 @@ class Resolver:
                 yield await queue.get()
         finally:
             followed.watchers.remove(queue)
+
+    async def everything(self) -> AsyncIterator[Followed]:
+        """Every live service's endpoints and every live task: all of them first
+        (``Discovered``), then each change (``EndpointsChanged``, ``TasksChanged``).
+
+        For a reader that must answer for any name, including names nobody asked for
+        before (the DNS server): one read of everything rather than a follow per name.
+        If the first read fails, that is raised; after it, a failed read hands over
+        nothing until the server answers again (what was handed over stays the last
+        known, and ``stale_for()`` grows), then everything again as a ``Discovered``,
+        which replaces it.
+        """
+        everything = self._everything = _Everything()
+        try:
+            async for item in self._restarting(None, None, everything, with_tasks=True):
+                everything.read = True
+                yield item
+        finally:
+            if self._everything is everything:
+                self._everything = None
 
     # -- following ------------------------------------------------------------------------
 
@@ -191,29 +250,47 @@ class Resolver:
         return followed
 
     async def _keep_following(self, followed: _Followed) -> None:
-        """Follow the service until closed; a failed read is started again, keeping what
-        was known meanwhile."""
+        """Follow the service until closed, keeping what was known through failures."""
         namespace, name = followed.key
+        async for item in self._restarting(namespace, name, followed, with_tasks=False):
+            match item:
+                case Discovered():
+                    followed.set(item.services[0].endpoints if item.services else None)
+                case EndpointsChanged():
+                    gone = item.kind == "DELETED"
+                    followed.set(None if gone else item.service.endpoints)
+                case TasksChanged():
+                    continue  # not asked for
+                case _:
+                    assert_never(item)
+            followed.read.set()
+
+    async def _restarting(
+        self,
+        namespace: str | None,
+        name: str | None,
+        following: _Following,
+        *,
+        with_tasks: bool,
+    ) -> AsyncIterator[Followed]:
+        """A Follower's items until closed; a failed read is reported and, a second
+        later, started again from the current state (a new ``Discovered``). The failed
+        Follower stays the one ``stale_for`` asks until the new one has handed something
+        over: until then, what is served is still what the failed one read."""
+        what = f"{namespace}/{name}" if name is not None else namespace or "every service"
         while True:
             follower = Follower(
                 self.log, namespace, name, on_skipped=self.on_skipped, resync=self.resync
             )
-            followed.follower = follower
+            items = follower.with_tasks() if with_tasks else follower.__aiter__()
             try:
-                async with contextlib.aclosing(follower.__aiter__()) as items:
-                    async for item in items:
-                        if isinstance(item, Discovered):
-                            found = item.services[0].endpoints if item.services else None
-                            followed.set(found)
-                        else:
-                            assert isinstance(item, EndpointsChanged)
-                            gone = item.kind == "DELETED"
-                            followed.set(None if gone else item.service.endpoints)
-                        followed.read.set()
+                async with contextlib.aclosing(items) as reading:
+                    async for item in reading:
+                        following.follower = follower
+                        yield item
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the read failed: keep what we had, try again
-                log.warning("following %s/%s failed: %s", namespace, name, exc)
-                followed.error = exc
-                followed.read.set()
+                log.warning("following %s failed: %s", what, exc)
+                following.failed(exc)
             await asyncio.sleep(_RESTART_S)

@@ -36,6 +36,8 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
             "1",
             "--watch-events",
             "5",
+            "--dns-seconds",
+            "0.3",
             "--json",
             str(out),
         ],
@@ -46,12 +48,13 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
-    # 16 rows on the seeded server (the floor row and three apply rows among them), and
-    # create, get and delete in three more connection modes.
-    assert len(results) == 26
+    # 18 rows on the seeded server (the floor row, three apply rows and two DNS rows among
+    # them), and create, get and delete in three more connection modes.
+    assert len(results) == 28
     assert any("(3-node cluster, 3 URLs)" in r["scenario"] for r in results)
     assert any("(tls:// with a CA, user/password)" in r["scenario"] for r in results)
     assert any("(user/password)" in r["scenario"] for r in results)
     assert json.loads(out.read_text())["imports_ms"]
     assert all(r["ours"] > 0 for r in results)
     assert "| bulk create of 20 services" in proc.stdout
+    assert "| `skyctl dns`: A for a service with 10 endpoints" in proc.stdout

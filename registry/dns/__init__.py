@@ -1,0 +1,13 @@
+"""DNS for the registry: any program, in any language, finds a service's endpoints by name.
+
+One concept per module, each usable alone:
+
+- ``zone``: which names exist and what each answers (pure; no sockets, no NATS);
+- ``responder``: one query's bytes to one response's bytes, as the RFCs say (EDNS,
+  truncation, FORMERR), in dnspython's wire format;
+- ``server``: the UDP and TCP sockets;
+- ``feed``: the zone kept current by the Resolver.
+
+``skyctl dns`` (``cli/dns.py``) puts them together. dnspython is imported only here, so
+no other command pays for it.
+"""

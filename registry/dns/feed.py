@@ -1,0 +1,41 @@
+"""The zone kept equal to what the Resolver knows: every change pushed in as it comes.
+
+``resolver.everything()`` hands over every service's endpoints and every live task once,
+then each change; this applies them to the zone, so a task the server forgets leaves the
+answers the moment it leaves the Resolver (no polling, no TTL of our own). While the
+server is unreachable nothing arrives and the zone keeps the last known answers; when it
+is back, everything is read again and replaces them in one step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import assert_never
+
+from registry.discovery import Discovered, EndpointsChanged, TasksChanged
+from registry.dns.zone import Zone
+from registry.resolver import Resolver
+
+__all__ = ["feed"]
+
+
+async def feed(
+    resolver: Resolver, zone: Zone, *, on_loaded: Callable[[], None] | None = None
+) -> None:
+    """Keep ``zone`` current until cancelled; ``on_loaded`` once it holds everything.
+    Raises what the first read raises (nothing was known yet to keep serving)."""
+    async for item in resolver.everything():
+        match item:
+            case Discovered():
+                first = not zone.loaded
+                zone.replace([found.endpoints for found in item.services], item.tasks)
+                if first and on_loaded is not None:
+                    on_loaded()
+            case EndpointsChanged():
+                gone = item.kind == "DELETED"
+                zone.set_service(item.service.key, None if gone else item.service.endpoints)
+            case TasksChanged():
+                for change in item.changes:
+                    zone.set_task(change.key, change.after)
+            case _:
+                assert_never(item)

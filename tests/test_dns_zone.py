@@ -1,0 +1,475 @@
+"""DNS without a server: the zone's names and answers, and the responder's protocol
+(EDNS, truncation, FORMERR) on bytes built by dnspython. No sockets, no NATS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events import Port, Service
+from events.choices import Protocol
+from registry.dns.responder import MAX_QUERY_BYTES, UDP_PAYLOAD, respond
+from registry.dns.zone import Answer, Zone, parse_domain
+from registry.endpoints import Endpoints, endpoints_for
+from registry.tasks import LiveTask
+
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+A, AAAA, SRV, SOA, TXT = "A", "AAAA", "SRV", "SOA", "TXT"
+
+
+def live(
+    name: str,
+    address: str,
+    *,
+    ready: bool = True,
+    namespace: str = "shop",
+    labels: dict[str, str] | None = None,
+) -> LiveTask:
+    return LiveTask(
+        namespace,
+        name,
+        labels if labels is not None else {"app": "web"},
+        address,
+        "eu-1",
+        ready,
+        "i1",
+        NOW,
+        15,
+        1,
+        0,
+    )
+
+
+def service(
+    name: str = "web",
+    namespace: str = "shop",
+    ports: tuple[Port, ...] = (Port(port=80, target_port=8080),),
+    selector: dict[str, str] | None = None,
+) -> Service:
+    return Service(
+        namespace=namespace,
+        name=name,
+        selector=selector if selector is not None else {"app": "web"},
+        ports=ports,
+    )
+
+
+def zone_with(services: list[Service], tasks: list[LiveTask], **options: int) -> Zone:
+    zone = Zone("skyflow.", **options)
+    zone.replace([endpoints_for(s, tasks) for s in services], tasks)
+    return zone
+
+
+def ask(zone: Zone, name: str, rdtype: str) -> Answer:
+    return zone.answer(dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
+
+
+def records(answer: Answer) -> set[str]:
+    return {rdata.to_text() for rrset in answer.answer for rdata in rrset}
+
+
+# -- the zone -----------------------------------------------------------------------------
+
+
+def test_a_and_aaaa_are_the_ready_endpoints_and_never_the_cluster_ip() -> None:
+    tasks = [
+        live("web-1", "10.0.0.1"),
+        live("web-2", "fd00::2"),
+        live("web-3", "10.0.0.3", ready=False),
+        live("other", "10.0.0.9", labels={"app": "other"}),
+    ]
+    zone = zone_with([service()], tasks)
+    answer = ask(zone, "web.shop.svc.skyflow.", A)
+    assert answer.rcode == dns.rcode.NOERROR
+    assert records(answer) == {"10.0.0.1"}
+    assert answer.answer[0].ttl == zone.ttl == 5
+    assert records(ask(zone, "web.shop.svc.skyflow.", AAAA)) == {"fd00::2"}
+    assert records(ask(zone, "web.shop.svc.skyflow.", "ANY")) == {"10.0.0.1", "fd00::2"}
+
+
+def test_a_service_with_no_ready_endpoint_is_an_empty_noerror_never_servfail() -> None:
+    zone = zone_with([service()], [live("web-1", "10.0.0.1", ready=False)])
+    answer = ask(zone, "web.shop.svc.skyflow.", A)
+    assert answer.rcode == dns.rcode.NOERROR
+    assert answer.answer == ()
+    (soa,) = answer.authority  # negative caching for the zone's TTL (RFC 2308)
+    assert soa.rdtype == dns.rdatatype.SOA and soa[0].minimum == zone.ttl
+    no_selector = zone_with([service(selector={})], [])
+    assert ask(no_selector, "web.shop.svc.skyflow.", A).rcode == dns.rcode.NOERROR
+
+
+def test_names_that_do_not_exist_are_nxdomain_and_their_parents_exist() -> None:
+    zone = zone_with([service()], [live("web-1", "10.0.0.1")])
+    for name in (
+        "nope.shop.svc.skyflow.",
+        "web.other.svc.skyflow.",
+        "x.web.shop.svc.skyflow.",
+        "a.b.x.web.shop.svc.skyflow.",
+        "web.shop.skyflow.",
+        "nope.shop.task.skyflow.",
+        "x.web-1.shop.task.skyflow.",
+        "other.skyflow.",
+    ):
+        assert ask(zone, name, A).rcode == dns.rcode.NXDOMAIN, name
+        assert ask(zone, name, A).authority, name
+    for name in ("shop.svc.skyflow.", "svc.skyflow.", "task.skyflow.", "shop.task.skyflow."):
+        answer = ask(zone, name, A)
+        assert (answer.rcode, answer.answer) == (dns.rcode.NOERROR, ()), name
+    assert ask(zone, "skyflow.", SOA).answer[0].rdtype == dns.rdatatype.SOA
+    assert ask(zone, "example.com.", A).rcode == dns.rcode.REFUSED
+    assert ask(zone, "com.", A).rcode == dns.rcode.REFUSED
+
+
+def test_srv_per_service_port_carries_the_target_port_and_the_target_address() -> None:
+    ports = (
+        Port(port=80, target_port=8080),
+        Port(port=53, target_port=5353, protocol=Protocol.UDP),
+        Port(port=53, target_port=1053, protocol=Protocol.TCP),
+    )
+    zone = zone_with([service(ports=ports)], [live("web-1", "10.0.0.1"), live("web-2", "fd00::2")])
+    answer = ask(zone, "_80._tcp.web.shop.svc.skyflow.", SRV)
+    assert records(answer) == {
+        "1 1 8080 web-1.shop.task.skyflow.",
+        "1 1 8080 web-2.shop.task.skyflow.",
+    }
+    glue = {(r.name.to_text(), rd.to_text()) for r in answer.additional for rd in r}
+    assert glue == {
+        ("web-1.shop.task.skyflow.", "10.0.0.1"),
+        ("web-2.shop.task.skyflow.", "fd00::2"),
+    }
+    assert {r.split()[2] for r in records(ask(zone, "_53._udp.web.shop.svc.skyflow.", SRV))} == {
+        "5353"
+    }
+    assert {r.split()[2] for r in records(ask(zone, "_53._tcp.web.shop.svc.skyflow.", SRV))} == {
+        "1053"
+    }
+    everything = records(ask(zone, "web.shop.svc.skyflow.", SRV))
+    assert {r.split()[2] for r in everything} == {"8080", "5353", "1053"} and len(everything) == 6
+    assert ask(zone, "_80._udp.web.shop.svc.skyflow.", SRV).rcode == dns.rcode.NXDOMAIN
+    assert ask(zone, "_81._tcp.web.shop.svc.skyflow.", SRV).rcode == dns.rcode.NXDOMAIN
+    assert ask(zone, "_http._tcp.web.shop.svc.skyflow.", SRV).rcode == dns.rcode.NXDOMAIN
+    assert ask(zone, "_80._sctp.web.shop.svc.skyflow.", SRV).rcode == dns.rcode.NXDOMAIN
+    nodata = ask(zone, "_tcp.web.shop.svc.skyflow.", SRV)  # an empty non-terminal
+    assert (nodata.rcode, nodata.answer) == (dns.rcode.NOERROR, ())
+    assert ask(zone, "_80._tcp.web.shop.svc.skyflow.", A).answer == ()
+
+
+def test_tasks_answer_their_address_ready_or_not() -> None:
+    zone = zone_with([], [live("web-1", "10.0.0.1", ready=False), live("web-2", "fd00::2")])
+    assert records(ask(zone, "web-1.shop.task.skyflow.", A)) == {"10.0.0.1"}
+    assert ask(zone, "web-1.shop.task.skyflow.", AAAA).answer == ()
+    assert records(ask(zone, "web-2.shop.task.skyflow.", AAAA)) == {"fd00::2"}
+    assert ask(zone, "web-2.shop.task.skyflow.", TXT).rcode == dns.rcode.NOERROR
+
+
+def test_names_match_in_any_case_and_names_differing_only_in_case_answer_together() -> None:
+    tasks = [live("a", "10.0.0.1", namespace="Shop"), live("b", "10.0.0.2", namespace="Shop")]
+    tasks += [live("A", "10.0.0.3", namespace="Shop", labels={"app": "other"})]
+    services = [
+        service("myService", "Shop"),
+        service("MyService", "Shop", selector={"app": "other"}),
+    ]
+    zone = zone_with(services, tasks)
+    assert records(ask(zone, "MYSERVICE.shop.SVC.Skyflow.", A)) == {
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.3",
+    }
+    assert records(ask(zone, "a.shop.task.skyflow.", A)) == {"10.0.0.1", "10.0.0.3"}
+    zone.set_service(("Shop", "MyService"), None)
+    assert records(ask(zone, "myservice.shop.svc.skyflow.", A)) == {"10.0.0.1", "10.0.0.2"}
+    zone.set_task(("Shop", "A"), None)
+    assert records(ask(zone, "A.shop.task.skyflow.", A)) == {"10.0.0.1"}
+
+
+def test_changes_replace_the_answers_built_before_them() -> None:
+    web = service()
+    tasks = [live("web-1", "10.0.0.1")]
+    zone = zone_with([web], tasks)
+    assert records(ask(zone, "web.shop.svc.skyflow.", A)) == {"10.0.0.1"}
+    serial = zone.serial
+    tasks.append(live("web-2", "10.0.0.2"))
+    zone.set_service(web_key := ("shop", "web"), endpoints_for(web, tasks))
+    zone.set_task(("shop", "web-2"), tasks[1])
+    assert records(ask(zone, "web.shop.svc.skyflow.", A)) == {"10.0.0.1", "10.0.0.2"}
+    assert records(ask(zone, "web-2.shop.task.skyflow.", A)) == {"10.0.0.2"}
+    assert zone.serial == serial + 2
+    zone.set_task(("shop", "web-2"), live("web-2", "10.0.0.2"))  # a renewal
+    zone.set_service(web_key, endpoints_for(web, tasks))  # the same endpoints
+    assert zone.serial == serial + 2
+    zone.set_service(web_key, None)
+    assert ask(zone, "web.shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+    assert ask(zone, "shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN  # no service left
+    assert ask(zone, "shop.task.skyflow.", A).rcode == dns.rcode.NOERROR  # tasks are
+    zone.set_task(("shop", "web-1"), None)
+    zone.set_task(("shop", "web-2"), None)
+    zone.set_task(("shop", "never"), None)
+    assert ask(zone, "shop.task.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+
+
+def test_made_up_names_and_types_are_not_kept() -> None:
+    zone = zone_with([service()], [live("web-1", "10.0.0.1")])
+    for i in range(1, 200):
+        ask(zone, f"_{i}._tcp.web.shop.svc.skyflow.", SRV)
+        zone.answer(dns.name.from_text("web.shop.svc.skyflow."), 1000 + i)
+    node = zone._services[(b"shop", b"web")]
+    assert len(node.answers) <= 1  # only _80._tcp, which exists
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("skyflow", "skyflow."), ("SkyFlow.", "skyflow."), ("cluster.local", "cluster.local.")],
+)
+def test_domains(text: str, expected: str) -> None:
+    assert parse_domain(text).to_text() == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [".", "", "  ", "a..b", "under_score.", "-lead.", "x" * 64 + ".", "a." * 60, "a b.", "a/b."],
+)
+def test_bad_domains(text: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        parse_domain(text)
+
+
+NAMES = st.sampled_from(["web", "Web", "api", "db-1", "x"])
+ADDRESSES = st.one_of(
+    st.integers(1, 254).map(lambda i: f"10.0.0.{i}"),
+    st.integers(1, 0xFFFF).map(lambda i: f"fd00::{i:x}"),
+)
+TASKS = st.lists(
+    st.builds(
+        live,
+        st.sampled_from(["t1", "t2", "T1", "t3"]),
+        ADDRESSES,
+        ready=st.booleans(),
+        namespace=st.sampled_from(["shop", "Shop", "db"]),
+        labels=st.sampled_from([{"app": "web"}, {"app": "api"}, {}]),
+    ),
+    max_size=8,
+    unique_by=lambda t: t.key,
+)
+SERVICES = st.lists(
+    st.builds(
+        service,
+        NAMES,
+        st.sampled_from(["shop", "Shop", "db"]),
+        selector=st.sampled_from([{"app": "web"}, {"app": "api"}, {}]),
+    ),
+    max_size=6,
+    unique_by=lambda s: (s.namespace, s.name),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SERVICES, TASKS, TASKS)
+def test_changes_one_by_one_end_where_a_fresh_read_does(
+    services: list[Service], before: list[LiveTask], after: list[LiveTask]
+) -> None:
+    """The feed applies changes one at a time; whatever their order, the zone answers as
+    one built from the state they lead to."""
+    incremental = zone_with(services, before)
+    for name in ("web.shop.svc.skyflow.", "t1.shop.task.skyflow."):
+        ask(incremental, name, A)  # build (and keep) answers the changes must replace
+    for key in {t.key for t in before} | {t.key for t in after}:
+        incremental.set_task(key, next((t for t in after if t.key == key), None))
+    for s in services:
+        incremental.set_service((s.namespace, s.name), endpoints_for(s, after))
+    fresh = zone_with(services, after)
+    for s in services:
+        for rdtype in (A, AAAA, SRV):
+            name = f"{s.name}.{s.namespace}.svc.skyflow."
+            got, want = ask(incremental, name, rdtype), ask(fresh, name, rdtype)
+            assert (got.rcode, records(got)) == (want.rcode, records(want))
+    for t in before + after:
+        name = f"{t.name}.{t.namespace}.task.skyflow."
+        got, want = ask(incremental, name, A), ask(fresh, name, A)
+        assert (got.rcode, records(got)) == (want.rcode, records(want))
+    for s in services:  # the answer is exactly the ready endpoints, whatever the case
+        same_name = [e for e in services if (e.namespace.lower(), e.name.lower()) ==
+                     (s.namespace.lower(), s.name.lower())]  # fmt: skip
+        ready = {
+            a.address
+            for e in same_name
+            for a in endpoints_for(e, after).addresses
+            if a.ready and ":" not in a.address
+        }
+        assert records(ask(fresh, f"{s.name}.{s.namespace}.svc.skyflow.", A)) == ready
+
+
+LABELS = st.lists(
+    st.one_of(
+        st.sampled_from(["web", "shop", "svc", "task", "_80", "_tcp", "_udp", "_0", "_99999"]),
+        st.binary(min_size=1, max_size=10),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LABELS, st.integers(0, 65535))
+def test_any_name_and_type_gets_an_answer(labels: list[bytes | str], rdtype: int) -> None:
+    zone = zone_with([service()], [live("web-1", "10.0.0.1")])
+    raw = tuple(label.encode() if isinstance(label, str) else label for label in labels)
+    name = dns.name.Name((*raw, b"skyflow", b""))
+    answer = zone.answer(name, rdtype)
+    assert answer.rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+
+
+# -- the responder --------------------------------------------------------------------------
+
+
+def big_zone(count: int) -> Zone:
+    tasks = [live(f"web-{i}", f"10.1.{i // 250}.{i % 250 + 1}") for i in range(count)]
+    return zone_with([service()], tasks)
+
+
+def reply(
+    zone: Zone, query: dns.message.Message | bytes, *, tcp: bool = False
+) -> dns.message.Message:
+    wire = query if isinstance(query, bytes) else query.to_wire()
+    out = respond(zone, wire, tcp=tcp)
+    assert out is not None
+    return dns.message.from_wire(out)
+
+
+def test_answers_echo_the_question_and_are_authoritative() -> None:
+    zone = zone_with([service()], [live("web-1", "10.0.0.1")])
+    query = dns.message.make_query("Web.Shop.svc.skyflow.", A)
+    response = reply(zone, query)
+    assert response.id == query.id and response.question == query.question
+    assert response.flags & dns.flags.AA and response.flags & dns.flags.RD
+    assert not response.flags & dns.flags.RA  # not a recursive resolver
+    assert [r.to_text() for r in response.answer[0]] == ["10.0.0.1"]
+    assert response.answer[0].name == dns.name.from_text("web.shop.svc.skyflow.")
+    outside = reply(zone, dns.message.make_query("example.com.", A))
+    assert outside.rcode() == dns.rcode.REFUSED and not outside.flags & dns.flags.AA
+
+
+def test_answers_too_big_for_udp_are_truncated_and_whole_over_tcp() -> None:
+    zone = big_zone(300)
+    plain = reply(zone, dns.message.make_query("web.shop.svc.skyflow.", A))
+    assert plain.flags & dns.flags.TC and plain.answer == []
+    assert len(plain.to_wire()) <= 512
+    edns = dns.message.make_query("web.shop.svc.skyflow.", A, use_edns=0, payload=4096)
+    wire = respond(zone, edns.to_wire(), tcp=False)
+    assert wire is not None and len(wire) <= UDP_PAYLOAD
+    response = dns.message.from_wire(wire)
+    assert response.flags & dns.flags.TC and response.edns == 0
+    assert response.payload == UDP_PAYLOAD
+    over_tcp = reply(zone, dns.message.make_query("web.shop.svc.skyflow.", A), tcp=True)
+    assert not over_tcp.flags & dns.flags.TC
+    assert len(over_tcp.answer[0]) == 300
+    fits = reply(big_zone(20), dns.message.make_query("web.shop.svc.skyflow.", A))
+    assert not fits.flags & dns.flags.TC and len(fits.answer[0]) == 20
+    # SRV with its addresses (targets are never compressed, RFC 2782): the answer fits,
+    # the additional section is cut short without TC (RFC 2181 9).
+    srv_query = dns.message.make_query("_80._tcp.web.shop.svc.skyflow.", SRV)
+    srv = reply(big_zone(10), srv_query)
+    assert len(srv.answer[0]) == 10 and not srv.flags & dns.flags.TC
+    assert 0 < sum(len(r) for r in srv.additional) < 10
+    assert sum(len(r) for r in reply(big_zone(10), srv_query, tcp=True).additional) == 10
+
+
+def test_what_is_not_a_query_is_dropped() -> None:
+    zone = big_zone(1)
+    query = dns.message.make_query("web.shop.svc.skyflow.", A)
+    assert respond(zone, query.to_wire()[:11], tcp=False) is None
+    assert respond(zone, b"", tcp=True) is None
+    response = reply(zone, query)
+    assert respond(zone, response.to_wire(), tcp=False) is None  # never answer an answer
+
+
+def formerr(zone: Zone, wire: bytes) -> dns.message.Message:
+    out = respond(zone, wire, tcp=False)
+    assert out is not None
+    response = dns.message.from_wire(out)
+    assert response.rcode() == dns.rcode.FORMERR
+    assert response.id == int.from_bytes(wire[:2], "big")
+    return response
+
+
+def test_malformed_and_oversized_queries_get_formerr() -> None:
+    zone = big_zone(1)
+    query = dns.message.make_query("web.shop.svc.skyflow.", A)
+    wire = query.to_wire()
+    formerr(zone, wire[:-3])  # cut inside the question
+    formerr(zone, wire + b"junk")  # trailing bytes
+    two = dns.message.make_query("web.shop.svc.skyflow.", A)
+    two.question.append(
+        dns.rrset.RRset(dns.name.from_text("x.skyflow."), dns.rdataclass.IN, dns.rdatatype.A)
+    )
+    formerr(zone, two.to_wire())
+    none = dns.message.make_query("web.shop.svc.skyflow.", A)
+    none.question.clear()
+    formerr(zone, none.to_wire())
+    padded = dns.message.make_query(
+        "web.shop.svc.skyflow.",
+        A,
+        use_edns=0,
+        options=[dns.edns.GenericOption(dns.edns.OptionType.make(65001), b"x" * MAX_QUERY_BYTES)],
+    )
+    assert formerr(zone, padded.to_wire()).question == []
+
+
+def test_what_is_not_served_is_refused_or_not_implemented() -> None:
+    zone = big_zone(1)
+    update = dns.message.make_query("web.shop.svc.skyflow.", A)
+    update.set_opcode(dns.opcode.NOTIFY)
+    assert reply(zone, update).rcode() == dns.rcode.NOTIMP
+    chaos = dns.message.make_query("version.bind.", TXT, rdclass=dns.rdataclass.CH)
+    assert reply(zone, chaos).rcode() == dns.rcode.REFUSED
+    assert reply(zone, dns.message.make_query("skyflow.", "AXFR")).rcode() == dns.rcode.REFUSED
+    future = dns.message.make_query("web.shop.svc.skyflow.", A, use_edns=1)
+    assert reply(zone, future).rcode() == dns.rcode.BADVERS
+    unread = Zone("skyflow.")
+    query = dns.message.make_query("web.shop.svc.skyflow.", A)
+    assert reply(unread, query).rcode() == dns.rcode.SERVFAIL  # before the first read only
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=700))
+def test_any_bytes_get_formerr_an_answer_or_nothing(wire: bytes) -> None:
+    zone = big_zone(3)
+    out = respond(zone, wire, tcp=False)
+    if out is not None:
+        response = dns.message.from_wire(out)
+        assert response.id == int.from_bytes(wire[:2], "big")
+        assert response.flags & dns.flags.QR
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_damage_to_a_real_query_gets_formerr_an_answer_or_nothing(data: st.DataObject) -> None:
+    zone = big_zone(3)
+    wire = bytearray(dns.message.make_query("web.shop.svc.skyflow.", A, use_edns=0).to_wire())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(wire) - 1))
+        wire[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(wire)))
+    out = respond(zone, bytes(wire[:cut]), tcp=data.draw(st.booleans()))
+    if out is not None:
+        assert dns.message.from_wire(out).flags & dns.flags.QR
+
+
+def test_endpoints_of_a_deleted_service_leave_with_it() -> None:
+    web = service()
+    zone = zone_with([web], [live("web-1", "10.0.0.1")])
+    empty = Endpoints("shop", "web")
+    zone.set_service(("shop", "web"), empty)
+    assert ask(zone, "web.shop.svc.skyflow.", A).answer == ()
+    zone.set_service(("shop", "web"), None)
+    assert ask(zone, "web.shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN
