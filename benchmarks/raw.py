@@ -1,12 +1,14 @@
 """The baselines: what plain nats-py does on the same server, in the same run.
 
-Baselines that write use a stream of their own (``BENCH``, subjects ``bench.>``), never
-the registry's; the ones that only read use the registry's stream.
+Baselines that write use streams of their own (``BENCH``, subjects ``bench.>``; and
+``BENCH_TASKS``, subjects ``benchtask.>``, set up as the liveness stream is), never the
+registry's; the ones that only read use the registry's stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -18,20 +20,34 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 
+from events.liveness import TasksSpec
+
 __all__ = [
     "BENCH_STREAM",
     "FLOOR_SCRIPT",
+    "HEARTBEAT_SCRIPT",
     "ONE_SHOT_SCRIPT",
+    "TTL_STREAM",
+    "TTL_SUBJECTS",
     "Arrivals",
+    "Markers",
     "core_subscription",
+    "delete_stream",
     "ensure_bench_stream",
     "ensure_bench_stream_sync",
+    "ensure_ttl_stream",
     "jetstream_subscription",
+    "last_sequence",
+    "marker_subscription",
     "ordered_read",
     "pipelined_publish",
 ]
 
 BENCH_STREAM = "BENCH"
+# The heartbeat baselines' stream: the liveness stream's settings (per-message TTL, one
+# message per subject, delete markers, asynchronous persistence) on subjects of its own.
+TTL_STREAM = "BENCH_TASKS"
+TTL_SUBJECTS = "benchtask.>"
 
 # A fresh process that imports nats-py, connects as skyctl would (the same NATS_URL, with
 # several servers, user/password, a CA for TLS), publishes one JetStream message, exits.
@@ -70,6 +86,48 @@ async def main() -> None:
     )
     decode(reply.data)
     await conn.close()
+
+asyncio.run(main())
+"""
+
+
+# A fresh process that keeps ``COUNT`` subjects alive the way the bare server allows:
+# each is published with ``Nats-TTL: TTL`` and published again every TTL / 3 seconds,
+# spread evenly over that interval in rounds (about ten a second); the last message of
+# each round is a request, whose acknowledgement confirms the round (and any error in it
+# ends the process). It prints "ready" once every subject is stored, then runs until
+# killed. Arguments: SUBJECT_PREFIX COUNT TTL BODY_BYTES.
+HEARTBEAT_SCRIPT = """
+import asyncio, json, os, sys
+import nats
+
+async def main() -> None:
+    prefix, count, ttl, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    nc = await nats.connect(os.environ["NATS_URL"])
+    body, headers = b"x" * size, {"Nats-TTL": str(ttl)}
+    subjects = [f"{prefix}.{i}" for i in range(count)]
+
+    async def send(chunk: list[str]) -> None:
+        for subject in chunk[:-1]:
+            await nc.publish(subject, body, headers=headers)
+        reply = await nc.request(chunk[-1], body, headers=headers, timeout=5)
+        if "error" in json.loads(reply.data):
+            sys.exit(f"heartbeat refused: {reply.data!r}")
+
+    for i in range(0, count, 2000):
+        await send(subjects[i : i + 2000])
+    print("ready", flush=True)
+    interval = ttl / 3
+    rounds = max(1, min(count, round(interval / 0.1)))
+    loop = asyncio.get_running_loop()
+    started, n = loop.time(), 0
+    while True:
+        n += 1
+        await asyncio.sleep(max(0.0, started + n * interval / rounds - loop.time()))
+        k = n % rounds
+        chunk = subjects[k * count // rounds : (k + 1) * count // rounds]
+        if chunk:
+            await send(chunk)
 
 asyncio.run(main())
 """
@@ -190,3 +248,66 @@ async def jetstream_subscription(url: str, stream: str, subjects: str) -> Arriva
     )
     await arrivals._nc.flush()
     return arrivals
+
+
+# -- the liveness baselines ---------------------------------------------------------------
+
+
+async def ensure_ttl_stream(url: str) -> None:
+    """``TTL_STREAM``, configured as ``TasksSpec`` configures the liveness stream."""
+    config = {
+        **TasksSpec(name=TTL_STREAM, subjects=(TTL_SUBJECTS,)).config(),
+        "description": "benchmark baseline: heartbeats with per-message TTL",
+    }
+    nc = await nats.connect(url)
+    try:
+        reply = await nc.request(
+            f"$JS.API.STREAM.CREATE.{TTL_STREAM}", json.dumps(config).encode(), timeout=5
+        )
+        error = json.loads(reply.data).get("error")
+        if error is not None:
+            raise RuntimeError(f"cannot create {TTL_STREAM}: {error}")
+    finally:
+        await nc.close()
+
+
+async def delete_stream(url: str, stream: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    finally:
+        await nc.close()
+
+
+async def last_sequence(url: str, stream: str) -> int:
+    """The stream's last sequence: one more for every message it stored (markers too)."""
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().stream_info(stream)
+        return int(info.state.last_seq)
+    finally:
+        await nc.close()
+
+
+class Markers:
+    """A JetStream push consumer noting when each subject's delete marker arrived (the
+    server's word that the subject's last message expired)."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self.gone: dict[str, float] = {}
+        self._nc = nc
+
+    async def on_msg(self, msg: Msg) -> None:
+        if msg.headers and "Nats-Marker-Reason" in msg.headers:
+            self.gone.setdefault(msg.subject, time.perf_counter())
+
+    async def close(self) -> None:
+        await self._nc.close()
+
+
+async def marker_subscription(url: str, stream: str, subjects: str) -> Markers:
+    markers = Markers(await nats.connect(url))
+    js = markers._nc.jetstream()
+    await js.subscribe(subjects, stream=stream, cb=markers.on_msg, deliver_policy=DeliverPolicy.NEW)
+    await markers._nc.flush()
+    return markers

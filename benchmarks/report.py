@@ -87,7 +87,7 @@ class Result:
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit in ("events/s", "services/s"):
+    if unit in ("events/s", "services/s", "tasks"):
         return f"{value:,.0f} {unit}"
     if abs(value) >= 100:
         return f"{value:,.0f} {unit}"

@@ -16,15 +16,15 @@ import gc
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 from benchmarks import raw
+from benchmarks.commands import skyctl_command, timed
+from benchmarks.discovery import discovery_scenarios, scale_sizes
 from benchmarks.dns import dns_scenario
 from benchmarks.imports import import_times
 from benchmarks.modes import MODES, Mode, running
@@ -48,6 +48,7 @@ def sizes_for(scale: float) -> dict[str, int]:
         "live": live,
         "events": max(live, round(FULL["events"] * scale)),
         "namespace": min(FULL["namespace"], live),
+        **scale_sizes(scale),
     }
 
 
@@ -180,20 +181,6 @@ async def rebuild_scenario(url: str, run: Run, repeat: int) -> None:
 
 
 # -- one-shot commands as fresh processes -----------------------------------------------------
-
-
-def skyctl_command() -> list[str]:
-    script = Path(sysconfig.get_path("scripts")) / "skyctl"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli"]
-
-
-def timed(command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
-    started = time.perf_counter()
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if proc.returncode not in ok:
-        raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {proc.stderr}")
-    return elapsed * 1000
 
 
 def one_shot_scenarios(mode: Mode, run: Run, repeat: int, *, seeded: bool) -> None:
@@ -481,7 +468,7 @@ def precompile() -> None:
         compileall.compile_dir(str(ROOT / package), quiet=1)
 
 
-async def run_all(plain: Mode, run: Run, args: argparse.Namespace) -> None:
+async def run_all(plain: Mode, run: Run, args: argparse.Namespace, server_pid: int) -> None:
     url = plain.url
     started = time.perf_counter()
     await bulk_and_seed(url, run, args.concurrency)
@@ -496,6 +483,15 @@ async def run_all(plain: Mode, run: Run, args: argparse.Namespace) -> None:
     await apply_scenarios(plain, run, args.runs, args.concurrency)
     log(f"dns: skyctl dns against a fixed-answer server, rounds of {args.dns_seconds:g} s")
     await dns_scenario(url, run, args.dns_seconds)
+    await discovery_scenarios(
+        url,
+        run,
+        server_pid,
+        kills=args.kills,
+        latency_events=args.watch_events,
+        seconds=args.heartbeat_seconds,
+        runs=args.runs,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -504,15 +500,30 @@ def main(argv: list[str] | None = None) -> None:
         "--scale",
         type=float,
         default=1.0,
-        help="multiply the sizes (100k live services, 1M events) by this; e.g. 0.01",
+        help="multiply the sizes (100k live services, 1M events; 10k services with 50k "
+        "announced tasks for discovery) by this; e.g. 0.01",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     parser.add_argument("--runs", type=int, default=21, help="rounds of one-shot commands")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the full rebuild")
-    parser.add_argument("--watch-events", type=int, default=300, help="events for the latency")
+    parser.add_argument(
+        "--watch-events",
+        type=int,
+        default=300,
+        help="events for the watch latency, and tasks for the announce latency",
+    )
     parser.add_argument("--concurrency", type=int, default=256, help="writes in flight (bulk)")
     parser.add_argument(
         "--dns-seconds", type=float, default=3.0, help="length of each DNS load round"
+    )
+    parser.add_argument(
+        "--kills", type=int, default=30, help="announcers SIGKILLed for failure detection"
+    )
+    parser.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=30.0,
+        help="window of the heartbeat load, ours and the baseline's (at least 5 s)",
     )
     parser.add_argument("--store-dir", type=Path, help="keep the server's store here")
     parser.add_argument(
@@ -548,7 +559,8 @@ def main(argv: list[str] | None = None) -> None:
         log(f"nats-server at {nats_server.url}, store {store}")
         plain = Mode("plain", "", nats_server.url)
         raw.ensure_bench_stream_sync(plain.client_env())
-        asyncio.run(run_all(plain, run, args))
+        assert nats_server.process is not None
+        asyncio.run(run_all(plain, run, args, nats_server.process.pid))
     except BaseException:
         process = nats_server.process
         if process is not None and process.poll() is not None:
