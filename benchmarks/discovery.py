@@ -104,8 +104,16 @@ async def kill_after(proc: subprocess.Popen[Any], delay: float) -> float:
     return killed
 
 
-def _spawn(command: list[str], env: dict[str, str], stdout: int | IO[Any]) -> subprocess.Popen[str]:
-    return subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+# Each process's standard error, kept in a file: a pipe nobody reads would stop a process
+# that writes much to it.
+_STDERR: dict[int, IO[str]] = {}
+
+
+def _spawn(command: list[str], env: dict[str, str], stdout: int) -> subprocess.Popen[str]:
+    err = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by _reap)
+    proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=err, text=True)
+    _STDERR[proc.pid] = err
+    return proc
 
 
 def _reap(procs: list[subprocess.Popen[str]]) -> str:
@@ -114,8 +122,14 @@ def _reap(procs: list[subprocess.Popen[str]]) -> str:
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
-        _, err = proc.communicate(timeout=10)
-        errors.append(err or "")
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        err = _STDERR.pop(proc.pid, None)
+        if err is not None:
+            err.seek(0)
+            errors.append(err.read())
+            err.close()
     return "".join(errors)
 
 
@@ -473,6 +487,7 @@ async def scale_scenario(
         try:
             ready = await _read_line(announcer, 600)
             assert ready["announced"] == tasks, ready
+            run.timings["discovery_announce_s"] = ready["seconds"]
             await asyncio.sleep(interval)  # past the first renewals, which are jittered
             announcer.send_signal(signal.SIGUSR1)
             before = await _read_line(announcer, 30)
@@ -485,8 +500,10 @@ async def scale_scenario(
 
             log(f"discovery: one-shot get endpoints under load, {runs} rounds")
             middle = scale_service(services // 2)
-            get = [*skyctl_command(), "get", "endpoints", middle.name, "-n", middle.namespace]
-            one_shot = await asyncio.to_thread(_one_shots, get, env, runs)
+            which = [middle.name, "-n", middle.namespace]
+            get = [*skyctl_command(), "get", "endpoints", *which]
+            get_service = [*skyctl_command(), "get", "service", *which]
+            one_shot = await asyncio.to_thread(_one_shots, get, get_service, env, runs)
             announcer.send_signal(signal.SIGTERM)
             await _read_line(announcer, 30)
             await asyncio.to_thread(announcer.wait, 60)
@@ -494,6 +511,13 @@ async def scale_scenario(
             _reap([announcer])
 
     sent = after["sent"] - before["sent"]
+    run.timings.update(
+        discovery_window_s=ours.seconds,
+        discovery_stored=ours.stored,
+        discovery_sent=sent,
+        discovery_baseline_stored=base.stored,
+        discovery_baseline_window_s=base.seconds,
+    )
     note = (
         f"{services:,} services, {tasks:,} tasks with one label each, renewed every "
         f"{interval:g} s, a {ours.seconds:.0f} s window; the announcer sent about {sent:,} "
@@ -560,21 +584,37 @@ async def scale_scenario(
             "nats, connect, one js.publish, exit",
         )
     )
+    run.add(
+        Result(
+            "  (`skyctl get service NAME` of the same service, for scale)",
+            median(one_shot["service"]),
+            median(one_shot["baseline"]),
+            "ms",
+            "time",
+            None,
+            samples=runs,
+            note="the same one-shot without reading the liveness stream; same baseline",
+        )
+    )
 
 
-def _one_shots(get: list[str], env: dict[str, str], runs: int) -> dict[str, list[float]]:
-    """``get`` (checked once to list the service's tasks) alternated with the baseline."""
+def _one_shots(
+    get: list[str], get_service: list[str], env: dict[str, str], runs: int
+) -> dict[str, list[float]]:
+    """``get`` (checked once to list the service's tasks), ``get_service`` and the baseline,
+    alternated."""
     shown = subprocess.run([*get, "-o", "json"], env=env, capture_output=True, text=True)
     subsets = json.loads(shown.stdout)["subsets"] if shown.returncode == 0 else []
     if sum(len(s["addresses"]) for s in subsets) != TASKS_PER_SERVICE:
         raise RuntimeError(f"{' '.join(get)} did not list the service's tasks: {shown}")
     baseline = [sys.executable, "-c", raw.ONE_SHOT_SCRIPT]
-    samples: dict[str, list[float]] = {"ours": [], "baseline": []}
+    samples: dict[str, list[float]] = {"ours": [], "service": [], "baseline": []}
     timed(baseline, env)  # warm-up: the page cache
     timed(get, env)
     for _ in range(runs):
         samples["baseline"].append(timed(baseline, env))
         samples["ours"].append(timed(get, env))
+        samples["service"].append(timed(get_service, env))
     return samples
 
 
