@@ -25,7 +25,7 @@ baseline measured in the same run.
   ``skyctl get endpoints NAME`` as a fresh process against the raw one-shot nats-py
   process (target <= 1.5x).
 
-    python -m benchmarks.discovery                  # these rows alone, full size (~5 min)
+    python -m benchmarks.discovery                  # these rows alone, full size (~3 min)
     python -m benchmarks.discovery --scale 0.1      # 1,000 services and 5,000 tasks
 
 ``python -m benchmarks`` runs the same rows within the full run, sized by its ``--scale``.
