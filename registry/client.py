@@ -25,8 +25,6 @@ from events import (
     new_event_id,
     utc_now,
 )
-from registry.addresses import Ranges
-from registry.allocator import Allocator
 from registry.commands import (
     Applied,
     Current,
@@ -49,6 +47,8 @@ from registry.proof import Signer
 from registry.transport import Log, Start
 
 if TYPE_CHECKING:
+    from registry.addresses import Ranges
+    from registry.allocator import Allocator
     from registry.bulk import Outcome
     from registry.feed import LogRecord
     from registry.history import HistoryItem, PastState
@@ -82,7 +82,7 @@ class Registry:
         # How long a read or write keeps retrying while the server is away (a restart, a
         # leader election) before the caller hears WriteNotConfirmed / ServerError.
         self.retry_for = retry_for
-        self.allocator = Allocator(log)
+        self._allocator: Allocator | None = None
 
     async def actor(self) -> str:
         """Who the events this registry writes will name: the authenticated NATS user,
@@ -304,6 +304,16 @@ class Registry:
         except Unchanged:
             return None
         return ServiceRecord.from_event(seq, event, data, headers)
+
+    @property
+    def allocator(self) -> Allocator:
+        """Chooses and checks addresses; made on first write (a one-shot ``get`` does not
+        load it)."""
+        if self._allocator is None:
+            from registry.allocator import Allocator
+
+            self._allocator = Allocator(self.log)
+        return self._allocator
 
     async def ranges(self) -> Ranges:
         """Where new addresses come from (``skyctl init --service-cidr/--node-port-range``)."""
