@@ -26,8 +26,6 @@ from events import (
     new_event_id,
     utc_now,
 )
-from registry.addresses import Ranges
-from registry.allocator import Allocator
 from registry.commands import (
     Applied,
     Current,
@@ -51,6 +49,8 @@ from registry.transport import Log, Start
 
 if TYPE_CHECKING:
     from events.task import Task
+    from registry.addresses import Ranges
+    from registry.allocator import Allocator
     from registry.announce import Announcement, Announcer
     from registry.bulk import Outcome
     from registry.discovery import Follower, ServiceEndpoints
@@ -90,7 +90,7 @@ class Registry:
         # leader election) before the caller hears WriteNotConfirmed / ServerError.
         self.retry_for = retry_for
         self._announcer: Announcer | None = None
-        self.allocator = Allocator(log)
+        self._allocator: Allocator | None = None
 
     async def actor(self) -> str:
         """Who the events this registry writes will name: the authenticated NATS user,
@@ -314,6 +314,16 @@ class Registry:
         except Unchanged:
             return None
         return ServiceRecord.from_event(seq, event, data, headers)
+
+    @property
+    def allocator(self) -> Allocator:
+        """Chooses and checks addresses; made on first write (a one-shot ``get`` does not
+        load it)."""
+        if self._allocator is None:
+            from registry.allocator import Allocator
+
+            self._allocator = Allocator(self.log)
+        return self._allocator
 
     async def ranges(self) -> Ranges:
         """Where new addresses come from (``skyctl init --service-cidr/--node-port-range``)."""
