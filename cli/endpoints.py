@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["endpoints_cell", "endpoints_object", "get_endpoints"]
 
-COLUMNS = ("NAME", "NAMESPACE", "ENDPOINTS", "AGE")
-WIDE_COLUMNS = ("NAME", "NAMESPACE", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
+# kubectl's: NAMESPACE only with -A, first.
+COLUMNS = ("NAME", "ENDPOINTS", "AGE")
+WIDE_COLUMNS = ("NAME", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
 _SHOWN = 3  # as kubectl's formatEndpoints
 
 
@@ -76,19 +77,29 @@ def get_endpoints(
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
         return
-    print(render(found, output, single=name is not None))
+    print(render(found, output, single=name is not None, all_namespaces=all_namespaces))
 
 
-def render(found: Sequence[ServiceEndpoints], output: Output, *, single: bool) -> str:
-    if output is Output.table:
-        rows = [
-            [s.endpoints.name, s.endpoints.namespace, endpoints_cell(s.endpoints), _age(s)]
-            for s in found
-        ]
-        return Table(COLUMNS, rows).render(rows)
-    if output is Output.wide:
-        rows = [row for s in found for row in wide_rows(s.endpoints)]
-        return Table(WIDE_COLUMNS, rows).render(rows)
+def render(
+    found: Sequence[ServiceEndpoints],
+    output: Output,
+    *,
+    single: bool,
+    all_namespaces: bool = False,
+) -> str:
+    if output in (Output.table, Output.wide):
+        if output is Output.table:
+            header: Sequence[str] = COLUMNS
+            rows = [[s.endpoints.name, endpoints_cell(s.endpoints), _age(s)] for s in found]
+            spaces = [s.endpoints.namespace for s in found]
+        else:
+            header = WIDE_COLUMNS
+            pairs = [(s.endpoints.namespace, row) for s in found for row in wide_rows(s.endpoints)]
+            spaces, rows = [n for n, _ in pairs], [r for _, r in pairs]
+        if all_namespaces:
+            header = ("NAMESPACE", *header)
+            rows = [[space, *row] for space, row in zip(spaces, rows, strict=True)]
+        return Table(header, rows).render(rows)
     objects = [endpoints_object(s.endpoints) for s in found]
     obj = objects[0] if single else {"apiVersion": API_VERSION, "kind": "List", "items": objects}
     return to_json(obj) if output is Output.json else to_yaml(obj)
@@ -127,7 +138,6 @@ def wide_rows(endpoints: Endpoints) -> list[list[str]]:
     rows = [
         [
             endpoints.name,
-            endpoints.namespace,
             a.cluster or "<none>",
             a.address,
             ports,
@@ -136,7 +146,7 @@ def wide_rows(endpoints: Endpoints) -> list[list[str]]:
         ]
         for a in endpoints.addresses
     ]
-    return rows or [[endpoints.name, endpoints.namespace, *["<none>"] * 5]]
+    return rows or [[endpoints.name, *["<none>"] * 5]]
 
 
 def endpoints_object(endpoints: Endpoints) -> dict[str, Any]:

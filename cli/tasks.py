@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["get_tasks", "task_object"]
 
-COLUMNS = ("NAME", "NAMESPACE", "READY", "ADDRESS", "CLUSTER", "LABELS", "HEARTBEAT")
+# kubectl's way: NAMESPACE only with -A, first.
+COLUMNS = ("NAME", "READY", "ADDRESS", "CLUSTER", "LABELS", "HEARTBEAT")
 WIDE_COLUMNS = (*COLUMNS, "TTL", "AGE", "INSTANCE")
 
 
@@ -64,7 +65,7 @@ def get_tasks(
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
         return
-    print(render(tasks, output))
+    print(render(tasks, output, all_namespaces=all_namespaces))
 
 
 def _equality(selector: Selector | None) -> tuple[str, str] | None:
@@ -80,13 +81,17 @@ def _equality(selector: Selector | None) -> tuple[str, str] | None:
     return None
 
 
-def render(tasks: list[LiveTask], output: Output) -> str:
+def render(tasks: list[LiveTask], output: Output, *, all_namespaces: bool = False) -> str:
     now = datetime.now(UTC)
     if output is Output.name:
         return "\n".join(f"task/{t.name}" for t in tasks)
     if output in (Output.table, Output.wide):
+        header: tuple[str, ...] = WIDE_COLUMNS if output is Output.wide else COLUMNS
         rows = [_row(t, now, wide=output is Output.wide) for t in tasks]
-        return Table(WIDE_COLUMNS if output is Output.wide else COLUMNS, rows).render(rows)
+        if all_namespaces:
+            header = ("NAMESPACE", *header)
+            rows = [[t.namespace, *row] for t, row in zip(tasks, rows, strict=True)]
+        return Table(header, rows).render(rows)
     items = [task_object(t) for t in tasks]
     obj = {"apiVersion": API_VERSION, "kind": "List", "items": items}
     return to_json(obj) if output is Output.json else to_yaml(obj)
@@ -96,7 +101,6 @@ def _row(task: LiveTask, now: datetime, *, wide: bool) -> list[str]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(task.labels.items())) or "<none>"
     row = [
         task.name,
-        task.namespace,
         "true" if task.ready else "false",
         task.address,
         task.cluster or "<none>",

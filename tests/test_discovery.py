@@ -127,9 +127,23 @@ async def test_killed_tasks_expire_withdrawn_ones_go_at_once(
         await watch.wait_for(lambda line: "3/3" in line)
         got = skyctl("get", "endpoints", "web", "-n", ns, url=url)
         assert got.code == 0, got.err
-        assert got.lines[1].split()[:3] == [
-            "web", ns, "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080"
-        ]  # fmt: skip
+        assert got.lines[0].split() == ["NAME", "ENDPOINTS", "AGE"]  # kubectl's
+        assert got.lines[1].split()[:2] == ["web", "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080"]
+        every = skyctl("get", "endpoints", "-A", url=url)
+        assert every.lines[0].split() == ["NAMESPACE", "NAME", "ENDPOINTS", "AGE"]
+        assert [ns, "web"] in [line.split()[:2] for line in every.lines[1:]]
+        listed = skyctl("get", "tasks", "-n", ns, url=url)
+        assert listed.lines[0].split() == [
+            "NAME",
+            "READY",
+            "ADDRESS",
+            "CLUSTER",
+            "LABELS",
+            "HEARTBEAT",
+        ]
+        everywhere = skyctl("get", "tasks", "-A", url=url)
+        assert everywhere.lines[0].split()[:2] == ["NAMESPACE", "NAME"]
+        assert sum(line.split()[0] == ns for line in everywhere.lines[1:]) == 3
         tasks = skyctl("get", "tasks", "-n", ns, "-l", "app=web", "-o", "json", url=url)
         items = json.loads(tasks.out)["items"]
         assert {t["metadata"]["name"]: t["spec"]["address"] for t in items} == addresses
@@ -154,7 +168,7 @@ async def test_killed_tasks_expire_withdrawn_ones_go_at_once(
         expired_after = loop.time() - killed_at
         assert expired_after <= 3.0, f"killed task gone after {expired_after:.2f} s (TTL 2 s)"
         got = skyctl("get", "endpoints", "web", "-n", ns, url=url)
-        assert got.lines[1].split()[2] == "<none>", got.out
+        assert got.lines[1].split()[1] == "<none>", got.out
         killed_wall = time.monotonic() - (loop.time() - killed_at)
         watched = await watch.wait_for(lambda line: line.startswith("MODIFIED") and "0/0" in line)
         assert watched - killed_wall <= 3.0
@@ -364,7 +378,7 @@ async def test_a_hostile_writer_cannot_crash_readers(fresh_server: NatsServer) -
                 for (_, _, reason), warning in zip(hostile.values(), warnings, strict=True):
                     assert warning.startswith("warning: skipped seq") and reason in warning
                 ep = await asyncio.to_thread(skyctl, "get", "endpoints", "web", "-n", ns, url=url)
-                assert ep.code == 0 and ep.lines[1].split()[2] == "10.3.0.1:8080", ep.out + ep.err
+                assert ep.code == 0 and ep.lines[1].split()[1] == "10.3.0.1:8080", ep.out + ep.err
                 await asyncio.sleep(0.2)
                 known = await resolver.endpoints(f"{ns}/web")
                 assert [a.task for a in known.addresses] == ["good"]

@@ -288,7 +288,7 @@ def test_endpoints_are_address_target_port_by_cluster_ready_apart() -> None:
     ]
     assert [str(e) for e in endpoints.endpoints(443, ready=False)] == ["10.0.0.2:8443"]
     assert endpoints_cell(endpoints) == "10.0.0.4:8080,10.0.0.4:8443,10.0.0.10:8080 + 3 more..."
-    assert [row[3] for row in wide_rows(endpoints)] == [
+    assert [row[2] for row in wide_rows(endpoints)] == [
         "10.0.0.4",
         "10.0.0.2",
         "10.0.0.10",
