@@ -8,16 +8,15 @@ task when the TTL of its last heartbeat runs out, and every reader is told.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import re
-import signal
 import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_until_stopped
 from cli.parse import parse_name, parse_selector
 from cli.terminal import safe
 from cli.verbs import TaskNamespaceOpt, verb_app
@@ -124,18 +123,7 @@ def announce_task(
                     f"{seconds}s TTL runs out"
                 )
 
-    async def until_stopped() -> None:
-        main = asyncio.ensure_future(run())
-        loop = asyncio.get_running_loop()
-        # SIGINT too: a shell starts a background job (``skyctl announce ... &`` in a
-        # script) with SIGINT ignored, and the task must still be withdrawn on Ctrl-C.
-        for stop in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(stop, main.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await main
-
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it ends, successfully
-        asyncio.run(until_stopped())
+    run_until_stopped(run)
 
 
 def _task(

@@ -10,9 +10,7 @@ inside the server's process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import signal
 import sys
 import time
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +19,7 @@ import typer
 
 from cli.announce import parse_ttl_flag
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_until_stopped
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -132,16 +131,7 @@ def dns_command(
             finally:
                 stale.cancel()
 
-    async def until_stopped() -> None:
-        main = asyncio.ensure_future(run())
-        loop = asyncio.get_running_loop()
-        for stop in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(stop, main.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await main
-
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it ends, successfully
-        asyncio.run(until_stopped())
+    run_until_stopped(run)
 
 
 async def _warn_while_stale(resolver: Resolver, zone: Zone) -> None:
