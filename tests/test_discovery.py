@@ -346,7 +346,8 @@ async def test_a_hostile_writer_cannot_crash_readers(fresh_server: NatsServer) -
                 heartbeat = TaskHeartbeat(instance="x", since=utc_now(), task=Task(**fields))
                 return encode_task_message(heartbeat)
 
-            ttl = {"Nats-TTL": "2"}
+            # Long enough that none expires before a slow machine's `get tasks` reads it.
+            ttl = {"Nats-TTL": "60"}
             huge = msgpack.packb({"type": "TaskHeartbeat", "version": 1, "task": "x" * 4500})
             hostile = {  # each on a subject of its own, so each is the subject's last
                 "evil-1.app.web": (b"\xc1garbage", ttl, "not msgpack"),
