@@ -62,11 +62,10 @@ def init(
     *,
     conn: Connection,
 ) -> None:
-    """Create the registry's streams and subscriptions bucket if missing (or upgrade a
-    stream an older version made); report them, and the address ranges.
+    """Create (or upgrade) the registry's streams and bucket; report them and the ranges.
 
-    The event stream, the durable-subscriptions bucket, and the liveness stream tasks
-    announce themselves in. Any command creates what it needs on first use; init does it
+    The event stream (a stream an older version made is upgraded in place), the
+    durable-subscriptions bucket, and the liveness stream tasks announce themselves in. Any command creates what it needs on first use; init does it
     up front, with the replica count a cluster needs, and is how an admin sets the ranges
     addresses come from.
 
