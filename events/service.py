@@ -203,7 +203,8 @@ class ServiceStatus(BaseModel):
         defer_build=True,
     )
 
-    load_balancer: LoadBalancerStatus = LoadBalancerStatus()
+    # A factory, not an instance: building one here would build the models at import.
+    load_balancer: LoadBalancerStatus = Field(default_factory=LoadBalancerStatus)
 
 
 class ServiceUpdated(EventEnvelope):
