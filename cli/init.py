@@ -65,9 +65,10 @@ def init(
     """Create (or upgrade) the registry's streams and bucket; report them and the ranges.
 
     The event stream (a stream an older version made is upgraded in place), the
-    durable-subscriptions bucket, and the liveness stream tasks announce themselves in. Any command creates what it needs on first use; init does it
-    up front, with the replica count a cluster needs, and is how an admin sets the ranges
-    addresses come from.
+    durable-subscriptions bucket, and the liveness stream tasks announce themselves in.
+    Any command creates what it needs on first use; init does it up front, with the
+    replica count a cluster needs, and is how an admin sets the ranges addresses come
+    from.
 
     Example:  skyctl init --replicas 3 -S nats://127.0.0.1:4222,nats://127.0.0.1:4223
     """

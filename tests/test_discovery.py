@@ -129,21 +129,6 @@ async def test_killed_tasks_expire_withdrawn_ones_go_at_once(
         assert got.code == 0, got.err
         assert got.lines[0].split() == ["NAME", "ENDPOINTS", "AGE"]  # kubectl's
         assert got.lines[1].split()[:2] == ["web", "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080"]
-        every = skyctl("get", "endpoints", "-A", url=url)
-        assert every.lines[0].split() == ["NAMESPACE", "NAME", "ENDPOINTS", "AGE"]
-        assert [ns, "web"] in [line.split()[:2] for line in every.lines[1:]]
-        listed = skyctl("get", "tasks", "-n", ns, url=url)
-        assert listed.lines[0].split() == [
-            "NAME",
-            "READY",
-            "ADDRESS",
-            "CLUSTER",
-            "LABELS",
-            "HEARTBEAT",
-        ]
-        everywhere = skyctl("get", "tasks", "-A", url=url)
-        assert everywhere.lines[0].split()[:2] == ["NAMESPACE", "NAME"]
-        assert sum(line.split()[0] == ns for line in everywhere.lines[1:]) == 3
         tasks = skyctl("get", "tasks", "-n", ns, "-l", "app=web", "-o", "json", url=url)
         items = json.loads(tasks.out)["items"]
         assert {t["metadata"]["name"]: t["spec"]["address"] for t in items} == addresses
@@ -167,8 +152,16 @@ async def test_killed_tasks_expire_withdrawn_ones_go_at_once(
         await until(lambda: total(resolver, service) == 0, timeout=5)
         expired_after = loop.time() - killed_at
         assert expired_after <= 3.0, f"killed task gone after {expired_after:.2f} s (TTL 2 s)"
-        got = skyctl("get", "endpoints", "web", "-n", ns, url=url)
-        assert got.lines[1].split()[1] == "<none>", got.out
+        # A fresh process reads the server, which may lag the Resolver by the marker's
+        # delay: a read begun later than TTL + 1 s after the kill must not show it.
+        while True:
+            began = loop.time()
+            got = await asyncio.to_thread(skyctl, "get", "endpoints", "web", "-n", ns, url=url)
+            if got.lines[1].split()[1] == "<none>":
+                break
+            late = began - killed_at
+            assert late <= 3.0, f"still listed {late:.2f} s after the kill: {got.out}"
+            await asyncio.sleep(0.1)
         killed_wall = time.monotonic() - (loop.time() - killed_at)
         watched = await watch.wait_for(lambda line: line.startswith("MODIFIED") and "0/0" in line)
         assert watched - killed_wall <= 3.0
@@ -395,3 +388,27 @@ async def test_a_hostile_writer_cannot_crash_readers(fresh_server: NatsServer) -
                 while [t.name for t in await registry.tasks(ns)] != ["good"]:
                     assert time.monotonic() - started < 2, "the renewal did not bring it back"
                 await until(lambda: total(resolver, f"{ns}/web") == 1, timeout=2)
+
+
+async def test_tables_have_kubectls_columns_and_a_namespace_only_with_all(
+    url: str, ns: str
+) -> None:
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        task = Task(namespace=ns, name="w-1", labels={"app": "web"}, address="10.4.0.1")
+        async with registry.announce(task, ttl=30):
+            got = await asyncio.to_thread(skyctl, "get", "endpoints", "web", "-n", ns, url=url)
+            assert got.lines[0].split() == ["NAME", "ENDPOINTS", "AGE"]
+            assert got.lines[1].split()[:2] == ["web", "10.4.0.1:8080"]
+            every = await asyncio.to_thread(skyctl, "get", "endpoints", "-A", url=url)
+            assert every.lines[0].split() == ["NAMESPACE", "NAME", "ENDPOINTS", "AGE"]
+            assert [ns, "web", "10.4.0.1:8080"] in [line.split()[:3] for line in every.lines]
+            wide = await asyncio.to_thread(skyctl, "get", "ep", "-A", "-o", "wide", url=url)
+            assert wide.lines[0].split()[:3] == ["NAMESPACE", "NAME", "CLUSTER"]
+            listed = await asyncio.to_thread(skyctl, "get", "tasks", "-n", ns, url=url)
+            header = ["NAME", "READY", "ADDRESS", "CLUSTER", "LABELS", "HEARTBEAT"]
+            assert listed.lines[0].split() == header
+            assert listed.lines[1].split()[:3] == ["w-1", "true", "10.4.0.1"]
+            everywhere = await asyncio.to_thread(skyctl, "get", "tasks", "-A", url=url)
+            assert everywhere.lines[0].split() == ["NAMESPACE", *header]
+            assert [ns, "w-1"] in [line.split()[:2] for line in everywhere.lines]
