@@ -179,6 +179,12 @@ class Tail:
             raise self._error
         if self._closed:
             raise StopAsyncIteration
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Python 3.11's wait_for can swallow a cancellation whose awaited reply lands
+            # at the same moment (a checkpoint save in a subscriber's loop, say): the task
+            # goes on, still marked as cancelling, and would wait here forever.
+            raise asyncio.CancelledError
         self._wake.clear()
         await self._wake.wait()
 
