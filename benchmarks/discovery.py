@@ -52,9 +52,9 @@ from benchmarks.commands import skyctl_command, timed
 from benchmarks.report import Result, Run, median, percentile
 from events import Port, Service
 from events.task import Task
-from registry.announce import RENEWALS_PER_TTL, Announcement
 from registry.client import Registry
-from registry.server import NatsServer
+from registry.discovery.announce import RENEWALS_PER_TTL, Announcement
+from registry.jetstream.server import NatsServer
 
 __all__ = ["discovery_scenarios", "main", "scale_sizes"]
 

@@ -38,7 +38,7 @@ from benchmarks.report import Result, Run, median, percentile
 from events import Port, Service
 from events.task import Task
 from registry.client import Registry
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 
 __all__ = ["dns_scenario", "main"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import raw
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 from tests.servers import PASSWORDS, auth_server, tls_server
 
 __all__ = ["MODES", "Mode", "running"]

@@ -32,9 +32,9 @@ from benchmarks.report import Result, Run, median, percentile
 from events import HEADLESS, STREAM_NAME, SUBJECTS, Port, Service, ServiceCreated, encode, utc_now
 from registry.client import Registry
 from registry.jetstream import open_log
-from registry.projection import Change
-from registry.projector import rebuild
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.services.projection import Change
+from registry.services.projector import rebuild
 
 __all__ = ["main"]
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from registry.projection import ServiceRecord
+    from registry.services.projection import ServiceRecord
 
 __all__ = ["COMPLETE_VAR", "SERVICE_VERBS", "Shell", "completion", "prepare"]
 

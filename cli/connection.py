@@ -19,7 +19,7 @@ from cli.terminal import safe
 
 if TYPE_CHECKING:
     from registry.client import Registry
-    from registry.credentials import Credentials
+    from registry.jetstream.credentials import Credentials
     from registry.jetstream.log import JetStreamLog
 
 __all__ = ["DEFAULT_URL", "REPLICAS_ENV", "Connection", "connection_options"]
@@ -55,7 +55,7 @@ class Connection:
         return int(raw)
 
     def credentials(self) -> "Credentials":
-        from registry.credentials import Credentials
+        from registry.jetstream.credentials import Credentials
 
         return Credentials.from_env(
             user=self.user,

@@ -12,7 +12,7 @@ from cli.parse import parse_service
 from cli.verbs import NamespaceOpt, Output, register, verb_app
 
 if TYPE_CHECKING:
-    from registry.projection import ServiceRecord
+    from registry.services.projection import ServiceRecord
 
 __all__ = ["create_app"]
 

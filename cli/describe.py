@@ -24,9 +24,9 @@ from cli.verbs import NamespaceOpt, register, verb_app
 
 if TYPE_CHECKING:
     from events import Service, ServiceStatus
-    from registry.history import HistoryItem
-    from registry.projection import ServiceRecord
-    from registry.proof import Trust
+    from registry.services.history import HistoryItem
+    from registry.services.projection import ServiceRecord
+    from registry.services.proof import Trust
 
 __all__ = ["describe_app"]
 

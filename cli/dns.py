@@ -25,8 +25,8 @@ from registry.errors import InvalidInput
 if TYPE_CHECKING:
     import dns.name
 
+    from registry.discovery.resolver import Resolver
     from registry.dns.zone import Zone
-    from registry.resolver import Resolver
 
 __all__ = ["dns_command", "parse_domain_flag", "parse_listen"]
 

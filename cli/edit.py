@@ -22,8 +22,8 @@ from cli.verbs import NamespaceOpt, register, verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from registry.commands import Applied
-    from registry.projection import ServiceRecord
+    from registry.services.decisions import Applied
+    from registry.services.projection import ServiceRecord
 
 __all__ = ["edit_app"]
 

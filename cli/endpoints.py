@@ -22,8 +22,8 @@ from cli.verbs import NamespaceOpt, Output, all_namespaces_option, output_option
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from registry.discovery import ServiceEndpoints
-    from registry.endpoints import EndpointAddress, Endpoints
+    from registry.discovery.endpoints import EndpointAddress, Endpoints
+    from registry.discovery.follower import ServiceEndpoints
 
 __all__ = ["endpoints_cell", "endpoints_object", "get_endpoints"]
 
@@ -64,7 +64,7 @@ def get_endpoints(
     scope = None if all_namespaces else namespace
 
     async def read() -> list[ServiceEndpoints]:
-        from registry.discovery import ServiceEndpoints
+        from registry.discovery.follower import ServiceEndpoints
 
         async with await conn.open() as registry:
             if name is None:
@@ -126,7 +126,7 @@ def endpoints_cell(endpoints: Endpoints) -> str:
 
 
 def _subset_endpoints(endpoints: Endpoints, addresses: Sequence[EndpointAddress]) -> list[str]:
-    from registry.endpoints import host_port
+    from registry.discovery.endpoints import host_port
 
     if not endpoints.ports:
         return [a.address for a in addresses]

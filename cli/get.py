@@ -33,11 +33,11 @@ if TYPE_CHECKING:
     from cli.template import Path as JsonPath
     from cli.template import Template
     from events import Service
-    from registry.discovery import Discovered, EndpointsChanged
-    from registry.history import PastState
-    from registry.projection import Change, ServiceKey, ServiceRecord
-    from registry.proof import Trust
-    from registry.watch import Snapshot
+    from registry.discovery.follower import Discovered, EndpointsChanged
+    from registry.services.history import PastState
+    from registry.services.projection import Change, ServiceKey, ServiceRecord
+    from registry.services.proof import Trust
+    from registry.services.watch import Snapshot
 
 __all__ = ["View", "get_app", "print_records"]
 
@@ -161,7 +161,7 @@ def _get_at(
     view: "View",
     trust: "Trust | None",
 ) -> None:
-    from registry.when import parse_when
+    from registry.services.when import parse_when
 
     when = parse_when(at)
 
@@ -386,7 +386,7 @@ class _WatchPrinter:
         return self.view.output in _TABLES or self.view.columns is not None
 
     def show(self, item: "Snapshot | Change") -> None:
-        from registry.watch import Snapshot
+        from registry.services.watch import Snapshot
 
         if isinstance(item, Snapshot):
             changes = [("ADDED", record) for record in self.view.select(item.records)]
@@ -412,9 +412,9 @@ class _WatchPrinter:
 
     def show_endpoints(self, item: "Discovered | EndpointsChanged") -> None:
         """A service's change, or its ENDPOINTS changing alone: a MODIFIED row too."""
-        from registry.discovery import Discovered
-        from registry.projection import Change
-        from registry.watch import Snapshot
+        from registry.discovery.follower import Discovered
+        from registry.services.projection import Change
+        from registry.services.watch import Snapshot
 
         statuses = self.view.statuses = self.view.statuses or {}
         if isinstance(item, Discovered):

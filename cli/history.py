@@ -17,9 +17,9 @@ from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from events import Service
-    from registry.feed import LogRecord
-    from registry.history import HistoryItem
-    from registry.proof import Proof, Trust
+    from registry.services.feed import LogRecord
+    from registry.services.history import HistoryItem
+    from registry.services.proof import Proof, Trust
 
 __all__ = ["audit_app", "events", "history_app"]
 
@@ -94,7 +94,7 @@ def _with_before(items: list["HistoryItem"]) -> list[tuple["HistoryItem", "Servi
 
 def _changes(item: "HistoryItem", before: "Service | None") -> list[str]:
     from events import ServiceUpdated
-    from registry.diff import changes
+    from registry.services.diff import changes
 
     if not isinstance(item.event, ServiceUpdated):
         return []
@@ -184,7 +184,7 @@ def events(
 
     Example:  skyctl events -A --since 2h -o json
     """
-    from registry.when import parse_when
+    from registry.services.when import parse_when
 
     scope = None if all_namespaces else parse_name(namespace, "namespace")
     when = parse_when(since) if since is not None else None
@@ -235,7 +235,7 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
         ServiceStatusChanged,
         ServiceUpdated,
     )
-    from registry.entry import Entry
+    from registry.log.entry import Entry
 
     message, entry = record.message, record.entry
     stored = short_time(message.time)
@@ -270,7 +270,7 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
 
 
 def _event_object(record: "LogRecord", trust: "Trust | None") -> dict[str, Any]:
-    from registry.entry import Entry
+    from registry.log.entry import Entry
 
     obj: dict[str, Any] = {
         "seq": record.seq,
@@ -301,8 +301,8 @@ def verify(trust_file: TrustOpt = None, *, conn: Connection) -> None:
     """
     from collections import Counter
 
-    from registry.audit import Break, ChainChecker
-    from registry.audit import verify as walk
+    from registry.services.audit import Break, ChainChecker
+    from registry.services.audit import verify as walk
 
     trust = load_trust(trust_file)
     checker = ChainChecker()

@@ -12,7 +12,7 @@ from cli.terminal import safe
 
 if TYPE_CHECKING:
     from events import Service
-    from registry.proof import Signer
+    from registry.services.proof import Signer
 
 __all__ = ["init"]
 
@@ -72,10 +72,10 @@ def init(
 
     Example:  skyctl init --replicas 3 -S nats://127.0.0.1:4222,nats://127.0.0.1:4223
     """
-    from registry.addresses import open_slots
+    from registry.addresses.holdings import open_slots
+    from registry.addresses.ranges import parse_cidr, parse_port_range
     from registry.client import Registry
     from registry.jetstream.provision import provision
-    from registry.ranges import parse_cidr, parse_port_range
 
     # Bad values are refused before anything is touched.
     if service_cidr is not None:
@@ -121,7 +121,7 @@ def init(
 
 
 def _signer(conn: Connection) -> "Signer | None":
-    from registry.proof import Signer
+    from registry.services.proof import Signer
 
     creds = conn.credentials().creds_file
     return Signer.from_creds(creds) if creds is not None else None

@@ -18,7 +18,7 @@ from cli.verbs import NamespaceOpt, register, verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from registry.commands import Applied
+    from registry.services.decisions import Applied
 
 __all__ = ["label_app", "relabel"]
 

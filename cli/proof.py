@@ -1,6 +1,6 @@
 """``--trust FILE``: whose signatures a reader accepts, and the PROOF column it fills.
 
-See ``registry.proof`` for what each status means. Without a trust file nothing can be
+See ``registry.services.proof`` for what each status means. Without a trust file nothing can be
 ``verified``; signed events show as ``signed`` (the signature holds, the key is unknown).
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from registry.proof import Proof, Trust
+    from registry.services.proof import Proof, Trust
 
 __all__ = ["TRUST_ENV", "TrustOpt", "load_trust", "proof_of"]
 
@@ -34,7 +34,7 @@ TrustOpt = Annotated[
 def load_trust(path: str | None) -> Trust | None:
     if path is None:
         return None
-    from registry.proof import Trust
+    from registry.services.proof import Trust
 
     return Trust.from_file(Path(path))
 
@@ -42,6 +42,6 @@ def load_trust(path: str | None) -> Trust | None:
 def proof_of(
     subject: str, data: bytes, headers: Mapping[str, str], actor: str, trust: Trust | None
 ) -> Proof:
-    from registry.proof import prove
+    from registry.services.proof import prove
 
     return prove(subject, data, headers, actor, trust)

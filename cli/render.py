@@ -17,8 +17,8 @@ from events.stamps import format_time
 
 if TYPE_CHECKING:
     from events import Event, Port, Service, ServiceStatus
-    from registry.projection import ServiceRecord
-    from registry.proof import Proof, Trust
+    from registry.services.projection import ServiceRecord
+    from registry.services.proof import Proof, Trust
 
 __all__ = [
     "COLUMNS",
@@ -180,7 +180,7 @@ def event_changes(
     (``ports: 80:8080/TCP -> 80:9090/TCP``), a status report's load-balancer addresses
     (``status: <none> -> 192.0.2.10``); nothing for a create or a delete."""
     from events import ServiceStatusChanged, ServiceUpdated
-    from registry.diff import FieldChange, changes
+    from registry.services.diff import FieldChange, changes
 
     if not isinstance(event, ServiceUpdated | ServiceStatusChanged):
         return []
@@ -229,8 +229,8 @@ def service_row(
 
 
 def record_proof(record: ServiceRecord, trust: Trust | None) -> Proof:
-    """What the stored event proves about who created the service (``registry.proof``)."""
-    from registry.proof import prove
+    """What the stored event proves about who created the service (``registry.services.proof``)."""
+    from registry.services.proof import prove
 
     return prove(record.subject, record.data, record.headers, record.actor, trust)
 

@@ -40,7 +40,7 @@ def server(
     import signal
     import subprocess
 
-    from registry.server import NatsServer, ServerStartError, default_store_dir
+    from registry.jetstream.server import NatsServer, ServerStartError, default_store_dir
 
     store = (store_dir or default_store_dir()).expanduser().resolve()
     try:

@@ -22,7 +22,7 @@ from events.stamps import format_time
 
 if TYPE_CHECKING:
     from cli.selector import Selector
-    from registry.tasks import LiveTask
+    from registry.discovery.tasks import LiveTask
 
 __all__ = ["get_tasks", "task_object"]
 

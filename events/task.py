@@ -3,7 +3,7 @@
 A ``TaskHeartbeat`` says "this task is live" and carries the whole task, so the last
 message on a task's subject is all a reader needs; it is renewed, byte for byte the same,
 until the announcer stops. A ``TaskWithdrawn`` says it left on purpose (Ctrl-C, SIGTERM,
-the end of ``registry.announce``); a task that just stops renewing is removed by the
+the end of ``registry.discovery.announce``); a task that just stops renewing is removed by the
 server, which leaves an empty subject delete marker.
 
 Anyone allowed to announce in a namespace can write anything on its subjects, so reading

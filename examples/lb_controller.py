@@ -58,8 +58,8 @@ from registry.errors import (
     UnreadableHistory,
     WriteNotConfirmed,
 )
-from registry.projection import ServiceKey, ServiceRecord
-from registry.subscription import Delivery
+from registry.services.projection import ServiceKey, ServiceRecord
+from registry.services.subscription import Delivery
 
 
 def say(line: str) -> None:

@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 
 from registry.client import Registry
-from registry.endpoints import Endpoints
+from registry.discovery.endpoints import Endpoints
+from registry.discovery.resolver import Resolver
 from registry.errors import RegistryError
-from registry.resolver import Resolver
 
 STALE_WARNING_S = 5.0
 

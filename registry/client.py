@@ -26,7 +26,12 @@ from events import (
     new_event_id,
     utc_now,
 )
-from registry.commands import (
+from registry.errors import NotFound, ServiceError
+from registry.jetstream import DEFAULT_URL, Client, open_log
+from registry.jetstream.credentials import Credentials, local_actor
+from registry.log.port import Log
+from registry.log.reader import Start
+from registry.services.decisions import (
     Applied,
     Current,
     Unchanged,
@@ -38,31 +43,27 @@ from registry.commands import (
     decide_readdress,
     decide_status,
 )
-from registry.credentials import Credentials, local_actor
-from registry.current import DEFAULT_CONCURRENCY, decidable, prepare, read_current, write
-from registry.errors import NotFound, ServiceError
-from registry.jetstream import DEFAULT_URL, Client, open_log
-from registry.projection import Change, ServiceRecord
-from registry.projector import SkipHandler, list_current, report_skipped
-from registry.proof import Signer
-from registry.transport import Log, Start
+from registry.services.projection import Change, ServiceRecord
+from registry.services.projector import SkipHandler, list_current, report_skipped
+from registry.services.proof import Signer
+from registry.services.writer import DEFAULT_CONCURRENCY, decidable, prepare, read_current, write
 
 if TYPE_CHECKING:
     from events.task import Task
-    from registry.addresses import Ranges
-    from registry.allocator import Allocator
-    from registry.announce import Announcement, Announcer
-    from registry.bulk import Outcome
-    from registry.discovery import Follower, ServiceEndpoints
-    from registry.endpoints import Endpoints
-    from registry.feed import LogRecord
-    from registry.history import HistoryItem, PastState
-    from registry.resolver import Resolver
-    from registry.subscription import StartAt, Subscription
-    from registry.tasks import LiveTask
-    from registry.watch import Snapshot
-    from registry.when import When
-    from registry.writes import Prepared
+    from registry.addresses.allocator import Allocator
+    from registry.addresses.holdings import Ranges
+    from registry.discovery.announce import Announcement, Announcer
+    from registry.discovery.endpoints import Endpoints
+    from registry.discovery.follower import Follower, ServiceEndpoints
+    from registry.discovery.resolver import Resolver
+    from registry.discovery.tasks import LiveTask
+    from registry.services.batch import Prepared
+    from registry.services.bulk import Outcome
+    from registry.services.feed import LogRecord
+    from registry.services.history import HistoryItem, PastState
+    from registry.services.subscription import StartAt, Subscription
+    from registry.services.watch import Snapshot
+    from registry.services.when import When
 
 E = TypeVar("E", bound=Event)
 
@@ -82,7 +83,7 @@ class Registry:
         signer: Signer | None = None,
     ) -> None:
         self.log = log
-        # A signer proves who writes (``registry.proof``); the actor is then its user.
+        # A signer proves who writes (``registry.services.proof``); the actor is then its user.
         self.signer = signer
         self._actor = signer.actor if signer is not None else actor
         self.on_skipped = on_skipped
@@ -320,7 +321,7 @@ class Registry:
         """Chooses and checks addresses; made on first write (a one-shot ``get`` does not
         load it)."""
         if self._allocator is None:
-            from registry.allocator import Allocator
+            from registry.addresses.allocator import Allocator
 
             self._allocator = Allocator(self.log)
         return self._allocator
@@ -334,7 +335,7 @@ class Registry:
     ) -> tuple[Ranges, bool]:
         """Record new ranges (what is not given stays); the ranges now, and whether they
         changed. Addresses already held stay with their services."""
-        from registry.ranges import set_ranges
+        from registry.addresses.ranges import set_ranges
 
         return await set_ranges(
             self.log, self.allocator, service_cidr, node_ports, await self.actor()
@@ -346,8 +347,8 @@ class Registry:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> builtins.list[Outcome]:
-        """Create many services, pipelined; one outcome per service (``registry.bulk``)."""
-        from registry.bulk import create_many
+        """Create many services, pipelined; one outcome per service (``registry.services.bulk``)."""
+        from registry.services.bulk import create_many
 
         return await create_many(
             self.log,
@@ -366,8 +367,9 @@ class Registry:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> builtins.list[Applied | ServiceError]:
-        """``apply`` for many ``(service, expected revision)``, pipelined (``registry.bulk``)."""
-        from registry.bulk import apply_many
+        """``apply`` for many ``(service, expected revision)``, pipelined
+        (``registry.services.bulk``)."""
+        from registry.services.bulk import apply_many
 
         return await apply_many(
             self.log,
@@ -383,8 +385,8 @@ class Registry:
     async def delete_many(
         self, keys: Iterable[tuple[str, str]], *, concurrency: int = DEFAULT_CONCURRENCY
     ) -> builtins.list[Outcome]:
-        """Delete many ``(namespace, name)`` services, pipelined (``registry.bulk``)."""
-        from registry.bulk import delete_many
+        """Delete many ``(namespace, name)`` services, pipelined (``registry.services.bulk``)."""
+        from registry.services.bulk import delete_many
 
         return await delete_many(
             self.log,
@@ -421,7 +423,7 @@ class Registry:
         self, namespace: str | None = None, name: str | None = None
     ) -> AsyncIterator[Snapshot | Change]:
         """The live list, then every change after it, with nothing missed or doubled."""
-        from registry.watch import watch
+        from registry.services.watch import watch
 
         return watch(self.log, namespace, name, on_skipped=self.on_skipped)
 
@@ -429,7 +431,7 @@ class Registry:
 
     async def history(self, namespace: str, name: str) -> builtins.list[HistoryItem]:
         """Every event of one service, oldest first (deleted services too)."""
-        from registry.history import service_history
+        from registry.services.history import service_history
 
         return await service_history(self.log, namespace, name)
 
@@ -437,7 +439,7 @@ class Registry:
         self, when: When, namespace: str | None = None, name: str | None = None
     ) -> PastState:
         """The registry (or a namespace, or one service) as it was at ``when``."""
-        from registry.history import state_at
+        from registry.services.history import state_at
 
         return await state_at(self.log, when, namespace, name, self.on_skipped)
 
@@ -456,8 +458,8 @@ class Registry:
     async def _events(
         self, namespace: str | None, name: str | None, since: When | None, follow: bool
     ) -> AsyncIterator[LogRecord]:
-        from registry.feed import read_log
-        from registry.when import AtSequence, AtTime
+        from registry.services.feed import read_log
+        from registry.services.when import AtSequence, AtTime
 
         if isinstance(since, AtSequence):
             start = Start("seq", seq=since.seq)
@@ -481,7 +483,7 @@ class Registry:
 
         Use as ``async with registry.subscribe(...) as sub: async for d in sub: ...``.
         """
-        from registry.subscription import Subscription
+        from registry.services.subscription import Subscription
 
         return Subscription(
             self.log,
@@ -497,7 +499,7 @@ class Registry:
     async def announcer(self) -> Announcer:
         """What keeps this registry's announced tasks live (one per connection)."""
         if self._announcer is None:
-            from registry.announce import Announcer
+            from registry.discovery.announce import Announcer
 
             self._announcer = Announcer(await self.log.liveness())
         return self._announcer
@@ -509,7 +511,7 @@ class Registry:
         """Keep ``task`` announced (a heartbeat every ``ttl / 3`` s) while the block runs,
         then withdraw it at once. If the program dies instead, the server forgets the
         task when the TTL of its last heartbeat runs out."""
-        from registry.announce import check_ttl, task_from
+        from registry.discovery.announce import check_ttl, task_from
 
         announcer = await self.announcer()
         (announcement,) = await announcer.announce([task_from(task)], check_ttl(ttl))
@@ -524,7 +526,7 @@ class Registry:
         """Live tasks of a namespace (or all), only those carrying ``label`` if given
         (read by that label on the server)."""
         from events.liveness import selector_filter, task_filter
-        from registry.discovery import read_tasks
+        from registry.discovery.follower import read_tasks
 
         if label is not None:
             filters = [selector_filter(namespace or "*", *label)]
@@ -539,7 +541,7 @@ class Registry:
     ) -> Endpoints:
         """One service's endpoints now (NotFound if it is not live; ``record``: the
         service, when it has just been read)."""
-        from registry.discovery import endpoints_of
+        from registry.discovery.follower import endpoints_of
 
         record = record or await self.get(namespace, name)
         return await endpoints_of(self.log, record, self.on_skipped)
@@ -548,21 +550,21 @@ class Registry:
         """Every live service of a namespace (or all) with its endpoints, reading the
         namespace's tasks once."""
         from events.liveness import task_filter
-        from registry.discovery import read_tasks, service_endpoints
+        from registry.discovery.follower import read_tasks, service_endpoints
 
         records = await self.list(namespace)
         view = await read_tasks(self.log, task_filter(namespace), self.on_skipped)
         return service_endpoints(records, view)
 
     def follow_endpoints(self, namespace: str | None = None, name: str | None = None) -> Follower:
-        """Services and their endpoints, then each change (``registry.discovery``)."""
-        from registry.discovery import Follower
+        """Services and their endpoints, then each change (``registry.discovery.follower``)."""
+        from registry.discovery.follower import Follower
 
         return Follower(self.log, namespace, name, on_skipped=self.on_skipped)
 
     def resolver(self, **options: Any) -> Resolver:
-        """A ``Resolver`` over this registry's connection (``registry.resolver``)."""
-        from registry.resolver import Resolver
+        """A ``Resolver`` over this registry's connection (``registry.discovery.resolver``)."""
+        from registry.discovery.resolver import Resolver
 
         return Resolver(self.log, on_skipped=self.on_skipped, **options)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 
 __all__ = [
     "CLUSTER_NAME",

@@ -24,7 +24,7 @@ from nats.js.api import PubAck
 
 from registry.client import Registry
 from registry.jetstream import open_log
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 
 
 @pytest.fixture(scope="session")

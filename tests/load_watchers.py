@@ -15,8 +15,8 @@ import sys
 from datetime import UTC, datetime
 
 from registry.client import Registry
-from registry.projection import Change
-from registry.watch import Snapshot
+from registry.services.projection import Change
+from registry.services.watch import Snapshot
 
 WATCHERS = 3
 

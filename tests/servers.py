@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 
 __all__ = ["AUTH_ENV", "PASSWORDS", "ROOT", "TlsFiles", "auth_server", "tls_files", "tls_server"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 from tests.conftest import skyctl
 
 AUTH_CONF = """

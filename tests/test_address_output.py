@@ -44,8 +44,8 @@ from events import (
     encode,
 )
 from registry.client import Registry
-from registry.projection import ServiceRecord
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.services.projection import ServiceRecord
 from tests.conftest import last_seq, skyctl
 from tests.test_get_output import Lines
 

@@ -22,12 +22,20 @@ from events import (
     parse_address_subject,
     utc_now,
 )
-from registry.addresses import Address, Ranges, carried_over, changes, fill, held_by, open_slots
-from registry.allocator import record_of
-from registry.audit import AddressLedger
-from registry.entry import read_any
+from registry.addresses.allocator import record_of
+from registry.addresses.holdings import (
+    Address,
+    Ranges,
+    carried_over,
+    changes,
+    fill,
+    held_by,
+    open_slots,
+)
 from registry.errors import InvalidInput
-from registry.stored import StoredMessage
+from registry.log.entry import read_any
+from registry.log.stored import StoredMessage
+from registry.services.audit import AddressLedger
 
 IP = "ClusterIP"
 NODE = "NodePort"

@@ -27,11 +27,11 @@ from events import (
     subject_for,
     utc_now,
 )
-from registry.addresses import Address, held_by
-from registry.audit import Break, verify
+from registry.addresses.holdings import Address, held_by
 from registry.client import Registry
 from registry.errors import AddressTaken, InvalidInput, RangeExhausted
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.services.audit import Break, verify
 from tests.conftest import skyctl, stream_last_seq
 
 ROOT = Path(__file__).parent.parent

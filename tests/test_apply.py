@@ -15,9 +15,9 @@ import yaml
 
 from events import Service, ServiceUpdated
 from registry.client import Registry
-from registry.projection import Change
-from registry.watch import Snapshot
-from registry.when import AtSequence
+from registry.services.projection import Change
+from registry.services.watch import Snapshot
+from registry.services.when import AtSequence
 from tests.conftest import last_seq, skyctl, stream_last_seq
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from events import Service, encode, new_event_id, utc_now
 from events.service import ServiceCreated
-from registry.audit import ChainChecker
 from registry.client import Registry
-from registry.commands import chain_hash
-from registry.entry import StoredMessage
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.log.entry import StoredMessage
+from registry.services.audit import ChainChecker
+from registry.services.decisions import chain_hash
 from tests.conftest import raw_publish, skyctl
 
 SUBJECT = "skyflow.svc.default.web"

@@ -8,9 +8,9 @@ import pytest
 
 from events import STREAM_NAME, Service, ServiceCreated, ServiceDeleted, decode, subject_for
 from registry.client import Registry
-from registry.commands import chain_hash
 from registry.errors import AlreadyExists, InvalidInput, NotFound
-from registry.projection import ServiceRecord
+from registry.services.decisions import chain_hash
+from registry.services.projection import ServiceRecord
 from tests.conftest import raw_nats, stream_last_seq
 
 

@@ -27,11 +27,11 @@ from events.liveness import TASKS_STREAM
 from events.task import Task
 from registry.client import Registry
 from registry.errors import RegistryError
-from registry.feed import read_log
 from registry.jetstream.checkpoints import BUCKET
 from registry.jetstream.log import JetStreamLog
 from registry.jetstream.natspy import NatsPyConnection
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.services.feed import read_log
 from tests.cluster import DOCUMENTED, LocalCluster, render_configs
 from tests.conftest import skyctl
 

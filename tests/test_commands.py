@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from events import Service, ServiceCreated, ServiceDeleted, encode
-from registry.commands import Current, chain_hash, decide_create, decide_delete
-from registry.entry import Entry, StoredMessage
 from registry.errors import AlreadyExists, NotFound
+from registry.log.entry import Entry, StoredMessage
+from registry.services.decisions import Current, chain_hash, decide_create, decide_delete
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 WEB = Service(name="web")

@@ -11,9 +11,9 @@ import pytest
 
 from events import Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
 from registry.client import Registry
-from registry.commands import Current, decide_create
 from registry.jetstream import open_log
-from registry.transport import WrongLastSequence
+from registry.log.port import WrongLastSequence
+from registry.services.decisions import Current, decide_create
 from tests.conftest import last_seq, raw_publish, stream_last_seq
 
 

@@ -19,9 +19,9 @@ import pytest
 from events import Port, Service
 from events.task import Task
 from registry.client import Registry
+from registry.discovery.resolver import Resolver
 from registry.errors import NoEndpoints, NotFound
-from registry.resolver import Resolver
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 from tests.conftest import raw_nats, skyctl
 
 
@@ -199,7 +199,7 @@ async def test_one_services_endpoints_are_read_without_the_tasks_of_others(
     """The read for one service's endpoints gets from the server only the tasks carrying
     its selector's first label: 300 tasks of another service are never sent to it."""
     from events.liveness import selector_filter
-    from registry.discovery import read_tasks
+    from registry.discovery.follower import read_tasks
 
     async with await Registry.connect(url) as registry:
         await registry.create(web(ns))

@@ -30,7 +30,7 @@ from events.choices import Protocol
 from events.task import Task
 from registry.client import Registry
 from registry.errors import InvalidInput
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 from tests.conftest import raw_nats, skyctl
 
 # _stop_processes: the autouse fixture that stops every process start() started.

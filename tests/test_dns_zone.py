@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from events import Port, Service
 from events.choices import Protocol
+from registry.discovery.endpoints import Endpoints, endpoints_for
+from registry.discovery.tasks import LiveTask
 from registry.dns.responder import MAX_QUERY_BYTES, UDP_PAYLOAD, respond
 from registry.dns.zone import Answer, Zone, parse_domain
-from registry.endpoints import Endpoints, endpoints_for
-from registry.tasks import LiveTask
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 A, AAAA, SRV, SOA, TXT = "A", "AAAA", "SRV", "SOA", "TXT"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from registry.client import Registry
-from registry.projection import ServiceRecord
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.services.projection import ServiceRecord
 from tests.conftest import skyctl
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -12,13 +12,13 @@ import pytest
 
 from events import Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
 from registry.client import Registry
-from registry.entry import Skipped
 from registry.errors import RegistryError
-from registry.feed import read_log
-from registry.projection import Change, ServiceRecord
-from registry.projector import rebuild
-from registry.server import NatsServer
-from registry.watch import Snapshot
+from registry.jetstream.server import NatsServer
+from registry.log.entry import Skipped
+from registry.services.feed import read_log
+from registry.services.projection import Change, ServiceRecord
+from registry.services.projector import rebuild
+from registry.services.watch import Snapshot
 from tests.conftest import raw_publish
 
 pytestmark = pytest.mark.slow

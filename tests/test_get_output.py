@@ -20,7 +20,7 @@ import pytest
 from events import Service, ServiceUpdated
 from events.stamps import new_event_id, utc_now
 from registry.client import Registry
-from registry.commands import Current
+from registry.services.decisions import Current
 from tests.conftest import last_seq, skyctl
 
 

@@ -16,10 +16,10 @@ import pytest
 
 from events import Service, ServiceCreated
 from registry.client import Registry
-from registry.entry import Entry, Skipped
 from registry.errors import InvalidInput, NotFound
-from registry.server import NatsServer
-from registry.when import AtSequence, AtTime, parse_when
+from registry.jetstream.server import NatsServer
+from registry.log.entry import Entry, Skipped
+from registry.services.when import AtSequence, AtTime, parse_when
 from tests.conftest import raw_publish, skyctl
 
 

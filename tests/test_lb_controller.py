@@ -30,7 +30,7 @@ from events import (
     subject_for,
 )
 from registry.client import Registry
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 from tests.conftest import raw_publish
 
 CONTROLLER = Path(__file__).parent.parent / "examples" / "lb_controller.py"

@@ -9,7 +9,7 @@ import time
 
 from events.liveness import TASKS_STREAM, TasksSpec
 from registry.client import Registry
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 from tests.conftest import raw_nats, skyctl
 
 

@@ -15,8 +15,8 @@ import pytest
 from events import Service
 from registry.client import Registry
 from registry.errors import RegistryError
-from registry.projector import rebuild
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.services.projector import rebuild
 
 pytestmark = pytest.mark.slow
 

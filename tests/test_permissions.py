@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
 from tests.conftest import Result, skyctl
 from tests.servers import AUTH_ENV, PASSWORDS, ROOT, tls_server
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from events import Service
 from registry.client import Registry
 from registry.errors import AlreadyExists, NotFound
-from registry.projector import rebuild
-from registry.server import NatsServer
+from registry.jetstream.server import NatsServer
+from registry.services.projector import rebuild
 
 
 def _view(records: list) -> list[tuple[str, str, int, tuple]]:  # type: ignore[type-arg]

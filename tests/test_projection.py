@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events import Service, ServiceCreated, ServiceDeleted, encode, subject_for
-from registry.entry import Entry
-from registry.projection import Projection, fold
+from registry.log.entry import Entry
+from registry.services.projection import Projection, fold
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 

@@ -27,9 +27,9 @@ from events import (
     utc_now,
 )
 from registry.client import Registry
-from registry.credentials import Credentials
 from registry.errors import AddressTaken, PermissionDenied, ServerError
-from registry.server import NatsServer
+from registry.jetstream.credentials import Credentials
+from registry.jetstream.server import NatsServer
 from tests.conftest import skyctl
 from tests.servers import PASSWORDS, auth_server
 

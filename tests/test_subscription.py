@@ -10,7 +10,7 @@ import pytest
 from events import Service, ServiceCreated, ServiceDeleted
 from registry.client import Registry
 from registry.errors import CheckpointConflict, InvalidInput
-from registry.subscription import Delivery, Subscription
+from registry.services.subscription import Delivery, Subscription
 
 
 async def take(sub: Subscription, n: int) -> list[Delivery]:

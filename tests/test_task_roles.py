@@ -15,9 +15,9 @@ from events import Port, Service
 from events.liveness import TASKS_STREAM
 from events.task import Task
 from registry.client import Registry
-from registry.credentials import Credentials
 from registry.errors import PermissionDenied
-from registry.server import NatsServer
+from registry.jetstream.credentials import Credentials
+from registry.jetstream.server import NatsServer
 from tests.conftest import skyctl
 from tests.servers import PASSWORDS, auth_server
 from tests.test_roles import Raw as RolesRaw

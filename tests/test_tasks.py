@@ -25,11 +25,11 @@ from events.liveness import (
     token_text,
 )
 from events.task import Task, TaskHeartbeat, TaskWithdrawn, decode_task_message, encode_task_message
-from registry.balance import RoundRobin, two_choices
-from registry.endpoints import endpoints_for, host_port, index_label, selects
-from registry.entry import Skipped
-from registry.stored import StoredMessage
-from registry.tasks import TaskView, parse_ttl
+from registry.discovery.balance import RoundRobin, two_choices
+from registry.discovery.endpoints import endpoints_for, host_port, index_label, selects
+from registry.discovery.tasks import TaskView, parse_ttl
+from registry.log.entry import Skipped
+from registry.log.stored import StoredMessage
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 MARKER = {"Nats-Marker-Reason": "MaxAge", "Nats-TTL": "10s", "Nats-Rollup": "sub"}

@@ -19,8 +19,6 @@ from nats.js.api import StreamConfig
 
 from events import Service, ServiceCreated, ServiceType, StreamSpec, encode, subject_for, utc_now
 from registry.client import Registry
-from registry.credentials import Credentials
-from registry.entry import Skipped
 from registry.errors import (
     AlreadyExists,
     InvalidInput,
@@ -31,12 +29,14 @@ from registry.errors import (
     UnreadableHistory,
 )
 from registry.jetstream import CLIENT_ENV, Client, choose_client, open_log
+from registry.jetstream.credentials import Credentials
 from registry.jetstream.log import JetStreamLog
 from registry.jetstream.natspy import NatsPyConnection
+from registry.jetstream.server import NatsServer
 from registry.jetstream.wire import WireConnection
-from registry.projector import rebuild
-from registry.server import NatsServer
-from registry.transport import WrongLastSequence
+from registry.log.entry import Skipped
+from registry.log.port import WrongLastSequence
+from registry.services.projector import rebuild
 from tests.conftest import raw_nats, raw_publish, stream_last_seq
 from tests.servers import PASSWORDS, tls_server
 

@@ -15,9 +15,9 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from events import STREAM_NAME, Service, ServiceCreated, encode, new_event_id, utc_now
-from registry.proof import SIGNATURE, SIGNER, Signer
-from registry.server import NatsServer
-from registry.stored import chain_hash
+from registry.jetstream.server import NatsServer
+from registry.log.stored import chain_hash
+from registry.services.proof import SIGNATURE, SIGNER, Signer
 from tests.conftest import Result, skyctl
 from tests.creds import operator_setup
 from tests.servers import PASSWORDS, auth_server

@@ -12,11 +12,11 @@ import pytest
 
 from events import Service, ServiceCreated, codec, encode, new_event_id, subject_for, utc_now
 from registry.client import Registry
-from registry.entry import Skipped
 from registry.errors import UnreadableHistory
-from registry.projector import rebuild
-from registry.server import NatsServer
-from registry.watch import Snapshot
+from registry.jetstream.server import NatsServer
+from registry.log.entry import Skipped
+from registry.services.projector import rebuild
+from registry.services.watch import Snapshot
 from tests.conftest import raw_publish
 
 

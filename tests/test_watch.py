@@ -11,8 +11,8 @@ import time
 
 from events import Service
 from registry.client import Registry
-from registry.projection import Change
-from registry.watch import Snapshot
+from registry.services.projection import Change
+from registry.services.watch import Snapshot
 
 
 async def test_changes_during_the_initial_list_arrive_exactly_once(url: str, ns: str) -> None:

@@ -25,8 +25,8 @@ import pytest
 
 from registry.errors import NotAuthenticated, Unreachable
 from registry.jetstream.connection import ConnectionLost, NoResponders
+from registry.jetstream.server import NatsServer
 from registry.jetstream.wire import WireConnection
-from registry.server import NatsServer
 from tests import servers
 from tests.servers import AUTH_ENV, PASSWORDS, ROOT, tls_files
 

@@ -10,4 +10,6 @@ One concept per module, each usable alone:
 
 ``skyctl dns`` (``cli/dns.py``) puts them together. dnspython is imported only here, so
 no other command pays for it.
+
+May import: ``registry.discovery`` and the folders below it.
 """

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import assert_never
 
-from registry.discovery import Discovered, EndpointsChanged, TasksChanged
+from registry.discovery.follower import Discovered, EndpointsChanged, TasksChanged
+from registry.discovery.resolver import Resolver
 from registry.dns.zone import Zone
-from registry.resolver import Resolver
 
 __all__ = ["feed"]
 

@@ -48,9 +48,9 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.IN.SRV
 import dns.rrset
 
-from registry.endpoints import EndpointAddress, Endpoints
-from registry.projection import ServiceKey
-from registry.tasks import LiveTask, TaskKey
+from registry.discovery.endpoints import EndpointAddress, Endpoints
+from registry.discovery.tasks import LiveTask, TaskKey
+from registry.services.projection import ServiceKey
 
 __all__ = [
     "DEFAULT_DOMAIN",

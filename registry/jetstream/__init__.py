@@ -1,6 +1,6 @@
 """The one adapter between the registry and NATS: the only package that talks to it.
 
-``log.JetStreamLog`` implements ``registry.transport.Log`` once, over the ``Connection``
+``log.JetStreamLog`` implements ``registry.log.port.Log`` once, over the ``Connection``
 protocol (core NATS); two clients implement that protocol, and ``connect`` picks one,
 once, at connect, by this rule:
 
@@ -12,7 +12,10 @@ once, at connect, by this rule:
   It does several servers, TLS with a CA, user/password and tokens.
 
 ``SKYFLOW_NATS_CLIENT=nats-py`` (or ``wire``) forces one, for comparing them. Names load
-on first use, so importing this package imports neither client.
+on first use, so importing this package imports neither client. ``server`` runs the
+bundled nats-server; ``credentials`` is how a client proves who it is.
+
+May import: ``registry.log``, ``registry.errors``, ``events``; never another domain.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import os
 from typing import TYPE_CHECKING, Literal
 
 from events.stream import StreamSpec
-from registry.credentials import Credentials
 from registry.errors import InvalidInput
+from registry.jetstream.credentials import Credentials
 from registry.jetstream.protocol import DEFAULT_URL
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from registry.errors import (
     StreamMisconfigured,
 )
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
-from registry.stored import StoredMessage
-from registry.transport import Checkpoint, WrongLastSequence
+from registry.log.port import Checkpoint, WrongLastSequence
+from registry.log.stored import StoredMessage
 
 __all__ = ["ANONYMOUS", "BUCKET", "STREAM", "BucketApi", "CheckpointStore", "owner_token"]
 
@@ -107,7 +107,7 @@ class BucketApi(Protocol):
 
 
 class CheckpointStore:
-    """``registry.transport.Checkpoints`` in the bucket."""
+    """``registry.log.port.Checkpoints`` in the bucket."""
 
     def __init__(self, log: BucketApi, owner: str = ANONYMOUS) -> None:
         self._log = log

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from registry.errors import ServerError
 from registry.jetstream.connection import Connection
-from registry.stored import StoredMessage
+from registry.log.stored import StoredMessage
 
 __all__ = ["DIRECT_HEADERS", "MULTI_LAST_MAX", "last_many", "parse_time_ns", "stored_from_direct"]
 

@@ -1,4 +1,4 @@
-"""The liveness stream in JetStream: ``registry.liveness.Liveness``, implemented once.
+"""The liveness stream in JetStream: ``registry.log.liveness.Liveness``, implemented once.
 
 Heartbeats are plain publishes with a ``Nats-TTL`` header into ``SKYFLOW_TASKS`` (one
 message per subject); only the last of each round is a request, whose acknowledgement
@@ -25,8 +25,8 @@ from registry.errors import InvalidInput, ServerError, StreamMisconfigured
 from registry.jetstream.connection import ConnectionLost, NoResponders, PayloadTooLarge
 from registry.jetstream.protocol import api_error
 from registry.jetstream.tail import Tail
-from registry.liveness import Outgoing
-from registry.transport import Start
+from registry.log.liveness import ExpiringMessage
+from registry.log.reader import Start
 
 if TYPE_CHECKING:
     from registry.jetstream.log import JetStreamLog
@@ -64,7 +64,7 @@ class JetStreamLiveness:
     def url(self) -> str:
         return self._log.url
 
-    async def publish(self, messages: Sequence[Outgoing], *, timeout: float = 2.0) -> None:
+    async def publish(self, messages: Sequence[ExpiringMessage], *, timeout: float = 2.0) -> None:
         if not messages:
             return
         conn = self._log.conn
@@ -108,7 +108,7 @@ class JetStreamLiveness:
         return self._log.conn.on_reconnect(listener)
 
 
-def _ttl(message: Outgoing) -> Mapping[str, str]:
+def _ttl(message: ExpiringMessage) -> Mapping[str, str]:
     return {TTL_HEADER: str(message.ttl)}
 
 

@@ -1,4 +1,4 @@
-"""The service log in a JetStream stream: ``registry.transport.Log``, implemented once.
+"""The service log in a JetStream stream: ``registry.log.port.Log``, implemented once.
 
 JetStream is JSON and headers over core NATS, so everything here (the stream check,
 conditional idempotent appends, direct gets, ordered reads, the checkpoint bucket) is
@@ -51,11 +51,12 @@ from registry.jetstream.protocol import (
     stream_problems,
 )
 from registry.jetstream.tail import Tail
-from registry.stored import MSG_ID, StoredMessage
+from registry.log.stored import MSG_ID, StoredMessage
 
 if TYPE_CHECKING:
     from registry.jetstream.liveness import JetStreamLiveness
-from registry.transport import FROM_THE_START, MAX_BATCH, Outgoing, Start, WrongLastSequence
+from registry.log.port import MAX_BATCH, ConditionalMessage, WrongLastSequence
+from registry.log.reader import FROM_THE_START, Start
 
 __all__ = ["JetStreamLog"]
 
@@ -307,7 +308,7 @@ class JetStreamLog:
             await asyncio.sleep(0.2)
 
     async def append_batch(
-        self, messages: Sequence[Outgoing], *, retry_for: float = 10.0
+        self, messages: Sequence[ConditionalMessage], *, retry_for: float = 10.0
     ) -> list[int]:
         """All of ``messages`` or none, as one JetStream atomic batch (``Log.append_batch``).
 
@@ -372,7 +373,7 @@ class JetStreamLog:
                 raise WriteNotConfirmed(messages[0].msg_id, f"{reason} for {retry_for:.0f} s")
             await asyncio.sleep(0.2)
 
-    async def _send_batch(self, messages: Sequence[Outgoing]) -> Reply:
+    async def _send_batch(self, messages: Sequence[ConditionalMessage]) -> Reply:
         batch = uuid.uuid4().hex
         last = len(messages)
         for index, message in enumerate(messages, 1):

@@ -30,8 +30,8 @@ from events.stamps import format_time
 from events.stream import StreamSpec
 from registry.errors import ServerError
 from registry.jetstream.connection import Connection, ConnectionLost, Subscription
-from registry.stored import StoredMessage
-from registry.transport import CAUGHT_UP, FROM_THE_START, RESTARTED, Item, Start
+from registry.log.reader import CAUGHT_UP, FROM_THE_START, RESTARTED, Item, Start
+from registry.log.stored import StoredMessage
 
 __all__ = ["StreamApi", "Tail", "ack_tokens"]
 

@@ -4,7 +4,8 @@ as one, sent as few atomic batches.
 A bulk call first validates every item (nothing is written if one is bad), reads the
 last message of every service subject in a few batched direct gets, decides every
 write as ``Registry.create``/``apply``/``delete`` do, settles all their addresses in one
-pass (``registry.allocator``), and composes each write's messages (``registry.writes``).
+pass (``registry.addresses.allocator``), and composes each write's messages
+(``registry.services.batch``).
 Then it commits the writes of many services as one JetStream atomic batch (group commit:
 one round trip and one fsync for hundreds of services), every message still carrying its
 own ``Nats-Msg-Id`` and ``Nats-Expected-Last-Subject-Sequence``. If the server refuses a
@@ -38,8 +39,11 @@ from events import (
     utc_now,
 )
 from events.names import check_name
-from registry.allocator import Allocator, Request
-from registry.commands import (
+from registry.addresses.allocator import Allocator, Request
+from registry.errors import InvalidInput, ServiceError
+from registry.log.port import MAX_BATCH, Log, WrongLastSequence
+from registry.services.batch import Prepared, compose, request_for
+from registry.services.decisions import (
     Applied,
     Current,
     Unchanged,
@@ -48,13 +52,10 @@ from registry.commands import (
     decide_create,
     decide_delete,
 )
-from registry.current import DEFAULT_CONCURRENCY, Signing, decidable
-from registry.current import write as write_one
-from registry.errors import InvalidInput, ServiceError
-from registry.projection import ServiceRecord
-from registry.projector import SkipHandler
-from registry.transport import MAX_BATCH, Log, WrongLastSequence
-from registry.writes import Prepared, compose, request_for
+from registry.services.projection import ServiceRecord
+from registry.services.projector import SkipHandler
+from registry.services.writer import DEFAULT_CONCURRENCY, Signing, decidable
+from registry.services.writer import write as write_one
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

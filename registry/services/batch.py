@@ -1,10 +1,10 @@
 """One write as the messages of one atomic batch: the service event, then a record for
 each address it takes or gives up.
 
-The decision (``registry.commands``) says what happens to the service; this module says
+The decision (``registry.services.decisions``) says what happens to the service; this module says
 what that does to addresses and turns both into messages, each conditional on its own
 subject's last sequence. Single writes (``registry.current.write``) and bulk writes
-(``registry.bulk``) compose their batches here, so a service and its addresses are
+(``registry.services.bulk``) compose their batches here, so a service and its addresses are
 written the same way whatever the path.
 """
 
@@ -29,11 +29,11 @@ from events import (
     subject_for,
 )
 from events.stream import MAX_EVENT_BYTES
-from registry.allocator import Allocation, Claim, Request
-from registry.commands import Current
+from registry.addresses.allocator import Allocation, Claim, Request
 from registry.errors import InvalidInput
-from registry.stored import chain_hash
-from registry.transport import Outgoing
+from registry.log.port import ConditionalMessage
+from registry.log.stored import chain_hash
+from registry.services.decisions import Current
 
 __all__ = ["Prepared", "Signing", "compose", "request_for"]
 
@@ -49,7 +49,7 @@ class Prepared(Generic[E]):
     event: E
     data: bytes
     headers: Mapping[str, str]
-    messages: list[Outgoing]
+    messages: list[ConditionalMessage]
 
 
 def request_for(current: Current, event: Event) -> Request | None:
@@ -96,7 +96,7 @@ def compose(
             f"{MAX_EVENT_BYTES} (fewer or shorter labels and ports)",
         )
     headers = sign(subject, data) if sign is not None else {}
-    messages = [Outgoing(subject, data, event.id, current.expected_seq, headers)]
+    messages = [ConditionalMessage(subject, data, event.id, current.expected_seq, headers)]
     if allocation is not None:
         # Built only when needed: a forced delete knows no uid, only the holders its
         # records name (each release carries the holder of the record it ends).
@@ -117,7 +117,7 @@ def _record(
     event: Event,
     holder: Holder,
     sign: Signing | None,
-) -> Outgoing:
+) -> ConditionalMessage:
     record = model(
         id=new_event_id(),
         time=event.time,
@@ -130,4 +130,4 @@ def _record(
     subject = claim.address.subject
     data = encode(record)
     headers = sign(subject, data) if sign is not None else {}
-    return Outgoing(subject, data, record.id, claim.expected_seq, headers)
+    return ConditionalMessage(subject, data, record.id, claim.expected_seq, headers)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from events import Port, Service
-    from registry.tasks import LiveTask
+    from registry.discovery.tasks import LiveTask
 
 __all__ = [
     "Endpoint",

@@ -6,7 +6,7 @@ the registry's write path with the log as it then stood: one published straight 
 the stream, one whose link was forged or left out, or history changed underneath. It
 proves order and completeness of each service's chain, not who wrote it: anyone
 allowed to publish can compute a hash. Who wrote it is what the signatures of
-``registry.proof`` add: the walk checks each event's too, and a signature that does not
+``registry.services.proof`` add: the walk checks each event's too, and a signature that does not
 hold, or names another actor, is a break; given the keys it trusts, an auditor also sees
 every event whose actor nothing proves.
 
@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from events import AddressAllocated, AddressReleased, Holder
 from events.subjects import ALL_SUBJECTS
 from events.subjects import PREFIX as SERVICE_PREFIX
-from registry.addresses import Address, held_by
-from registry.commands import chain_hash
-from registry.entry import Entry, RecordEntry, Skipped, StoredMessage, read_any
-from registry.projection import Projection
-from registry.proof import Proof, Trust, prove
-from registry.transport import CAUGHT_UP, Log, Start
+from registry.addresses.holdings import Address, held_by
+from registry.log.entry import Entry, RecordEntry, Skipped, StoredMessage, read_any
+from registry.log.port import Log
+from registry.log.reader import CAUGHT_UP, Start
+from registry.services.decisions import chain_hash
+from registry.services.projection import Projection
+from registry.services.proof import Proof, Trust, prove
 
 __all__ = ["AddressLedger", "Break", "ChainChecker", "Unproven", "verify"]
 

@@ -2,82 +2,35 @@
 
 The decisions, the reads, the fold, the bulk writes, watch, history and subscriptions are
 written against these types and nothing else, so they exist once whatever carries the
-bytes. ``registry.jetstream.JetStreamLog`` implements them over NATS JetStream. Nothing
-here imports NATS or the event models: a log is bytes at sequences on subjects.
+bytes. ``registry.jetstream.log.JetStreamLog`` implements them over NATS JetStream.
+Nothing here imports NATS or the event models: a log is bytes at sequences on subjects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal, Protocol, Self
+from typing import Final, Protocol
 
-from registry.stored import MSG_ID, StoredMessage
-
-if TYPE_CHECKING:
-    from registry.liveness import Liveness
+from registry.log.liveness import Liveness
+from registry.log.reader import FROM_THE_START, Reader, Start
+from registry.log.stored import StoredMessage
 
 __all__ = [
-    "CAUGHT_UP",
-    "FROM_THE_START",
     "MAX_BATCH",
-    "MSG_ID",
-    "RESTARTED",
-    "CaughtUp",
     "Checkpoint",
     "Checkpoints",
-    "Item",
+    "ConditionalMessage",
     "Log",
-    "Outgoing",
-    "Reader",
-    "Restarted",
-    "Start",
-    "StoredMessage",
     "WrongLastSequence",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Where an ordered read begins."""
-
-    policy: Literal["all", "last_per_subject", "new", "seq", "time"] = "all"
-    seq: int | None = None
-    time: datetime | None = None
-
-
-class CaughtUp:
-    """Marker a reader gets once, when everything stored at its start has been delivered."""
-
-    def __repr__(self) -> str:
-        return "CAUGHT_UP"
-
-
-CAUGHT_UP: Final = CaughtUp()
-
-
-class Restarted:
-    """Marker a reader of the liveness stream gets when its read starts over: what follows,
-    up to the next ``CAUGHT_UP``, is the current state again, replacing what it had."""
-
-    def __repr__(self) -> str:
-        return "RESTARTED"
-
-
-RESTARTED: Final = Restarted()
-
-FROM_THE_START: Final = Start()
 
 # The most messages one atomic write may hold (JetStream's limit per batch).
 MAX_BATCH: Final = 1000
 
-Item = StoredMessage | CaughtUp | Restarted
-
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
+class ConditionalMessage:
     """One message of a write: its subject and bytes, the id that makes a retry harmless,
     and the subject sequence it must still find in place (0: the subject is empty)."""
 
@@ -103,46 +56,6 @@ class Checkpoint:
     seq: int
     filter_subject: str
     revision: int  # of the stored checkpoint, for the next compare-and-set
-
-
-class Reader(Protocol):
-    """An ordered read of the log, filtered on the server: every matching message once, in
-    stream order, with no gap (a gap is re-read, never skipped); ``CAUGHT_UP`` once when
-    everything stored at the start has been delivered. Live readers go on after it."""
-
-    @property
-    def last_seq(self) -> int:
-        """Stream sequence of the last message handed over."""
-        ...
-
-    @property
-    def last_heard(self) -> float:
-        """Event-loop time of the last message or heartbeat the server sent this read:
-        how fresh what it handed over is known to be."""
-        ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def __aiter__(self) -> Self: ...
-
-    async def __anext__(self) -> Item:
-        """One item at a time; any number of loops may take turns on one reader."""
-        ...
-
-    async def next_batch(self) -> list[Item]:
-        """Everything delivered so far, waiting for at least one item; [] once closed."""
-        ...
-
-    def push_back(self, items: Sequence[Item]) -> None:
-        """Return unread items to the front, for a reader that took more than it used."""
-        ...
 
 
 class Checkpoints(Protocol):
@@ -193,7 +106,7 @@ class Log(Protocol):
         ...
 
     async def append_batch(
-        self, messages: Sequence[Outgoing], *, retry_for: float = 10.0
+        self, messages: Sequence[ConditionalMessage], *, retry_for: float = 10.0
     ) -> list[int]:
         """Append all of ``messages`` or none of them, each only if its subject's last
         sequence is still the expected one; their sequences, in order. At most one message

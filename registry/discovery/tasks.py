@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from events.codec import DecodeError
 from events.liveness import MAX_TTL_S, MIN_TTL_S, parse_task_subject
 from events.task import TaskHeartbeat, decode_task_message
-from registry.entry import Skipped
-from registry.stored import StoredMessage
+from registry.log.entry import Skipped
+from registry.log.stored import StoredMessage
 
 __all__ = ["LiveTask", "TaskChange", "TaskKey", "TaskView", "parse_ttl"]
 

@@ -5,7 +5,7 @@ port of each port (NodePort and LoadBalancer services). A change keeps what the 
 allocated: the cluster IP never changes while the service lives, and a port that stays
 keeps its node port unless the owner asks for another. What a write takes and gives up is
 the difference between the addresses held before and after it; the allocator
-(``registry.allocator``) fills in the ones left to choose and checks the asked-for ones
+(``registry.addresses.allocator``) fills in the ones left to choose and checks the asked-for ones
 against the log.
 """
 

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from events import filter_for
-from registry.projection import Change, ServiceRecord
-from registry.projector import SkipHandler, fold_current, read_until_caught_up, report_skipped
-from registry.transport import Log, Start
+from registry.log.port import Log
+from registry.log.reader import Start, read_until_caught_up
+from registry.services.projection import Change, ServiceRecord
+from registry.services.projector import SkipHandler, fold_current, report_skipped
 
 __all__ = ["Snapshot", "watch"]
 

@@ -23,11 +23,11 @@ from events import (
     ServiceType,
     ServiceUpdated,
 )
-from registry.addresses import carried_over, open_slots
-from registry.entry import Entry, Skipped, StoredMessage, read_entry
+from registry.addresses.holdings import carried_over, open_slots
 from registry.errors import AlreadyExists, InvalidInput, NotFound, Stale
-from registry.projection import Projection, ServiceRecord, is_live
-from registry.stored import chain_hash
+from registry.log.entry import Entry, Skipped, StoredMessage, read_entry
+from registry.log.stored import chain_hash
+from registry.services.projection import Projection, ServiceRecord, is_live
 
 __all__ = [
     "Applied",

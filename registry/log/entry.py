@@ -24,7 +24,7 @@ from events import (
     parse_subject,
     subject_for,
 )
-from registry.stored import MSG_ID, StoredMessage
+from registry.log.stored import MSG_ID, StoredMessage
 
 __all__ = [
     "MSG_ID",

@@ -44,12 +44,12 @@ from events import (
     subject_for,
 )
 from events.subjects import address_filter, parse_address_subject
-from registry.addresses import Address, Ranges, Slot, fill, held_by, open_slots
-from registry.entry import Entry, read_entry
+from registry.addresses.holdings import Address, Ranges, Slot, fill, held_by, open_slots
 from registry.errors import AddressTaken, InvalidInput, RangeExhausted, ServiceError
-from registry.projector import read_until_caught_up
-from registry.stored import StoredMessage
-from registry.transport import Log, Start
+from registry.log.entry import Entry, read_entry
+from registry.log.port import Log
+from registry.log.reader import Start, read_until_caught_up
+from registry.log.stored import StoredMessage
 
 __all__ = ["Allocation", "Allocator", "Claim", "Request", "record_of"]
 

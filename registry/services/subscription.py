@@ -26,12 +26,13 @@ from events import (
     subject_for,
 )
 from events.names import check_name
-from registry.entry import Entry, Skipped, StoredMessage, read_entry
 from registry.errors import InvalidInput, ServerError
-from registry.feed import read_log
-from registry.projection import Change, Projection, ServiceRecord
-from registry.projector import SkipHandler, report_skipped
-from registry.transport import CAUGHT_UP, Checkpoints, Log, Reader, Start
+from registry.log.entry import Entry, Skipped, StoredMessage, read_entry
+from registry.log.port import Checkpoints, Log
+from registry.log.reader import CAUGHT_UP, Reader, Start
+from registry.services.feed import read_log
+from registry.services.projection import Change, Projection, ServiceRecord
+from registry.services.projector import SkipHandler, report_skipped
 
 __all__ = ["Delivery", "StartAt", "Subscription"]
 

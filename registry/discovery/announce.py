@@ -32,7 +32,7 @@ from events.liveness import MAX_TTL_S, MIN_TTL_S, task_subjects
 from events.stamps import new_event_id, utc_now
 from events.task import Task, TaskHeartbeat, TaskWithdrawn, encode_task_message
 from registry.errors import InvalidInput, RegistryError
-from registry.liveness import Liveness, Outgoing
+from registry.log.liveness import ExpiringMessage, Liveness
 
 __all__ = ["Announcement", "Announcer", "check_ttl", "task_from"]
 
@@ -92,15 +92,15 @@ class Announcement:
         beat = TaskHeartbeat(instance=self.instance, since=self.since, task=self.task)
         return encode_task_message(beat)
 
-    def heartbeats(self) -> list[Outgoing]:
-        return [Outgoing(subject, self.data, self.ttl) for subject in self.subjects]
+    def heartbeats(self) -> list[ExpiringMessage]:
+        return [ExpiringMessage(subject, self.data, self.ttl) for subject in self.subjects]
 
-    def withdrawals(self) -> list[Outgoing]:
+    def withdrawals(self) -> list[ExpiringMessage]:
         gone = TaskWithdrawn(
             instance=self.instance, namespace=self.task.namespace, name=self.task.name
         )
         data = encode_task_message(gone)
-        return [Outgoing(subject, data, _WITHDRAWN_TTL) for subject in self.subjects]
+        return [ExpiringMessage(subject, data, _WITHDRAWN_TTL) for subject in self.subjects]
 
     def __repr__(self) -> str:
         return f"Announcement({self.task.namespace}/{self.task.name}, ttl={self.ttl})"

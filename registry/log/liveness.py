@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from registry.transport import Reader
+from registry.log.reader import Reader
 
-__all__ = ["Liveness", "Outgoing"]
+__all__ = ["ExpiringMessage", "Liveness"]
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
+class ExpiringMessage:
     """One message for the liveness stream: it replaces its subject's last message and
     expires ``ttl`` seconds after it is stored."""
 
@@ -31,7 +31,7 @@ class Liveness(Protocol):
     @property
     def url(self) -> str: ...
 
-    async def publish(self, messages: Sequence[Outgoing], *, timeout: float = 2.0) -> None:
+    async def publish(self, messages: Sequence[ExpiringMessage], *, timeout: float = 2.0) -> None:
         """Store every message, and return once the server has stored the last one (sent
         after the others on the same connection, so it vouches for them).
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from registry.entry import Entry, Skipped, StoredMessage, read_entry
-from registry.transport import CAUGHT_UP, Log, Start
+from registry.log.entry import Entry, Skipped, StoredMessage, read_entry
+from registry.log.port import Log
+from registry.log.reader import CAUGHT_UP, Start
 
 __all__ = ["LogRecord", "read_log"]
 

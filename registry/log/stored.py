@@ -1,6 +1,6 @@
 """One message as the stream holds it: bytes at a sequence, before anyone decodes them.
 
-Kept apart from ``registry.entry`` (which decodes) so readers that must start fast can
+Kept apart from ``registry.log.entry`` (which decodes) so readers that must start fast can
 hold messages without importing the event models.
 """
 

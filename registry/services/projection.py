@@ -38,7 +38,7 @@ from events import (
     decode,
     subject_for,
 )
-from registry.entry import Entry
+from registry.log.entry import Entry
 
 __all__ = [
     "Change",

@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from registry.entry import Entry, Skipped, StoredMessage, read_entry
-from registry.projection import Change, Projection
-from registry.transport import CAUGHT_UP, RESTARTED, Item, Log, Reader, Start
+from registry.log.entry import Entry, Skipped, StoredMessage, read_entry
+from registry.log.port import Log
+from registry.log.reader import CAUGHT_UP, Item, Start, read_until_caught_up
+from registry.services.projection import Change, Projection
 
 __all__ = [
     "Projector",
     "fold_current",
     "last_readable",
     "list_current",
-    "read_until_caught_up",
     "rebuild",
     "report_skipped",
 ]
@@ -63,26 +63,6 @@ class Projector:
             if change is not None:
                 made.append(change)
         return made
-
-
-async def read_until_caught_up(tail: Reader) -> list[StoredMessage]:
-    """Everything the tail holds up to the moment it was opened (a read of the liveness
-    stream that starts over starts this over too)."""
-    messages: list[StoredMessage] = []
-    while True:
-        batch = await tail.next_batch()
-        if not batch:
-            return messages
-        for index, item in enumerate(batch):
-            if item is CAUGHT_UP:
-                # Anything after the marker in this batch is already live news.
-                tail.push_back(batch[index + 1 :])
-                return messages
-            if item is RESTARTED:
-                messages.clear()
-                continue
-            assert isinstance(item, StoredMessage)
-            messages.append(item)
 
 
 async def rebuild(

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from events import Event, Service, filter_for, subject_for
-from registry.entry import Entry, Skipped, StoredMessage
 from registry.errors import InvalidInput, NotFound
-from registry.feed import read_log
-from registry.projection import Projection, service_after
-from registry.projector import SkipHandler, report_skipped
-from registry.transport import Log, Start
-from registry.when import AtSequence, AtTime, When
+from registry.log.entry import Entry, Skipped, StoredMessage
+from registry.log.port import Log
+from registry.log.reader import Start
+from registry.services.feed import read_log
+from registry.services.projection import Projection, service_after
+from registry.services.projector import SkipHandler, report_skipped
+from registry.services.when import AtSequence, AtTime, When
 
 __all__ = [
     "HistoryItem",

@@ -21,11 +21,11 @@ from events import (
     new_event_id,
     utc_now,
 )
-from registry.addresses import Ranges
-from registry.allocator import Allocator
+from registry.addresses.allocator import Allocator
+from registry.addresses.holdings import Ranges
 from registry.errors import InvalidInput, ServerError
-from registry.stored import chain_hash
-from registry.transport import Log, WrongLastSequence
+from registry.log.port import Log, WrongLastSequence
+from registry.log.stored import chain_hash
 
 __all__ = ["parse_cidr", "parse_port_range", "set_ranges"]
 

@@ -28,13 +28,19 @@ from typing import Protocol, assert_never
 
 from events.names import check_name
 from events.service import DEFAULT_NAMESPACE
-from registry.balance import RoundRobin, two_choices
-from registry.discovery import RESYNC_S, Discovered, EndpointsChanged, Follower, TasksChanged
-from registry.endpoints import Endpoint, Endpoints
+from registry.discovery.balance import RoundRobin, two_choices
+from registry.discovery.endpoints import Endpoint, Endpoints
+from registry.discovery.follower import (
+    RESYNC_S,
+    Discovered,
+    EndpointsChanged,
+    Follower,
+    TasksChanged,
+)
 from registry.errors import InvalidInput, NoEndpoints, NotFound
-from registry.projection import ServiceKey
-from registry.projector import SkipHandler, report_skipped
-from registry.transport import Log
+from registry.log.port import Log
+from registry.services.projection import ServiceKey
+from registry.services.projector import SkipHandler, report_skipped
 
 __all__ = ["Followed", "Resolver", "ServiceRef", "service_key"]
 

@@ -23,11 +23,13 @@ from typing import Any, Literal
 
 from events import filter_for
 from events.liveness import selector_filter, task_filter
-from registry.endpoints import Endpoints, endpoints_for, index_label
-from registry.projection import Change, ServiceKey, ServiceRecord
-from registry.projector import SkipHandler, fold_current, read_until_caught_up, report_skipped
-from registry.tasks import LiveTask, TaskChange, TaskView
-from registry.transport import CAUGHT_UP, RESTARTED, Item, Log, Reader, Start, StoredMessage
+from registry.discovery.endpoints import Endpoints, endpoints_for, index_label
+from registry.discovery.tasks import LiveTask, TaskChange, TaskView
+from registry.log.port import Log
+from registry.log.reader import CAUGHT_UP, RESTARTED, Item, Reader, Start, read_until_caught_up
+from registry.log.stored import StoredMessage
+from registry.services.projection import Change, ServiceKey, ServiceRecord
+from registry.services.projector import SkipHandler, fold_current, report_skipped
 
 __all__ = [
     "Discovered",

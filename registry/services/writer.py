@@ -12,14 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from events import Event, subject_for
-from registry.allocator import Allocator
-from registry.commands import Current
-from registry.entry import Entry, Skipped, read_entry
+from registry.addresses.allocator import Allocator
 from registry.errors import Conflict, UnreadableHistory
-from registry.projector import SkipHandler, last_readable
-from registry.stored import StoredMessage
-from registry.transport import Log, WrongLastSequence
-from registry.writes import Prepared, Signing, compose, request_for
+from registry.log.entry import Entry, Skipped, read_entry
+from registry.log.port import Log, WrongLastSequence
+from registry.log.stored import StoredMessage
+from registry.services.batch import Prepared, Signing, compose, request_for
+from registry.services.decisions import Current
+from registry.services.projector import SkipHandler, last_readable
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -134,7 +134,7 @@ async def write(
     The server stores the batch only if the service's subject and every address subject
     still end where they were read; after a lost race everything is read and decided
     again (it is usually a refusal then, or another free address). ``sign`` gives the
-    headers that prove who wrote each message (``registry.proof``). Returns the service
+    headers that prove who wrote each message (``registry.services.proof``). Returns the service
     event's sequence, the event, its bytes, the headers stored with it and the state it
     was decided on. ``current`` saves the first read when the caller already has it.
     """
