@@ -52,7 +52,7 @@ def find_nats_server() -> Path:
 def bundled_config() -> Path:
     """``nats-server.conf``: inside the installed package, or at the top of a checkout."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "nats-server.conf", here.parent / "nats-server.conf"):
+    for candidate in (here / "nats-server.conf", here.parents[1] / "nats-server.conf"):
         if candidate.is_file():
             return candidate
     raise ServerStartError("the bundled nats-server.conf is missing from this installation")
