@@ -10,7 +10,7 @@ The public surface is importable from here::
 Each name loads on first use (PEP 562), so ``import registry`` costs nothing and a
 one-shot command pays only for the modules it touches.
 
-Inside, one folder per domain, importing one way only (``tests/test_layers.py`` and the
+Inside, one folder per domain, importing one way only (``tests/project/test_layers.py`` and the
 import-linter contract in ``pyproject.toml`` hold it, type-checking imports included)::
 
     registry.client                      the Registry face: every domain, one connection

@@ -1,4 +1,4 @@
-"""Three watchers in a process of their own, for the load test (tests/test_load.py).
+"""Three watchers in a process of their own, for the load test (tests/services/test_load.py).
 
 Each follows the namespace until the service named "load-done" appears, then the
 process prints one JSON line: every watcher's final live set and the observed lag from

@@ -5,7 +5,7 @@ message per subject); only the last of each round is a request, whose acknowledg
 vouches for the round: a round of fifty thousand heartbeats costs one round trip, not
 fifty thousand (measured: 87,000 heartbeats/s this way, about 6,000/s awaiting each ack).
 
-Facts of nats-server 2.15 this is built on (``tests/test_liveness_stream.py`` keeps them):
+Facts of nats-server 2.15 this is built on (``tests/jetstream/test_liveness_stream.py`` keeps them):
 - without ``max_msgs_per_subject: 1`` the server stretches a short TTL to the marker TTL;
 - ``Nats-TTL`` takes whole seconds;
 - a subject delete marker reaches a consumer 0.16-0.27 s after the TTL runs out;

@@ -1,0 +1,344 @@
+"""``skyctl dns`` against a real server, asked by dnspython's resolver and query functions
+(a client this project does not write): announce and answer, SIGKILL and gone, SRV ports,
+300 endpoints over TCP after a truncated UDP reply, hostile bytes, a NATS outage, bad
+input (issue 13). Task TTLs are 2 s to keep this quick."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
+import dns.asyncquery
+import dns.asyncresolver
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.resolver
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cli.dns import parse_domain_flag, parse_listen
+from events import Port, Service
+from events.choices import Protocol
+from events.task import Task
+from registry.client import Registry
+from registry.errors import InvalidInput
+from registry.jetstream.server import NatsServer
+
+# _stop_processes: the autouse fixture that stops every process start() started.
+from tests.discovery.test_discovery import Lines, _stop_processes, start  # noqa: F401
+from tests.helpers import raw_nats, skyctl
+
+DOMAIN = "skyflow."
+_SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
+
+
+async def start_dns(url: str, *flags: str) -> tuple[subprocess.Popen[str], int]:
+    """``skyctl dns`` on a free port; its port once it has read the registry."""
+    proc = start("dns", "--listen", "127.0.0.1:0", *flags, url=url)
+    lines = Lines(proc)
+    await lines.wait_for(lambda line: _SERVING.match(line) is not None)
+    (port,) = [int(m.group(1)) for _, line in lines.lines if (m := _SERVING.match(line))]
+    return proc, port
+
+
+def resolver(port: int) -> dns.asyncresolver.Resolver:
+    ask = dns.asyncresolver.Resolver(configure=False)
+    ask.nameservers = ["127.0.0.1"]
+    ask.port = port
+    ask.timeout = ask.lifetime = 2.0
+    return ask
+
+
+async def answer(port: int, name: str, rdtype: str = "A") -> set[str] | str:
+    """The records' texts, or what the resolver raised instead: NXDOMAIN, NoAnswer, ..."""
+    try:
+        found = await resolver(port).resolve(name, rdtype)
+    except dns.exception.DNSException as exc:
+        return type(exc).__name__
+    return {rdata.to_text() for rdata in found}
+
+
+async def until_answer(
+    port: int, name: str, wanted: set[str] | str, rdtype: str = "A", timeout: float = 10.0
+) -> float:
+    """Seconds until ``name`` answers ``wanted``."""
+    started = time.monotonic()
+    while (got := await answer(port, name, rdtype)) != wanted:
+        assert time.monotonic() - started < timeout, f"{name} {rdtype}: {got}, not {wanted}"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def web(ns: str, ports: tuple[Port, ...] = (Port(port=80, target_port=8080),)) -> Service:
+    return Service(namespace=ns, name="web", selector={"app": "web"}, ports=ports)
+
+
+def task(ns: str, name: str, address: str, *, ready: bool = True, app: str = "web") -> Task:
+    return Task(namespace=ns, name=name, labels={"app": app}, address=address, ready=ready)
+
+
+async def test_announce_answer_and_a_killed_task_is_gone_within_ttl_plus_1s(
+    url: str, ns: str, report: Callable[[str], None]
+) -> None:
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        dns_proc, port = await start_dns(url)
+        service, victim = f"web.{ns}.svc.{DOMAIN}", f"victim.{ns}.task.{DOMAIN}"
+        assert await answer(port, service) == "NoAnswer"  # live, no endpoint: empty NOERROR
+        flags = ["-n", ns, "-l", "app=web", "--ttl", "2s"]
+        killed = start("announce", "task", "victim", "--address", "10.9.0.1", *flags, url=url)
+        async with registry.announce(task(ns, "stay", "10.9.0.2"), ttl=10):
+            announced = await until_answer(port, service, {"10.9.0.1", "10.9.0.2"})
+            assert await answer(port, victim) == {"10.9.0.1"}
+            killed.kill()
+            gone = await until_answer(port, service, {"10.9.0.2"}, timeout=5)
+            assert gone <= 3.0, f"killed task answered for {gone:.2f} s (TTL 2 s)"
+            assert await answer(port, victim) == "NXDOMAIN"
+        await until_answer(port, service, "NoAnswer", timeout=2)  # withdrawn: at once
+        await registry.delete(ns, "web")
+        await until_answer(port, service, "NXDOMAIN", timeout=2)
+        assert dns_proc.poll() is None
+    report(
+        f"dns: SIGKILLed announcer (TTL 2 s) gone from the answers {gone:.2f} s after the "
+        f"kill; a new task answered {announced:.2f} s after its announcer started"
+    )
+
+
+async def test_srv_carries_each_service_ports_target_port(url: str, ns: str) -> None:
+    ports = (
+        Port(port=80, target_port=8080),
+        Port(port=53, target_port=5353, protocol=Protocol.UDP),
+        Port(port=53, target_port=1053, protocol=Protocol.TCP),
+    )
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns, ports))
+        await registry.create(Service(namespace=ns, name="idle", selector={"app": "idle"}))
+        tasks = [
+            task(ns, "web-1", "10.8.0.1"),
+            task(ns, "web-2", "fd00::8:2"),
+            task(ns, "web-3", "10.8.0.3", ready=False),
+            task(ns, "idle-1", "10.8.0.9", ready=False, app="idle"),
+        ]
+        await (await registry.announcer()).announce(tasks, ttl=10)
+        _, port = await start_dns(url)
+        targets = {f"web-1.{ns}.task.{DOMAIN}", f"web-2.{ns}.task.{DOMAIN}"}
+        for label, target_port in (("_80._tcp", 8080), ("_53._udp", 5353), ("_53._tcp", 1053)):
+            name = f"{label}.web.{ns}.svc.{DOMAIN}"
+            await until_answer(port, name, {f"1 1 {target_port} {t}" for t in targets}, "SRV")
+        assert await answer(port, f"_80._udp.web.{ns}.svc.{DOMAIN}", "SRV") == "NXDOMAIN"
+        assert await answer(port, f"web-1.{ns}.task.{DOMAIN}") == {"10.8.0.1"}
+        assert await answer(port, f"web-2.{ns}.task.{DOMAIN}", "AAAA") == {"fd00::8:2"}
+        assert await answer(port, f"web-3.{ns}.task.{DOMAIN}") == {"10.8.0.3"}  # not ready
+        assert await answer(port, f"web.{ns}.svc.{DOMAIN}") == {"10.8.0.1"}
+        assert await answer(port, f"idle.{ns}.svc.{DOMAIN}") == "NoAnswer"  # never SERVFAIL
+        assert await answer(port, f"nope.{ns}.svc.{DOMAIN}") == "NXDOMAIN"
+        # The zone is followed live: a service created now answers without a restart.
+        await registry.create(Service(namespace=ns, name="late", selector={"app": "web"}))
+        await until_answer(port, f"late.{ns}.svc.{DOMAIN}", {"10.8.0.1"}, timeout=3)
+
+
+async def test_300_endpoints_come_over_tcp_after_a_truncated_udp_reply(url: str, ns: str) -> None:
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        tasks = [task(ns, f"web-{i}", f"10.7.{i // 200}.{i % 200 + 1}") for i in range(300)]
+        await (await registry.announcer()).announce(tasks, ttl=30)
+        _, port = await start_dns(url)
+        name = f"web.{ns}.svc.{DOMAIN}"
+        query = dns.message.make_query(name, "A")
+        over_udp = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=2)
+        assert over_udp.flags & dns.flags.TC and over_udp.answer == []
+        over_tcp = await dns.asyncquery.tcp(query, "127.0.0.1", port=port, timeout=2)
+        assert not over_tcp.flags & dns.flags.TC and len(over_tcp.answer[0]) == 300
+        # The resolver does the same by itself: a truncated UDP reply, then TCP.
+        expected = {t.address for t in tasks}
+        assert await answer(port, name) == expected
+        edns = dns.message.make_query(name, "A", use_edns=0, payload=4096)
+        big = await dns.asyncquery.udp(edns, "127.0.0.1", port=port, timeout=2)
+        assert big.flags & dns.flags.TC and len(big.to_wire()) <= 1232
+
+
+def exchange_udp(port: int, wire: bytes) -> bytes | None:
+    """Send ``wire`` as one datagram; the reply, or None if none comes within 0.3 s."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        sock.sendto(wire, ("127.0.0.1", port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
+
+
+def exchange_tcp(port: int, framed: bytes) -> bytes:
+    """Send bytes on a new TCP connection; everything the server sends back until it
+    closes the connection or 1 s passes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(framed)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        try:
+            while chunk := sock.recv(65535):
+                received += chunk
+        except TimeoutError:
+            pass
+        return received
+
+
+def formerr_or_nothing(reply: bytes | None) -> None:
+    if reply is not None:
+        response = dns.message.from_wire(reply)
+        assert response.flags & dns.flags.QR
+        assert response.rcode() == dns.rcode.FORMERR
+
+
+async def test_malformed_and_oversized_queries_get_formerr_or_nothing(url: str, ns: str) -> None:
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        await (await registry.announcer()).announce([task(ns, "web-1", "10.6.0.1")], ttl=10)
+        proc, port = await start_dns(url)
+        name = f"web.{ns}.svc.{DOMAIN}"
+        good = dns.message.make_query(name, "A").to_wire()
+        hostile = [
+            b"",
+            b"\x00",
+            good[:11],
+            good[:-3],
+            good + b"trailing",
+            bytes(range(256)) * 2,
+            good[:2] + b"\x01\x00\xff\xff" + good[6:],  # 65535 questions claimed
+            good[:12] + b"\x3f" + b"a" * 63 + b"\xc0\x0c" * 10,  # a compression loop
+            good[:12] + bytes(4000),  # oversized
+        ]
+        for wire in hostile:
+            formerr_or_nothing(await asyncio.to_thread(exchange_udp, port, wire))
+        for framed in (
+            len(good[:-3]).to_bytes(2, "big") + good[:-3],
+            (65535).to_bytes(2, "big") + bytes(4000),  # longer than sent, then closed
+            b"\x00\x02\x00",
+            (5000).to_bytes(2, "big") + good[:12] + bytes(4988),
+        ):
+            replies = await asyncio.to_thread(exchange_tcp, port, framed)
+            if replies:
+                length = int.from_bytes(replies[:2], "big")
+                formerr_or_nothing(replies[2 : 2 + length])
+        # Still answering, over both, and still running.
+        assert await answer(port, name) == {"10.6.0.1"}
+        query = dns.message.make_query(name, "A")
+        tcp = await dns.asyncquery.tcp(query, "127.0.0.1", port=port, timeout=2)
+        assert [r.to_text() for r in tcp.answer[0]] == ["10.6.0.1"]
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.to_thread(proc.communicate, timeout=10)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+
+
+async def test_answers_keep_the_last_known_endpoints_while_nats_is_away(
+    fresh_server: NatsServer, report: Callable[[str], None]
+) -> None:
+    url, ns = fresh_server.url, "shop"
+    name = f"web.{ns}.svc.{DOMAIN}"
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        await (await registry.announcer()).announce([task(ns, "web-1", "10.5.0.1")], ttl=30)
+        proc, port = await start_dns(url)
+        assert await answer(port, name) == {"10.5.0.1"}
+        fresh_server.kill()
+        down_at = time.monotonic()
+        while time.monotonic() - down_at < 3.0:
+            assert await answer(port, name) == {"10.5.0.1"}
+            assert await answer(port, f"web-1.{ns}.task.{DOMAIN}") == {"10.5.0.1"}
+            await asyncio.sleep(0.1)
+        fresh_server.start()
+        back_at = time.monotonic()
+        async with await Registry.connect(url) as again:
+            await (await again.announcer()).announce([task(ns, "web-2", "10.5.0.2")], ttl=30)
+            caught_up = await until_answer(port, name, {"10.5.0.1", "10.5.0.2"}, timeout=10)
+        assert proc.poll() is None
+    report(
+        f"dns: NATS down {back_at - down_at:.1f} s, answers kept the last known endpoints; a "
+        f"task announced after its return answered {caught_up:.2f} s later"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        (["--listen", "8600"], 'invalid listen "8600"'),
+        (["--listen", "localhost:http"], 'invalid listen "localhost:http"'),
+        (["--listen", "127.0.0.1:65536"], 'invalid listen "127.0.0.1:65536"'),
+        (["--listen", "::1:8600"], 'invalid listen "::1:8600"'),
+        (["--listen", "example.com:53"], 'invalid listen "example.com:53"'),
+        (["--listen", "192.0.2.1:8600"], 'invalid listen "192.0.2.1:8600": cannot listen'),
+        (["--domain", "."], 'invalid domain "."'),
+        (["--domain", "bad_label.local"], 'invalid domain "bad_label.local"'),
+        (["--domain", "a..b"], 'invalid domain "a..b"'),
+        (["--ttl", "0.5s"], 'invalid ttl "0.5s"'),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_value(flags: list[str], shown: str) -> None:
+    got = skyctl("dns", *flags, url="nats://127.0.0.1:1")
+    assert got.code == 2, got
+    assert got.err.count("\n") == 1 and shown in got.err, got.err
+
+
+def test_an_unreachable_server_or_a_taken_port_is_one_line() -> None:
+    got = skyctl("dns", "--listen", "127.0.0.1:0", url="nats://127.0.0.1:1")
+    assert got.code == 3, got
+    assert got.err.count("\n") == 1 and "nats://127.0.0.1:1" in got.err, got.err
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        got = skyctl("dns", "--listen", f"127.0.0.1:{port}", url="nats://127.0.0.1:1")
+    assert got.code == 2, got
+    assert got.err.count("\n") == 1 and f'"127.0.0.1:{port}"' in got.err, got.err
+
+
+async def test_a_roll_up_without_markers_is_caught_by_a_fresh_read(
+    fresh_server: NatsServer,
+) -> None:
+    """A roll-up empties the liveness stream with no marker for anyone: the answers
+    follow the fresh read that the Resolver then makes (the tasks it lost are listed as
+    gone), and the next renewal brings back the live ones."""
+    url, ns = fresh_server.url, "shop"
+    async with (
+        await Registry.connect(url) as registry,
+        await Registry.connect(url) as crashed,
+    ):
+        await registry.create(web(ns))
+        _, port = await start_dns(url)
+        name = f"web.{ns}.svc.{DOMAIN}"
+        await (await crashed.announcer()).announce([task(ns, "gone", "10.4.0.2")], ttl=60)
+        async with registry.announce(task(ns, "stay", "10.4.0.1"), ttl=3):
+            await until_answer(port, name, {"10.4.0.1", "10.4.0.2"})
+            await (await crashed.announcer()).close()  # no withdrawal: a crash
+            async with raw_nats(url) as nc:
+                subject = f"skyflow.task.{ns}.bystander.app.other"  # not gone's own
+                await nc.jetstream().publish(subject, b"", headers={"Nats-Rollup": "all"})
+            await until_answer(port, f"gone.{ns}.task.{DOMAIN}", "NXDOMAIN", timeout=3)
+            await until_answer(port, name, {"10.4.0.1"}, timeout=3)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(["[::1]:53", "[::1]", "::1", "[1.2.3.4]:5", ":53", "1.2.3.4:", "²:5"]),
+        st.sampled_from(["\\999.", "xn--.", "a" * 64, "ü.", "\\.", "a.\\", "\x00", "-"]),
+    )
+)
+def test_any_listen_or_domain_text_is_taken_or_refused_naming_it(text: str) -> None:
+    for what, parse in (("listen", parse_listen), ("domain", parse_domain_flag)):
+        refused: InvalidInput | None = None
+        try:
+            parse(text)
+        except InvalidInput as exc:
+            refused = exc
+        if refused is not None:
+            assert (refused.what, refused.value) == (what, text)

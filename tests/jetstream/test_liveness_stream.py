@@ -1,0 +1,64 @@
+"""The liveness stream: what the server does that discovery is built on (measured on the
+bundled nats-server), and the check that refuses a stream which would keep the dead live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from events.liveness import TASKS_STREAM, TasksSpec
+from registry.client import Registry
+from registry.jetstream.server import NatsServer
+from tests.helpers import raw_nats, skyctl
+
+
+async def test_the_server_expires_heartbeats_and_says_so(fresh_server: NatsServer) -> None:
+    url = fresh_server.url
+    async with await Registry.connect(url) as registry:
+        await registry.log.liveness()  # the registry's own stream
+    async with raw_nats(url) as nc:
+        js = nc.jetstream()
+        info = await js.stream_info(TASKS_STREAM)
+        # Markers on turn roll-ups and purges on, whatever was asked (nats-server 2.15).
+        assert info.config.allow_rollup_hdrs and not info.config.deny_purge
+        arrived: dict[str, tuple[float, dict[str, str]]] = {}
+
+        async def on_msg(msg: object) -> None:
+            subject, headers = msg.subject, msg.headers or {}  # type: ignore[attr-defined]
+            if "Nats-Marker-Reason" in headers:
+                arrived[subject] = (time.monotonic(), headers)
+
+        await js.subscribe("skyflow.task.>", cb=on_msg, stream=TASKS_STREAM)
+        sent = time.monotonic()
+        await js.publish("skyflow.task.facts.one", b"x", headers={"Nats-TTL": "2"})
+        # A renewed subject gets no marker until its last message expires.
+        await js.publish("skyflow.task.facts.two", b"x", headers={"Nats-TTL": "2"})
+        await asyncio.sleep(1.0)
+        renewed = time.monotonic()
+        await js.publish("skyflow.task.facts.two", b"x", headers={"Nats-TTL": "2"})
+        while len(arrived) < 2:
+            assert time.monotonic() - sent < 6, arrived
+            await asyncio.sleep(0.02)
+        one, headers = arrived["skyflow.task.facts.one"]
+        assert headers["Nats-Marker-Reason"] == "MaxAge"
+        assert 2.0 <= one - sent <= 2.6, one - sent  # the TTL, then the server's 250 ms timer
+        assert 2.0 <= arrived["skyflow.task.facts.two"][0] - renewed <= 2.6
+
+
+def test_a_stream_that_would_keep_the_dead_live_is_refused(fresh_server: NatsServer) -> None:
+    url = fresh_server.url
+    config = {**TasksSpec().config(), "max_msgs_per_subject": -1}
+
+    async def create() -> None:
+        async with raw_nats(url) as nc:
+            reply = await nc.request(
+                f"$JS.API.STREAM.CREATE.{TASKS_STREAM}", json.dumps(config).encode()
+            )
+            assert "error" not in json.loads(reply.data)
+
+    asyncio.run(create())
+    got = skyctl("get", "tasks", url=url)
+    assert got.code == 3 and got.err.count("\n") == 1, got.err
+    assert "max_msgs_per_subject is -1, must be 1" in got.err
+    assert "stretches a short TTL" in got.err

@@ -1,0 +1,186 @@
+"""Issue 9's findings about who wrote what, each tried as a hostile writer would, with raw
+nats-py beside skyctl: a forged actor, a name the server never checked, signatures that
+do or do not hold, and escape sequences in an actor."""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import json
+import socket
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from events import STREAM_NAME, Service, ServiceCreated, encode, new_event_id, utc_now
+from registry.jetstream.server import NatsServer
+from registry.log.stored import chain_hash
+from registry.services.proof import SIGNATURE, SIGNER, Signer
+from tests.creds import operator_setup
+from tests.helpers import Result, skyctl
+from tests.servers import PASSWORDS, auth_server
+
+
+def history(url: str, name: str, *args: str, ns: str = "default") -> list[dict[str, object]]:
+    result = skyctl("history", "svc", name, "-n", ns, "-o", "json", *args, url=url)
+    assert result.code == 0, result.err
+    items: list[dict[str, object]] = json.loads(result.out)
+    return items
+
+
+def proofs(url: str, name: str, *args: str, ns: str = "default") -> list[str]:
+    return [item["proof"]["status"] for item in history(url, name, *args, ns=ns)]  # type: ignore[index]
+
+
+async def chained_create(nc: NatsClient, subject: str, name: str, actor: str, ns: str) -> bytes:
+    """A create correctly chained to the subject's last message, as a hostile writer with
+    publish rights on the subject can make it: only the actor is a lie."""
+    js = nc.jetstream()
+    try:
+        last = await js.get_last_msg(STREAM_NAME, subject, direct=True)
+        prev = chain_hash(last.data or b"")
+    except nats.js.errors.NotFoundError:
+        prev = None
+    event = ServiceCreated(
+        id=new_event_id(), time=utc_now(), actor=actor, prev=prev,
+        service=Service(namespace=ns, name=name),
+    )  # fmt: skip
+    return encode(event)
+
+
+def test_an_unchecked_user_name_is_not_recorded_as_the_actor(url: str, ns: str) -> None:
+    """On a server without users, `--user bob` is accepted and proves nothing."""
+    made = skyctl("create", "svc", "bob-s", "-n", ns, "--user", "bob", "--password", "x", url=url)
+    assert made.code == 0, made.err
+    actor = history(url, "bob-s", ns=ns)[0]["event"]["actor"]  # type: ignore[index]
+    assert actor == f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+async def test_a_forged_actor_shows_as_unproven_and_fails_a_trusting_audit(
+    tmp_path: Path,
+) -> None:
+    with auth_server(tmp_path) as server:
+        url = server.url
+        admin = ["--user", "admin", "--password", PASSWORDS["admin"]]
+        assert skyctl("create", "svc", "cart", "-n", "shop", *admin, url=url).code == 0
+        subject = "skyflow.svc.shop.cart"
+        # shop-writer may write in shop; it writes a delete-less "create" claiming admin.
+        nc = await nats.connect(
+            url,
+            user="shop-writer",
+            password=PASSWORDS["shop-writer"],
+            inbox_prefix="_INBOX_shop-writer",
+        )
+        try:
+            assert skyctl("delete", "svc", "cart", "-n", "shop", *admin, url=url).code == 0
+            data = await chained_create(nc, subject, "cart", "admin", "shop")
+            await nc.jetstream().publish(subject, data)
+        finally:
+            await nc.close()
+        items = history(url, "cart", *admin, ns="shop")
+        assert [i["event"]["actor"] for i in items] == ["admin", "admin", "admin"]  # type: ignore[index]
+        assert proofs(url, "cart", *admin, ns="shop") == ["unproven"] * 3
+        table = skyctl("history", "svc", "cart", "-n", "shop", *admin, url=url)
+        assert [line.split()[2:4] for line in table.lines[1:]] == [["admin", "unproven"]] * 3
+        wide = skyctl("get", "svc", "cart", "-n", "shop", "-o", "wide", *admin, url=url)
+        assert wide.lines[1].split()[-1] == "unproven"
+        # The chain holds (the forger chained it correctly), so a plain audit passes...
+        assert skyctl("audit", "verify", *admin, url=url).code == 0
+        # ...and an auditor who trusts keys sees that nothing proves who wrote them.
+        keys = tmp_path / "trusted.keys"
+        keys.write_text("# no one signs on this server\n")
+        audit = skyctl("audit", "verify", "--trust", str(keys), *admin, url=url)
+        assert audit.code == 1
+        assert "UNPROVEN seq" in audit.out and "actor 'admin' is unproven" in audit.out
+        assert "unverified actor" in audit.err
+
+
+@pytest.fixture
+def operator_server(tmp_path: Path) -> tuple[NatsServer, Path, Path]:
+    operator, creds = operator_setup(tmp_path, "carol")
+    config = tmp_path / "server.conf"
+    config.write_text(
+        "listen: 127.0.0.1:4222\njetstream { store_dir: $SKYFLOW_STORE_DIR }\n"
+        f"include ./{operator.name}\n"
+    )
+    issuer = json.loads(base64.urlsafe_b64decode(Signer.from_creds(creds).jwt.split(".")[1] + "=="))
+    keys = tmp_path / "trusted.keys"
+    keys.write_text(f"{issuer['iss']}  # the registry account\n")
+    return NatsServer(tmp_path / "store", config=config), creds, keys
+
+
+async def test_a_creds_writer_signs_and_an_auditor_verifies(
+    operator_server: tuple[NatsServer, Path, Path],
+) -> None:
+    server, creds, keys = operator_server
+    with server:
+        url, auth = server.url, ["--creds", str(creds)]
+        assert skyctl("create", "svc", "signed", *auth, url=url).code == 0
+        assert skyctl("delete", "svc", "signed", *auth, url=url).code == 0
+        assert proofs(url, "signed", *auth) == ["signed", "signed"]  # valid, key not trusted
+        assert proofs(url, "signed", *auth, "--trust", str(keys)) == ["verified", "verified"]
+        events = skyctl("events", "--trust", str(keys), *auth, url=url)
+        assert [line.split()[4] for line in events.lines[1:]] == ["verified", "verified"]
+        audit = skyctl("audit", "verify", "--trust", str(keys), *auth, url=url)
+        assert audit.code == 0, audit.out + audit.err
+        # The two events and the two records of their cluster IP (taken, then freed).
+        assert "actors: 4 verified, 0 signed, 0 unproven" in audit.out
+
+        # carol's own signature, carried over onto an event that names someone else,
+        # and onto bytes it did not sign: both are forgeries, and audit says so.
+        nc = await nats.connect(url, user_credentials=str(creds))
+        try:
+            js = nc.jetstream()
+            signer = Signer.from_creds(creds)
+            subject = "skyflow.svc.default.other"
+            data = await chained_create(nc, subject, "other", "admin", "default")
+            await js.publish(subject, data, headers=signer.headers(subject, data))
+            subject = "skyflow.svc.default.moved"
+            data = await chained_create(nc, subject, "moved", signer.actor, "default")
+            headers = signer.headers(subject, data)
+            tampered = encode(
+                ServiceCreated(
+                    id=new_event_id(), time=utc_now(), actor=signer.actor,
+                    service=Service(name="moved", cluster="elsewhere"),
+                )
+            )  # fmt: skip
+            await js.publish(subject, tampered, headers=headers)
+            # Half a signature: the signer's JWT without a signature.
+            subject = "skyflow.svc.default.half"
+            data = await chained_create(nc, subject, "half", signer.actor, "default")
+            await js.publish(subject, data, headers={SIGNER: signer.jwt})
+        finally:
+            await nc.close()
+        assert proofs(url, "other", *auth) == ["forged"]
+        assert proofs(url, "moved", *auth) == ["forged"]
+        assert proofs(url, "half", *auth) == ["forged"]
+        audit = skyctl("audit", "verify", *auth, url=url)
+        assert audit.code == 1
+        broken = [line for line in audit.out.splitlines() if line.startswith("BROKEN")]
+        assert len(broken) == 3
+        assert "signed by carol" in broken[0] and "claims admin" in broken[0]
+        assert "does not hold" in broken[1] and "half a signature" in broken[2]
+        assert SIGNATURE not in audit.err
+
+
+async def test_escape_sequences_in_an_actor_are_shown_not_obeyed(url: str, ns: str) -> None:
+    actor = "\x1b[2K\x1b[1Aadmin\nSEQ 1 fake row"
+    nc = await nats.connect(url)
+    try:
+        subject = f"skyflow.svc.{ns}.ansi"
+        data = await chained_create(nc, subject, "ansi", actor, ns)
+        await nc.jetstream().publish(subject, data)
+    finally:
+        await nc.close()
+    outputs: list[Result] = [
+        skyctl("history", "svc", "ansi", "-n", ns, url=url),
+        skyctl("events", "-n", ns, url=url),
+        skyctl("get", "svc", "ansi", "-n", ns, "-o", "wide", url=url),
+    ]
+    for result in outputs:
+        assert result.code == 0, result.err
+        assert "\x1b" not in result.out and "fake row" in result.out
+        assert "\\x1b[2K\\x1b[1Aadmin\\nSEQ 1 fake row" in result.out
+        assert len(result.lines) == 2  # the header and one row: no forged second row
