@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,34 +16,19 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.lifetime import run_until_stopped
-from cli.parse import parse_name, parse_selector
+from cli.options import TaskNamespaceOpt
+from cli.parse import parse_name, parse_selector, parse_ttl_flag
 from cli.terminal import safe
-from cli.verbs import TaskNamespaceOpt, verb_app
-from events.liveness import MAX_TASK_LABELS, MAX_TTL_S, MIN_TTL_S
+from cli.verbs import verb_app
+from events.liveness import MAX_TASK_LABELS
 from registry.errors import InvalidInput, RegistryError
 
 if TYPE_CHECKING:
     from events.task import Task
 
-__all__ = ["announce_app", "parse_address", "parse_ttl_flag"]
+__all__ = ["announce_app", "parse_address"]
 
 announce_app = verb_app("Announce a resource: keep it live until stopped.")
-
-_TTL = re.compile(r"(\d{1,5})(s|m|h)?")
-_SECONDS = {None: 1, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_ttl_flag(text: str) -> int:
-    """``15s``, ``15``, ``2m``, ``1h`` -> seconds; whole seconds only (the server's rule)."""
-    match = _TTL.fullmatch(text.strip())
-    seconds = int(match.group(1)) * _SECONDS[match.group(2)] if match else 0
-    if not MIN_TTL_S <= seconds <= MAX_TTL_S:
-        raise InvalidInput(
-            "ttl",
-            text,
-            f"must be whole seconds from {MIN_TTL_S}s to {MAX_TTL_S}s (e.g. 15s, 2m, 1h)",
-        )
-    return seconds
 
 
 def parse_address(text: str) -> str:

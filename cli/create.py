@@ -5,11 +5,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.apply import DryRunOpt, FilenameOpt, NamespaceFlag, create_from_files, no_files_or_noun
 from cli.connection import Connection, connection_options
-from cli.get import print_records
+from cli.files import create_from_files, no_files_or_noun
+from cli.options import DryRunOpt, FilenameOpt, NamespaceFlag, NamespaceOpt, Output
 from cli.parse import parse_service
-from cli.verbs import NamespaceOpt, Output, register, verb_app
+from cli.verbs import register, verb_app
+from cli.views import print_records
 
 if TYPE_CHECKING:
     from registry.services.projection import ServiceRecord

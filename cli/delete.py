@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.apply import DryRunOpt, FilenameOpt, NamespaceFlag, delete_from_files, no_files_or_noun
 from cli.connection import Connection, connection_options
+from cli.files import delete_from_files, no_files_or_noun
+from cli.options import DryRunOpt, FilenameOpt, NamespaceFlag, NamespaceOpt
 from cli.parse import parse_name
 from cli.terminal import safe
-from cli.verbs import NamespaceOpt, register, verb_app
+from cli.verbs import register, verb_app
 from registry.errors import NotFound, RegistryError, UnreadableHistory
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.options import NamespaceOpt
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.render import (
@@ -20,7 +21,7 @@ from cli.render import (
     status_after,
 )
 from cli.terminal import safe
-from cli.verbs import NamespaceOpt, register, verb_app
+from cli.verbs import register, verb_app
 
 if TYPE_CHECKING:
     from events import Service, ServiceStatus

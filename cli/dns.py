@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.announce import parse_ttl_flag
 from cli.connection import Connection, connection_options
 from cli.lifetime import run_until_stopped
+from cli.parse import parse_ttl_flag
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -16,9 +16,10 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.manifest import parse_documents
+from cli.options import NamespaceOpt
 from cli.parse import parse_name
 from cli.render import service_object, to_yaml
-from cli.verbs import NamespaceOpt, register, verb_app
+from cli.verbs import register, verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:

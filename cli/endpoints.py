@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.options import NamespaceOpt, Output, all_namespaces_option, output_option
 from cli.parse import parse_name
 from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
-from cli.verbs import NamespaceOpt, Output, all_namespaces_option, output_option
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any, assert_never
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.options import NamespaceOpt, Output, output_option
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust, proof_of
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
 from cli.terminal import safe
-from cli.verbs import NamespaceOpt, Output, output_option, verb_app
+from cli.verbs import verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ def _object_name(text: str) -> str:
 
 
 def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
-    from cli.get import labels_cell
+    from cli.views import labels_cell
     from events import (
         ServiceCreated,
         ServiceDeleted,

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.apply import DryRunOpt
 from cli.connection import Connection, connection_options
+from cli.options import DryRunOpt, NamespaceOpt
 from cli.parse import parse_name, parse_selector
-from cli.verbs import NamespaceOpt, register, verb_app
+from cli.verbs import register, verb_app
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:

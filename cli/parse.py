@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from events.choices import Protocol, ServiceType
+from events.liveness import MAX_TTL_S, MIN_TTL_S
 from events.names import check_label_key, check_label_value, check_name
 from registry.errors import InvalidInput
 
@@ -24,6 +25,7 @@ __all__ = [
     "parse_ports",
     "parse_selector",
     "parse_service",
+    "parse_ttl_flag",
     "parse_type",
 ]
 
@@ -155,3 +157,20 @@ def parse_service(
             raise InvalidInput("service", fields["name"], message) from None
         where = ".".join(str(p) for p in error["loc"]) or "service"
         raise InvalidInput(where, error.get("input", ""), error["msg"]) from None
+
+
+_TTL = re.compile(r"(\d{1,5})(s|m|h)?")
+_SECONDS = {None: 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_ttl_flag(text: str) -> int:
+    """``15s``, ``15``, ``2m``, ``1h`` -> seconds; whole seconds only (the server's rule)."""
+    match = _TTL.fullmatch(text.strip())
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)] if match else 0
+    if not MIN_TTL_S <= seconds <= MAX_TTL_S:
+        raise InvalidInput(
+            "ttl",
+            text,
+            f"must be whole seconds from {MIN_TTL_S}s to {MAX_TTL_S}s (e.g. 15s, 2m, 1h)",
+        )
+    return seconds

@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from cli.connection import Connection, connection_options
-from cli.parse import parse_name
-from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
-from cli.verbs import (
+from cli.options import (
     Output,
     TaskNamespaceOpt,
     all_namespaces_option,
     label_selector_option,
     output_option,
 )
+from cli.parse import parse_name
+from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
 from events.stamps import format_time
 
 if TYPE_CHECKING:

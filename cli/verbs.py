@@ -1,31 +1,13 @@
-"""What every ``skyctl <verb> service`` shares: the verb groups with kubectl's aliases for
-the noun, and the options every verb spells the same way."""
+"""The verb groups of ``skyctl``, with kubectl's aliases for their nouns (``svc``,
+``services``, ``ep``); the options the verbs share are in ``cli.options``."""
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-__all__ = [
-    "ALIASES",
-    "NOUNS",
-    "TEMPLATE_FORMATS",
-    "Format",
-    "NamespaceOpt",
-    "Output",
-    "OutputOpt",
-    "TaskNamespaceOpt",
-    "VerbGroup",
-    "all_namespaces_option",
-    "format_option",
-    "label_selector_option",
-    "output_option",
-    "register",
-    "verb_app",
-]
+__all__ = ["ALIASES", "NOUNS", "VerbGroup", "register", "verb_app"]
 
 NOUNS = ("service", "services", "svc")
 ALIASES = {
@@ -63,122 +45,3 @@ def register(
     aliases = ", ".join(alias for alias, name in ALIASES.items() if name == noun)
     epilog = f"Aliases of {noun}: {aliases}." if aliases else None
     app.command(noun, epilog=epilog, **kwargs)(command)
-
-
-class Output(StrEnum):
-    table = "table"
-    wide = "wide"
-    json = "json"
-    yaml = "yaml"
-    name = "name"
-
-
-_PLAIN = frozenset(o.value for o in Output)
-# Formats that carry an argument: `-o jsonpath={.metadata.name}`, as kubectl.
-TEMPLATE_FORMATS = ("jsonpath", "jsonpath-file", "custom-columns", "custom-columns-file")
-
-
-@dataclass(frozen=True, slots=True)
-class Format:
-    """A ``-o`` value of a command that also prints through templates: a plain format
-    (``output`` set) or a template format with its argument."""
-
-    name: str
-    argument: str = ""
-
-    @property
-    def output(self) -> Output | None:
-        return Output(self.name) if self.name in _PLAIN else None
-
-    def __str__(self) -> str:
-        return f"{self.name}={self.argument}" if self.name in TEMPLATE_FORMATS else self.name
-
-
-def _choices(plain: Sequence[Output], templates: Sequence[str]) -> list[str]:
-    return [o.value for o in plain] + [f"{t}=..." for t in templates]
-
-
-def _parse_format(value: str, plain: Sequence[Output], templates: Sequence[str]) -> tuple[str, str]:
-    # `-o=json` reaches us as "=json" (click reads a short option's `=` as part of the
-    # value, where kubectl's flags do not).
-    text = value[1:] if value.startswith("=") else value
-    name, eq, argument = text.partition("=")
-    if name in templates:
-        if not eq or not argument:
-            raise typer.BadParameter(f"{name} needs an argument: -o {name}=...")
-        return name, argument
-    if not eq and name in [o.value for o in plain]:
-        return name, ""
-    offered = ", ".join(repr(c) for c in _choices(plain, templates))
-    raise typer.BadParameter(f"{value!r} is not one of {offered}.")
-
-
-def _completer(choices: list[str]) -> Callable[[str], list[str]]:
-    def complete(incomplete: str) -> list[str]:
-        return [c.removesuffix("...") for c in choices if c.startswith(incomplete)]
-
-    return complete
-
-
-def output_option(*plain: Output, help: str | None = None) -> Any:
-    """``-o/--output`` offering exactly ``plain``: what this command really prints."""
-    choices = _choices(plain, ())
-
-    def parse(value: str | Output) -> Output:
-        if isinstance(value, Output):
-            return value
-        return Output(_parse_format(value, plain, ())[0])
-
-    return typer.Option(
-        "--output",
-        "-o",
-        parser=parse,
-        metavar="|".join(choices),
-        help=help or f"Output format: {', '.join(choices)}.",
-        autocompletion=_completer(choices),
-        show_default=True,
-    )
-
-
-def format_option(*plain: Output, help: str | None = None) -> Any:
-    """``-o/--output`` with kubectl's template formats besides ``plain``."""
-    choices = _choices(plain, TEMPLATE_FORMATS)
-
-    def parse(value: str | Format) -> Format:
-        if isinstance(value, Format):
-            return value
-        return Format(*_parse_format(value, plain, TEMPLATE_FORMATS))
-
-    return typer.Option(
-        "--output",
-        "-o",
-        parser=parse,
-        metavar="FORMAT",
-        help=help or f"Output format: {', '.join(choices)}.",
-        autocompletion=_completer(choices),
-        show_default=True,
-    )
-
-
-def all_namespaces_option(help: str) -> Any:
-    return typer.Option("--all-namespaces", "-A", help=help)
-
-
-def label_selector_option(what: str) -> Any:
-    """``-l/--selector``: kubectl's label selector grammar (``cli/selector.py``)."""
-    return typer.Option(
-        "--selector",
-        "-l",
-        metavar="SELECTOR",
-        help=f"Only {what} whose labels match: k=v, k==v, k!=v, k, !k, k in (a,b), "
-        "k notin (a,b); commas join them (and).",
-    )
-
-
-NamespaceOpt = Annotated[
-    str, typer.Option("--namespace", "-n", help="Namespace of the service.", show_default=True)
-]
-TaskNamespaceOpt = Annotated[
-    str, typer.Option("--namespace", "-n", help="Namespace of the task.", show_default=True)
-]
-OutputOpt = Annotated[Output, output_option(*Output)]

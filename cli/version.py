@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
+from cli.options import Output, output_option
 from cli.render import to_json, to_yaml
-from cli.verbs import Output, output_option
 
 __all__ = ["PACKAGE", "print_version", "version", "version_callback", "versions"]
 

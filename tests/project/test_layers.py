@@ -191,3 +191,20 @@ def test_the_library_surface_is_importable_from_registry() -> None:
         assert getattr(registry, name).__name__ == name
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = registry.nothing
+
+
+def test_no_cli_verb_imports_another_verb() -> None:
+    """``cli/`` is one module per verb; what verbs share (options, views, the ``-f`` path,
+    parsing) lives in modules of its own. A verb module is one ``cli.main`` takes a
+    command from."""
+    modules = module_files(ROOT, ["cli"])
+    graph = import_graph(modules)
+    verbs = {m for m in graph["cli.main"] if m not in {"cli.errors", "cli.verbs", "cli.options"}}
+    assert {"cli.get", "cli.apply", "cli.create", "cli.announce"} <= verbs
+    crossing = sorted(
+        (module, verb)
+        for module, imported in graph.items()
+        if module != "cli.main"
+        for verb in imported & verbs
+    )
+    assert crossing == []

@@ -1,0 +1,144 @@
+"""Acting on the services of manifest files: the ``-f`` of ``apply``, ``create`` and
+``delete``.
+
+Every file is read and checked before anything is written, so a bad document writes
+nothing from its files. One service goes through ``Registry.apply``/``create``/``delete``;
+more go through the bulk path, pipelined. What happened to each is printed as kubectl
+prints it (``service/web configured``), in the order of the files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from cli.connection import Connection
+from cli.manifest import Manifest, load_manifests
+from cli.terminal import safe
+from registry.errors import InvalidInput, NotFound, RegistryError, ServiceError
+
+if TYPE_CHECKING:
+    from registry.client import Registry
+
+__all__ = [
+    "Outcome",
+    "apply_all",
+    "create_from_files",
+    "delete_from_files",
+    "manifest_namespace",
+    "no_files_or_noun",
+    "run",
+]
+
+
+def _report(failures: list[RegistryError]) -> None:
+    """Every failure but the last as a line; the last leaves through ``main`` (exit code)."""
+    for failure in failures[:-1]:
+        print(f"error: {safe(str(failure))}", file=sys.stderr)
+    raise failures[-1]
+
+
+def manifest_namespace(value: str | None) -> str | None:
+    from cli.parse import parse_name
+
+    return None if value is None else parse_name(value, "namespace")
+
+
+Outcome = str | RegistryError | None
+"""What happened to one manifest: kubectl's verb, a failure, or None (nothing to say)."""
+
+
+def run(
+    conn: Connection,
+    manifests: Sequence[Manifest],
+    dry_run: bool,
+    act: Callable[[Registry], Awaitable[Sequence[Outcome]]],
+) -> None:
+    """Act on the manifests, print one line per service in file order, then fail if any did."""
+    suffix = " (dry run)" if dry_run else ""
+
+    async def run() -> Sequence[Outcome]:
+        async with await conn.open() as registry:
+            return await act(registry)
+
+    failures: list[RegistryError] = []
+    for manifest, outcome in zip(manifests, asyncio.run(run()), strict=True):
+        if isinstance(outcome, RegistryError):
+            failures.append(outcome)
+        elif outcome is not None:
+            print(f"service/{manifest.service.name} {outcome}{suffix}", flush=True)
+    if failures:
+        _report(failures)
+
+
+async def apply_all(
+    registry: Registry, manifests: Sequence[Manifest], dry_run: bool
+) -> list[Outcome]:
+    if len(manifests) == 1 or dry_run:
+        results: list[Outcome] = []
+        for m in manifests:
+            try:
+                done = await registry.apply(
+                    m.service, expected_revision=m.resource_version, dry_run=dry_run
+                )
+                results.append(done.action)
+            except ServiceError as exc:
+                results.append(exc)
+        return results
+    outcomes = await registry.apply_many([(m.service, m.resource_version) for m in manifests])
+    return [o if isinstance(o, ServiceError) else o.action for o in outcomes]
+
+
+def create_from_files(
+    conn: Connection, filename: list[str], namespace: str | None, dry_run: bool
+) -> None:
+    """``skyctl create -f``: like ``apply``, but a service that exists is an error."""
+    manifests = load_manifests(filename, namespace=manifest_namespace(namespace))
+
+    async def create_all(registry: Registry) -> list[Outcome]:
+        if len(manifests) > 1 and not dry_run:
+            created = await registry.create_many([m.service for m in manifests])
+            return [o if isinstance(o, RegistryError) else "created" for o in created]
+        results: list[Outcome] = []
+        for m in manifests:
+            try:
+                await registry.create(m.service, dry_run=dry_run)
+                results.append("created")
+            except ServiceError as exc:
+                results.append(exc)
+        return results
+
+    run(conn, manifests, dry_run, create_all)
+
+
+def delete_from_files(
+    conn: Connection,
+    filename: list[str],
+    namespace: str | None,
+    dry_run: bool,
+    ignore_not_found: bool,
+) -> None:
+    """``skyctl delete -f``: delete each service a manifest names."""
+    manifests = load_manifests(filename, namespace=manifest_namespace(namespace))
+
+    async def delete_all(registry: Registry) -> list[Outcome]:
+        results: list[Outcome] = []
+        for m in manifests:
+            try:
+                await registry.delete(m.service.namespace, m.service.name, dry_run=dry_run)
+                results.append("deleted")
+            except NotFound as exc:
+                results.append(None if ignore_not_found else exc)
+            except ServiceError as exc:
+                results.append(exc)
+        return results
+
+    run(conn, manifests, dry_run, delete_all)
+
+
+def no_files_or_noun(what: str) -> InvalidInput:
+    return InvalidInput(
+        what, "", "say what to act on: a noun (service NAME) or -f FILE (see --help)"
+    )
