@@ -15,6 +15,7 @@ import yaml
 
 from events import Service, ServiceUpdated
 from registry.client import Registry
+from registry.jetstream.server import NatsServer
 from registry.services.projection import Change
 from registry.services.watch import Snapshot
 from registry.services.when import AtSequence
@@ -232,8 +233,11 @@ def _seq(seq: int) -> AtSequence:
 
 
 def test_twelve_concurrent_applies_each_sit_on_the_revision_they_read(
-    url: str, ns: str, tmp_path: Path
+    fresh_server: NatsServer, ns: str, tmp_path: Path
 ) -> None:
+    # A server of its own: `audit verify` checks the whole log, and other tests poison
+    # the shared one on purpose.
+    url = fresh_server.url
     assert apply(url, manifest(ns, "hot")).returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")} | {"NATS_URL": url}
     files = []
