@@ -17,8 +17,7 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from events.stamps import new_event_id
 from registry.errors import (
@@ -27,11 +26,10 @@ from registry.errors import (
     ServerError,
     StreamMisconfigured,
 )
-from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
+from registry.jetstream.session import Session
 from registry.log.port import Checkpoint, WrongLastSequence
-from registry.log.stored import StoredMessage
 
-__all__ = ["ANONYMOUS", "BUCKET", "STREAM", "BucketApi", "CheckpointStore", "owner_token"]
+__all__ = ["ANONYMOUS", "BUCKET", "STREAM", "CheckpointStore", "owner_token"]
 
 BUCKET = "SKYFLOW_SUBSCRIPTIONS"
 STREAM = f"KV_{BUCKET}"
@@ -78,57 +76,22 @@ def bucket_config(replicas: int) -> dict[str, Any]:
     }
 
 
-class BucketApi(Protocol):
-    """What the store needs of the log: reads and conditional writes on any stream."""
-
-    @property
-    def stream_replicas(self) -> int: ...
-
-    async def api(
-        self, subject: str, body: Mapping[str, Any] | None, operation: str
-    ) -> dict[str, Any]: ...
-
-    async def stream_info(self, stream: str | None = None) -> dict[str, Any]: ...
-
-    async def last(
-        self, subject: str, *, retry_for: float = 10.0, stream: str | None = None
-    ) -> StoredMessage | None: ...
-
-    async def append(
-        self,
-        subject: str,
-        data: bytes,
-        *,
-        msg_id: str,
-        expected_last_subject_seq: int,
-        retry_for: float = 10.0,
-        stream: str | None = None,
-    ) -> int: ...
-
-
 class CheckpointStore:
     """``registry.log.port.Checkpoints`` in the bucket."""
 
-    def __init__(self, log: BucketApi, owner: str = ANONYMOUS) -> None:
-        self._log = log
+    def __init__(self, session: Session, owner: str = ANONYMOUS) -> None:
+        self._session = session
         self.owner = owner_token(owner)
 
     @classmethod
-    async def open(cls, log: BucketApi, owner: str = ANONYMOUS) -> CheckpointStore:
-        """The bucket, created (with the log's replicas) if it is missing, and refused if
-        one writer could erase or expire the others' checkpoints."""
-        try:
-            info = await log.stream_info(STREAM)
-        except ApiError as exc:
-            if exc.err_code != STREAM_NOT_FOUND:
-                raise
-            info = await log.api(
-                f"$JS.API.STREAM.CREATE.{STREAM}",
-                bucket_config(log.stream_replicas),
-                "create the durable subscriptions bucket (an admin must, once)",
-            )
-        config = info.get("config")
-        config = config if isinstance(config, dict) else {}
+    async def open(cls, session: Session, replicas: int, owner: str = ANONYMOUS) -> CheckpointStore:
+        """The bucket, created (with ``replicas``, the log's) if it is missing, and refused
+        if one writer could erase or expire the others' checkpoints."""
+        config, _ = await session.ensure_stream(
+            STREAM,
+            bucket_config(replicas),
+            "create the durable subscriptions bucket (an admin must, once)",
+        )
         loose = [key for key, want in BUCKET_SAFETY.items() if bool(config.get(key)) != want]
         if config.get("allow_msg_ttl"):
             loose.append("allow_msg_ttl")
@@ -141,19 +104,19 @@ class CheckpointStore:
                     "allow_msg_ttl must be recreated)"
                 ],
             )
-        return cls(log, owner)
+        return cls(session, owner)
 
     def _key(self, name: str) -> str:
         return f"{_KEY_PREFIX}{self.owner}.{name}"
 
     async def load(self, name: str) -> Checkpoint | None:
-        message = await self._log.last(self._key(name), stream=STREAM)
+        message = await self._session.last(STREAM, self._key(name))
         legacy = False
         if message is None:
             # Before checkpoints had owners, they were kept under the bare name; the first
             # save moves one to the owner's key (and a user may not read others' at all).
             with contextlib.suppress(PermissionDenied):
-                message = await self._log.last(f"{_KEY_PREFIX}{name}", stream=STREAM)
+                message = await self._session.last(STREAM, f"{_KEY_PREFIX}{name}")
                 legacy = True
         if message is None or message.headers.get("KV-Operation") in _DELETED:
             return None
@@ -179,13 +142,13 @@ class CheckpointStore:
         """
         value = json.dumps({"seq": seq, "filter": filter_subject}).encode()
         try:
-            return await self._log.append(
+            return await self._session.append(
+                STREAM,
                 self._key(name),
                 value,
                 msg_id=new_event_id(),
                 expected_last_subject_seq=revision,
                 retry_for=retry_for,
-                stream=STREAM,
             )
         except WrongLastSequence:
             stored = await self.load(name)

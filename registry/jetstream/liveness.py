@@ -16,20 +16,17 @@ Facts of nats-server 2.15 this is built on (``tests/jetstream/test_liveness_stre
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from events.liveness import MAX_TTL_S, TASK_PREFIX, TasksSpec
-from registry.errors import InvalidInput, ServerError, StreamMisconfigured
-from registry.jetstream.connection import ConnectionLost, NoResponders, PayloadTooLarge
+from registry.errors import ServerError, StreamMisconfigured
+from registry.jetstream.connection import Reply
 from registry.jetstream.protocol import api_error
+from registry.jetstream.session import Session, Unanswered, json_answer
 from registry.jetstream.tail import Tail
 from registry.log.liveness import ExpiringMessage
 from registry.log.reader import Start
-
-if TYPE_CHECKING:
-    from registry.jetstream.log import JetStreamLog
 
 __all__ = ["TTL_HEADER", "JetStreamLiveness", "liveness_problems"]
 
@@ -38,61 +35,49 @@ _OPERATION = "announce tasks"
 
 
 class JetStreamLiveness:
-    """The liveness stream, over the log's connection."""
+    """The liveness stream, on a session (the log's, for the registry)."""
 
-    def __init__(self, log: JetStreamLog, spec: TasksSpec) -> None:
-        self._log = log
+    def __init__(self, session: Session, spec: TasksSpec) -> None:
+        self._session = session
         self.spec = spec
         self.created = False
 
     @classmethod
-    async def open(cls, log: JetStreamLog, spec: TasksSpec | None = None) -> JetStreamLiveness:
+    async def open(cls, session: Session, spec: TasksSpec) -> JetStreamLiveness:
         """Find (or create) the stream and check it can decide liveness."""
-        self = cls(log, spec or TasksSpec(replicas=log.stream_replicas))
+        self = cls(session, spec)
         name = self.spec.name
-        config, self.created = await log.ensure_stream(
+        config, self.created = await session.ensure_stream(
             name,
             self.spec.config(),
             f"create the liveness stream {name} (an admin must run skyctl init first)",
         )
-        problems = liveness_problems(self.spec, config, check_replicas=not log.provisioning)
+        problems = liveness_problems(self.spec, config, check_replicas=not session.provisioning)
         if problems:
             raise StreamMisconfigured(name, problems)
         return self
 
     @property
     def url(self) -> str:
-        return self._log.url
+        return self._session.url
 
     async def publish(self, messages: Sequence[ExpiringMessage], *, timeout: float = 2.0) -> None:
         if not messages:
             return
-        conn = self._log.conn
-        *rest, last = messages
-        try:
+        conn = self._session.conn
+
+        async def send() -> Reply:
+            *rest, last = messages
             for message in rest:
                 await conn.publish(message.subject, message.data, headers=_ttl(message))
-            reply = await self._log.guarded(
-                conn.request(last.subject, last.data, headers=_ttl(last), timeout=timeout),
-                _OPERATION,
-                f"{TASK_PREFIX}.",
-            )
-        except PayloadTooLarge as exc:
-            raise InvalidInput(
-                "task", f"{exc.size} bytes", f"the server accepts at most {exc.limit}"
-            ) from None
-        except NoResponders:
-            raise ServerError(f"{_OPERATION}: no stream answered at {self.url}") from None
-        except TimeoutError:
-            raise ServerError(f"{_OPERATION}: no answer from {self.url}") from None
-        except ConnectionLost as exc:
-            raise ServerError(f"{_OPERATION}: {exc}") from None
+            return await conn.request(last.subject, last.data, headers=_ttl(last), timeout=timeout)
+
         try:
-            ack = json.loads(reply.data)
-        except (ValueError, UnicodeDecodeError):
-            ack = None
-        if not isinstance(ack, dict):
-            raise ServerError(f"{_OPERATION}: the server's answer is not a JSON object")
+            reply = await self._session.exchange(send(), _OPERATION, f"{TASK_PREFIX}.", what="task")
+        except Unanswered as silence:
+            raise ServerError(f"{_OPERATION}: {silence.reason} from {self.url}") from None
+        last = messages[-1]
+        ack = json_answer(reply, _OPERATION)
         error = ack.get("error")
         if isinstance(error, dict):
             raise api_error(error, f"{_OPERATION} ({last.subject})")
@@ -100,12 +85,10 @@ class JetStreamLiveness:
             raise ServerError(f"{_OPERATION}: the server's acknowledgement is malformed")
 
     def read(self, filters: Sequence[str]) -> Tail:
-        return Tail(
-            self._log, filters, Start("last_per_subject"), stream=self.spec.name, restart=True
-        )
+        return Tail(self._session, self.spec.name, filters, Start("last_per_subject"), restart=True)
 
     def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
-        return self._log.conn.on_reconnect(listener)
+        return self._session.conn.on_reconnect(listener)
 
 
 def _ttl(message: ExpiringMessage) -> Mapping[str, str]:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import nats.errors
@@ -142,6 +142,21 @@ class NatsPyConnection:
 
     # -- the protocol --------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _mapped(self, subject: str, payload: bytes = b"") -> Iterator[None]:
+        """nats-py's errors as the ``Connection`` protocol's: the one place they are
+        translated, for every operation of this client."""
+        try:
+            yield
+        except nats.errors.MaxPayloadError:
+            raise PayloadTooLarge(len(payload), self.nc.max_payload) from None
+        except nats.errors.NoRespondersError:
+            raise NoResponders(subject) from None
+        except nats.errors.TimeoutError:
+            raise TimeoutError(f"no reply from {subject}") from None
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+            raise ConnectionLost(f"connection to {self._url} closed") from None
+
     @property
     def url(self) -> str:
         return self._url
@@ -170,10 +185,8 @@ class NatsPyConnection:
         reply: str = "",
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        try:
+        with self._mapped(subject, payload):
             await self.nc.publish(subject, payload, reply=reply, headers=dict(headers or {}))
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-            raise ConnectionLost(f"connection to {self._url} closed") from None
 
     async def request(
         self,
@@ -183,41 +196,35 @@ class NatsPyConnection:
         headers: Mapping[str, str] | None = None,
         timeout: float,
     ) -> Reply:
-        try:
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
+        with self._mapped(subject, payload):
             msg = await self.nc.request(
                 subject, payload, timeout=timeout, headers=dict(headers) if headers else None
             )
-        except nats.errors.MaxPayloadError:
-            raise PayloadTooLarge(len(payload), self.nc.max_payload) from None
-        except nats.errors.NoRespondersError:
-            raise NoResponders(subject) from None
-        except nats.errors.TimeoutError:
-            raise TimeoutError(f"no reply from {subject}") from None
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-            raise ConnectionLost(f"connection to {self._url} closed") from None
+        if task is not None and task.cancelling() > cancelling:
+            # nats-py waits with asyncio.wait_for, which in Python 3.11 returns a reply that
+            # lands at the moment its task is cancelled and swallows the cancellation (a
+            # checkpoint save in a subscriber's loop, say): the task would go on, marked as
+            # cancelling, into a wait that never ends. Deliver the cancellation here.
+            raise asyncio.CancelledError
         return Reply(msg.subject, msg.headers or {}, msg.data)
 
     async def subscribe(self, subject: str, handler: Handler) -> _Subscription:
         async def deliver(msg: Msg) -> None:
             handler(msg.subject, msg.reply, msg.headers, msg.data)
 
-        try:
+        with self._mapped(subject):
             # Unlimited client-side queues: nats-py must never drop a message (its
             # slow-consumer drops are silent); readers apply back-pressure themselves.
             sub = await self.nc.subscribe(
                 subject, cb=deliver, pending_msgs_limit=0, pending_bytes_limit=0
             )
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-            raise ConnectionLost(f"connection to {self._url} closed") from None
         return _Subscription(sub)
 
     async def flush(self, timeout: float) -> None:
-        try:
+        with self._mapped(self._url):
             await self.nc.flush(timeout=timeout)  # type: ignore[arg-type]  # takes floats
-        except nats.errors.TimeoutError:
-            raise TimeoutError(f"no answer from {self._url}") from None
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-            raise ConnectionLost(f"connection to {self._url} closed") from None
 
     def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
         self._reconnect_listeners.append(listener)

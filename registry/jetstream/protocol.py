@@ -14,6 +14,7 @@ from registry.errors import PermissionDenied, ServerError
 
 __all__ = [
     "BATCH_COMMIT",
+    "BATCH_DUPLICATE_ID",
     "BATCH_ID",
     "BATCH_INCOMPLETE_TEXT",
     "BATCH_SEQUENCE",
@@ -45,6 +46,10 @@ WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 # proposing with 10158 "duplicate message id is in process": not stored yet, but it may
 # be, so the retry goes on until the id is stored (a duplicate ack) or the time is up.
 OWN_WRITE_IN_FLIGHT = 10158
+# A retried atomic batch whose ids are already stored (its first attempt committed and
+# the ack was lost, e.g. across a leader change) is refused with 10201 "atomic publish
+# batch contains duplicate message id" rather than answered with a duplicate ack.
+BATCH_DUPLICATE_ID = 10201
 STREAM_NOT_FOUND = 10059
 MESSAGE_TOO_LARGE = 10054  # larger than the stream's max_msg_size: refused, not stored
 _REPLICAS_NEED_CLUSTER = 10074

@@ -65,34 +65,38 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
         action, previous, tightened = await _settle(log, stream, want, scale, upgrade)
         if action == "scaled":
             log.stream_replicas = want
-    report = [_report(await log.stream_info(stream), "stream", stream, action, previous, tightened)]
+    report = [
+        _report(
+            await log.session.stream_info(stream), "stream", stream, action, previous, tightened
+        )
+    ]
 
     try:
-        await log.stream_info(STREAM)
+        await log.session.stream_info(STREAM)
     except ApiError as exc:
         if exc.err_code != STREAM_NOT_FOUND:
             raise
-        await CheckpointStore.open(log)
+        await CheckpointStore.open(log.session, log.stream_replicas)
         action, previous, tightened = "created", None, ()
     else:
         action, previous, tightened = await _settle(log, STREAM, want, scale, BUCKET_SAFETY)
-    info = await log.stream_info(STREAM)
+    info = await log.session.stream_info(STREAM)
     report.append(_report(info, "bucket", BUCKET, action, previous, tightened))
     report.append(await _provision_tasks(log, want, scale))
     return report
 
 
 async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisioned:
-    """The liveness stream (issue 12), created like the bucket, or scaled with the rest."""
-    from events.liveness import TASKS_STREAM
+    """The liveness stream, created like the bucket, or scaled with the rest."""
+    from events.liveness import TASKS_STREAM, TasksSpec
     from registry.jetstream.liveness import JetStreamLiveness
 
     try:
-        info = await log.stream_info(TASKS_STREAM)
+        info = await log.session.stream_info(TASKS_STREAM)
     except ApiError as exc:
         if exc.err_code != STREAM_NOT_FOUND:
             raise
-        await JetStreamLiveness.open(log)
+        await JetStreamLiveness.open(log.session, TasksSpec(replicas=log.stream_replicas))
         action, previous = "created", None
     else:
         config = dict(info.get("config") or {})
@@ -101,12 +105,12 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
             # its persistence: it is made again. It holds only heartbeats, each renewed
             # within a third of its TTL, so live tasks are back within that time.
             api = f"$JS.API.STREAM.DELETE.{TASKS_STREAM}"
-            await log.api(api, None, f"replace stream {TASKS_STREAM}")
-            await JetStreamLiveness.open(log)
+            await log.session.api(api, None, f"replace stream {TASKS_STREAM}")
+            await JetStreamLiveness.open(log.session, TasksSpec(replicas=log.stream_replicas))
             action, previous = "recreated", _replicas(config)
         else:
             action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, {})
-    info = await log.stream_info(TASKS_STREAM)
+    info = await log.session.stream_info(TASKS_STREAM)
     return _report(info, "stream", TASKS_STREAM, action, previous, ())
 
 
@@ -115,7 +119,7 @@ async def _settle(
 ) -> tuple[str, int | None, tuple[str, ...]]:
     """Scale ``stream`` to ``want`` replicas if asked, and give it the ``safety`` settings
     it lacks, in one update; what was done."""
-    config = dict((await log.stream_info(stream)).get("config") or {})
+    config = dict((await log.session.stream_info(stream)).get("config") or {})
     have = _replicas(config)
     changes = {key: _merged(key, config, value) for key, value in safety.items()}
     changes = {key: value for key, value in changes.items() if not _holds(key, config, value)}
@@ -125,7 +129,7 @@ async def _settle(
     config.update(changes)
     if rescale:
         config["num_replicas"] = want
-    await log.api(f"$JS.API.STREAM.UPDATE.{stream}", config, f"update stream {stream}")
+    await log.session.api(f"$JS.API.STREAM.UPDATE.{stream}", config, f"update stream {stream}")
     tightened = tuple(_said(key, value) for key, value in changes.items())
     return ("scaled" if rescale else "exists"), (have if rescale else None), tightened
 

@@ -24,16 +24,16 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from events.stamps import format_time
-from events.stream import StreamSpec
 from registry.errors import ServerError
-from registry.jetstream.connection import Connection, ConnectionLost, Subscription
+from registry.jetstream.connection import ConnectionLost, Subscription
+from registry.jetstream.session import Session
 from registry.log.reader import CAUGHT_UP, FROM_THE_START, RESTARTED, Item, Start
 from registry.log.stored import StoredMessage
 
-__all__ = ["StreamApi", "Tail", "ack_tokens"]
+__all__ = ["Tail", "ack_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +70,22 @@ def ack_tokens(reply: str) -> tuple[int, int, int, int]:
     )
 
 
-class StreamApi(Protocol):
-    """What a tail needs of the log: its connection, its stream, and the JetStream API."""
-
-    @property
-    def conn(self) -> Connection: ...
-
-    @property
-    def spec(self) -> StreamSpec: ...
-
-    @property
-    def timeout(self) -> float: ...
-
-    async def api(
-        self, subject: str, body: Mapping[str, Any] | None, operation: str
-    ) -> dict[str, Any]: ...
-
-
 class Tail:
     """An ordered read of the stream's messages matching ``filters``, from ``start``."""
 
     def __init__(
         self,
-        log: StreamApi,
+        session: Session,
+        stream: str,
         filters: Sequence[str],
         start: Start = FROM_THE_START,
         *,
         heartbeat: float = 1.0,
-        stream: str | None = None,
         restart: bool = False,
     ) -> None:
-        self._log = log
-        self._conn = log.conn
-        self._stream = stream or log.spec.name
+        self._session = session
+        self._conn = session.conn
+        self._stream = stream
         self._filters = list(filters)
         self._start = start
         self._heartbeat = heartbeat
@@ -179,12 +162,6 @@ class Tail:
             raise self._error
         if self._closed:
             raise StopAsyncIteration
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # Python 3.11's wait_for can swallow a cancellation whose awaited reply lands
-            # at the same moment (a checkpoint save in a subscriber's loop, say): the task
-            # goes on, still marked as cancelling, and would wait here forever.
-            raise asyncio.CancelledError
         self._wake.clear()
         await self._wake.wait()
 
@@ -243,7 +220,7 @@ class Tail:
         sub = await self._conn.subscribe(inbox, on_msg)
         stream = self._stream
         try:
-            info = await self._log.api(
+            info = await self._session.api(
                 f"$JS.API.CONSUMER.CREATE.{stream}",
                 {"stream_name": stream, "config": self._consumer_config(inbox)},
                 f"read {', '.join(self._filters)}",
@@ -307,7 +284,7 @@ class Tail:
         await self._drop_consumer()
         delay = 0.1
         loop = asyncio.get_running_loop()
-        give_up = None if self._conn.reconnects else loop.time() + max(self._log.timeout, 3.0)
+        give_up = None if self._conn.reconnects else loop.time() + max(self._session.timeout, 3.0)
         while not self._closed:
             try:
                 await self._subscribe()
