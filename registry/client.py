@@ -46,7 +46,15 @@ from registry.services.decisions import (
 from registry.services.projection import Change, ServiceRecord
 from registry.services.projector import SkipHandler, list_current, report_skipped
 from registry.services.proof import Signer
-from registry.services.writer import DEFAULT_CONCURRENCY, decidable, prepare, read_current, write
+from registry.services.writer import (
+    DEFAULT_CONCURRENCY,
+    Writer,
+    Written,
+    decidable,
+    prepare,
+    read_current,
+    write,
+)
 
 if TYPE_CHECKING:
     from events.task import Task
@@ -166,8 +174,7 @@ class Registry:
         if dry_run:
             prepared = await self.prepare(service.namespace, service.name, decide)
             return ServiceRecord.from_event(0, prepared.event, prepared.data)
-        seq, event, data, headers, _ = await self.write(service.namespace, service.name, decide)
-        return ServiceRecord.from_event(seq, event, data, headers)
+        return (await self.write(service.namespace, service.name, decide)).record()
 
     async def delete(self, namespace: str, name: str, *, dry_run: bool = False) -> ServiceRecord:
         """Append ``ServiceDeleted`` if the service is live (NotFound otherwise); the record
@@ -183,7 +190,7 @@ class Registry:
             current = await self.decidable(namespace, name)
             decide(current)
         else:
-            _, _, _, _, current = await self.write(namespace, name, decide)
+            current = (await self.write(namespace, name, decide)).decided_on
         return _live_record(current, namespace, name)
 
     async def apply(
@@ -209,16 +216,16 @@ class Registry:
             if dry_run:
                 prepared = await self.prepare(namespace, name, decide)
                 return Applied(applied(prepared.event), None)
-            seq, event, data, headers, _ = await self.write(namespace, name, decide)
+            written = await self.write(namespace, name, decide)
         except Unchanged as same:
             return Applied("unchanged", same.record)
-        return Applied(applied(event), ServiceRecord.from_event(seq, event, data, headers))
+        return Applied(applied(written.event), written.record())
 
     async def force_delete(self, namespace: str, name: str) -> tuple[int, ServiceForceDeleted]:
         """Append ``ServiceForceDeleted`` over a last event this version cannot read (which
         no ordinary write will decide over); InvalidInput if it is readable."""
         actor = await self.actor()
-        seq, event, _, _, _ = await self.write(
+        written = await self.write(
             namespace,
             name,
             lambda current: decide_force_delete(
@@ -226,7 +233,7 @@ class Registry:
             ),
             over_unreadable=True,
         )
-        return seq, event
+        return written.seq, written.event
 
     async def write(
         self,
@@ -236,21 +243,11 @@ class Registry:
         current: Current | None = None,
         *,
         over_unreadable: bool = False,
-    ) -> tuple[int, E, bytes, Mapping[str, str], Current]:
+    ) -> Written[E]:
         """Decide on the service's current state and append the event, conditionally
-        (``registry.current.write``): the sequence, the event, its bytes, the headers
-        stored with it and the state it was decided on."""
+        (``registry.services.writer.write``)."""
         return await write(
-            self.log,
-            self.allocator,
-            namespace,
-            name,
-            decide,
-            self.on_skipped,
-            current=current,
-            retry_for=self.retry_for,
-            sign=self.signer.headers if self.signer is not None else None,
-            over_unreadable=over_unreadable,
+            self.writer, namespace, name, decide, current=current, over_unreadable=over_unreadable
         )
 
     async def prepare(
@@ -258,15 +255,7 @@ class Registry:
     ) -> Prepared[E]:
         """Everything of a write but sending it: what a dry run shows (the addresses it
         would take included)."""
-        prepared, _ = await prepare(
-            self.log,
-            self.allocator,
-            namespace,
-            name,
-            decide,
-            self.on_skipped,
-            retry_for=self.retry_for,
-        )
+        prepared, _ = await prepare(self.writer, namespace, name, decide)
         return prepared
 
     async def set_status(
@@ -295,10 +284,9 @@ class Registry:
             )
 
         try:
-            seq, event, data, headers, _ = await self.write(namespace, name, decide)
+            return (await self.write(namespace, name, decide)).record()
         except Unchanged as same:
             return same.record
-        return ServiceRecord.from_event(seq, event, data, headers)
 
     async def readdress(self, namespace: str, name: str) -> ServiceRecord | None:
         """Give a service created before addresses existed the addresses it lacks, through
@@ -311,10 +299,20 @@ class Registry:
             )
 
         try:
-            seq, event, data, headers, _ = await self.write(namespace, name, decide)
+            return (await self.write(namespace, name, decide)).record()
         except Unchanged:
             return None
-        return ServiceRecord.from_event(seq, event, data, headers)
+
+    @property
+    def writer(self) -> Writer:
+        """What every write of this registry shares, single or bulk."""
+        return Writer(
+            self.log,
+            self.allocator,
+            self.on_skipped,
+            self.retry_for,
+            self.signer.headers if self.signer is not None else None,
+        )
 
     @property
     def allocator(self) -> Allocator:
@@ -351,14 +349,7 @@ class Registry:
         from registry.services.bulk import create_many
 
         return await create_many(
-            self.log,
-            self.allocator,
-            services,
-            actor=await self.actor(),
-            on_skipped=self.on_skipped,
-            retry_for=self.retry_for,
-            concurrency=concurrency,
-            sign=self.signer.headers if self.signer is not None else None,
+            self.writer, services, actor=await self.actor(), concurrency=concurrency
         )
 
     async def apply_many(
@@ -372,14 +363,7 @@ class Registry:
         from registry.services.bulk import apply_many
 
         return await apply_many(
-            self.log,
-            self.allocator,
-            items,
-            actor=await self.actor(),
-            on_skipped=self.on_skipped,
-            retry_for=self.retry_for,
-            concurrency=concurrency,
-            sign=self.signer.headers if self.signer is not None else None,
+            self.writer, items, actor=await self.actor(), concurrency=concurrency
         )
 
     async def delete_many(
@@ -389,14 +373,7 @@ class Registry:
         from registry.services.bulk import delete_many
 
         return await delete_many(
-            self.log,
-            self.allocator,
-            keys,
-            actor=await self.actor(),
-            on_skipped=self.on_skipped,
-            retry_for=self.retry_for,
-            concurrency=concurrency,
-            sign=self.signer.headers if self.signer is not None else None,
+            self.writer, keys, actor=await self.actor(), concurrency=concurrency
         )
 
     # -- reads -----------------------------------------------------------------------

@@ -39,9 +39,9 @@ from events import (
     utc_now,
 )
 from events.names import check_name
-from registry.addresses.allocator import Allocator, Request
+from registry.addresses.allocator import Request
 from registry.errors import InvalidInput, ServiceError
-from registry.log.port import MAX_BATCH, Log, WrongLastSequence
+from registry.log.port import MAX_BATCH, WrongLastSequence
 from registry.services.batch import Prepared, compose, request_for
 from registry.services.decisions import (
     Applied,
@@ -53,8 +53,7 @@ from registry.services.decisions import (
     decide_delete,
 )
 from registry.services.projection import ServiceRecord
-from registry.services.projector import SkipHandler
-from registry.services.writer import DEFAULT_CONCURRENCY, Signing, decidable
+from registry.services.writer import DEFAULT_CONCURRENCY, Writer, Written, decidable
 from registry.services.writer import write as write_one
 
 __all__ = [
@@ -106,7 +105,6 @@ GROUP_SERVICES = 250
 # Groups in flight at once (the server allows 50 batches in flight per stream).
 GROUPS_IN_FLIGHT = 2
 
-Written = tuple[int, E, bytes, Mapping[str, str], Current]
 Result = Union["Written[E]", ServiceError, Unchanged]
 
 
@@ -123,28 +121,24 @@ class _Write(Generic[E]):
 
 
 async def write_many(
-    log: Log,
-    allocator: Allocator,
+    writer: Writer,
     keys: Sequence[tuple[str, str]],
     decides: Sequence[Callable[[Current], E]],
-    on_skipped: SkipHandler,
     *,
-    retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
-    sign: Signing | None = None,
 ) -> list[Result[E]]:
     """Decide and write one event per ``(namespace, name)``, grouped into atomic batches;
     each outcome in order: what was written, the refusal, or ``Unchanged``."""
     writes = [_Write(ns, name, decide) for (ns, name), decide in zip(keys, decides, strict=True)]
-    known = await log.last_many([subject_for(w.namespace, w.name) for w in writes])
+    known = await writer.log.last_many([subject_for(w.namespace, w.name) for w in writes])
     asking: list[tuple[_Write[E], Current, E, Request]] = []
     for write in writes:
         try:
             current = await decidable(
-                log,
+                writer.log,
                 write.namespace,
                 write.name,
-                on_skipped,
+                writer.on_skipped,
                 last=known.get(subject_for(write.namespace, write.name)),
             )
             event = write.decide(current)
@@ -154,15 +148,15 @@ async def write_many(
         write.current = current
         request = request_for(current, event)
         if request is None:
-            write.prepared = compose(current, event, None, sign=sign)
+            write.prepared = compose(current, event, None, sign=writer.sign)
         else:
             asking.append((write, current, event, request))
-    settled = await allocator.settle_many([request for *_, request in asking])
+    settled = await writer.allocator.settle_many([request for *_, request in asking])
     for (write, current, event, _), allocation in zip(asking, settled, strict=True):
         if isinstance(allocation, ServiceError):
             write.result = allocation
         else:
-            write.prepared = compose(current, event, allocation, sign=sign)
+            write.prepared = compose(current, event, allocation, sign=writer.sign)
     ready = [w for w in writes if w.prepared is not None]
     groups = list(_groups(ready))
     lanes = max(1, min(GROUPS_IN_FLIGHT, concurrency, len(groups)))
@@ -170,7 +164,7 @@ async def write_many(
 
     async def lane() -> None:
         for group in queue:
-            await _commit(log, allocator, group, on_skipped, retry_for, sign, concurrency)
+            await _commit(writer, group, concurrency)
 
     await _gather(*(lane() for _ in range(lanes)))
     results = [w.result for w in writes]
@@ -200,19 +194,11 @@ def _groups(writes: Sequence[_Write[E]]) -> Iterator[list[_Write[E]]]:
         yield group
 
 
-async def _commit(
-    log: Log,
-    allocator: Allocator,
-    group: list[_Write[E]],
-    on_skipped: SkipHandler,
-    retry_for: float,
-    sign: Signing | None,
-    concurrency: int,
-) -> None:
+async def _commit(writer: Writer, group: list[_Write[E]], concurrency: int) -> None:
     """Send one group as one atomic batch; if it is refused, write each of it alone."""
     messages = [m for w in group for m in (w.prepared.messages if w.prepared else [])]
     try:
-        seqs = await log.append_batch(messages, retry_for=retry_for)
+        seqs = await writer.log.append_batch(messages, retry_for=writer.retry_for)
     except WrongLastSequence:
         pass
     else:
@@ -220,28 +206,15 @@ async def _commit(
         for write in group:
             assert write.prepared is not None and write.current is not None
             prepared = write.prepared
-            write.result = (
-                seqs[position],
-                prepared.event,
-                prepared.data,
-                prepared.headers,
-                write.current,
+            write.result = Written(
+                seqs[position], prepared.event, prepared.data, prepared.headers, write.current
             )
             position += len(prepared.messages)
         return
 
     async def alone(write: _Write[E]) -> None:
         try:
-            write.result = await write_one(
-                log,
-                allocator,
-                write.namespace,
-                write.name,
-                write.decide,
-                on_skipped,
-                retry_for=retry_for,
-                sign=sign,
-            )
+            write.result = await write_one(writer, write.namespace, write.name, write.decide)
         except (ServiceError, Unchanged) as refused:
             write.result = refused
 
@@ -270,20 +243,15 @@ def _record(result: Result[LiveEvent]) -> Outcome:
     if isinstance(result, ServiceError):
         return result
     assert not isinstance(result, Unchanged)
-    seq, event, data, headers, _ = result
-    return ServiceRecord.from_event(seq, event, data, headers)
+    return result.record()
 
 
 async def create_many(
-    log: Log,
-    allocator: Allocator,
+    writer: Writer,
     items: Iterable[Service | Mapping[str, Any]],
     *,
     actor: str,
-    on_skipped: SkipHandler,
-    retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
-    sign: Signing | None = None,
 ) -> list[Outcome]:
     """Create every service that is not live; see the module docstring."""
     services = _validated_services(items)
@@ -294,28 +262,20 @@ async def create_many(
         )
 
     results = await write_many(
-        log,
-        allocator,
+        writer,
         [(s.namespace, s.name) for s in services],
         [decide(s) for s in services],
-        on_skipped,
-        retry_for=retry_for,
         concurrency=concurrency,
-        sign=sign,
     )
     return [_record(r) for r in results]
 
 
 async def delete_many(
-    log: Log,
-    allocator: Allocator,
+    writer: Writer,
     keys: Iterable[tuple[str, str]],
     *,
     actor: str,
-    on_skipped: SkipHandler,
-    retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
-    sign: Signing | None = None,
 ) -> list[Outcome]:
     """Delete every live service of ``(namespace, name)`` keys; see the module docstring."""
     targets: Sequence[tuple[str, str]] = _validated_keys(keys)
@@ -326,14 +286,10 @@ async def delete_many(
         )
 
     results = await write_many(
-        log,
-        allocator,
+        writer,
         targets,
         [decide(ns, name) for ns, name in targets],
-        on_skipped,
-        retry_for=retry_for,
         concurrency=concurrency,
-        sign=sign,
     )
     outcomes: list[Outcome] = []
     for result in results:
@@ -341,22 +297,18 @@ async def delete_many(
             outcomes.append(result)
             continue
         assert not isinstance(result, Unchanged)
-        record = result[4].record()
+        record = result.decided_on.record()
         assert record is not None  # decide_delete checked it is live
         outcomes.append(record)
     return outcomes
 
 
 async def apply_many(
-    log: Log,
-    allocator: Allocator,
+    writer: Writer,
     items: Sequence[tuple[Service, int | None]],
     *,
     actor: str,
-    on_skipped: SkipHandler,
-    retry_for: float = 10.0,
     concurrency: int = DEFAULT_CONCURRENCY,
-    sign: Signing | None = None,
 ) -> list[Applied | ServiceError]:
     """``Registry.apply`` for many ``(service, expected revision or None)``."""
     subjects = [subject_for(s.namespace, s.name) for s, _ in items]
@@ -375,14 +327,10 @@ async def apply_many(
         )
 
     results = await write_many(
-        log,
-        allocator,
+        writer,
         [(s.namespace, s.name) for s, _ in items],
         [decide(s, expected) for s, expected in items],
-        on_skipped,
-        retry_for=retry_for,
         concurrency=concurrency,
-        sign=sign,
     )
     outcomes: list[Applied | ServiceError] = []
     for result in results:
@@ -391,8 +339,6 @@ async def apply_many(
         elif isinstance(result, Unchanged):
             outcomes.append(Applied("unchanged", result.record))
         else:
-            seq, event, data, headers, _ = result
-            assert isinstance(event, ServiceCreated | ServiceUpdated)
-            record = ServiceRecord.from_event(seq, event, data, headers)
-            outcomes.append(Applied(applied(event), record))
+            assert isinstance(result.event, ServiceCreated | ServiceUpdated)
+            outcomes.append(Applied(applied(result.event), result.record()))
     return outcomes

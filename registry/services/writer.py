@@ -9,9 +9,11 @@ read would be guessing (``UnreadableHistory``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from events import Event, subject_for
+from events.service import LiveEvent
 from registry.addresses.allocator import Allocator
 from registry.errors import Conflict, UnreadableHistory
 from registry.log.entry import Entry, Skipped, read_entry
@@ -19,12 +21,15 @@ from registry.log.port import Log, WrongLastSequence
 from registry.log.stored import StoredMessage
 from registry.services.batch import Prepared, Signing, compose, request_for
 from registry.services.decisions import Current
+from registry.services.projection import ServiceRecord
 from registry.services.projector import SkipHandler, last_readable
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "MAX_ATTEMPTS",
     "Signing",
+    "Writer",
+    "Written",
     "decidable",
     "prepare",
     "read_current",
@@ -42,6 +47,37 @@ DEFAULT_CONCURRENCY = 256
 MAX_ATTEMPTS = 5
 
 _UNREAD = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """What every write of one registry shares, single or bulk: the log, the allocator,
+    where skipped messages are reported, how long a write waits out a silent server, and
+    how it signs (``registry.services.proof``; None: unsigned)."""
+
+    log: Log
+    allocator: Allocator
+    on_skipped: SkipHandler
+    retry_for: float = 10.0
+    sign: Signing | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written(Generic[E]):
+    """One write's result: the service event's sequence, the event, its bytes and the
+    headers stored with it, and the state it was decided on."""
+
+    seq: int
+    event: E
+    data: bytes
+    headers: Mapping[str, str]
+    decided_on: Current
+
+    def record(self) -> ServiceRecord:
+        """The service as this write left it (a write that leaves it live)."""
+        event = self.event
+        assert isinstance(event, LiveEvent), f"{event.type} leaves no live service"
+        return ServiceRecord.from_event(self.seq, event, self.data, self.headers)
 
 
 async def read_current(
@@ -90,16 +126,12 @@ async def decidable(
 
 
 async def prepare(
-    log: Log,
-    allocator: Allocator,
+    writer: Writer,
     namespace: str,
     name: str,
     decide: Callable[[Current], E],
-    on_skipped: SkipHandler,
     *,
     current: Current | None = None,
-    retry_for: float = 10.0,
-    sign: Signing | None = None,
     over_unreadable: bool = False,
 ) -> tuple[Prepared[E], Current]:
     """Read the service's state (unless given), decide, settle the addresses the decision
@@ -108,53 +140,40 @@ async def prepare(
     message cannot be read (a forced delete); otherwise such a state is refused first."""
     if current is None:
         read = read_current if over_unreadable else decidable
-        current = await read(log, namespace, name, on_skipped, retry_for=retry_for)
+        current = await read(
+            writer.log, namespace, name, writer.on_skipped, retry_for=writer.retry_for
+        )
     event = decide(current)
     request = request_for(current, event)
-    allocation = await allocator.settle(request) if request is not None else None
-    return compose(current, event, allocation, sign=sign), current
+    allocation = await writer.allocator.settle(request) if request is not None else None
+    return compose(current, event, allocation, sign=writer.sign), current
 
 
 async def write(
-    log: Log,
-    allocator: Allocator,
+    writer: Writer,
     namespace: str,
     name: str,
     decide: Callable[[Current], E],
-    on_skipped: SkipHandler,
     *,
     current: Current | None = None,
-    retry_for: float = 10.0,
-    sign: Signing | None = None,
     over_unreadable: bool = False,
-) -> tuple[int, E, bytes, Mapping[str, str], Current]:
+) -> Written[E]:
     """Decide on the service's current state and append the event, with the records of
     the addresses it takes and gives up, as one conditional atomic batch.
 
     The server stores the batch only if the service's subject and every address subject
     still end where they were read; after a lost race everything is read and decided
-    again (it is usually a refusal then, or another free address). ``sign`` gives the
-    headers that prove who wrote each message (``registry.services.proof``). Returns the service
-    event's sequence, the event, its bytes, the headers stored with it and the state it
-    was decided on. ``current`` saves the first read when the caller already has it.
+    again (it is usually a refusal then, or another free address). ``current`` saves the
+    first read when the caller already has it.
     """
     for _ in range(MAX_ATTEMPTS):
         prepared, current = await prepare(
-            log,
-            allocator,
-            namespace,
-            name,
-            decide,
-            on_skipped,
-            current=current,
-            retry_for=retry_for,
-            sign=sign,
-            over_unreadable=over_unreadable,
+            writer, namespace, name, decide, current=current, over_unreadable=over_unreadable
         )
         try:
-            seqs = await log.append_batch(prepared.messages, retry_for=retry_for)
+            seqs = await writer.log.append_batch(prepared.messages, retry_for=writer.retry_for)
         except WrongLastSequence:
             current = None  # someone wrote first: decide again on what they wrote
             continue
-        return seqs[0], prepared.event, prepared.data, prepared.headers, current
+        return Written(seqs[0], prepared.event, prepared.data, prepared.headers, current)
     raise Conflict(namespace, name)
