@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,7 +17,7 @@ from cli.connection import Connection, connection_options
 from cli.lifetime import run_until_stopped
 from cli.options import TaskNamespaceOpt
 from cli.parse import parse_name, parse_selector, parse_ttl_flag
-from cli.terminal import safe
+from cli.terminal import warn_once
 from cli.verbs import verb_app
 from events.liveness import MAX_TASK_LABELS
 from registry.errors import InvalidInput, RegistryError
@@ -85,7 +84,7 @@ def announce_task(
     async def run() -> None:
         async with await conn.open(keep_reconnecting=True) as registry:
             announcer = await registry.announcer()
-            announcer.on_error = _warn_once
+            announcer.on_error = warn_once
             entered = False
             try:
                 async with registry.announce(task, ttl=seconds):
@@ -102,7 +101,7 @@ def announce_task(
             except RegistryError as exc:
                 if not entered:
                     raise
-                _warn_once(
+                warn_once(
                     f"task/{name} not withdrawn ({exc}); the server forgets it when its "
                     f"{seconds}s TTL runs out"
                 )
@@ -136,12 +135,3 @@ def _task(
         cluster=parse_name(cluster, "cluster") if cluster is not None else None,
         ready=ready,
     )
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(text: str) -> None:
-    if text not in _WARNED:
-        _WARNED.add(text)
-        print(f"warning: {safe(text)}", file=sys.stderr, flush=True)

@@ -8,14 +8,13 @@ it as one ``conn: Connection``; a command never repeats them.
 import functools
 import inspect
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cli.terminal import safe
+from cli.terminal import warn_once
 
 if TYPE_CHECKING:
     from registry.client import Registry
@@ -94,15 +93,9 @@ class Connection:
         )
 
 
-_WARNED: set[str] = set()
-
-
 def _warn(skipped: object) -> None:
     """One line per unreadable message, however many reads of one command meet it."""
-    text = safe(str(skipped))
-    if text not in _WARNED:
-        _WARNED.add(text)
-        print(f"warning: {text}", file=sys.stderr, flush=True)
+    warn_once(str(skipped))
 
 
 _PARAMETERS = [

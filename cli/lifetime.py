@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -24,8 +25,11 @@ def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     async def until_stopped() -> None:
         task = asyncio.ensure_future(main())
         loop = asyncio.get_running_loop()
-        for stop in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(stop, task.cancel)
+        if threading.current_thread() is threading.main_thread():
+            # (Python lets only the main thread handle signals; a command run from
+            # another thread is stopped by its caller.)
+            for stop in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(stop, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

@@ -27,6 +27,7 @@ from cli.init import init
 from cli.label import label_app
 from cli.server import server
 from cli.tasks import get_tasks
+from cli.terminal import forget_warnings
 from cli.verbs import register
 from cli.version import version, version_callback
 from registry.errors import RegistryError
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     # Library warnings (asyncio's, nats-py's) are not for the user of a CLI; what the
     # registry has to say reaches the user through its own messages.
     logging.basicConfig(level=logging.ERROR, format="skyctl: %(message)s")
+    forget_warnings()
     if os.environ.get(COMPLETE_VAR):
         from cli.completion import prepare
 

@@ -8,10 +8,29 @@ printable is shown as its Python escape instead, so ``\\x1b[31m`` appears as wri
 
 from __future__ import annotations
 
-__all__ = ["safe"]
+import sys
+
+__all__ = ["forget_warnings", "safe", "warn_once"]
 
 
 def safe(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(text: str) -> None:
+    """``warning: ...`` on stderr, once per command however often it comes up (the same
+    unreadable message met by several reads of one command, say)."""
+    shown = safe(text)
+    if shown not in _WARNED:
+        _WARNED.add(shown)
+        print(f"warning: {shown}", file=sys.stderr, flush=True)
+
+
+def forget_warnings() -> None:
+    """A new command starts with no warning given (``cli.main.main`` calls it)."""
+    _WARNED.clear()

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import os
 import subprocess
 import sys
+import threading
+import traceback
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import nats
@@ -56,19 +61,102 @@ class Result:
         return self.out.splitlines()
 
 
-def skyctl(
-    *args: str, url: str | None, env: dict[str, str] | None = None, timeout: float = 30
-) -> Result:
-    """Run the real ``skyctl`` in a new process, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+def _environment(url: str | None, env: Mapping[str, str] | None) -> dict[str, str]:
+    """A command's environment: this one's, less any NATS_* of the developer's, plus
+    ``NATS_URL`` and ``env``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
     if url is not None:
-        full_env["NATS_URL"] = url
-    full_env.update(env or {})
+        environment["NATS_URL"] = url
+    environment.update(env or {})
+    return environment
+
+
+def skyctl(
+    *args: str,
+    url: str | None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30,
+    stdin: str = "",
+) -> Result:
+    """Run ``skyctl`` in this process, as a new process would see it: its arguments, an
+    environment of its own, ``stdin``, and its stdout, stderr and exit code (a traceback
+    lands in stderr with code 1, as Python prints one). About 20 times cheaper than a
+    process; ``skyctl_process`` is for tests whose subject is the process itself.
+
+    It runs in a thread of its own, so an async test may call it from its event loop
+    (which waits for it, as it would for a process).
+    """
+    environment = _environment(url, env)
+    with _ONE_AT_A_TIME:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return _main(list(args), environment, stdin)  # as a process would: main thread
+        # Called from an event loop (an async test): the command's own asyncio.run needs
+        # a thread without one. The thread is waited for to its end, so nothing of the
+        # command (a task's last log line, say) runs on beside the test.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="skyctl")
+        try:
+            return pool.submit(_main, list(args), environment, stdin).result(timeout=timeout)
+        finally:
+            pool.shutdown(wait=True)
+
+
+_ONE_AT_A_TIME = threading.Lock()  # the environment and sys.std* are the process's
+
+
+def _main(argv: list[str], environment: dict[str, str], stdin: str) -> Result:
+    from cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_environment = dict(os.environ)
+    root = logging.getLogger()
+    saved_logging = (root.handlers[:], root.level)
+    # What ``logging.basicConfig`` in ``main`` gives a new process (here it finds the
+    # test runner's handlers and would do nothing).
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("skyctl: %(message)s"))
+    root.handlers, saved_stdin = [handler], sys.stdin
+    root.setLevel(logging.ERROR)
+    os.environ.clear()
+    os.environ.update(environment)
+    code = 0
+    try:
+        sys.stdin = io.StringIO(stdin)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(argv)
+            except SystemExit as exc:
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.stdin = saved_stdin
+        os.environ.clear()
+        os.environ.update(saved_environment)
+        root.handlers, _ = saved_logging
+        root.setLevel(saved_logging[1])
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def skyctl_process(
+    *args: str,
+    url: str | None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30,
+    stdin: str | None = None,
+) -> Result:
+    """Run the real ``skyctl`` in a new process, for tests of the process itself:
+    start-up, imports, signals, exit codes as the shell sees them."""
     proc = subprocess.run(
         [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=_environment(url, env),
         timeout=timeout,
+        input=stdin,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
