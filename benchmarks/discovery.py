@@ -449,25 +449,29 @@ async def _read_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, A
 
 
 async def scale_scenario(
-    url: str, run: Run, server_pid: int, services: int, seconds: float, runs: int
+    url: str,
+    run: Run,
+    server_pid: int,
+    services: int,
+    seconds: float,
+    runs: int,
+    ttl: int = SCALE_TTL,
 ) -> None:
     env = client_env(url)
     tasks = services * TASKS_PER_SERVICE
-    interval = SCALE_TTL / RENEWALS_PER_TTL
+    interval = ttl / RENEWALS_PER_TTL
     seconds = max(seconds, interval)  # at least one renewal of every task
     required = tasks / interval
     log(f"discovery: creating {services:,} services")
     async with await Registry.connect(url, actor=_ACTOR) as registry:
         outcomes = await registry.create_many([scale_service(i) for i in range(services)])
         assert not [o for o in outcomes if isinstance(o, Exception)], outcomes[:3]
-        size = heartbeat_bytes(scale_tasks(1)[0], SCALE_TTL)
+        size = heartbeat_bytes(scale_tasks(1)[0], ttl)
 
-        log(f"discovery: nats-py renewing {tasks:,} subjects at TTL {SCALE_TTL} s (baseline)")
+        log(f"discovery: nats-py renewing {tasks:,} subjects at TTL {ttl} s (baseline)")
         await raw.ensure_ttl_stream(url)
         heartbeats = [sys.executable, "-c", raw.HEARTBEAT_SCRIPT, "benchtask.hb"]
-        baseline = _spawn(
-            [*heartbeats, str(tasks), str(SCALE_TTL), str(size)], env, subprocess.PIPE
-        )
+        baseline = _spawn([*heartbeats, str(tasks), str(ttl), str(size)], env, subprocess.PIPE)
         try:
             assert baseline.stdout is not None
             line = await asyncio.wait_for(asyncio.to_thread(baseline.stdout.readline), 300)
@@ -483,7 +487,7 @@ async def scale_scenario(
 
         log(f"discovery: one Announcer process keeping {tasks:,} tasks live")
         command = [sys.executable, "-m", "benchmarks.discovery", "announcer"]
-        announcer = _spawn([*command, str(services), str(SCALE_TTL)], env, subprocess.PIPE)
+        announcer = _spawn([*command, str(services), str(ttl)], env, subprocess.PIPE)
         try:
             ready = await _read_line(announcer, 600)
             assert ready["announced"] == tasks, ready
@@ -525,7 +529,7 @@ async def scale_scenario(
     )
     run.add(
         Result(
-            f"heartbeats held: {tasks:,} tasks at TTL {SCALE_TTL} s, one announcer process",
+            f"heartbeats held: {tasks:,} tasks at TTL {ttl} s, one announcer process",
             ours.stored / ours.seconds,
             required,
             "heartbeats/s",
@@ -630,6 +634,7 @@ async def discovery_scenarios(
     latency_events: int,
     seconds: float,
     runs: int,
+    heartbeat_ttl: int = SCALE_TTL,
 ) -> None:
     """Every row above, in the order least disturbed by the others: the latency on a quiet
     server, the kills, then the load (its baseline's window first)."""
@@ -637,7 +642,9 @@ async def discovery_scenarios(
     await announce_latency(url, run, latency_events)
     log(f"discovery: failure detection, {kills} kills of each")
     await failure_detection(url, run, kills)
-    await scale_scenario(url, run, server_pid, run.sizes["discovery_services"], seconds, runs)
+    await scale_scenario(
+        url, run, server_pid, run.sizes["discovery_services"], seconds, runs, heartbeat_ttl
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -653,7 +660,10 @@ def main(argv: list[str] | None = None) -> None:
         "--latency-events", type=int, default=300, help="tasks announced for the latency"
     )
     parser.add_argument(
-        "--seconds", type=float, default=30.0, help="the load's window (at least 5 s)"
+        "--seconds", type=float, default=30.0, help="the load's window (at least TTL / 3)"
+    )
+    parser.add_argument(
+        "--heartbeat-ttl", type=int, default=SCALE_TTL, help="the TTL of the load's tasks"
     )
     parser.add_argument("--runs", type=int, default=21, help="rounds of one-shot commands")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
@@ -686,6 +696,7 @@ def main(argv: list[str] | None = None) -> None:
                 latency_events=args.latency_events,
                 seconds=args.seconds,
                 runs=args.runs,
+                heartbeat_ttl=args.heartbeat_ttl,
             )
         )
     print(f"\n{run.command}  ({run.date}, {run.machine['cpus']} CPUs)\n")

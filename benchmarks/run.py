@@ -491,6 +491,7 @@ async def run_all(plain: Mode, run: Run, args: argparse.Namespace, server_pid: i
         latency_events=args.watch_events,
         seconds=args.heartbeat_seconds,
         runs=args.runs,
+        heartbeat_ttl=args.heartbeat_ttl,
     )
 
 
@@ -523,7 +524,13 @@ def main(argv: list[str] | None = None) -> None:
         "--heartbeat-seconds",
         type=float,
         default=30.0,
-        help="window of the heartbeat load, ours and the baseline's (at least 5 s)",
+        help="window of the heartbeat load, ours and the baseline's (at least TTL / 3)",
+    )
+    parser.add_argument(
+        "--heartbeat-ttl",
+        type=int,
+        default=15,
+        help="TTL of the heartbeat load's tasks, in seconds (a short one for quick runs)",
     )
     parser.add_argument("--store-dir", type=Path, help="keep the server's store here")
     parser.add_argument(

@@ -41,7 +41,9 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
             "--kills",
             "2",
             "--heartbeat-seconds",
-            "5",
+            "1",
+            "--heartbeat-ttl",
+            "3",
             "--json",
             str(out),
         ],
@@ -64,5 +66,5 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     assert "| bulk create of 20 services" in proc.stdout
     assert "| `skyctl dns`: A for a service with 10 endpoints" in proc.stdout
     assert "| failure detection p99: SIGKILLed `skyctl announce` (TTL 2 s)" in proc.stdout
-    assert "| heartbeats held: 10 tasks at TTL 15 s" in proc.stdout
+    assert "| heartbeats held: 10 tasks at TTL 3 s" in proc.stdout
     assert "| `skyctl get endpoints NAME` among 10 live tasks" in proc.stdout

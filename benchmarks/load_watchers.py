@@ -1,10 +1,10 @@
-"""Three watchers in a process of their own, for the load test (tests/services/test_load.py).
+"""Three watchers in a process of their own, for the load (benchmarks/load.py).
 
 Each follows the namespace until the service named "load-done" appears, then the
 process prints one JSON line: every watcher's final live set and the observed lag from
 an event's time to its arrival.
 
-    python -m tests.load_watchers URL NAMESPACE
+    python -m benchmarks.load_watchers URL NAMESPACE
 """
 
 from __future__ import annotations
