@@ -15,6 +15,7 @@ import pytest
 
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
+from tests.helpers import stop_started
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,13 @@ def fresh_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _stop_started_processes() -> Iterator[None]:
+    """Whatever a test started with ``tests.helpers.start`` is stopped when it ends."""
+    yield
+    stop_started()
+
+
 @pytest.fixture
 def url(nats_server: NatsServer) -> str:
     return nats_server.url
@@ -51,15 +59,25 @@ async def registry(url: str) -> AsyncIterator[Registry]:
         yield reg
 
 
-# -- figures for the README's reliability section ------------------------------------------
+# -- figures measured on the way ------------------------------------------------------------
 
 _FIGURES: list[str] = []
 
 
 @pytest.fixture
-def report() -> Callable[[str], None]:
-    """Record a measured figure; all are printed at the end of the run."""
-    return _FIGURES.append
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a measured figure; all are printed at the end of the run (from whichever
+    worker measured them: they travel with the test's report)."""
+
+    def record(line: str) -> None:
+        request.node.user_properties.append(("measured", line))
+
+    return record
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _FIGURES.extend(str(value) for key, value in report.user_properties if key == "measured")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -8,11 +8,14 @@ import contextlib
 import io
 import logging
 import os
+import queue
+import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -160,3 +163,79 @@ def skyctl_process(
         input=stdin,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+class Lines:
+    """A process's stdout, line by line as it comes, each with when it came: waited for
+    with a timeout instead of a hang."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[tuple[float, str]] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+            self._queue.put(line)
+
+    def next(self, timeout: float = 10) -> str:
+        """The next line, newline and all (``queue.Empty`` after ``timeout``)."""
+        return self._queue.get(timeout=timeout)
+
+    async def wait_for(self, check: Callable[[str], bool], timeout: float = 15) -> float:
+        """``time.monotonic()`` of the first line passing ``check``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for when, line in list(self.lines):
+                if check(line):
+                    return when
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no such line in {[line for _, line in self.lines]}")
+
+
+STARTED: list[subprocess.Popen[str]] = []  # stopped after each test (conftest)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start(*args: str, url: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    """``skyctl`` in a process of its own (stopped at the end of the test); with
+    ``sigint_ignored`` as a shell starts a background job (``cmd &`` in a script)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", *args],
+        env={**env, "NATS_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
+    )
+    STARTED.append(proc)
+    return proc
+
+
+def stop_started() -> None:
+    """Kill whatever ``start`` started that still runs, and reap it."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+class Raw:
+    """A plain nats-py client as one user, collecting the server's refusals."""
+
+    def __init__(self, user: str, nc: NatsClient, errors: list[str]) -> None:
+        self.user, self.nc, self.errors = user, nc, errors
+
+    async def refused(self, operation: str) -> bool:
+        await self.nc.flush()
+        await asyncio.sleep(0.1)
+        return any(operation in e.lower() for e in self.errors)

@@ -46,8 +46,7 @@ from events import (
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from registry.services.projection import ServiceRecord
-from tests.cli.test_get_output import Lines
-from tests.helpers import last_seq, skyctl
+from tests.helpers import Lines, last_seq, skyctl
 
 # kubectl's columns (issue 11), with ENDPOINTS ready/total before AGE (issue 12).
 HEADER = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS", "AGE"]

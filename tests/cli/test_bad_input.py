@@ -4,17 +4,14 @@ from the contract (0, 1, 2 or 3), never a traceback, and nothing appended for ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
-import traceback
+import os
 import uuid
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cli.main import main
-from tests.helpers import last_seq
+from tests.helpers import last_seq, skyctl
 
 NS = f"fuzz-{uuid.uuid4().hex[:8]}"
 
@@ -82,16 +79,9 @@ def test_the_examples_hit_the_values_they_name() -> None:
 
 
 def run(argv: list[str]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:  # what a user would see as a traceback
-            return -1, traceback.format_exc()
-    return code, err.getvalue()
+    """skyctl in process with the environment the test set: exit code and stderr."""
+    result = skyctl(*argv, url=os.environ["NATS_URL"], env=dict(os.environ))
+    return result.code, result.err
 
 
 @settings(

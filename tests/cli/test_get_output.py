@@ -11,7 +11,6 @@ import queue
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from events import Service, ServiceUpdated
 from events.stamps import new_event_id, utc_now
 from registry.client import Registry
 from registry.services.decisions import Current
-from tests.helpers import last_seq, skyctl
+from tests.helpers import Lines, last_seq, skyctl
 
 
 def make(ns: str, name: str, kind: str, ports: list[int], labels: dict[str, str]) -> Service:
@@ -304,24 +303,6 @@ def test_each_command_offers_only_the_formats_it_prints(
         result = skyctl(*command, "-o", value, url="nats://127.0.0.1:1")
         assert result.code == 2, (value, result.err)
         assert "is not one of" in result.err and result.err.count("\n") == 1
-
-
-class Lines:
-    """A process's stdout, line by line, with a timeout instead of a hang."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.queue: queue.Queue[str] = queue.Queue()
-        assert process.stdout is not None
-        stdout = process.stdout
-
-        def pump() -> None:
-            for line in stdout:
-                self.queue.put(line)
-
-        threading.Thread(target=pump, daemon=True).start()
-
-    def next(self, timeout: float = 10) -> str:
-        return self.queue.get(timeout=timeout)
 
 
 def test_watch_with_a_selector_follows_services_in_and_out_of_it(url: str, shop: str) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgpack
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from events import (
@@ -27,40 +26,7 @@ from events import (
     subject_for,
 )
 from events.names import check_label_key, check_name
-
-NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-names = st.builds(
-    lambda head, mid, tail: head + mid + tail if mid or tail else head,
-    st.sampled_from(NAME_CHARS),
-    st.text(NAME_CHARS + "-", max_size=20),
-    st.text(NAME_CHARS, max_size=1),
-).filter(lambda n: not n.endswith("-"))
-ports = st.builds(
-    Port,
-    port=st.integers(1, 65535),
-    target_port=st.integers(1, 65535),
-    protocol=st.sampled_from(["TCP", "UDP"]),
-)
-services = st.builds(
-    Service,
-    namespace=names,
-    name=names,
-    type=st.sampled_from(list(ServiceType)),
-    selector=st.dictionaries(names, names | st.just(""), max_size=4),
-    ports=st.lists(ports, max_size=4, unique_by=lambda p: (p.port, p.protocol)).map(tuple),
-    cluster=st.none() | names,
-)
-times = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-)
-created = st.builds(
-    ServiceCreated,
-    id=st.uuids().map(lambda u: u.hex),
-    time=times,
-    actor=st.just("alice@host"),
-    prev=st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
-    service=services,
-)
+from tests.strategies import created, names, times
 
 
 @given(created)

@@ -11,7 +11,7 @@ from hypothesis import given
 
 from events import ServiceCreated, ServiceDeleted, encode
 from events.schema import SCHEMA_DIR, render, schemas
-from tests.contract.test_events import created
+from tests.strategies import created
 
 EVENTS_DOC = (SCHEMA_DIR.parent.parent / "EVENTS.md").read_text()
 

@@ -1,17 +1,13 @@
 """Discovery against real servers: tasks announce themselves, the server forgets the dead,
-services resolve to their live endpoints (issue 12). TTLs are 2 s to keep this quick."""
+services resolve to their live endpoints. TTLs are 2 s to keep this quick."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import msgpack
 import pytest
@@ -22,65 +18,7 @@ from registry.client import Registry
 from registry.discovery.resolver import Resolver
 from registry.errors import NoEndpoints, NotFound
 from registry.jetstream.server import NatsServer
-from tests.helpers import raw_nats, skyctl
-
-
-class Lines:
-    """A process's stdout, line by line as it comes, each with when it came."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[tuple[float, str]] = []
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
-
-    async def wait_for(self, check: Callable[[str], bool], timeout: float = 15) -> float:
-        """``time.monotonic()`` of the first line passing ``check``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for when, line in list(self.lines):
-                if check(line):
-                    return when
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no such line in {[line for _, line in self.lines]}")
-
-
-_STARTED: list[subprocess.Popen[str]] = []
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def start(*args: str, url: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
-    """``skyctl`` in a process of its own (stopped at the end of the test); with
-    ``sigint_ignored`` as a shell starts a background job (``cmd &`` in a script)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", *args],
-        env={**env, "NATS_URL": url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_ignore_sigint if sigint_ignored else None,
-    )
-    _STARTED.append(proc)
-    return proc
-
-
-@pytest.fixture(autouse=True)
-def _stop_processes() -> Iterator[None]:
-    yield
-    while _STARTED:
-        proc = _STARTED.pop()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
+from tests.helpers import Lines, raw_nats, skyctl, start
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0) -> float:

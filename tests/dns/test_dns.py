@@ -31,10 +31,7 @@ from events.task import Task
 from registry.client import Registry
 from registry.errors import InvalidInput
 from registry.jetstream.server import NatsServer
-
-# _stop_processes: the autouse fixture that stops every process start() started.
-from tests.discovery.test_discovery import Lines, _stop_processes, start  # noqa: F401
-from tests.helpers import raw_nats, skyctl
+from tests.helpers import Lines, raw_nats, skyctl, start
 
 DOMAIN = "skyflow."
 _SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import threading
 import time
@@ -14,17 +13,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cli.main import main
+from tests.helpers import skyctl
 
 
 def run(argv: list[str]) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-        except SystemExit as exc:
-            return (exc.code if isinstance(exc.code, int) else 1), err.getvalue()
-    return 0, err.getvalue()
+    result = skyctl(*argv, url=None)
+    return result.code, result.err
 
 
 Answer = Callable[[str, bytes], bytes | None]  # (subject, payload) -> reply payload

@@ -209,3 +209,18 @@ def test_no_cli_verb_imports_another_verb() -> None:
         for verb in imported & verbs
     )
     assert crossing == []
+
+
+def test_no_test_module_imports_another_or_conftest() -> None:
+    """What tests share lives in support modules (helpers, strategies, servers, cluster,
+    creds), never in a test module or conftest, so each test module stands alone."""
+    modules = module_files(ROOT, ["tests"])
+    graph = import_graph(modules)
+    shared_from_tests = sorted(
+        (module, imported)
+        for module, targets in graph.items()
+        for imported in targets
+        if imported.rpartition(".")[2].startswith("test_") or imported.endswith(".conftest")
+    )
+    assert len(graph) > 60
+    assert shared_from_tests == []

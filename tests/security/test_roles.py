@@ -3,7 +3,6 @@ that found it, against nats-server-auth.conf: the server must refuse every one."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +12,6 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig
 
 from events import (
@@ -30,7 +28,7 @@ from registry.client import Registry
 from registry.errors import AddressTaken, PermissionDenied, ServerError
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
-from tests.helpers import skyctl
+from tests.helpers import Raw, skyctl
 from tests.servers import PASSWORDS, auth_server
 
 BUCKET = "SKYFLOW_SUBSCRIPTIONS"
@@ -42,18 +40,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         init = skyctl("init", "--user", "admin", "--password", PASSWORDS["admin"], url=running.url)
         assert init.code == 0, init.err
         yield running
-
-
-class Raw:
-    """A plain nats-py client as one user, collecting the server's refusals."""
-
-    def __init__(self, user: str, nc: NatsClient, errors: list[str]) -> None:
-        self.user, self.nc, self.errors = user, nc, errors
-
-    async def refused(self, operation: str) -> bool:
-        await self.nc.flush()
-        await asyncio.sleep(0.1)
-        return any(operation in e.lower() for e in self.errors)
 
 
 @pytest.fixture

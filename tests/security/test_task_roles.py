@@ -18,8 +18,8 @@ from registry.client import Registry
 from registry.errors import PermissionDenied
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
+from tests.helpers import Raw as RolesRaw
 from tests.helpers import skyctl
-from tests.security.test_roles import Raw as RolesRaw
 from tests.servers import PASSWORDS, auth_server
 
 HEARTBEAT = {"Nats-TTL": "5"}
