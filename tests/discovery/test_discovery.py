@@ -211,7 +211,12 @@ async def test_the_resolver_answers_through_a_server_restart_and_catches_up(
     fresh_server: NatsServer, report: Callable[[str], None]
 ) -> None:
     """While the server is down the Resolver serves what it had and says how stale it is;
-    within 1 s of the server's return it matches the server again."""
+    within 1 s of the server's return it matches the server again.
+
+    Catching up is a reconnect and a re-read (about 0.25 s). Just after a restart the
+    re-created consumer can lose its first deliveries while JetStream recovers the stream;
+    the tail asks the consumer what it delivered rather than wait for the next heartbeat
+    to show the gap (a second before, 0.45 s at most now)."""
     url, ns, service = fresh_server.url, "shop", "shop/web"
     async with (
         await Registry.connect(url) as tasks,
