@@ -86,7 +86,8 @@ async def test_killed_tasks_expire_withdrawn_ones_go_at_once(
         exited = loop.time()
         await until(lambda: total(resolver, service) <= 1)
         withdrawn_after = loop.time() - exited
-        assert withdrawn_after < 0.5, f"withdrawn tasks lingered {withdrawn_after:.2f} s"
+        # At once: an expiry would take the 2 s TTL.
+        assert withdrawn_after < 1.5, f"withdrawn tasks lingered {withdrawn_after:.2f} s"
         await until(lambda: total(resolver, service) == 0, timeout=5)
         expired_after = loop.time() - killed_at
         assert expired_after <= 3.0, f"killed task gone after {expired_after:.2f} s (TTL 2 s)"

@@ -128,14 +128,14 @@ async def test_no_responders_and_timeout(conn: WireConnection) -> None:
     started = time.monotonic()
     with pytest.raises(NoResponders):
         await conn.request(f"nobody.{uuid.uuid4().hex}", timeout=5)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3  # well before the 5 s timeout: refused at once
 
     silent = f"silent.{uuid.uuid4().hex}"
     await conn.subscribe(silent, collect([]))
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         await conn.request(silent, timeout=0.2)
-    assert 0.15 < time.monotonic() - started < 1.5
+    assert 0.15 < time.monotonic() - started < 3
     await conn.flush(2)  # still usable
 
 
@@ -212,7 +212,7 @@ async def test_refused_port_fails_fast_and_says_so() -> None:
     started = time.monotonic()
     with pytest.raises(Unreachable, match="connection refused") as caught:
         await WireConnection.connect(f"nats://alice:pa55word@127.0.0.1:{free_port()}")
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3
     assert "pa55word" not in str(caught.value) and "alice:***@" in str(caught.value)
 
 
@@ -242,7 +242,7 @@ async def test_a_lost_connection_fails_everything_at_once(fresh_server: NatsServ
         started = time.monotonic()
         with pytest.raises(ConnectionLost, match=r"closed the connection|failed"):
             await pending
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 4  # the request waited 30 s: the loss ends it
         assert connection.is_closed
         with pytest.raises(ConnectionLost):
             await connection.publish("x")
@@ -509,7 +509,7 @@ async def test_a_malformed_frame_closes_the_connection(frame: bytes) -> None:
         started = time.monotonic()
         with pytest.raises(ConnectionLost, match="protocol error from") as caught:
             await connection.flush(10)  # the fake never answers it
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 4  # the flush would wait 10 s
         assert "hunter2" not in str(caught.value) and "someone:***@" in str(caught.value)
         assert connection.is_closed and received == []
         await asyncio.wait_for(server.hung_up.wait(), 2)  # it closed its socket
@@ -536,7 +536,7 @@ async def test_a_malformed_handshake_is_unreachable(frames: tuple[bytes, ...]) -
         started = time.monotonic()
         with pytest.raises(Unreachable, match=r"protocol error|refused us") as caught:
             await WireConnection.connect(server.url, timeout=5)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 4  # the timeout is 5 s
         assert "hunter2" not in str(caught.value)
         await asyncio.wait_for(server.hung_up.wait(), 2)
 
@@ -552,7 +552,7 @@ async def test_a_silent_server_fails_within_the_timeout(
         started = time.monotonic()
         with pytest.raises(Unreachable, match=reason):
             await WireConnection.connect(server.url, timeout=0.5)
-        assert 0.4 < time.monotonic() - started < 1.5
+        assert 0.4 < time.monotonic() - started < 3
 
 
 async def test_a_silent_server_ranks_above_a_refused_port() -> None:
@@ -588,7 +588,7 @@ async def test_a_flood_leaves_the_loop_responsive_and_cancellable() -> None:
         for _ in range(5):
             started = time.monotonic()
             await asyncio.sleep(0.01)
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 1.0  # a starved loop would not wake at all
         waiting.cancel()
         await asyncio.wait([waiting], timeout=1)
         assert waiting.cancelled()
