@@ -1,4 +1,4 @@
-"""Discovery (issue 12): how fast the dead are forgotten, how fast an announce reaches a
+"""Discovery: how fast the dead are forgotten, how fast an announce reaches a
 Resolver, and what 10,000 services with 50,000 announced tasks cost; each row beside a
 baseline measured in the same run.
 

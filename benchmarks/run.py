@@ -1,5 +1,5 @@
 """``python -m benchmarks``: seed a registry through the library, then time each scenario
-of issue 4 beside a raw nats-py baseline measured in the same run, and print the table.
+beside a raw nats-py baseline measured in the same run, and print the table.
 
 Every number is a median (or a percentile) of repeated samples taken alternately with
 its baseline, so both see the same machine load; the ratios are what to compare across

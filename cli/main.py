@@ -64,12 +64,12 @@ app.command("server")(server)
 app.command("init")(init)
 app.command("version")(version)
 app.command("completion")(completion)
-# Discovery (issue 12): tasks announce themselves, services resolve to their endpoints.
+# Discovery: tasks announce themselves, services resolve to their endpoints.
 app.add_typer(announce_app, name="announce")
 register(announce_app, announce_task, "task")
 register(get_app, get_endpoints, "endpoints")
 register(get_app, get_tasks, "tasks")
-# DNS (issue 13): the same endpoints, for programs in any language.
+# DNS: the same endpoints, for programs in any language.
 app.command("dns")(dns_command)
 
 

@@ -13,7 +13,7 @@ NOUNS = ("service", "services", "svc")
 ALIASES = {
     "services": "service",
     "svc": "service",
-    # Discovery's nouns (issue 12), each taken only where its verb has it.
+    # Discovery's nouns, each taken only where its verb has it.
     "endpoint": "endpoints",
     "ep": "endpoints",
     "task": "tasks",

@@ -471,7 +471,7 @@ class Registry:
             on_skipped=self.on_skipped,
         )
 
-    # -- tasks and endpoints (issue 12: discovery) -----------------------------------------
+    # -- tasks and endpoints ---------------------------------------------------------------
 
     async def announcer(self) -> Announcer:
         """What keeps this registry's announced tasks live (one per connection)."""

@@ -1,4 +1,4 @@
-"""Issue 11, "shown like kubectl": a service's addresses in ``get`` (every type, ``-A``,
+"""Shown like kubectl: a service's addresses in ``get`` (every type, ``-A``,
 ``-o wide``, YAML and JSON, ``--watch``), ``create --cluster-ip``, manifests that carry
 ``clusterIP``, ``nodePort`` and ``status``, and ``describe``. New processes against a real
 server, as a user runs them; the cells themselves are also checked without one."""
@@ -48,7 +48,7 @@ from registry.jetstream.server import NatsServer
 from registry.services.projection import ServiceRecord
 from tests.helpers import Lines, last_seq, skyctl
 
-# kubectl's columns (issue 11), with ENDPOINTS ready/total before AGE (issue 12).
+# kubectl's columns, with ENDPOINTS ready/total before AGE.
 HEADER = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS", "AGE"]
 WIDE = [*HEADER, "TARGET-PORTS", "SELECTOR", "CLUSTER", "REVISION", "CREATED-BY", "PROOF"]
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/12")

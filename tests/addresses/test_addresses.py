@@ -1,4 +1,4 @@
-"""Issue 11, the pure part: which addresses a service holds, what a change keeps, takes and
+"""The pure part: which addresses a service holds, what a change keeps, takes and
 gives up, the ranges, and the audit's ledger; no server."""
 
 from __future__ import annotations

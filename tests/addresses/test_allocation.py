@@ -1,4 +1,4 @@
-"""Issue 11: stable addresses, allocated in the same atomic batch as the service, on a
+"""Stable addresses, allocated in the same atomic batch as the service, on a
 real server: no address is ever held twice or by a deleted service, with writers racing,
 crashing and forging records."""
 

@@ -33,7 +33,7 @@ def test_seed_example_verbatim(url: str, ns: str) -> None:
     got = skyctl("get", "service", "myService", "--namespace", ns, url=url)
     assert got.code == 0, got.err
     header, row = got.lines
-    # kubectl's columns (issue 11), and ENDPOINTS ready/total (issue 12); the selector,
+    # kubectl's columns, and ENDPOINTS ready/total; the selector,
     # target port and cluster are in -o wide.
     assert header.split() == [
         "NAME",

@@ -109,7 +109,7 @@ def test_the_documented_javascript_subscriber_is_the_tested_example() -> None:
     assert [line for line in snippet.splitlines() if line.strip() and line not in example] == []
 
 
-# -- the liveness stream (issue 12) -------------------------------------------------------
+# -- the liveness stream -----------------------------------------------------------------
 
 
 def test_task_message_fields_are_documented() -> None:

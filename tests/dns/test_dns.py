@@ -1,7 +1,7 @@
 """``skyctl dns`` against a real server, asked by dnspython's resolver and query functions
 (a client this project does not write): announce and answer, SIGKILL and gone, SRV ports,
 300 endpoints over TCP after a truncated UDP reply, hostile bytes, a NATS outage, bad
-input (issue 13). Task TTLs are 2 s to keep this quick."""
+input. Task TTLs are 2 s to keep this quick."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 9, finding 4: what a broken or hostile server says reaches the user as one line
+"""What a broken or hostile server says reaches the user as one line
 and an exit code, promptly, through the whole command (the frame-level checks of the wire
 client are in ``tests/jetstream/test_wire.py``); and no error repeats a password."""
 

@@ -327,7 +327,7 @@ async def test_the_streams_own_size_refusal_is_reported_as_one(url: str, client:
 
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_a_tls_url_never_falls_back_to_plaintext(url: str, client: Client) -> None:
-    """Issue 9, finding 4: nats-py connected in plaintext to a tls:// URL's server."""
+    """Once, nats-py connected in plaintext to a tls:// URL's server."""
     with pytest.raises(Unreachable, match="does not offer TLS"):
         await connect(url.replace("nats://", "tls://"), client)
 

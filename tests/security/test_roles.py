@@ -1,4 +1,4 @@
-"""Issue 9's findings about checkpoints and roles, each tried with raw nats-py as the user
+"""Findings about checkpoints and roles, each tried with raw nats-py as the user
 that found it, against nats-server-auth.conf: the server must refuse every one."""
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ async def test_a_viewer_writes_no_address_record(raw: Raw) -> None:
 async def test_a_writer_sets_no_ranges_and_its_forged_release_frees_nothing(
     server: NatsServer, raw: Raw
 ) -> None:
-    """Issue 11: a writer may publish address records (its batches carry them), so it can
+    """A writer may publish address records (its batches carry them), so it can
     forge one; the ranges are the admin's alone."""
     await raw.nc.publish("skyflow.config.ranges", b"\x80")
     assert await raw.refused('publish to "skyflow.config.ranges"')

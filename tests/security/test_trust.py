@@ -1,4 +1,4 @@
-"""Issue 9's findings about who wrote what, each tried as a hostile writer would, with raw
+"""Findings about who wrote what, each tried as a hostile writer would, with raw
 nats-py beside skyctl: a forged actor, a name the server never checked, signatures that
 do or do not hold, and escape sequences in an actor."""
 

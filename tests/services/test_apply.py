@@ -1,4 +1,4 @@
-"""Issue 10: changing a service in place, from manifests and from the command line, the way
+"""Changing a service in place, from manifests and from the command line, the way
 kubectl users do it, on a real server."""
 
 from __future__ import annotations

@@ -61,13 +61,13 @@ def test_history_cli(url: str, ns: str) -> None:
         "SEQ",
         "STORED",
         "ACTOR",
-        "PROOF",  # issue 9: whether the actor is proven
+        "PROOF",  # whether the actor is proven
         "EVENT",
         "TYPE",
         "SELECTOR",
         "PORTS",
         "CLUSTER",
-        "CHANGES",  # issue 10: what an update changed
+        "CHANGES",  # what an update changed
     ]
     assert [line.split()[4] for line in table.lines[1:]] == [
         "ServiceCreated",
@@ -187,7 +187,7 @@ def test_events_cli(url: str, ns: str) -> None:
 
 
 def test_events_follow(url: str, ns: str) -> None:
-    """-f follows from now, like `kubectl events -w` (issue 10): what was there before the
+    """-f follows from now, like `kubectl events -w`: what was there before the
     follower started is not printed, what comes after is."""
     skyctl("create", "svc", "before", "-n", ns, url=url)
     env = {**os.environ, "NATS_URL": url}

@@ -1,4 +1,4 @@
-"""Issue 9, finding 6: one unreadable message as a service's last event must not wedge the
+"""One unreadable message as a service's last event must not wedge the
 service for everyone; an explicit, recorded way out exists."""
 
 from __future__ import annotations
