@@ -1,6 +1,6 @@
 """The event contract: models, codec, subjects and stream of the SkyFlow service log.
 
-This package depends on nothing else in the project; ``EVENTS.md`` describes the same
+This package depends on nothing else in the project; ``docs/events.md`` describes the same
 contract for subscribers written in other languages.
 
 The pydantic models and the codec are imported on first use (``from events import

@@ -1,5 +1,5 @@
 // A SkyFlow registry subscriber in JavaScript (Node 18+), using only the event contract
-// (EVENTS.md): read the stream in order, decode msgpack, fold ServiceCreated and
+// (docs/events.md): read the stream in order, decode msgpack, fold ServiceCreated and
 // ServiceDeleted into the set of live services, and skip (and report) what it cannot read.
 //
 //   npm install && NATS_URL=nats://127.0.0.1:4222 node subscriber.mjs [namespace]

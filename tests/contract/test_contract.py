@@ -1,4 +1,4 @@
-"""EVENTS.md is the contract for other languages: keep it true to the models."""
+"""docs/events.md is the contract for other languages: keep it true to the models."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from events.envelope import EventEnvelope
 from events.service import Port, Service
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = (ROOT / "EVENTS.md").read_text()
+DOC = (ROOT / "docs" / "events.md").read_text()
 
 
 def documented_fields(heading: str) -> set[str]:

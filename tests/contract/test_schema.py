@@ -13,7 +13,7 @@ from events import ServiceCreated, ServiceDeleted, encode
 from events.schema import SCHEMA_DIR, render, schemas
 from tests.strategies import created
 
-EVENTS_DOC = (SCHEMA_DIR.parent.parent / "EVENTS.md").read_text()
+EVENTS_DOC = (SCHEMA_DIR.parent.parent / "docs" / "events.md").read_text()
 
 
 def test_checked_in_schemas_are_current() -> None:
@@ -23,7 +23,7 @@ def test_checked_in_schemas_are_current() -> None:
         assert (SCHEMA_DIR / name).read_text() == render(schema), (
             f"{name} is stale: run python -m events.schema"
         )
-        assert f"events/schemas/{name}" in EVENTS_DOC, f"EVENTS.md does not link {name}"
+        assert f"events/schemas/{name}" in EVENTS_DOC, f"docs/events.md does not link {name}"
 
 
 def _validator(name: str) -> jsonschema.Draft202012Validator:
