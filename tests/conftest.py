@@ -7,6 +7,7 @@ other by using a namespace of their own.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,15 @@ import pytest
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from tests.helpers import stop_started
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests stop the commands they start with SIGINT, as a user's Ctrl-C would. A test run
+    started in the background of a script (``./scripts/test &``) begins with SIGINT
+    ignored, and every process it starts would inherit that and never stop: take Ctrl-C
+    back."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
