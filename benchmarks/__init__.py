@@ -1,4 +1,4 @@
 """Benchmarks of the registry against raw nats-py on the same server.
 
-Run ``python -m benchmarks --help``; the README's "Benchmarks" section shows a full run.
+Run ``python -m benchmarks --help``; docs/benchmarks.md shows full runs with their dates.
 """

@@ -2,8 +2,9 @@
 
 Importing nats-py costs a one-shot ``skyctl`` process about a hundred milliseconds on top
 of asyncio, with no lighter path inside nats-py (``nats/__init__.py`` loads the client,
-JetStream, ssl, email and importlib.metadata; see the README's import-time table), and its
-per-message machinery caps a replay at the speed of its ordered consumer.
+JetStream, ssl, email and importlib.metadata; see the import-time table in
+docs/benchmarks.md), and its per-message machinery caps a replay at the speed of its
+ordered consumer.
 What a short-lived client needs is small: ``INFO`` -> (TLS) -> ``CONNECT`` -> ``PING``,
 ``SUB``/``UNSUB``, ``PUB``/``HPUB``, and reading ``MSG``/``HMSG``. That is this module.
 

@@ -1,10 +1,10 @@
 """What a one-shot ``skyctl`` command imports, so start-up cannot regress silently.
 
-A one-shot command lives for a few round trips; most of its time is imports (the README's
-import-time table). The design allows it the event models (pydantic: the one reader of
-the log) and the wire client; it must not import nats-py (about a hundred milliseconds),
-YAML (a table was asked for), rich, or the test and schema tooling. (ssl it cannot
-avoid: asyncio imports it.)
+A one-shot command lives for a few round trips; most of its time is imports (the
+import-time table in docs/benchmarks.md). The design allows it the event models
+(pydantic: the one reader of the log) and the wire client; it must not import nats-py
+(about a hundred milliseconds), YAML (a table was asked for), rich, or the test and
+schema tooling. (ssl it cannot avoid: asyncio imports it.)
 """
 
 from __future__ import annotations
