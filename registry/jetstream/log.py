@@ -30,12 +30,20 @@ from registry.jetstream.protocol import (
     BATCH_INCOMPLETE_TEXT,
     BATCH_SEQUENCE,
     EXPECTED_LAST_SUBJECT_SEQUENCE,
+    OWN_WRITE_IN_FLIGHT,
     WRONG_LAST_SEQUENCE,
     api_error,
     outdated,
     stream_problems,
 )
-from registry.jetstream.session import Session, as_int, bad_ack, json_answer, write_operation
+from registry.jetstream.session import (
+    Session,
+    Unanswered,
+    as_int,
+    bad_ack,
+    json_answer,
+    write_operation,
+)
 from registry.jetstream.tail import Tail
 from registry.log.port import MAX_BATCH, ConditionalMessage, WrongLastSequence
 from registry.log.reader import FROM_THE_START, Start
@@ -218,6 +226,10 @@ class JetStreamLog:
                 if err_code == BATCH_DUPLICATE_ID:
                     raise api_error(error, f"append to {subjects[0]}")
                 raise WrongLastSequence(subjects[0])
+            if err_code == OWN_WRITE_IN_FLIGHT:
+                # An earlier attempt's ids are still being proposed: they may yet be
+                # stored, so wait for them, as a single append does.
+                raise Unanswered("the first attempt still in flight")
             raise api_error(error, f"append to {subjects[0]}")
 
         return await self.session.retrying(

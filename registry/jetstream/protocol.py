@@ -42,9 +42,10 @@ BATCH_COMMIT = "Nats-Batch-Commit"
 BATCH_INCOMPLETE_TEXT = b"batch is incomplete"
 # R1 streams answer a failed expectation with 10071, replicated ones with 10164.
 WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
-# A replicated stream's leader answers a retry whose first attempt it is still
-# proposing with 10158 "duplicate message id is in process": not stored yet, but it may
-# be, so the retry goes on until the id is stored (a duplicate ack) or the time is up.
+# A replicated stream's leader answers a retry (of one message or of a batch) whose first
+# attempt it is still proposing with 10158 "duplicate message id is in process": not
+# stored yet, but it may be, so the retry goes on until the id is stored (a duplicate ack,
+# or a batch's ids found ours) or the time is up.
 OWN_WRITE_IN_FLIGHT = 10158
 # A retried atomic batch whose ids are already stored (its first attempt committed and
 # the ack was lost, e.g. across a leader change) is refused with 10201 "atomic publish

@@ -31,6 +31,7 @@ from registry.jetstream.checkpoints import BUCKET
 from registry.jetstream.log import JetStreamLog
 from registry.jetstream.natspy import NatsPyConnection
 from registry.jetstream.server import NatsServer
+from registry.log.port import ConditionalMessage
 from registry.services.feed import read_log
 from tests.cluster import DOCUMENTED, LocalCluster, render_configs
 from tests.helpers import skyctl
@@ -280,6 +281,28 @@ async def test_killing_the_stream_leader_loses_nothing_acknowledged(
     )
     for name, reason in list(writes.unconfirmed.items())[:5]:
         report(f"  unconfirmed {name}: {reason}")
+
+
+@pytest.mark.slow
+async def test_a_batch_retried_while_its_first_attempt_is_proposed_is_ours(
+    cluster: LocalCluster,
+) -> None:
+    """A replicated stream's leader answers a batch whose ids it is still proposing with
+    10158 "duplicate message id is in process": the retry waits for them to be stored and
+    then finds them ours. Sent three times at once, every copy returns the same sequences."""
+    init = await asyncio.to_thread(skyctl, "init", "--replicas", "3", url=cluster.url)
+    assert init.code == 0, init.err
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    async with await Registry.connect(cluster.url) as reg:
+        for i in range(20):
+            batch = [
+                ConditionalMessage(f"skyflow.svc.{ns}.s{i}-{k}", b"", uuid.uuid4().hex, 0)
+                for k in range(2)
+            ]
+            copies = await asyncio.gather(*(reg.log.append_batch(batch) for _ in range(3)))
+            assert copies[0] == copies[1] == copies[2], copies
+            stored = await reg.log.last_many([m.subject for m in batch])
+            assert [stored[m.subject].seq for m in batch] == copies[0]
 
 
 # -- live tasks on a cluster ---------------------------------------------------------------
