@@ -15,6 +15,7 @@ from typing import Any
 from registry.jetstream.checkpoints import BUCKET, BUCKET_SAFETY, STREAM, CheckpointStore
 from registry.jetstream.log import JetStreamLog
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
+from registry.jetstream.session import SETTLE_S
 
 __all__ = ["Provisioned", "provision"]
 
@@ -67,12 +68,17 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
             log.stream_replicas = want
     report = [
         _report(
-            await log.session.stream_info(stream), "stream", stream, action, previous, tightened
+            await log.session.stream_info(stream, retry_for=SETTLE_S),
+            "stream",
+            stream,
+            action,
+            previous,
+            tightened,
         )
     ]
 
     try:
-        await log.session.stream_info(STREAM)
+        await log.session.stream_info(STREAM, retry_for=SETTLE_S)
     except ApiError as exc:
         if exc.err_code != STREAM_NOT_FOUND:
             raise
@@ -80,7 +86,7 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
         action, previous, tightened = "created", None, ()
     else:
         action, previous, tightened = await _settle(log, STREAM, want, scale, BUCKET_SAFETY)
-    info = await log.session.stream_info(STREAM)
+    info = await log.session.stream_info(STREAM, retry_for=SETTLE_S)
     report.append(_report(info, "bucket", BUCKET, action, previous, tightened))
     report.append(await _provision_tasks(log, want, scale))
     return report
@@ -92,7 +98,7 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
     from registry.jetstream.liveness import JetStreamLiveness
 
     try:
-        info = await log.session.stream_info(TASKS_STREAM)
+        info = await log.session.stream_info(TASKS_STREAM, retry_for=SETTLE_S)
     except ApiError as exc:
         if exc.err_code != STREAM_NOT_FOUND:
             raise
@@ -110,7 +116,7 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
             action, previous = "recreated", _replicas(config)
         else:
             action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, {})
-    info = await log.session.stream_info(TASKS_STREAM)
+    info = await log.session.stream_info(TASKS_STREAM, retry_for=SETTLE_S)
     return _report(info, "stream", TASKS_STREAM, action, previous, ())
 
 
@@ -119,7 +125,7 @@ async def _settle(
 ) -> tuple[str, int | None, tuple[str, ...]]:
     """Scale ``stream`` to ``want`` replicas if asked, and give it the ``safety`` settings
     it lacks, in one update; what was done."""
-    config = dict((await log.session.stream_info(stream)).get("config") or {})
+    config = dict((await log.session.stream_info(stream, retry_for=SETTLE_S)).get("config") or {})
     have = _replicas(config)
     changes = {key: _merged(key, config, value) for key, value in safety.items()}
     changes = {key: value for key, value in changes.items() if not _holds(key, config, value)}

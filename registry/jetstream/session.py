@@ -51,6 +51,7 @@ from registry.log.port import WrongLastSequence
 from registry.log.stored import MSG_ID, StoredMessage
 
 __all__ = [
+    "SETTLE_S",
     "Session",
     "Unanswered",
     "as_int",
@@ -63,6 +64,10 @@ T = TypeVar("T")
 
 _VIOLATION = re.compile(r"permissions violation for (publish|subscription) to \"([^\"]*)", re.I)
 _RETRY_PAUSE = 0.2
+# How long ``skyctl init`` waits for a stream to answer: a replicated stream just made or
+# scaled answers once its group has elected a leader, which a busy cluster may take
+# seconds to do.
+SETTLE_S = 30.0
 
 
 class Unanswered(Exception):
@@ -159,15 +164,18 @@ class Session:
         self, subject: str, body: Mapping[str, Any] | None, operation: str
     ) -> dict[str, Any]:
         """One JetStream API request: its JSON answer, or the registry's error for it."""
-        payload = json.dumps(body).encode() if body is not None else b""
         try:
-            reply = await self.exchange(
-                self.conn.request(subject, payload, timeout=self.timeout), operation, subject
-            )
+            return await self._api_once(subject, body, operation)
         except Unanswered as silence:
-            if silence.reason == "no stream answered":
-                raise Unreachable(self.url, "JetStream did not answer (is it enabled?)") from None
-            raise ServerError(f"{operation} timed out at {self.url}") from None
+            raise self._unanswered_api(operation, silence.reason) from None
+
+    async def _api_once(
+        self, subject: str, body: Mapping[str, Any] | None, operation: str
+    ) -> dict[str, Any]:
+        payload = json.dumps(body).encode() if body is not None else b""
+        reply = await self.exchange(
+            self.conn.request(subject, payload, timeout=self.timeout), operation, subject
+        )
         answer = json_answer(reply, operation)
         error = answer.get("error")
         if error is not None:
@@ -178,8 +186,20 @@ class Session:
             raise api_error(error, operation)
         return answer
 
-    async def stream_info(self, name: str) -> dict[str, Any]:
-        return await self.api(f"$JS.API.STREAM.INFO.{name}", None, f"read stream {name}")
+    def _unanswered_api(self, operation: str, reason: str) -> Exception:
+        if reason == "no stream answered":
+            return Unreachable(self.url, "JetStream did not answer (is it enabled?)")
+        return ServerError(f"{operation} timed out at {self.url}")
+
+    async def stream_info(self, name: str, *, retry_for: float = 0.0) -> dict[str, Any]:
+        """The stream's configuration and state. ``retry_for`` waits out silence: a
+        replicated stream just made or scaled answers once its group has a leader."""
+        subject, operation = f"$JS.API.STREAM.INFO.{name}", f"read stream {name}"
+        return await self.retrying(
+            lambda: self._api_once(subject, None, operation),
+            retry_for,
+            lambda reason: self._unanswered_api(operation, reason),
+        )
 
     async def ensure_stream(
         self, name: str, config: Mapping[str, Any], operation: str
@@ -188,7 +208,8 @@ class Session:
         (``operation`` names the creation in an error); and whether it was created."""
         created = False
         try:
-            info = await self.stream_info(name)
+            # ``skyctl init`` waits for a busy cluster; an ordinary command fails fast.
+            info = await self.stream_info(name, retry_for=SETTLE_S if self.provisioning else 0.0)
         except ApiError as exc:
             if exc.err_code != STREAM_NOT_FOUND:
                 raise
