@@ -218,6 +218,10 @@ class Tail:
                 self._on_msg(subject, reply, headers, data)
 
         sub = await self._conn.subscribe(inbox, on_msg)
+        # The consumer pushes from the moment it exists, and its first deliveries can be
+        # handled before the answer to its creation: count them from here, or they are
+        # checked against the last consumer's sequence and dropped as a gap.
+        self._next_cseq = 1
         stream = self._stream
         try:
             info = await self._session.api(
@@ -233,7 +237,6 @@ class Tail:
                 await sub.unsubscribe()
             raise
         self._sub, self._consumer = sub, name
-        self._next_cseq = 1
         self._activity = asyncio.get_running_loop().time()
         delivered = info.get("delivered")
         if self._start.policy == "new" and not self._last_seq and isinstance(delivered, dict):
@@ -242,7 +245,9 @@ class Tail:
             stream_seq = delivered.get("stream_seq")
             if isinstance(stream_seq, int):
                 self._last_seq = stream_seq
-        if not self._caught_up and not info.get("num_pending"):
+        if not self._caught_up and self._next_cseq == 1 and not info.get("num_pending"):
+            # Nothing to deliver. (Once deliveries have arrived, their own pending counts
+            # say when the read is caught up; the answer may be older or newer than them.)
             self._deliver_caught_up()
 
     async def _drop_consumer(self) -> None:
