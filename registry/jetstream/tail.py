@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from events.stamps import format_time
-from registry.errors import RegistryError, ServerError
+from registry.errors import ServerError
 from registry.jetstream.connection import ConnectionLost, Subscription
 from registry.jetstream.session import Session
 from registry.log.reader import CAUGHT_UP, FROM_THE_START, RESTARTED, Item, Start
@@ -218,6 +218,10 @@ class Tail:
                 self._on_msg(subject, reply, headers, data)
 
         sub = await self._conn.subscribe(inbox, on_msg)
+        # The consumer pushes from the moment it exists, and its first deliveries can be
+        # handled before the answer to its creation: count them from here, or they are
+        # checked against the last consumer's sequence and dropped as a gap.
+        self._next_cseq = 1
         stream = self._stream
         try:
             info = await self._session.api(
@@ -233,7 +237,6 @@ class Tail:
                 await sub.unsubscribe()
             raise
         self._sub, self._consumer = sub, name
-        self._next_cseq = 1
         self._activity = asyncio.get_running_loop().time()
         delivered = info.get("delivered")
         if self._start.policy == "new" and not self._last_seq and isinstance(delivered, dict):
@@ -242,7 +245,9 @@ class Tail:
             stream_seq = delivered.get("stream_seq")
             if isinstance(stream_seq, int):
                 self._last_seq = stream_seq
-        if not self._caught_up and not info.get("num_pending"):
+        if not self._caught_up and self._next_cseq == 1 and not info.get("num_pending"):
+            # Nothing to deliver. (Once deliveries have arrived, their own pending counts
+            # say when the read is caught up; the answer may be older or newer than them.)
             self._deliver_caught_up()
 
     async def _drop_consumer(self) -> None:
@@ -288,7 +293,6 @@ class Tail:
         while not self._closed:
             try:
                 await self._subscribe()
-                self._in_background(self._confirm_delivery(self._generation))
                 return
             except (ServerError, TimeoutError, ConnectionLost, OSError) as exc:
                 if self._conn.is_closed or (give_up is not None and loop.time() > give_up):
@@ -299,40 +303,6 @@ class Tail:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), delay)
             delay = min(delay * 2, 2.0)
-
-    async def _confirm_delivery(self, generation: int) -> None:
-        """Ask once what a re-created consumer has delivered, and read again if some of it
-        never arrived.
-
-        Just after a server restart, a consumer can be made while JetStream is still
-        recovering its stream (its answer says nothing is pending where the stream holds
-        messages), and its first deliveries can be lost. The gap shows by itself only with
-        the next message or idle heartbeat, up to a heartbeat interval later; a reader
-        following the server back should not wait that long.
-        """
-        pause = min(0.1, self._heartbeat / 4)
-        await asyncio.sleep(pause)  # the first deliveries follow the consumer's creation
-        consumer = self._consumer
-        if generation != self._generation or consumer is None or self._closed:
-            return
-        try:
-            info = await self._session.api(
-                f"$JS.API.CONSUMER.INFO.{self._stream}.{consumer}", None, "read a consumer"
-            )
-        except (RegistryError, TimeoutError, ConnectionLost, OSError):
-            return  # the watchdog and the reconnect handler take it from here
-        delivered = info.get("delivered")
-        sent = delivered.get("consumer_seq") if isinstance(delivered, dict) else None
-        if not isinstance(sent, int):
-            return
-        # What the server sent before answering is on its way through this connection:
-        # wait while it keeps arriving, and read again only if it stops short.
-        got = -1
-        while generation == self._generation and got < self._next_cseq - 1 < sent:
-            got = self._next_cseq - 1
-            await asyncio.sleep(pause)
-        if generation == self._generation and self._next_cseq - 1 < sent:
-            self._request_reset(f"the consumer delivered {sent}, {self._next_cseq - 1} arrived")
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgpack
 import pytest
 
 from events import Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
+from events.liveness import task_filter
+from events.task import Task
 from registry.client import Registry
 from registry.errors import RegistryError
 from registry.jetstream.server import NatsServer
+from registry.jetstream.session import Session
+from registry.jetstream.tail import Tail
 from registry.log.entry import Skipped
+from registry.log.reader import CAUGHT_UP, RESTARTED, Item, read_until_caught_up
+from registry.log.stored import StoredMessage
 from registry.services.feed import read_log
 from registry.services.projection import Change, ServiceRecord
 from registry.services.projector import rebuild
@@ -151,6 +158,59 @@ async def test_watcher_and_durable_subscriber_continue_across_a_restart(
         f"server SIGKILLed and restarted under a watcher and a durable subscriber: both "
         f"continued with 0 missed, 0 repeated; caught up {caught_up:.1f} s after restart"
     )
+
+
+async def test_a_read_keeps_what_its_consumer_sends_before_the_creation_is_answered(
+    fresh_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer pushes from the moment it exists, so its first deliveries can be handled
+    before the answer to its creation (after a reconnect everything arrives at once; here
+    every answer is held back to make it certain). They are the read's first messages, not
+    a gap: neither dropped (the read would wait for the server's next heartbeat, a second,
+    to notice) nor counted twice (the next message would look like a gap and the consumer
+    be re-created for nothing)."""
+    real_api = Session.api
+
+    async def answered_late(
+        self: Session, subject: str, body: Mapping[str, Any] | None, operation: str
+    ) -> dict[str, Any]:
+        answer = await real_api(self, subject, body, operation)
+        if subject.startswith("$JS.API.CONSUMER.CREATE."):
+            await asyncio.sleep(0.2)
+        return answer
+
+    monkeypatch.setattr(Session, "api", answered_late)
+    ns = "early"
+
+    def task(name: str) -> Task:
+        return Task(namespace=ns, name=name, labels={"app": "web"}, address="10.9.0.1")
+
+    def names(items: list[Item] | list[StoredMessage]) -> list[str]:
+        return [i.subject.split(".")[3] for i in items if isinstance(i, StoredMessage)]
+
+    async with await Registry.connect(fresh_server.url) as registry:
+        announcer = await registry.announcer()
+        await announcer.announce([task("one")], ttl=30)
+        tail = (await registry.log.liveness()).read(task_filter(ns))
+        assert isinstance(tail, Tail)  # JetStream's reader, which counts its re-creations
+        async with tail:
+            assert names(await read_until_caught_up(tail)) == ["one"]
+            await announcer.announce([task("two")], ttl=30)
+            assert names(await asyncio.wait_for(tail.next_batch(), 5)) == ["two"]
+            assert tail.resets == 0  # the consumer's second delivery is not a gap
+            # No renewals after the restart (they would arrive with the very consumer
+            # sequences the old consumer had reached): the new consumer sends the state.
+            await announcer.close()
+            # Stopped, not killed: the liveness stream may lose its newest heartbeat in a
+            # crash (it is renewed within a third of its TTL), and this is not about that.
+            await restart(fresh_server, kill=False, down_for=0.5)
+            # The reconnect starts the read over: the current state, then caught up.
+            items: list[Item] = []
+            while CAUGHT_UP not in items:
+                items += await asyncio.wait_for(tail.next_batch(), 5)
+            state = items[: items.index(CAUGHT_UP)]  # (the announcer may renew them after)
+            assert state[0] is RESTARTED and sorted(names(state)) == ["one", "two"], items
+            assert tail.resets == 1  # the reconnect's, and no other
 
 
 POISON: dict[str, Callable[[], bytes]] = {
