@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -304,11 +304,6 @@ class Tail:
                 await asyncio.wait_for(self._kick.wait(), delay)
             delay = min(delay * 2, 2.0)
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     def _fail(self, error: BaseException) -> None:
         self._error = error
         self._wake.set()
@@ -381,7 +376,9 @@ class Tail:
                 self._answer(reply)
 
     def _answer(self, subject: str) -> None:
-        self._in_background(self._publish_quietly(subject))
+        task = asyncio.get_running_loop().create_task(self._publish_quietly(subject))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _publish_quietly(self, subject: str) -> None:
         with contextlib.suppress(ConnectionLost):
