@@ -256,7 +256,8 @@ async def jetstream_subscription(url: str, stream: str, subjects: str) -> Arriva
 async def ensure_ttl_stream(url: str) -> None:
     """``TTL_STREAM``, configured as ``TasksSpec`` configures the liveness stream."""
     config = {
-        **TasksSpec(name=TTL_STREAM, subjects=(TTL_SUBJECTS,)).config(),
+        **TasksSpec(name=TTL_STREAM).config(),
+        "subjects": [TTL_SUBJECTS],
         "description": "benchmark baseline: heartbeats with per-message TTL",
     }
     nc = await nats.connect(url)

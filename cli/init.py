@@ -51,6 +51,18 @@ def init(
             show_default=False,
         ),
     ] = None,
+    namespaces: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="NAMESPACE",
+            help="Give this namespace its task intake stream (repeatable): where its "
+            "announcers write, bounded and without roll-ups or purges. Needed for teams "
+            "whose users may not create streams; elsewhere the first announce makes it.",
+            show_default=False,
+        ),
+    ] = None,
     allocate_missing: Annotated[
         bool,
         typer.Option(
@@ -72,6 +84,7 @@ def init(
 
     Example:  skyctl init --replicas 3 -S nats://127.0.0.1:4222,nats://127.0.0.1:4223
     """
+    from cli.parse import parse_name
     from registry.addresses.holdings import open_slots
     from registry.addresses.ranges import parse_cidr, parse_port_range
     from registry.client import Registry
@@ -81,10 +94,11 @@ def init(
     if service_cidr is not None:
         parse_cidr(service_cidr)
     ports = parse_port_range(node_port_range) if node_port_range is not None else None
+    wanted = tuple(dict.fromkeys(parse_name(n, "namespace") for n in namespaces or ()))
 
     async def run() -> None:
         async with await dataclasses.replace(conn, replicas=replicas).open_log() as log:
-            for line in await provision(log, scale=replicas is not None):
+            for line in await provision(log, scale=replicas is not None, namespaces=wanted):
                 print(safe(str(line)), flush=True)  # node names come from the server
             registry = Registry(log, signer=_signer(conn))
             if service_cidr is not None or ports is not None:

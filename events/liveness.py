@@ -17,6 +17,14 @@ grows with the tasks carrying that label, not with the tasks of other services. 
 price is one message per label per heartbeat, which is why a task may carry at most
 ``MAX_TASK_LABELS`` labels.
 
+Announcers never write into that stream. Each namespace has an intake stream of its own
+(``SKYFLOW_INTAKE_<namespace>``, on ``skyflow.task.<namespace>.>``) that refuses roll-ups,
+purges and deletes and holds a bounded number of subjects and bytes; the liveness stream
+sources every intake and has no subjects of its own. The server lets anyone allowed to
+write a stream with subject delete markers send ``Nats-Rollup: all`` (markers turn
+roll-ups on for good), which would empty every namespace's tasks at once; an intake has no
+markers, so it can refuse roll-ups, and a team that fills its intake fills only its own.
+
 Plain data, no pydantic: the NATS adapter and the subject parsing need only this.
 """
 
@@ -26,6 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "INTAKE_MAX_BYTES",
+    "INTAKE_MAX_SUBJECTS",
+    "INTAKE_PREFIX",
     "MARKER_TTL_S",
     "MAX_TASK_BYTES",
     "MAX_TASK_LABELS",
@@ -34,8 +45,11 @@ __all__ = [
     "TASKS_STREAM",
     "TASK_PREFIX",
     "TASK_SUBJECTS",
+    "IntakeSpec",
     "TasksSpec",
+    "intake_stream",
     "label_token",
+    "namespace_of",
     "parse_task_subject",
     "selector_filter",
     "task_filter",
@@ -60,6 +74,12 @@ MAX_TASK_LABELS = 16
 # The largest heartbeat body; the stream refuses anything larger than this plus headers.
 MAX_TASK_BYTES = 4096
 _HEADER_ROOM = 1024
+# Each namespace's intake stream: its name, and what one namespace may hold there (live
+# task subjects, one per label per task, and their bytes). A namespace at its bound can
+# still renew what it holds; new subjects are refused, in that namespace only.
+INTAKE_PREFIX = "SKYFLOW_INTAKE_"
+INTAKE_MAX_SUBJECTS = 200_000
+INTAKE_MAX_BYTES = 512 * 1024 * 1024
 
 _EMPTY = "%"
 
@@ -102,6 +122,16 @@ def selector_filter(namespace: str, key: str, value: str) -> str:
     return f"{TASK_PREFIX}.{namespace}.*.{label_token(key)}.{label_token(value)}"
 
 
+def intake_stream(namespace: str) -> str:
+    """The name of ``namespace``'s intake stream (namespaces are valid stream-name text)."""
+    return f"{INTAKE_PREFIX}{namespace}"
+
+
+def namespace_of(subject: str) -> str:
+    """The namespace a task subject names; ValueError if it is not a task subject."""
+    return parse_task_subject(subject)[0]
+
+
 def parse_task_subject(subject: str) -> tuple[str, str, tuple[str, str] | None]:
     """``(namespace, name, (key, value) or None)`` of a task subject; ValueError otherwise."""
     tokens = subject.split(".")
@@ -129,7 +159,6 @@ class TasksSpec:
     """
 
     name: str = TASKS_STREAM
-    subjects: tuple[str, ...] = (TASK_SUBJECTS,)
     replicas: int = 1
     marker_ttl_s: int = MARKER_TTL_S
     max_age_s: int = MAX_TTL_S
@@ -138,12 +167,14 @@ class TasksSpec:
     def max_msg_size(self) -> int:
         return MAX_TASK_BYTES + _HEADER_ROOM
 
-    def config(self) -> dict[str, Any]:
-        """The stream configuration, as JetStream's JSON API takes it."""
+    def config(self, intakes: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The stream configuration, as JetStream's JSON API takes it: no subjects of its
+        own (nobody can publish into it, so nobody can roll it up), fed by ``intakes``."""
         return {
             "name": self.name,
             "description": "SkyFlow service registry: live tasks (each heartbeat expires)",
-            "subjects": list(self.subjects),
+            "subjects": [],
+            "sources": [{"name": name} for name in intakes],
             "retention": "limits",
             "storage": "file",
             **({"persist_mode": "async"} if self.replicas == 1 else {}),
@@ -158,5 +189,53 @@ class TasksSpec:
             "subject_delete_marker_ttl": self.marker_ttl_s * 1_000_000_000,
             "allow_direct": True,
             "deny_delete": True,
+            "duplicate_window": 60_000_000_000,
+        }
+
+
+@dataclass(frozen=True)
+class IntakeSpec:
+    """One namespace's intake: where its announcers write, and what bounds them.
+
+    No roll-ups, purges or deletes (an intake has no subject delete markers, so the server
+    lets it refuse them); one message per subject with per-message TTLs, as in the
+    liveness stream that sources it; at most ``max_subjects`` subjects and ``max_bytes``
+    bytes, new ones refused beyond that (``discard: new``), renewals still taken.
+    """
+
+    namespace: str
+    replicas: int = 1
+    max_subjects: int = INTAKE_MAX_SUBJECTS
+    max_bytes: int = INTAKE_MAX_BYTES
+
+    @property
+    def name(self) -> str:
+        return intake_stream(self.namespace)
+
+    @property
+    def subject(self) -> str:
+        return f"{TASK_PREFIX}.{self.namespace}.>"
+
+    def config(self) -> dict[str, Any]:
+        """The stream configuration, as JetStream's JSON API takes it."""
+        return {
+            "name": self.name,
+            "description": f"SkyFlow service registry: heartbeats of namespace {self.namespace}",
+            "subjects": [self.subject],
+            "retention": "limits",
+            "storage": "file",
+            **({"persist_mode": "async"} if self.replicas == 1 else {}),
+            "discard": "new",
+            "num_replicas": self.replicas,
+            "max_msgs_per_subject": 1,
+            "max_msgs": self.max_subjects,
+            "max_bytes": self.max_bytes,
+            "max_age": MAX_TTL_S * 1_000_000_000,
+            "max_msg_size": MAX_TASK_BYTES + _HEADER_ROOM,
+            "allow_msg_ttl": True,
+            "allow_rollup_hdrs": False,
+            "allow_direct": False,
+            "deny_delete": True,
+            "deny_purge": True,
             "duplicate_window": 60_000_000_000,
         }

@@ -148,8 +148,16 @@ class Announcer:
         """Announce each task now (confirmed by the server, or an error) and keep it so."""
         check_ttl(ttl)
         made = [Announcement(task, ttl) for task in tasks]
-        for chunk in _chunks(made):
-            await self.liveness.publish([m for a in chunk for m in a.heartbeats()])
+        try:
+            for chunk in _chunks(made):
+                await self.liveness.publish([m for a in chunk for m in a.heartbeats()])
+        except BaseException:
+            # Heartbeats sent but not confirmed (Ctrl-C, no answer) may be stored all the
+            # same: withdraw them, or a task stopped while joining stays live for its TTL.
+            withdrawing = asyncio.ensure_future(self.withdraw(made))
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(withdrawing)
+            raise
         loop = asyncio.get_running_loop()
         now = loop.time()
         for announcement in made:

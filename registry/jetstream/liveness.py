@@ -10,25 +10,39 @@ Facts of nats-server 2.15 this is built on (``tests/jetstream/test_liveness_stre
 - ``Nats-TTL`` takes whole seconds;
 - a subject delete marker reaches a consumer 0.16-0.27 s after the TTL runs out;
 - turning markers on turns roll-ups and purges on, and they cannot be turned off: any
-  writer may send ``Nats-Rollup: all``, which empties the stream without a marker. Readers
-  therefore read the current state again when they see one, and at a regular interval.
+  writer of the stream may send ``Nats-Rollup: all``, which empties it without a marker.
+  So nobody writes the liveness stream: it has no subjects and sources one intake stream
+  per namespace (``events.liveness.IntakeSpec``), which has no markers and refuses
+  roll-ups, purges and deletes. A sourced copy keeps its ``Nats-TTL``, counted from its
+  arrival; the liveness stream places the markers. Readers still read the current state
+  again after a roll-up (only an admin can send one now) and at a regular interval.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from events.liveness import MAX_TTL_S, TASK_PREFIX, TasksSpec
+from events.liveness import (
+    INTAKE_PREFIX,
+    MAX_TTL_S,
+    TASK_PREFIX,
+    IntakeSpec,
+    TasksSpec,
+    intake_stream,
+    namespace_of,
+)
 from registry.errors import ServerError, StreamMisconfigured
-from registry.jetstream.connection import Reply
-from registry.jetstream.protocol import api_error
+from registry.jetstream.connection import NoResponders, Reply
+from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError, api_error
 from registry.jetstream.session import Session, Unanswered, json_answer
 from registry.jetstream.tail import Tail
 from registry.log.liveness import ExpiringMessage
 from registry.log.reader import Start
 
-__all__ = ["TTL_HEADER", "JetStreamLiveness", "liveness_problems"]
+__all__ = ["TTL_HEADER", "JetStreamLiveness", "intake_problems", "liveness_problems"]
 
 TTL_HEADER = "Nats-TTL"
 _OPERATION = "announce tasks"
@@ -41,54 +55,226 @@ class JetStreamLiveness:
         self._session = session
         self.spec = spec
         self.created = False
+        self._intakes: set[str] = set()  # namespaces whose intake is known to be sourced
+        self._sent: dict[str, bytes] = {}  # each subject's last body: a renewal repeats it
 
     @classmethod
     async def open(cls, session: Session, spec: TasksSpec) -> JetStreamLiveness:
         """Find (or create) the stream and check it can decide liveness."""
         self = cls(session, spec)
         name = self.spec.name
-        config, self.created = await session.ensure_stream(
-            name,
-            self.spec.config(),
-            f"create the liveness stream {name} (an admin must run skyctl init first)",
-        )
+        try:
+            config, self.created = await session.ensure_stream(
+                name,
+                self.spec.config(await self._existing_intakes()),
+                f"create the liveness stream {name} (an admin must run skyctl init first)",
+            )
+        except ApiError as exc:
+            raise ServerError(f"create the liveness stream {name}: {exc}") from None
         problems = liveness_problems(self.spec, config, check_replicas=not session.provisioning)
         if problems:
             raise StreamMisconfigured(name, problems)
+        self._intakes = set(_sourced(config))
         return self
+
+    async def _existing_intakes(self) -> tuple[str, ...]:
+        """Intake streams already on the server (a liveness stream made again sources them)."""
+        try:
+            answer = await self._session.api(
+                "$JS.API.STREAM.NAMES", {"subject": f"{TASK_PREFIX}.>"}, "list intake streams"
+            )
+        except (ApiError, ServerError):
+            return ()  # not allowed to list: intakes are added as announcers need them
+        names = answer.get("streams") or []
+        return tuple(sorted(n for n in names if isinstance(n, str) and n.startswith(INTAKE_PREFIX)))
+
+    async def ensure_intake(self, namespace: str, *, max_subjects: int | None = None) -> bool:
+        """Make sure ``namespace`` has its intake stream and the liveness stream sources it;
+        whether the intake was created. Needs the rights an admin has: a team's intake is
+        made for it by ``skyctl init --namespace``, or on first announce where nobody is
+        restricted."""
+        spec = IntakeSpec(namespace, self.spec.replicas)
+        if max_subjects is not None:
+            spec = IntakeSpec(namespace, self.spec.replicas, max_subjects=max_subjects)
+        name = spec.name
+        try:
+            config, created = await self._session.ensure_stream(
+                name, spec.config(), f"create the intake stream {name}"
+            )
+        except ApiError as exc:
+            raise ServerError(
+                f"tasks cannot be announced in namespace {namespace!r}: its intake stream "
+                f"{name} is missing and could not be made ({exc}); an admin runs "
+                f"skyctl init --namespace {namespace}"
+            ) from None
+        problems = intake_problems(spec, config)
+        if problems:
+            raise StreamMisconfigured(name, problems)
+        await self._add_source(name)
+        self._intakes.add(namespace)
+        return created
+
+    async def _add_source(self, intake: str) -> None:
+        """Add ``intake`` to the liveness stream's sources. A stream update replaces the
+        whole configuration, so two made at once may lose one's source: each reads back
+        and adds its own again until it is there."""
+        stream = self.spec.name
+        for attempt in range(20):
+            info = await self._session.stream_info(stream, retry_for=self._session.timeout)
+            config = dict(info.get("config") or {})
+            if intake in _sourced(config):
+                return
+            sources = [s for s in config.get("sources") or [] if isinstance(s, dict)]
+            config["sources"] = [*sources, {"name": intake}]
+            await self._session.api(
+                f"$JS.API.STREAM.UPDATE.{stream}", config, f"source {intake} into {stream}"
+            )
+            await asyncio.sleep(0.05 * attempt * random.random())
+        raise ServerError(f"could not add {intake} to the sources of {stream}")
 
     @property
     def url(self) -> str:
         return self._session.url
 
     async def publish(self, messages: Sequence[ExpiringMessage], *, timeout: float = 2.0) -> None:
-        if not messages:
+        """Each namespace's messages into its intake, the last of each as a request whose
+        acknowledgement vouches for the namespace's round. An intake that is missing is
+        made (where this user may) and the round sent again."""
+        by_namespace: dict[str, list[ExpiringMessage]] = {}
+        for message in messages:
+            try:
+                namespace = namespace_of(message.subject)
+            except ValueError:
+                raise ServerError(
+                    f"{_OPERATION}: {message.subject[:200]!r} is not a task subject"
+                ) from None
+            by_namespace.setdefault(namespace, []).append(message)
+        for namespace, group in by_namespace.items():
+            if not await self._publish(group, timeout):
+                await self._missing_intake(namespace)
+                if not await self._publish(group, timeout):
+                    raise ServerError(
+                        f"{_OPERATION}: the intake stream {intake_stream(namespace)} does not "
+                        f"answer at {self.url}"
+                    )
+
+    async def _missing_intake(self, namespace: str) -> None:
+        """Nobody answered a namespace's round: its intake is missing (made here, if this
+        user may), or it has no leader for now (a plain silence, as before)."""
+        name = intake_stream(namespace)
+        try:
+            await self._session.stream_info(name, retry_for=0.0)
+        except ApiError as exc:
+            if exc.err_code != STREAM_NOT_FOUND:
+                raise
+            await self.ensure_intake(namespace)
             return
+        except ServerError:
+            await self.ensure_intake(namespace)  # not allowed to look: try to make it
+            return
+        raise ServerError(f"{_OPERATION}: no stream answered from {self.url}")
+
+    async def _publish(self, messages: Sequence[ExpiringMessage], timeout: float) -> bool:
+        """One namespace's round; False when nobody answered it at all (no intake)."""
         conn = self._session.conn
 
-        async def send() -> Reply:
+        async def send() -> Reply | None:
             *rest, last = messages
             for message in rest:
                 await conn.publish(message.subject, message.data, headers=_ttl(message))
-            return await conn.request(last.subject, last.data, headers=_ttl(last), timeout=timeout)
+            try:
+                return await conn.request(
+                    last.subject, last.data, headers=_ttl(last), timeout=timeout
+                )
+            except NoResponders:
+                return None
 
         try:
             reply = await self._session.exchange(send(), _OPERATION, f"{TASK_PREFIX}.", what="task")
         except Unanswered as silence:
             raise ServerError(f"{_OPERATION}: {silence.reason} from {self.url}") from None
+        if reply is None:
+            return False
         last = messages[-1]
         ack = json_answer(reply, _OPERATION)
         error = ack.get("error")
         if isinstance(error, dict):
             raise api_error(error, f"{_OPERATION} ({last.subject})")
-        if error is not None or not isinstance(ack.get("seq"), int):
+        seq = ack.get("seq")
+        if error is not None or not isinstance(seq, int):
             raise ServerError(f"{_OPERATION}: the server's acknowledgement is malformed")
+        news = [m for m in messages if self._sent.get(m.subject) != m.data]
+        for message in messages:
+            self._sent[message.subject] = message.data
+        if len(self._sent) > 4 * len(messages) + 1024:
+            self._sent = {m.subject: m.data for m in messages}
+        if news:
+            await self._await_sourced(last.subject, str(ack.get("stream")), seq, timeout)
+        return True
+
+    async def _await_sourced(self, subject: str, intake: str, seq: int, within: float) -> None:
+        """Wait until the liveness stream holds the intake's message ``seq`` (or a later one)
+        on ``subject``: a task that joins, changes or leaves is visible to every reader once
+        its announce returns, as it was when announcers wrote the liveness stream itself.
+        Renewals do not wait. Sourcing takes milliseconds; past ``within`` it is left to
+        arrive on its own."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pause = 0.002
+        while True:
+            stored = await self._session.last(self.spec.name, subject, retry_for=0.0)
+            if stored is not None and _source_seq(stored.headers, intake) >= seq:
+                return
+            if loop.time() + pause > deadline:
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def read(self, filters: Sequence[str]) -> Tail:
         return Tail(self._session, self.spec.name, filters, Start("last_per_subject"), restart=True)
 
     def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
         return self._session.conn.on_reconnect(listener)
+
+
+def _source_seq(headers: Mapping[str, str], intake: str) -> int:
+    """The intake sequence a sourced copy came from (``Nats-Stream-Source: <stream> <seq>
+    ...``), or 0 if it came from elsewhere or says nothing readable."""
+    parts = (headers.get("Nats-Stream-Source") or "").split(" ", 2)
+    if len(parts) >= 2 and parts[0] == intake and parts[1].isdigit() and len(parts[1]) < 20:
+        return int(parts[1])
+    return 0
+
+
+def _sourced(config: Mapping[str, Any]) -> list[str]:
+    """The streams a configuration sources, by name."""
+    return [
+        str(s.get("name"))
+        for s in config.get("sources") or []
+        if isinstance(s, dict) and isinstance(s.get("name"), str)
+    ]
+
+
+def intake_problems(spec: IntakeSpec, config: Mapping[str, Any]) -> list[str]:
+    """Every setting of an intake stream that would let a team reach past its namespace
+    (roll-ups, purges, deletes, other subjects) or grow without bound, one line each."""
+    problems: list[str] = []
+    fix = f"delete {spec.name} and run skyctl init --namespace {spec.namespace}"
+    if config.get("allow_rollup_hdrs"):
+        problems.append(f"allow_rollup_hdrs is on: a roll-up would erase tasks ({fix})")
+    if not config.get("deny_purge") or not config.get("deny_delete"):
+        problems.append(f"purges or deletes are allowed: tasks could be erased ({fix})")
+    if config.get("subject_delete_marker_ttl"):
+        problems.append(f"it places subject delete markers, which allow roll-ups ({fix})")
+    if list(config.get("subjects") or []) != [spec.subject]:
+        problems.append(f"its subjects are {config.get('subjects')}, not [{spec.subject}] ({fix})")
+    if config.get("max_msgs_per_subject") != 1 or not config.get("allow_msg_ttl"):
+        problems.append(f"it does not keep one expiring message per subject ({fix})")
+    for limit in ("max_msgs", "max_bytes"):
+        value = config.get(limit)
+        if not isinstance(value, int) or value <= 0:
+            problems.append(f"{limit} is unbounded: one team could fill the server ({fix})")
+    return problems
 
 
 def _ttl(message: ExpiringMessage) -> Mapping[str, str]:
@@ -133,17 +319,31 @@ def liveness_problems(
             "a task with a longer TTL expires early",
             f"set it to {MAX_TTL_S}s",
         )
-    if config.get("subject_transform") or config.get("mirror") or config.get("sources"):
+    if config.get("subject_transform") or config.get("mirror"):
         problem(
-            "it transforms, mirrors or sources subjects",
+            "it transforms or mirrors subjects",
             "heartbeats are stored where readers do not look, or come from elsewhere",
             "use a stream of its own",
         )
-    if f"{TASK_PREFIX}.>" not in (config.get("subjects") or []):
+    for source in config.get("sources") or []:
+        name = source.get("name") if isinstance(source, dict) else None
+        if (
+            not isinstance(name, str)
+            or not name.startswith(INTAKE_PREFIX)
+            or any(source.get(k) for k in ("external", "subject_transforms", "filter_subject"))
+        ):
+            problem(
+                f"it sources {str(name)[:80]!r}",
+                "only the namespaces' intake streams may feed it, whole",
+                "remove that source (nats stream edit)",
+            )
+    # A stream made with neither subjects nor sources gets its own name as its subject
+    # (the server's default): no role but admin may publish there.
+    if [s for s in config.get("subjects") or [] if s != spec.name]:
         problem(
-            f"subjects {config.get('subjects')} lack {TASK_PREFIX}.>",
-            "heartbeats would not be stored",
-            "add it (nats stream edit)",
+            f"it has subjects {config.get('subjects')}",
+            "whoever may publish there can roll up every namespace's tasks at once",
+            "skyctl init makes it again, fed by one intake stream per namespace",
         )
     have = config.get("num_replicas") or 1
     if check_replicas and isinstance(have, int) and have < spec.replicas:

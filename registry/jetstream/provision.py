@@ -47,7 +47,9 @@ class Provisioned:
         return text
 
 
-async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
+async def provision(
+    log: JetStreamLog, *, scale: bool, namespaces: tuple[str, ...] = ()
+) -> list[Provisioned]:
     """Report the event stream and the subscriptions bucket, creating the bucket if it is
     missing with as many replicas as the stream has. With ``scale``, first bring both to
     ``log.spec.replicas``. ``log`` was opened with that spec, so the stream exists already
@@ -89,7 +91,26 @@ async def provision(log: JetStreamLog, *, scale: bool) -> list[Provisioned]:
     info = await log.session.stream_info(STREAM, retry_for=SETTLE_S)
     report.append(_report(info, "bucket", BUCKET, action, previous, tightened))
     report.append(await _provision_tasks(log, want, scale))
+    for namespace in namespaces:
+        report.append(await _provision_intake(log, namespace, want, scale))
     return report
+
+
+async def _provision_intake(
+    log: JetStreamLog, namespace: str, want: int, scale: bool
+) -> Provisioned:
+    """A namespace's intake stream, made (and sourced into the liveness stream) or
+    scaled with the rest."""
+    from events.liveness import intake_stream
+
+    name = intake_stream(namespace)
+    liveness = await log.liveness()
+    if await liveness.ensure_intake(namespace):
+        action, previous = "created", None
+    else:
+        action, previous, _ = await _settle(log, name, want, scale, {})
+    info = await log.session.stream_info(name, retry_for=SETTLE_S)
+    return _report(info, "stream", name, action, previous, ())
 
 
 async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisioned:
@@ -106,9 +127,11 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
         action, previous = "created", None
     else:
         config = dict(info.get("config") or {})
-        if scale and want > 1 and config.get("persist_mode") == "async":
+        legacy = bool([s for s in config.get("subjects") or [] if s != TASKS_STREAM])
+        if legacy or (scale and want > 1 and config.get("persist_mode") == "async"):
             # JetStream can neither replicate an asynchronously persisted stream nor change
-            # its persistence: it is made again. It holds only heartbeats, each renewed
+            # its persistence, nor take a stream's subjects away while others' intakes
+            # would overlap them: it is made again. It holds only heartbeats, each renewed
             # within a third of its TTL, so live tasks are back within that time.
             api = f"$JS.API.STREAM.DELETE.{TASKS_STREAM}"
             await log.session.api(api, None, f"replace stream {TASKS_STREAM}")

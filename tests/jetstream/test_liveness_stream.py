@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 
-from events.liveness import TASKS_STREAM, TasksSpec
+from events.liveness import TASKS_STREAM, TasksSpec, intake_stream
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from tests.helpers import raw_nats, skyctl
@@ -16,12 +16,18 @@ from tests.helpers import raw_nats, skyctl
 async def test_the_server_expires_heartbeats_and_says_so(fresh_server: NatsServer) -> None:
     url = fresh_server.url
     async with await Registry.connect(url) as registry:
-        await registry.log.liveness()  # the registry's own stream
+        # The registry's own stream, and the intake it sources for namespace "facts".
+        await (await registry.log.liveness()).ensure_intake("facts")
     async with raw_nats(url) as nc:
         js = nc.jetstream()
         info = await js.stream_info(TASKS_STREAM)
-        # Markers on turn roll-ups and purges on, whatever was asked (nats-server 2.15).
+        # Markers on turn roll-ups and purges on, whatever was asked (nats-server 2.15):
+        # which is why nobody publishes into the liveness stream itself.
         assert info.config.allow_rollup_hdrs and not info.config.deny_purge
+        intake = await js.stream_info(intake_stream("facts"))
+        assert not intake.config.allow_rollup_hdrs and intake.config.deny_purge
+        refused = await nc.request("skyflow.task.facts.x", b"", headers={"Nats-Rollup": "all"})
+        assert json.loads(refused.data)["error"]["err_code"] == 10111  # rollup not permitted
         arrived: dict[str, tuple[float, dict[str, str]]] = {}
 
         async def on_msg(msg: object) -> None:
@@ -42,7 +48,9 @@ async def test_the_server_expires_heartbeats_and_says_so(fresh_server: NatsServe
             await asyncio.sleep(0.02)
         one, headers = arrived["skyflow.task.facts.one"]
         assert headers["Nats-Marker-Reason"] == "MaxAge"
-        assert 2.0 <= one - sent <= 3.5, one - sent  # the TTL, then the server's 250 ms timer
+        # The TTL (counted from the copy's arrival in the liveness stream), then the
+        # server's 250 ms timer.
+        assert 2.0 <= one - sent <= 3.5, one - sent
         assert 2.0 <= arrived["skyflow.task.facts.two"][0] - renewed <= 3.5
 
 
