@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from events.stream import consumer_limits
+
 __all__ = [
     "INTAKE_MAX_BYTES",
     "INTAKE_MAX_SUBJECTS",
@@ -190,6 +192,7 @@ class TasksSpec:
             "allow_direct": True,
             "deny_delete": True,
             "duplicate_window": 60_000_000_000,
+            "consumer_limits": consumer_limits(),
         }
 
 

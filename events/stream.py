@@ -12,7 +12,13 @@ from typing import Any
 
 from events.subjects import ALL_SUBJECTS
 
-__all__ = ["MAX_EVENT_BYTES", "STREAM_NAME", "StreamSpec"]
+__all__ = [
+    "CONSUMER_IDLE_LIMIT_S",
+    "MAX_EVENT_BYTES",
+    "STREAM_NAME",
+    "StreamSpec",
+    "consumer_limits",
+]
 
 STREAM_NAME = "SKYFLOW_SERVICES"
 # The largest event the registry writes (its msgpack body). The stream refuses messages
@@ -22,6 +28,15 @@ MAX_EVENT_BYTES = 64 * 1024
 # What the stream's ``max_msg_size`` allows beyond the body: the write headers and a
 # signature.
 HEADER_ROOM = 4 * 1024
+# The longest a consumer on a registry stream may sit without interest before the server
+# removes it: every reader's consumer is ephemeral, so one abandoned (or made by someone
+# who asks for ten years) is gone within this, whoever made it.
+CONSUMER_IDLE_LIMIT_S = 300
+
+
+def consumer_limits() -> dict[str, Any]:
+    """The server-enforced bounds on every consumer of a registry stream (its JSON)."""
+    return {"inactive_threshold": CONSUMER_IDLE_LIMIT_S * 1_000_000_000}
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from events.liveness import (
     namespace_of,
 )
 from registry.errors import ServerError, StreamMisconfigured
-from registry.jetstream.connection import NoResponders, Reply
-from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError, api_error
+from registry.jetstream.connection import Reply
+from registry.jetstream.protocol import ApiError, api_error
 from registry.jetstream.session import Session, Unanswered, json_answer
 from registry.jetstream.tail import Tail
 from registry.log.liveness import ExpiringMessage
@@ -55,7 +55,7 @@ class JetStreamLiveness:
         self._session = session
         self.spec = spec
         self.created = False
-        self._intakes: set[str] = set()  # namespaces whose intake is known to be sourced
+        self._sources: set[str] = set()  # intake streams known to feed the liveness stream
         self._sent: dict[str, bytes] = {}  # each subject's last body: a renewal repeats it
 
     @classmethod
@@ -66,7 +66,7 @@ class JetStreamLiveness:
         try:
             config, self.created = await session.ensure_stream(
                 name,
-                self.spec.config(await self._existing_intakes()),
+                self.spec.config(),
                 f"create the liveness stream {name} (an admin must run skyctl init first)",
             )
         except ApiError as exc:
@@ -74,7 +74,12 @@ class JetStreamLiveness:
         problems = liveness_problems(self.spec, config, check_replicas=not session.provisioning)
         if problems:
             raise StreamMisconfigured(name, problems)
-        self._intakes = set(_sourced(config))
+        if self.created:
+            # Made again (scaled, or replacing an older one): the intakes already there
+            # feed it as before.
+            for intake in await self._existing_intakes():
+                await self._add_source(intake)
+        self._sources = set(_sourced(config))
         return self
 
     async def _existing_intakes(self) -> tuple[str, ...]:
@@ -111,7 +116,7 @@ class JetStreamLiveness:
         if problems:
             raise StreamMisconfigured(name, problems)
         await self._add_source(name)
-        self._intakes.add(namespace)
+        self._sources.add(name)
         return created
 
     async def _add_source(self, intake: str) -> None:
@@ -150,51 +155,26 @@ class JetStreamLiveness:
                 ) from None
             by_namespace.setdefault(namespace, []).append(message)
         for namespace, group in by_namespace.items():
-            if not await self._publish(group, timeout):
-                await self._missing_intake(namespace)
-                if not await self._publish(group, timeout):
-                    raise ServerError(
-                        f"{_OPERATION}: the intake stream {intake_stream(namespace)} does not "
-                        f"answer at {self.url}"
-                    )
+            if intake_stream(namespace) not in self._sources:
+                # Looked up (or made) before the first heartbeat, not after a silence: a
+                # plain subscriber on the subject would keep "no responders" from coming.
+                await self.ensure_intake(namespace)
+            await self._publish(group, timeout)
 
-    async def _missing_intake(self, namespace: str) -> None:
-        """Nobody answered a namespace's round: its intake is missing (made here, if this
-        user may), or it has no leader for now (a plain silence, as before)."""
-        name = intake_stream(namespace)
-        try:
-            await self._session.stream_info(name, retry_for=0.0)
-        except ApiError as exc:
-            if exc.err_code != STREAM_NOT_FOUND:
-                raise
-            await self.ensure_intake(namespace)
-            return
-        except ServerError:
-            await self.ensure_intake(namespace)  # not allowed to look: try to make it
-            return
-        raise ServerError(f"{_OPERATION}: no stream answered from {self.url}")
-
-    async def _publish(self, messages: Sequence[ExpiringMessage], timeout: float) -> bool:
-        """One namespace's round; False when nobody answered it at all (no intake)."""
+    async def _publish(self, messages: Sequence[ExpiringMessage], timeout: float) -> None:
+        """One namespace's round into its intake."""
         conn = self._session.conn
 
-        async def send() -> Reply | None:
+        async def send() -> Reply:
             *rest, last = messages
             for message in rest:
                 await conn.publish(message.subject, message.data, headers=_ttl(message))
-            try:
-                return await conn.request(
-                    last.subject, last.data, headers=_ttl(last), timeout=timeout
-                )
-            except NoResponders:
-                return None
+            return await conn.request(last.subject, last.data, headers=_ttl(last), timeout=timeout)
 
         try:
             reply = await self._session.exchange(send(), _OPERATION, f"{TASK_PREFIX}.", what="task")
         except Unanswered as silence:
             raise ServerError(f"{_OPERATION}: {silence.reason} from {self.url}") from None
-        if reply is None:
-            return False
         last = messages[-1]
         ack = json_answer(reply, _OPERATION)
         error = ack.get("error")
@@ -210,7 +190,6 @@ class JetStreamLiveness:
             self._sent = {m.subject: m.data for m in messages}
         if news:
             await self._await_sourced(last.subject, str(ack.get("stream")), seq, timeout)
-        return True
 
     async def _await_sourced(self, subject: str, intake: str, seq: int, within: float) -> None:
         """Wait until the liveness stream holds the intake's message ``seq`` (or a later one)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from events.stream import StreamSpec
+from events.stream import StreamSpec, consumer_limits
 from registry.errors import (
     ServerError,
     StreamMisconfigured,
@@ -122,6 +122,7 @@ class JetStreamLog:
             "max_msg_size": spec.max_msg_size,
             "duplicate_window": int(spec.duplicate_window_s * 1e9),
             "allow_direct": True,
+            "consumer_limits": consumer_limits(),
             **spec.required,
         }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from events.stream import consumer_limits
 from registry.jetstream.checkpoints import BUCKET, BUCKET_SAFETY, STREAM, CheckpointStore
 from registry.jetstream.log import JetStreamLog
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
@@ -64,6 +65,7 @@ async def provision(
             "max_msg_size": log.spec.max_msg_size,
             "allow_atomic": True,
             "subjects": list(log.spec.subjects),
+            "consumer_limits": consumer_limits(),
         }
         action, previous, tightened = await _settle(log, stream, want, scale, upgrade)
         if action == "scaled":
@@ -138,7 +140,8 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
             await JetStreamLiveness.open(log.session, TasksSpec(replicas=log.stream_replicas))
             action, previous = "recreated", _replicas(config)
         else:
-            action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, {})
+            limits = {"consumer_limits": consumer_limits()}
+            action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, limits)
     info = await log.session.stream_info(TASKS_STREAM, retry_for=SETTLE_S)
     return _report(info, "stream", TASKS_STREAM, action, previous, ())
 

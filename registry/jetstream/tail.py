@@ -195,7 +195,8 @@ class Tail:
             "idle_heartbeat": int(self._heartbeat * 1e9),
             "mem_storage": True,
             "num_replicas": 1,
-            "inactive_threshold": int(max(10.0, 5 * self._heartbeat) * 1e9),
+            # (At most what the registry's streams allow any consumer.)
+            "inactive_threshold": int(min(max(10.0, 5 * self._heartbeat), 300.0) * 1e9),
         }
         if start.policy == "seq":
             config["opt_start_seq"] = start.seq

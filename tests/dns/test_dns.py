@@ -297,28 +297,32 @@ def test_an_unreachable_server_or_a_taken_port_is_one_line() -> None:
     assert got.err.count("\n") == 1 and f'"127.0.0.1:{port}"' in got.err, got.err
 
 
-async def test_a_roll_up_without_markers_is_caught_by_a_fresh_read(
-    fresh_server: NatsServer,
-) -> None:
-    """A roll-up empties the liveness stream with no marker for anyone: the answers
-    follow the fresh read that the Resolver then makes (the tasks it lost are listed as
-    gone), and the next renewal brings back the live ones."""
+async def test_a_roll_up_is_refused_and_answers_stay(fresh_server: NatsServer) -> None:
+    """A roll-up would empty the liveness stream with no marker for anyone; announcers
+    write their namespace's intake, which refuses it, so every answer stays, and a crashed
+    task still leaves at its TTL."""
     url, ns = fresh_server.url, "shop"
     async with (
         await Registry.connect(url) as registry,
         await Registry.connect(url) as crashed,
     ):
         await registry.create(web(ns))
+        await registry.create(web("other"))
         _, port = await start_dns(url)
         name = f"web.{ns}.svc.{DOMAIN}"
-        await (await crashed.announcer()).announce([task(ns, "gone", "10.4.0.2")], ttl=60)
-        async with registry.announce(task(ns, "stay", "10.4.0.1"), ttl=3):
+        await (await crashed.announcer()).announce([task(ns, "gone", "10.4.0.2")], ttl=2)
+        async with (
+            registry.announce(task(ns, "stay", "10.4.0.1"), ttl=30),
+            registry.announce(task("other", "o-1", "10.5.0.1"), ttl=30),
+        ):
             await until_answer(port, name, {"10.4.0.1", "10.4.0.2"})
             await (await crashed.announcer()).close()  # no withdrawal: a crash
             async with raw_nats(url) as nc:
-                subject = f"skyflow.task.{ns}.bystander.app.other"  # not gone's own
-                await nc.jetstream().publish(subject, b"", headers={"Nats-Rollup": "all"})
-            await until_answer(port, f"gone.{ns}.task.{DOMAIN}", "NXDOMAIN", timeout=3)
+                for subject in (f"skyflow.task.{ns}.bystander.app.other", "skyflow.task.other.x"):
+                    reply = await nc.request(subject, b"", headers={"Nats-Rollup": "all"})
+                    assert b"rollup not permitted" in reply.data, reply.data
+            await until_answer(port, f"web.other.svc.{DOMAIN}", {"10.5.0.1"}, timeout=3)
+            await until_answer(port, f"gone.{ns}.task.{DOMAIN}", "NXDOMAIN", timeout=5)
             await until_answer(port, name, {"10.4.0.1"}, timeout=3)
 
 

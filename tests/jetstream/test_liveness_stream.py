@@ -9,6 +9,7 @@ import time
 
 from events.liveness import TASKS_STREAM, TasksSpec, intake_stream
 from registry.client import Registry
+from registry.jetstream.liveness import JetStreamLiveness
 from registry.jetstream.server import NatsServer
 from tests.helpers import raw_nats, skyctl
 
@@ -17,7 +18,9 @@ async def test_the_server_expires_heartbeats_and_says_so(fresh_server: NatsServe
     url = fresh_server.url
     async with await Registry.connect(url) as registry:
         # The registry's own stream, and the intake it sources for namespace "facts".
-        await (await registry.log.liveness()).ensure_intake("facts")
+        liveness = await registry.log.liveness()
+        assert isinstance(liveness, JetStreamLiveness)
+        await liveness.ensure_intake("facts")
     async with raw_nats(url) as nc:
         js = nc.jetstream()
         info = await js.stream_info(TASKS_STREAM)

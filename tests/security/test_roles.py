@@ -37,7 +37,12 @@ BUCKET = "SKYFLOW_SUBSCRIPTIONS"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     with auth_server(tmp_path_factory.mktemp("roles")) as running:
-        init = skyctl("init", "--user", "admin", "--password", PASSWORDS["admin"], url=running.url)
+        init = skyctl(
+            "init",
+            *("--user", "admin", "--password", PASSWORDS["admin"]),
+            *("--namespace", "shop", "--namespace", "shop-staging", "--namespace", "ops"),
+            url=running.url,
+        )
         assert init.code == 0, init.err
         yield running
 

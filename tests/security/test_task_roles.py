@@ -28,7 +28,12 @@ HEARTBEAT = {"Nats-TTL": "5"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     with auth_server(tmp_path_factory.mktemp("task-roles")) as running:
-        init = skyctl("init", "--user", "admin", "--password", PASSWORDS["admin"], url=running.url)
+        init = skyctl(
+            "init",
+            *("--user", "admin", "--password", PASSWORDS["admin"]),
+            *("--namespace", "shop", "--namespace", "shop-staging", "--namespace", "ops"),
+            url=running.url,
+        )
         assert init.code == 0, init.err
         assert init.lines[2].startswith(f"stream {TASKS_STREAM} created"), init.out
         yield running

@@ -1,0 +1,189 @@
+"""One tenant cannot take discovery away from another: each attack tried with raw nats-py
+as the role that would try it (nats-server-auth.conf), on a real server, while a victim
+namespace ("other", announced by admin) is watched for any change.
+
+The shop-agent may publish anything on ``skyflow.task.shop.>``: roll-ups, ``Nats-TTL:
+never``, as many subjects as it likes. Those land in shop's intake stream, which refuses
+roll-ups and purges and holds a bounded number of subjects; the liveness stream that
+readers read has no subject the agent may publish on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from events import Port, Service
+from events.liveness import TASKS_STREAM, intake_stream
+from events.task import Task
+from registry.client import Registry
+from registry.discovery.resolver import Resolver
+from registry.jetstream.credentials import Credentials
+from registry.jetstream.liveness import JetStreamLiveness
+from registry.jetstream.server import NatsServer
+from tests.helpers import Raw, skyctl
+from tests.servers import PASSWORDS, auth_server
+
+SHOP_SUBJECTS = 40  # shop's intake bound in this module (the default is 200,000)
+
+
+def credentials(user: str) -> Credentials:
+    inbox = "_INBOX" if user == "admin" else f"_INBOX_{user}"
+    return Credentials(user=user, password=PASSWORDS[user], inbox_prefix=inbox)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    with auth_server(tmp_path_factory.mktemp("tenants")) as running:
+        init = skyctl(
+            "init",
+            *("--user", "admin", "--password", PASSWORDS["admin"]),
+            *("--namespace", "other"),
+            url=running.url,
+        )
+        assert init.code == 0, init.err
+
+        async def bounded_shop() -> None:
+            async with await Registry.connect(running.url, credentials=credentials("admin")) as r:
+                liveness = await r.log.liveness()
+                assert isinstance(liveness, JetStreamLiveness)
+                await liveness.ensure_intake("shop", max_subjects=SHOP_SUBJECTS)
+
+        asyncio.run(bounded_shop())
+        yield running
+
+
+@pytest.fixture
+async def agent(server: NatsServer) -> AsyncIterator[Raw]:
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    nc = await nats.connect(
+        server.url,
+        user="shop-agent",
+        password=PASSWORDS["shop-agent"],
+        inbox_prefix="_INBOX_shop-agent",
+        error_cb=on_error,
+    )
+    try:
+        yield Raw("shop-agent", nc, errors)
+    finally:
+        await nc.close()
+
+
+def victim_service() -> Service:
+    return Service(
+        namespace="other",
+        name="api",
+        selector={"app": "api"},
+        ports=(Port(port=80, target_port=8080),),
+    )
+
+
+async def answer(nc: NatsClient, subject: str, headers: dict[str, str]) -> dict[str, Any]:
+    reply = await nc.request(subject, b"\x80", headers=headers, timeout=5)
+    parsed = json.loads(reply.data)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def err_code(ack: dict[str, Any]) -> object:
+    error = ack.get("error")
+    return error.get("err_code") if isinstance(error, dict) else None
+
+
+async def test_a_shop_agent_cannot_empty_fill_or_delay_another_namespaces_tasks(
+    server: NatsServer, agent: Raw
+) -> None:
+    admin_creds = credentials("admin")
+    async with (
+        await Registry.connect(server.url, credentials=admin_creds) as admin,
+        admin.resolver() as resolver,
+    ):
+        await admin.create(victim_service())
+        victim = Task(namespace="other", name="api-1", labels={"app": "api"}, address="10.7.0.1")
+        async with admin.announce(victim, ttl=30):
+            assert (await resolver.endpoints("other/api")).total == 1
+            seen: list[int] = []
+            watching = asyncio.create_task(_watch(resolver, seen))
+            try:
+                await _attack(agent)
+                await asyncio.sleep(1.0)  # anything the attack did has reached the Resolver
+            finally:
+                watching.cancel()
+            assert seen and set(seen) == {1}, seen  # never empty, not even for a moment
+            got = await asyncio.to_thread(
+                skyctl,
+                "get",
+                "endpoints",
+                "api",
+                "-n",
+                "other",
+                "--user",
+                "viewer",
+                "--password",
+                PASSWORDS["viewer"],
+                url=server.url,
+                env={"NATS_INBOX_PREFIX": "_INBOX_viewer"},
+            )
+            assert got.code == 0 and got.lines[1].split()[1] == "10.7.0.1:8080", got.out + got.err
+            # The heartbeats that never expire are not tasks to anyone: skipped, reported.
+            shop = await admin.tasks("shop")
+            assert [t.name for t in shop] == [], shop
+    info = await admin_info(server, intake_stream("shop"))
+    assert info["state"]["messages"] == SHOP_SUBJECTS  # bounded by the server, in shop only
+
+
+async def _watch(resolver: Resolver, seen: list[int]) -> None:
+    while True:
+        known = resolver.known("other/api")
+        seen.append(-1 if known is None else known.total)
+        await asyncio.sleep(0.01)
+
+
+async def _attack(agent: Raw) -> None:
+    nc = agent.nc
+    # Roll-ups, of the whole stream and of a subject: refused by shop's intake.
+    for rollup in ("all", "sub", "ALL"):
+        got = await answer(nc, "skyflow.task.shop.x.app.api", {"Nats-Rollup": rollup})
+        assert err_code(got) == 10111, got
+    # Heartbeats that never expire, until shop's intake is full: then refused, in shop only.
+    for i in range(SHOP_SUBJECTS):
+        got = await answer(nc, f"skyflow.task.shop.n{i}.app.api", {"Nats-TTL": "never"})
+        assert "seq" in got and "error" not in got, got
+    over = await answer(nc, "skyflow.task.shop.over.app.api", {"Nats-TTL": "5"})
+    assert err_code(over) == 10077, over
+    # Renewing what it holds still works: the bound takes nothing from the namespace.
+    again = await answer(nc, "skyflow.task.shop.n0.app.api", {"Nats-TTL": "never"})
+    assert "seq" in again, again
+    # Nothing else reaches the liveness stream or the intake: no publish, purge or delete.
+    for subject in (
+        TASKS_STREAM,
+        "skyflow.task.other.api-1.app.api",
+        f"$JS.API.STREAM.PURGE.{TASKS_STREAM}",
+        f"$JS.API.STREAM.PURGE.{intake_stream('shop')}",
+        f"$JS.API.STREAM.PURGE.{intake_stream('other')}",
+        f"$JS.API.STREAM.UPDATE.{TASKS_STREAM}",
+        f"$JS.API.STREAM.MSG.DELETE.{intake_stream('other')}",
+    ):
+        await nc.publish(subject, b"{}", headers={"Nats-Rollup": "all"})
+        assert await agent.refused(f'publish to "{subject.lower()}"'), subject
+
+
+async def admin_info(server: NatsServer, stream: str) -> dict[str, dict[str, int]]:
+    nc = await nats.connect(server.url, user="admin", password=PASSWORDS["admin"])
+    try:
+        reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=5)
+        info = json.loads(reply.data)
+        assert isinstance(info, dict)
+        return info
+    finally:
+        await nc.close()
