@@ -20,14 +20,26 @@ def safe(text: str) -> str:
 
 
 _WARNED: set[str] = set()
+# Warnings shown per command: a namespace that fills its intake with unreadable messages
+# would otherwise print one line for each of them to everyone who lists its tasks.
+MAX_WARNINGS = 20
 
 
 def warn_once(text: str) -> None:
     """``warning: ...`` on stderr, once per command however often it comes up (the same
     unreadable message met by several reads of one command, say)."""
+    if len(_WARNED) > MAX_WARNINGS:
+        return
     shown = safe(text)
     if shown not in _WARNED:
         _WARNED.add(shown)
+        if len(_WARNED) > MAX_WARNINGS:
+            print(
+                f"warning: more than {MAX_WARNINGS} problems; the rest are not shown",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         print(f"warning: {shown}", file=sys.stderr, flush=True)
 
 

@@ -135,9 +135,20 @@ async def test_a_shop_agent_cannot_empty_fill_or_delay_another_namespaces_tasks(
                 env={"NATS_INBOX_PREFIX": "_INBOX_viewer"},
             )
             assert got.code == 0 and got.lines[1].split()[1] == "10.7.0.1:8080", got.out + got.err
-            # The heartbeats that never expire are not tasks to anyone: skipped, reported.
+            # The heartbeats that never expire are not tasks to anyone: skipped, reported,
+            # in a bounded number of lines.
             shop = await admin.tasks("shop")
             assert [t.name for t in shop] == [], shop
+            listed = await asyncio.to_thread(
+                skyctl,
+                *("get", "tasks", "-n", "shop", "--user", "viewer"),
+                *("--password", PASSWORDS["viewer"]),
+                url=server.url,
+                env={"NATS_INBOX_PREFIX": "_INBOX_viewer"},
+            )
+            assert listed.code == 0, listed.err
+            warnings = listed.err.splitlines()
+            assert len(warnings) <= 22 and "the rest are not shown" in listed.err, warnings
     info = await admin_info(server, intake_stream("shop"))
     assert info["state"]["messages"] == SHOP_SUBJECTS  # bounded by the server, in shop only
 
@@ -185,5 +196,39 @@ async def admin_info(server: NatsServer, stream: str) -> dict[str, dict[str, int
         info = json.loads(reply.data)
         assert isinstance(info, dict)
         return info
+    finally:
+        await nc.close()
+
+
+async def test_no_role_keeps_a_consumer_for_ever(server: NatsServer) -> None:
+    """Every consumer on the registry's streams is removed by the server after five
+    minutes without interest: a viewer asking for ten years is refused."""
+    nc = await nats.connect(
+        server.url,
+        user="viewer",
+        password=PASSWORDS["viewer"],
+        inbox_prefix="_INBOX_viewer",
+    )
+    try:
+        for stream in ("SKYFLOW_SERVICES", TASKS_STREAM):
+            config = {
+                "deliver_subject": "_INBOX_viewer.mine",
+                "ack_policy": "none",
+                "inactive_threshold": 10 * 365 * 86400 * 10**9,
+            }
+            reply = await nc.request(
+                f"$JS.API.CONSUMER.CREATE.{stream}",
+                json.dumps({"stream_name": stream, "config": config}).encode(),
+                timeout=5,
+            )
+            assert err_code(json.loads(reply.data)) == 10153, reply.data  # exceeds the limit
+            del config["inactive_threshold"]
+            reply = await nc.request(
+                f"$JS.API.CONSUMER.CREATE.{stream}",
+                json.dumps({"stream_name": stream, "config": config}).encode(),
+                timeout=5,
+            )
+            made = json.loads(reply.data)["config"]
+            assert made["inactive_threshold"] == 300 * 10**9, made
     finally:
         await nc.close()
