@@ -29,6 +29,7 @@ from benchmarks.dns import dns_scenario
 from benchmarks.imports import import_times
 from benchmarks.modes import MODES, Mode, running
 from benchmarks.report import Result, Run, median, percentile
+from benchmarks.tenants import tenant_scenarios
 from events import HEADLESS, STREAM_NAME, SUBJECTS, Port, Service, ServiceCreated, encode, utc_now
 from registry.client import Registry
 from registry.jetstream import open_log
@@ -492,6 +493,13 @@ async def run_all(plain: Mode, run: Run, args: argparse.Namespace, server_pid: i
         seconds=args.heartbeat_seconds,
         runs=args.runs,
         heartbeat_ttl=args.heartbeat_ttl,
+    )
+    await tenant_scenarios(
+        url,
+        run,
+        tasks=max(int(50_000 * run.scale), 200),
+        joins=max(min(args.watch_events, 200), 5),
+        bound=max(int(20_000 * run.scale), 100),
     )
 
 
