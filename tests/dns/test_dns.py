@@ -25,14 +25,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli.dns import parse_domain_flag, parse_listen
-from events import Port, Service
+from events import (
+    Port,
+    Service,
+    ServiceCreated,
+    encode,
+    new_event_id,
+    subject_for,
+    utc_now,
+)
 from events.choices import Protocol
 from events.task import Task
 from registry.client import Registry
 from registry.dns.zone import MAX_ANSWER_RECORDS
 from registry.errors import InvalidInput
 from registry.jetstream.server import NatsServer
-from tests.helpers import Lines, raw_nats, skyctl, start
+from tests.helpers import Lines, raw_nats, raw_publish, skyctl, start
 
 DOMAIN = "skyflow."
 _SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
@@ -279,7 +287,13 @@ async def test_answers_keep_the_last_known_endpoints_while_nats_is_away(
         (["--listen", "127.0.0.1:65536"], 'invalid listen "127.0.0.1:65536"'),
         (["--listen", "::1:8600"], 'invalid listen "::1:8600"'),
         (["--listen", "example.com:53"], 'invalid listen "example.com:53"'),
-        (["--listen", "192.0.2.1:8600"], 'invalid listen "192.0.2.1:8600": cannot listen'),
+        (["--listen", "192.0.2.1:8600"], 'invalid listen "192.0.2.1:8600": is not a loopback'),
+        (["--listen", "0.0.0.0:8600"], 'invalid listen "0.0.0.0:8600": is not a loopback'),
+        (["--listen", "[::]:8600"], 'invalid listen "[::]:8600": is not a loopback'),
+        (
+            ["--listen", "192.0.2.1:8600", "--allow-remote"],
+            'invalid listen "192.0.2.1:8600": cannot listen',
+        ),
         (["--domain", "."], 'invalid domain "."'),
         (["--domain", "bad_label.local"], 'invalid domain "bad_label.local"'),
         (["--domain", "a..b"], 'invalid domain "a..b"'),
@@ -451,3 +465,43 @@ async def test_a_20000_endpoint_service_is_answered_and_does_not_starve_the_othe
         f"(each answered {len(seen) // 80}+ endpoints), {len(latencies)} victim queries, "
         f"p99 {latencies[len(latencies) * 99 // 100] * 1000:.1f} ms, none timed out"
     )
+
+
+async def test_a_namespace_differing_only_in_case_is_refused_and_never_served_as_another(
+    url: str, ns: str
+) -> None:
+    """``create`` refuses a namespace that is not lower case (the seed's example, in
+    ``default``, is unchanged); a team that writes ``SHOP`` anyway (with raw nats-py, as
+    a log written before the rule holds it) injects nothing into ``web.shop.svc``, and
+    ``skyctl dns`` says so. Before, both were merged into one answer."""
+    upper = ns.upper()
+    got = skyctl("create", "service", "web", "-n", upper, "-s", "app=web", url=url)
+    assert got.code == 2 and got.err.count("\n") == 1, got
+    assert f'invalid namespace "{upper}"' in got.err and f"'{ns}'" in got.err, got.err
+    async with await Registry.connect(url) as registry:
+        assert await registry.list(upper) == []  # nothing written
+        await registry.create(web(ns))
+        forged = ServiceCreated(id=new_event_id(), time=utc_now(), actor="x", service=web(upper))
+        await raw_publish(url, subject_for(upper, "web"), encode(forged))
+        api = Service(namespace=upper, name="api", selector={"app": "web"})
+        forged = ServiceCreated(id=new_event_id(), time=utc_now(), actor="x", service=api)
+        await raw_publish(url, subject_for(upper, "api"), encode(forged))
+        await (await registry.announcer()).announce(
+            [task(ns, "web-1", "10.1.0.1"), task(upper, "web-1", "10.6.6.6")], ttl=30
+        )
+        proc = start("dns", "--listen", "127.0.0.1:0", url=url)
+        lines = Lines(proc)
+        await lines.wait_for(lambda line: _SERVING.match(line) is not None)
+        (port,) = [int(m.group(1)) for _, line in lines.lines if (m := _SERVING.match(line))]
+        name = f"web.{ns}.svc.{DOMAIN}"
+        await until_answer(port, name, {"10.1.0.1"})
+        for _ in range(5):
+            assert await answer(port, name) == {"10.1.0.1"}
+        assert await answer(port, f"api.{ns}.svc.{DOMAIN}") == "NXDOMAIN"
+        assert await answer(port, f"web-1.{ns}.task.{DOMAIN}") == {"10.1.0.1"}
+        proc.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.to_thread(proc.communicate, timeout=10)
+    assert (
+        f"warning: service namespace {upper}, {ns} differ only in case: only {ns} is served" in err
+    ), err
+    assert "Traceback" not in err
