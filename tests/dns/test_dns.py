@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import dns.asyncquery
 import dns.asyncresolver
@@ -505,3 +506,73 @@ async def test_a_namespace_differing_only_in_case_is_refused_and_never_served_as
         f"warning: service namespace {upper}, {ns} differ only in case: only {ns} is served" in err
     ), err
     assert "Traceback" not in err
+
+
+async def test_tcp_limits_per_client_and_timeouts_close_what_holds_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In process, on a zone of its own: a client's 33rd connection closes its longest
+    idle one; a query that never ends and a client that never reads are closed within
+    their timeouts (shortened here), and the server holds nothing afterwards."""
+    from registry.discovery.endpoints import endpoints_for
+    from registry.discovery.tasks import LiveTask
+    from registry.dns import server as dns_server
+    from registry.dns.zone import Zone
+
+    monkeypatch.setattr(dns_server, "TCP_READ_S", 0.5)
+    monkeypatch.setattr(dns_server, "TCP_WRITE_S", 0.5)
+    when = datetime.now(UTC)
+    tasks = [
+        LiveTask(
+            "shop",
+            f"w{i}",
+            {"app": "web"},
+            f"10.9.{i // 250}.{i % 250 + 1}",
+            None,
+            True,
+            "i",
+            when,
+            60,
+            1,
+            0,
+        )
+        for i in range(2000)
+    ]
+    zone = Zone(DOMAIN)
+    zone.replace([endpoints_for(web("shop"), tasks)], tasks)
+    query = dns.message.make_query(f"_80._tcp.web.shop.svc.{DOMAIN}", "SRV").to_wire()
+    framed = len(query).to_bytes(2, "big") + query
+
+    async def closed(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(1), 3) == b""
+        except (ConnectionError, TimeoutError):
+            return True
+
+    async with await dns_server.listen(zone, "127.0.0.1", 0) as server:
+        idle = [
+            await asyncio.open_connection("127.0.0.1", server.port)
+            for _ in range(dns_server.MAX_TCP_PER_CLIENT + 1)
+        ]
+        await asyncio.sleep(0.2)
+        assert len(server._connections) == dns_server.MAX_TCP_PER_CLIENT
+        assert await closed(idle[0][0])  # the longest idle gave way
+        for _reader, writer in idle:
+            writer.close()
+        await asyncio.sleep(0.2)
+        assert len(server._connections) == 0
+        # A query that never ends, and queries whose answers are never read.
+        _, stalled = await asyncio.open_connection("127.0.0.1", server.port)
+        stalled.write(framed[:9])
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.sendall(framed * 2000)  # about 9 MB of answers
+        await asyncio.sleep(0.2)
+        assert len(server._connections) == 2
+        for _ in range(100):  # within 10 s (the timeouts are 0.5 s)
+            if not server._connections:
+                break
+            await asyncio.sleep(0.1)
+        assert len(server._connections) == 0
+        sock.close()
+        stalled.close()
