@@ -479,6 +479,10 @@ async def test_a_namespace_differing_only_in_case_is_refused_and_never_served_as
     got = skyctl("create", "service", "web", "-n", upper, "-s", "app=web", url=url)
     assert got.code == 2 and got.err.count("\n") == 1, got
     assert f'invalid namespace "{upper}"' in got.err and f"'{ns}'" in got.err, got.err
+    manifest = "apiVersion: skyflow.io/v1\nkind: Service\n"
+    manifest += f"metadata:\n  name: web\n  namespace: {upper}\nspec: {{}}\n"
+    got = skyctl("apply", "-f", "-", url=url, stdin=manifest)
+    assert got.code == 2 and f'invalid namespace "{upper}"' in got.err, got
     async with await Registry.connect(url) as registry:
         assert await registry.list(upper) == []  # nothing written
         await registry.create(web(ns))
