@@ -1,6 +1,9 @@
 """DNS: queries/s and p99 latency of ``skyctl dns`` for a service with 10 endpoints,
 beside a server built on the same DNS library (dnspython, the same asyncio UDP loop)
-that returns a fixed answer of the same size, queried the same way in the same run.
+that returns a fixed answer of the same size, queried the same way in the same run;
+then the same victim queries with and without a hostile tenant: a service of
+``BIG_ENDPOINTS`` announced tasks in another namespace, queried ``HAMMER_RATE`` times a
+second by a client of its own (the p99 of the victim's queries, alternating rounds).
 
 Three processes per measurement, so no two share an event loop: the server, and a load
 generator that keeps ``WINDOW`` queries in flight over UDP for a few seconds, timing each
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -38,14 +42,19 @@ from benchmarks.report import Result, Run, median, percentile
 from events import Port, Service
 from events.task import Task
 from registry.client import Registry
+from registry.errors import AlreadyExists
 from registry.jetstream.server import NatsServer
 
-__all__ = ["dns_scenario", "main"]
+__all__ = ["dns_scenario", "main", "starvation_scenario"]
 
 ENDPOINTS = 10
 WINDOW = 8  # queries in flight
 NAMESPACE = "bench-dns"
 QNAME = f"web.{NAMESPACE}.svc.skyflow."
+BIG_ENDPOINTS = 20_000
+HAMMER_RATE = 20  # queries/s for the big service
+BIG_NAMESPACE = "bench-dns-big"
+BIG_QNAME = f"web.{BIG_NAMESPACE}.svc.skyflow."
 _SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
 _FIXED = re.compile(r"^fixed: serving on 127\.0\.0\.1:(\d+)$")
 _ADDRESSES = [f"10.53.0.{i + 1}" for i in range(ENDPOINTS)]
@@ -152,6 +161,31 @@ def load(port: int, seconds: float, window: int) -> Load:
     return Load(answered=len(latencies), seconds=elapsed, lost=lost, latencies=latencies)
 
 
+def hammer(port: int, seconds: float, rate: float) -> dict[str, int]:
+    """``rate`` queries a second for the big service, each answer checked to hold
+    addresses and fit in 512 bytes; how many were answered, and how many were not."""
+    query = dns.message.make_query(BIG_QNAME, "A")
+    answered = lost = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("127.0.0.1", port))
+        sock.settimeout(2.0)
+        deadline = time.perf_counter() + seconds
+        due = time.perf_counter()
+        while due < deadline:
+            sock.send(query.to_wire())
+            try:
+                reply = sock.recv(4096)
+            except TimeoutError:
+                lost += 1
+            else:
+                response = dns.message.from_wire(reply)
+                assert response.answer and len(reply) <= 512, response
+                answered += 1
+            due += 1 / rate
+            time.sleep(max(0.0, due - time.perf_counter()))
+    return {"answered": answered, "lost": lost}
+
+
 # -- the scenario ------------------------------------------------------------------------------
 
 
@@ -173,6 +207,7 @@ def _started(
 
 
 def _measure(port: int, seconds: float, env: dict[str, str]) -> Load:
+    """One round of the load generator, in a process of its own."""
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.dns", "load", str(port), str(seconds), str(WINDOW)],
         env=env,
@@ -184,6 +219,104 @@ def _measure(port: int, seconds: float, env: dict[str, str]) -> Load:
     if proc.returncode != 0:
         raise RuntimeError(f"the DNS load generator failed: {proc.stderr}")
     return cast(Load, json.loads(proc.stdout))
+
+
+def _hostile(port: int, seconds: float, env: dict[str, str]) -> tuple[Load, dict[str, int]]:
+    """One round of the load generator while the hammer queries the big service."""
+    command = [sys.executable, "-m", "benchmarks.dns", "hammer", str(port)]
+    proc = subprocess.Popen(
+        [*command, str(seconds + 1), str(HAMMER_RATE)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)  # the hammer is under way
+    victim = _measure(port, seconds, env)
+    out, err = proc.communicate(timeout=seconds + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the DNS hammer failed: {err}")
+    return victim, cast(dict[str, int], json.loads(out))
+
+
+async def starvation_scenario(
+    url: str, run: Run, seconds: float, rounds: int = 3, endpoints: int = BIG_ENDPOINTS
+) -> None:
+    """The victim namespace's p99 with and without a service of ``endpoints`` tasks
+    queried ``HAMMER_RATE`` times a second, from one ``skyctl dns``, in alternating rounds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "SKYFLOW_"))}
+    env["NATS_URL"] = url
+    async with await Registry.connect(url, actor="bench@host") as registry:
+        for namespace in (NAMESPACE, BIG_NAMESPACE):
+            with contextlib.suppress(AlreadyExists):  # made by the row before
+                await registry.create(
+                    Service(
+                        namespace=namespace,
+                        name="web",
+                        selector={"app": "web"},
+                        ports=(Port(port=80, target_port=8080),),
+                    )
+                )
+        announcer = await registry.announcer()
+        # A TTL longer than the scenario: what is measured is answering, not renewals.
+        victims = [
+            Task(namespace=NAMESPACE, name=f"web-{i}", labels={"app": "web"}, address=address)
+            for i, address in enumerate(_ADDRESSES)
+        ]
+        await announcer.announce(victims, ttl=600)
+        log(f"dns: announcing {endpoints:,} tasks behind one service")
+        big = [
+            Task(
+                namespace=BIG_NAMESPACE,
+                name=f"big-{i}",
+                labels={"app": "web"},
+                address=f"10.{64 + i // 65536}.{i // 256 % 256}.{i % 256}",
+            )
+            for i in range(endpoints)
+        ]
+        await announcer.announce(big, ttl=600)
+        ours, port = _started(
+            [sys.executable, "-m", "cli", "dns", "--listen", "127.0.0.1:0"], env, _SERVING
+        )
+        try:
+            idle: list[Load] = []
+            hostile: list[Load] = []
+            hammered = {"answered": 0, "lost": 0}
+            for i in range(rounds):
+                for name in ("idle", "hostile") if i % 2 == 0 else ("hostile", "idle"):
+                    log(f"dns: starvation round {i + 1}/{rounds}, {name}, {seconds:g} s")
+                    if name == "idle":
+                        idle.append(await asyncio.to_thread(_measure, port, seconds, env))
+                        continue
+                    victim, counts = await asyncio.to_thread(_hostile, port, seconds, env)
+                    hostile.append(victim)
+                    for key in hammered:
+                        hammered[key] += counts[key]
+        finally:
+            ours.terminate()
+            ours.communicate(timeout=10)
+        await announcer.close()
+
+    def p99(samples: list[Load]) -> float:
+        return percentile([t * 1000 for s in samples for t in s["latencies"]], 99)
+
+    run.add(
+        Result(
+            f"DNS p99 for a victim namespace with and without a {endpoints:,}-endpoint "
+            f"service being queried {HAMMER_RATE}/s",
+            p99(hostile),
+            p99(idle),
+            "ms",
+            "time",
+            2.0,
+            samples=sum(s["answered"] for s in hostile),
+            note=(
+                f"one skyctl dns; victim: UDP, {WINDOW} in flight, {rounds} alternating rounds "
+                f"of {seconds:g} s; the big service's {hammered['answered']} queries all "
+                f"answered with addresses in 512 bytes ({hammered['lost']} lost)"
+            ),
+        )
+    )
 
 
 async def dns_scenario(url: str, run: Run, seconds: float, rounds: int = 3) -> None:
@@ -264,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server")
     roles = parser.add_subparsers(dest="role")
     roles.add_parser("fixed", help="(internal) the baseline server")
+    hammering = roles.add_parser("hammer", help="(internal) queries for the big service")
+    hammering.add_argument("port", type=int)
+    hammering.add_argument("duration", type=float)
+    hammering.add_argument("rate", type=float)
     loader = roles.add_parser("load", help="(internal) the load generator")
     loader.add_argument("port", type=int)
     loader.add_argument("duration", type=float)
@@ -275,6 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "load":
         print(json.dumps(load(args.port, args.duration, args.window)))
         return
+    if args.role == "hammer":
+        print(json.dumps(hammer(args.port, args.duration, args.rate)))
+        return
     run = Run(
         command=" ".join(["python -m benchmarks.dns", *(sys.argv[1:] if argv is None else argv)]),
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -284,6 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
         asyncio.run(dns_scenario(server.url, run, args.seconds, args.rounds))
+        asyncio.run(starvation_scenario(server.url, run, args.seconds, args.rounds))
     print(f"\n{run.command}  ({run.date}, {run.machine['cpus']} CPUs)\n")
     print(run.table())
 

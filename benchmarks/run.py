@@ -25,7 +25,7 @@ from pathlib import Path
 from benchmarks import raw
 from benchmarks.commands import skyctl_command, timed
 from benchmarks.discovery import discovery_scenarios, scale_sizes
-from benchmarks.dns import dns_scenario
+from benchmarks.dns import BIG_ENDPOINTS, dns_scenario, starvation_scenario
 from benchmarks.imports import import_times
 from benchmarks.modes import MODES, Mode, running
 from benchmarks.report import Result, Run, median, percentile
@@ -484,6 +484,9 @@ async def run_all(plain: Mode, run: Run, args: argparse.Namespace, server_pid: i
     await apply_scenarios(plain, run, args.runs, args.concurrency)
     log(f"dns: skyctl dns against a fixed-answer server, rounds of {args.dns_seconds:g} s")
     await dns_scenario(url, run, args.dns_seconds)
+    big = max(1_000, round(BIG_ENDPOINTS * min(1.0, args.scale)))
+    log(f"dns: a victim namespace's p99 beside a {big:,}-endpoint service being queried")
+    await starvation_scenario(url, run, args.dns_seconds, endpoints=big)
     await discovery_scenarios(
         url,
         run,

@@ -35,9 +35,10 @@ STALE_WARNING_S = 5.0
 _LISTEN_FORM = "must be HOST:PORT with an IP address, e.g. 127.0.0.1:8600 or [::1]:8600"
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, *, allow_remote: bool = True) -> tuple[str, int]:
     """``127.0.0.1:8600``, ``[::1]:8600``, ``localhost:53`` -> (host, port); port 0 asks
-    for any free port."""
+    for any free port. An address other machines can reach (anything but loopback) only
+    ``allow_remote``: the names it answers tell whoever asks where every service runs."""
     host, colon, port = text.strip().rpartition(":")
     if not colon or not port.isascii() or not port.isdigit() or int(port) > 65535:
         raise InvalidInput("listen", text, _LISTEN_FORM)
@@ -53,6 +54,12 @@ def parse_listen(text: str) -> tuple[str, int]:
         address = ipaddress.ip_address(host)
     except ValueError:
         raise InvalidInput("listen", text, _LISTEN_FORM) from None
+    if not address.is_loopback and not allow_remote:
+        raise InvalidInput(
+            "listen",
+            text,
+            "is not a loopback address: answering other machines needs --allow-remote",
+        )
     return str(address), int(port)
 
 
@@ -86,6 +93,14 @@ def dns_command(
             help="How long clients may keep an answer (whole seconds: 5s, 1m).",
         ),
     ] = "5s",
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a --listen address other machines can reach (not loopback): "
+            "anyone who can reach it learns every service's endpoints.",
+        ),
+    ] = False,
     *,
     conn: Connection,
 ) -> None:
@@ -95,11 +110,15 @@ def dns_command(
     SRV for _PORT._tcp.SERVICE.NAMESPACE.svc.DOMAIN carry the target port;
     A/AAAA for TASK.NAMESPACE.task.DOMAIN are the task's address.
 
+    A large service answers a window of its endpoints that fits, the next on the next
+    query. Where namespaces or names differ only in case, the lower-case one is served
+    (or none), and a warning names them.
+
     Example:  skyctl dns --listen 127.0.0.1:8600 --domain skyflow.
 
               dig @127.0.0.1 -p 8600 web.shop.svc.skyflow.
     """
-    host, port = parse_listen(listen)
+    host, port = parse_listen(listen, allow_remote=allow_remote)
     name = parse_domain_flag(domain)
     seconds = parse_ttl_flag(ttl)
 
@@ -127,11 +146,17 @@ def dns_command(
 
             stale = asyncio.create_task(_warn_while_stale(resolver, zone))
             try:
-                await feed(resolver, zone, on_loaded=loaded)
+                await feed(resolver, zone, on_loaded=loaded, on_conflict=_warn_conflict)
             finally:
                 stale.cancel()
 
     run_until_stopped(run)
+
+
+def _warn_conflict(conflict: str) -> None:
+    from cli.terminal import safe
+
+    print(f"warning: {safe(conflict)}", file=sys.stderr, flush=True)
 
 
 async def _warn_while_stale(resolver: Resolver, zone: Zone) -> None:

@@ -37,9 +37,26 @@ __all__ = [
     "ServiceStatusChanged",
     "ServiceType",
     "ServiceUpdated",
+    "check_new_namespace",
 ]
 
 DEFAULT_NAMESPACE = "default"
+
+
+def check_new_namespace(namespace: str) -> str:
+    """A namespace a service may be created in: lower case, as Kubernetes' namespaces
+    (RFC 1123 labels) are. DNS compares names without case, so ``SHOP`` and ``shop``
+    would be one name there; refusing upper case at create keeps namespaces unique
+    regardless of case without reading every live one. Only creating is refused: a
+    service already live in a namespace written before this rule (the log keeps it)
+    can still be read, changed and deleted, so the rule is not in the model."""
+    if namespace != namespace.lower():
+        raise ValueError(
+            f"namespaces are lower case, as in Kubernetes and as DNS compares them "
+            f"(use {namespace.lower()!r})"
+        )
+    return namespace
+
 
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
 # A cluster IP as Kubernetes spells it: an IPv4 address, or "None" for a headless

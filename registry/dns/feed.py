@@ -20,10 +20,18 @@ __all__ = ["feed"]
 
 
 async def feed(
-    resolver: Resolver, zone: Zone, *, on_loaded: Callable[[], None] | None = None
+    resolver: Resolver,
+    zone: Zone,
+    *,
+    on_loaded: Callable[[], None] | None = None,
+    on_conflict: Callable[[str], None] | None = None,
 ) -> None:
-    """Keep ``zone`` current until cancelled; ``on_loaded`` once it holds everything.
-    Raises what the first read raises (nothing was known yet to keep serving)."""
+    """Keep ``zone`` current until cancelled; ``on_loaded`` once it holds everything;
+    ``on_conflict`` with each new name written in spellings that differ only in case
+    (the zone serves one of them at most). Raises what the first read raises (nothing
+    was known yet to keep serving)."""
+    reported: set[str] = set()
+    seen = -1
     async for item in resolver.everything():
         match item:
             case Discovered():
@@ -39,3 +47,9 @@ async def feed(
                     zone.set_task(change.key, change.after)
             case _:
                 assert_never(item)
+        if on_conflict is not None and zone.conflicts_changed != seen:
+            seen = zone.conflicts_changed
+            now = set(zone.conflicts)
+            for conflict in sorted(now - reported):
+                on_conflict(conflict)
+            reported = now

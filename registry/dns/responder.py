@@ -10,10 +10,13 @@ module decides is the protocol around the zone's answer:
   carried and nothing else: there is no trustworthy question to echo;
 - other opcodes are NOTIMP, other classes and zone transfers REFUSED, an EDNS version
   above 0 BADVERS (RFC 6891);
-- over UDP an answer is at most 512 bytes, or what the client's EDNS buffer allows up
-  to ``UDP_PAYLOAD``; one that does not fit is sent with whole RRsets only and the TC
-  bit, so the client asks again over TCP (RFC 1035 4.2.1, RFC 2181 9, RFC 7766); over
-  TCP the limit is the 65,535 bytes of the length prefix.
+- over UDP an answer is at most 512 bytes, or ``UDP_PAYLOAD`` if the client's EDNS
+  buffer allows that much; over TCP the 65,535 bytes of the length prefix. The zone is
+  told how much room its records have and answers a window of a large service's records
+  that fits, so an answer is never an empty truncated one. The TC bit (whole RRsets
+  only, RFC 2181 9) is left for what should never happen: a window that does not fit;
+- no EDNS padding: it hides sizes on encrypted transports (RFC 8467), and this server
+  has none; padding would only take the room the records need.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ TCP_MAX = 65535
 # is not a query this server can owe an answer to.
 MAX_QUERY_BYTES = 512
 _HEADER = 12
+_OPT = 11  # an OPT record without options: what a response carries
 _ZONE_TRANSFERS = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 _CLASSES = frozenset({dns.rdataclass.IN, dns.rdataclass.ANY})
 
@@ -61,7 +65,8 @@ def respond(zone: Zone, wire: bytes, *, tcp: bool) -> bytes | None:
         return _error(wire, flags, dns.rcode.NOTIMP)
     if len(query.question) != 1:
         return _error(wire, flags, dns.rcode.FORMERR)
-    response = dns.message.make_response(query, our_payload=UDP_PAYLOAD)
+    response = dns.message.make_response(query, our_payload=UDP_PAYLOAD, pad=0)
+    limit = _limit(query, tcp)
     question = query.question[0]
     if query.edns > 0:
         response.set_rcode(dns.rcode.BADVERS)
@@ -70,23 +75,31 @@ def respond(zone: Zone, wire: bytes, *, tcp: bool) -> bytes | None:
     elif not zone.loaded:
         response.set_rcode(dns.rcode.SERVFAIL)  # the registry is not read yet
     else:
-        answer = zone.answer(question.name, question.rdtype)
+        answer = zone.answer(question.name, question.rdtype, room=_room(query, limit))
         response.set_rcode(answer.rcode)
         if answer.rcode != dns.rcode.REFUSED:
             response.flags |= dns.flags.AA
         response.answer.extend(answer.answer)
         response.authority.extend(answer.authority)
         response.additional.extend(answer.additional)
-    return response.to_wire(max_size=_limit(query, tcp), prefer_truncation=True)
+    return response.to_wire(max_size=limit, prefer_truncation=True)
 
 
 def _limit(query: dns.message.Message, tcp: bool) -> int:
-    """How large the response may be."""
+    """How large the response may be: one of three sizes, so the zone keeps windows of
+    few sizes (a client offering less than ``UDP_PAYLOAD`` gets 512-byte answers)."""
     if tcp:
         return TCP_MAX
-    if query.edns < 0:
+    if query.edns < 0 or query.payload < UDP_PAYLOAD:
         return UDP_MIN
-    return max(UDP_MIN, min(query.payload, UDP_PAYLOAD))
+    return UDP_PAYLOAD
+
+
+def _room(query: dns.message.Message, limit: int) -> int:
+    """What is left for the records once the header, the question and the OPT record
+    are written."""
+    name = sum(len(label) + 1 for label in query.question[0].name.labels)
+    return limit - _HEADER - name - 4 - (_OPT if query.edns >= 0 else 0)
 
 
 def _error(wire: bytes, flags: int, rcode: dns.rcode.Rcode) -> bytes:

@@ -4,11 +4,21 @@ Every query is answered in the event loop that keeps the zone current, straight 
 memory: nothing here waits on NATS, so an answer never waits on the server either, and
 while the server is unreachable the zone (and so every answer) stays what was last known.
 
-TCP follows RFC 7766: several queries per connection, answered in order; a connection
-idle for ``TCP_IDLE_S`` is closed, and beyond ``MAX_TCP_CONNECTIONS`` new ones are
-closed at once, so slow or silent clients cannot hold the server. Whatever a client
-sends, the worst it gets is a FORMERR or silence: an unexpected error answering one
-query is logged (once per kind) and that query dropped; the server goes on.
+TCP follows RFC 7766: several queries per connection, answered in order. No client
+can hold what others need (section 6.2.3):
+
+- a connection waiting for a query is closed after ``TCP_IDLE_S``; a query must arrive
+  whole within ``TCP_READ_S`` of its first byte, and an answer must leave within
+  ``TCP_WRITE_S`` (a client that sends and never reads fills its socket, then times out);
+- at most ``MAX_TCP_PER_CLIENT`` connections per client address and
+  ``MAX_TCP_CONNECTIONS`` in all. A new connection beyond either limit is never
+  refused: it closes the connection that has been idle longest (of that client, or of
+  all), or if none is idle the one busy longest. So connections left open, or sending
+  queries and never reading, are what gives way, and a new client is always answered.
+
+Whatever a client sends, the worst it gets is a FORMERR or silence: an unexpected
+error answering one query is logged (once per kind) and that query dropped; the server
+goes on.
 """
 
 from __future__ import annotations
@@ -24,13 +34,41 @@ from registry.dns.responder import respond
 from registry.dns.zone import Zone
 from registry.errors import InvalidInput
 
-__all__ = ["MAX_TCP_CONNECTIONS", "TCP_IDLE_S", "DnsServer", "listen"]
+__all__ = [
+    "MAX_TCP_CONNECTIONS",
+    "MAX_TCP_PER_CLIENT",
+    "TCP_IDLE_S",
+    "TCP_READ_S",
+    "TCP_WRITE_S",
+    "DnsServer",
+    "listen",
+]
 
 log = logging.getLogger(__name__)
 
 TCP_IDLE_S = 10.0
+TCP_READ_S = 5.0
+TCP_WRITE_S = 5.0
 MAX_TCP_CONNECTIONS = 128
+MAX_TCP_PER_CLIENT = 32
 _PORT_TRIES = 5  # for port 0: a free UDP port whose TCP twin is taken is tried again
+
+
+@dataclass(eq=False)
+class _Connection:
+    """One TCP client connection, and since when it has waited for a query (idle) or
+    been reading or answering one (busy)."""
+
+    client: str
+    writer: asyncio.StreamWriter
+    since: float
+    idle: bool = True
+
+    def mark(self, idle: bool) -> None:
+        self.idle, self.since = idle, asyncio.get_running_loop().time()
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
 
 
 @dataclass
@@ -42,8 +80,10 @@ class DnsServer:
     port: int = 0
     _udp: asyncio.DatagramTransport | None = None
     _tcp: asyncio.Server | None = None
-    _connections: set[asyncio.Task[None]] = field(default_factory=set)
+    _connections: set[_Connection] = field(default_factory=set)
+    _by_client: dict[str, set[_Connection]] = field(default_factory=dict)
     _reported: set[str] = field(default_factory=set)
+    evicted: int = 0  # connections closed to make room for new ones
 
     def answer(self, wire: bytes, *, tcp: bool) -> bytes | None:
         """The response to one query; None (dropped) if answering it failed."""
@@ -56,27 +96,55 @@ class DnsServer:
                 log.error("dropped a query that failed to answer: %s: %s", kind, exc)
             return None
 
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _admit(self, connection: _Connection) -> None:
+        """Make room for ``connection`` (closing others as the limits say), then count it."""
+        mine = self._by_client.setdefault(connection.client, set())
+        if len(mine) >= MAX_TCP_PER_CLIENT:
+            self._evict(mine)
         if len(self._connections) >= MAX_TCP_CONNECTIONS:
-            writer.close()
-            return
-        self._connections.add(task)
+            self._evict(self._connections)
+        mine.add(connection)
+        self._connections.add(connection)
+
+    def _evict(self, among: set[_Connection]) -> None:
+        """Close the connection idle longest among ``among``, or if none is idle the one
+        busy longest."""
+        victim = min(among, key=lambda c: (not c.idle, c.since))
+        self._forget(victim)
+        victim.abort()
+        self.evicted += 1
+
+    def _forget(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        mine = self._by_client.get(connection.client)
+        if mine is not None:
+            mine.discard(connection)
+            if not mine:
+                del self._by_client[connection.client]
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        connection = _Connection(client, writer, asyncio.get_running_loop().time())
+        self._admit(connection)
         try:
             while True:
+                connection.mark(idle=True)
                 async with asyncio.timeout(TCP_IDLE_S):
-                    length = int.from_bytes(await reader.readexactly(2), "big")
-                    wire = await reader.readexactly(length)
+                    prefix = await reader.readexactly(2)
+                connection.mark(idle=False)
+                async with asyncio.timeout(TCP_READ_S):
+                    wire = await reader.readexactly(int.from_bytes(prefix, "big"))
                 reply = self.answer(wire, tcp=True)
                 if reply is None:
                     return  # not a query: nothing more to expect from this client
                 writer.write(len(reply).to_bytes(2, "big") + reply)
-                await writer.drain()
+                async with asyncio.timeout(TCP_WRITE_S):
+                    await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            return  # idle, gone, or cut off mid-message
+            return  # idle, slow, not reading, gone, cut off mid-message, or evicted
         finally:
-            self._connections.discard(task)
+            self._forget(connection)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -86,8 +154,9 @@ class DnsServer:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
-        for task in list(self._connections):
-            task.cancel()
+        for connection in list(self._connections):
+            self._forget(connection)
+            connection.abort()
         if self._tcp is not None:
             with contextlib.suppress(Exception):
                 await self._tcp.wait_closed()

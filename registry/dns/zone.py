@@ -21,11 +21,20 @@ non-terminals ``svc.<domain>`` and ``<namespace>.svc.<domain>``) is an empty NOE
 Both carry the zone's SOA so resolvers cache the absence for the TTL and no longer
 (RFC 2308). A name outside the domain is REFUSED: this is not a recursive resolver.
 
-Names are matched without regard to case, as DNS requires; services (or tasks) whose
-names differ only in case share their DNS name, and it answers for all of them.
+**A name's cost does not grow with its endpoints.** What a service answers (its A, AAAA
+and SRV records, each with its size on the wire) is built when its endpoints change,
+never while answering. A query is given one *window* of them: as many as fit in the
+``room`` the response has (the client's UDP buffer, or at most ``MAX_ANSWER_RECORDS``
+over TCP), the next window on the next query, so every endpoint gets its share of
+clients and a service with 20,000 endpoints costs a query what one with a few hundred
+does. A window is a whole answer, never an empty truncated one.
 
-Answers are built once per name and type and kept until what they were built from
-changes, so a query costs a dictionary lookup here; rendering them is the library's.
+**Names are matched without regard to case**, as DNS requires, and **one DNS name is
+never two things**: where namespaces (or services, or tasks in one namespace) differ
+only in case, the all-lower-case spelling is served, the only one ``create`` accepts;
+if none of them is lower case, none is served. Either way the others are not, and
+``conflicts`` names them. A spelling's creation time is written by its writer, so
+"the first created wins" would let a forger win; lower case cannot be forged into.
 """
 
 from __future__ import annotations
@@ -119,15 +128,215 @@ _REFUSED = Answer(dns.rcode.REFUSED)
 
 
 Owned = TypeVar("Owned", Endpoints, str)  # a service's endpoints, a task's address
+Key = tuple[str, str]  # (namespace, name) as written
+
+# What a window holds at most, whatever the room: over TCP the room is 65,535 bytes,
+# which would still make one query cost thousands of records' rendering. At 64, the
+# dearest query (SRV over TCP: 64 targets and their addresses) renders in about 2.5 ms
+# on this project's 2-core machine, an A query in about 0.6 ms; a small service's in 0.1.
+MAX_ANSWER_RECORDS = 64
+# The room a response has for its records when nobody says (over TCP, with no EDNS).
+TCP_ROOM = 65535 - 12 - 259
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One record a name may answer with, and what goes with it: an address, or an SRV
+    and its target's address for the additional section."""
+
+    record: dns.rdata.Rdata
+    target: dns.name.Name | None = None
+    address: dns.rdata.Rdata | None = None
+
+
+class _Pool:
+    """The records one name answers one type with, served a window at a time.
+
+    ``cost`` is the most bytes one entry can take in a response: an address is a pointer
+    to the question's name and 10 + 4 or 16 bytes; an SRV is 2 + 10 + 6 bytes and its
+    target (never compressed, RFC 2782), plus the target's address record, whose owner is
+    counted at full length too. Windows are built on first use and kept, as answers are.
+    """
+
+    __slots__ = ("cost", "entries", "turns", "windows")
+
+    def __init__(self, entries: list[_Entry], cost: int) -> None:
+        self.entries = entries
+        self.cost = cost
+        self.windows: dict[tuple[int, int], Answer] = {}
+        self.turns: dict[int, int] = {}
+
+    def take(self, zone: Zone, owner: dns.name.Name, room: int) -> Answer:
+        """The next window that fits in ``room`` bytes (at least one record)."""
+        entries = self.entries
+        if not entries:
+            return zone._nodata()
+        size = max(1, min(MAX_ANSWER_RECORDS, room // self.cost))
+        count = -(-len(entries) // size)
+        turn = self.turns.get(size, 0)
+        self.turns[size] = (turn + 1) % count
+        cached = self.windows.get((size, turn))
+        if cached is None:
+            cached = self.windows[(size, turn)] = _window(
+                owner, entries[turn * size : (turn + 1) * size], zone.ttl
+            )
+        return cached
+
+
+def _window(owner: dns.name.Name, entries: list[_Entry], ttl: int) -> Answer:
+    by_type: dict[int, list[dns.rdata.Rdata]] = {}
+    additional: list[dns.rrset.RRset] = []
+    for entry in entries:
+        by_type.setdefault(entry.record.rdtype, []).append(entry.record)
+        if entry.target is not None and entry.address is not None:
+            additional.append(dns.rrset.from_rdata_list(entry.target, ttl, [entry.address]))
+    answer = tuple(dns.rrset.from_rdata_list(owner, ttl, found) for found in by_type.values())
+    return Answer(dns.rcode.NOERROR, answer, (), tuple(additional))
+
+
+class _Pools:
+    """Everything one service answers, built from its endpoints when they change (the
+    records of endpoints that stayed are reused, so a change costs dictionary lookups
+    per endpoint, not new records)."""
+
+    __slots__ = ("addresses", "any", "records", "srv", "v4", "v6")
+
+    def __init__(self, zone: Zone, endpoints: Endpoints, before: _Pools | None) -> None:
+        old_addresses = before.addresses if before is not None else {}
+        old_records = before.records if before is not None else {}
+        self.addresses: dict[str, _Entry] = {}
+        self.records: dict[tuple[str, int, str], _Entry] = {}
+        v4: list[_Entry] = []
+        v6: list[_Entry] = []
+        ready: list[tuple[EndpointAddress, _Entry]] = []
+        for address in endpoints.addresses:
+            if not address.ready:
+                continue
+            text = address.address
+            entry = self.addresses.get(text)
+            if entry is None:
+                entry = old_addresses.get(text) or _address_entry(text)
+                if entry is None:  # checked when announced; a reader never trusts that
+                    continue
+                self.addresses[text] = entry
+                (v4 if entry.record.rdtype == _A else v6).append(entry)
+            ready.append((address, entry))
+        self.v4 = _Pool(v4, 16)
+        self.v6 = _Pool(v6, 28)
+        self.any = _Pool(v4 + v6, 28)
+        # SRV by (port, protocol), and (0, "") for every port: one per ready endpoint
+        # and port. The target is written whole each time (RFC 2782: never compressed),
+        # and its owner in the additional section is counted whole too.
+        domain = sum(len(label) + 1 for label in zone.domain.labels)
+        namespace = len(endpoints.namespace) + 1 + len(_TASK) + 1
+        self.srv: dict[tuple[int, str], _Pool] = {}
+        every: list[_Entry] = []
+        cost = 1
+        for spec in endpoints.ports:
+            entries: list[_Entry] = []
+            for address, found in ready:
+                key = (address.task, spec.target_port, address.address)
+                entry = self.records.get(key) or old_records.get(key)
+                if entry is None:
+                    target = zone._task_name(endpoints.namespace, address)
+                    srv = dns.rdtypes.IN.SRV.SRV(
+                        _IN, _SRV, _SRV_PRIORITY, _SRV_WEIGHT, spec.target_port, target
+                    )
+                    entry = _Entry(srv, target, found.record)
+                self.records[key] = entry
+                entries.append(entry)
+                target_bytes = len(address.task) + 1 + namespace + domain
+                size = 4 if found.record.rdtype == _A else 16
+                cost = max(cost, 2 * target_bytes + 30 + size)
+            self.srv[(spec.port, spec.protocol.value)] = _Pool(entries, 1)
+            every.extend(entries)
+        for pool in self.srv.values():
+            pool.cost = cost
+        self.srv[(0, "")] = _Pool(every, cost)
+
+    def pool(self, rdtype: int) -> _Pool:
+        """The addresses a query of ``rdtype`` (A, AAAA or ANY) is answered from."""
+        if rdtype == _A:
+            return self.v4
+        return self.v6 if rdtype == _AAAA else self.any
+
+
+def _address_entry(text: str) -> _Entry | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return _Entry(dns.rdtypes.IN.A.A(_IN, _A, str(ip)))
+    return _Entry(dns.rdtypes.IN.AAAA.AAAA(_IN, _AAAA, str(ip)))
 
 
 @dataclass
 class _Node(Generic[Owned]):
-    """What one DNS name stands for, by the key of each object it names (one, or several
-    whose names differ only in case), and the answers built from them until they change."""
+    """What one DNS name stands for, by the key of each object written with it (one, or
+    several whose names differ only in case, of which at most one is served), and the
+    answers built for the one served until they change."""
 
-    owners: dict[tuple[str, str], Owned] = field(default_factory=dict)
-    answers: dict[tuple[Labels, int], Answer] = field(default_factory=dict)
+    owners: dict[Key, Owned] = field(default_factory=dict)
+    answers: dict[tuple[Key, Labels, int], Answer] = field(default_factory=dict)
+    pools: dict[Key, _Pools] = field(default_factory=dict)
+
+
+def served_spelling(spellings: Iterable[str]) -> str | None:
+    """Which of the spellings of one DNS label is served: the only one, or the lower-case
+    one; None when several are written and none is lower case."""
+    found = list(spellings)
+    if len(found) == 1:
+        return found[0]
+    return next((s for s in found if s == s.lower()), None)
+
+
+class _Tree(Generic[Owned]):
+    """The names of one kind (services, or tasks) by lower-cased namespace and name, and
+    the spellings each namespace is written with."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[bytes, bytes], _Node[Owned]] = {}
+        self.spellings: dict[bytes, Counter[str]] = {}
+
+    def clear(self) -> None:
+        self.nodes.clear()
+        self.spellings.clear()
+
+    def namespace(self, lowered: bytes) -> str | None:
+        """The spelling served for a lower-cased namespace; None: none (or none exists)."""
+        spellings = self.spellings.get(lowered)
+        return None if not spellings else served_spelling(spellings)
+
+    def served(self, node: _Node[Owned], namespace: str) -> Key | None:
+        """The key whose object ``node`` answers for, in the served ``namespace``."""
+        keys = [key for key in node.owners if key[0] == namespace]
+        if len(keys) == 1:
+            return keys[0]
+        name = served_spelling(key[1] for key in keys)
+        return None if name is None else (namespace, name)
+
+    def conflicts(self, kind: str) -> list[str]:
+        """Each DNS name written in several spellings, and which one (if any) is served."""
+        found = []
+        for spellings in self.spellings.values():
+            if len(spellings) > 1:
+                found.append(_conflict(f"{kind} namespace", sorted(spellings)))
+        for node in self.nodes.values():
+            namespaces = {key[0] for key in node.owners}
+            for namespace in namespaces:
+                names = sorted(key[1] for key in node.owners if key[0] == namespace)
+                if len(names) > 1:
+                    found.append(_conflict(f"{kind}s in {namespace}", names))
+        return sorted(found)
+
+
+def _conflict(what: str, spellings: list[str]) -> str:
+    served = served_spelling(spellings)
+    shown = ", ".join(spellings)
+    if served is None:
+        return f"{what} {shown} differ only in case: none is served (none is lower case)"
+    return f"{what} {shown} differ only in case: only {served} is served"
 
 
 class Zone:
@@ -144,13 +353,12 @@ class Zone:
         self.domain = domain if isinstance(domain, dns.name.Name) else parse_domain(domain)
         self.ttl = ttl
         self.serial = serial % 2**32
-        # By (namespace, name), lower-cased as DNS compares them.
-        self._services: dict[tuple[bytes, bytes], _Node[Endpoints]] = {}
-        self._tasks: dict[tuple[bytes, bytes], _Node[str]] = {}
-        self._service_namespaces: Counter[bytes] = Counter()
-        self._task_namespaces: Counter[bytes] = Counter()
+        self._services: _Tree[Endpoints] = _Tree()
+        self._tasks: _Tree[str] = _Tree()
         self._soa: dns.rrset.RRset | None = None
         self._depth = len(self.domain.labels)
+        # Bumped when a name gains or loses a second spelling: ``conflicts`` may differ.
+        self.conflicts_changed = 0
         self.loaded = False  # until the first replace(): nothing read, nothing to answer
 
     # -- keeping it current ---------------------------------------------------------------
@@ -159,57 +367,61 @@ class Zone:
         """Everything at once, as a fresh read of the server tells it."""
         self._services.clear()
         self._tasks.clear()
-        self._service_namespaces.clear()
-        self._task_namespaces.clear()
         for endpoints in services:
-            self._set(self._services, self._service_namespaces, endpoints.key, endpoints)
+            self._set(self._services, endpoints.key, endpoints)
         for task in tasks:
-            self._set(self._tasks, self._task_namespaces, task.key, task.address)
+            self._set(self._tasks, task.key, task.address)
         self.loaded = True
         self._changed()
 
     def set_service(self, key: ServiceKey, endpoints: Endpoints | None) -> None:
         """A service's endpoints now (None: the service is gone)."""
-        if self._set(self._services, self._service_namespaces, key, endpoints):
+        if self._set(self._services, key, endpoints):
             self._changed()
 
     def set_task(self, key: TaskKey, task: LiveTask | None) -> None:
         """A task's newest heartbeat (None: it is gone); only its address is answered, so
         a renewal changes nothing."""
         address = None if task is None else task.address
-        if self._set(self._tasks, self._task_namespaces, key, address):
+        if self._set(self._tasks, key, address):
             self._changed()
 
-    def _set(
-        self,
-        nodes: dict[tuple[bytes, bytes], _Node[Owned]],
-        namespaces: Counter[bytes],
-        key: tuple[str, str],
-        value: Owned | None,
-    ) -> bool:
+    def _set(self, tree: _Tree[Owned], key: Key, value: Owned | None) -> bool:
         """Put ``value`` under ``key`` (remove it for None); whether anything changed."""
         namespace, name = key
         lowered = (namespace.lower().encode(), name.lower().encode())
-        node = nodes.get(lowered)
+        node = tree.nodes.get(lowered)
         if value is None:
             if node is None or key not in node.owners:
                 return False
+            spellings = tree.spellings[lowered[0]]
+            if len(node.owners) > 1 or (spellings[namespace] == 1 and len(spellings) > 1):
+                self.conflicts_changed += 1
             del node.owners[key]
+            node.pools.pop(key, None)
+            node.answers.clear()
             if not node.owners:
-                del nodes[lowered]
-                namespaces[lowered[0]] -= 1
-                if not namespaces[lowered[0]]:
-                    del namespaces[lowered[0]]
-            else:
-                node.answers.clear()
+                del tree.nodes[lowered]
+            spellings[namespace] -= 1
+            if not spellings[namespace]:
+                del spellings[namespace]
+                if not spellings:
+                    del tree.spellings[lowered[0]]
             return True
         if node is None:
-            node = nodes[lowered] = _Node()
-            namespaces[lowered[0]] += 1
+            node = tree.nodes[lowered] = _Node()
         elif node.owners.get(key) == value:
             return False
+        if key not in node.owners:
+            spellings = tree.spellings.setdefault(lowered[0], Counter())
+            if node.owners or (namespace not in spellings and spellings):
+                self.conflicts_changed += 1
+            spellings[namespace] += 1
         node.owners[key] = value
         node.answers.clear()
+        if isinstance(value, Endpoints):
+            pools = node.pools
+            pools[key] = _Pools(self, value, pools.get(key))
         return True
 
     def _changed(self) -> None:
@@ -218,8 +430,9 @@ class Zone:
 
     # -- asking ---------------------------------------------------------------------------
 
-    def answer(self, qname: dns.name.Name, rdtype: int) -> Answer:
-        """The answer for ``qname`` (any case) and ``rdtype``."""
+    def answer(self, qname: dns.name.Name, rdtype: int, *, room: int = TCP_ROOM) -> Answer:
+        """The answer for ``qname`` (any case) and ``rdtype``, whose records take at most
+        ``room`` bytes in the response (at least one record is given, whatever the room)."""
         labels = qname.labels
         depth = self._depth
         if len(labels) < depth or not qname.is_subdomain(self.domain):
@@ -231,87 +444,44 @@ class Zone:
             return self._nodata()
         kind = relative[-1]
         if kind == _SVC:
-            return self._service_answer(relative, rdtype)
+            return self._service_answer(relative, rdtype, room)
         if kind == _TASK:
             return self._task_answer(relative, rdtype)
         return self._nxdomain()
 
-    def _service_answer(self, relative: Labels, rdtype: int) -> Answer:
+    def _service_answer(self, relative: Labels, rdtype: int, room: int) -> Answer:
         depth = len(relative)
         if depth == 1:  # svc.<domain>: always there, holds namespaces
             return self._nodata()
-        if depth == 2:  # <namespace>.svc.<domain>
-            return self._nodata() if relative[0] in self._service_namespaces else self._nxdomain()
-        node = self._services.get((relative[-2], relative[-3]))
-        if node is None or depth > 5:
+        namespace = self._services.namespace(relative[-2])
+        if namespace is None:
             return self._nxdomain()
-        cached = node.answers.get((relative, rdtype))
-        if cached is None:
-            cached = self._build_service(node, relative, rdtype)
-            _keep(node, relative, rdtype, cached)
-        return cached
-
-    def _build_service(self, node: _Node[Endpoints], relative: Labels, rdtype: int) -> Answer:
+        if depth == 2:  # <namespace>.svc.<domain>
+            return self._nodata()
+        node = self._services.nodes.get((relative[-2], relative[-3]))
+        key = None if node is None else self._services.served(node, namespace)
+        if node is None or key is None or depth > 5:
+            return self._nxdomain()
+        endpoints, pools = node.owners[key], node.pools[key]
         owner = dns.name.Name(relative).concatenate(self.domain)
-        services = list(node.owners.values())
-        if len(relative) == 3:  # the service itself
+        if depth == 3:  # the service itself
             if rdtype in (_A, _AAAA, _ANY):
-                ready = [a for e in services for a in e.addresses if a.ready]
-                rrsets = _address_rrsets(owner, [a.address for a in ready], rdtype, self.ttl)
-                return self._positive(rrsets)
+                return pools.pool(rdtype).take(self, owner, room)
             if rdtype == _SRV:
-                return self._srv(owner, services, port=None, protocol=None)
+                return pools.srv[(0, "")].take(self, owner, room)
             return self._nodata()
         protocol = _PROTOCOLS.get(relative[-4])
-        if protocol is None or not any(
-            p.protocol.value == protocol for e in services for p in e.ports
-        ):
+        if protocol is None or not any(p.protocol.value == protocol for p in endpoints.ports):
             return self._nxdomain()
-        if len(relative) == 4:  # _<proto>.<service>...: an empty non-terminal
+        if depth == 4:  # _<proto>.<service>...: an empty non-terminal
             return self._nodata()
         port = _port_number(relative[0])
-        if port is None or not any(
-            p.port == port and p.protocol.value == protocol for e in services for p in e.ports
-        ):
+        pool = None if port is None else pools.srv.get((port, protocol))
+        if pool is None:
             return self._nxdomain()
         if rdtype == _SRV:
-            return self._srv(owner, services, port=port, protocol=protocol)
+            return pool.take(self, owner, room)
         return self._nodata()
-
-    def _srv(
-        self,
-        owner: dns.name.Name,
-        services: list[Endpoints],
-        *,
-        port: int | None,
-        protocol: str | None,
-    ) -> Answer:
-        """One SRV per ready endpoint and matching service port, the target port in it;
-        each target's address in the additional section."""
-        records: list[dns.rdata.Rdata] = []
-        targets: dict[dns.name.Name, set[str]] = {}
-        for endpoints in services:
-            ready = [a for a in endpoints.addresses if a.ready]
-            for spec in endpoints.ports:
-                if port is not None and (spec.port, spec.protocol.value) != (port, protocol):
-                    continue
-                for address in ready:
-                    target = self._task_name(endpoints.namespace, address)
-                    targets.setdefault(target, set()).add(address.address)
-                    records.append(
-                        dns.rdtypes.IN.SRV.SRV(
-                            _IN, _SRV, _SRV_PRIORITY, _SRV_WEIGHT, spec.target_port, target
-                        )
-                    )
-        if not records:
-            return self._nodata()
-        answer = dns.rrset.from_rdata_list(owner, self.ttl, records)
-        additional = [
-            rrset
-            for target, addresses in targets.items()
-            for rrset in _address_rrsets(target, sorted(addresses), _ANY, self.ttl)
-        ]
-        return Answer(dns.rcode.NOERROR, (answer,), (), tuple(additional))
 
     def _task_name(self, namespace: str, address: EndpointAddress) -> dns.name.Name:
         labels = (address.task.lower().encode(), namespace.lower().encode(), _TASK)
@@ -321,20 +491,25 @@ class Zone:
         depth = len(relative)
         if depth == 1:  # task.<domain>
             return self._nodata()
-        if depth == 2:  # <namespace>.task.<domain>
-            return self._nodata() if relative[0] in self._task_namespaces else self._nxdomain()
-        node = self._tasks.get((relative[1], relative[0]))
-        if node is None or depth > 3:
+        namespace = self._tasks.namespace(relative[-2])
+        if namespace is None:
             return self._nxdomain()
-        cached = node.answers.get((relative, rdtype))
+        if depth == 2:  # <namespace>.task.<domain>
+            return self._nodata()
+        node = self._tasks.nodes.get((relative[1], relative[0]))
+        key = None if node is None else self._tasks.served(node, namespace)
+        if node is None or key is None or depth > 3:
+            return self._nxdomain()
+        cached = node.answers.get((key, relative, rdtype))
         if cached is None:
-            addresses = sorted(set(node.owners.values()))
             if rdtype in (_A, _AAAA, _ANY):
                 owner = dns.name.Name(relative).concatenate(self.domain)
-                cached = self._positive(_address_rrsets(owner, addresses, rdtype, self.ttl))
+                rrsets = _address_rrsets(owner, [node.owners[key]], rdtype, self.ttl)
+                cached = self._positive(rrsets)
             else:
                 cached = self._nodata()
-            _keep(node, relative, rdtype, cached)
+            if rdtype in _KEPT and cached.rcode == dns.rcode.NOERROR:
+                node.answers[(key, relative, rdtype)] = cached
         return cached
 
     # -- the SOA, and answers with nothing in them ----------------------------------------
@@ -370,12 +545,13 @@ class Zone:
     @property
     def counts(self) -> Mapping[str, int]:
         """How many DNS names of each kind the zone holds."""
-        return {"services": len(self._services), "tasks": len(self._tasks)}
+        return {"services": len(self._services.nodes), "tasks": len(self._tasks.nodes)}
 
-
-def _keep(node: _Node[Owned], relative: Labels, rdtype: int, answer: Answer) -> None:
-    if rdtype in _KEPT and answer.rcode == dns.rcode.NOERROR:
-        node.answers[(relative, rdtype)] = answer
+    @property
+    def conflicts(self) -> list[str]:
+        """Namespaces, services and tasks written in spellings that differ only in case,
+        each with the one served (if any): the others answer nothing."""
+        return self._services.conflicts("service") + self._tasks.conflicts("task")
 
 
 def _port_number(label: bytes) -> int | None:

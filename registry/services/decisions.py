@@ -23,6 +23,7 @@ from events import (
     ServiceType,
     ServiceUpdated,
 )
+from events.service import check_new_namespace
 from registry.addresses.holdings import carried_over, open_slots
 from registry.errors import AlreadyExists, InvalidInput, NotFound, Stale
 from registry.log.entry import Entry, Skipped, StoredMessage, read_entry
@@ -82,6 +83,10 @@ class Current:
 def decide_create(
     service: Service, current: Current, *, event_id: str, time: datetime, actor: str
 ) -> ServiceCreated:
+    try:
+        check_new_namespace(service.namespace)
+    except ValueError as exc:
+        raise InvalidInput("namespace", service.namespace, str(exc)) from None
     if current.live:
         raise AlreadyExists(service.namespace, service.name)
     return ServiceCreated(id=event_id, time=time, actor=actor, prev=current.prev, service=service)

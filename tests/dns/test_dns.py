@@ -1,7 +1,7 @@
 """``skyctl dns`` against a real server, asked by dnspython's resolver and query functions
 (a client this project does not write): announce and answer, SIGKILL and gone, SRV ports,
-300 endpoints over TCP after a truncated UDP reply, hostile bytes, a NATS outage, bad
-input. Task TTLs are 2 s to keep this quick."""
+300 endpoints a window at a time, hostile bytes, a NATS outage, bad input, hostile TCP
+connections, a 20,000-endpoint service. Task TTLs are 2 s to keep this quick."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import dns.asyncquery
 import dns.asyncresolver
@@ -25,13 +26,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli.dns import parse_domain_flag, parse_listen
-from events import Port, Service
+from events import (
+    Port,
+    Service,
+    ServiceCreated,
+    encode,
+    new_event_id,
+    subject_for,
+    utc_now,
+)
 from events.choices import Protocol
 from events.task import Task
 from registry.client import Registry
+from registry.dns.zone import MAX_ANSWER_RECORDS
 from registry.errors import InvalidInput
 from registry.jetstream.server import NatsServer
-from tests.helpers import Lines, raw_nats, skyctl, start
+from tests.helpers import Lines, raw_nats, raw_publish, skyctl, start
 
 DOMAIN = "skyflow."
 _SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
@@ -142,24 +152,30 @@ async def test_srv_carries_each_service_ports_target_port(url: str, ns: str) -> 
         await until_answer(port, f"late.{ns}.svc.{DOMAIN}", {"10.8.0.1"}, timeout=3)
 
 
-async def test_300_endpoints_come_over_tcp_after_a_truncated_udp_reply(url: str, ns: str) -> None:
+async def test_300_endpoints_are_answered_a_window_at_a_time_over_udp_and_tcp(
+    url: str, ns: str
+) -> None:
     async with await Registry.connect(url) as registry:
         await registry.create(web(ns))
         tasks = [task(ns, f"web-{i}", f"10.7.{i // 200}.{i % 200 + 1}") for i in range(300)]
         await (await registry.announcer()).announce(tasks, ttl=30)
         _, port = await start_dns(url)
         name = f"web.{ns}.svc.{DOMAIN}"
-        query = dns.message.make_query(name, "A")
-        over_udp = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=2)
-        assert over_udp.flags & dns.flags.TC and over_udp.answer == []
-        over_tcp = await dns.asyncquery.tcp(query, "127.0.0.1", port=port, timeout=2)
-        assert not over_tcp.flags & dns.flags.TC and len(over_tcp.answer[0]) == 300
-        # The resolver does the same by itself: a truncated UDP reply, then TCP.
         expected = {t.address for t in tasks}
-        assert await answer(port, name) == expected
-        edns = dns.message.make_query(name, "A", use_edns=0, payload=4096)
-        big = await dns.asyncquery.udp(edns, "127.0.0.1", port=port, timeout=2)
-        assert big.flags & dns.flags.TC and len(big.to_wire()) <= 1232
+        seen: set[str] = set()
+        for use_edns, tcp, limit in ((-1, False, 512), (0, False, 1232), (-1, True, 65535)):
+            query = dns.message.make_query(name, "A", use_edns=use_edns, payload=4096)
+            ask = dns.asyncquery.tcp if tcp else dns.asyncquery.udp
+            for _ in range(3):
+                response = await ask(query, "127.0.0.1", port=port, timeout=2)
+                assert not response.flags & dns.flags.TC and len(response.to_wire()) <= limit
+                got = {r.to_text() for r in response.answer[0]}
+                assert 25 <= len(got) <= MAX_ANSWER_RECORDS and got <= expected
+                seen |= got
+        assert len(seen) > 200  # the windows rotate over the endpoints
+        # A resolver (which would retry over TCP on TC) takes the window it is given.
+        taken = await answer(port, name)
+        assert isinstance(taken, set) and taken <= expected and len(taken) >= 25
 
 
 def exchange_udp(port: int, wire: bytes) -> bytes | None:
@@ -272,7 +288,13 @@ async def test_answers_keep_the_last_known_endpoints_while_nats_is_away(
         (["--listen", "127.0.0.1:65536"], 'invalid listen "127.0.0.1:65536"'),
         (["--listen", "::1:8600"], 'invalid listen "::1:8600"'),
         (["--listen", "example.com:53"], 'invalid listen "example.com:53"'),
-        (["--listen", "192.0.2.1:8600"], 'invalid listen "192.0.2.1:8600": cannot listen'),
+        (["--listen", "192.0.2.1:8600"], 'invalid listen "192.0.2.1:8600": is not a loopback'),
+        (["--listen", "0.0.0.0:8600"], 'invalid listen "0.0.0.0:8600": is not a loopback'),
+        (["--listen", "[::]:8600"], 'invalid listen "[::]:8600": is not a loopback'),
+        (
+            ["--listen", "192.0.2.1:8600", "--allow-remote"],
+            'invalid listen "192.0.2.1:8600": cannot listen',
+        ),
         (["--domain", "."], 'invalid domain "."'),
         (["--domain", "bad_label.local"], 'invalid domain "bad_label.local"'),
         (["--domain", "a..b"], 'invalid domain "a..b"'),
@@ -343,3 +365,222 @@ def test_any_listen_or_domain_text_is_taken_or_refused_naming_it(text: str) -> N
             refused = exc
         if refused is not None:
             assert (refused.what, refused.value) == (what, text)
+
+
+async def test_128_hostile_tcp_connections_leave_a_real_tcp_client_answered(
+    url: str, ns: str, report: Callable[[str], None]
+) -> None:
+    """Connections left open, sending a query and never reading, or stopping mid-query
+    (140 of them, more than the server holds) close the oldest first when a new client
+    comes: before, the 129th connection was closed at once, whoever made it."""
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        await (await registry.announcer()).announce([task(ns, "web-1", "10.3.0.1")], ttl=30)
+        proc, port = await start_dns(url)
+        name = f"web.{ns}.svc.{DOMAIN}"
+        query = dns.message.make_query(name, "A").to_wire()
+        framed = len(query).to_bytes(2, "big") + query
+        hostile: list[socket.socket] = []
+        try:
+            for i in range(140):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+                if i % 3 == 1:
+                    sock.sendall(framed * 20)  # queries, never reading the answers
+                elif i % 3 == 2:
+                    sock.sendall(framed[:7])  # a query that never ends
+                hostile.append(sock)
+            await asyncio.sleep(0.5)  # every one accepted and counted
+            started = time.monotonic()
+            for _ in range(3):  # a real client, three times over
+                response = await dns.asyncquery.tcp(
+                    dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=5
+                )
+                assert [r.to_text() for r in response.answer[0]] == ["10.3.0.1"]
+            answered = time.monotonic() - started
+        finally:
+            for sock in hostile:
+                sock.close()
+        assert await answer(port, name) == {"10.3.0.1"}
+        assert proc.poll() is None
+    report(f"dns: a TCP client beside 140 hostile connections answered 3 times in {answered:.2f} s")
+
+
+async def test_a_20000_endpoint_service_is_answered_and_does_not_starve_the_others(
+    url: str, ns: str, report: Callable[[str], None]
+) -> None:
+    """20,000 announced tasks behind one service, 20 queries/s for it: each answer holds
+    endpoints and fits in 512 bytes, and other clients' queries (another namespace's
+    service) are all answered in time. Before, it answered an empty truncated reply
+    even over TCP, and took tens of milliseconds per query to do so."""
+    victim_ns = f"{ns}-v"
+    count = 20_000
+    async with await Registry.connect(url) as registry:
+        await registry.create(web(ns))
+        await registry.create(web(victim_ns))
+        started = time.monotonic()
+        tasks = [
+            task(ns, f"w{i}", f"10.{64 + i // 65536}.{i // 256 % 256}.{i % 256}")
+            for i in range(count)
+        ]
+        announcer = await registry.announcer()
+        await announcer.announce(tasks, ttl=120)
+        await announcer.announce([task(victim_ns, "v1", "10.2.0.1")], ttl=120)
+        announced = time.monotonic() - started
+        _, port = await start_dns(url)
+        big, small = f"web.{ns}.svc.{DOMAIN}", f"web.{victim_ns}.svc.{DOMAIN}"
+        await until_answer(port, small, {"10.2.0.1"}, timeout=20)
+        addresses = {t.address for t in tasks}
+        seen: set[str] = set()
+        latencies: list[float] = []
+        failures: list[str] = []
+
+        async def hammer() -> None:  # 20 queries/s for the big service, for 4 s
+            query = dns.message.make_query(big, "A")
+            for _ in range(80):
+                response = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5)
+                assert not response.flags & dns.flags.TC and response.answer
+                assert len(response.to_wire()) <= 512
+                got = {r.to_text() for r in response.answer[0]}
+                assert got <= addresses
+                seen.update(got)
+                await asyncio.sleep(0.05)
+
+        async def victim() -> None:  # another namespace's client, as fast as it goes
+            ask = resolver(port)
+            ask.timeout = ask.lifetime = 2.0
+            end = time.monotonic() + 4.0
+            while time.monotonic() < end:
+                sent = time.monotonic()
+                try:
+                    found = await ask.resolve(small, "A")
+                except dns.exception.DNSException as exc:
+                    failures.append(type(exc).__name__)
+                    continue
+                latencies.append(time.monotonic() - sent)
+                assert {r.to_text() for r in found} == {"10.2.0.1"}
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(hammer(), *(victim() for _ in range(4)))
+        assert failures == [] and len(latencies) > 100
+        assert len(seen) >= 79 * 29  # windows rotate: each query named new endpoints
+    latencies.sort()
+    report(
+        f"dns: {count:,} endpoints announced in {announced:.1f} s; at 20 queries/s for them "
+        f"(each answered {len(seen) // 80}+ endpoints), {len(latencies)} victim queries, "
+        f"p99 {latencies[len(latencies) * 99 // 100] * 1000:.1f} ms, none timed out"
+    )
+
+
+async def test_a_namespace_differing_only_in_case_is_refused_and_never_served_as_another(
+    url: str, ns: str
+) -> None:
+    """``create`` refuses a namespace that is not lower case (the seed's example, in
+    ``default``, is unchanged); a team that writes ``SHOP`` anyway (with raw nats-py, as
+    a log written before the rule holds it) injects nothing into ``web.shop.svc``, and
+    ``skyctl dns`` says so. Before, both were merged into one answer."""
+    upper = ns.upper()
+    got = skyctl("create", "service", "web", "-n", upper, "-s", "app=web", url=url)
+    assert got.code == 2 and got.err.count("\n") == 1, got
+    assert f'invalid namespace "{upper}"' in got.err and f"'{ns}'" in got.err, got.err
+    manifest = "apiVersion: skyflow.io/v1\nkind: Service\n"
+    manifest += f"metadata:\n  name: web\n  namespace: {upper}\nspec: {{}}\n"
+    got = skyctl("apply", "-f", "-", url=url, stdin=manifest)
+    assert got.code == 2 and f'invalid namespace "{upper}"' in got.err, got
+    async with await Registry.connect(url) as registry:
+        assert await registry.list(upper) == []  # nothing written
+        await registry.create(web(ns))
+        forged = ServiceCreated(id=new_event_id(), time=utc_now(), actor="x", service=web(upper))
+        await raw_publish(url, subject_for(upper, "web"), encode(forged))
+        api = Service(namespace=upper, name="api", selector={"app": "web"})
+        forged = ServiceCreated(id=new_event_id(), time=utc_now(), actor="x", service=api)
+        await raw_publish(url, subject_for(upper, "api"), encode(forged))
+        await (await registry.announcer()).announce(
+            [task(ns, "web-1", "10.1.0.1"), task(upper, "web-1", "10.6.6.6")], ttl=30
+        )
+        proc = start("dns", "--listen", "127.0.0.1:0", url=url)
+        lines = Lines(proc)
+        await lines.wait_for(lambda line: _SERVING.match(line) is not None)
+        (port,) = [int(m.group(1)) for _, line in lines.lines if (m := _SERVING.match(line))]
+        name = f"web.{ns}.svc.{DOMAIN}"
+        await until_answer(port, name, {"10.1.0.1"})
+        for _ in range(5):
+            assert await answer(port, name) == {"10.1.0.1"}
+        assert await answer(port, f"api.{ns}.svc.{DOMAIN}") == "NXDOMAIN"
+        assert await answer(port, f"web-1.{ns}.task.{DOMAIN}") == {"10.1.0.1"}
+        proc.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.to_thread(proc.communicate, timeout=10)
+    assert (
+        f"warning: service namespace {upper}, {ns} differ only in case: only {ns} is served" in err
+    ), err
+    assert "Traceback" not in err
+
+
+async def test_tcp_limits_per_client_and_timeouts_close_what_holds_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In process, on a zone of its own: a client's 33rd connection closes its longest
+    idle one; a query that never ends and a client that never reads are closed within
+    their timeouts (shortened here), and the server holds nothing afterwards."""
+    from registry.discovery.endpoints import endpoints_for
+    from registry.discovery.tasks import LiveTask
+    from registry.dns import server as dns_server
+    from registry.dns.zone import Zone
+
+    monkeypatch.setattr(dns_server, "TCP_READ_S", 0.5)
+    monkeypatch.setattr(dns_server, "TCP_WRITE_S", 0.5)
+    when = datetime.now(UTC)
+    tasks = [
+        LiveTask(
+            "shop",
+            f"w{i}",
+            {"app": "web"},
+            f"10.9.{i // 250}.{i % 250 + 1}",
+            None,
+            True,
+            "i",
+            when,
+            60,
+            1,
+            0,
+        )
+        for i in range(2000)
+    ]
+    zone = Zone(DOMAIN)
+    zone.replace([endpoints_for(web("shop"), tasks)], tasks)
+    query = dns.message.make_query(f"_80._tcp.web.shop.svc.{DOMAIN}", "SRV").to_wire()
+    framed = len(query).to_bytes(2, "big") + query
+
+    async def closed(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(1), 3) == b""
+        except (ConnectionError, TimeoutError):
+            return True
+
+    async with await dns_server.listen(zone, "127.0.0.1", 0) as server:
+        idle = [
+            await asyncio.open_connection("127.0.0.1", server.port)
+            for _ in range(dns_server.MAX_TCP_PER_CLIENT + 1)
+        ]
+        await asyncio.sleep(0.2)
+        assert len(server._connections) == dns_server.MAX_TCP_PER_CLIENT
+        assert await closed(idle[0][0])  # the longest idle gave way
+        for _reader, writer in idle:
+            writer.close()
+        await asyncio.sleep(0.2)
+        assert len(server._connections) == 0
+        # A query that never ends, and queries whose answers are never read.
+        _, stalled = await asyncio.open_connection("127.0.0.1", server.port)
+        stalled.write(framed[:9])
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.sendall(framed * 2000)  # about 9 MB of answers
+        await asyncio.sleep(0.2)
+        assert len(server._connections) == 2
+        for _ in range(100):  # within 10 s (the timeouts are 0.5 s)
+            if not server._connections:
+                break
+            await asyncio.sleep(0.1)
+        assert len(server._connections) == 0
+        sock.close()
+        stalled.close()

@@ -23,7 +23,7 @@ from events.choices import Protocol
 from registry.discovery.endpoints import Endpoints, endpoints_for
 from registry.discovery.tasks import LiveTask
 from registry.dns.responder import MAX_QUERY_BYTES, UDP_PAYLOAD, respond
-from registry.dns.zone import Answer, Zone, parse_domain
+from registry.dns.zone import MAX_ANSWER_RECORDS, Answer, Zone, parse_domain
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 A, AAAA, SRV, SOA, TXT = "A", "AAAA", "SRV", "SOA", "TXT"
@@ -174,24 +174,73 @@ def test_tasks_answer_their_address_ready_or_not() -> None:
     assert ask(zone, "web-2.shop.task.skyflow.", TXT).rcode == dns.rcode.NOERROR
 
 
-def test_names_match_in_any_case_and_names_differing_only_in_case_answer_together() -> None:
+def test_names_match_in_any_case() -> None:
+    tasks = [live("a", "10.0.0.1", namespace="Shop"), live("b", "10.0.0.2", namespace="Shop")]
+    zone = zone_with([service("myService", "Shop")], tasks)
+    assert records(ask(zone, "MYSERVICE.shop.SVC.Skyflow.", A)) == {"10.0.0.1", "10.0.0.2"}
+    assert records(ask(zone, "A.SHOP.task.skyflow.", A)) == {"10.0.0.1"}
+    assert zone.conflicts == []
+
+
+def test_a_namespace_differing_only_in_case_never_injects_into_another() -> None:
+    """A team owning ``SHOP`` (written before create refused upper case, or forged) gets
+    nothing served under ``shop``: not its endpoints, not names shop does not have."""
+    tasks = [live("web-1", "10.0.0.1"), live("web-1", "10.6.6.6", namespace="SHOP")]
+    tasks += [live("evil", "10.6.6.7", namespace="SHOP", labels={})]
+    services = [service(), service("web", "SHOP"), service("api", "SHOP")]
+    for order in (services, services[::-1]):
+        zone = zone_with(order, tasks)
+        assert records(ask(zone, "web.shop.svc.skyflow.", A)) == {"10.0.0.1"}
+        assert records(ask(zone, "_80._tcp.web.shop.svc.skyflow.", SRV)) == {
+            "1 1 8080 web-1.shop.task.skyflow."
+        }
+        assert ask(zone, "api.shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+        assert records(ask(zone, "web-1.shop.task.skyflow.", A)) == {"10.0.0.1"}
+        assert ask(zone, "evil.shop.task.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+        assert zone.conflicts == [
+            "service namespace SHOP, shop differ only in case: only shop is served",
+            "task namespace SHOP, shop differ only in case: only shop is served",
+        ]
+    # The same, one change at a time, whichever comes first.
+    zone = zone_with([], [])
+    zone.set_service(("SHOP", "web"), endpoints_for(services[1], tasks))
+    assert records(ask(zone, "web.shop.svc.skyflow.", A)) == {"10.6.6.6"}  # alone: served
+    before = zone.conflicts_changed
+    zone.set_service(("shop", "web"), endpoints_for(services[0], tasks))
+    assert records(ask(zone, "web.shop.svc.skyflow.", A)) == {"10.0.0.1"}
+    assert zone.conflicts_changed > before and len(zone.conflicts) == 1
+    zone.set_service(("shop", "web"), None)
+    assert zone.conflicts == []
+    assert records(ask(zone, "web.shop.svc.skyflow.", A)) == {"10.6.6.6"}
+
+
+def test_spellings_with_no_lower_case_one_are_none_of_them_served() -> None:
     tasks = [live("a", "10.0.0.1", namespace="Shop"), live("b", "10.0.0.2", namespace="Shop")]
     tasks += [live("A", "10.0.0.3", namespace="Shop", labels={"app": "other"})]
     services = [
         service("myService", "Shop"),
         service("MyService", "Shop", selector={"app": "other"}),
+        service("api", "SHOP"),
+        service("db", "Db"),
     ]
     zone = zone_with(services, tasks)
-    assert records(ask(zone, "MYSERVICE.shop.SVC.Skyflow.", A)) == {
-        "10.0.0.1",
-        "10.0.0.2",
-        "10.0.0.3",
-    }
-    assert records(ask(zone, "a.shop.task.skyflow.", A)) == {"10.0.0.1", "10.0.0.3"}
+    assert ask(zone, "myservice.shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+    assert ask(zone, "api.shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+    assert ask(zone, "shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+    assert records(ask(zone, "a.shop.task.skyflow.", A)) == {"10.0.0.1"}  # lower case
+    assert ask(zone, "db.db.svc.skyflow.", A).rcode == dns.rcode.NOERROR  # alone: served
+    assert zone.conflicts == [
+        "service namespace SHOP, Shop differ only in case: none is served (none is lower case)",
+        "services in Shop MyService, myService differ only in case: none is served (none "
+        "is lower case)",
+        "tasks in Shop A, a differ only in case: only a is served",
+    ]
+    zone.set_service(("SHOP", "api"), None)
     zone.set_service(("Shop", "MyService"), None)
-    assert records(ask(zone, "myservice.shop.svc.skyflow.", A)) == {"10.0.0.1", "10.0.0.2"}
     zone.set_task(("Shop", "A"), None)
-    assert records(ask(zone, "A.shop.task.skyflow.", A)) == {"10.0.0.1"}
+    assert records(ask(zone, "myservice.shop.svc.skyflow.", A)) == {"10.0.0.1", "10.0.0.2"}
+    assert records(ask(zone, "a.shop.task.skyflow.", A)) == {"10.0.0.1"}
+    assert zone.conflicts == []
 
 
 def test_changes_replace_the_answers_built_before_them() -> None:
@@ -224,8 +273,9 @@ def test_made_up_names_and_types_are_not_kept() -> None:
     for i in range(1, 200):
         ask(zone, f"_{i}._tcp.web.shop.svc.skyflow.", SRV)
         zone.answer(dns.name.from_text("web.shop.svc.skyflow."), 1000 + i)
-    node = zone._services[(b"shop", b"web")]
-    assert len(node.answers) <= 1  # only _80._tcp, which exists
+    node = zone._services.nodes[(b"shop", b"web")]
+    assert len(node.answers) == 0  # a service's records are built when it changes
+    assert [len(pool.windows) for pool in node.pools[("shop", "web")].srv.values()] == [1, 0]
 
 
 @pytest.mark.parametrize(
@@ -298,16 +348,18 @@ def test_changes_one_by_one_end_where_a_fresh_read_does(
         name = f"{t.name}.{t.namespace}.task.skyflow."
         got, want = ask(incremental, name, A), ask(fresh, name, A)
         assert (got.rcode, records(got)) == (want.rcode, records(want))
-    for s in services:  # the answer is exactly the ready endpoints, whatever the case
-        same_name = [e for e in services if (e.namespace.lower(), e.name.lower()) ==
-                     (s.namespace.lower(), s.name.lower())]  # fmt: skip
-        ready = {
+
+    def ready(service: Service) -> set[str]:
+        return {
             a.address
-            for e in same_name
-            for a in endpoints_for(e, after).addresses
+            for a in endpoints_for(service, after).addresses
             if a.ready and ":" not in a.address
         }
-        assert records(ask(fresh, f"{s.name}.{s.namespace}.svc.skyflow.", A)) == ready
+
+    for s in services:  # exactly one service's ready endpoints, or nothing: never merged
+        got = ask(fresh, f"{s.name}.{s.namespace}.svc.skyflow.", A)
+        if got.rcode == dns.rcode.NOERROR and records(got):
+            assert any(records(got) == ready(o) for o in services)
 
 
 LABELS = st.lists(
@@ -359,29 +411,63 @@ def test_answers_echo_the_question_and_are_authoritative() -> None:
     assert outside.rcode() == dns.rcode.REFUSED and not outside.flags & dns.flags.AA
 
 
-def test_answers_too_big_for_udp_are_truncated_and_whole_over_tcp() -> None:
-    zone = big_zone(300)
-    plain = reply(zone, dns.message.make_query("web.shop.svc.skyflow.", A))
-    assert plain.flags & dns.flags.TC and plain.answer == []
-    assert len(plain.to_wire()) <= 512
-    edns = dns.message.make_query("web.shop.svc.skyflow.", A, use_edns=0, payload=4096)
-    wire = respond(zone, edns.to_wire(), tcp=False)
-    assert wire is not None and len(wire) <= UDP_PAYLOAD
-    response = dns.message.from_wire(wire)
-    assert response.flags & dns.flags.TC and response.edns == 0
-    assert response.payload == UDP_PAYLOAD
-    over_tcp = reply(zone, dns.message.make_query("web.shop.svc.skyflow.", A), tcp=True)
-    assert not over_tcp.flags & dns.flags.TC
-    assert len(over_tcp.answer[0]) == 300
-    fits = reply(big_zone(20), dns.message.make_query("web.shop.svc.skyflow.", A))
-    assert not fits.flags & dns.flags.TC and len(fits.answer[0]) == 20
-    # SRV with its addresses (targets are never compressed, RFC 2782): the answer fits,
-    # the additional section is cut short without TC (RFC 2181 9).
-    srv_query = dns.message.make_query("_80._tcp.web.shop.svc.skyflow.", SRV)
-    srv = reply(big_zone(10), srv_query)
-    assert len(srv.answer[0]) == 10 and not srv.flags & dns.flags.TC
-    assert 0 < sum(len(r) for r in srv.additional) < 10
-    assert sum(len(r) for r in reply(big_zone(10), srv_query, tcp=True).additional) == 10
+def windows(zone: Zone, query: dns.message.Message, *, tcp: bool = False) -> list[set[str]]:
+    """The records of successive answers to ``query`` until they repeat, each checked to
+    fit and to be whole (no TC, never empty)."""
+    seen: list[set[str]] = []
+    limit = 65535 if tcp else (UDP_PAYLOAD if query.edns >= 0 else 512)
+    while True:
+        wire = respond(zone, query.to_wire(), tcp=tcp)
+        assert wire is not None and len(wire) <= limit
+        response = dns.message.from_wire(wire)
+        assert not response.flags & dns.flags.TC and response.answer
+        got = {r.to_text() for rrset in response.answer for r in rrset}
+        got |= {r.to_text() for rrset in response.additional for r in rrset}
+        if seen and got == seen[0]:
+            return seen
+        seen.append(got)
+
+
+@pytest.mark.parametrize("count", [300, 4_100])
+def test_a_large_service_is_answered_a_window_that_fits_rotating_over_all(count: int) -> None:
+    """Never an empty truncated answer (above about 4,000 endpoints there was one even
+    over TCP): each answer is a window of the addresses that fits, without TC (the window
+    is the answer), the next query the next window, until every address had its turn."""
+    zone = big_zone(count)
+    everyone = {f"10.1.{i // 250}.{i % 250 + 1}" for i in range(count)}
+    name = "web.shop.svc.skyflow."
+    plain = windows(zone, dns.message.make_query(name, A))
+    edns = windows(zone, dns.message.make_query(name, A, use_edns=0, payload=4096))
+    tcp = windows(zone, dns.message.make_query(name, A), tcp=True)
+    for found, most in ((plain, 29), (edns, MAX_ANSWER_RECORDS), (tcp, MAX_ANSWER_RECORDS)):
+        assert set().union(*found) == everyone
+        assert min(map(len, found)) > 0 and max(map(len, found)) <= most
+        assert len(found) == -(-count // max(map(len, found)))  # disjoint windows
+    assert max(map(len, plain)) >= 25 and max(map(len, edns)) == MAX_ANSWER_RECORDS
+    # SRV: each window's targets come with their addresses, all of it fitting.
+    srv = windows(zone, dns.message.make_query("_80._tcp." + name, SRV))
+    targets = {r for found in srv for r in found if r.startswith("1 1 8080 ")}
+    assert len(targets) == count and all(len(found) % 2 == 0 for found in srv)
+    both = windows(zone, dns.message.make_query(name, "ANY", use_edns=0), tcp=True)
+    assert set().union(*both) == everyone
+
+
+def test_a_window_costs_the_same_whatever_the_service_holds() -> None:
+    """What a query renders is bounded: the windows of a 20,000-endpoint service are no
+    larger than those of one with 300, and are built once, not per query."""
+    small, large = big_zone(300), big_zone(20_000)
+    query = dns.message.make_query("web.shop.svc.skyflow.", A)
+    for zone in (small, large):
+        for _ in range(3):
+            reply(zone, query)
+    pools = [z._services.nodes[(b"shop", b"web")].pools[("shop", "web")] for z in (small, large)]
+    assert [len(p.v4.windows) for p in pools] == [3, 3]
+    sizes = [{len(w.answer[0]) for w in p.v4.windows.values()} for p in pools]
+    assert sizes[0] == sizes[1] == {29}
+    reply(large, query)  # the fourth query: a fourth window, kept
+    assert len(pools[1].v4.windows) == 4
+    zone = big_zone(3)  # small services: one answer, as before
+    assert len(reply(zone, query).answer[0]) == 3
 
 
 def test_what_is_not_a_query_is_dropped() -> None:

@@ -54,9 +54,9 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
-    # 28 rows on the seeded server (the floor row, three apply rows, two DNS rows and ten
+    # 29 rows on the seeded server (the floor row, three apply rows, three DNS rows and ten
     # discovery rows among them), and create, get and delete in three more connection modes.
-    assert len(results) == 43
+    assert len(results) == 44
     assert any("(3-node cluster, 3 URLs)" in r["scenario"] for r in results)
     assert any("(tls:// with a CA, user/password)" in r["scenario"] for r in results)
     assert any("(user/password)" in r["scenario"] for r in results)
@@ -65,6 +65,7 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     assert all(r["ours"] > 0 for r in results if r["unit"] != "% CPU")
     assert "| bulk create of 20 services" in proc.stdout
     assert "| `skyctl dns`: A for a service with 10 endpoints" in proc.stdout
+    assert "| DNS p99 for a victim namespace with and without a 1,000-endpoint" in proc.stdout
     assert "| failure detection p99: SIGKILLed `skyctl announce` (TTL 2 s)" in proc.stdout
     assert "| heartbeats held: 10 tasks at TTL 3 s" in proc.stdout
     assert "| `skyctl get endpoints NAME` among 10 live tasks" in proc.stdout
