@@ -10,7 +10,16 @@ from pathlib import Path
 
 from registry.jetstream.server import NatsServer
 
-__all__ = ["AUTH_ENV", "PASSWORDS", "ROOT", "TlsFiles", "auth_server", "tls_files", "tls_server"]
+__all__ = [
+    "AUTH_ENV",
+    "INIT_TEAMS",
+    "PASSWORDS",
+    "ROOT",
+    "TlsFiles",
+    "auth_server",
+    "tls_files",
+    "tls_server",
+]
 
 ROOT = Path(__file__).parent.parent
 PASSWORDS = {
@@ -25,6 +34,13 @@ AUTH_ENV = {
     "SKYFLOW_VIEWER_PASSWORD": PASSWORDS["viewer"],
     "SKYFLOW_AGENT_PASSWORD": PASSWORDS["shop-agent"],
 }
+
+# What an admin's ``skyctl init`` gives the teams of ``nats-server-auth.conf``: their
+# namespaces' task intakes, and reader streams for every user but admin.
+INIT_TEAMS = (
+    *("--namespace", "shop", "--namespace", "shop-staging"),
+    *("--reader", "shop-writer", "--reader", "shop-agent", "--reader", "viewer"),
+)
 
 
 @dataclass(frozen=True)

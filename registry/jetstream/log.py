@@ -36,6 +36,7 @@ from registry.jetstream.protocol import (
     outdated,
     stream_problems,
 )
+from registry.jetstream.readers import stream_to_read
 from registry.jetstream.session import (
     Session,
     Unanswered,
@@ -297,7 +298,15 @@ class JetStreamLog:
     def read(
         self, filters: Sequence[str], start: Start = FROM_THE_START, *, heartbeat: float = 1.0
     ) -> Tail:
-        return Tail(self.session, self.spec.name, filters, start, heartbeat=heartbeat)
+        session, stream = self.session, self.spec.name
+        return Tail(
+            session,
+            stream,
+            filters,
+            start,
+            heartbeat=heartbeat,
+            resolve=lambda: stream_to_read(session, stream),
+        )
 
     async def checkpoints(self) -> CheckpointStore:
         if self._checkpoints is None:
