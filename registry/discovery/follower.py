@@ -360,6 +360,9 @@ class Follower:
             elif item is CAUGHT_UP:
                 if self._pending is not None:
                     before, self.view, self._pending = self.view, self._pending, None
+                    # A roll-up met while reading the state afresh is in that state
+                    # already: reading again would meet it again, for ever.
+                    self.view.rolled_up = False
                     swapped = True
                     if self._with_tasks:
                         changes.extend(_differences(before, self.view))
@@ -370,10 +373,9 @@ class Follower:
                     self._pending.apply(item)
                 elif (change := self.view.apply(item)) is not None:
                     changes.append(change)
-        for view in (self.view, self._pending):
-            if view is not None and view.rolled_up:
-                view.rolled_up = False
-                self._resync_now.set()  # a roll-up took subjects away without markers
+        if self.view.rolled_up:
+            self.view.rolled_up = False
+            self._resync_now.set()  # a live roll-up took subjects away without markers
         out: list[EndpointsChanged | TasksChanged] = []
         if self._with_tasks and changes and self._services_ready and self._tasks_ready:
             out.append(TasksChanged(changes))
