@@ -57,6 +57,7 @@ from registry.services.writer import (
 )
 
 if TYPE_CHECKING:
+    from events.quota import QuotaResource, ResourceQuotaSet
     from events.task import Task
     from registry.addresses.allocator import Allocator
     from registry.addresses.holdings import Ranges
@@ -338,6 +339,22 @@ class Registry:
         return await set_ranges(
             self.log, self.allocator, service_cidr, node_ports, await self.actor()
         )
+
+    async def set_quota(
+        self, namespace: str, name: str, hard: Mapping[QuotaResource, int]
+    ) -> tuple[ResourceQuotaSet, bool]:
+        """Set the namespace's quota (``registry.addresses.quotas``; admins only: the
+        server refuses anyone else); it, and whether the namespace had none before."""
+        from registry.addresses.quotas import parse_hard, set_quota
+
+        checked = parse_hard(",".join(f"{k}={v}" for k, v in hard.items()))
+        return await set_quota(self.log, namespace, name, checked, await self.actor())
+
+    async def quota(self, namespace: str) -> ResourceQuotaSet | None:
+        """The namespace's quota; None: unlimited."""
+        from registry.addresses.quotas import read_quota
+
+        return await read_quota(self.log, namespace)
 
     async def create_many(
         self,

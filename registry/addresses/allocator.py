@@ -28,7 +28,6 @@ import contextlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import assert_never
 
 from events import (
     RANGES_SUBJECT,
@@ -38,17 +37,21 @@ from events import (
     DecodeError,
     Holder,
     Service,
-    ServiceCreated,
-    ServiceDeleted,
-    ServiceForceDeleted,
-    ServiceStatusChanged,
-    ServiceUpdated,
     decode_address,
     decode_ranges,
     subject_for,
 )
 from events.subjects import address_filter, parse_address_subject
-from registry.addresses.holdings import Address, Ranges, Slot, fill, held_by, open_slots
+from registry.addresses.holdings import (
+    Address,
+    Ranges,
+    Slot,
+    fill,
+    held_by,
+    live_service,
+    open_slots,
+)
+from registry.addresses.quotas import UsageClaim, check_quotas
 from registry.errors import AddressTaken, InvalidInput, RangeExhausted, ServiceError
 from registry.log.entry import Entry, read_entry
 from registry.log.port import Log
@@ -108,6 +111,7 @@ class Allocation:
     uid: str  # of the service that takes the addresses
     take: list[Claim] = field(default_factory=list)
     give_up: list[Claim] = field(default_factory=list)
+    usage: UsageClaim | None = None  # the usage record of a namespace with a quota
 
 
 def record_of(message: StoredMessage | None) -> AddressAllocated | AddressReleased | str | None:
@@ -137,16 +141,10 @@ def backs(record: AddressAllocated | AddressReleased, last: StoredMessage | None
     entry = read_entry(last)
     if not isinstance(entry, Entry):
         return False
-    event = entry.event
-    match event:
-        case ServiceCreated():
-            uid, service = event.id, event.service
-        case ServiceUpdated() | ServiceStatusChanged():
-            uid, service = event.created.id, event.service
-        case ServiceDeleted() | ServiceForceDeleted():
-            return False
-        case _:
-            assert_never(event)
+    live = live_service(entry.event)
+    if live is None:
+        return False
+    uid, service = live
     if uid != record.holder.uid:
         return False
     return Address(record.kind, record.address) in held_by(service)
@@ -273,6 +271,9 @@ class Allocator:
                             address.value,
                             f"is outside the range {ranges.describe(address.kind)}",
                         )
+        refused, usage = await check_quotas(
+            self.log, [(r.namespace, r.name, r.before, r.after) for r in requests]
+        )
         subjects = [a.subject for group in (*asked, *giving) for a in group]
         known = await self.log.last_many(subjects) if subjects else {}
         if any(r.by_name for r in requests):
@@ -281,8 +282,14 @@ class Allocator:
         holders = await self.holders({s: m for s, m in known.items() if s in asked_subjects})
         outcomes: list[Allocation | ServiceError] = []
         claimed: dict[Address, str] = {}  # taken within this call, by whom
-        for request, new, old in zip(requests, asked, giving, strict=True):
-            outcomes.append(self._asked(request, new, old, known, holders, claimed))
+        for index, (request, new, old) in enumerate(zip(requests, asked, giving, strict=True)):
+            if index in refused:
+                outcomes.append(refused[index])
+                continue
+            outcome = self._asked(request, new, old, known, holders, claimed)
+            if isinstance(outcome, Allocation):
+                outcome.usage = usage.get(index)
+            outcomes.append(outcome)
         await self._choose(requests, outcomes, claimed, ranges)
         return outcomes
 

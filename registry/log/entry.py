@@ -24,6 +24,9 @@ from events import (
     parse_subject,
     subject_for,
 )
+from events.codec import decode_quota, decode_usage
+from events.quota import QuotaUsage, ResourceQuotaSet
+from events.subjects import QUOTA_PREFIX, USAGE_PREFIX
 from registry.log.stored import MSG_ID, StoredMessage
 
 __all__ = [
@@ -51,11 +54,11 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class RecordEntry:
-    """A decoded address record or ranges setting, with its place in the log."""
+    """A decoded address record, ranges setting or quota, with its place in the log."""
 
     seq: int
     subject: str
-    event: AddressEvent | AddressRangesSet
+    event: AddressEvent | AddressRangesSet | ResourceQuotaSet | QuotaUsage
     data: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -93,7 +96,7 @@ def read_entry(message: StoredMessage) -> Entry | Skipped:
 
 def read_any(message: StoredMessage) -> Entry | RecordEntry | Skipped:
     """Whatever the stream holds, read by the family of its subject: service events,
-    address records, the ranges. For readers of the whole log (``audit verify``)."""
+    address records, the ranges, quotas. For readers of the whole log (``audit verify``)."""
     subject = message.subject
     if subject.startswith(ADDRESS_PREFIX + "."):
         try:
@@ -112,4 +115,15 @@ def read_any(message: StoredMessage) -> Entry | RecordEntry | Skipped:
         except DecodeError as exc:
             return Skipped(message.seq, subject, str(exc))
         return RecordEntry(message.seq, subject, ranges, message.data, message.headers)
+    for prefix, decoder in ((QUOTA_PREFIX, decode_quota), (USAGE_PREFIX, decode_usage)):
+        if subject.startswith(prefix + "."):
+            try:
+                quota = decoder(message.data)
+            except DecodeError as exc:
+                return Skipped(message.seq, subject, str(exc))
+            if subject != f"{prefix}.{quota.namespace}":
+                return Skipped(
+                    message.seq, subject, f"{quota.type} of {quota.namespace} under {subject}"
+                )
+            return RecordEntry(message.seq, subject, quota, message.data, message.headers)
     return read_entry(message)
