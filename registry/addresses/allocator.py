@@ -174,7 +174,14 @@ class Allocator:
 
     async def holders(self, lasts: dict[str, StoredMessage]) -> dict[str, str | None]:
         """Who holds the address of each subject in ``lasts`` (its last messages): the
-        live service (``ns/name``) that names it, or None when it is free.
+        live service (``ns/name``) that names it, or None when it is free
+        (``holders_of``)."""
+        found = await self.holders_of(lasts)
+        return {s: str(h) if h is not None else None for s, h in found.items()}
+
+    async def holders_of(self, lasts: dict[str, StoredMessage]) -> dict[str, Holder | None]:
+        """Who holds the address of each subject in ``lasts`` (its last messages): the
+        live service that names it, or None when it is free.
 
         An address is held while a live service names it, whatever record lies on top:
         the last record is the quick answer when the service it names backs it; when it
@@ -189,14 +196,14 @@ class Allocator:
             if isinstance(r, AddressAllocated)
         }
         services = await self.log.last_many(sorted(named)) if named else {}
-        result: dict[str, str | None] = {}
+        result: dict[str, Holder | None] = {}
         doubtful: list[str] = []
         for subject, record in records.items():
             result[subject] = None
             if isinstance(record, AddressAllocated) and backs(
                 record, services.get(subject_for(record.holder.namespace, record.holder.name))
             ):
-                result[subject] = str(record.holder)
+                result[subject] = record.holder
             elif record is not None:
                 doubtful.append(subject)
         if doubtful:
@@ -207,7 +214,7 @@ class Allocator:
         self,
         subjects: list[str],
         services: dict[str, StoredMessage],
-        result: dict[str, str | None],
+        result: dict[str, Holder | None],
     ) -> None:
         """Fill ``result`` for ``subjects`` from every holder their histories name (one
         ordered read; a long list of subjects is read through its kind's wildcard)."""
@@ -236,7 +243,7 @@ class Allocator:
             for record in reversed(records):
                 service = services.get(subject_for(record.holder.namespace, record.holder.name))
                 if backs(record, service):
-                    result[subject] = str(record.holder)
+                    result[subject] = record.holder
                     break
 
     def forget_ranges(self) -> None:

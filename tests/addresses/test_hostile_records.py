@@ -151,3 +151,39 @@ async def test_unreadable_records_over_free_addresses_block_nothing(
     # And the forged-or-unreadable rule never gives away what is held.
     again = as_user(server, "shop-writer", "create", "svc", "x", "-n", "shop", "--cluster-ip", ip)
     assert "held by service other/api" in again.err, again
+
+
+async def test_audit_reports_and_repair_rewrites_the_bad_records(
+    server: NatsServer, writer: NatsClient
+) -> None:
+    ip, port = api_addresses(server)
+    await forge(writer, AddressKind.CLUSTER_IP, ip)  # over a held address
+    await forge(writer, AddressKind.NODE_PORT, "30005" if port != 30005 else "30004")  # free
+    garbage = "10.0.0.6" if ip != "10.0.0.6" else "10.0.0.5"
+    js = writer.jetstream()
+    await js.publish(address_subject(AddressKind.CLUSTER_IP, garbage), b"\x80", timeout=5)
+    audit = as_user(server, "admin", "audit", "verify")
+    assert audit.code != 0
+    assert f"cluster IP {ip} is held by ghost/nobody" in audit.out + audit.err, audit
+    # A dry run lists the three and writes nothing.
+    before = as_user(server, "admin", "history", "svc", "api", "-n", "other")
+    dry = as_user(server, "admin", "addresses", "repair", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert dry.lines[-1] == "3 records to repair (dry run)", dry.out
+    assert "would record as held by other/api" in dry.out and "unreadable" in dry.out
+    assert as_user(server, "admin", "addresses", "repair", "--dry-run").out == dry.out
+    # The repair: the held address names its holder again, the others are released.
+    done = as_user(server, "admin", "addresses", "repair")
+    assert done.code == 0, done.err
+    assert done.lines[-1] == "3 records repaired", done.out
+    assert "recorded as held by other/api again" in done.out
+    assert done.out.count(": released") == 2, done.out
+    clean = as_user(server, "admin", "addresses", "repair")
+    assert clean.out.startswith("the address ledger is clean"), clean
+    after = as_user(server, "admin", "audit", "verify")
+    assert "held by ghost/nobody" not in after.out + after.err, after
+    assert f"service other/api has cluster IP {ip}" not in after.out + after.err, after
+    assert as_user(server, "admin", "history", "svc", "api", "-n", "other").out == before.out
+    # And the address is still other/api's.
+    taken = as_user(server, "shop-writer", "create", "svc", "x", "-n", "shop", "--cluster-ip", ip)
+    assert "held by service other/api" in taken.err, taken
