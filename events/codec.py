@@ -26,6 +26,7 @@ from events.service import (
     ServiceStatusChanged,
     ServiceUpdated,
 )
+from events.status import ServiceStatusSet
 
 __all__ = [
     "CURRENT_VERSIONS",
@@ -38,6 +39,7 @@ __all__ = [
     "decode_address",
     "decode_quota",
     "decode_ranges",
+    "decode_status",
     "decode_usage",
     "encode",
     "invalid",
@@ -60,12 +62,14 @@ ADDRESS_MODELS: dict[str, type[AddressEvent]] = {
 RANGES_MODELS: dict[str, type[AddressRangesSet]] = {"AddressRangesSet": AddressRangesSet}
 QUOTA_MODELS: dict[str, type[ResourceQuotaSet]] = {"ResourceQuotaSet": ResourceQuotaSet}
 USAGE_MODELS: dict[str, type[QuotaUsage]] = {"QuotaUsage": QuotaUsage}
+STATUS_MODELS: dict[str, type[ServiceStatusSet]] = {"ServiceStatusSet": ServiceStatusSet}
 ALL_MODELS: dict[str, type[BaseModel]] = {
     **MODELS,
     **ADDRESS_MODELS,
     **RANGES_MODELS,
     **QUOTA_MODELS,
     **USAGE_MODELS,
+    **STATUS_MODELS,
 }
 
 CURRENT_VERSIONS: dict[str, int] = {
@@ -184,6 +188,11 @@ def decode_quota(data: bytes) -> ResourceQuotaSet:
 def decode_usage(data: bytes) -> QuotaUsage:
     """A namespace's usage record (what a usage subject holds)."""
     return _decode(data, USAGE_MODELS)
+
+
+def decode_status(data: bytes) -> ServiceStatusSet:
+    """A controller's status report (what a status subject holds)."""
+    return _decode(data, STATUS_MODELS)
 
 
 def _decode(data: bytes, models: Mapping[str, type[M]]) -> M:

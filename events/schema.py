@@ -38,6 +38,8 @@ def schemas() -> dict[str, dict[str, Any]]:
             subject = RANGES_SUBJECT
         elif event_type == "ResourceQuotaSet":
             subject = "skyflow.quota.<namespace>"
+        elif event_type == "ServiceStatusSet":
+            subject = "skyflow.status.<namespace>.<name>"
         elif event_type == "QuotaUsage":
             subject = "skyflow.usage.<namespace>"
         else:

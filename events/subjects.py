@@ -1,7 +1,8 @@
 """Subject names: one subject per service, ``skyflow.svc.<namespace>.<name>``, one per
 address that can be held, ``skyflow.addr.<kind>.<address>``, and the address ranges,
 ``skyflow.config.ranges``, and one per namespace quota, ``skyflow.quota.<namespace>``, and
-its usage, ``skyflow.usage.<namespace>``; all in the one stream.
+its usage, ``skyflow.usage.<namespace>``, and each service's status as controllers report
+it, ``skyflow.status.<namespace>.<name>``; all in the one stream.
 
 A subject per service is what lets JetStream itself give per-service history and
 per-service optimistic concurrency, and lets watchers filter on the server with
@@ -22,6 +23,8 @@ __all__ = [
     "QUOTA_PREFIX",
     "QUOTA_SUBJECTS",
     "RANGES_SUBJECT",
+    "STATUS_PREFIX",
+    "STATUS_SUBJECTS",
     "SUBJECTS",
     "USAGE_PREFIX",
     "USAGE_SUBJECTS",
@@ -31,6 +34,8 @@ __all__ = [
     "parse_address_subject",
     "parse_subject",
     "quota_subject",
+    "status_filter",
+    "status_subject",
     "subject_for",
     "usage_subject",
 ]
@@ -55,8 +60,19 @@ QUOTA_SUBJECTS = f"{QUOTA_PREFIX}.*"
 USAGE_PREFIX = "skyflow.usage"
 USAGE_SUBJECTS = f"{USAGE_PREFIX}.*"
 
+# Each service's status (``events.status``): written by controllers only.
+STATUS_PREFIX = "skyflow.status"
+STATUS_SUBJECTS = f"{STATUS_PREFIX}.*.*"
+
 # What the stream holds, in this order.
-ALL_SUBJECTS = (SUBJECTS, ADDRESS_SUBJECTS, CONFIG_SUBJECTS, QUOTA_SUBJECTS, USAGE_SUBJECTS)
+ALL_SUBJECTS = (
+    SUBJECTS,
+    ADDRESS_SUBJECTS,
+    CONFIG_SUBJECTS,
+    QUOTA_SUBJECTS,
+    USAGE_SUBJECTS,
+    STATUS_SUBJECTS,
+)
 
 
 def subject_for(namespace: str, name: str) -> str:
@@ -75,6 +91,15 @@ def parse_subject(subject: str) -> tuple[str, str]:
     if prefix != PREFIX or not namespace or not rest:
         raise ValueError(f"{subject!r} is not a service subject ({SUBJECTS})")
     return namespace, rest
+
+
+def status_subject(namespace: str, name: str) -> str:
+    return f"{STATUS_PREFIX}.{namespace}.{name}"
+
+
+def status_filter(namespace: str | None = None, name: str | None = None) -> str:
+    """The status subjects of one service, one namespace, or (both None) all."""
+    return f"{STATUS_PREFIX}.{namespace or '*'}.{name or '*'}"
 
 
 def quota_subject(namespace: str) -> str:

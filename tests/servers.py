@@ -18,12 +18,14 @@ PASSWORDS = {
     "shop-writer": "shop-secret",
     "viewer": "view-secret",
     "shop-agent": "agent-secret",
+    "controller": "ctl-secret",
 }
 AUTH_ENV = {
     "SKYFLOW_ADMIN_PASSWORD": PASSWORDS["admin"],
     "SKYFLOW_SHOP_PASSWORD": PASSWORDS["shop-writer"],
     "SKYFLOW_VIEWER_PASSWORD": PASSWORDS["viewer"],
     "SKYFLOW_AGENT_PASSWORD": PASSWORDS["shop-agent"],
+    "SKYFLOW_CONTROLLER_PASSWORD": PASSWORDS["controller"],
 }
 
 

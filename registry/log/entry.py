@@ -24,9 +24,10 @@ from events import (
     parse_subject,
     subject_for,
 )
-from events.codec import decode_quota, decode_usage
+from events.codec import decode_quota, decode_status, decode_usage
 from events.quota import QuotaUsage, ResourceQuotaSet
-from events.subjects import QUOTA_PREFIX, USAGE_PREFIX
+from events.status import ServiceStatusSet
+from events.subjects import QUOTA_PREFIX, STATUS_PREFIX, USAGE_PREFIX, status_subject
 from registry.log.stored import MSG_ID, StoredMessage
 
 __all__ = [
@@ -58,7 +59,7 @@ class RecordEntry:
 
     seq: int
     subject: str
-    event: AddressEvent | AddressRangesSet | ResourceQuotaSet | QuotaUsage
+    event: AddressEvent | AddressRangesSet | ResourceQuotaSet | QuotaUsage | ServiceStatusSet
     data: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -115,6 +116,18 @@ def read_any(message: StoredMessage) -> Entry | RecordEntry | Skipped:
         except DecodeError as exc:
             return Skipped(message.seq, subject, str(exc))
         return RecordEntry(message.seq, subject, ranges, message.data, message.headers)
+    if subject.startswith(STATUS_PREFIX + "."):
+        try:
+            status = decode_status(message.data)
+        except DecodeError as exc:
+            return Skipped(message.seq, subject, str(exc))
+        if subject != status_subject(status.namespace, status.name):
+            return Skipped(
+                message.seq,
+                subject,
+                f"the status of {status.namespace}/{status.name} stored under {subject}",
+            )
+        return RecordEntry(message.seq, subject, status, message.data, message.headers)
     for prefix, decoder in ((QUOTA_PREFIX, decode_quota), (USAGE_PREFIX, decode_usage)):
         if subject.startswith(prefix + "."):
             try:
