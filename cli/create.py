@@ -131,3 +131,52 @@ def create_service(
 
 
 register(create_app, create_service)
+
+
+@connection_options
+def create_quota(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Name of the quota.", show_default=False)
+    ],
+    namespace: NamespaceOpt = "default",
+    hard: Annotated[
+        str,
+        typer.Option(
+            "--hard",
+            metavar="NAME=COUNT,...",
+            help="Limits: services, services.nodeports, services.loadbalancers "
+            "(one left out is unlimited).",
+            show_default=False,
+        ),
+    ] = "",
+    *,
+    conn: Connection,
+) -> None:
+    """Set a namespace's quota (admins only), as a Kubernetes ResourceQuota: the
+    registry refuses a write that would take the namespace past it. It replaces the
+    namespace's quota before; a namespace without one is unlimited.
+
+    Example:  skyctl create quota shop -n shop --hard=services=10,services.nodeports=4
+    """
+    from events.names import check_name
+    from registry.addresses.quotas import parse_hard
+    from registry.errors import InvalidInput
+
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise InvalidInput("quota name", name, str(exc)) from None
+    if not hard:
+        raise InvalidInput("--hard", hard, "give at least one limit, e.g. --hard=services=10")
+    limits = parse_hard(hard)
+
+    async def create() -> bool:
+        async with await conn.open() as registry:
+            _, new = await registry.set_quota(namespace, name, limits)
+            return new
+
+    new = asyncio.run(create())
+    print(f"resourcequota/{name} {'created' if new else 'configured'}")
+
+
+register(create_app, create_quota, noun="quota")

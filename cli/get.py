@@ -24,9 +24,11 @@ from registry.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from registry.discovery.follower import Discovered, EndpointsChanged
+    from registry.log.stored import StoredMessage
     from registry.services.history import PastState
     from registry.services.projection import Change, ServiceKey, ServiceRecord
     from registry.services.proof import Trust
+    from registry.services.status import StatusFeed
     from registry.services.watch import Snapshot
 
 __all__ = ["get_app"]
@@ -179,15 +181,44 @@ def _watch(
     trust: "Trust | None",
 ) -> None:
     async def run() -> None:
+        from registry.log.stored import StoredMessage
+
         async with await conn.open(keep_reconnecting=True) as registry:
             printer = _WatchPrinter(view, trust)
             if not view.shows_endpoints:
                 async for item in registry.watch(namespace, name):
                     printer.show(item)
                 return
-            async with registry.follow_endpoints(namespace, name) as follower:
-                async for found in follower:
-                    printer.show_endpoints(found)
+            # Statuses (external IPs) are on subjects of their own: followed beside.
+            async with (
+                registry.follow_statuses(namespace, name) as reports,
+                registry.follow_endpoints(namespace, name) as follower,
+            ):
+                printer.reports = reports
+                queue: asyncio.Queue[Any] = asyncio.Queue()
+
+                async def pump(source: Any) -> None:
+                    try:
+                        async for item in source:
+                            await queue.put(item)
+                    except BaseException as exc:  # handed to the loop below, raised there
+                        await queue.put(exc)
+                        raise
+
+                pumps = [asyncio.create_task(pump(s)) for s in (follower, reports)]
+                try:
+                    while True:
+                        item = await queue.get()
+                        if isinstance(item, BaseException):
+                            raise item
+                        if isinstance(item, StoredMessage):
+                            printer.show_status(item)
+                        else:
+                            printer.show_endpoints(item)
+                finally:
+                    for task in pumps:
+                        task.cancel()
+                    await asyncio.gather(*pumps, return_exceptions=True)
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
         asyncio.run(run())
@@ -205,6 +236,17 @@ class _WatchPrinter:
         self.trust = trust
         self.table: Table | None = None
         self.shown: set[ServiceKey] = set()
+        self.reports: StatusFeed | None = None  # statuses followed beside (endpoints view)
+        self.records: dict[ServiceKey, ServiceRecord] = {}  # each shown service, as shown
+
+    def show_status(self, message: "StoredMessage") -> None:
+        """A controller's report: a MODIFIED row for the service it is about, if shown."""
+        from registry.services.projection import Change
+
+        _, namespace, name = message.subject.rsplit(".", 2)
+        record = self.records.get((namespace, name))
+        if record is not None:
+            self.show(Change("MODIFIED", message.seq, record, record.event))
 
     @property
     def tabular(self) -> bool:
@@ -213,8 +255,10 @@ class _WatchPrinter:
     def show(self, item: "Snapshot | Change") -> None:
         from registry.services.watch import Snapshot
 
+        reports = self.reports
         if isinstance(item, Snapshot):
-            changes = [("ADDED", record) for record in self.view.select(item.records)]
+            records = [reports.attach(r) for r in item.records] if reports else item.records
+            changes = [("ADDED", record) for record in self.view.select(records)]
             if self.tabular:
                 rows = [["ADDED", *self.view.row(r, trust=self.trust)] for _, r in changes]
                 header = ["EVENT", *self.view.header()]
@@ -227,12 +271,14 @@ class _WatchPrinter:
             kind = self._kind(item)
             if kind is None:
                 return
-            changes = [(kind, item.record)]
+            changes = [(kind, reports.attach(item.record) if reports else item.record)]
         for kind, record in changes:
             if kind == "DELETED":
                 self.shown.discard(record.key)
+                self.records.pop(record.key, None)
             else:
                 self.shown.add(record.key)
+                self.records[record.key] = record
             self._line(kind, record)
 
     def show_endpoints(self, item: "Discovered | EndpointsChanged") -> None:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from cli.addresses import addresses_app
 from cli.announce import announce_app, announce_task
 from cli.apply import apply
 from cli.completion import COMPLETE_VAR, completion
@@ -60,6 +61,7 @@ app.add_typer(describe_app, name="describe")
 app.add_typer(history_app, name="history")
 app.command("events")(events)
 app.add_typer(audit_app, name="audit")
+app.add_typer(addresses_app, name="addresses")
 app.command("server")(server)
 app.command("init")(init)
 app.command("version")(version)

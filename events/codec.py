@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from events.address import AddressAllocated, AddressEvent, AddressRangesSet, AddressReleased
 from events.envelope import EventEnvelope
+from events.quota import QuotaUsage, ResourceQuotaSet
 from events.service import (
     Event,
     ServiceCreated,
@@ -25,6 +26,7 @@ from events.service import (
     ServiceStatusChanged,
     ServiceUpdated,
 )
+from events.status import ServiceStatusSet
 
 __all__ = [
     "CURRENT_VERSIONS",
@@ -35,7 +37,10 @@ __all__ = [
     "UnknownEventType",
     "decode",
     "decode_address",
+    "decode_quota",
     "decode_ranges",
+    "decode_status",
+    "decode_usage",
     "encode",
     "invalid",
     "unpack",
@@ -55,7 +60,17 @@ ADDRESS_MODELS: dict[str, type[AddressEvent]] = {
     "AddressReleased": AddressReleased,
 }
 RANGES_MODELS: dict[str, type[AddressRangesSet]] = {"AddressRangesSet": AddressRangesSet}
-ALL_MODELS: dict[str, type[BaseModel]] = {**MODELS, **ADDRESS_MODELS, **RANGES_MODELS}
+QUOTA_MODELS: dict[str, type[ResourceQuotaSet]] = {"ResourceQuotaSet": ResourceQuotaSet}
+USAGE_MODELS: dict[str, type[QuotaUsage]] = {"QuotaUsage": QuotaUsage}
+STATUS_MODELS: dict[str, type[ServiceStatusSet]] = {"ServiceStatusSet": ServiceStatusSet}
+ALL_MODELS: dict[str, type[BaseModel]] = {
+    **MODELS,
+    **ADDRESS_MODELS,
+    **RANGES_MODELS,
+    **QUOTA_MODELS,
+    **USAGE_MODELS,
+    **STATUS_MODELS,
+}
 
 CURRENT_VERSIONS: dict[str, int] = {
     name: model.model_fields["version"].default for name, model in ALL_MODELS.items()
@@ -163,6 +178,21 @@ def decode_address(data: bytes) -> AddressEvent:
 def decode_ranges(data: bytes) -> AddressRangesSet:
     """The address ranges (what the ranges subject holds)."""
     return _decode(data, RANGES_MODELS)
+
+
+def decode_quota(data: bytes) -> ResourceQuotaSet:
+    """A namespace's quota (what a quota subject holds)."""
+    return _decode(data, QUOTA_MODELS)
+
+
+def decode_usage(data: bytes) -> QuotaUsage:
+    """A namespace's usage record (what a usage subject holds)."""
+    return _decode(data, USAGE_MODELS)
+
+
+def decode_status(data: bytes) -> ServiceStatusSet:
+    """A controller's status report (what a status subject holds)."""
+    return _decode(data, STATUS_MODELS)
 
 
 def _decode(data: bytes, models: Mapping[str, type[M]]) -> M:

@@ -36,6 +36,12 @@ def schemas() -> dict[str, dict[str, Any]]:
             subject = "skyflow.addr.<ip|nodeport>.<address>"
         elif event_type == "AddressRangesSet":
             subject = RANGES_SUBJECT
+        elif event_type == "ResourceQuotaSet":
+            subject = "skyflow.quota.<namespace>"
+        elif event_type == "ServiceStatusSet":
+            subject = "skyflow.status.<namespace>.<name>"
+        elif event_type == "QuotaUsage":
+            subject = "skyflow.usage.<namespace>"
         else:
             subject = "skyflow.svc.<namespace>.<name>"
         where = f"in the stream SKYFLOW_SERVICES on the subject {subject}"

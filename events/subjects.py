@@ -1,6 +1,8 @@
 """Subject names: one subject per service, ``skyflow.svc.<namespace>.<name>``, one per
 address that can be held, ``skyflow.addr.<kind>.<address>``, and the address ranges,
-``skyflow.config.ranges``; all in the one stream.
+``skyflow.config.ranges``, and one per namespace quota, ``skyflow.quota.<namespace>``, and
+its usage, ``skyflow.usage.<namespace>``, and each service's status as controllers report
+it, ``skyflow.status.<namespace>.<name>``; all in the one stream.
 
 A subject per service is what lets JetStream itself give per-service history and
 per-service optimistic concurrency, and lets watchers filter on the server with
@@ -18,14 +20,24 @@ __all__ = [
     "ALL_SUBJECTS",
     "CONFIG_SUBJECTS",
     "PREFIX",
+    "QUOTA_PREFIX",
+    "QUOTA_SUBJECTS",
     "RANGES_SUBJECT",
+    "STATUS_PREFIX",
+    "STATUS_SUBJECTS",
     "SUBJECTS",
+    "USAGE_PREFIX",
+    "USAGE_SUBJECTS",
     "address_filter",
     "address_subject",
     "filter_for",
     "parse_address_subject",
     "parse_subject",
+    "quota_subject",
+    "status_filter",
+    "status_subject",
     "subject_for",
+    "usage_subject",
 ]
 
 PREFIX = "skyflow.svc"
@@ -41,8 +53,26 @@ _TOKEN_KINDS = {token: kind for kind, token in _KIND_TOKENS.items()}
 CONFIG_SUBJECTS = "skyflow.config.*"
 RANGES_SUBJECT = "skyflow.config.ranges"
 
+# Each namespace's quota (``events.quota``): written by admins only.
+QUOTA_PREFIX = "skyflow.quota"
+QUOTA_SUBJECTS = f"{QUOTA_PREFIX}.*"
+# What each write that adds to a namespace with a quota appends (``events.quota``).
+USAGE_PREFIX = "skyflow.usage"
+USAGE_SUBJECTS = f"{USAGE_PREFIX}.*"
+
+# Each service's status (``events.status``): written by controllers only.
+STATUS_PREFIX = "skyflow.status"
+STATUS_SUBJECTS = f"{STATUS_PREFIX}.*.*"
+
 # What the stream holds, in this order.
-ALL_SUBJECTS = (SUBJECTS, ADDRESS_SUBJECTS, CONFIG_SUBJECTS)
+ALL_SUBJECTS = (
+    SUBJECTS,
+    ADDRESS_SUBJECTS,
+    CONFIG_SUBJECTS,
+    QUOTA_SUBJECTS,
+    USAGE_SUBJECTS,
+    STATUS_SUBJECTS,
+)
 
 
 def subject_for(namespace: str, name: str) -> str:
@@ -61,6 +91,23 @@ def parse_subject(subject: str) -> tuple[str, str]:
     if prefix != PREFIX or not namespace or not rest:
         raise ValueError(f"{subject!r} is not a service subject ({SUBJECTS})")
     return namespace, rest
+
+
+def status_subject(namespace: str, name: str) -> str:
+    return f"{STATUS_PREFIX}.{namespace}.{name}"
+
+
+def status_filter(namespace: str | None = None, name: str | None = None) -> str:
+    """The status subjects of one service, one namespace, or (both None) all."""
+    return f"{STATUS_PREFIX}.{namespace or '*'}.{name or '*'}"
+
+
+def quota_subject(namespace: str) -> str:
+    return f"{QUOTA_PREFIX}.{namespace}"
+
+
+def usage_subject(namespace: str) -> str:
+    return f"{USAGE_PREFIX}.{namespace}"
 
 
 def address_subject(kind: str, address: str) -> str:

@@ -18,9 +18,11 @@ made on (``expected_revision``): if the service changed in between, the write is
 and the service is read and decided again, so it never writes over a change it did not
 see. Its durable subscription only saves re-reading events the start-up read covered.
 
-Statuses are not trusted: an address someone else wrote stays theirs (outside the pool it
-is left alone; inside, it counts as held and is not handed out again), and a service that
-already has an address is not touched. Run one controller per pool: two sharing a
+Statuses are written on subjects only the controller role may publish on, so no team
+sets its own load balancer's address; still, an address in the pool that this controller
+(its user) did not assign is ignored: it holds nothing (it may be handed out again) and
+the service it names is served as if it had none. An address outside the pool, written by
+someone else, is left alone with its service. Run one controller per pool: two sharing a
 subscription name are stopped by the registry (``CheckpointConflict``).
 """
 
@@ -135,6 +137,12 @@ def ingress_ips(record: ServiceRecord | None) -> set[int]:
     return {int(ipaddress.IPv4Address(i.ip)) for i in status.load_balancer.ingress}
 
 
+def reported_by(record: ServiceRecord | None) -> str | None:
+    """Who wrote the service's status (None: nobody)."""
+    report = record.status_report if record is not None else None
+    return report.actor if report is not None else None
+
+
 def record_after(delivery: Delivery) -> ServiceRecord | None:
     """The service as the delivered event leaves it (None: deleted)."""
     event = delivery.event
@@ -167,32 +175,43 @@ class Controller:
         self.held: Counter[int] = Counter()
         self.waiting: dict[ServiceKey, None] = {}  # insertion-ordered: first come, first served
         self.reported: set[ServiceKey] = set()  # told the log it stays <pending>
+        self.me = ""  # the user our statuses name (set by start)
+
+    def ours(self, record: ServiceRecord | None) -> set[int]:
+        """The pool addresses the service holds: those this controller assigned it."""
+        if reported_by(record) != self.me:
+            return set()
+        return {ip for ip in ingress_ips(record) if ip in self.pool}
 
     def wants_address(self, record: ServiceRecord) -> bool:
-        """A LoadBalancer we serve whose status names no address (ours or anyone's)."""
+        """A LoadBalancer we serve whose status names no address but pool addresses we
+        did not assign (ignored: they hold nothing)."""
         service = record.service
+        foreign = {ip for ip in ingress_ips(record) if ip not in self.pool}
         return (
             service.type == ServiceType.LOAD_BALANCER
             and self.namespace in (None, service.namespace)
-            and not ingress_ips(record)
+            and not foreign
+            and not self.ours(record)
         )
 
     def observe(self, key: ServiceKey, record: ServiceRecord | None, *, news: bool) -> None:
-        """Take in the service as the registry now has it (None: gone); ``news``: tell the
-        log about pool addresses someone else gave it (not at start-up, not our writes)."""
-        before = {ip for ip in ingress_ips(self.live.pop(key, None)) if ip in self.pool}
-        after = {ip for ip in ingress_ips(record) if ip in self.pool}
+        """Take in the service as the registry now has it (None: gone). ``news``: it comes
+        from the log after start-up (not from our own write)."""
+        before = self.ours(self.live.pop(key, None))
+        after = self.ours(record)
+        ignored = {ip for ip in ingress_ips(record) if ip in self.pool} - after
+        if record is not None:
+            for ip in sorted(ignored):
+                say(
+                    f"ignoring {ipaddress.IPv4Address(ip)} on {show(key)}: in the pool but "
+                    f"not assigned by {self.me} (written by {reported_by(record)})"
+                )
         for ip in after - before:
-            assert record is not None
             if self.held[ip]:
                 say(
-                    f"warning: {ipaddress.IPv4Address(ip)} is held twice, by {show(key)} too "
-                    f"(written by {record.last_actor}); leaving both alone"
-                )
-            elif news:
-                say(
-                    f"{ipaddress.IPv4Address(ip)} is held by {show(key)} "
-                    f"(written by {record.last_actor}); not handing it out"
+                    f"warning: {ipaddress.IPv4Address(ip)} is held twice, by {show(key)} too; "
+                    "leaving both alone"
                 )
             self.held[ip] += 1
         for ip in before - after:
@@ -213,6 +232,7 @@ class Controller:
 
     async def start(self) -> int:
         """Read the registry as it is; return the log sequence that read covers."""
+        self.me = await self.registry.actor()
         horizon = await self.registry.log.last_sequence()  # the read below sees at least this
         for record in await self.registry.list(None):
             self.observe(record.key, record, news=False)
@@ -280,7 +300,11 @@ class Controller:
         seen = self.live.get(key)
         if delivery.seq <= horizon or (seen is not None and delivery.seq <= seen.seq):
             return
-        self.observe(key, record_after(delivery), news=True)
+        # The event says what the service is; its status is on a subject of its own.
+        record = record_after(delivery)
+        if record is not None:
+            record = await self.reread(key)
+        self.observe(key, record, news=True)
         await self.serve_waiting()
 
 

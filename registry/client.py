@@ -19,7 +19,6 @@ from events import (
     ServiceDeleted,
     ServiceForceDeleted,
     ServiceStatus,
-    ServiceStatusChanged,
     ServiceUpdated,
     StreamSpec,
     filter_for,
@@ -41,7 +40,6 @@ from registry.services.decisions import (
     decide_delete,
     decide_force_delete,
     decide_readdress,
-    decide_status,
 )
 from registry.services.projection import Change, ServiceRecord
 from registry.services.projector import SkipHandler, list_current, report_skipped
@@ -57,6 +55,9 @@ from registry.services.writer import (
 )
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from events.quota import QuotaResource, ResourceQuotaSet
     from events.task import Task
     from registry.addresses.allocator import Allocator
     from registry.addresses.holdings import Ranges
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from registry.services.bulk import Outcome
     from registry.services.feed import LogRecord
     from registry.services.history import HistoryItem, PastState
+    from registry.services.status import StatusFeed
     from registry.services.subscription import StartAt, Subscription
     from registry.services.watch import Snapshot
     from registry.services.when import When
@@ -266,27 +268,18 @@ class Registry:
         *,
         expected_revision: int | None = None,
     ) -> ServiceRecord:
-        """Record what a controller reports about a service (``ServiceStatusChanged``), on
-        top of ``expected_revision`` when given (``Stale`` if it moved on). Writes nothing
-        when the status is already that (the record returned is the live one)."""
-        actor = await self.actor()
+        """Record what a controller reports about a live service (a ``ServiceStatusSet``
+        on its status subject, which only the controller role may publish on), about
+        ``expected_revision`` when given (``Stale`` if it moved on). Writes nothing when
+        the status is already that. The record returned carries the status."""
+        from registry.services.status import attach_statuses, report_status
 
-        def decide(current: Current) -> ServiceStatusChanged:
-            return decide_status(
-                namespace,
-                name,
-                status,
-                current,
-                expected_revision=expected_revision,
-                event_id=new_event_id(),
-                time=utc_now(),
-                actor=actor,
-            )
-
-        try:
-            return (await self.write(namespace, name, decide)).record()
-        except Unchanged as same:
-            return same.record
+        # Decided only on a last event this code can read (``UnreadableHistory``).
+        current = await self.decidable(namespace, name)
+        (record,) = await attach_statuses(self.log, [_live_record(current, namespace, name)])
+        return await report_status(
+            self.log, record, status, await self.actor(), expected_revision=expected_revision
+        )
 
     async def readdress(self, namespace: str, name: str) -> ServiceRecord | None:
         """Give a service created before addresses existed the addresses it lacks, through
@@ -339,6 +332,22 @@ class Registry:
             self.log, self.allocator, service_cidr, node_ports, await self.actor()
         )
 
+    async def set_quota(
+        self, namespace: str, name: str, hard: Mapping[QuotaResource, int]
+    ) -> tuple[ResourceQuotaSet, bool]:
+        """Set the namespace's quota (``registry.addresses.quotas``; admins only: the
+        server refuses anyone else); it, and whether the namespace had none before."""
+        from registry.addresses.quotas import parse_hard, set_quota
+
+        checked = parse_hard(",".join(f"{k}={v}" for k, v in hard.items()))
+        return await set_quota(self.log, namespace, name, checked, await self.actor())
+
+    async def quota(self, namespace: str) -> ResourceQuotaSet | None:
+        """The namespace's quota; None: unlimited."""
+        from registry.addresses.quotas import read_quota
+
+        return await read_quota(self.log, namespace)
+
     async def create_many(
         self,
         services: Iterable[Service | Mapping[str, Any]],
@@ -389,12 +398,19 @@ class Registry:
         return await decidable(self.log, namespace, name, self.on_skipped, retry_for=self.retry_for)
 
     async def get(self, namespace: str, name: str) -> ServiceRecord:
-        return _live_record(await self.current(namespace, name), namespace, name)
+        """The live service, with the status a controller reported for it."""
+        from registry.services.status import attach_statuses
+
+        record = _live_record(await self.current(namespace, name), namespace, name)
+        (record,) = await attach_statuses(self.log, [record])
+        return record
 
     async def list(self, namespace: str | None = None) -> builtins.list[ServiceRecord]:
         """Live services in ``namespace``, or in every namespace when None."""
+        from registry.services.status import attach_statuses
+
         projection = await list_current(self.log, filter_for(namespace), self.on_skipped)
-        return projection.select()
+        return await attach_statuses(self.log, projection.select())
 
     def watch(
         self, namespace: str | None = None, name: str | None = None
@@ -532,6 +548,14 @@ class Registry:
         records = await self.list(namespace)
         view = await read_tasks(self.log, task_filter(namespace), self.on_skipped)
         return service_endpoints(records, view)
+
+    def follow_statuses(
+        self, namespace: str | None = None, name: str | None = None
+    ) -> AbstractAsyncContextManager[StatusFeed]:
+        """Status reports in scope, then each new one (``registry.services.status``)."""
+        from registry.services.status import follow_statuses
+
+        return follow_statuses(self.log, namespace, name)
 
     def follow_endpoints(self, namespace: str | None = None, name: str | None = None) -> Follower:
         """Services and their endpoints, then each change (``registry.discovery.follower``)."""

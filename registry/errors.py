@@ -35,6 +35,7 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "PermissionDenied",
+    "QuotaExceeded",
     "RangeExhausted",
     "RegistryError",
     "ServerError",
@@ -138,6 +139,25 @@ class RangeExhausted(ServiceError):
         )
         self.what = what
         self.where = where
+
+
+class QuotaExceeded(ServiceError):
+    """A write would take a namespace past its quota (``skyctl create quota``)."""
+
+    def __init__(
+        self, namespace: str, name: str, quota: str, resource: str, used: int, hard: int
+    ) -> None:
+        super().__init__(
+            f'quota "{quota}" exceeded in namespace {namespace}: {resource} {used}/{hard} '
+            f'(service "{name}" needs more; delete services, or an admin raises it: '
+            "skyctl create quota --help)",
+            namespace,
+            name,
+        )
+        self.quota = quota
+        self.resource = resource
+        self.used = used
+        self.hard = hard
 
 
 class NoEndpoints(ServiceError):

@@ -27,12 +27,14 @@ PASSWORDS = {
     "shop-writer": "shop-secret",
     "viewer": "view-secret",
     "shop-agent": "agent-secret",
+    "controller": "ctl-secret",
 }
 AUTH_ENV = {
     "SKYFLOW_ADMIN_PASSWORD": PASSWORDS["admin"],
     "SKYFLOW_SHOP_PASSWORD": PASSWORDS["shop-writer"],
     "SKYFLOW_VIEWER_PASSWORD": PASSWORDS["viewer"],
     "SKYFLOW_AGENT_PASSWORD": PASSWORDS["shop-agent"],
+    "SKYFLOW_CONTROLLER_PASSWORD": PASSWORDS["controller"],
 }
 
 # What an admin's ``skyctl init`` gives the teams of ``nats-server-auth.conf``: their
@@ -40,6 +42,7 @@ AUTH_ENV = {
 INIT_TEAMS = (
     *("--namespace", "shop", "--namespace", "shop-staging"),
     *("--reader", "shop-writer", "--reader", "shop-agent", "--reader", "viewer"),
+    *("--reader", "controller"),
 )
 
 

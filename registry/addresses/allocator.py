@@ -9,12 +9,16 @@ refused, and the writer reads and chooses again. Random choice keeps racing writ
 apart in a large range; a small or nearly full range is scanned.
 
 Every writer may publish address records (they are written in batches with its own
-services), so a record alone is not trusted: an address counts as held exactly when the
-service its record names still holds it in that service's own subject, which only its
-namespace's writers can write. A forged release of another namespace's address
-therefore frees nothing, and a forged allocation for no live service holds nothing;
-a record that cannot be read counts as held (a writer never takes over what it cannot
-read), so the worst a hostile writer can do to addresses is deny one.
+services), so a record alone is not trusted: an address is held while a live service
+names it, and the holder is found through the records (each genuine allocation is one,
+in the batch of the service that took the address) but believed only as far as that
+service's own subject agrees, which only its namespace's writers can write. A forged
+release of another namespace's address therefore frees nothing, a forged allocation
+over it takes nothing (the real holder's allocation under it is still found), and a
+record that cannot be read, or names a holder no live service backs, neither grants nor
+blocks: the next write that takes the address writes over it, conditional on its
+sequence (``registry.addresses.ledger`` lists such records, ``skyctl addresses repair``
+writes releases over them).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import contextlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import assert_never
 
 from events import (
     RANGES_SUBJECT,
@@ -34,24 +37,28 @@ from events import (
     DecodeError,
     Holder,
     Service,
-    ServiceCreated,
-    ServiceDeleted,
-    ServiceForceDeleted,
-    ServiceStatusChanged,
-    ServiceUpdated,
     decode_address,
     decode_ranges,
     subject_for,
 )
 from events.subjects import address_filter, parse_address_subject
-from registry.addresses.holdings import Address, Ranges, Slot, fill, held_by, open_slots
+from registry.addresses.holdings import (
+    Address,
+    Ranges,
+    Slot,
+    fill,
+    held_by,
+    live_service,
+    open_slots,
+)
+from registry.addresses.quotas import UsageClaim, check_quotas
 from registry.errors import AddressTaken, InvalidInput, RangeExhausted, ServiceError
 from registry.log.entry import Entry, read_entry
 from registry.log.port import Log
 from registry.log.reader import Start, read_until_caught_up
 from registry.log.stored import StoredMessage
 
-__all__ = ["Allocation", "Allocator", "Claim", "Request", "record_of"]
+__all__ = ["Allocation", "Allocator", "Claim", "Request", "backs", "record_of"]
 
 # Random picks per open slot and round, and rounds before scanning the whole range.
 CANDIDATES = 3
@@ -61,6 +68,9 @@ ROUNDS = 3
 LISTABLE = 65536
 # How long the ranges read from the log are trusted before reading them again.
 RANGES_TTL = 10.0
+# Up to this many address subjects have their histories read by name; more are read
+# through their kind's wildcard (one filter instead of thousands).
+HISTORY_FILTERS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +111,12 @@ class Allocation:
     uid: str  # of the service that takes the addresses
     take: list[Claim] = field(default_factory=list)
     give_up: list[Claim] = field(default_factory=list)
+    usage: UsageClaim | None = None  # the usage record of a namespace with a quota
 
 
 def record_of(message: StoredMessage | None) -> AddressAllocated | AddressReleased | str | None:
     """An address subject's last record: the record, None when there is none, or a
-    description when it cannot be read (then the address counts as held)."""
+    description when it cannot be read (it neither grants nor blocks the address)."""
     if message is None:
         return None
     try:
@@ -121,24 +132,19 @@ def record_of(message: StoredMessage | None) -> AddressAllocated | AddressReleas
     return record
 
 
-def _still_holds(record: AddressAllocated | AddressReleased, last: StoredMessage | None) -> bool:
+def backs(record: AddressAllocated | AddressReleased, last: StoredMessage | None) -> bool:
     """Whether the service ``record`` names holds its address, by that service's own last
-    event (an unreadable one counts as holding: no one takes over what it cannot read)."""
+    event: that service (same uid) is live and names the address. A service whose last
+    event cannot be read backs nothing: a record alone never grants nor blocks."""
     if last is None:
         return False
     entry = read_entry(last)
     if not isinstance(entry, Entry):
-        return True
-    event = entry.event
-    match event:
-        case ServiceCreated():
-            uid, service = event.id, event.service
-        case ServiceUpdated() | ServiceStatusChanged():
-            uid, service = event.created.id, event.service
-        case ServiceDeleted() | ServiceForceDeleted():
-            return False
-        case _:
-            assert_never(event)
+        return False
+    live = live_service(entry.event)
+    if live is None:
+        return False
+    uid, service = live
     if uid != record.holder.uid:
         return False
     return Address(record.kind, record.address) in held_by(service)
@@ -168,23 +174,77 @@ class Allocator:
 
     async def holders(self, lasts: dict[str, StoredMessage]) -> dict[str, str | None]:
         """Who holds the address of each subject in ``lasts`` (its last messages): the
-        holding service (``ns/name``), a description of an unreadable record, or None
-        when it is free; each record checked against the service it names."""
+        live service (``ns/name``) that names it, or None when it is free
+        (``holders_of``)."""
+        found = await self.holders_of(lasts)
+        return {s: str(h) if h is not None else None for s, h in found.items()}
+
+    async def holders_of(self, lasts: dict[str, StoredMessage]) -> dict[str, Holder | None]:
+        """Who holds the address of each subject in ``lasts`` (its last messages): the
+        live service that names it, or None when it is free.
+
+        An address is held while a live service names it, whatever record lies on top:
+        the last record is the quick answer when the service it names backs it; when it
+        does not (a release, a forged or unreadable record), every service the subject's
+        history ever named as holder is asked, since a forged record may sit over the
+        real holder's allocation. A record no live service backs neither grants nor
+        blocks: the write that takes the address goes over it (on its sequence)."""
         records = {subject: record_of(message) for subject, message in lasts.items()}
         named = {
             subject_for(r.holder.namespace, r.holder.name)
             for r in records.values()
-            if isinstance(r, AddressAllocated | AddressReleased)
+            if isinstance(r, AddressAllocated)
         }
         services = await self.log.last_many(sorted(named)) if named else {}
-        result: dict[str, str | None] = {}
+        result: dict[str, Holder | None] = {}
+        doubtful: list[str] = []
         for subject, record in records.items():
-            if record is None or isinstance(record, str):
-                result[subject] = record
-                continue
-            last = services.get(subject_for(record.holder.namespace, record.holder.name))
-            result[subject] = str(record.holder) if _still_holds(record, last) else None
+            result[subject] = None
+            if isinstance(record, AddressAllocated) and backs(
+                record, services.get(subject_for(record.holder.namespace, record.holder.name))
+            ):
+                result[subject] = record.holder
+            elif record is not None:
+                doubtful.append(subject)
+        if doubtful:
+            await self._history_holders(doubtful, services, result)
         return result
+
+    async def _history_holders(
+        self,
+        subjects: list[str],
+        services: dict[str, StoredMessage],
+        result: dict[str, Holder | None],
+    ) -> None:
+        """Fill ``result`` for ``subjects`` from every holder their histories name (one
+        ordered read; a long list of subjects is read through its kind's wildcard)."""
+        wanted = set(subjects)
+        filters = sorted(wanted)
+        if len(filters) > HISTORY_FILTERS:
+            kinds = {parse_address_subject(s)[0] for s in filters}
+            filters = sorted(address_filter(kind) for kind in kinds)
+        async with self.log.read(filters, Start("all")) as tail:
+            messages = await read_until_caught_up(tail)
+        claims: dict[str, list[AddressAllocated]] = {}
+        for message in messages:
+            if message.subject in wanted:
+                record = record_of(message)
+                if isinstance(record, AddressAllocated):
+                    claims.setdefault(message.subject, []).append(record)
+        more = {
+            subject_for(r.holder.namespace, r.holder.name)
+            for records in claims.values()
+            for r in records
+        } - set(services)
+        if more:
+            services.update(await self.log.last_many(sorted(more)))
+        for subject, records in claims.items():
+            # The newest first: the holder after the last genuine allocation.
+            for record in reversed(records):
+                service = services.get(subject_for(record.holder.namespace, record.holder.name))
+                if backs(record, service):
+                    result[subject] = record.holder
+                    break
 
     def forget_ranges(self) -> None:
         """Read the ranges again on next use (they were just changed)."""
@@ -218,6 +278,9 @@ class Allocator:
                             address.value,
                             f"is outside the range {ranges.describe(address.kind)}",
                         )
+        refused, usage = await check_quotas(
+            self.log, [(r.namespace, r.name, r.before, r.after) for r in requests]
+        )
         subjects = [a.subject for group in (*asked, *giving) for a in group]
         known = await self.log.last_many(subjects) if subjects else {}
         if any(r.by_name for r in requests):
@@ -226,8 +289,14 @@ class Allocator:
         holders = await self.holders({s: m for s, m in known.items() if s in asked_subjects})
         outcomes: list[Allocation | ServiceError] = []
         claimed: dict[Address, str] = {}  # taken within this call, by whom
-        for request, new, old in zip(requests, asked, giving, strict=True):
-            outcomes.append(self._asked(request, new, old, known, holders, claimed))
+        for index, (request, new, old) in enumerate(zip(requests, asked, giving, strict=True)):
+            if index in refused:
+                outcomes.append(refused[index])
+                continue
+            outcome = self._asked(request, new, old, known, holders, claimed)
+            if isinstance(outcome, Allocation):
+                outcome.usage = usage.get(index)
+            outcomes.append(outcome)
         await self._choose(requests, outcomes, claimed, ranges)
         return outcomes
 

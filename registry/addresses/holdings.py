@@ -15,14 +15,21 @@ import ipaddress
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import assert_never
 
 from events import (
     HEADLESS,
     AddressKind,
     AddressRangesSet,
+    Event,
     Port,
     Service,
+    ServiceCreated,
+    ServiceDeleted,
+    ServiceForceDeleted,
+    ServiceStatusChanged,
     ServiceType,
+    ServiceUpdated,
     address_subject,
 )
 from events.address import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR
@@ -37,6 +44,7 @@ __all__ = [
     "changes",
     "fill",
     "held_by",
+    "live_service",
     "open_slots",
 ]
 
@@ -118,6 +126,19 @@ class Ranges:
         /32 has neither)."""
         first, last = int(self.network.network_address), int(self.network.broadcast_address)
         return (first + 1, last - 1) if self.network.prefixlen < 31 else (first, last)
+
+
+def live_service(event: Event) -> tuple[str, Service] | None:
+    """The uid and service a service subject's last event leaves live; None: deleted."""
+    match event:
+        case ServiceCreated():
+            return event.id, event.service
+        case ServiceUpdated() | ServiceStatusChanged():
+            return event.created.id, event.service
+        case ServiceDeleted() | ServiceForceDeleted():
+            return None
+        case _:
+            assert_never(event)
 
 
 def held_by(service: Service | None) -> set[Address]:

@@ -24,6 +24,10 @@ from events import (
     parse_subject,
     subject_for,
 )
+from events.codec import decode_quota, decode_status, decode_usage
+from events.quota import QuotaUsage, ResourceQuotaSet
+from events.status import ServiceStatusSet
+from events.subjects import QUOTA_PREFIX, STATUS_PREFIX, USAGE_PREFIX, status_subject
 from registry.log.stored import MSG_ID, StoredMessage
 
 __all__ = [
@@ -51,11 +55,11 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class RecordEntry:
-    """A decoded address record or ranges setting, with its place in the log."""
+    """A decoded address record, ranges setting or quota, with its place in the log."""
 
     seq: int
     subject: str
-    event: AddressEvent | AddressRangesSet
+    event: AddressEvent | AddressRangesSet | ResourceQuotaSet | QuotaUsage | ServiceStatusSet
     data: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -93,7 +97,7 @@ def read_entry(message: StoredMessage) -> Entry | Skipped:
 
 def read_any(message: StoredMessage) -> Entry | RecordEntry | Skipped:
     """Whatever the stream holds, read by the family of its subject: service events,
-    address records, the ranges. For readers of the whole log (``audit verify``)."""
+    address records, the ranges, quotas. For readers of the whole log (``audit verify``)."""
     subject = message.subject
     if subject.startswith(ADDRESS_PREFIX + "."):
         try:
@@ -112,4 +116,27 @@ def read_any(message: StoredMessage) -> Entry | RecordEntry | Skipped:
         except DecodeError as exc:
             return Skipped(message.seq, subject, str(exc))
         return RecordEntry(message.seq, subject, ranges, message.data, message.headers)
+    if subject.startswith(STATUS_PREFIX + "."):
+        try:
+            status = decode_status(message.data)
+        except DecodeError as exc:
+            return Skipped(message.seq, subject, str(exc))
+        if subject != status_subject(status.namespace, status.name):
+            return Skipped(
+                message.seq,
+                subject,
+                f"the status of {status.namespace}/{status.name} stored under {subject}",
+            )
+        return RecordEntry(message.seq, subject, status, message.data, message.headers)
+    for prefix, decoder in ((QUOTA_PREFIX, decode_quota), (USAGE_PREFIX, decode_usage)):
+        if subject.startswith(prefix + "."):
+            try:
+                quota = decoder(message.data)
+            except DecodeError as exc:
+                return Skipped(message.seq, subject, str(exc))
+            if subject != f"{prefix}.{quota.namespace}":
+                return Skipped(
+                    message.seq, subject, f"{quota.type} of {quota.namespace} under {subject}"
+                )
+            return RecordEntry(message.seq, subject, quota, message.data, message.headers)
     return read_entry(message)

@@ -28,8 +28,11 @@ from events import (
     new_event_id,
     subject_for,
 )
+from events.quota import QuotaUsage
 from events.stream import MAX_EVENT_BYTES
+from events.subjects import usage_subject
 from registry.addresses.allocator import Allocation, Claim, Request
+from registry.addresses.quotas import UsageClaim
 from registry.errors import InvalidInput
 from registry.log.port import ConditionalMessage
 from registry.log.stored import chain_hash
@@ -108,7 +111,32 @@ def compose(
         for claim in allocation.give_up:
             released = claim.holder or holder()
             messages.append(_record(AddressReleased, claim, event, released, sign))
+        if allocation.usage is not None:
+            messages.append(_usage(allocation.usage, event, sign))
     return Prepared(event, data, headers, messages)
+
+
+def _usage(claim: UsageClaim, event: Event, sign: Signing | None) -> ConditionalMessage:
+    """The namespace's usage record: it serializes the writes that add to a namespace
+    with a quota (``registry.addresses.quotas``)."""
+    used = claim.used
+    record = QuotaUsage(
+        id=new_event_id(),
+        time=event.time,
+        actor=event.actor,
+        prev=chain_hash(claim.last.data) if claim.last is not None else None,
+        namespace=claim.namespace,
+        quota=claim.quota,
+        used={
+            "services": used.services,
+            "services.nodeports": used.nodeports,
+            "services.loadbalancers": used.loadbalancers,
+        },
+    )
+    subject = usage_subject(claim.namespace)
+    data = encode(record)
+    headers = sign(subject, data) if sign is not None else {}
+    return ConditionalMessage(subject, data, record.id, claim.expected_seq, headers)
 
 
 def _record(

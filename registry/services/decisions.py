@@ -18,9 +18,6 @@ from events import (
     ServiceCreated,
     ServiceDeleted,
     ServiceForceDeleted,
-    ServiceStatus,
-    ServiceStatusChanged,
-    ServiceType,
     ServiceUpdated,
 )
 from events.service import check_new_namespace
@@ -41,7 +38,6 @@ __all__ = [
     "decide_delete",
     "decide_force_delete",
     "decide_readdress",
-    "decide_status",
     "decide_update",
 ]
 
@@ -134,7 +130,6 @@ def decide_update(
     service = carried_over(record.service, service)
     if record.service == service:
         raise Unchanged(record)
-    status = record.status if service.type == ServiceType.LOAD_BALANCER else None
     return ServiceUpdated(
         id=event_id,
         time=time,
@@ -142,7 +137,7 @@ def decide_update(
         prev=current.prev,
         service=service,
         created=record.origin,
-        status=status,
+        status=None,  # status is the controller's, on a subject of its own
     )
 
 
@@ -163,46 +158,7 @@ def decide_readdress(
         prev=current.prev,
         service=record.service,
         created=record.origin,
-        status=record.status,
-    )
-
-
-def decide_status(
-    namespace: str,
-    name: str,
-    status: ServiceStatus,
-    current: Current,
-    *,
-    expected_revision: int | None,
-    event_id: str,
-    time: datetime,
-    actor: str,
-) -> ServiceStatusChanged:
-    """Record what a controller reports about a live service, on top of the revision it
-    saw (``Stale`` if the service changed since: the report may be about what is gone)."""
-    record = current.record()
-    if record is None:
-        if expected_revision is not None:
-            raise Stale(namespace, name, expected_revision, None)
-        raise NotFound(namespace, name)
-    if expected_revision is not None and record.seq != expected_revision:
-        raise Stale(namespace, name, expected_revision, record.seq)
-    if status.load_balancer.ingress and record.service.type != ServiceType.LOAD_BALANCER:
-        raise InvalidInput(
-            "status.loadBalancer",
-            f"{namespace}/{name}",
-            f"a {record.service.type.value} service has no load balancer",
-        )
-    if record.status == status:
-        raise Unchanged(record)
-    return ServiceStatusChanged(
-        id=event_id,
-        time=time,
-        actor=actor,
-        prev=current.prev,
-        service=record.service,
-        created=record.origin,
-        status=status,
+        status=None,  # status is the controller's, on a subject of its own
     )
 
 

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, assert_never
+from typing import TYPE_CHECKING, Literal, assert_never
 
 from events import (
     Event,
@@ -39,6 +39,9 @@ from events import (
     subject_for,
 )
 from registry.log.entry import Entry
+
+if TYPE_CHECKING:
+    from events.status import ServiceStatusSet
 
 __all__ = [
     "Change",
@@ -77,7 +80,7 @@ class ServiceRecord:
     without it, so they stay small until someone reads them.
     """
 
-    __slots__ = ("_event", "data", "headers", "seq")
+    __slots__ = ("_event", "_status", "data", "headers", "seq")
 
     def __init__(
         self,
@@ -85,11 +88,13 @@ class ServiceRecord:
         data: bytes,
         event: LiveEvent | None = None,
         headers: Mapping[str, str] | None = None,
+        status: ServiceStatusSet | None = None,
     ) -> None:
         self.seq = seq  # stream sequence of its event: the resource version
         self.data = data
         self._event = event
         self.headers: Mapping[str, str] = headers or {}  # as stored: a signature, for one
+        self._status = status
 
     @classmethod
     def from_event(
@@ -127,9 +132,20 @@ class ServiceRecord:
 
     @property
     def status(self) -> ServiceStatus | None:
-        """What controllers last reported (a load balancer's address); None: nothing yet."""
-        event = self.event
-        return None if isinstance(event, ServiceCreated) else event.status
+        """What a controller last reported (a load balancer's address) on the service's
+        status subject, when the reader attached it (``registry.services.status``); None:
+        nothing reported, or not read. A status inside the service's own events is
+        history only: its writers wrote those."""
+        return self._status.status if self._status is not None else None
+
+    @property
+    def status_report(self) -> ServiceStatusSet | None:
+        """The report ``status`` comes from: who wrote it and when."""
+        return self._status
+
+    def with_status(self, report: ServiceStatusSet | None) -> ServiceRecord:
+        """This record with a controller's status report attached."""
+        return ServiceRecord(self.seq, self.data, self._event, self.headers, report)
 
     @property
     def created(self) -> datetime:
@@ -159,7 +175,7 @@ class ServiceRecord:
         return subject_for(*self.key)
 
     def copy(self) -> ServiceRecord:
-        return ServiceRecord(self.seq, self.data, self._event, self.headers)
+        return ServiceRecord(self.seq, self.data, self._event, self.headers, self._status)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ServiceRecord):

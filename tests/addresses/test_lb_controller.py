@@ -25,12 +25,18 @@ from events import (
     Port,
     Service,
     ServiceStatus,
-    ServiceStatusChanged,
     ServiceType,
+    encode,
+    new_event_id,
     subject_for,
+    utc_now,
 )
+from events.codec import decode_status
+from events.status import ServiceStatusSet
+from events.subjects import status_subject
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
+from registry.log.reader import Start, read_until_caught_up
 from tests.helpers import raw_publish
 
 CONTROLLER = Path(__file__).resolve().parents[2] / "examples" / "lb_controller.py"
@@ -150,14 +156,10 @@ async def test_distinct_addresses_across_sigkills_while_services_are_created(
     assert set(ips) == set(names)
     assert all(in_pool(ip) for ip in ips.values()), ips
     assert len(set(ips.values())) == len(names), f"an address handed out twice: {ips}"
-    # ... and none was ever written twice or over another: one status event per service.
+    # ... and none was ever written twice or over another: one status report per service.
     for name in names:
-        statuses = [
-            item.event
-            for item in await registry.history(NS, name)
-            if isinstance(item.event, ServiceStatusChanged)
-        ]
-        assert len(statuses) == 1, (name, statuses)
+        reports = await status_reports(registry, NS, name)
+        assert len(reports) == 1, (name, reports)
     assert controller.output().count("serving namespace shop") == 3
 
 
@@ -213,42 +215,70 @@ def _status(ip: str) -> ServiceStatus:
     return ServiceStatus(load_balancer=LoadBalancerStatus(ingress=(Ingress(ip=ip),)))
 
 
-async def test_addresses_written_by_others_are_left_alone_and_not_handed_out(
+async def status_reports(registry: Registry, namespace: str, name: str) -> list[ServiceStatusSet]:
+    """Every status report written for the service (its status subject's history)."""
+    async with registry.log.read([status_subject(namespace, name)], Start("all")) as tail:
+        return [decode_status(m.data) for m in await read_until_caught_up(tail)]
+
+
+async def forge_status(server: str, namespace: str, name: str, ip: str, actor: str) -> None:
+    """A status written by someone else than the controller (another controller user, or
+    an admin by hand), with raw nats-py."""
+    async with await Registry.connect(server) as registry:
+        record = await registry.get(namespace, name)
+    report = ServiceStatusSet(
+        id=new_event_id(),
+        time=utc_now(),
+        actor=actor,
+        namespace=namespace,
+        name=name,
+        uid=record.event_id,
+        revision=record.seq,
+        status=_status(ip),
+    )
+    await raw_publish(server, status_subject(namespace, name), encode(report))
+
+
+async def test_pool_addresses_it_did_not_assign_are_ignored_others_left_alone(
     server: str, registry: Registry, tmp_path: Path
 ) -> None:
-    # Before it starts: someone gave x the pool's first address, y one outside the pool.
+    # Before it starts: someone else gave x the pool's first address, y one outside it.
     for name in ("x", "y"):
         await registry.create(lb(name))
-    x = await registry.get(NS, "x")
-    await registry.set_status(NS, "x", _status("203.0.113.10"), expected_revision=x.seq)
-    y = await registry.get(NS, "y")
-    await registry.set_status(NS, "y", _status("198.51.100.7"), expected_revision=y.seq)
+    await forge_status(server, NS, "x", "203.0.113.10", "mallory")
+    await forge_status(server, NS, "y", "198.51.100.7", "mallory")
 
     controller = Controller(server, tmp_path / "controller.log", "--pool", POOL, "-n", NS)
     await controller.ready()
     try:
+        await until(lambda: _owned(registry, "x"), what="x served by the controller")
         await registry.create(lb("z"))
         await until(lambda: _has_ip(registry, "z"), what="z served")
-        # While it runs: someone gives a service in a namespace it does not serve the
-        # pool's next free address (a pool is one, whatever the namespace).
-        w = await registry.create(lb("w").model_copy(update={"namespace": "other"}))
-        await registry.set_status("other", "w", _status("203.0.113.12"), expected_revision=w.seq)
-        await until(lambda: _true("203.0.113.12 is held" in controller.output()), what="seen")
+        # While it runs: someone else gives a service in a namespace it does not serve the
+        # pool's next free address: not the controller's, so it holds nothing and is
+        # handed out again.
+        await registry.create(lb("w").model_copy(update={"namespace": "other"}))
+        await forge_status(server, "other", "w", "203.0.113.12", "mallory")
         await registry.create(lb("v"))
         await until(lambda: _has_ip(registry, "v"), what="v served")
     finally:
         controller.stop()
     ips = await external_ips(registry)
     assert ips == {
-        "x": "203.0.113.10",  # left alone
-        "y": "198.51.100.7",  # left alone
-        "z": "203.0.113.11",  # not .10: x holds it
-        "v": "203.0.113.13",  # not .12: other/w holds it
+        "x": "203.0.113.10",  # now the controller's own
+        "y": "198.51.100.7",  # outside the pool: left alone
+        "z": "203.0.113.11",
+        "v": "203.0.113.12",  # other/w's was not the controller's: it holds nothing
     }
-    assert (await registry.get("other", "w")).status == _status("203.0.113.12")
-    for name in ("x", "y"):
-        history = await registry.history(NS, name)
-        assert sum(isinstance(i.event, ServiceStatusChanged) for i in history) == 1, name
+    x = await registry.get(NS, "x")
+    assert x.status_report is not None and x.status_report.actor != "mallory"
+    assert (await registry.get(NS, "y")).status_report.actor == "mallory"  # type: ignore[union-attr]
+    assert "ignoring 203.0.113.10 on shop/x" in controller.output()
+
+
+async def _owned(registry: Registry, name: str) -> bool:
+    report = (await registry.get(NS, name)).status_report
+    return report is not None and report.actor != "mallory"
 
 
 async def test_a_service_it_cannot_read_is_left_alone(

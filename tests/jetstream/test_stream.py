@@ -30,7 +30,14 @@ async def test_created_stream_denies_delete_and_purge_and_keeps_everything(url: 
         assert config.deny_delete and config.deny_purge
         assert (config.max_msgs, config.max_bytes, config.max_msgs_per_subject) == (-1, -1, -1)
         assert not config.max_age
-        assert config.subjects == ["skyflow.svc.*.*", "skyflow.addr.*.*", "skyflow.config.*"]
+        assert config.subjects == [
+            "skyflow.svc.*.*",
+            "skyflow.addr.*.*",
+            "skyflow.config.*",
+            "skyflow.quota.*",
+            "skyflow.usage.*",
+            "skyflow.status.*.*",
+        ]
         assert config.allow_atomic
         assert config.allow_direct
         with pytest.raises(NatsServerError):
