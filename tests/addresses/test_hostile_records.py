@@ -15,7 +15,7 @@ from events import AddressAllocated, AddressKind, Holder, encode, new_event_id, 
 from events.subjects import address_subject
 from registry.jetstream.server import NatsServer
 from tests.helpers import Result, skyctl
-from tests.servers import PASSWORDS, auth_server
+from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
 
 # Small ranges, so every free address can be covered with garbage.
 CIDR, PORTS = "10.0.0.0/29", "30000-30005"  # 6 cluster IPs, 6 node ports
@@ -26,7 +26,14 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
     with auth_server(tmp_path) as running:
         admin = ["--user", "admin", "--password", PASSWORDS["admin"]]
         init = skyctl(
-            "init", "--service-cidr", CIDR, "--node-port-range", PORTS, *admin, url=running.url
+            "init",
+            "--service-cidr",
+            CIDR,
+            "--node-port-range",
+            PORTS,
+            *admin,
+            *INIT_TEAMS,
+            url=running.url,
         )
         assert init.code == 0, init.err
         made = skyctl("create", "-f", "-", *admin, url=running.url, stdin=_manifest("other", "api"))
@@ -147,7 +154,7 @@ async def test_unreadable_records_over_free_addresses_block_nothing(
     auto = as_user(server, "shop-writer", "create", "-f", "-", stdin=_manifest("shop", "auto"))
     assert auto.code == 0, auto.err
     got = as_user(server, "admin", "get", "svc", "auto", "-n", "shop", "-o", "json")
-    assert any(f'"{value}"' in got.out for value in free_ips[:-1]), got.out
+    assert any(f'"{value}"' in got.out for value in free_ips[:-1]), (got, auto)
     # And the forged-or-unreadable rule never gives away what is held.
     again = as_user(server, "shop-writer", "create", "svc", "x", "-n", "shop", "--cluster-ip", ip)
     assert "held by service other/api" in again.err, again

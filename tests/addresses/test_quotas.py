@@ -17,13 +17,16 @@ from registry.errors import QuotaExceeded
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
 from tests.helpers import Result, skyctl
-from tests.servers import PASSWORDS, auth_server
+from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[NatsServer]:
     with auth_server(tmp_path) as running:
-        init = skyctl("init", "--user", "admin", "--password", PASSWORDS["admin"], url=running.url)
+        init = skyctl(
+            "init", "--user", "admin", "--password", PASSWORDS["admin"], *INIT_TEAMS,
+            url=running.url,
+        )  # fmt: skip
         assert init.code == 0, init.err
         yield running
 

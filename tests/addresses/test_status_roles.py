@@ -31,7 +31,7 @@ from registry.errors import PermissionDenied
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
 from tests.helpers import skyctl
-from tests.servers import PASSWORDS, auth_server
+from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
 
 IP = "203.0.113.7"
 
@@ -39,7 +39,10 @@ IP = "203.0.113.7"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     with auth_server(tmp_path_factory.mktemp("status")) as running:
-        init = skyctl("init", "--user", "admin", "--password", PASSWORDS["admin"], url=running.url)
+        init = skyctl(
+            "init", "--user", "admin", "--password", PASSWORDS["admin"], *INIT_TEAMS,
+            url=running.url,
+        )  # fmt: skip
         assert init.code == 0, init.err
         yield running
 
