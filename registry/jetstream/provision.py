@@ -147,7 +147,8 @@ async def _provision_intake(
 
 
 async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisioned:
-    """The liveness stream, created like the bucket, or scaled with the rest."""
+    """The liveness stream, created like the bucket, or scaled with the rest (and with it
+    the namespaces' intakes, and the reader streams that mirror it)."""
     from events.liveness import TasksSpec
     from registry.jetstream.liveness import JetStreamLiveness
 
@@ -161,6 +162,7 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
     else:
         config = dict(info.get("config") or {})
         legacy = bool([s for s in config.get("subjects") or [] if s != TASKS_STREAM])
+        remade = await _scale_intakes(log, want) if scale else []
         if legacy or (scale and want > 1 and config.get("persist_mode") == "async"):
             # JetStream can neither replicate an asynchronously persisted stream nor change
             # its persistence, nor take a stream's subjects away while others' intakes
@@ -169,12 +171,77 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
             api = f"$JS.API.STREAM.DELETE.{TASKS_STREAM}"
             await log.session.api(api, None, f"replace stream {TASKS_STREAM}")
             await JetStreamLiveness.open(log.session, TasksSpec(replicas=log.stream_replicas))
+            await _remake_readers(log, TASKS_STREAM)
             action, previous = "recreated", _replicas(config)
         else:
+            for intake in remade:
+                await _source_again(log, intake)
             limits = {"consumer_limits": consumer_limits()}
             action, previous, _ = await _settle(log, TASKS_STREAM, want, scale, limits)
     info = await log.session.stream_info(TASKS_STREAM, retry_for=SETTLE_S)
     return _report(info, "stream", TASKS_STREAM, action, previous, ())
+
+
+async def _stream_names(log: JetStreamLog, prefix: str) -> list[str]:
+    answer = await log.session.api("$JS.API.STREAM.NAMES", {}, "list streams")
+    names = answer.get("streams") or []
+    return sorted(n for n in names if isinstance(n, str) and n.startswith(prefix))
+
+
+async def _scale_intakes(log: JetStreamLog, want: int) -> list[str]:
+    """Bring every namespace's intake to ``want`` replicas; the ones made again (an
+    asynchronously persisted stream cannot be replicated), which the liveness stream must
+    then read from their start."""
+    from events.liveness import INTAKE_PREFIX, IntakeSpec
+
+    remade = []
+    for name in await _stream_names(log, INTAKE_PREFIX):
+        config = dict((await log.session.stream_info(name, retry_for=SETTLE_S))["config"])
+        if want > 1 and config.get("persist_mode") == "async":
+            spec = IntakeSpec(
+                name.removeprefix(INTAKE_PREFIX),
+                want,
+                max_subjects=int(config.get("max_msgs") or 0) or IntakeSpec("x").max_subjects,
+                max_bytes=int(config.get("max_bytes") or 0) or IntakeSpec("x").max_bytes,
+            )
+            await log.session.api(f"$JS.API.STREAM.DELETE.{name}", None, f"replace {name}")
+            await log.session.api(f"$JS.API.STREAM.CREATE.{name}", spec.config(), f"make {name}")
+            remade.append(name)
+        else:
+            await _settle(log, name, want, True, {})
+    return remade
+
+
+async def _source_again(log: JetStreamLog, intake: str) -> None:
+    """Drop ``intake`` from the liveness stream's sources and add it back: a source
+    remembers the last sequence it read, which an intake made again starts below."""
+    for keep in (False, True):
+        info = await log.session.stream_info(TASKS_STREAM, retry_for=SETTLE_S)
+        config = dict(info["config"])
+        sources = [
+            s
+            for s in config.get("sources") or []
+            if isinstance(s, dict) and s.get("name") != intake
+        ]
+        config["sources"] = [*sources, {"name": intake}] if keep else sources
+        await log.session.api(
+            f"$JS.API.STREAM.UPDATE.{TASKS_STREAM}", config, f"source {intake} again"
+        )
+
+
+async def _remake_readers(log: JetStreamLog, origin: str) -> None:
+    """Make the reader streams of ``origin`` again after it was: a mirror remembers the
+    last sequence it copied, which the new stream starts below."""
+    from events.stream import reader_stream
+    from registry.jetstream.readers import reader_config
+
+    prefix = reader_stream(origin, "")
+    origin_config = dict((await log.session.stream_info(origin, retry_for=SETTLE_S))["config"])
+    for name in await _stream_names(log, prefix):
+        user = name.removeprefix(prefix)
+        await log.session.api(f"$JS.API.STREAM.DELETE.{name}", None, f"replace {name}")
+        config = reader_config(origin_config, user)
+        await log.session.api(f"$JS.API.STREAM.CREATE.{name}", config, f"make {name}")
 
 
 async def _settle(

@@ -8,6 +8,7 @@ import json
 import time
 
 from events.liveness import TASKS_STREAM, TasksSpec, intake_stream
+from events.task import Task
 from registry.client import Registry
 from registry.jetstream.liveness import JetStreamLiveness
 from registry.jetstream.server import NatsServer
@@ -73,3 +74,36 @@ def test_a_stream_that_would_keep_the_dead_live_is_refused(fresh_server: NatsSer
     assert got.code == 3 and got.err.count("\n") == 1, got.err
     assert "max_msgs_per_subject is -1, must be 1" in got.err
     assert "stretches a short TTL" in got.err
+
+
+def test_a_liveness_stream_announcers_write_is_made_again_by_init(
+    fresh_server: NatsServer,
+) -> None:
+    """A liveness stream from before intakes (announcers wrote it, so any of them could
+    roll it up) is refused with the fix; ``skyctl init`` makes it again, fed by intakes."""
+    url = fresh_server.url
+    old = {**TasksSpec().config(), "subjects": ["skyflow.task.>"]}
+
+    async def create() -> None:
+        async with raw_nats(url) as nc:
+            reply = await nc.request(
+                f"$JS.API.STREAM.CREATE.{TASKS_STREAM}", json.dumps(old).encode()
+            )
+            assert "error" not in json.loads(reply.data)
+
+    asyncio.run(create())
+    refused = skyctl("get", "tasks", url=url)
+    assert refused.code == 3 and refused.err.count("\n") == 1, refused.err
+    assert "can roll up every namespace's tasks" in refused.err and "skyctl init" in refused.err
+    init = skyctl("init", "--namespace", "shop", url=url)
+    assert init.code == 0, init.err
+    assert f"stream {TASKS_STREAM} recreated" in init.out, init.out
+    assert f"stream {intake_stream('shop')} created" in init.out, init.out
+
+    async def announce_and_list() -> list[str]:
+        async with await Registry.connect(url) as registry:
+            task = Task(namespace="shop", name="t1", address="10.0.0.1")
+            async with registry.announce(task, ttl=30):
+                return [t.name for t in await registry.tasks("shop")]
+
+    assert asyncio.run(announce_and_list()) == ["t1"]
