@@ -23,6 +23,7 @@ from cli.views import TABLE, TABLES, View
 from registry.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from registry.client import Registry
     from registry.discovery.follower import Discovered, EndpointsChanged
     from registry.log.stored import StoredMessage
     from registry.services.history import PastState
@@ -122,19 +123,25 @@ def get_service(
 
     async def get() -> list["ServiceRecord"]:
         async with await conn.open() as registry:
-            if not view.shows_endpoints:
-                if name is not None:
-                    return [await registry.get(namespace, name)]
-                return await registry.list(scope)
-            if name is not None:  # one service: only the tasks its selector picks
-                record = await registry.get(namespace, name)
-                found = [(record, await registry.endpoints(namespace, name, record=record))]
-            else:
-                found = [(f.record, f.endpoints) for f in await registry.list_endpoints(scope)]
-            view.statuses = {record.key: endpoints.status for record, endpoints in found}
-            return [record for record, _ in found]
+            records = view.select(await read(registry))
+            if view.shows_proof:  # where each signed event stands in its chain
+                await registry.prover(trust).place(records)
+            return records
 
-    records = view.select(asyncio.run(get()))
+    async def read(registry: "Registry") -> list["ServiceRecord"]:
+        if not view.shows_endpoints:
+            if name is not None:
+                return [await registry.get(namespace, name)]
+            return await registry.list(scope)
+        if name is not None:  # one service: only the tasks its selector picks
+            record = await registry.get(namespace, name)
+            found = [(record, await registry.endpoints(namespace, name, record=record))]
+        else:
+            found = [(f.record, f.endpoints) for f in await registry.list_endpoints(scope)]
+        view.statuses = {record.key: endpoints.status for record, endpoints in found}
+        return [record for record, _ in found]
+
+    records = asyncio.run(get())
     if not records and view.says_when_empty:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)

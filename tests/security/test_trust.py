@@ -184,3 +184,64 @@ async def test_escape_sequences_in_an_actor_are_shown_not_obeyed(url: str, ns: s
         assert "\x1b" not in result.out and "fake row" in result.out
         assert "\\x1b[2K\\x1b[1Aadmin\\nSEQ 1 fake row" in result.out
         assert len(result.lines) == 2  # the header and one row: no forged second row
+
+
+def _nested_jwt(depth: int) -> str:
+    """A user JWT whose claims are ``depth`` nested JSON lists: 53 KB at 20,000, within the
+    stream's message size, and far past what a recursive JSON parser survives."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    claims = b"[" * depth + b"]" * depth
+    return f"{b64(b'{}')}.{b64(claims)}.{b64(bytes(64))}"
+
+
+async def test_a_poisoned_signer_header_is_shown_as_forged_and_breaks_no_reader(
+    tmp_path: Path,
+) -> None:
+    """A writer of one namespace stores an event whose ``Skyflow-Signer`` is a JWT of deeply
+    nested JSON; every reader of the log, in every namespace, still answers, and shows
+    the event as forged."""
+    with auth_server(tmp_path) as server:
+        url = server.url
+        admin = ["--user", "admin", "--password", PASSWORDS["admin"]]
+        viewer = ["--user", "viewer", "--password", PASSWORDS["viewer"]]
+        viewer += ["--inbox-prefix", "_INBOX_viewer"]
+        assert skyctl("init", *admin, url=url).code == 0
+        assert skyctl("create", "svc", "web", "-n", "other", *admin, url=url).code == 0
+        subject = "skyflow.svc.shop.poison"
+        nc = await nats.connect(
+            url,
+            user="shop-writer",
+            password=PASSWORDS["shop-writer"],
+            inbox_prefix="_INBOX_shop-writer",
+        )
+        try:
+            data = await chained_create(nc, subject, "poison", "shop-writer", "shop")
+            signer = _nested_jwt(20_000)
+            assert len(signer) > 50_000
+            headers = {SIGNER: signer, SIGNATURE: "A" * 86}
+            await nc.jetstream().publish(subject, data, headers=headers)
+        finally:
+            await nc.close()
+        for args in (
+            ["events", "-A"],
+            ["events", "-A", "-o", "json"],
+            ["history", "svc", "poison", "-n", "shop"],
+            ["history", "svc", "poison", "-n", "shop", "-o", "yaml"],
+            ["describe", "svc", "poison", "-n", "shop"],
+            ["get", "svc", "-A", "-o", "wide"],
+            ["get", "svc", "poison", "-n", "shop", "-o", "json"],
+            ["get", "svc", "-n", "shop", "-o", "yaml"],
+        ):
+            result = skyctl(*args, *viewer, url=url)
+            assert result.code == 0, (args, result.err[-2000:])
+            assert "Traceback" not in result.err and "forged" in result.out, args
+        wide = skyctl("get", "svc", "-A", "-o", "wide", *viewer, url=url)
+        assert [line.split()[-1] for line in wide.lines[1:]] == ["unproven", "forged"]
+        audit = skyctl("audit", "verify", *viewer, url=url)
+        assert audit.code == 1 and "Traceback" not in audit.err, audit.err[-2000:]
+        broken = [line for line in audit.out.splitlines() if line.startswith("BROKEN")]
+        assert len(broken) == 1 and "skyflow.svc.shop.poison" in broken[0], audit.out
+        assert "JWT" in broken[0] and len(broken[0]) < 300
