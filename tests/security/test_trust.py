@@ -8,6 +8,7 @@ import base64
 import getpass
 import json
 import socket
+import time
 from pathlib import Path
 
 import nats
@@ -99,7 +100,10 @@ async def test_a_forged_actor_shows_as_unproven_and_fails_a_trusting_audit(
 
 @pytest.fixture
 def operator_server(tmp_path: Path) -> tuple[NatsServer, Path, Path]:
-    operator, creds = operator_setup(tmp_path, "carol")
+    now = int(time.time())
+    # Two more users of the account: one whose JWT has expired, one not yet valid.
+    lapsed = {"old": {"exp": now - 3600}, "early": {"nbf": now + 3600}}
+    operator, creds = operator_setup(tmp_path, "carol", lapsed)
     config = tmp_path / "server.conf"
     config.write_text(
         "listen: 127.0.0.1:4222\njetstream { store_dir: $SKYFLOW_STORE_DIR }\n"
@@ -167,6 +171,7 @@ async def test_a_creds_writer_signs_and_an_auditor_verifies(
 
 async def test_escape_sequences_in_an_actor_are_shown_not_obeyed(url: str, ns: str) -> None:
     actor = "\x1b[2K\x1b[1Aadmin\nSEQ 1 fake row"
+    assert skyctl("init", url=url).code == 0  # the stream, whichever test runs first
     nc = await nats.connect(url)
     try:
         subject = f"skyflow.svc.{ns}.ansi"
@@ -245,3 +250,77 @@ async def test_a_poisoned_signer_header_is_shown_as_forged_and_breaks_no_reader(
         broken = [line for line in audit.out.splitlines() if line.startswith("BROKEN")]
         assert len(broken) == 1 and "skyflow.svc.shop.poison" in broken[0], audit.out
         assert "JWT" in broken[0] and len(broken[0]) < 300
+
+
+async def test_a_replayed_signed_event_shows_as_replayed_wherever_its_proof_is_shown(
+    operator_server: tuple[NatsServer, Path, Path],
+) -> None:
+    """A signed create, appended again after the service was deleted (anyone allowed to
+    publish on the subject can resend stored bytes and headers): its signatures hold, but
+    it is not where it was signed to be, so no reader shows it verified."""
+    server, creds, keys = operator_server
+    with server:
+        url, writer = server.url, ["--creds", str(creds)]
+        auth = [*writer, "--trust", str(keys)]
+        assert skyctl("create", "svc", "again", *writer, url=url).code == 0
+        assert skyctl("delete", "svc", "again", *writer, url=url).code == 0
+        nc = await nats.connect(url, user_credentials=str(creds))
+        try:
+            js = nc.jetstream()
+            subject = "skyflow.svc.default.again"
+            first = await js.get_msg(STREAM_NAME, subject=subject, next=True, seq=1, direct=True)
+            headers = {k: first.headers[k] for k in (SIGNER, SIGNATURE)}  # type: ignore[index]
+            replay = await js.publish(subject, first.data, headers=headers)
+        finally:
+            await nc.close()
+        assert proofs(url, "again", *auth) == ["verified", "verified", "replayed"]
+        detail = history(url, "again", *auth)[-1]["proof"]["detail"]  # type: ignore[index]
+        assert "stored after seq" in detail, detail
+        events = skyctl("events", *auth, url=url)
+        assert [line.split()[4] for line in events.lines[1:]] == ["verified"] * 2 + ["replayed"]
+        # Read from the replay on, the event's place is looked up, not assumed.
+        since = skyctl("events", "--since", str(replay.seq), "-o", "json", *auth, url=url)
+        assert json.loads(since.out)["proof"]["status"] == "replayed", since.out
+        wide = skyctl("get", "svc", "again", "-o", "wide", *auth, url=url)
+        assert wide.lines[1].split()[-1] == "replayed", wide.out
+        listed = skyctl("get", "svc", "-A", "-o", "json", *auth, url=url)
+        assert json.loads(listed.out)["items"][0]["metadata"]["createdByProof"] == "replayed"
+        described = skyctl("describe", "svc", "again", *auth, url=url)
+        assert "(replayed)" in described.out, described.out
+        audit = skyctl("audit", "verify", *auth, url=url)
+        assert audit.code == 1
+        assert any(
+            line.startswith(f"BROKEN seq {replay.seq}") and "signed as its subject's first" in line
+            for line in audit.out.splitlines()
+        ), audit.out
+        assert "1 replayed" in audit.err
+
+
+async def test_a_signer_whose_jwt_has_expired_or_is_not_yet_valid_is_not_verified(
+    operator_server: tuple[NatsServer, Path, Path],
+) -> None:
+    """Events signed, correctly chained, with the key of a user whose JWT had expired (or
+    was not yet valid) when the server stored them, sent over carol's valid connection
+    (the server would not let such a user connect itself, but a key outlives its JWT)."""
+    server, creds, keys = operator_server
+    with server:
+        url, auth = server.url, ["--creds", str(creds), "--trust", str(keys)]
+        assert skyctl("init", "--creds", str(creds), url=url).code == 0
+        nc = await nats.connect(url, user_credentials=str(creds))
+        try:
+            js = nc.jetstream()
+            for user in ("old", "early"):
+                signer = Signer.from_creds(creds.parent / f"{user}.creds")
+                subject = f"skyflow.svc.default.by-{user}"
+                data = await chained_create(nc, subject, f"by-{user}", signer.actor, "default")
+                await js.publish(subject, data, headers=signer.headers(subject, data))
+        finally:
+            await nc.close()
+        assert proofs(url, "by-old", *auth) == ["expired"]
+        assert "expired at" in history(url, "by-old", *auth)[0]["proof"]["detail"]  # type: ignore[index]
+        assert proofs(url, "by-early", *auth) == ["expired"]
+        assert "not valid until" in history(url, "by-early", *auth)[0]["proof"]["detail"]  # type: ignore[index]
+        wide = skyctl("get", "svc", "-o", "wide", *auth, url=url)
+        assert [line.split()[-1] for line in wide.lines[1:]] == ["expired", "expired"]
+        audit = skyctl("audit", "verify", *auth, url=url)
+        assert audit.code == 1 and "2 expired" in audit.err, audit.out + audit.err
