@@ -212,6 +212,9 @@ def prove(
         user, issuer, claims = _read_jwt(jwt)
         if not _SIGNATURE.fullmatch(signature):
             raise ValueError("the signature is not 64 bytes of base64url")
+    except (ValueError, TypeError, binascii.Error) as exc:
+        return Proof("forged", _short(exc))
+    try:
         header, body, jwt_signature = jwt.split(".")
         _verify(issuer, f"{header}.{body}".encode(), _b64decode(jwt_signature))
         _verify(user, _signed_bytes(subject, data), _b64decode(signature))

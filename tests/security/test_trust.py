@@ -13,12 +13,14 @@ from pathlib import Path
 
 import nats
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nats.aio.client import Client as NatsClient
 
 from events import STREAM_NAME, Service, ServiceCreated, encode, new_event_id, utc_now
 from registry.jetstream.server import NatsServer
 from registry.log.stored import chain_hash
-from registry.services.proof import SIGNATURE, SIGNER, Signer
+from registry.services.proof import SIGNATURE, SIGNER, Signer, prove
 from tests.creds import operator_setup
 from tests.helpers import Result, skyctl
 from tests.servers import PASSWORDS, auth_server
@@ -324,3 +326,54 @@ async def test_a_signer_whose_jwt_has_expired_or_is_not_yet_valid_is_not_verifie
         assert [line.split()[-1] for line in wide.lines[1:]] == ["expired", "expired"]
         audit = skyctl("audit", "verify", *auth, url=url)
         assert audit.code == 1 and "2 expired" in audit.err, audit.out + audit.err
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+_ODD_CLAIMS = [
+    b"[" * 5000 + b"]" * 5000,
+    b'{"a":' * 3000 + b"1" + b"}" * 3000,
+    b'{"sub": "' + b"\\" * 4000 + b'"}',
+    b'{"sub": 1e400, "iss": []}',
+    b'{"exp": ' + b"9" * 5000 + b"}",
+    b'{"exp": 1e400}',
+    b'{"exp": true}',
+    b"\xff\xfe\x00",
+    b"null",
+    b'"just a string"',
+]
+
+
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.sampled_from(
+            [f"{_b64(b'{}')}.{_b64(claims)}.{_b64(bytes(64))}" for claims in _ODD_CLAIMS]
+        ),
+        st.builds(
+            lambda a, b, c: f"{_b64(a)}.{_b64(b)}.{_b64(c)}",
+            st.binary(max_size=200),
+            st.binary(max_size=200),
+            st.binary(max_size=80),
+        ),
+    ),
+    st.one_of(st.text(max_size=120), st.just("A" * 86)),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_signer_header_gets_a_status_never_an_error(signer: str, signature: str) -> None:
+    proof = prove("skyflow.svc.a.b", b"\x80", {SIGNER: signer, SIGNATURE: signature}, "x", None)
+    assert proof.status == "forged" and len(proof.detail) < 300
+
+
+def test_a_signer_header_is_refused_by_size_and_depth_before_it_is_decoded() -> None:
+    huge = f"{_b64(b'{}')}.{_b64(b'[' * 40000 + b']' * 40000)}.{_b64(bytes(64))}"
+    started = time.perf_counter()
+    proof = prove("s", b"", {SIGNER: huge, SIGNATURE: "A" * 86}, "x", None)
+    assert proof.status == "forged" and "at most 8192" in proof.detail
+    header = _b64(b'{"alg": "ed25519-nkey"}')
+    deep = f"{header}.{_b64(b'[' * 100 + b']' * 100)}.{_b64(bytes(64))}"
+    proof = prove("s", b"", {SIGNER: deep, SIGNATURE: "A" * 86}, "x", None)
+    assert proof.status == "forged" and "nests deeper" in proof.detail, proof.detail
+    assert time.perf_counter() - started < 5
