@@ -122,7 +122,10 @@ class Signer:
     def from_creds(cls, path: Path) -> Signer:
         import nkeys
 
-        text = path.read_text(errors="replace")
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as exc:
+            raise InvalidInput("creds file", str(path), exc.strerror or str(exc)) from None
         jwt, seed = _JWT.search(text), _SEED.search(text)
         if jwt is None or seed is None:
             raise InvalidInput("creds file", str(path), "it holds no user JWT and NKey seed")
@@ -160,9 +163,11 @@ class Trust:
     def from_file(cls, path: Path) -> Trust:
         keys = set()
         try:
-            lines = path.read_text().splitlines()
+            lines = path.read_bytes().decode("utf-8").splitlines()
         except OSError as exc:
             raise InvalidInput("trust file", str(path), exc.strerror or str(exc)) from None
+        except UnicodeDecodeError:
+            raise InvalidInput("trust file", str(path), "it is not UTF-8 text") from None
         for number, line in enumerate(lines, 1):
             word = line.partition("#")[0].strip().split(" ")[0]
             if not word:

@@ -272,7 +272,7 @@ async def test_a_replayed_signed_event_shows_as_replayed_wherever_its_proof_is_s
             subject = "skyflow.svc.default.again"
             first = await js.get_msg(STREAM_NAME, subject=subject, next=True, seq=1, direct=True)
             headers = {k: first.headers[k] for k in (SIGNER, SIGNATURE)}  # type: ignore[index]
-            replay = await js.publish(subject, first.data, headers=headers)
+            replay = await js.publish(subject, first.data or b"", headers=headers)
         finally:
             await nc.close()
         assert proofs(url, "again", *auth) == ["verified", "verified", "replayed"]
