@@ -58,7 +58,9 @@ def edit_service(
 
     async def read() -> ServiceRecord:
         async with await conn.open() as registry:
-            return await registry.get(namespace, name)
+            record = await registry.get(namespace, name)
+            await registry.prover(None).place([record])  # for createdByProof
+            return record
 
     record = asyncio.run(read())
     shown = to_yaml(service_object(record)) + "\n"

@@ -161,15 +161,17 @@ def _get_at(
 
     when = parse_when(at)
 
-    async def read() -> "PastState":
+    async def read() -> tuple["PastState", list["ServiceRecord"]]:
         async with await conn.open() as registry:
-            return await registry.at(when, namespace, name)
+            past = await registry.at(when, namespace, name)
+            records = view.select(past.projection.select())
+            if view.shows_proof:  # the log is append-only: a place then is its place now
+                await registry.prover(trust).place(records)
+            return past, records
 
-    past = asyncio.run(read())
-    records = past.projection.select()
-    if name is not None and not records:
+    past, records = asyncio.run(read())
+    if name is not None and not past.projection.services:
         raise NotFound(namespace or "default", name)
-    records = view.select(records)
     if not records and view.says_when_empty:
         where = "any namespace" if namespace is None else f"{namespace} namespace"
         print(
@@ -187,13 +189,20 @@ def _watch(
     view: View,
     trust: "Trust | None",
 ) -> None:
+    from registry.discovery.follower import Discovered
+    from registry.services.watch import Snapshot
+
     async def run() -> None:
         from registry.log.stored import StoredMessage
 
         async with await conn.open(keep_reconnecting=True) as registry:
             printer = _WatchPrinter(view, trust)
+            # Where each signed event stands, looked up as it is shown.
+            place = registry.prover(trust).place if view.shows_proof else None
             if not view.shows_endpoints:
                 async for item in registry.watch(namespace, name):
+                    if place is not None:
+                        await place(item.records if isinstance(item, Snapshot) else [item.record])
                     printer.show(item)
                 return
             # Statuses (external IPs) are on subjects of their own: followed beside.
@@ -220,8 +229,14 @@ def _watch(
                             raise item
                         if isinstance(item, StoredMessage):
                             printer.show_status(item)
-                        else:
-                            printer.show_endpoints(item)
+                            continue
+                        if place is not None:
+                            if isinstance(item, Discovered):
+                                await place([s.record for s in item.services])
+                            else:
+                                change = [item.change.record] if item.change else []
+                                await place([item.service.record, *change])
+                        printer.show_endpoints(item)
                 finally:
                     for task in pumps:
                         task.cancel()

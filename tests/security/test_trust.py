@@ -22,7 +22,7 @@ from registry.jetstream.server import NatsServer
 from registry.log.stored import chain_hash
 from registry.services.proof import SIGNATURE, SIGNER, Signer, prove
 from tests.creds import operator_setup
-from tests.helpers import Result, skyctl
+from tests.helpers import Lines, Result, skyctl, start
 from tests.servers import PASSWORDS, auth_server
 
 
@@ -289,6 +289,11 @@ async def test_a_replayed_signed_event_shows_as_replayed_wherever_its_proof_is_s
         assert json.loads(listed.out)["items"][0]["metadata"]["createdByProof"] == "replayed"
         described = skyctl("describe", "svc", "again", *auth, url=url)
         assert "(replayed)" in described.out, described.out
+        past = skyctl("get", "svc", "again", "--at", str(replay.seq), "-o", "json", *auth, url=url)
+        assert json.loads(past.out)["metadata"]["createdByProof"] == "replayed", past.out
+        watch = Lines(start("get", "svc", "again", "-w", "-o", "json", *auth, url=url))
+        added = json.loads(watch.next(30))
+        assert added["object"]["metadata"]["createdByProof"] == "replayed", added
         audit = skyctl("audit", "verify", *auth, url=url)
         assert audit.code == 1
         assert any(
