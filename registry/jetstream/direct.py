@@ -30,6 +30,7 @@ __all__ = [
 # The server refuses a multi_last request naming more subjects than this (413).
 MULTI_LAST_MAX = 1024
 _IN_FLIGHT = 4
+_PLACES_IN_FLIGHT = 128  # one-subject requests: small answers, many at once
 # Headers the server adds to a direct-get reply; the rest are the stored message's own.
 DIRECT_HEADERS = frozenset(
     {
@@ -89,7 +90,7 @@ async def before_many(
     asked = [(subject, seq) for subject, seq in unique if seq > 1]
     queries = [{"multi_last": [subject], "up_to_seq": seq - 1} for subject, seq in asked]
     found: dict[tuple[str, int], StoredMessage | None] = dict.fromkeys(unique)
-    replies_of = await _multi_last(conn, stream, queries, timeout, 32)
+    replies_of = await _multi_last(conn, stream, queries, timeout, _PLACES_IN_FLIGHT)
     for place, replies in zip(asked, replies_of, strict=True):
         found[place] = next((m for m in replies if m.subject == place[0]), None)
     return found

@@ -41,6 +41,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -220,8 +221,7 @@ def prove(
     except (ValueError, TypeError, binascii.Error) as exc:
         return Proof("forged", _short(exc))
     try:
-        header, body, jwt_signature = jwt.split(".")
-        _verify(issuer, f"{header}.{body}".encode(), _b64decode(jwt_signature))
+        _verify_jwt(jwt, issuer)
         _verify(user, _signed_bytes(subject, data), _b64decode(signature))
     except (ValueError, TypeError, binascii.Error) as exc:
         return Proof("forged", f"a signature does not hold ({_short(exc)})")
@@ -264,6 +264,15 @@ def _when(seconds: int) -> str:
         return str(seconds)[:20]
 
 
+@lru_cache(maxsize=1024)
+def _verify_jwt(jwt: str, issuer: str) -> None:
+    """ValueError unless ``issuer`` signed ``jwt``; remembered for the JWTs that hold (a
+    log has few signers and many events)."""
+    header, body, jwt_signature = jwt.split(".")
+    _verify(issuer, f"{header}.{body}".encode(), _b64decode(jwt_signature))
+
+
+@lru_cache(maxsize=1024)
 def _read_jwt(jwt: str) -> tuple[str, str, dict[str, Any]]:
     """The user key, issuer key and claims of a user JWT, checked for shape before any of
     it is decoded; ValueError for anything a signer would not write."""
@@ -298,29 +307,29 @@ def _read_jwt(jwt: str) -> tuple[str, str, dict[str, Any]]:
 
 def _bounded_json(raw: bytes) -> Any:
     """JSON of at most ``MAX_JSON_DEPTH`` levels, refused before parsing if deeper: a
-    recursive parser given a header of nested brackets would exhaust the stack."""
+    recursive parser given a header of nested brackets would exhaust the stack. One pass
+    over the quotes, escapes and brackets (found by a regular expression with no
+    backtracking), linear in the header's size."""
     depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
+    in_string = False
+    for token in _JSON_TOKENS.findall(raw):
+        if token == b'"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:  # inside a string, or an escape
+            continue
+        elif token in b"[{":
             depth += 1
             if depth > MAX_JSON_DEPTH:
                 raise ValueError(f"the signer's JWT nests deeper than {MAX_JSON_DEPTH} levels")
-        elif byte in (0x5D, 0x7D):  # ] }
+        else:
             depth -= 1
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: belt and braces
         raise ValueError(f"the signer's JWT is not JSON ({_short(exc)})") from None
+
+
+_JSON_TOKENS = re.compile(rb'\\.|["\[\]{}]', re.S)
 
 
 def _claims(jwt: str) -> dict[str, Any]:
@@ -407,13 +416,12 @@ class Prover:
         return (0, None) if self.from_start else None
 
     async def place(self, records: Sequence[ServiceRecord]) -> None:
-        """Find where each record's event stands (``ServiceRecord.previous``) whose
-        signatures hold: one direct get each, many in flight."""
+        """Find where each signed record's event stands (``ServiceRecord.previous``): one
+        direct get each, many in flight; nothing for unsigned records."""
         asked = [
             r
             for r in records
-            if r.previous is None
-            and prove(r.subject, r.data, r.headers, r.last_actor, None, stored_ns=r.time_ns).holds
+            if r.previous is None and SIGNER in r.headers and SIGNATURE in r.headers
         ]
         found = await self._before([(r.subject, r.seq) for r in asked])
         for record in asked:
