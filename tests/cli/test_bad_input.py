@@ -244,16 +244,17 @@ async def test_sorting_and_filtering_by_what_a_writer_chose_costs_little_and_nev
 ) -> None:
     """A writer picks its actor (any text of up to 256 characters); a reader sorting or
     filtering by it gets an answer, promptly."""
-    from tests.security.test_trust import chained_create
+    from events import Service, ServiceCreated, encode, new_event_id, utc_now
 
     assert skyctl("create", "svc", "plain", "-n", ns, url=url).code == 0
     actors = {"digits": "0" + "9" * 255, "super": "²", "arabic": "١٢٣", "as": "a" * 40 + "!"}
     async with raw_nats(url) as nc:
         for name, actor in actors.items():
-            subject = f"skyflow.svc.{ns}.{name}"
-            await nc.jetstream().publish(
-                subject, await chained_create(nc, subject, name, actor, ns)
-            )
+            event = ServiceCreated(
+                id=new_event_id(), time=utc_now(), actor=actor,
+                service=Service(namespace=ns, name=name),
+            )  # fmt: skip
+            await nc.jetstream().publish(f"skyflow.svc.{ns}.{name}", encode(event))
     started = time.monotonic()
     for sort in (".metadata.createdBy", "{.metadata.createdBy}"):
         result = skyctl("get", "svc", "-n", ns, "--sort-by", sort, "-o", "name", url=url)
