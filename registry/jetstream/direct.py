@@ -85,13 +85,18 @@ async def before_many(
     conn: Connection, stream: str, places: Sequence[tuple[str, int]], timeout: float
 ) -> dict[tuple[str, int], StoredMessage | None]:
     """For each ``(subject, seq)``, the message before ``seq`` on ``subject`` (None: there
-    is none): a ``multi_last`` of one subject up to ``seq - 1``, many in flight."""
+    is none): a ``multi_last`` of one subject up to ``seq - 1``, many in flight. A place
+    whose answer came from a replica that had not yet stored up to ``seq - 1`` (its
+    ``Nats-UpTo-Sequence`` is lower) is left out: that answer could be an older message."""
     unique = list(dict.fromkeys(places))
     asked = [(subject, seq) for subject, seq in unique if seq > 1]
     queries = [{"multi_last": [subject], "up_to_seq": seq - 1} for subject, seq in asked]
-    found: dict[tuple[str, int], StoredMessage | None] = dict.fromkeys(unique)
-    replies_of = await _multi_last(conn, stream, queries, timeout, _PLACES_IN_FLIGHT)
-    for place, replies in zip(asked, replies_of, strict=True):
+    found: dict[tuple[str, int], StoredMessage | None] = {p: None for p in unique if p[1] <= 1}
+    up_to: list[int | None] = [None] * len(queries)
+    replies_of = await _multi_last(conn, stream, queries, timeout, _PLACES_IN_FLIGHT, up_to)
+    for place, replies, reached in zip(asked, replies_of, up_to, strict=True):
+        if reached is not None and reached < place[1] - 1:
+            continue  # a replica behind the message: not an answer
         found[place] = next((m for m in replies if m.subject == place[0]), None)
     return found
 
@@ -102,8 +107,10 @@ async def _multi_last(
     queries: Sequence[Mapping[str, object]],
     timeout: float,
     in_flight: int = _IN_FLIGHT,
+    up_to: list[int | None] | None = None,
 ) -> list[list[StoredMessage]]:
-    """The replies to each of ``queries`` (multi-last direct gets), in order."""
+    """The replies to each of ``queries`` (multi-last direct gets), in order; ``up_to``
+    gets each one's ``Nats-UpTo-Sequence`` (how far the answering server looked)."""
     results: list[list[StoredMessage]] = [[] for _ in queries]
     if not queries:
         return results
@@ -121,6 +128,9 @@ async def _multi_last(
             if status is None:
                 results[index].append(stored_from_direct(headers, data))
             elif status in ("204", "404"):  # end of batch; 404: none of them has a message
+                reached = headers.get("Nats-UpTo-Sequence", "")
+                if up_to is not None and reached.isascii() and reached.isdigit():
+                    up_to[index] = int(reached)
                 future.set_result(None)
             else:
                 description = headers.get("Description", "")

@@ -130,7 +130,8 @@ class Log(Protocol):
         self, places: Sequence[tuple[str, int]]
     ) -> dict[tuple[str, int], StoredMessage | None]:
         """For each ``(subject, seq)``, the message before ``seq`` on ``subject``, or None
-        if there is none: where a signed event stands in its chain (``placed``)."""
+        if there is none: where a signed event stands in its chain (``placed``). A place
+        the server could not answer for certain (a replica behind) is left out."""
         ...
 
     async def last_sequence(self) -> int:

@@ -384,9 +384,12 @@ class Prover:
         proof = self._signature(message, actor)
         known = self._known(message)
         if proof.holds and known is None and not self.from_start:
-            found = (await self._before([(message.subject, message.seq)])).get(
-                (message.subject, message.seq)
-            )
+            place = (message.subject, message.seq)
+            answers = await self._before([place])
+            if place not in answers:  # the server could not say for certain
+                self.met(message)
+                return proof
+            found = answers[place]
             known = (found.seq, chain_hash(found.data)) if found is not None else (0, None)
         self.met(message)
         return placed(proof, link, *_swap(known))
@@ -425,7 +428,10 @@ class Prover:
         ]
         found = await self._before([(r.subject, r.seq) for r in asked])
         for record in asked:
-            before = found.get((record.subject, record.seq))
+            place = (record.subject, record.seq)
+            if place not in found:
+                continue  # not known for certain: the signature alone is judged
+            before = found[place]
             record.previous = (before.seq, chain_hash(before.data)) if before else (0, None)
 
     async def _before(
