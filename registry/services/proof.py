@@ -214,6 +214,8 @@ def prove(
         return Proof("unproven", "not signed")
     if jwt is None or signature is None:
         return Proof("forged", "half a signature")
+    if not isinstance(jwt, str) or not isinstance(signature, str):
+        return Proof("forged", "the signer headers are not text")
     try:
         user, issuer, claims = _read_jwt(jwt)
         if not _SIGNATURE.fullmatch(signature):

@@ -382,3 +382,5 @@ def test_a_signer_header_is_refused_by_size_and_depth_before_it_is_decoded() -> 
     proof = prove("s", b"", {SIGNER: deep, SIGNATURE: "A" * 86}, "x", None)
     assert proof.status == "forged" and "nests deeper" in proof.detail, proof.detail
     assert time.perf_counter() - started < 5
+    odd: dict[str, object] = {SIGNER: 12, SIGNATURE: b"x"}
+    assert prove("s", b"", odd, "x", None).status == "forged"  # type: ignore[arg-type]
