@@ -191,6 +191,23 @@ def test_a_manifest_with_a_huge_number_is_one_line_and_writes_nothing(
     assert len(result.err) < 400 and last_seq(url) == before
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events", "-n", NS, "--since", _HUGE],
+        ["get", "svc", "-n", NS, "--at", _HUGE],
+        ["create", "svc", "huge", "-n", NS, "-p", _HUGE],
+        ["create", "svc", "huge", "-n", NS, "-p", f"80:{_HUGE}"],
+    ],
+    ids=["since", "at", "port", "target-port"],
+)
+def test_a_huge_number_in_a_flag_is_one_line_and_writes_nothing(url: str, argv: list[str]) -> None:
+    before = last_seq(url)
+    result = skyctl(*argv, url=url)
+    assert result.code == 2 and result.err.count("\n") == 1, result.err[-3000:]
+    assert result.err.startswith("error: ") and last_seq(url) == before, result.err[-300:]
+
+
 @pytest.mark.parametrize("verb", ["apply", "create"])
 def test_stdin_that_is_not_utf8_is_one_line_and_writes_nothing(url: str, verb: str) -> None:
     before = last_seq(url)
