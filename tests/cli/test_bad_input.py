@@ -208,6 +208,15 @@ def test_a_huge_number_in_a_flag_is_one_line_and_writes_nothing(url: str, argv: 
     assert result.err.startswith("error: ") and last_seq(url) == before, result.err[-300:]
 
 
+@pytest.mark.parametrize("flag", ["--server", "--inbox-prefix", "--user", "--token"])
+def test_a_connection_flag_that_is_not_utf8_is_one_line(url: str, flag: str) -> None:
+    """Bytes that are not UTF-8 in an argument reach Python as lone surrogates (as
+    ``$'\\xff'`` in a shell gives them), which no socket or subject can carry."""
+    result = skyctl("get", "svc", "-n", NS, flag, "nats://\udcff", url=url)
+    assert result.code == 2 and result.err.count("\n") == 1, result.err[-3000:]
+    assert result.err.startswith(f"error: invalid {flag} ") and "UTF-8" in result.err
+
+
 @pytest.mark.parametrize("verb", ["apply", "create"])
 def test_stdin_that_is_not_utf8_is_one_line_and_writes_nothing(url: str, verb: str) -> None:
     before = last_seq(url)
