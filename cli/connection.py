@@ -41,6 +41,20 @@ class Connection:
     # else $SKYFLOW_REPLICAS, else 1. An existing stream keeps its own.
     replicas: int | None = None
 
+    def __post_init__(self) -> None:
+        # Bytes that are not UTF-8 arrive as lone surrogates, which no socket, subject or
+        # CONNECT can carry: refused here, in one line, before anything is sent. (File
+        # names may hold any bytes: the files say for themselves.)
+        for name, value in vars(self).items():
+            if isinstance(value, str) and name not in ("creds", "tlsca"):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    from registry.errors import InvalidInput
+
+                    flag = f"--{name.replace('_', '-')}"
+                    raise InvalidInput(flag, value, "it is not UTF-8 text") from None
+
     def stream_replicas(self) -> int:
         if self.replicas is not None:
             return self.replicas

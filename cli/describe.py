@@ -56,7 +56,19 @@ def describe_service(
             return await registry.get(namespace, name), await registry.history(namespace, name)
 
     record, items = asyncio.run(read())
+    _place(record, items)
     print(render(record, items, trust))
+
+
+def _place(record: ServiceRecord, items: list[HistoryItem]) -> None:
+    """Where the record's event stands in its chain, from the history read beside it."""
+    from registry.log.stored import chain_hash
+
+    previous = [i.message for i in items if i.message is not None and i.seq < record.seq]
+    if previous:
+        record.previous = (previous[-1].seq, chain_hash(previous[-1].data))
+    elif any(i.seq == record.seq for i in items):
+        record.previous = (0, None)
 
 
 def render(record: ServiceRecord, items: list[HistoryItem], trust: Trust | None) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.manifest import parse_documents
+from cli.manifest import parse_documents, read_text
 from cli.options import NamespaceOpt
 from cli.parse import parse_name
 from cli.render import service_object, to_yaml
@@ -58,7 +58,9 @@ def edit_service(
 
     async def read() -> ServiceRecord:
         async with await conn.open() as registry:
-            return await registry.get(namespace, name)
+            record = await registry.get(namespace, name)
+            await registry.prover(None).place([record])  # for createdByProof
+            return record
 
     record = asyncio.run(read())
     shown = to_yaml(service_object(record)) + "\n"
@@ -72,13 +74,17 @@ def edit_service(
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise InvalidInput("editor", command[0], exc.strerror or str(exc)) from None
-    edited = path.read_text()
     if status != 0:
         raise InvalidInput(
             "editor",
             command[0],
             f"exited with status {status}; nothing applied (your copy: {path})",
         )
+    try:
+        edited = read_text(path, "edited file")
+    except InvalidInput as exc:
+        kept = " (your copy is kept)" if path.is_file() else ""
+        raise InvalidInput(exc.what, exc.value, f"{exc.reason}; nothing applied{kept}") from None
     if edited == shown:
         path.unlink(missing_ok=True)
         print("Edit cancelled, no changes made.", file=sys.stderr)

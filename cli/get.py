@@ -23,6 +23,7 @@ from cli.views import TABLE, TABLES, View
 from registry.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from registry.client import Registry
     from registry.discovery.follower import Discovered, EndpointsChanged
     from registry.log.stored import StoredMessage
     from registry.services.history import PastState
@@ -122,19 +123,25 @@ def get_service(
 
     async def get() -> list["ServiceRecord"]:
         async with await conn.open() as registry:
-            if not view.shows_endpoints:
-                if name is not None:
-                    return [await registry.get(namespace, name)]
-                return await registry.list(scope)
-            if name is not None:  # one service: only the tasks its selector picks
-                record = await registry.get(namespace, name)
-                found = [(record, await registry.endpoints(namespace, name, record=record))]
-            else:
-                found = [(f.record, f.endpoints) for f in await registry.list_endpoints(scope)]
-            view.statuses = {record.key: endpoints.status for record, endpoints in found}
-            return [record for record, _ in found]
+            records = view.select(await read(registry))
+            if view.shows_proof:  # where each signed event stands in its chain
+                await registry.prover(trust).place(records)
+            return records
 
-    records = view.select(asyncio.run(get()))
+    async def read(registry: "Registry") -> list["ServiceRecord"]:
+        if not view.shows_endpoints:
+            if name is not None:
+                return [await registry.get(namespace, name)]
+            return await registry.list(scope)
+        if name is not None:  # one service: only the tasks its selector picks
+            record = await registry.get(namespace, name)
+            found = [(record, await registry.endpoints(namespace, name, record=record))]
+        else:
+            found = [(f.record, f.endpoints) for f in await registry.list_endpoints(scope)]
+        view.statuses = {record.key: endpoints.status for record, endpoints in found}
+        return [record for record, _ in found]
+
+    records = asyncio.run(get())
     if not records and view.says_when_empty:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
@@ -154,15 +161,17 @@ def _get_at(
 
     when = parse_when(at)
 
-    async def read() -> "PastState":
+    async def read() -> tuple["PastState", list["ServiceRecord"]]:
         async with await conn.open() as registry:
-            return await registry.at(when, namespace, name)
+            past = await registry.at(when, namespace, name)
+            records = view.select(past.projection.select())
+            if view.shows_proof:  # the log is append-only: a place then is its place now
+                await registry.prover(trust).place(records)
+            return past, records
 
-    past = asyncio.run(read())
-    records = past.projection.select()
-    if name is not None and not records:
+    past, records = asyncio.run(read())
+    if name is not None and not past.projection.services:
         raise NotFound(namespace or "default", name)
-    records = view.select(records)
     if not records and view.says_when_empty:
         where = "any namespace" if namespace is None else f"{namespace} namespace"
         print(
@@ -180,13 +189,20 @@ def _watch(
     view: View,
     trust: "Trust | None",
 ) -> None:
+    from registry.discovery.follower import Discovered
+    from registry.services.watch import Snapshot
+
     async def run() -> None:
         from registry.log.stored import StoredMessage
 
         async with await conn.open(keep_reconnecting=True) as registry:
             printer = _WatchPrinter(view, trust)
+            # Where each signed event stands, looked up as it is shown.
+            place = registry.prover(trust).place if view.shows_proof else None
             if not view.shows_endpoints:
                 async for item in registry.watch(namespace, name):
+                    if place is not None:
+                        await place(item.records if isinstance(item, Snapshot) else [item.record])
                     printer.show(item)
                 return
             # Statuses (external IPs) are on subjects of their own: followed beside.
@@ -213,8 +229,14 @@ def _watch(
                             raise item
                         if isinstance(item, StoredMessage):
                             printer.show_status(item)
-                        else:
-                            printer.show_endpoints(item)
+                            continue
+                        if place is not None:
+                            if isinstance(item, Discovered):
+                                await place([s.record for s in item.services])
+                            else:
+                                change = [item.change.record] if item.change else []
+                                await place([item.service.record, *change])
+                        printer.show_endpoints(item)
                 finally:
                     for task in pumps:
                         task.cancel()

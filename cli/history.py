@@ -10,7 +10,7 @@ import typer
 from cli.connection import Connection, connection_options
 from cli.options import NamespaceOpt, Output, output_option
 from cli.parse import parse_name
-from cli.proof import TrustOpt, load_trust, proof_of
+from cli.proof import TrustOpt, load_trust
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
 from cli.terminal import safe
 from cli.verbs import verb_app
@@ -68,19 +68,31 @@ def history_service(
             return await registry.history(namespace, name)
 
     items = asyncio.run(read())
+    paired = zip(_with_before(items), history_proofs(items, trust), strict=True)
     if output is Output.table:
-        rows = [_history_row(item, before, trust) for item, before in _with_before(items)]
+        rows = [_history_row(item, before, proof) for (item, before), proof in paired]
         print(Table(HISTORY_COLUMNS, rows).render(rows))
         return
-    objects = [_history_object(item, before, trust) for item, before in _with_before(items)]
+    objects = [_history_object(item, before, proof) for (item, before), proof in paired]
     print(to_json(objects) if output is Output.json else to_yaml(objects))
 
 
-def _proof(item: "HistoryItem", trust: "Trust | None") -> "Proof | None":
-    message = item.message
-    if item.event is None or message is None:
-        return None
-    return proof_of(message.subject, message.data, message.headers, item.event.actor, trust)
+def history_proofs(items: list["HistoryItem"], trust: "Trust | None") -> list["Proof | None"]:
+    """What each event of one service's whole history proves (None: unreadable), each
+    judged in its place: the history is its subject's chain from the start."""
+    from registry.services.proof import Prover
+
+    prover = Prover(trust, from_start=True)
+    proofs: list[Proof | None] = []
+    for item in items:
+        message, event = item.message, item.event
+        if message is not None and event is not None:
+            proofs.append(prover.in_order(message, event.actor, event.prev))
+            continue
+        if message is not None:
+            prover.met(message)
+        proofs.append(None)
+    return proofs
 
 
 def _with_before(items: list["HistoryItem"]) -> list[tuple["HistoryItem", "Service | None"]]:
@@ -102,7 +114,7 @@ def _changes(item: "HistoryItem", before: "Service | None") -> list[str]:
     return [str(change) for change in changes(before, item.service)]
 
 
-def _history_row(item: "HistoryItem", before: "Service | None", trust: "Trust | None") -> list[str]:
+def _history_row(item: "HistoryItem", before: "Service | None", proof: "Proof | None") -> list[str]:
     if item.event is None:
         return [
             str(item.seq),
@@ -117,14 +129,14 @@ def _history_row(item: "HistoryItem", before: "Service | None", trust: "Trust | 
             "",
         ]
     state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
-    proof = str(_proof(item, trust) or "?")
     event = item.event
     changed = "; ".join(_changes(item, before))
-    return [str(item.seq), short_time(item.stored), event.actor, proof, event.type, *state, changed]
+    shown = str(proof or "?")
+    return [str(item.seq), short_time(item.stored), event.actor, shown, event.type, *state, changed]
 
 
 def _history_object(
-    item: "HistoryItem", before: "Service | None", trust: "Trust | None"
+    item: "HistoryItem", before: "Service | None", proof: "Proof | None"
 ) -> dict[str, Any]:
     obj: dict[str, Any] = {"seq": item.seq, "stored": short_time(item.stored)}
     if item.event is None:
@@ -133,7 +145,6 @@ def _history_object(
         obj["event"] = item.event.model_dump(mode="json")
         if changed := _changes(item, before):
             obj["changes"] = changed
-        proof = _proof(item, trust)
         if proof is not None:
             obj["proof"] = {"status": proof.status, "detail": proof.detail}
     obj["service"] = item.service.model_dump(mode="json") if item.service else None
@@ -195,14 +206,25 @@ def events(
         raise InvalidInput("--for", for_object, "one service is in one namespace: drop -A")
 
     async def run() -> int:
+        from registry.log.entry import Entry
+
         printed = 0
         async with await conn.open(keep_reconnecting=follow) as registry:
             table: Table | None = None
+            # Read from the start, each subject's chain is met in order; otherwise the log
+            # is asked where a signed event stands.
+            prover = registry.prover(trust, from_start=when is None and not follow)
             async for record in registry.events(scope, since=when, follow=follow, name=name):
-                if output is Output.json:
-                    print(to_json(_event_object(record, trust), compact=True), flush=True)
+                proof: Proof | None = None
+                if isinstance(record.entry, Entry):
+                    event = record.entry.event
+                    proof = await prover.prove(record.message, event.actor, event.prev)
                 else:
-                    row = _event_row(record, trust)
+                    prover.met(record.message)
+                if output is Output.json:
+                    print(to_json(_event_object(record, proof), compact=True), flush=True)
+                else:
+                    row = _event_row(record, proof)
                     if table is None:
                         table = Table(EVENT_COLUMNS, [row], min_widths=[6, 20, 12, 14])
                         print(table.line(table.header))
@@ -227,7 +249,7 @@ def _object_name(text: str) -> str:
     return parse_name(name)
 
 
-def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
+def _event_row(record: "LogRecord", proof: "Proof | None") -> list[str]:
     from cli.views import labels_cell
     from events import (
         ServiceCreated,
@@ -257,12 +279,11 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
             details = f"forced over unreadable seq {overridden.seq}: {overridden.reason}"
         case _:
             assert_never(event)
-    proof = proof_of(message.subject, message.data, message.headers, event.actor, trust)
     return [
         str(record.seq),
         stored,
         event.actor,
-        str(proof),
+        str(proof or "?"),
         event.type,
         event.namespace,
         event.name,
@@ -270,7 +291,7 @@ def _event_row(record: "LogRecord", trust: "Trust | None") -> list[str]:
     ]
 
 
-def _event_object(record: "LogRecord", trust: "Trust | None") -> dict[str, Any]:
+def _event_object(record: "LogRecord", proof: "Proof | None") -> dict[str, Any]:
     from registry.log.entry import Entry
 
     obj: dict[str, Any] = {
@@ -281,9 +302,8 @@ def _event_object(record: "LogRecord", trust: "Trust | None") -> dict[str, Any]:
     if isinstance(record.entry, Entry):
         event = record.entry.event
         obj["event"] = event.model_dump(mode="json")
-        message = record.message
-        proof = proof_of(message.subject, message.data, message.headers, event.actor, trust)
-        obj["proof"] = {"status": proof.status, "detail": proof.detail}
+        if proof is not None:
+            obj["proof"] = {"status": proof.status, "detail": proof.detail}
     else:
         obj["error"] = record.entry.reason
     return obj
@@ -325,6 +345,8 @@ def verify(trust_file: TrustOpt = None, *, conn: Connection) -> None:
     summary = f"checked {checker.describe()}"
     if trust is not None or proofs["signed"] or proofs["verified"]:
         counts = ", ".join(f"{proofs[s]} {s}" for s in ("verified", "signed", "unproven"))
+        others = [f"{proofs[s]} {s}" for s in ("replayed", "expired", "forged") if proofs[s]]
+        counts = ", ".join([counts, *others])
         print(f"actors: {counts}", file=sys.stderr if breaks or unproven else sys.stdout)
     if breaks or unproven:
         problems = [f"{breaks} break{'s' if breaks != 1 else ''}"] if breaks else []

@@ -29,7 +29,16 @@ from registry.errors import InvalidInput
 if TYPE_CHECKING:
     from events import Service
 
-__all__ = ["API_VERSION", "Manifest", "load_manifests", "parse_documents"]
+__all__ = [
+    "API_VERSION",
+    "MAX_DIGITS",
+    "Manifest",
+    "decode",
+    "load_manifests",
+    "parse_documents",
+    "read_stdin",
+    "read_text",
+]
 
 API_VERSION = "skyflow.io/v1"
 _SUFFIXES = (".yaml", ".yml", ".json")
@@ -56,7 +65,7 @@ def load_manifests(paths: Sequence[str], *, namespace: str | None) -> list[Manif
 
 def _read(path: str) -> Iterator[tuple[str, str]]:
     if path == "-":
-        yield "<stdin>", sys.stdin.read()
+        yield "<stdin>", read_stdin("-f")
         return
     target = Path(path)
     if target.is_dir():
@@ -68,19 +77,44 @@ def _read(path: str) -> Iterator[tuple[str, str]]:
     else:
         raise InvalidInput("-f", path, "no such file or directory")
     for file in files:
-        try:
-            yield str(file), file.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput("-f", str(file), f"cannot be read ({exc})") from None
+        yield str(file), read_text(file, "-f")
+
+
+def read_stdin(what: str) -> str:
+    """Standard input as UTF-8 text, or ``InvalidInput`` saying where it is not."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # already text (a test's, or an embedding program's)
+        return sys.stdin.read()
+    return decode(stream.read(), what, "<stdin>")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A file as UTF-8 text, or ``InvalidInput`` naming it and why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(what, str(path), "it is no longer there") from None
+    except OSError as exc:
+        raise InvalidInput(what, str(path), f"cannot be read ({exc.strerror or exc})") from None
+    return decode(data, what, str(path))
+
+
+def decode(data: bytes, what: str, origin: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InvalidInput(
+            what, origin, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
+        ) from None
 
 
 def parse_documents(text: str, origin: str, *, namespace: str | None) -> list[Manifest]:
     """The services in one file's text; InvalidInput naming the file and document."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
     try:
-        documents = list(yaml.load_all(text, Loader=loader))
+        documents = list(yaml.load_all(text, Loader=_loader()))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -105,6 +139,41 @@ def parse_documents(text: str, origin: str, *, namespace: str | None) -> list[Ma
         else:
             manifests.append(_manifest(document, where, namespace))
     return manifests
+
+
+# More digits than any number a manifest holds (a port, a revision) can have; longer ones
+# are refused as they are read, before Python converts them (it refuses past 4,300
+# digits, and takes time quadratic in the digits below that).
+MAX_DIGITS = 24
+
+
+@functools.cache
+def _loader() -> Any:
+    """The YAML (and JSON) loader: safe (libyaml's, when PyYAML has it), and refusing an
+    integer longer than ``MAX_DIGITS`` with the line it is on."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc,valid-type]
+        pass
+
+    def construct_int(loader: Any, node: Any) -> int:
+        text = str(loader.construct_scalar(node))
+        digits = text.replace("_", "").lstrip("+-")
+        if len(digits) > MAX_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a number of {len(digits)} digits ({text[:12]}...), where at most "
+                f"{MAX_DIGITS} fit,",
+                node.start_mark,
+            )
+        value: int = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+        return value
+
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
+    return Loader
 
 
 def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:

@@ -6,16 +6,15 @@ See ``registry.services.proof`` for what each status means. Without a trust file
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
-    from registry.services.proof import Proof, Trust
+    from registry.services.proof import Trust
 
-__all__ = ["TRUST_ENV", "TrustOpt", "load_trust", "proof_of"]
+__all__ = ["TRUST_ENV", "TrustOpt", "load_trust"]
 
 TRUST_ENV = "SKYFLOW_TRUST"
 
@@ -37,11 +36,3 @@ def load_trust(path: str | None) -> Trust | None:
     from registry.services.proof import Trust
 
     return Trust.from_file(Path(path))
-
-
-def proof_of(
-    subject: str, data: bytes, headers: Mapping[str, str], actor: str, trust: Trust | None
-) -> Proof:
-    from registry.services.proof import prove
-
-    return prove(subject, data, headers, actor, trust)

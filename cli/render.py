@@ -229,10 +229,11 @@ def service_row(
 
 
 def record_proof(record: ServiceRecord, trust: Trust | None) -> Proof:
-    """What the stored event proves about who created the service (``registry.services.proof``)."""
-    from registry.services.proof import prove
+    """What the service's last stored event proves about who wrote it, and where it stands
+    once a reader has placed it (``registry.services.proof``)."""
+    from registry.services import proof
 
-    return prove(record.subject, record.data, record.headers, record.actor, trust)
+    return proof.record_proof(record, trust)
 
 
 class Table:

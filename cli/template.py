@@ -34,7 +34,20 @@ __all__ = [
     "text_of",
 ]
 
-_ENV = jsonpath.JSONPathEnvironment()
+
+class _Environment(jsonpath.JSONPathEnvironment):
+    """python-jsonpath without regular expressions (``=~``, ``match()``, ``search()``):
+    Python's engine backtracks, so their cost over text a writer chose (an actor, a
+    label) could be exponential; kubectl's JSONPath has none either."""
+
+    def setup_function_extensions(self) -> None:
+        super().setup_function_extensions()
+        for name in _REGEX_FUNCTIONS:
+            self.function_extensions.pop(name, None)
+
+
+_REGEX_FUNCTIONS = ("match", "search")
+_ENV = _Environment()
 
 # A member name RFC 9535 accepts after a dot; anything else is written as ['...'].
 _SHORTHAND = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*")
@@ -190,12 +203,24 @@ def compile_path(source: str) -> Path:
         text = "$"
     try:
         translated = _Translator(text).run()
+        _refuse_regex(translated)
         query = _ENV.compile(translated)
     except ValueError as exc:  # the library's syntax errors are ValueErrors too
         raise InvalidInput("jsonpath", source, _reason(exc)) from None
     except jsonpath.JSONPathError as exc:
         raise InvalidInput("jsonpath", source, _reason(exc)) from None
     return Path(source, query)
+
+
+def _refuse_regex(path: str) -> None:
+    for token in _ENV.lexer.tokenize(path):
+        if token.kind == "TOKEN_RE" or (
+            token.kind == "TOKEN_FUNCTION" and token.value in _REGEX_FUNCTIONS
+        ):
+            raise ValueError(
+                f"{token.value!r}: regular expressions are not supported (their cost would "
+                "depend on the data; kubectl's JSONPath has none)"
+            )
 
 
 _RELAXED = re.compile(r"^\{\.?([^{}]+)\}$|^\.?([^{}]+)$")
@@ -382,14 +407,23 @@ def _path(source: str) -> Path:
 
 # -- sorting -----------------------------------------------------------------------------
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"([0-9]+)")
 
 
-def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
-    """kubectl's NaturalLess: digit runs compare as numbers (``svc2`` before ``svc10``)."""
-    return tuple(
-        (0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(text) if part
-    )
+def _natural(text: str) -> tuple[tuple[int, int, str], ...]:
+    """kubectl's NaturalLess: runs of ASCII digits compare as numbers (``svc2`` before
+    ``svc10``), by their length without leading zeros and then their digits, so a run of
+    any length (a writer's 50,000-digit actor) costs what reading it costs."""
+    key: list[tuple[int, int, str]] = []
+    for part in _DIGITS.split(text):
+        if not part:
+            continue
+        if part[0] in "0123456789":
+            digits = part.lstrip("0")
+            key.append((0, len(digits), digits))
+        else:
+            key.append((1, 0, part))
+    return tuple(key)
 
 
 def sort_key(values: list[Any]) -> tuple[int, Any]:

@@ -134,6 +134,12 @@ class View:
     # -- one list --------------------------------------------------------------------------
 
     @property
+    def shows_proof(self) -> bool:
+        """Whether what is printed may hold each service's proof (the wide table's PROOF,
+        ``createdByProof`` in objects and templates): then its place is looked up."""
+        return self.output is not Output.table and self.output is not Output.name
+
+    @property
     def shows_endpoints(self) -> bool:
         """Tables (not custom columns) show each service's ENDPOINTS, ready/total."""
         return self.output in TABLES and self.columns is None

@@ -43,7 +43,7 @@ from registry.services.decisions import (
 )
 from registry.services.projection import Change, ServiceRecord
 from registry.services.projector import SkipHandler, list_current, report_skipped
-from registry.services.proof import Signer
+from registry.services.proof import Prover, Signer, Trust
 from registry.services.writer import (
     DEFAULT_CONCURRENCY,
     Writer,
@@ -562,6 +562,14 @@ class Registry:
         from registry.discovery.follower import Follower
 
         return Follower(self.log, namespace, name, on_skipped=self.on_skipped)
+
+    def prover(self, trust: Trust | None, *, from_start: bool = False) -> Prover:
+        """Proves events as a reader meets them, place in the chain included
+        (``registry.services.proof``): in stream order from the start, or in any order,
+        asking the log where each signed event stands."""
+        from registry.services.proof import Prover
+
+        return Prover(trust, self.log, from_start=from_start)
 
     def resolver(self, **options: Any) -> Resolver:
         """A ``Resolver`` over this registry's connection (``registry.discovery.resolver``)."""

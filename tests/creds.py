@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,15 @@ def _jwt(claims: dict[str, Any], signer: nkeys.KeyPair) -> str:
     return f"{header}.{body}.{_b64(signer.sign(f'{header}.{body}'.encode()))}"
 
 
-def operator_setup(directory: Path, user_name: str) -> tuple[Path, Path]:
-    """Write ``operator.conf`` (include it in a server config) and ``<user>.creds``."""
+def operator_setup(
+    directory: Path, user_name: str, others: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Path, Path]:
+    """Write ``operator.conf`` (include it in a server config) and ``<user>.creds``; with
+    ``others``, also ``<name>.creds`` for each further user of the same account, its JWT
+    given those extra claims (``{"exp": ...}``)."""
     _, op_pub, operator = _keypair(nkeys.PREFIX_BYTE_OPERATOR)
     _, sys_pub, _ = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     _, acc_pub, account = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
-    user_seed, user_pub, _ = _keypair(nkeys.PREFIX_BYTE_USER)
     op_jwt = _jwt(
         {
             "iss": op_pub,
@@ -78,31 +82,40 @@ def operator_setup(directory: Path, user_name: str) -> tuple[Path, Path]:
         },
         operator,
     )
-    user_jwt = _jwt(
-        {
-            "iss": acc_pub,
-            "sub": user_pub,
-            "name": user_name,
-            "nats": {
-                "type": "user",
-                "version": 2,
-                "pub": {},
-                "sub": {},
-                "subs": -1,
-                "data": -1,
-                "payload": -1,
+
+    def user_creds(name: str, extra: Mapping[str, Any]) -> Path:
+        user_seed, user_pub, _ = _keypair(nkeys.PREFIX_BYTE_USER)
+        user_jwt = _jwt(
+            {
+                "iss": acc_pub,
+                "sub": user_pub,
+                "name": name,
+                "nats": {
+                    "type": "user",
+                    "version": 2,
+                    "pub": {},
+                    "sub": {},
+                    "subs": -1,
+                    "data": -1,
+                    "payload": -1,
+                },
+                **extra,
             },
-        },
-        account,
-    )
+            account,
+        )
+        creds = directory / f"{name}.creds"
+        creds.write_text(
+            f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+            f"-----BEGIN USER NKEY SEED-----\n{user_seed}\n------END USER NKEY SEED------\n"
+        )
+        return creds
+
     config = directory / "operator.conf"
     config.write_text(
         f"operator: {op_jwt}\nsystem_account: {sys_pub}\nresolver: MEMORY\n"
         f"resolver_preload: {{ {acc_pub}: {acc_jwt}, {sys_pub}: {sys_jwt} }}\n"
     )
-    creds = directory / f"{user_name}.creds"
-    creds.write_text(
-        f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
-        f"-----BEGIN USER NKEY SEED-----\n{user_seed}\n------END USER NKEY SEED------\n"
-    )
+    creds = user_creds(user_name, {})
+    for name, extra in (others or {}).items():
+        user_creds(name, extra)
     return config, creds

@@ -18,11 +18,19 @@ from registry.errors import ServerError
 from registry.jetstream.connection import Connection
 from registry.log.stored import StoredMessage
 
-__all__ = ["DIRECT_HEADERS", "MULTI_LAST_MAX", "last_many", "parse_time_ns", "stored_from_direct"]
+__all__ = [
+    "DIRECT_HEADERS",
+    "MULTI_LAST_MAX",
+    "before_many",
+    "last_many",
+    "parse_time_ns",
+    "stored_from_direct",
+]
 
 # The server refuses a multi_last request naming more subjects than this (413).
 MULTI_LAST_MAX = 1024
 _IN_FLIGHT = 4
+_PLACES_IN_FLIGHT = 128  # one-subject requests: small answers, many at once
 # Headers the server adds to a direct-get reply; the rest are the stored message's own.
 DIRECT_HEADERS = frozenset(
     {
@@ -67,23 +75,62 @@ async def last_many(
     unique = list(dict.fromkeys(subjects))
     chunks = [unique[i : i + MULTI_LAST_MAX] for i in range(0, len(unique), MULTI_LAST_MAX)]
     found: dict[str, StoredMessage] = {}
-    if not chunks:
-        return found
+    for replies in await _multi_last(conn, stream, [{"multi_last": c} for c in chunks], timeout):
+        for stored in replies:
+            found[stored.subject] = stored
+    return found
+
+
+async def before_many(
+    conn: Connection, stream: str, places: Sequence[tuple[str, int]], timeout: float
+) -> dict[tuple[str, int], StoredMessage | None]:
+    """For each ``(subject, seq)``, the message before ``seq`` on ``subject`` (None: there
+    is none): a ``multi_last`` of one subject up to ``seq - 1``, many in flight. A place
+    whose answer came from a replica that had not yet stored up to ``seq - 1`` (its
+    ``Nats-UpTo-Sequence`` is lower) is left out: that answer could be an older message."""
+    unique = list(dict.fromkeys(places))
+    asked = [(subject, seq) for subject, seq in unique if seq > 1]
+    queries = [{"multi_last": [subject], "up_to_seq": seq - 1} for subject, seq in asked]
+    found: dict[tuple[str, int], StoredMessage | None] = {p: None for p in unique if p[1] <= 1}
+    up_to: list[int | None] = [None] * len(queries)
+    replies_of = await _multi_last(conn, stream, queries, timeout, _PLACES_IN_FLIGHT, up_to)
+    for place, replies, reached in zip(asked, replies_of, up_to, strict=True):
+        if reached is not None and reached < place[1] - 1:
+            continue  # a replica behind the message: not an answer
+        found[place] = next((m for m in replies if m.subject == place[0]), None)
+    return found
+
+
+async def _multi_last(
+    conn: Connection,
+    stream: str,
+    queries: Sequence[Mapping[str, object]],
+    timeout: float,
+    in_flight: int = _IN_FLIGHT,
+    up_to: list[int | None] | None = None,
+) -> list[list[StoredMessage]]:
+    """The replies to each of ``queries`` (multi-last direct gets), in order; ``up_to``
+    gets each one's ``Nats-UpTo-Sequence`` (how far the answering server looked)."""
+    results: list[list[StoredMessage]] = [[] for _ in queries]
+    if not queries:
+        return results
     prefix = conn.new_inbox()
-    waiting: dict[str, asyncio.Future[None]] = {}
+    waiting: dict[str, tuple[int, asyncio.Future[None]]] = {}
     loop = asyncio.get_running_loop()
 
     def on_msg(subject: str, _reply: str, headers: Mapping[str, str] | None, data: bytes) -> None:
-        future = waiting.get(subject.rpartition(".")[2])
+        index, future = waiting.get(subject.rpartition(".")[2], (-1, None))
         if future is None or future.done():
             return
         headers = headers or {}
         status = headers.get("Status")
         try:
             if status is None:
-                stored = stored_from_direct(headers, data)
-                found[stored.subject] = stored
+                results[index].append(stored_from_direct(headers, data))
             elif status in ("204", "404"):  # end of batch; 404: none of them has a message
+                reached = headers.get("Nats-UpTo-Sequence", "")
+                if up_to is not None and reached.isascii() and reached.isdigit():
+                    up_to[index] = int(reached)
                 future.set_result(None)
             else:
                 description = headers.get("Description", "")
@@ -93,13 +140,14 @@ async def last_many(
 
     sub = await conn.subscribe(f"{prefix}.*", on_msg)
     try:
-        slots = asyncio.Semaphore(_IN_FLIGHT)
+        slots = asyncio.Semaphore(in_flight)
 
-        async def fetch(index: int, chunk: list[str]) -> None:
+        async def fetch(index: int, query: Mapping[str, object]) -> None:
             async with slots:
                 token = str(index)
-                waiting[token] = future = loop.create_future()
-                payload = json.dumps({"multi_last": chunk}).encode()
+                future = loop.create_future()
+                waiting[token] = (index, future)
+                payload = json.dumps(query).encode()
                 await conn.publish(
                     f"$JS.API.DIRECT.GET.{stream}", payload, reply=f"{prefix}.{token}"
                 )
@@ -107,8 +155,10 @@ async def last_many(
                     await asyncio.wait_for(future, timeout)
                 except TimeoutError:
                     raise ServerError(f"direct get timed out at {conn.url}") from None
+                finally:
+                    del waiting[token]
 
-        await asyncio.gather(*(fetch(i, chunk) for i, chunk in enumerate(chunks)))
+        await asyncio.gather(*(fetch(i, query) for i, query in enumerate(queries)))
     finally:
         await sub.unsubscribe()
-    return found
+    return results

@@ -22,7 +22,7 @@ from registry.errors import (
 )
 from registry.jetstream.checkpoints import ANONYMOUS, CheckpointStore
 from registry.jetstream.connection import Connection, Reply
-from registry.jetstream.direct import last_many
+from registry.jetstream.direct import before_many, last_many
 from registry.jetstream.protocol import (
     BATCH_COMMIT,
     BATCH_DUPLICATE_ID,
@@ -285,6 +285,24 @@ class JetStreamLog:
         async def attempt() -> dict[str, StoredMessage]:
             return await session.exchange(
                 last_many(session.conn, self.spec.name, subjects, session.timeout),
+                "read services",
+                "$JS.API.DIRECT.GET.",
+            )
+
+        return await session.retrying(
+            attempt,
+            retry_for,
+            lambda reason: ServerError(f"reading services: {reason} from {session.url}"),
+        )
+
+    async def before_many(
+        self, places: Sequence[tuple[str, int]], *, retry_for: float = 10.0
+    ) -> dict[tuple[str, int], StoredMessage | None]:
+        session = self.session
+
+        async def attempt() -> dict[tuple[str, int], StoredMessage | None]:
+            return await session.exchange(
+                before_many(session.conn, self.spec.name, places, session.timeout),
                 "read services",
                 "$JS.API.DIRECT.GET.",
             )

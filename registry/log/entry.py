@@ -51,6 +51,7 @@ class Entry:
     event: Event
     data: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+    time_ns: int = 0  # when the server stored it (0: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,9 @@ def read_entry(message: StoredMessage) -> Entry | Skipped:
     except DecodeError as exc:
         return Skipped(message.seq, message.subject, str(exc))
     if message.subject == subject_for(event.namespace, event.name):
-        return Entry(message.seq, message.subject, event, message.data, message.headers)
+        return Entry(
+            message.seq, message.subject, event, message.data, message.headers, message.time_ns
+        )
     try:
         namespace, name = parse_subject(message.subject)
     except ValueError as exc:

@@ -126,6 +126,14 @@ class Log(Protocol):
         """The last message of each of ``subjects`` that has one, by subject."""
         ...
 
+    async def before_many(
+        self, places: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], StoredMessage | None]:
+        """For each ``(subject, seq)``, the message before ``seq`` on ``subject``, or None
+        if there is none: where a signed event stands in its chain (``placed``). A place
+        the server could not answer for certain (a replica behind) is left out."""
+        ...
+
     async def last_sequence(self) -> int:
         """The stream sequence of the newest message in the log (0: empty)."""
         ...

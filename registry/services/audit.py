@@ -7,7 +7,8 @@ the stream, one whose link was forged or left out, or history changed underneath
 proves order and completeness of each service's chain, not who wrote it: anyone
 allowed to publish can compute a hash. Who wrote it is what the signatures of
 ``registry.services.proof`` add: the walk checks each event's too, and a signature that does not
-hold, or names another actor, is a break; given the keys it trusts, an auditor also sees
+hold, names another actor, was made for another place in its chain (a replay) or by an
+expired JWT, is a break; given the keys it trusts, an auditor also sees
 every event whose actor nothing proves.
 
 The walk covers the whole stream: services, the records of the addresses they hold, and
@@ -32,7 +33,7 @@ from registry.log.port import Log
 from registry.log.reader import CAUGHT_UP, Start
 from registry.services.decisions import chain_hash
 from registry.services.projection import Projection
-from registry.services.proof import Proof, Trust, prove
+from registry.services.proof import Proof, Trust, placed, prove
 
 __all__ = ["AddressLedger", "Break", "ChainChecker", "Unproven", "verify"]
 
@@ -86,6 +87,10 @@ class ChainChecker:
                 f"links to {have[:12]}…, expected {want[:12]}… (hash of seq {prev_seq})",
             )
         return None
+
+    def last(self, subject: str) -> tuple[int, str] | None:
+        """The sequence and hash of the last message checked on ``subject``."""
+        return self._last.get(subject)
 
     def check_all(self, messages: Iterable[StoredMessage]) -> list[Break]:
         return [b for b in (self.check(m) for m in messages) if b is not None]
@@ -185,6 +190,7 @@ async def verify(
     ledger = AddressLedger()
     async for message in _whole_log(log):
         entry = read_any(message)
+        before = checker.last(message.subject)
         found = checker.check(message, entry)
         if found is not None:
             yield found
@@ -192,9 +198,13 @@ async def verify(
             continue
         ledger.feed(entry)
         actor = entry.event.actor
-        proof = prove(message.subject, message.data, message.headers, actor, trust)
+        proof = prove(
+            message.subject, message.data, message.headers, actor, trust, stored_ns=message.time_ns
+        )
+        previous, previous_seq = (before[1], before[0]) if before else (None, 0)
+        proof = placed(proof, entry.event.prev, previous, previous_seq)
         proofs[proof.status] += 1
-        if proof.status == "forged":
+        if proof.status in ("forged", "replayed", "expired"):
             yield Break(message.seq, message.subject, f"actor {actor!r}: {proof.detail}")
         elif trust is not None and proof.status != "verified":
             yield Unproven(message.seq, message.subject, actor, proof)

@@ -80,7 +80,7 @@ class ServiceRecord:
     without it, so they stay small until someone reads them.
     """
 
-    __slots__ = ("_event", "_status", "data", "headers", "seq")
+    __slots__ = ("_event", "_status", "data", "headers", "previous", "seq", "time_ns")
 
     def __init__(
         self,
@@ -89,12 +89,17 @@ class ServiceRecord:
         event: LiveEvent | None = None,
         headers: Mapping[str, str] | None = None,
         status: ServiceStatusSet | None = None,
+        time_ns: int = 0,
     ) -> None:
         self.seq = seq  # stream sequence of its event: the resource version
         self.data = data
         self._event = event
         self.headers: Mapping[str, str] = headers or {}  # as stored: a signature, for one
         self._status = status
+        self.time_ns = time_ns  # when the server stored its event (0: not known)
+        # The sequence and chain hash of the message before its event on its subject
+        # ((0, None): none), once a reader has looked (``registry.services.proof``).
+        self.previous: tuple[int, str | None] | None = None
 
     @classmethod
     def from_event(
@@ -145,7 +150,9 @@ class ServiceRecord:
 
     def with_status(self, report: ServiceStatusSet | None) -> ServiceRecord:
         """This record with a controller's status report attached."""
-        return ServiceRecord(self.seq, self.data, self._event, self.headers, report)
+        record = ServiceRecord(self.seq, self.data, self._event, self.headers, report, self.time_ns)
+        record.previous = self.previous
+        return record
 
     @property
     def created(self) -> datetime:
@@ -175,7 +182,11 @@ class ServiceRecord:
         return subject_for(*self.key)
 
     def copy(self) -> ServiceRecord:
-        return ServiceRecord(self.seq, self.data, self._event, self.headers, self._status)
+        copied = ServiceRecord(
+            self.seq, self.data, self._event, self.headers, self._status, self.time_ns
+        )
+        copied.previous = self.previous
+        return copied
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ServiceRecord):
@@ -224,12 +235,16 @@ class Projection:
                 key = (sys.intern(event.service.namespace), event.service.name)
                 before = self.services.get(key)
                 kept = event if self.keep_events else None
-                self.services[key] = ServiceRecord(entry.seq, entry.data, kept, entry.headers)
+                self.services[key] = ServiceRecord(
+                    entry.seq, entry.data, kept, entry.headers, time_ns=entry.time_ns
+                )
                 if not changes:
                     return None
                 # Our writers never create over a live service; an event written around
                 # them still wins, since the log is the truth.
-                record = ServiceRecord(entry.seq, entry.data, event, entry.headers)
+                record = ServiceRecord(
+                    entry.seq, entry.data, event, entry.headers, time_ns=entry.time_ns
+                )
                 return Change("MODIFIED" if before else "ADDED", entry.seq, record, event)
             case ServiceDeleted() | ServiceForceDeleted():
                 removed = self.services.pop((event.namespace, event.name), None)
