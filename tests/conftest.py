@@ -7,16 +7,33 @@ other by using a namespace of their own.
 
 from __future__ import annotations
 
+import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from tests.helpers import stop_started
+
+# Property tests in the suite assert behaviour, never speed: no per-example deadline and
+# no "input generation is slow" check (both are timings, and fail on a loaded machine),
+# and a fixed sequence of examples, so CI cannot fail on an example no earlier run met.
+# HYPOTHESIS_PROFILE=explore searches afresh, as a developer hunting bugs would.
+settings.register_profile(
+    "suite",
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=2000
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
