@@ -314,8 +314,11 @@ async def test_killing_the_liveness_leader_drops_no_live_task(
     cluster: LocalCluster, report: Callable[[str], None]
 ) -> None:
     """Tasks announced on a cluster stay live through a kill of the liveness stream's
-    leader (heartbeats go on to the new one), and one that crashes then still expires."""
-    ns, service, ttl = "shop", "shop/web", 15
+    leader (heartbeats go on, through their intake, to the new one), and one that crashes
+    then still expires."""
+    # TTL 30 s: long enough to cover the liveness stream's new leader setting up its
+    # sources again, which nats-server may take 30 s to retry (docs/discovery.md).
+    ns, service, ttl = "shop", "shop/web", 30
     async with (
         await Registry.connect(cluster.url) as announcing,
         await Registry.connect(cluster.url) as crashing,
