@@ -63,17 +63,6 @@ def init(
             show_default=False,
         ),
     ] = None,
-    readers: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--reader",
-            metavar="USER",
-            help="Give this user reader streams (repeatable): mirrors of the registry's "
-            "streams that its ordered reads (list, watch, history, endpoints, DNS) use, "
-            "holding at most 64 consumers, so it can exhaust no one's but its own.",
-            show_default=False,
-        ),
-    ] = None,
     allocate_missing: Annotated[
         bool,
         typer.Option(
@@ -106,14 +95,10 @@ def init(
         parse_cidr(service_cidr)
     ports = parse_port_range(node_port_range) if node_port_range is not None else None
     wanted = tuple(dict.fromkeys(parse_name(n, "namespace") for n in namespaces or ()))
-    users = tuple(dict.fromkeys(_user(u) for u in readers or ()))
 
     async def run() -> None:
         async with await dataclasses.replace(conn, replicas=replicas).open_log() as log:
-            lines = await provision(
-                log, scale=replicas is not None, namespaces=wanted, readers=users
-            )
-            for line in lines:
+            for line in await provision(log, scale=replicas is not None, namespaces=wanted):
                 print(safe(str(line)), flush=True)  # node names come from the server
             registry = Registry(log, signer=_signer(conn))
             if service_cidr is not None or ports is not None:
@@ -147,16 +132,6 @@ def init(
                     )
 
     asyncio.run(run())
-
-
-def _user(text: str) -> str:
-    """A user name as a stream name can hold it (what NATS users are called, or a JWT
-    user's public key)."""
-    from registry.errors import InvalidInput
-
-    if not text or len(text) > 200 or any(c in text for c in " .*>/\\\t\n\r\0"):
-        raise InvalidInput("reader", text, "must be a user name without spaces, '.', '*' or '>'")
-    return text
 
 
 def _signer(conn: Connection) -> "Signer | None":

@@ -15,11 +15,9 @@ from events.subjects import ALL_SUBJECTS
 __all__ = [
     "CONSUMER_IDLE_LIMIT_S",
     "MAX_EVENT_BYTES",
-    "READER_MAX_CONSUMERS",
     "STREAM_NAME",
     "StreamSpec",
     "consumer_limits",
-    "reader_stream",
 ]
 
 STREAM_NAME = "SKYFLOW_SERVICES"
@@ -34,16 +32,6 @@ HEADER_ROOM = 4 * 1024
 # removes it: every reader's consumer is ephemeral, so one abandoned (or made by someone
 # who asks for ten years) is gone within this, whoever made it.
 CONSUMER_IDLE_LIMIT_S = 300
-
-
-# Consumers one user may hold at once on its reader streams (each ordered read is one: a
-# watch, a Resolver's two, a DNS server's two).
-READER_MAX_CONSUMERS = 64
-
-
-def reader_stream(stream: str, user: str) -> str:
-    """The mirror of ``stream`` that ``user`` reads through (``registry.jetstream.readers``)."""
-    return f"{stream}_FOR_{user}"
 
 
 def consumer_limits() -> dict[str, Any]:

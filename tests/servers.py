@@ -10,16 +10,7 @@ from pathlib import Path
 
 from registry.jetstream.server import NatsServer
 
-__all__ = [
-    "AUTH_ENV",
-    "INIT_TEAMS",
-    "PASSWORDS",
-    "ROOT",
-    "TlsFiles",
-    "auth_server",
-    "tls_files",
-    "tls_server",
-]
+__all__ = ["AUTH_ENV", "PASSWORDS", "ROOT", "TlsFiles", "auth_server", "tls_files", "tls_server"]
 
 ROOT = Path(__file__).parent.parent
 PASSWORDS = {
@@ -38,12 +29,8 @@ AUTH_ENV = {
 }
 
 # What an admin's ``skyctl init`` gives the teams of ``nats-server-auth.conf``: their
-# namespaces' task intakes, and reader streams for every user but admin.
-INIT_TEAMS = (
-    *("--namespace", "shop", "--namespace", "shop-staging"),
-    *("--reader", "shop-writer", "--reader", "shop-agent", "--reader", "viewer"),
-    *("--reader", "controller"),
-)
+# namespaces' task intakes.
+INIT_TEAMS = ("--namespace", "shop", "--namespace", "shop-staging")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from events.liveness import (
 from registry.errors import ServerError, StreamMisconfigured
 from registry.jetstream.connection import Reply
 from registry.jetstream.protocol import ApiError, api_error
-from registry.jetstream.readers import stream_to_read
 from registry.jetstream.session import Session, Unanswered, json_answer
 from registry.jetstream.tail import Tail
 from registry.log.liveness import ExpiringMessage
@@ -211,15 +210,7 @@ class JetStreamLiveness:
             pause = min(pause * 2, 0.05)
 
     def read(self, filters: Sequence[str]) -> Tail:
-        session, stream = self._session, self.spec.name
-        return Tail(
-            session,
-            stream,
-            filters,
-            Start("last_per_subject"),
-            restart=True,
-            resolve=lambda: stream_to_read(session, stream),
-        )
+        return Tail(self._session, self.spec.name, filters, Start("last_per_subject"), restart=True)
 
     def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
         return self._session.conn.on_reconnect(listener)

@@ -36,7 +36,6 @@ from registry.jetstream.protocol import (
     outdated,
     stream_problems,
 )
-from registry.jetstream.readers import stream_to_read
 from registry.jetstream.session import (
     Session,
     Unanswered,
@@ -316,15 +315,7 @@ class JetStreamLog:
     def read(
         self, filters: Sequence[str], start: Start = FROM_THE_START, *, heartbeat: float = 1.0
     ) -> Tail:
-        session, stream = self.session, self.spec.name
-        return Tail(
-            session,
-            stream,
-            filters,
-            start,
-            heartbeat=heartbeat,
-            resolve=lambda: stream_to_read(session, stream),
-        )
+        return Tail(self.session, self.spec.name, filters, start, heartbeat=heartbeat)
 
     async def checkpoints(self) -> CheckpointStore:
         if self._checkpoints is None:

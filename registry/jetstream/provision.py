@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from events.liveness import TASKS_STREAM
 from events.stream import consumer_limits
-from registry.errors import StreamMisconfigured
 from registry.jetstream.checkpoints import BUCKET, BUCKET_SAFETY, STREAM, CheckpointStore
 from registry.jetstream.log import JetStreamLog
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
@@ -51,11 +49,7 @@ class Provisioned:
 
 
 async def provision(
-    log: JetStreamLog,
-    *,
-    scale: bool,
-    namespaces: tuple[str, ...] = (),
-    readers: tuple[str, ...] = (),
+    log: JetStreamLog, *, scale: bool, namespaces: tuple[str, ...] = ()
 ) -> list[Provisioned]:
     """Report the event stream and the subscriptions bucket, creating the bucket if it is
     missing with as many replicas as the stream has. With ``scale``, first bring both to
@@ -101,32 +95,7 @@ async def provision(
     report.append(await _provision_tasks(log, want, scale))
     for namespace in namespaces:
         report.append(await _provision_intake(log, namespace, want, scale))
-    for user in readers:
-        for origin in (log.spec.name, TASKS_STREAM):
-            report.append(await _provision_reader(log, origin, user, want, scale))
     return report
-
-
-async def _provision_reader(
-    log: JetStreamLog, origin: str, user: str, want: int, scale: bool
-) -> Provisioned:
-    """``user``'s reader stream of ``origin`` (``registry.jetstream.readers``)."""
-    from registry.jetstream.readers import reader_config, reader_problems
-
-    origin_config = dict((await log.session.stream_info(origin, retry_for=SETTLE_S))["config"])
-    config = reader_config(origin_config, user)
-    name = str(config["name"])
-    have, created = await log.session.ensure_stream(name, config, f"create stream {name}")
-    problems = reader_problems(have, origin)
-    if problems:
-        raise StreamMisconfigured(name, problems)
-    if created:
-        action, previous = "created", None
-    else:
-        limits = {"max_consumers": config["max_consumers"], "consumer_limits": consumer_limits()}
-        action, previous, _ = await _settle(log, name, want, scale, limits)
-    info = await log.session.stream_info(name, retry_for=SETTLE_S)
-    return _report(info, "stream", name, action, previous, ())
 
 
 async def _provision_intake(
@@ -148,7 +117,7 @@ async def _provision_intake(
 
 async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisioned:
     """The liveness stream, created like the bucket, or scaled with the rest (and with it
-    the namespaces' intakes, and the reader streams that mirror it)."""
+    the namespaces' intakes)."""
     from events.liveness import TasksSpec
     from registry.jetstream.liveness import JetStreamLiveness
 
@@ -171,7 +140,6 @@ async def _provision_tasks(log: JetStreamLog, want: int, scale: bool) -> Provisi
             api = f"$JS.API.STREAM.DELETE.{TASKS_STREAM}"
             await log.session.api(api, None, f"replace stream {TASKS_STREAM}")
             await JetStreamLiveness.open(log.session, TasksSpec(replicas=log.stream_replicas))
-            await _remake_readers(log, TASKS_STREAM)
             action, previous = "recreated", _replicas(config)
         else:
             for intake in remade:
@@ -227,21 +195,6 @@ async def _source_again(log: JetStreamLog, intake: str) -> None:
         await log.session.api(
             f"$JS.API.STREAM.UPDATE.{TASKS_STREAM}", config, f"source {intake} again"
         )
-
-
-async def _remake_readers(log: JetStreamLog, origin: str) -> None:
-    """Make the reader streams of ``origin`` again after it was: a mirror remembers the
-    last sequence it copied, which the new stream starts below."""
-    from events.stream import reader_stream
-    from registry.jetstream.readers import reader_config
-
-    prefix = reader_stream(origin, "")
-    origin_config = dict((await log.session.stream_info(origin, retry_for=SETTLE_S))["config"])
-    for name in await _stream_names(log, prefix):
-        user = name.removeprefix(prefix)
-        await log.session.api(f"$JS.API.STREAM.DELETE.{name}", None, f"replace {name}")
-        config = reader_config(origin_config, user)
-        await log.session.api(f"$JS.API.STREAM.CREATE.{name}", config, f"make {name}")
 
 
 async def _settle(

@@ -91,9 +91,6 @@ class Session:
         self.user: str | None = None
         self.user_id: str | None = None  # the user as the server knows it (a JWT user's key)
         self.restricted = False
-        # The stream each ordered read of a stream uses (a reader stream of this user's,
-        # or the stream itself): ``registry.jetstream.readers``.
-        self.readers: dict[str, str] = {}
         self._denial_waiters: set[tuple[tuple[str, ...], asyncio.Future[str]]] = set()
         self._inbox_refused: str | None = None  # why no reply can ever arrive, if so
         conn.on_error(self._on_error)

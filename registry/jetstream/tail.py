@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -82,7 +82,6 @@ class Tail:
         *,
         heartbeat: float = 1.0,
         restart: bool = False,
-        resolve: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self._session = session
         self._conn = session.conn
@@ -91,7 +90,6 @@ class Tail:
         self._start = start
         self._heartbeat = heartbeat
         self._restart = restart  # after a reset, read the current state again
-        self._resolve = resolve  # the stream to read instead, decided at open
         self._kick = asyncio.Event()  # a reconnect: retry a pending re-create at once
         self._items: deque[Item] = deque()
         self._wake = asyncio.Event()
@@ -123,8 +121,6 @@ class Tail:
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> Tail:
-        if self._resolve is not None:
-            self._stream = await self._resolve()
         await self._subscribe()
         self._watchdog = asyncio.create_task(self._watch_activity())
         self._unlisten = self._conn.on_reconnect(lambda: self._request_reset("reconnected"))

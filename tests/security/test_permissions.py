@@ -10,7 +10,7 @@ import pytest
 
 from registry.jetstream.server import NatsServer
 from tests.helpers import Result, skyctl
-from tests.servers import AUTH_ENV, INIT_TEAMS, PASSWORDS, ROOT, tls_server
+from tests.servers import AUTH_ENV, PASSWORDS, ROOT, tls_server
 
 ENV = AUTH_ENV
 
@@ -19,14 +19,6 @@ ENV = AUTH_ENV
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     store = tmp_path_factory.mktemp("auth") / "store"
     with NatsServer(store, config=ROOT / "nats-server-auth.conf", env=ENV) as server:
-        assert as_user(server, "admin", "init", *INIT_TEAMS).code == 0
-        yield server
-
-
-@pytest.fixture
-def bare_auth_server(tmp_path: Path) -> Iterator[NatsServer]:
-    """The auth configuration before any admin ran anything."""
-    with NatsServer(tmp_path / "store", config=ROOT / "nats-server-auth.conf", env=ENV) as server:
         yield server
 
 
@@ -43,9 +35,9 @@ def denied(result: Result, what: str) -> None:
     assert result.err.count("\n") == 1 and "Traceback" not in result.err
 
 
-def test_first_use_needs_an_admin(bare_auth_server: NatsServer) -> None:
-    denied(as_user(bare_auth_server, "viewer", "get", "svc"), "create the registry's stream")
-    assert as_user(bare_auth_server, "admin", "get", "svc").code == 0
+def test_first_use_needs_an_admin(auth_server: NatsServer) -> None:
+    denied(as_user(auth_server, "viewer", "get", "svc"), "create the registry's stream")
+    assert as_user(auth_server, "admin", "get", "svc").code == 0
 
 
 def test_admin_writes_anywhere(auth_server: NatsServer) -> None:

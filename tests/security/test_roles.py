@@ -29,7 +29,7 @@ from registry.errors import AddressTaken, PermissionDenied, ServerError
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
 from tests.helpers import Raw, skyctl
-from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
+from tests.servers import PASSWORDS, auth_server
 
 BUCKET = "SKYFLOW_SUBSCRIPTIONS"
 
@@ -40,8 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         init = skyctl(
             "init",
             *("--user", "admin", "--password", PASSWORDS["admin"]),
-            *INIT_TEAMS,
-            *("--namespace", "ops"),
+            *("--namespace", "shop", "--namespace", "shop-staging", "--namespace", "ops"),
             url=running.url,
         )
         assert init.code == 0, init.err

@@ -20,7 +20,7 @@ from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
 from tests.helpers import Raw as RolesRaw
 from tests.helpers import skyctl
-from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
+from tests.servers import PASSWORDS, auth_server
 
 HEARTBEAT = {"Nats-TTL": "5"}
 
@@ -31,8 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         init = skyctl(
             "init",
             *("--user", "admin", "--password", PASSWORDS["admin"]),
-            *INIT_TEAMS,
-            *("--namespace", "ops"),
+            *("--namespace", "shop", "--namespace", "shop-staging", "--namespace", "ops"),
             url=running.url,
         )
         assert init.code == 0, init.err

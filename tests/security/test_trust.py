@@ -215,7 +215,7 @@ async def test_a_poisoned_signer_header_is_shown_as_forged_and_breaks_no_reader(
         admin = ["--user", "admin", "--password", PASSWORDS["admin"]]
         viewer = ["--user", "viewer", "--password", PASSWORDS["viewer"]]
         viewer += ["--inbox-prefix", "_INBOX_viewer"]
-        assert skyctl("init", "--reader", "viewer", *admin, url=url).code == 0
+        assert skyctl("init", *admin, url=url).code == 0
         assert skyctl("create", "svc", "web", "-n", "other", *admin, url=url).code == 0
         subject = "skyflow.svc.shop.poison"
         nc = await nats.connect(
