@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from events.liveness import TASKS_STREAM
 from events.stream import consumer_limits
 from registry.jetstream.checkpoints import BUCKET, BUCKET_SAFETY, STREAM, CheckpointStore
 from registry.jetstream.log import JetStreamLog
