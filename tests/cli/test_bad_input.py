@@ -4,6 +4,7 @@ from the contract (0, 1, 2 or 3), never a traceback, and nothing appended for ba
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from registry.jetstream.server import NatsServer
 from tests.helpers import last_seq, raw_nats, skyctl
 
 NS = f"fuzz-{uuid.uuid4().hex[:8]}"
@@ -297,3 +299,19 @@ async def test_sorting_and_filtering_by_what_a_writer_chose_costs_little_and_nev
         result = skyctl("get", "svc", "-n", ns, "-o", f"jsonpath={path}", url=url)
         assert result.code == 2 and "regular expression" in result.err, result.err[-3000:]
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("value", ["bad!", "", "a.b", "-x", "x" * 64, "ns\n2"])
+def test_init_refuses_a_bad_namespace_before_touching_anything(
+    fresh_server: NatsServer, value: str
+) -> None:
+    got = skyctl("init", "--namespace", value, url=fresh_server.url)
+    assert got.code == 2 and got.err.count("\n") == 1, got.err
+    assert got.err.startswith("error: invalid namespace") and "Traceback" not in got.err
+
+    async def streams() -> object:
+        async with raw_nats(fresh_server.url) as nc:
+            reply = await nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)
+            return json.loads(reply.data).get("streams")
+
+    assert asyncio.run(streams()) is None  # nothing was made
