@@ -37,6 +37,7 @@ __all__ = [
     "PermissionDenied",
     "QuotaExceeded",
     "RangeExhausted",
+    "ReadSlotsBusy",
     "RegistryError",
     "ServerError",
     "ServiceError",
@@ -199,6 +200,24 @@ class PermissionDenied(ServerError):
         super().__init__(f"permission denied: {operation} ({detail})")
         self.operation = operation
         self.detail = detail
+
+
+class ReadSlotsBusy(ServerError):
+    """Every consumer name the user may use on a stream is taken by its other reads."""
+
+    def __init__(self, user: str | None, stream: str, slots: int) -> None:
+        who = f"user {user!r}" if user else "this user"
+        super().__init__(
+            f"all {slots} reads {who} may keep open on {stream} are in use (by its other "
+            "watches, Resolvers or commands; the server removes one a killed read left behind "
+            "once it has been idle, in 10 s for a command, 5 minutes at most): "
+            "stop one, or give this program a user of its own (docs/security.md)"
+            if slots
+            else f"{who} may not read {stream} (no consumer name of its own there)"
+        )
+        self.user = user
+        self.stream = stream
+        self.slots = slots
 
 
 class StreamMisconfigured(ServerError):

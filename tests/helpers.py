@@ -239,3 +239,22 @@ class Raw:
         await self.nc.flush()
         await asyncio.sleep(0.1)
         return any(operation in e.lower() for e in self.errors)
+
+
+@contextlib.asynccontextmanager
+async def raw_as(url: str, user: str, password: str) -> AsyncIterator[Raw]:
+    """A plain nats-py connection as ``user`` of ``nats-server-auth.conf`` (replies under
+    its own inbox prefix, as the configuration requires), collecting its refusals."""
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    inbox = "_INBOX" if user == "admin" else f"_INBOX_{user}"
+    nc = await nats.connect(
+        url, user=user, password=password, inbox_prefix=inbox, error_cb=on_error
+    )
+    try:
+        yield Raw(user, nc, errors)
+    finally:
+        await nc.close()

@@ -91,6 +91,8 @@ class Session:
         self.user: str | None = None
         self.user_id: str | None = None  # the user as the server knows it (a JWT user's key)
         self.restricted = False
+        # What the server says this user may publish and subscribe (its read slots).
+        self.permissions: dict[str, Any] | None = None
         self._denial_waiters: set[tuple[tuple[str, ...], asyncio.Future[str]]] = set()
         self._inbox_refused: str | None = None  # why no reply can ever arrive, if so
         conn.on_error(self._on_error)
@@ -243,7 +245,9 @@ class Session:
         name = data.get("user_name")  # JWT users: a name for humans beside the public key
         self.user = f"{name} ({user})" if name and user and name != user else user
         self.user_id = user
-        self.restricted = bool(data.get("permissions"))
+        permissions = data.get("permissions")
+        self.restricted = bool(permissions)
+        self.permissions = permissions if isinstance(permissions, dict) else None
 
     # -- appends and direct gets on any stream ---------------------------------------------
 

@@ -21,15 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
 from events.stamps import format_time
-from registry.errors import ServerError
+from registry.errors import ReadSlotsBusy, ServerError
 from registry.jetstream.connection import ConnectionLost, Subscription
+from registry.jetstream.protocol import ApiError
 from registry.jetstream.session import Session
+from registry.jetstream.slots import read_slots
 from registry.log.reader import CAUGHT_UP, FROM_THE_START, RESTARTED, Item, Start
 from registry.log.stored import StoredMessage
 
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 _NONE: Final[Mapping[str, str]] = MappingProxyType({})
 _HIGH_WATER: Final = 20_000  # hold flow-control replies while this many wait unread
 _LOW_WATER: Final = 2_000
+_NAME_IN_USE: Final = 10148  # "consumer already exists" (with another configuration)
 _POLICIES: Final = {
     "all": "all",
     "last_per_subject": "last_per_subject",
@@ -223,13 +227,8 @@ class Tail:
         # handled before the answer to its creation: count them from here, or they are
         # checked against the last consumer's sequence and dropped as a gap.
         self._next_cseq = 1
-        stream = self._stream
         try:
-            info = await self._session.api(
-                f"$JS.API.CONSUMER.CREATE.{stream}",
-                {"stream_name": stream, "config": self._consumer_config(inbox)},
-                f"read {', '.join(self._filters)}",
-            )
+            info = await self._create_consumer(self._consumer_config(inbox))
             name = info.get("name")
             if not isinstance(name, str):
                 raise ServerError("the server's consumer has no name")
@@ -250,6 +249,30 @@ class Tail:
             # Nothing to deliver. (Once deliveries have arrived, their own pending counts
             # say when the read is caught up; the answer may be older or newer than them.)
             self._deliver_caught_up()
+
+    async def _create_consumer(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Create the consumer: named by the server, or in one of this user's read slots
+        (``registry.jetstream.slots``), tried in random order so that a user's readers
+        seldom ask for the same one; "create" refuses a name already in use."""
+        stream, operation = self._stream, f"read {', '.join(self._filters)}"
+        slots = read_slots(stream, self._session.permissions)
+        if slots is None:
+            return await self._session.api(
+                f"$JS.API.CONSUMER.CREATE.{stream}",
+                {"stream_name": stream, "config": config},
+                operation,
+            )
+        for name in random.sample(slots, len(slots)):
+            try:
+                return await self._session.api(
+                    f"$JS.API.CONSUMER.CREATE.{stream}.{name}",
+                    {"stream_name": stream, "config": {**config, "name": name}, "action": "create"},
+                    operation,
+                )
+            except ApiError as exc:
+                if exc.err_code != _NAME_IN_USE:
+                    raise
+        raise ReadSlotsBusy(self._session.user, stream, len(slots))
 
     async def _drop_consumer(self) -> None:
         sub, consumer = self._sub, self._consumer

@@ -27,7 +27,7 @@ from registry.discovery.resolver import Resolver
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.liveness import JetStreamLiveness
 from registry.jetstream.server import NatsServer
-from tests.helpers import Raw, skyctl
+from tests.helpers import Raw, raw_as, skyctl
 from tests.servers import PASSWORDS, auth_server
 
 SHOP_SUBJECTS = 40  # shop's intake bound in this module (the default is 200,000)
@@ -61,22 +61,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def agent(server: NatsServer) -> AsyncIterator[Raw]:
-    errors: list[str] = []
-
-    async def on_error(exc: Exception) -> None:
-        errors.append(str(exc))
-
-    nc = await nats.connect(
-        server.url,
-        user="shop-agent",
-        password=PASSWORDS["shop-agent"],
-        inbox_prefix="_INBOX_shop-agent",
-        error_cb=on_error,
-    )
-    try:
-        yield Raw("shop-agent", nc, errors)
-    finally:
-        await nc.close()
+    async with raw_as(server.url, "shop-agent", PASSWORDS["shop-agent"]) as raw:
+        yield raw
 
 
 def victim_service() -> Service:
@@ -200,6 +186,9 @@ async def admin_info(server: NatsServer, stream: str) -> dict[str, dict[str, int
         await nc.close()
 
 
+SLOTS = 16  # consumer names per user per stream in nats-server-auth.conf
+
+
 async def test_no_role_keeps_a_consumer_for_ever(server: NatsServer) -> None:
     """Every consumer on the registry's streams is removed by the server after five
     minutes without interest: a viewer asking for ten years is refused."""
@@ -212,23 +201,119 @@ async def test_no_role_keeps_a_consumer_for_ever(server: NatsServer) -> None:
     try:
         for stream in ("SKYFLOW_SERVICES", TASKS_STREAM):
             config = {
+                "name": "viewer-0",
                 "deliver_subject": "_INBOX_viewer.mine",
                 "ack_policy": "none",
                 "inactive_threshold": 10 * 365 * 86400 * 10**9,
             }
-            reply = await nc.request(
-                f"$JS.API.CONSUMER.CREATE.{stream}",
-                json.dumps({"stream_name": stream, "config": config}).encode(),
-                timeout=5,
-            )
+            create = f"$JS.API.CONSUMER.CREATE.{stream}.viewer-0"
+            body = {"stream_name": stream, "config": config}
+            reply = await nc.request(create, json.dumps(body).encode(), timeout=5)
             assert err_code(json.loads(reply.data)) == 10153, reply.data  # exceeds the limit
             del config["inactive_threshold"]
-            reply = await nc.request(
-                f"$JS.API.CONSUMER.CREATE.{stream}",
-                json.dumps({"stream_name": stream, "config": config}).encode(),
-                timeout=5,
-            )
+            reply = await nc.request(create, json.dumps(body).encode(), timeout=5)
             made = json.loads(reply.data)["config"]
             assert made["inactive_threshold"] == 300 * 10**9, made
+            # Its own it may delete (so a read frees its slot at once).
+            reply = await nc.request(f"$JS.API.CONSUMER.DELETE.{stream}.viewer-0", b"", timeout=5)
+            assert json.loads(reply.data).get("success") is True, reply.data
     finally:
         await nc.close()
+
+
+async def test_a_viewer_cannot_exhaust_consumers_or_touch_anothers(server: NatsServer) -> None:
+    """2,000 attempts at consumers of every kind, fired without waiting, leave the viewer
+    holding its 16 slots and nothing else: admin's and a writer's reads work, an admin's
+    durable consumer is neither redefined nor deleted, and the viewer's own next read
+    fails with a line that says why."""
+    admin = await nats.connect(server.url, user="admin", password=PASSWORDS["admin"])
+    stream = "SKYFLOW_SERVICES"
+    try:
+        async with raw_as(server.url, "viewer", PASSWORDS["viewer"]) as raw:
+            await _flood_and_read(server, admin, raw, stream)
+    finally:
+        for name in await _consumer_names(admin, stream):  # the viewer's slots, for later tests
+            await admin.request(f"$JS.API.CONSUMER.DELETE.{stream}.{name}", b"", timeout=5)
+        await admin.close()
+
+
+async def _flood_and_read(server: NatsServer, admin: NatsClient, raw: Raw, stream: str) -> None:
+    viewer = raw.nc
+    durable = {
+        "durable_name": "audit",
+        "ack_policy": "explicit",
+        "filter_subject": "skyflow.svc.other.*",
+    }
+    made = await admin.request(
+        f"$JS.API.CONSUMER.CREATE.{stream}.audit",
+        json.dumps({"stream_name": stream, "config": durable}).encode(),
+        timeout=5,
+    )
+    assert "error" not in json.loads(made.data), made.data
+
+    async def ignore(msg: Any) -> None:
+        pass
+
+    await viewer.subscribe("_INBOX_viewer.>", cb=ignore)  # every consumer stays wanted
+    for i in range(2_000):
+        config: dict[str, Any] = {
+            "deliver_subject": f"_INBOX_viewer.flood.{i}",
+            "ack_policy": "none",
+            "filter_subject": "skyflow.svc.shop.*",
+        }
+        kind = i % 5
+        if kind == 0:  # the server names it
+            subject = f"$JS.API.CONSUMER.CREATE.{stream}"
+        elif kind == 1:  # the request names it: the admin's, to redefine it
+            subject, config["name"] = f"$JS.API.CONSUMER.CREATE.{stream}", "audit"
+        elif kind == 2:  # a durable of its own choosing
+            subject = f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.mine{i}"
+            config["durable_name"] = f"mine{i}"
+        elif kind == 3:  # its own names, again and again (create-or-update)
+            name = f"viewer-{i % (2 * SLOTS)}"  # half of them not its own
+            subject, config["name"] = f"$JS.API.CONSUMER.CREATE.{stream}.{name}", name
+        else:  # another user's names, and the admin's by the subject
+            name = "audit" if i % 2 else f"shop-writer-{i % SLOTS}"
+            subject, config["name"] = f"$JS.API.CONSUMER.CREATE.{stream}.{name}", name
+        body = json.dumps({"stream_name": stream, "config": config}).encode()
+        await viewer.publish(subject, body, reply=f"_INBOX_viewer.answers.{i}")
+    await viewer.publish(f"$JS.API.CONSUMER.DELETE.{stream}.audit", b"")
+    await viewer.flush()
+    await asyncio.sleep(2.0)  # the server has answered or refused them all
+
+    names = await _consumer_names(admin, stream)
+    theirs = {n for n in names if n != "audit"}
+    assert theirs <= {f"viewer-{k}" for k in range(SLOTS)}, sorted(theirs)
+    assert "audit" in names
+    info = json.loads(
+        (await admin.request(f"$JS.API.CONSUMER.INFO.{stream}.audit", timeout=5)).data
+    )
+    assert info["config"]["filter_subject"] == "skyflow.svc.other.*", info
+    assert await raw.refused("permissions violation"), raw.errors[:3]
+
+    # Others read on: admin, and the writer (its own slots), through the CLI.
+    for user in ("admin", "shop-writer"):
+        inbox = "_INBOX" if user == "admin" else f"_INBOX_{user}"
+        got = await asyncio.to_thread(
+            skyctl,
+            *("get", "endpoints", "-A", "--user", user, "--password", PASSWORDS[user]),
+            url=server.url,
+            env={"NATS_INBOX_PREFIX": inbox},
+        )
+        assert got.code == 0, (user, got.err)
+    # The viewer has used up its own: one line says so, naming the stream and the bound.
+    mine = await asyncio.to_thread(
+        skyctl,
+        *("get", "endpoints", "-A", "--user", "viewer", "--password", PASSWORDS["viewer"]),
+        url=server.url,
+        env={"NATS_INBOX_PREFIX": "_INBOX_viewer"},
+    )
+    assert mine.code != 0 and len(mine.err.splitlines()) == 1, mine.err
+    assert f"all {SLOTS} reads user 'viewer' may keep open on {stream}" in mine.err, mine.err
+
+
+async def _consumer_names(nc: NatsClient, stream: str) -> list[str]:
+    reply = await nc.request(f"$JS.API.CONSUMER.NAMES.{stream}", b"{}", timeout=5)
+    names = json.loads(reply.data).get("consumers") or []
+    assert isinstance(names, list)
+    return [str(n) for n in names]
