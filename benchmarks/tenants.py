@@ -14,6 +14,10 @@ bound slows discovery for another namespace.
   100 new subjects past the bound (refused). A tenant that floods the server as fast as
   it can is a different attack: NATS has no per-user rate limit, and on two cores such a
   flood slows every client of the server, this registry's or not.
+- **Reads in a user's own consumer names.** On a server with ``nats-server-auth.conf``, a
+  read (one service's history: one ordered consumer, made and deleted) as a viewer, who
+  must pick a free one of its 16 consumer names, beside the same read as admin, whose
+  consumers the server names; then the viewer's read with 15 of its names held.
 
     python -m benchmarks.tenants                    # 50,000 heartbeats, 200 joins
     python -m benchmarks.tenants --tasks 5000 --joins 50
@@ -27,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -42,12 +47,20 @@ from events import Port, Service
 from events.liveness import IntakeSpec, TasksSpec
 from events.task import Task
 from registry.client import Registry
+from registry.jetstream.credentials import Credentials
 from registry.jetstream.liveness import JetStreamLiveness
 from registry.jetstream.server import NatsServer
 
 __all__ = ["main", "tenant_scenarios"]
 
 VICTIM, HOSTILE = "bench-victim", "bench-hostile"
+_AUTH_ENV = {  # nats-server-auth.conf's users, and the variables that give their passwords
+    "admin": "SKYFLOW_ADMIN_PASSWORD",
+    "shop-writer": "SKYFLOW_SHOP_PASSWORD",
+    "viewer": "SKYFLOW_VIEWER_PASSWORD",
+    "shop-agent": "SKYFLOW_AGENT_PASSWORD",
+    "controller": "SKYFLOW_CONTROLLER_PASSWORD",
+}
 _BODY = b"x" * 200
 
 
@@ -228,11 +241,82 @@ async def _hostile(url: str, bound: int) -> None:
         await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - started)))
 
 
+async def _reads_ms(url: str, user: str, password: str, reads: int) -> float:
+    """Median ms of ``reads`` histories of one service, each its own consumer."""
+    inbox = "_INBOX" if user == "admin" else f"_INBOX_{user}"
+    credentials = Credentials(user=user, password=password, inbox_prefix=inbox)
+    async with await Registry.connect(url, credentials=credentials) as registry:
+        await registry.history(VICTIM, "api")  # warm
+        times = []
+        for _ in range(reads):
+            started = time.perf_counter()
+            await registry.history(VICTIM, "api")
+            times.append((time.perf_counter() - started) * 1000)
+    return percentile(times, 50)
+
+
+async def read_slots_cost(run: Run, reads: int) -> None:
+    passwords = {role: secrets.token_hex(8) for role in _AUTH_ENV}
+    env = {variable: passwords[role] for role, variable in _AUTH_ENV.items()}
+    config = Path(__file__).parent.parent / "nats-server-auth.conf"
+    admin, viewer = passwords["admin"], passwords["viewer"]
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        NatsServer(Path(folder) / "store", config=config, env=env) as server,
+    ):
+        credentials = Credentials(user="admin", password=admin)
+        async with await Registry.connect(server.url, credentials=credentials) as registry:
+            await registry.create(
+                Service(
+                    namespace=VICTIM,
+                    name="api",
+                    selector={"app": "api"},
+                    ports=(Port(port=80, target_port=8080),),
+                )
+            )
+        named = await _reads_ms(server.url, "admin", admin, reads)
+        free = await _reads_ms(server.url, "viewer", viewer, reads)
+        nc = await nats.connect(
+            server.url, user="viewer", password=viewer, inbox_prefix="_INBOX_viewer"
+        )
+        try:
+            await nc.subscribe("_INBOX_viewer.held.>", cb=_ignore)
+            for k in range(15):  # held by the viewer's other reads
+                config_ = {
+                    "name": f"viewer-{k}",
+                    "deliver_subject": f"_INBOX_viewer.held.{k}",
+                    "ack_policy": "none",
+                }
+                await _api(
+                    nc,
+                    f"$JS.API.CONSUMER.CREATE.SKYFLOW_SERVICES.viewer-{k}",
+                    {"stream_name": "SKYFLOW_SERVICES", "config": config_},
+                )
+            held = await _reads_ms(server.url, "viewer", viewer, reads)
+        finally:
+            await nc.close()
+    note = "baseline: the same read as admin (consumer named by the server); medians"
+    run.add(
+        Result(
+            "a read in the viewer's own consumer names", free, named, "ms", "time", 1.5, reads, note
+        )
+    )
+    run.add(
+        Result("the same, 15 of its 16 names held", held, named, "ms", "time", None, reads, note)
+    )
+
+
+async def _ignore(msg: Any) -> None:
+    pass
+
+
 async def tenant_scenarios(url: str, run: Run, *, tasks: int, joins: int, bound: int) -> None:
     log(f"tenants: {tasks:,} heartbeats through an intake and straight in")
     await intake_cost(url, run, tasks)
     log(f"tenants: {joins} victim joins, idle and beside a tenant at its bound ({bound:,})")
     await victim_latency(url, run, joins, bound)
+    log(f"tenants: {joins} reads in a user's own consumer names, on a server with users")
+    await read_slots_cost(run, joins)
 
 
 def main(argv: list[str] | None = None) -> None:

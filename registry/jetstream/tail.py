@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _NONE: Final[Mapping[str, str]] = MappingProxyType({})
 _HIGH_WATER: Final = 20_000  # hold flow-control replies while this many wait unread
 _LOW_WATER: Final = 2_000
+_BUSY_WAIT_S: Final = 1.0  # how long a read waits for one of its user's names to free
 _NAME_IN_USE: Final = 10148  # "consumer already exists" (with another configuration)
 _POLICIES: Final = {
     "all": "all",
@@ -262,17 +263,28 @@ class Tail:
                 {"stream_name": stream, "config": config},
                 operation,
             )
-        for name in random.sample(slots, len(slots)):
-            try:
-                return await self._session.api(
-                    f"$JS.API.CONSUMER.CREATE.{stream}.{name}",
-                    {"stream_name": stream, "config": {**config, "name": name}, "action": "create"},
-                    operation,
-                )
-            except ApiError as exc:
-                if exc.err_code != _NAME_IN_USE:
-                    raise
-        raise ReadSlotsBusy(self._session.user, stream, len(slots))
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _BUSY_WAIT_S
+        while True:
+            for name in random.sample(slots, len(slots)):
+                try:
+                    return await self._session.api(
+                        f"$JS.API.CONSUMER.CREATE.{stream}.{name}",
+                        {
+                            "stream_name": stream,
+                            "config": {**config, "name": name},
+                            "action": "create",
+                        },
+                        operation,
+                    )
+                except ApiError as exc:
+                    if exc.err_code != _NAME_IN_USE:
+                        raise
+            # A read that just ended deletes its consumer without waiting for the answer
+            # (a round trip saved on every read): give such a delete a moment to land.
+            if not slots or loop.time() > give_up:
+                raise ReadSlotsBusy(self._session.user, stream, len(slots))
+            await asyncio.sleep(0.05)
 
     async def _drop_consumer(self) -> None:
         sub, consumer = self._sub, self._consumer

@@ -343,9 +343,11 @@ async def test_a_roll_up_is_refused_and_answers_stay(fresh_server: NatsServer) -
                 for subject in (f"skyflow.task.{ns}.bystander.app.other", "skyflow.task.other.x"):
                     reply = await nc.request(subject, b"", headers={"Nats-Rollup": "all"})
                     assert b"rollup not permitted" in reply.data, reply.data
-            await until_answer(port, f"web.other.svc.{DOMAIN}", {"10.5.0.1"}, timeout=3)
-            await until_answer(port, f"gone.{ns}.task.{DOMAIN}", "NXDOMAIN", timeout=5)
-            await until_answer(port, name, {"10.4.0.1"}, timeout=3)
+            # (How soon a crashed task goes is measured by the test above; here, only
+            # that it does, with deadlines a loaded machine meets.)
+            await until_answer(port, f"web.other.svc.{DOMAIN}", {"10.5.0.1"}, timeout=10)
+            await until_answer(port, f"gone.{ns}.task.{DOMAIN}", "NXDOMAIN", timeout=15)
+            await until_answer(port, name, {"10.4.0.1"}, timeout=10)
 
 
 @settings(max_examples=500, deadline=None)

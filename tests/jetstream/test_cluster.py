@@ -309,16 +309,18 @@ async def test_a_batch_retried_while_its_first_attempt_is_proposed_is_ours(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)
 async def test_killing_the_liveness_leader_drops_no_live_task(
     cluster: LocalCluster, report: Callable[[str], None]
 ) -> None:
     """Tasks announced on a cluster stay live through a kill of the liveness stream's
     leader (heartbeats go on, through their intake, to the new one), and one that crashes
     then still expires."""
-    # TTL 30 s: long enough to cover the liveness stream's new leader setting up its
-    # sources again, which nats-server may take 30 s to retry (docs/discovery.md).
-    ns, service, ttl = "shop", "shop/web", 30
+    # TTL 90 s: a task's last copy before the kill may be a third of its TTL old, and the
+    # liveness stream's new leader may take 30 s more than usual to set up its sources
+    # again (an unanswered request is retried after 30 s: docs/discovery.md). At TTL 30 s
+    # that left 20 s for about 37 s, and a loaded run dropped the tasks.
+    ns, service, ttl = "shop", "shop/web", 90
     async with (
         await Registry.connect(cluster.url) as announcing,
         await Registry.connect(cluster.url) as crashing,
@@ -340,7 +342,8 @@ async def test_killing_the_liveness_leader_drops_no_live_task(
         # Announced before `init --replicas 3`: the stream is made with one replica and
         # asynchronous persistence, which JetStream cannot replicate, so init makes it
         # again with three; the next renewals fill it.
-        await (await announcing.announcer()).announce(tasks, ttl)
+        announcer = await announcing.announcer()
+        await announcer.announce(tasks, ttl)
         crasher = await crashing.announcer()
         await crasher.announce(
             [Task(namespace=ns, name="crash", labels={"app": "web"}, address="10.4.1.1")], ttl
@@ -348,6 +351,9 @@ async def test_killing_the_liveness_leader_drops_no_live_task(
         init = await asyncio.to_thread(skyctl, "init", "--replicas", "3", url=cluster.url)
         assert init.code == 0, init.err
         assert init.lines[2].startswith(f"stream {TASKS_STREAM} recreated from 1 to 3 replicas")
+        # Fill the streams made again now rather than at the next renewals (TTL / 3 away).
+        announcer.renew_all()
+        crasher.renew_all()
 
         totals: list[tuple[float, int]] = []
 

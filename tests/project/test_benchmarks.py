@@ -56,7 +56,7 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     results = json.loads(out.read_text())["results"]
     # 29 rows on the seeded server (the floor row, three apply rows, three DNS rows and ten
     # discovery rows among them), and create, get and delete in three more connection modes.
-    assert len(results) == 44
+    assert len(results) == 46
     assert any("(3-node cluster, 3 URLs)" in r["scenario"] for r in results)
     assert any("(tls:// with a CA, user/password)" in r["scenario"] for r in results)
     assert any("(user/password)" in r["scenario"] for r in results)
