@@ -159,16 +159,18 @@ async def _joins(url: str, count: int, tag: str) -> list[float]:
     return latencies
 
 
+def _victim_service() -> Service:
+    return Service(
+        namespace=VICTIM,
+        name="api",
+        selector={"app": "api"},
+        ports=(Port(port=80, target_port=8080),),
+    )
+
+
 async def victim_latency(url: str, run: Run, joins: int, bound: int) -> None:
     async with await Registry.connect(url) as registry:
-        await registry.create(
-            Service(
-                namespace=VICTIM,
-                name="api",
-                selector={"app": "api"},
-                ports=(Port(port=80, target_port=8080),),
-            )
-        )
+        await registry.create(_victim_service())
         liveness = await registry.log.liveness()
         assert isinstance(liveness, JetStreamLiveness)
         await liveness.ensure_intake(VICTIM)
@@ -266,14 +268,7 @@ async def read_slots_cost(run: Run, reads: int) -> None:
     ):
         credentials = Credentials(user="admin", password=admin)
         async with await Registry.connect(server.url, credentials=credentials) as registry:
-            await registry.create(
-                Service(
-                    namespace=VICTIM,
-                    name="api",
-                    selector={"app": "api"},
-                    ports=(Port(port=80, target_port=8080),),
-                )
-            )
+            await registry.create(_victim_service())
         named = await _reads_ms(server.url, "admin", admin, reads)
         free = await _reads_ms(server.url, "viewer", viewer, reads)
         nc = await nats.connect(
