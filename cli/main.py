@@ -26,6 +26,7 @@ from cli.get import get_app
 from cli.history import audit_app, events, history_app
 from cli.init import init
 from cli.label import label_app
+from cli.proxy import proxy_command
 from cli.server import server
 from cli.tasks import get_tasks
 from cli.terminal import forget_warnings
@@ -73,6 +74,7 @@ register(get_app, get_endpoints, "endpoints")
 register(get_app, get_tasks, "tasks")
 # DNS: the same endpoints, for programs in any language.
 app.command("dns")(dns_command)
+app.command("proxy")(proxy_command)
 
 
 @app.callback()
