@@ -1,0 +1,92 @@
+"""The plan in the kernel, with real nftables: written, changed, read back, repaired."""
+
+from __future__ import annotations
+
+import uuid
+
+from registry.proxy.nftables import Nftables, observe, observed_plan
+from registry.proxy.plan import Backend, Change, Frontend, Plan
+from tests.proxy.conftest import nft
+
+A = Frontend("10.96.0.10", "tcp", 80)
+B = Frontend("10.96.0.11", "udp", 53)
+N = Frontend("127.0.0.1", "tcp", 30080)
+ONE = (Backend("127.0.0.2", 8080),)
+TWO = (Backend("127.0.0.2", 8080), Backend("127.0.0.3", 8080))
+
+
+async def test_the_table_holds_the_plan_through_small_changes(nft_table: str) -> None:
+    kernel = Nftables(nft_table)
+    plan: Plan = {A: ONE, N: ONE, B: ()}
+    await kernel.sync(plan)
+    assert await kernel.holds(plan)
+    observed = observe(await kernel.listing())
+    assert observed is not None and observed_plan(observed) == plan
+    assert len(observed.chains) == 1  # the cluster IP and its node port share a chain
+
+    steps: list[list[Change]] = [
+        [Change(A, ONE, TWO)],  # a second endpoint: a new chain; N keeps the old one
+        [Change(N, ONE, TWO)],  # now both share the new one, the old is gone
+        [Change(B, (), (Backend("127.0.0.2", 5353),))],
+        [Change(A, TWO, ()), Change(N, TWO, None)],  # no endpoint: rejects; gone
+    ]
+    for changes in steps:
+        await kernel.apply(changes)
+        for change in changes:
+            if change.after is None:
+                plan.pop(change.frontend)
+            else:
+                plan[change.frontend] = change.after
+        assert await kernel.holds(plan), changes
+        observed = observe(await kernel.listing())
+        assert observed is not None
+        assert set(observed.chains) == {name for name in observed.forwarded.values()}, (
+            "a chain no frontend uses was left behind"
+        )
+
+
+async def test_a_flushed_or_edited_table_is_seen_and_written_again(nft_table: str) -> None:
+    kernel = Nftables(nft_table)
+    plan: Plan = {A: TWO}
+    await kernel.sync(plan)
+    for tamper in (
+        f"flush map ip {nft_table} service-ips",
+        f"delete table ip {nft_table}",
+    ):
+        await nft(*tamper.split())
+        assert not await kernel.holds(plan), tamper
+        await kernel.sync(plan)
+        assert await kernel.holds(plan)
+    # A rule of someone else's in one of our chains: not ours, so not equal.
+    chain = observe(await kernel.listing())
+    assert chain is not None
+    (name,) = chain.chains
+    await nft("add", "rule", "ip", nft_table, name, "counter")
+    assert not await kernel.holds(plan)
+
+
+async def test_nothing_outside_its_own_table_is_touched(nft_table: str) -> None:
+    other = f"other_{uuid.uuid4().hex[:8]}"
+    await nft(
+        "-f",
+        "-",
+        script=(
+            f"add table ip {other}\nadd chain ip {other} keep\nadd rule ip {other} keep counter\n"
+        ),
+    )
+    try:
+        kernel = Nftables(nft_table)
+        await kernel.sync({A: ONE})
+        await kernel.apply([Change(A, ONE, None)])
+        assert await kernel.cleanup()
+        assert not await kernel.cleanup()  # nothing left to remove
+        listed = await nft("list", "table", "ip", other)
+        assert "chain keep" in listed and "counter" in listed
+    finally:
+        await nft("delete", "table", "ip", other, check=False)
+
+
+def test_a_listing_that_is_not_ours_is_never_taken_for_a_plan() -> None:
+    for listing in (None, {}, {"nftables": "x"}, {"nftables": [1]}, {"nftables": [{"map": 5}]}):
+        observed = observe(listing)
+        assert observed is None or observed_plan(observed) is None
