@@ -1,21 +1,35 @@
 """The plan in the kernel: one nftables table of our own, changed only where the plan did.
 
-Layout (``ip skyflow``), as kube-proxy's nftables mode does it:
+Layout (``ip skyflow``), after kube-proxy's nftables mode, with a fixed number of chains
+whatever the number of services:
 
 - ``service-ips``: a verdict map keyed by address . protocol . port, so a packet costs one
-  lookup however many services there are; each element jumps to the chain of its
-  backends;
-- ``svc-<hash>``: one rule, ``dnat`` to ``numgen random mod N`` over the backends (an even
-  choice per connection, per flow for UDP), marking the packet for masquerade; the chain's
-  name is a hash of its protocol and backends, so frontends with the same backends (a
-  cluster IP and its node ports) share one, and a changed set of backends is a new chain
-  put in place in the same transaction that drops the old;
-- ``no-endpoints``: frontends with no ready endpoint, rejected (TCP reset, ICMP port
-  unreachable) in the input, forward and output hooks: refused at once, never
-  black-holed;
+  lookup however many services there are; a frontend's element goes to the chain that
+  picks among its N backends, ``pick-<protocol>-<N>-<bank>``, or is absent (no ready
+  endpoint);
+- ``pick-...``: one rule, ``dnat`` to the ``backends`` map at the packet's own frontend and
+  ``numgen random mod N`` (plus the bank's offset): an even choice per connection, per
+  flow for UDP. There is one such chain per protocol, count and bank in use, shared by
+  every frontend with that many backends;
+- ``backends``: frontend . index -> backend address . port;
+- ``frontends``: every frontend, rejected (TCP reset, ICMP port unreachable) in the input,
+  forward and output hooks. Those run after the nat hooks, so a packet whose destination
+  was translated no longer matches: only a frontend with no ready endpoint is refused, at
+  once, never black-holed;
 - base chains on the nat prerouting and output hooks (locally generated traffic too: a
-  process on the node can reach a cluster IP) and a postrouting masquerade of what we
-  marked.
+  process on the node can reach a cluster IP), and a postrouting masquerade of what came
+  in from elsewhere and was translated.
+
+Why changes only add: every deletion in an nf_tables transaction waits for an RCU grace
+period (8-36 ms here, measured, whatever the table's size), additions do not (about 3 ms
+for a whole ``nft`` run). Changing a frontend's backends therefore writes them in the
+frontend's other *bank* of the ``backends`` map (indices offset by 65,536) and puts the
+new verdict in ``overlay``, a verdict map looked up before ``service-ips``: both only
+additions. What that leaves behind (the old bank, the overlay entry) is moved and removed
+in a later transaction, off the path of any change (``tidy``). A second change to the
+same frontend before the tidy pays the deletions itself. And since ``nft`` reads every
+chain and set of the table before each command (nftables 1.0), keeping their number fixed
+keeps a change's cost the same with 10 services or 10,000.
 
 Every change is one ``nft -f -`` transaction: all of it or nothing. Rules stay when the
 proxy stops (connections keep flowing across a restart, as with kube-proxy); a start
@@ -29,12 +43,11 @@ untrusted, so anything odd in it only means "not equal", and the table is writte
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
+import os
 import shutil
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from registry.errors import ServerError
@@ -43,153 +56,24 @@ from registry.proxy.plan import Backend, Backends, Change, Frontend, Plan
 __all__ = [
     "FAMILY",
     "TABLE",
+    "Kernel",
     "Nftables",
+    "NftablesError",
     "Observed",
-    "chain_name",
     "change_script",
     "full_script",
     "observe",
     "observed_plan",
+    "tidy_script",
 ]
 
 FAMILY: Final = "ip"
 TABLE: Final = "skyflow"
-MARK: Final = 0x00020000  # our DNAT'd packets, masqueraded on the way out
+MARK: Final = 0x00020000  # came in from elsewhere: masqueraded once translated
+BANK: Final = 65_536  # the second bank's offset in the backends map's index
+PROTOCOLS: Final = ("tcp", "udp", "sctp")
 _MAX_LISTING = 512 * 1024 * 1024  # bytes of `nft -j` output we are willing to parse
-
-
-class NftablesError(ServerError):
-    """``nft`` refused or failed; the message carries its first line of complaint."""
-
-
-def chain_name(protocol: str, backends: Backends) -> str:
-    """The chain for these backends: named by what it does, so equal ones are shared."""
-    digest = hashlib.sha256((protocol + "|" + ",".join(map(str, backends))).encode()).hexdigest()
-    return f"svc-{digest[:20]}"
-
-
-def _key(frontend: Frontend) -> str:
-    return f"{frontend.address} . {frontend.protocol} . {frontend.port}"
-
-
-def _base(T: str) -> list[str]:
-    lines = [
-        f"add table {T}",
-        f"add map {T} service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}",
-        f"add map {T} no-endpoints {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}",
-        f"add chain {T} reject-chain",
-        f"add rule {T} reject-chain meta l4proto tcp reject with tcp reset",
-        f"add rule {T} reject-chain reject",
-        f"add chain {T} services",
-        f"add rule {T} services ip daddr . meta l4proto . th dport vmap @service-ips",
-    ]
-    for hook, priority in (("prerouting", -100), ("output", -100)):
-        lines += [
-            f"add chain {T} nat-{hook} {{ type nat hook {hook} priority {priority} ; "
-            "policy accept ; }",
-            f"add rule {T} nat-{hook} jump services",
-        ]
-    lines += [
-        f"add chain {T} nat-postrouting {{ type nat hook postrouting priority 100 ; "
-        "policy accept ; }",
-        f"add rule {T} nat-postrouting meta mark & {MARK:#x} == {MARK:#x} masquerade",
-    ]
-    for hook in ("input", "forward", "output"):
-        lines += [
-            f"add chain {T} filter-{hook} {{ type filter hook {hook} priority 0 ; "
-            "policy accept ; }",
-            f"add rule {T} filter-{hook} ip daddr . meta l4proto . th dport vmap @no-endpoints",
-        ]
-    return lines
-
-
-def _chain(T: str, protocol: str, backends: Backends) -> list[str]:
-    name = chain_name(protocol, backends)
-    choices = ", ".join(f"{i} : {b.address} . {b.port}" for i, b in enumerate(backends))
-    return [
-        f"add chain {T} {name}",
-        f"add rule {T} {name} meta l4proto {protocol} meta mark set meta mark | {MARK:#x} "
-        f"dnat ip addr . port to numgen random mod {len(backends)} map {{ {choices} }}",
-    ]
-
-
-def full_script(plan: Mapping[Frontend, Backends], table: str = TABLE) -> str:
-    """The whole table, replacing whatever is there in one transaction."""
-    T = f"{FAMILY} {table}"
-    lines = [f"add table {T}", f"delete table {T}", *_base(T)]
-    chains = {(f.protocol, b) for f, b in plan.items() if b}
-    for protocol, backends in sorted(chains):
-        lines += _chain(T, protocol, backends)
-    forwarded = [f"{_key(f)} : goto {chain_name(f.protocol, b)}" for f, b in plan.items() if b]
-    rejected = [f"{_key(f)} : goto reject-chain" for f, b in plan.items() if not b]
-    lines += _elements(T, "service-ips", forwarded)
-    lines += _elements(T, "no-endpoints", rejected)
-    return "\n".join(lines) + "\n"
-
-
-def _elements(T: str, map_name: str, items: Sequence[str]) -> list[str]:
-    # Batches keep each command's line a reasonable length for nft's parser.
-    return [
-        f"add element {T} {map_name} {{ {', '.join(items[i : i + 500])} }}"
-        for i in range(0, len(items), 500)
-    ]
-
-
-def change_script(
-    changes: Iterable[Change], chains: Counter[tuple[str, Backends]], table: str = TABLE
-) -> str:
-    """One transaction applying ``changes``; ``chains`` (how many frontends use each
-    chain) is updated to what the table holds after it."""
-    T = f"{FAMILY} {table}"
-    existing = {chain for chain, users in chains.items() if users > 0}
-    delete_elements: list[str] = []
-    add_chains: list[str] = []
-    add_elements: list[str] = []
-    for change in changes:
-        frontend, before, after = change.frontend, change.before, change.after
-        if before is not None:
-            map_name = "service-ips" if before else "no-endpoints"
-            delete_elements.append(f"delete element {T} {map_name} {{ {_key(frontend)} }}")
-            if before:
-                chains[(frontend.protocol, before)] -= 1
-        if after is None:
-            continue
-        if not after:
-            add_elements.append(
-                f"add element {T} no-endpoints {{ {_key(frontend)} : goto reject-chain }}"
-            )
-            continue
-        chain = (frontend.protocol, after)
-        if chain not in existing and chains[chain] <= 0:
-            add_chains += _chain(T, *chain)
-        chains[chain] += 1
-        add_elements.append(
-            f"add element {T} service-ips {{ {_key(frontend)} : goto {chain_name(*chain)} }}"
-        )
-    delete_chains = []
-    for chain, users in list(chains.items()):
-        if users <= 0:
-            del chains[chain]
-            if chain in existing:
-                delete_chains.append(f"delete chain {T} {chain_name(*chain)}")
-    return "\n".join([*delete_elements, *add_chains, *add_elements, *delete_chains]) + "\n"
-
-
-def chains_of(plan: Mapping[Frontend, Backends]) -> Counter[tuple[str, Backends]]:
-    return Counter((f.protocol, b) for f, b in plan.items() if b)
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What the kernel's table holds, as far as we read it."""
-
-    forwarded: dict[Frontend, str]  # service-ips: frontend -> chain
-    rejected: frozenset[Frontend]  # no-endpoints
-    chains: dict[str, tuple[str, Backends] | None]  # svc chains: (protocol, backends); None: odd
-    base_chains: frozenset[str]
-
-
-_BASE_CHAINS = frozenset(
+_BASE_CHAINS: Final = frozenset(
     {
         "reject-chain",
         "services",
@@ -201,6 +85,283 @@ _BASE_CHAINS = frozenset(
         "filter-output",
     }
 )
+_MAPS = ("service-ips", "overlay", "frontends")
+
+
+class NftablesError(ServerError):
+    """``nft`` refused or failed; the message carries its first line of complaint."""
+
+
+Pick = tuple[str, int, int]  # protocol, number of backends, bank
+
+
+def pick_chain(pick: Pick) -> str:
+    protocol, count, bank = pick
+    return f"pick-{protocol}-{count}-{bank}"
+
+
+def _key(frontend: Frontend) -> str:
+    return f"{frontend.address} . {frontend.protocol} . {frontend.port}"
+
+
+@dataclass
+class Kernel:
+    """What our table holds, as our own transactions left it."""
+
+    plan: dict[Frontend, Backends] = field(default_factory=dict)
+    base: dict[Frontend, int] = field(default_factory=dict)  # bank service-ips points to
+    overlay: dict[Frontend, int | None] = field(default_factory=dict)  # bank; None: return
+    banks: dict[Frontend, dict[int, int]] = field(default_factory=dict)  # bank -> elements
+    picks: set[Pick] = field(default_factory=set)
+
+    def copy(self) -> Kernel:
+        return Kernel(
+            dict(self.plan),
+            dict(self.base),
+            dict(self.overlay),
+            {f: dict(b) for f, b in self.banks.items()},
+            set(self.picks),
+        )
+
+    def active_bank(self, frontend: Frontend) -> int | None:
+        if frontend in self.overlay:
+            return self.overlay[frontend]
+        return self.base.get(frontend)
+
+    def picks_in_use(self) -> set[Pick]:
+        used = set()
+        for frontend, backends in self.plan.items():
+            bank = self.active_bank(frontend)
+            if backends and bank is not None:
+                used.add((frontend.protocol, len(backends), bank))
+        for frontend, bank in self.base.items():  # still pointed to under an overlay
+            count = self.banks.get(frontend, {}).get(bank)
+            if count:
+                used.add((frontend.protocol, count, bank))
+        return used
+
+    @property
+    def untidy(self) -> bool:
+        return bool(self.overlay) or bool(self.picks - self.picks_in_use())
+
+
+def _base(where: str) -> list[str]:
+    verdicts = "{ type ipv4_addr . inet_proto . inet_service : verdict ; }"
+    lines = [f"add table {where}", *(f"add map {where} {name} {verdicts}" for name in _MAPS)]
+    lines += [
+        # One per protocol: nftables 1.0 cannot read back a rule keyed on "th dport"
+        # beside a protocol match ("conflicting protocols"), so each names its own.
+        *(
+            f"add map {where} backends-{p} {{ typeof ip daddr . {p} dport . "
+            f"numgen random mod 2 : ip daddr . {p} dport ; }}"
+            for p in PROTOCOLS
+        ),
+        f"add chain {where} reject-chain",
+        f"add rule {where} reject-chain meta l4proto tcp reject with tcp reset",
+        f"add rule {where} reject-chain reject",
+        f"add chain {where} services",
+        f"add rule {where} services ip daddr . meta l4proto . th dport vmap @overlay",
+        f"add rule {where} services ip daddr . meta l4proto . th dport vmap @service-ips",
+        f"add chain {where} nat-prerouting {{ type nat hook prerouting priority -100 ; "
+        "policy accept ; }",
+        # Marked while it is looked up: kept only if translated (dnat ends the chain).
+        f"add rule {where} nat-prerouting meta mark set meta mark | {MARK:#x}",
+        f"add rule {where} nat-prerouting jump services",
+        f"add rule {where} nat-prerouting meta mark set meta mark & {~MARK & 0xFFFFFFFF:#x}",
+        f"add chain {where} nat-output {{ type nat hook output priority -100 ; policy accept ; }}",
+        f"add rule {where} nat-output jump services",
+        f"add chain {where} nat-postrouting {{ type nat hook postrouting priority 100 ; "
+        "policy accept ; }",
+        f"add rule {where} nat-postrouting meta mark & {MARK:#x} == {MARK:#x} masquerade",
+    ]
+    for hook in ("input", "forward", "output"):
+        lines += [
+            f"add chain {where} filter-{hook} {{ type filter hook {hook} priority 0 ; "
+            "policy accept ; }",
+            f"add rule {where} filter-{hook} ip daddr . meta l4proto . th dport vmap @frontends",
+        ]
+    return lines
+
+
+def _pick(where: str, pick: Pick) -> list[str]:
+    protocol, count, bank = pick
+    name = pick_chain(pick)
+    return [
+        f"add chain {where} {name}",
+        f"add rule {where} {name} meta l4proto {protocol} dnat ip addr . port to "
+        f"ip daddr . {protocol} dport . numgen random mod {count} offset {bank * BANK} "
+        f"map @backends-{protocol}",
+    ]
+
+
+def _elements(where: str, map_name: str, items: Sequence[str], verb: str = "add") -> list[str]:
+    # Batches keep each command's line a reasonable length for nft's parser.
+    return [
+        f"{verb} element {where} {map_name} {{ {', '.join(items[i : i + 500])} }}"
+        for i in range(0, len(items), 500)
+    ]
+
+
+def _backend_items(frontend: Frontend, backends: Backends, bank: int) -> list[str]:
+    return [
+        f"{frontend.address} . {frontend.port} . {bank * BANK + i} : {b.address} . {b.port}"
+        for i, b in enumerate(backends)
+    ]
+
+
+def _backend_keys(frontend: Frontend, count: int, bank: int) -> list[str]:
+    return [f"{frontend.address} . {frontend.port} . {bank * BANK + i}" for i in range(count)]
+
+
+def full_script(plan: Mapping[Frontend, Backends], kernel: Kernel, table: str = TABLE) -> str:
+    """The whole table, replacing whatever is there, in one transaction; ``kernel`` is
+    set to what it then holds."""
+    where = f"{FAMILY} {table}"
+    lines = [f"add table {where}", f"delete table {where}", *_base(where)]
+    picks = sorted({(f.protocol, len(b), 0) for f, b in plan.items() if b})
+    for pick in picks:
+        lines += _pick(where, pick)
+    forwarded = [
+        f"{_key(f)} : goto {pick_chain((f.protocol, len(b), 0))}" for f, b in plan.items() if b
+    ]
+    lines += _elements(where, "service-ips", forwarded)
+    lines += _elements(where, "frontends", [f"{_key(f)} : goto reject-chain" for f in plan])
+    for protocol in PROTOCOLS:
+        items = [
+            item
+            for f, b in plan.items()
+            if f.protocol == protocol
+            for item in _backend_items(f, b, 0)
+        ]
+        lines += _elements(where, f"backends-{protocol}", items)
+    kernel.plan = dict(plan)
+    kernel.base = {f: 0 for f, b in plan.items() if b}
+    kernel.overlay = {}
+    kernel.banks = {f: {0: len(b)} for f, b in plan.items() if b}
+    kernel.picks = set(picks)
+    return "\n".join(lines) + "\n"
+
+
+def change_script(changes: Iterable[Change], kernel: Kernel, table: str = TABLE) -> str:
+    """One transaction applying ``changes``: additions only where it can (see the module's
+    docstring); ``kernel`` is updated to what the table holds after it."""
+    where = f"{FAMILY} {table}"
+    deletes: list[str] = []
+    adds: list[str] = []
+    for change in changes:
+        frontend, after = change.frontend, change.after
+        if after is None:
+            deletes += _forget(where, frontend, kernel)
+            continue
+        known = frontend in kernel.plan
+        if not known:
+            adds += _elements(where, "frontends", [f"{_key(frontend)} : goto reject-chain"])
+        kernel.plan[frontend] = after
+        if frontend not in kernel.base and frontend not in kernel.overlay:
+            # Nothing points to it yet: write bank 0 and point service-ips to it.
+            if after:
+                deletes += _drop_bank(where, frontend, 0, kernel)
+                adds += _fill(where, frontend, after, 0, kernel)
+                adds += _elements(
+                    where, "service-ips", [f"{_key(frontend)} : goto {_chain(frontend, after, 0)}"]
+                )
+                kernel.base[frontend] = 0
+            continue
+        active = kernel.active_bank(frontend)
+        bank = 1 - active if active is not None else 1 - kernel.base.get(frontend, 1)
+        deletes += _drop_bank(where, frontend, bank, kernel)  # only before a tidy
+        if after:
+            adds += _fill(where, frontend, after, bank, kernel)
+            verdict = f"goto {_chain(frontend, after, bank)}"
+        else:
+            verdict = "return"
+        if frontend in kernel.overlay:
+            deletes += _elements(where, "overlay", [_key(frontend)], "delete")
+        adds += _elements(where, "overlay", [f"{_key(frontend)} : {verdict}"])
+        kernel.overlay[frontend] = bank if after else None
+    return "\n".join([*deletes, *adds]) + "\n"
+
+
+def _chain(frontend: Frontend, backends: Backends, bank: int) -> str:
+    return pick_chain((frontend.protocol, len(backends), bank))
+
+
+def _fill(
+    where: str, frontend: Frontend, backends: Backends, bank: int, kernel: Kernel
+) -> list[str]:
+    """Write ``backends`` into ``bank`` (empty before), with its pick chain."""
+    lines = []
+    pick = (frontend.protocol, len(backends), bank)
+    if pick not in kernel.picks:
+        lines += _pick(where, pick)
+        kernel.picks.add(pick)
+    lines += _elements(
+        where, f"backends-{frontend.protocol}", _backend_items(frontend, backends, bank)
+    )
+    kernel.banks.setdefault(frontend, {})[bank] = len(backends)
+    return lines
+
+
+def _drop_bank(where: str, frontend: Frontend, bank: int, kernel: Kernel) -> list[str]:
+    count = kernel.banks.get(frontend, {}).pop(bank, 0)
+    if not count:
+        return []
+    keys = _backend_keys(frontend, count, bank)
+    return _elements(where, f"backends-{frontend.protocol}", keys, "delete")
+
+
+def _forget(where: str, frontend: Frontend, kernel: Kernel) -> list[str]:
+    """Everything of a frontend that goes (deletions: the slower path)."""
+    if frontend not in kernel.plan:
+        return []
+    del kernel.plan[frontend]
+    key = [_key(frontend)]
+    lines = _elements(where, "frontends", key, "delete")
+    if kernel.overlay.pop(frontend, "absent") != "absent":
+        lines += _elements(where, "overlay", key, "delete")
+    if kernel.base.pop(frontend, None) is not None:
+        lines += _elements(where, "service-ips", key, "delete")
+    for bank in (0, 1):
+        lines += _drop_bank(where, frontend, bank, kernel)
+    kernel.banks.pop(frontend, None)
+    return lines
+
+
+def tidy_script(kernel: Kernel, table: str = TABLE) -> str:
+    """Fold the overlay into ``service-ips`` and drop what it left behind (old banks,
+    pick chains nobody uses), in one transaction; empty if there is nothing to tidy."""
+    where = f"{FAMILY} {table}"
+    lines: list[str] = []
+    for frontend, bank in sorted(kernel.overlay.items(), key=lambda item: item[0]):
+        key = [_key(frontend)]
+        lines += _elements(where, "overlay", key, "delete")
+        old = kernel.base.pop(frontend, None)
+        if old is not None:
+            lines += _elements(where, "service-ips", key, "delete")
+        if bank is not None:
+            backends = kernel.plan[frontend]
+            lines += _elements(
+                where, "service-ips", [f"{key[0]} : goto {_chain(frontend, backends, bank)}"]
+            )
+            kernel.base[frontend] = bank
+        for stale in (0, 1):
+            if stale != bank:
+                lines += _drop_bank(where, frontend, stale, kernel)
+    kernel.overlay = {}
+    unused = kernel.picks - kernel.picks_in_use()
+    lines += [f"delete chain {where} {pick_chain(pick)}" for pick in sorted(unused)]
+    kernel.picks -= unused
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the kernel's table holds, as far as we read it."""
+
+    maps: dict[str, dict[Frontend, str]]  # service-ips, overlay, frontends: -> verdict
+    backends: dict[tuple[Frontend, int], Backend]
+    picks: dict[str, Pick | None]  # pick chains: what their one rule does; None: odd
+    base_chains: frozenset[str]
 
 
 def observe(listing: Any) -> Observed | None:
@@ -210,92 +371,111 @@ def observe(listing: Any) -> Observed | None:
         items = listing["nftables"]
         if not isinstance(items, list):
             return None
-        forwarded: dict[Frontend, str] = {}
-        rejected: set[Frontend] = set()
-        chains: dict[str, tuple[str, Backends] | None] = {}
+        maps: dict[str, dict[Frontend, str]] = {name: {} for name in _MAPS}
+        backends: dict[tuple[Frontend, int], Backend] = {}
+        picks: dict[str, Pick | None] = {}
         base: set[str] = set()
         for item in items:
             if not isinstance(item, dict):
                 return None
             if "chain" in item:
                 name = str(item["chain"]["name"])
-                if name.startswith("svc-"):
-                    chains.setdefault(name, None)
+                if name.startswith("pick-"):
+                    picks.setdefault(name, None)
                 else:
                     base.add(name)
             elif "map" in item:
                 m = item["map"]
-                for key, verdict in m.get("elem") or []:
+                name = str(m["name"])
+                protocol = name.removeprefix("backends-")
+                for key, data in m.get("elem") or []:
                     parts = key["concat"]
-                    frontend = Frontend(str(parts[0]), str(parts[1]), int(parts[2]))
-                    if m["name"] == "service-ips":
-                        forwarded[frontend] = str(verdict["goto"]["target"])
-                    elif m["name"] == "no-endpoints":
-                        rejected.add(frontend)
+                    if protocol in PROTOCOLS:
+                        frontend = Frontend(str(parts[0]), protocol, int(parts[1]))
+                        address, port = data["concat"]
+                        backends[(frontend, int(parts[2]))] = Backend(str(address), int(port))
+                    elif name in maps:
+                        frontend = Frontend(str(parts[0]), str(parts[1]), int(parts[2]))
+                        maps[name][frontend] = _verdict(data)
             elif "rule" in item:
                 rule = item["rule"]
                 name = str(rule["chain"])
-                if name.startswith("svc-"):
-                    if chains.get(name) is not None:
-                        chains[name] = None  # more than one rule: not ours
-                    else:
-                        chains[name] = _read_rule(rule.get("expr") or [])
-        return Observed(forwarded, frozenset(rejected), chains, frozenset(base))
+                if name.startswith("pick-"):
+                    # A second rule is not one we wrote: the chain is not ours.
+                    read = _read_pick(rule.get("expr") or [])
+                    picks[name] = None if picks.get(name) is not None else read
+        return Observed(maps, backends, picks, frozenset(base))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
 
 
-def _read_rule(exprs: list[Any]) -> tuple[str, Backends] | None:
-    protocol: str | None = None
-    backends: list[tuple[int, Backend]] = []
-    for expr in exprs:
-        if "match" in expr and expr["match"]["left"] == {"meta": {"key": "l4proto"}}:
-            protocol = str(expr["match"]["right"])
-        elif "dnat" in expr:
-            mapping = expr["dnat"]["addr"]["map"]
-            for index, target in mapping["data"]["set"]:
-                address, port = target["concat"]
-                backends.append((int(index), Backend(str(address), int(port))))
-    if protocol is None or not backends:
+def _verdict(data: Any) -> str:
+    if "return" in data:
+        return "return"
+    if "goto" in data:
+        return f"goto {data['goto']['target']}"
+    return "?"
+
+
+def _read_pick(exprs: list[Any]) -> Pick | None:
+    if len(exprs) != 1 or "dnat" not in exprs[0]:
         return None
-    backends.sort()
-    if [i for i, _ in backends] != list(range(len(backends))):
+    mapping = exprs[0]["dnat"]["addr"]["map"]
+    parts = mapping["key"]["concat"]
+    if len(parts) != 3 or parts[0] != {"payload": {"protocol": "ip", "field": "daddr"}}:
         return None
-    return protocol, tuple(b for _, b in backends)
+    protocol = str(parts[1]["payload"]["protocol"])
+    if parts[1]["payload"]["field"] != "dport" or mapping["data"] != f"@backends-{protocol}":
+        return None
+    numgen = parts[2]["numgen"]
+    offset = int(numgen.get("offset", 0))
+    if numgen["mode"] != "random" or offset not in (0, BANK):
+        return None
+    return protocol, int(numgen["mod"]), offset // BANK
 
 
 def observed_plan(observed: Observed) -> Plan | None:
     """The plan the kernel's table carries out, or None if it is not one we could have
-    written (a chain changed, a base chain missing, an element going nowhere)."""
+    written (a rule changed, a base chain missing, an element going nowhere)."""
     if not observed.base_chains >= _BASE_CHAINS:
         return None
+    frontends = observed.maps["frontends"]
+    if any(v != "goto reject-chain" for v in frontends.values()):
+        return None
     plan: Plan = {}
-    for frontend, chain in observed.forwarded.items():
-        content = observed.chains.get(chain)
-        if content is None or chain != chain_name(*content) or content[0] != frontend.protocol:
+    for frontend in frontends:
+        verdict = observed.maps["overlay"].get(frontend) or observed.maps["service-ips"].get(
+            frontend, "return"
+        )
+        if verdict == "return":
+            plan[frontend] = ()
+            continue
+        pick = observed.picks.get(verdict.removeprefix("goto "))
+        if pick is None or verdict != f"goto {pick_chain(pick)}" or pick[0] != frontend.protocol:
             return None
-        plan[frontend] = content[1]
-    for frontend in observed.rejected:
-        if frontend in plan:
+        _, count, bank = pick
+        chosen = [observed.backends.get((frontend, bank * BANK + i)) for i in range(count)]
+        if None in chosen:
             return None
-        plan[frontend] = ()
+        plan[frontend] = tuple(b for b in chosen if b is not None)
+    for name in ("service-ips", "overlay"):
+        if not set(observed.maps[name]) <= set(frontends):
+            return None
     return plan
 
 
 class Nftables:
-    """The kernel backend: runs ``nft`` to make the table equal the plan."""
+    """The kernel forwarder: runs ``nft`` to make the table equal the plan."""
 
     def __init__(self, table: str = TABLE, nft: str = "nft") -> None:
         self.table = table
         self._nft = nft
-        self._chains: Counter[tuple[str, Backends]] = Counter()
+        self.kernel = Kernel()
         self.transactions = 0
 
     @staticmethod
     def available() -> str | None:
         """Why the kernel mode cannot run here, or None if it can."""
-        import os
-
         if shutil.which("nft") is None:
             return "nft is not installed (apt-get install nftables)"
         if os.geteuid() != 0:
@@ -304,17 +484,25 @@ class Nftables:
 
     async def sync(self, plan: Mapping[Frontend, Backends]) -> None:
         """Replace the table with ``plan``, in one transaction."""
-        await self._run(["-f", "-"], full_script(plan, self.table))
-        self._chains = chains_of(plan)
+        kernel = Kernel()
+        await self._run(["-f", "-"], full_script(plan, kernel, self.table))
+        self.kernel = kernel
 
     async def apply(self, changes: Sequence[Change]) -> None:
-        """Apply only what changed, in one transaction."""
+        """Apply only what changed, in one transaction (``tidy`` later)."""
         if not changes:
             return
-        chains = self._chains.copy()
-        script = change_script(changes, chains, self.table)
-        await self._run(["-f", "-"], script)
-        self._chains = chains
+        kernel = self.kernel.copy()
+        await self._run(["-f", "-"], change_script(changes, kernel, self.table))
+        self.kernel = kernel
+
+    async def tidy(self) -> None:
+        """Fold what changes left behind (off the path of any change: deletions wait)."""
+        kernel = self.kernel.copy()
+        script = tidy_script(kernel, self.table)
+        if script:
+            await self._run(["-f", "-"], script)
+        self.kernel = kernel
 
     async def holds(self, plan: Mapping[Frontend, Backends]) -> bool:
         """Whether the kernel's table carries out exactly ``plan``."""
@@ -342,7 +530,7 @@ class Nftables:
         if await self.listing() is None:
             return False
         await self._run(["delete", "table", FAMILY, self.table], None)
-        self._chains.clear()
+        self.kernel = Kernel()
         return True
 
     async def _run(self, args: list[str], script: str | None) -> bytes:

@@ -28,12 +28,15 @@ from registry.discovery.follower import (
     TasksChanged,
 )
 from registry.discovery.resolver import Resolver
+from registry.errors import ServerError
 from registry.log.port import Log
 from registry.proxy.plan import Backends, Change, Frontend, Plan, Scope, Table
 from registry.proxy.plan import service_frontends as plan_service
 from registry.services.status import StatusFeed, follow_statuses
 
-__all__ = ["Forwarder", "Proxy", "Synced"]
+__all__ = ["TIDY_AFTER_S", "Forwarder", "Proxy", "Synced"]
+
+TIDY_AFTER_S = 0.5  # quiet before what changes left behind is removed
 
 
 class Forwarder(Protocol):
@@ -44,6 +47,9 @@ class Forwarder(Protocol):
     async def apply(self, changes: Sequence[Change]) -> None: ...
 
     async def holds(self, plan: Mapping[Frontend, Backends]) -> bool: ...
+
+    async def tidy(self) -> None:
+        """Remove what changes left behind, off the path of any change (may do nothing)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class Proxy:
         self._reported: set[str] = set()
         self._statuses: StatusFeed | None = None
         self._lock = asyncio.Lock()
+        self._tidying: asyncio.Task[None] | None = None
 
     async def run(self, resolver: Resolver, log: Log) -> None:
         """Follow and forward until cancelled; raises what the first read raises."""
@@ -93,6 +100,8 @@ class Proxy:
                 async for item in resolver.everything():
                     await self._handle(item)
             finally:
+                if self._tidying is not None:
+                    background.append(self._tidying)
                 for task in background:
                     task.cancel()
                 for task in background:
@@ -100,6 +109,7 @@ class Proxy:
                         await task
 
     async def _handle(self, item: Discovered | EndpointsChanged | TasksChanged) -> None:
+        started = time.perf_counter()  # the change is seen: the sync latency starts
         match item:
             case Discovered():
                 self.services = {found.key: found for found in item.services}
@@ -114,7 +124,7 @@ class Proxy:
                 else:
                     self.services[found.key] = found
                     changes = self.table.update(found.key, self._plan(found))
-                await self._apply(changes)
+                await self._apply(changes, started)
             case TasksChanged():
                 pass  # endpoints changes say all the proxy needs
             case _:
@@ -147,18 +157,37 @@ class Proxy:
                 self._report(f"{frontend} is claimed by {names}: forwarded for none of them")
             self._on_synced(Synced(True, len(plan), time.perf_counter() - started))
 
-    async def _apply(self, changes: Sequence[Change]) -> None:
+    async def _apply(self, changes: Sequence[Change], started: float | None = None) -> None:
+        """Apply ``changes``; ``Synced.seconds`` counts from ``started`` (when the change
+        that caused them was seen) to the forwarder holding them."""
         if not changes:
             return
         async with self._lock:
-            started = time.perf_counter()
+            started = time.perf_counter() if started is None else started
             await self.forwarder.apply(changes)
             self._on_synced(Synced(False, len(changes), time.perf_counter() - started))
+        if self._tidying is not None:
+            self._tidying.cancel()
+        self._tidying = asyncio.create_task(self._tidy_when_quiet())
         for change in changes:
             owners = self.table.conflicts().get(change.frontend)
             if owners:
                 names = ", ".join(f"{ns}/{name}" for ns, name in owners)
                 self._report(f"{change.frontend} is claimed by {names}: forwarded for none")
+
+    async def _tidy_when_quiet(self) -> None:
+        """Tidy once changes have stopped for a moment: a tidy's deletions wait for the
+        kernel, and a change arriving meanwhile waits for the tidy."""
+        await asyncio.sleep(TIDY_AFTER_S)
+        # Once begun, a tidy finishes even if another change comes (it waits for the lock).
+        await asyncio.shield(self._tidy())
+
+    async def _tidy(self) -> None:
+        async with self._lock:
+            try:
+                await self.forwarder.tidy()
+            except ServerError as exc:  # the periodic check puts it right
+                self._report(f"tidying after changes failed: {exc}")
 
     async def _follow_statuses(self, statuses: StatusFeed) -> None:
         async for message in statuses:

@@ -22,7 +22,7 @@ async def test_the_table_holds_the_plan_through_small_changes(nft_table: str) ->
     assert await kernel.holds(plan)
     observed = observe(await kernel.listing())
     assert observed is not None and observed_plan(observed) == plan
-    assert len(observed.chains) == 1  # the cluster IP and its node port share a chain
+    assert len(observed.picks) == 1  # one chain picks for every frontend with 1 backend
 
     steps: list[list[Change]] = [
         [Change(A, ONE, TWO)],  # a second endpoint: a new chain; N keeps the old one
@@ -37,12 +37,15 @@ async def test_the_table_holds_the_plan_through_small_changes(nft_table: str) ->
                 plan.pop(change.frontend)
             else:
                 plan[change.frontend] = change.after
+        assert await kernel.holds(plan), changes  # before tidying: the first rules decide
+        await kernel.tidy()
         assert await kernel.holds(plan), changes
         observed = observe(await kernel.listing())
         assert observed is not None
-        assert set(observed.chains) == {name for name in observed.forwarded.values()}, (
-            "a chain no frontend uses was left behind"
-        )
+        assert observed.maps["overlay"] == {}, "the overlay was not folded"
+        pointed = {v.removeprefix("goto ") for v in observed.maps["service-ips"].values()}
+        assert set(observed.picks) == pointed, "a chain nobody uses was left"
+        assert len(observed.backends) == sum(map(len, plan.values())), "a bank was left"
 
 
 async def test_a_flushed_or_edited_table_is_seen_and_written_again(nft_table: str) -> None:
@@ -60,7 +63,7 @@ async def test_a_flushed_or_edited_table_is_seen_and_written_again(nft_table: st
     # A rule of someone else's in one of our chains: not ours, so not equal.
     chain = observe(await kernel.listing())
     assert chain is not None
-    (name,) = chain.chains
+    (name,) = chain.picks
     await nft("add", "rule", "ip", nft_table, name, "counter")
     assert not await kernel.holds(plan)
 
