@@ -2,10 +2,11 @@
 costs, and what forwarding costs a connection. Needs root and ``nft``; elsewhere the rows
 are left out and the reason printed.
 
-- **Sync latency.** A proxy (in this process) follows one service; a task joins and
-  leaves it 200 times, one at a time; each time from the Resolver handing the change over
-  to the kernel's table holding it (p50, p99). Baseline: one ``nft -f`` transaction
-  adding one element, the floor any change pays.
+- **Sync latency.** A proxy (in this process) follows 50 services; tasks join and leave
+  them, 20 changes a second, one at a time; each timed from the Resolver handing the
+  change over to the kernel's table holding it (p50, p99). Then one service's endpoints
+  changing back to back (every fourth change before a tidy pays the kernel's deletion
+  wait). Baseline: one ``nft -f`` transaction adding one element, the floor of any change.
 - **Scale.** 10,000 services and 50,000 endpoints: the whole table written at start, and
   one endpoint change applied then, beside the same change with 10 services (an
   incremental change must not cost what a rewrite does).
@@ -34,6 +35,7 @@ from benchmarks.report import Result, Run, percentile
 from events import Port, Service
 from events.task import Task
 from registry.client import Registry
+from registry.discovery.announce import Announcement
 from registry.jetstream.server import NatsServer
 from registry.proxy.nftables import Nftables
 from registry.proxy.plan import Backend, Frontend, Scope, Table
@@ -59,20 +61,55 @@ async def sync_latency(run: Run, changes: int) -> None:
         await _nft_ms(f"add element ip {TABLE}_floor s {{ 10.0.0.{i + 1} }}\n") for i in range(50)
     ]
     await _nft_ms(f"delete table ip {TABLE}_floor\n")
+    spread = await _changes(kernel, changes, services=50, pause=0.05)
+    flapping = await _changes(kernel, min(changes, 100), services=1, pause=0.0)
+    await kernel.cleanup()
+    note = "baseline: one `nft -f` transaction adding one element (the floor)"
+    for q in (50, 99):
+        run.add(
+            Result(
+                f"proxy sync: endpoint change seen -> kernel table updated (p{q})",
+                percentile(spread, q),
+                percentile(floor, q),
+                "ms",
+                "absolute",
+                20.0 if q == 99 else None,
+                len(spread),
+                f"{note}; tasks joining and leaving 50 services, 20 changes/s",
+            )
+        )
+    run.add(
+        Result(
+            "proxy sync: one service's endpoints changing back to back (p99)",
+            percentile(flapping, 99),
+            percentile(floor, 99),
+            "ms",
+            "absolute",
+            None,
+            len(flapping),
+            "every 4th change to one frontend before a tidy pays the kernel's deletion wait",
+        )
+    )
+
+
+async def _changes(kernel: Nftables, changes: int, services: int, pause: float) -> list[float]:
+    """ms from the Resolver handing over an endpoint change to the kernel holding it, for
+    ``changes`` joins and leaves spread over ``services`` (``pause`` s apart)."""
     seen: list[float] = []
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
         async with (
             await Registry.connect(server.url) as registry,
             registry.resolver() as resolver,
         ):
-            await registry.create(
-                Service(
-                    namespace="bench",
-                    name="web",
-                    selector={"app": "web"},
-                    ports=(Port(port=80, target_port=8080),),
+            for k in range(services):
+                await registry.create(
+                    Service(
+                        namespace="bench",
+                        name=f"web{k}",
+                        selector={"app": f"web{k}"},
+                        ports=(Port(port=80, target_port=8080),),
+                    )
                 )
-            )
             applied = asyncio.Event()
 
             def synced(done: Synced) -> None:
@@ -84,32 +121,25 @@ async def sync_latency(run: Run, changes: int) -> None:
             running = asyncio.create_task(proxy.run(resolver, registry.log))
             await proxy.loaded.wait()
             announcer = await registry.announcer()
-            task = Task(namespace="bench", name="t", labels={"app": "web"}, address="10.1.0.1")
-            made = []
+            live: dict[int, list[Announcement]] = {}
             for i in range(changes):
+                k = i % services
                 applied.clear()
-                if i % 2 == 0:
-                    made = await announcer.announce([task], ttl=60)
+                if k in live:
+                    await announcer.withdraw(live.pop(k), timeout=10)
                 else:
-                    await announcer.withdraw(made, timeout=10)
+                    task = Task(
+                        namespace="bench",
+                        name=f"t{k}",
+                        labels={"app": f"web{k}"},
+                        address="10.1.0.1",
+                    )
+                    live[k] = await announcer.announce([task], ttl=60)
                 await asyncio.wait_for(applied.wait(), 10)
+                await asyncio.sleep(pause)
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
-    await kernel.cleanup()
-    note = "baseline: one `nft -f` transaction adding one element (the floor)"
-    for q in (50, 99):
-        run.add(
-            Result(
-                f"proxy sync: endpoint change seen -> kernel table updated (p{q})",
-                percentile(seen, q),
-                percentile(floor, q),
-                "ms",
-                "absolute",
-                20.0 if q == 99 else None,
-                len(seen),
-                note,
-            )
-        )
+    return seen
 
 
 async def _nft_ms(script: str) -> float:

@@ -85,7 +85,9 @@ _BASE_CHAINS: Final = frozenset(
         "filter-output",
     }
 )
-_MAPS = ("service-ips", "overlay", "frontends")
+LEVELS: Final = 3  # changes to one frontend between tidies that only add
+_OVERLAYS = tuple(f"overlay-{level}" for level in range(LEVELS, 0, -1))  # newest first
+_MAPS = ("service-ips", *_OVERLAYS, "frontends")
 
 
 class NftablesError(ServerError):
@@ -110,7 +112,9 @@ class Kernel:
 
     plan: dict[Frontend, Backends] = field(default_factory=dict)
     base: dict[Frontend, int] = field(default_factory=dict)  # bank service-ips points to
-    overlay: dict[Frontend, int | None] = field(default_factory=dict)  # bank; None: return
+    # The overlay levels a frontend has used since the last tidy, oldest first: the bank
+    # each points to (None: "return", no ready endpoint).
+    overlay: dict[Frontend, list[int | None]] = field(default_factory=dict)
     banks: dict[Frontend, dict[int, int]] = field(default_factory=dict)  # bank -> elements
     picks: set[Pick] = field(default_factory=set)
 
@@ -118,31 +122,20 @@ class Kernel:
         return Kernel(
             dict(self.plan),
             dict(self.base),
-            dict(self.overlay),
+            {f: list(levels) for f, levels in self.overlay.items()},
             {f: dict(b) for f, b in self.banks.items()},
             set(self.picks),
         )
 
-    def active_bank(self, frontend: Frontend) -> int | None:
-        if frontend in self.overlay:
-            return self.overlay[frontend]
-        return self.base.get(frontend)
-
     def picks_in_use(self) -> set[Pick]:
-        used = set()
-        for frontend, backends in self.plan.items():
-            bank = self.active_bank(frontend)
-            if backends and bank is not None:
-                used.add((frontend.protocol, len(backends), bank))
-        for frontend, bank in self.base.items():  # still pointed to under an overlay
-            count = self.banks.get(frontend, {}).get(bank)
-            if count:
-                used.add((frontend.protocol, count, bank))
-        return used
+        """Pick chains some element points to (an overlay's, or service-ips' beneath)."""
+        pointed = [(f, b) for f, b in self.base.items()]
+        pointed += [(f, b) for f, levels in self.overlay.items() for b in levels if b is not None]
+        return {(f.protocol, self.banks[f][b], b) for f, b in pointed}
 
     @property
     def untidy(self) -> bool:
-        return bool(self.overlay) or bool(self.picks - self.picks_in_use())
+        return bool(self.overlay)
 
 
 def _base(where: str) -> list[str]:
@@ -160,8 +153,10 @@ def _base(where: str) -> list[str]:
         f"add rule {where} reject-chain meta l4proto tcp reject with tcp reset",
         f"add rule {where} reject-chain reject",
         f"add chain {where} services",
-        f"add rule {where} services ip daddr . meta l4proto . th dport vmap @overlay",
-        f"add rule {where} services ip daddr . meta l4proto . th dport vmap @service-ips",
+        *(
+            f"add rule {where} services ip daddr . meta l4proto . th dport vmap @{name}"
+            for name in (*_OVERLAYS, "service-ips")
+        ),
         f"add chain {where} nat-prerouting {{ type nat hook prerouting priority -100 ; "
         "policy accept ; }",
         # Marked while it is looked up: kept only if translated (dnat ends the chain).
@@ -218,9 +213,9 @@ def full_script(plan: Mapping[Frontend, Backends], kernel: Kernel, table: str = 
     set to what it then holds."""
     where = f"{FAMILY} {table}"
     lines = [f"add table {where}", f"delete table {where}", *_base(where)]
-    picks = sorted({(f.protocol, len(b), 0) for f, b in plan.items() if b})
-    for pick in picks:
-        lines += _pick(where, pick)
+    kernel.picks = set()
+    for protocol, count in sorted({(f.protocol, len(b)) for f, b in plan.items() if b}):
+        lines += _picks_near(where, protocol, count, kernel)
     forwarded = [
         f"{_key(f)} : goto {pick_chain((f.protocol, len(b), 0))}" for f, b in plan.items() if b
     ]
@@ -238,7 +233,6 @@ def full_script(plan: Mapping[Frontend, Backends], kernel: Kernel, table: str = 
     kernel.base = {f: 0 for f, b in plan.items() if b}
     kernel.overlay = {}
     kernel.banks = {f: {0: len(b)} for f, b in plan.items() if b}
-    kernel.picks = set(picks)
     return "\n".join(lines) + "\n"
 
 
@@ -253,48 +247,44 @@ def change_script(changes: Iterable[Change], kernel: Kernel, table: str = TABLE)
         if after is None:
             deletes += _forget(where, frontend, kernel)
             continue
-        known = frontend in kernel.plan
-        if not known:
+        if frontend not in kernel.plan:
             adds += _elements(where, "frontends", [f"{_key(frontend)} : goto reject-chain"])
         kernel.plan[frontend] = after
-        if frontend not in kernel.base and frontend not in kernel.overlay:
-            # Nothing points to it yet: write bank 0 and point service-ips to it.
+        levels = kernel.overlay.get(frontend, [])
+        if frontend not in kernel.base and not levels:
+            # Nothing points to it yet (new, or without endpoints so far): service-ips.
             if after:
-                deletes += _drop_bank(where, frontend, 0, kernel)
+                deletes += _drop_banks(where, frontend, kernel, keep=set())
                 adds += _fill(where, frontend, after, 0, kernel)
-                adds += _elements(
-                    where, "service-ips", [f"{_key(frontend)} : goto {_chain(frontend, after, 0)}"]
-                )
+                verdict = _goto(frontend, after, 0)
+                adds += _elements(where, "service-ips", [f"{_key(frontend)} : {verdict}"])
                 kernel.base[frontend] = 0
             continue
-        active = kernel.active_bank(frontend)
-        bank = 1 - active if active is not None else 1 - kernel.base.get(frontend, 1)
-        deletes += _drop_bank(where, frontend, bank, kernel)  # only before a tidy
+        if len(levels) >= LEVELS:
+            # Its overlay levels are used up: this change pays for a tidy of its own.
+            deletes += _fold(where, frontend, kernel)
+            levels = []
+        held = set(kernel.banks.get(frontend, {}))
+        bank = min(set(range(LEVELS + 1)) - held)  # a bank nothing points to: empty
+        verdict = "return"
         if after:
             adds += _fill(where, frontend, after, bank, kernel)
-            verdict = f"goto {_chain(frontend, after, bank)}"
-        else:
-            verdict = "return"
-        if frontend in kernel.overlay:
-            deletes += _elements(where, "overlay", [_key(frontend)], "delete")
-        adds += _elements(where, "overlay", [f"{_key(frontend)} : {verdict}"])
-        kernel.overlay[frontend] = bank if after else None
+            verdict = _goto(frontend, after, bank)
+        name = f"overlay-{len(levels) + 1}"
+        adds += _elements(where, name, [f"{_key(frontend)} : {verdict}"])
+        kernel.overlay[frontend] = [*levels, bank if after else None]
     return "\n".join([*deletes, *adds]) + "\n"
 
 
-def _chain(frontend: Frontend, backends: Backends, bank: int) -> str:
-    return pick_chain((frontend.protocol, len(backends), bank))
+def _goto(frontend: Frontend, backends: Backends, bank: int) -> str:
+    return f"goto {pick_chain((frontend.protocol, len(backends), bank))}"
 
 
 def _fill(
     where: str, frontend: Frontend, backends: Backends, bank: int, kernel: Kernel
 ) -> list[str]:
     """Write ``backends`` into ``bank`` (empty before), with its pick chain."""
-    lines = []
-    pick = (frontend.protocol, len(backends), bank)
-    if pick not in kernel.picks:
-        lines += _pick(where, pick)
-        kernel.picks.add(pick)
+    lines = _picks_near(where, frontend.protocol, len(backends), kernel)
     lines += _elements(
         where, f"backends-{frontend.protocol}", _backend_items(frontend, backends, bank)
     )
@@ -302,12 +292,48 @@ def _fill(
     return lines
 
 
-def _drop_bank(where: str, frontend: Frontend, bank: int, kernel: Kernel) -> list[str]:
-    count = kernel.banks.get(frontend, {}).pop(bank, 0)
-    if not count:
+def _picks_near(where: str, protocol: str, count: int, kernel: Kernel) -> list[str]:
+    """The pick chains for ``count`` backends and one more or fewer, in every bank, made
+    now if missing: an endpoint joining or leaving then finds its chain there."""
+    lines = []
+    for near in (count - 1, count, count + 1):
+        for bank in range(LEVELS + 1):
+            pick = (protocol, near, bank)
+            if near > 0 and pick not in kernel.picks:
+                lines += _pick(where, pick)
+                kernel.picks.add(pick)
+    return lines
+
+
+def _drop_banks(where: str, frontend: Frontend, kernel: Kernel, keep: set[int]) -> list[str]:
+    banks = kernel.banks.get(frontend, {})
+    lines = []
+    for bank in sorted(set(banks) - keep):
+        keys = _backend_keys(frontend, banks.pop(bank), bank)
+        lines += _elements(where, f"backends-{frontend.protocol}", keys, "delete")
+    return lines
+
+
+def _fold(where: str, frontend: Frontend, kernel: Kernel) -> list[str]:
+    """Point service-ips where the frontend's newest overlay level points and drop the
+    rest (deletions: a tidy)."""
+    levels = kernel.overlay.pop(frontend, [])
+    if not levels:
         return []
-    keys = _backend_keys(frontend, count, bank)
-    return _elements(where, f"backends-{frontend.protocol}", keys, "delete")
+    key = [_key(frontend)]
+    lines = []
+    for level in range(1, len(levels) + 1):
+        lines += _elements(where, f"overlay-{level}", key, "delete")
+    if kernel.base.pop(frontend, None) is not None:
+        lines += _elements(where, "service-ips", key, "delete")
+    newest = levels[-1]
+    if newest is not None:
+        count = kernel.banks[frontend][newest]
+        verdict = f"goto {pick_chain((frontend.protocol, count, newest))}"
+        lines += _elements(where, "service-ips", [f"{key[0]} : {verdict}"])
+        kernel.base[frontend] = newest
+    lines += _drop_banks(where, frontend, kernel, keep={newest} if newest is not None else set())
+    return lines
 
 
 def _forget(where: str, frontend: Frontend, kernel: Kernel) -> list[str]:
@@ -317,40 +343,24 @@ def _forget(where: str, frontend: Frontend, kernel: Kernel) -> list[str]:
     del kernel.plan[frontend]
     key = [_key(frontend)]
     lines = _elements(where, "frontends", key, "delete")
-    if kernel.overlay.pop(frontend, "absent") != "absent":
-        lines += _elements(where, "overlay", key, "delete")
+    for level in range(1, len(kernel.overlay.pop(frontend, [])) + 1):
+        lines += _elements(where, f"overlay-{level}", key, "delete")
     if kernel.base.pop(frontend, None) is not None:
         lines += _elements(where, "service-ips", key, "delete")
-    for bank in (0, 1):
-        lines += _drop_bank(where, frontend, bank, kernel)
+    lines += _drop_banks(where, frontend, kernel, keep=set())
     kernel.banks.pop(frontend, None)
     return lines
 
 
 def tidy_script(kernel: Kernel, table: str = TABLE) -> str:
-    """Fold the overlay into ``service-ips`` and drop what it left behind (old banks,
-    pick chains nobody uses), in one transaction; empty if there is nothing to tidy."""
+    """Fold every overlay into ``service-ips`` and drop the banks it left behind, in one
+    transaction; empty if there is nothing to tidy."""
     where = f"{FAMILY} {table}"
     lines: list[str] = []
-    for frontend, bank in sorted(kernel.overlay.items(), key=lambda item: item[0]):
-        key = [_key(frontend)]
-        lines += _elements(where, "overlay", key, "delete")
-        old = kernel.base.pop(frontend, None)
-        if old is not None:
-            lines += _elements(where, "service-ips", key, "delete")
-        if bank is not None:
-            backends = kernel.plan[frontend]
-            lines += _elements(
-                where, "service-ips", [f"{key[0]} : goto {_chain(frontend, backends, bank)}"]
-            )
-            kernel.base[frontend] = bank
-        for stale in (0, 1):
-            if stale != bank:
-                lines += _drop_bank(where, frontend, stale, kernel)
-    kernel.overlay = {}
-    unused = kernel.picks - kernel.picks_in_use()
-    lines += [f"delete chain {where} {pick_chain(pick)}" for pick in sorted(unused)]
-    kernel.picks -= unused
+    for frontend in sorted(kernel.overlay):
+        lines += _fold(where, frontend, kernel)
+    # Pick chains stay: there are few (one per protocol, count and bank), and making one
+    # costs more than an element (nft reads the map it names).
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -429,7 +439,7 @@ def _read_pick(exprs: list[Any]) -> Pick | None:
         return None
     numgen = parts[2]["numgen"]
     offset = int(numgen.get("offset", 0))
-    if numgen["mode"] != "random" or offset not in (0, BANK):
+    if numgen["mode"] != "random" or offset % BANK or not 0 <= offset // BANK <= LEVELS:
         return None
     return protocol, int(numgen["mod"]), offset // BANK
 
@@ -444,8 +454,13 @@ def observed_plan(observed: Observed) -> Plan | None:
         return None
     plan: Plan = {}
     for frontend in frontends:
-        verdict = observed.maps["overlay"].get(frontend) or observed.maps["service-ips"].get(
-            frontend, "return"
+        verdict = next(
+            (
+                observed.maps[n][frontend]
+                for n in (*_OVERLAYS, "service-ips")
+                if frontend in observed.maps[n]
+            ),
+            "return",
         )
         if verdict == "return":
             plan[frontend] = ()
@@ -458,7 +473,7 @@ def observed_plan(observed: Observed) -> Plan | None:
         if None in chosen:
             return None
         plan[frontend] = tuple(b for b in chosen if b is not None)
-    for name in ("service-ips", "overlay"):
+    for name in ("service-ips", *_OVERLAYS):
         if not set(observed.maps[name]) <= set(frontends):
             return None
     return plan

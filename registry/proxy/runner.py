@@ -34,9 +34,10 @@ from registry.proxy.plan import Backends, Change, Frontend, Plan, Scope, Table
 from registry.proxy.plan import service_frontends as plan_service
 from registry.services.status import StatusFeed, follow_statuses
 
-__all__ = ["TIDY_AFTER_S", "Forwarder", "Proxy", "Synced"]
+__all__ = ["TIDY_AFTER_S", "TIDY_WITHIN_S", "Forwarder", "Proxy", "Synced"]
 
-TIDY_AFTER_S = 0.5  # quiet before what changes left behind is removed
+TIDY_AFTER_S = 0.5  # quiet before what changes left behind is removed,
+TIDY_WITHIN_S = 5.0  # or this long after the first change, if changes never stop
 
 
 class Forwarder(Protocol):
@@ -87,6 +88,7 @@ class Proxy:
         self._statuses: StatusFeed | None = None
         self._lock = asyncio.Lock()
         self._tidying: asyncio.Task[None] | None = None
+        self._last_change = 0.0
 
     async def run(self, resolver: Resolver, log: Log) -> None:
         """Follow and forward until cancelled; raises what the first read raises."""
@@ -166,9 +168,9 @@ class Proxy:
             started = time.perf_counter() if started is None else started
             await self.forwarder.apply(changes)
             self._on_synced(Synced(False, len(changes), time.perf_counter() - started))
-        if self._tidying is not None:
-            self._tidying.cancel()
-        self._tidying = asyncio.create_task(self._tidy_when_quiet())
+        self._last_change = time.monotonic()
+        if self._tidying is None or self._tidying.done():
+            self._tidying = asyncio.create_task(self._tidy_when_quiet())
         for change in changes:
             owners = self.table.conflicts().get(change.frontend)
             if owners:
@@ -178,7 +180,12 @@ class Proxy:
     async def _tidy_when_quiet(self) -> None:
         """Tidy once changes have stopped for a moment: a tidy's deletions wait for the
         kernel, and a change arriving meanwhile waits for the tidy."""
-        await asyncio.sleep(TIDY_AFTER_S)
+        first = time.monotonic()
+        while True:
+            quiet = time.monotonic() - self._last_change
+            if quiet >= TIDY_AFTER_S or time.monotonic() - first >= TIDY_WITHIN_S:
+                break
+            await asyncio.sleep(TIDY_AFTER_S - quiet if quiet < TIDY_AFTER_S else 0.05)
         # Once begun, a tidy finishes even if another change comes (it waits for the lock).
         await asyncio.shield(self._tidy())
 
