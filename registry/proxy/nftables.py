@@ -42,16 +42,15 @@ untrusted, so anything odd in it only means "not equal", and the table is writte
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from registry.errors import ServerError
 from registry.proxy.plan import Backend, Backends, Change, Frontend, Plan
+from registry.proxy.transport import NftablesError, Transport, open_transport
 
 __all__ = [
     "FAMILY",
@@ -72,7 +71,6 @@ TABLE: Final = "skyflow"
 MARK: Final = 0x00020000  # came in from elsewhere: masqueraded once translated
 BANK: Final = 65_536  # the second bank's offset in the backends map's index
 PROTOCOLS: Final = ("tcp", "udp", "sctp")
-_MAX_LISTING = 512 * 1024 * 1024  # bytes of `nft -j` output we are willing to parse
 _BASE_CHAINS: Final = frozenset(
     {
         "reject-chain",
@@ -88,10 +86,6 @@ _BASE_CHAINS: Final = frozenset(
 LEVELS: Final = 3  # changes to one frontend between tidies that only add
 _OVERLAYS = tuple(f"overlay-{level}" for level in range(LEVELS, 0, -1))  # newest first
 _MAPS = ("service-ips", *_OVERLAYS, "frontends")
-
-
-class NftablesError(ServerError):
-    """``nft`` refused or failed; the message carries its first line of complaint."""
 
 
 Pick = tuple[str, int, int]  # protocol, number of backends, bank
@@ -117,6 +111,32 @@ class Kernel:
     overlay: dict[Frontend, list[int | None]] = field(default_factory=dict)
     banks: dict[Frontend, dict[int, int]] = field(default_factory=dict)  # bank -> elements
     picks: set[Pick] = field(default_factory=set)
+
+    def saved(self, frontends: Iterable[Frontend]) -> Callable[[], None]:
+        """What puts back these frontends' entries as they are now (a failed transaction
+        changed nothing in the kernel): costs what they hold, not the whole table."""
+        marker: Any = object()
+        entries = [
+            (table, f, table.get(f, marker))
+            for f in set(frontends)
+            for table in (self.plan, self.base, self.overlay, self.banks)
+        ]
+        copies = {
+            id(v): (list(v) if isinstance(v, list) else dict(v))
+            for _, _, v in entries
+            if isinstance(v, (list, dict))
+        }
+        picks = set(self.picks)
+
+        def restore() -> None:
+            for table, f, value in entries:
+                if value is marker:
+                    table.pop(f, None)
+                else:
+                    table[f] = copies.get(id(value), value)
+            self.picks = picks
+
+        return restore
 
     def copy(self) -> Kernel:
         return Kernel(
@@ -480,11 +500,12 @@ def observed_plan(observed: Observed) -> Plan | None:
 
 
 class Nftables:
-    """The kernel forwarder: runs ``nft`` to make the table equal the plan."""
+    """The kernel forwarder: makes our table equal the plan, through ``transport``
+    (libnftables in this process where it loads, else the ``nft`` program)."""
 
-    def __init__(self, table: str = TABLE, nft: str = "nft") -> None:
+    def __init__(self, table: str = TABLE, transport: Transport | None = None) -> None:
         self.table = table
-        self._nft = nft
+        self.transport = transport if transport is not None else open_transport()
         self.kernel = Kernel()
         self.transactions = 0
 
@@ -500,23 +521,26 @@ class Nftables:
     async def sync(self, plan: Mapping[Frontend, Backends]) -> None:
         """Replace the table with ``plan``, in one transaction."""
         kernel = Kernel()
-        await self._run(["-f", "-"], full_script(plan, kernel, self.table))
+        await self._run(full_script(plan, kernel, self.table))
         self.kernel = kernel
 
     async def apply(self, changes: Sequence[Change]) -> None:
         """Apply only what changed, in one transaction (``tidy`` later)."""
         if not changes:
             return
-        kernel = self.kernel.copy()
-        await self._run(["-f", "-"], change_script(changes, kernel, self.table))
-        self.kernel = kernel
+        restore = self.kernel.saved(c.frontend for c in changes)
+        try:
+            await self._run(change_script(changes, self.kernel, self.table))
+        except BaseException:
+            restore()
+            raise
 
     async def tidy(self) -> None:
         """Fold what changes left behind (off the path of any change: deletions wait)."""
         kernel = self.kernel.copy()
         script = tidy_script(kernel, self.table)
         if script:
-            await self._run(["-f", "-"], script)
+            await self._run(script)
         self.kernel = kernel
 
     async def holds(self, plan: Mapping[Frontend, Backends]) -> bool:
@@ -530,7 +554,7 @@ class Nftables:
     async def listing(self) -> Any:
         """The table as ``nft -j`` lists it; None if there is none."""
         try:
-            out = await self._run(["-j", "list", "table", FAMILY, self.table], None)
+            out = await self._run(f"list table {FAMILY} {self.table}\n", json=True)
         except NftablesError as exc:
             if "no such file" in str(exc).lower():
                 return None
@@ -544,21 +568,13 @@ class Nftables:
         """Delete our table; whether there was one."""
         if await self.listing() is None:
             return False
-        await self._run(["delete", "table", FAMILY, self.table], None)
+        await self._run(f"delete table {FAMILY} {self.table}\n")
         self.kernel = Kernel()
         return True
 
-    async def _run(self, args: list[str], script: str | None) -> bytes:
-        proc = await asyncio.create_subprocess_exec(
-            self._nft,
-            *args,
-            stdin=asyncio.subprocess.PIPE if script is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate(script.encode() if script is not None else None)
+    def close(self) -> None:
+        self.transport.close()
+
+    async def _run(self, script: str, *, json: bool = False) -> str:
         self.transactions += 1
-        if proc.returncode != 0:
-            first = next((line for line in err.decode(errors="replace").splitlines() if line), "")
-            raise NftablesError(f"nft {' '.join(args)} failed: {first[:300]}")
-        return out[:_MAX_LISTING]
+        return await self.transport.run(script, json=json)

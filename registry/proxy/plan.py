@@ -181,6 +181,10 @@ class Table:
         """Frontends more than one service claims (forwarded for none of them)."""
         return {f: sorted(o) for f, o in self._owners.items() if len(o) > 1}
 
+    def owners(self, frontend: Frontend) -> list[ServiceKey]:
+        """The services that claim ``frontend`` (more than one: forwarded for none)."""
+        return sorted(self._owners.get(frontend, ()))
+
     def update(self, key: ServiceKey, plan: Mapping[Frontend, Backends]) -> list[Change]:
         """Set what ``key`` asks for (empty: it is gone); the frontends that changed."""
         old = self._by_service.get(key, {})

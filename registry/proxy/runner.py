@@ -172,8 +172,8 @@ class Proxy:
         if self._tidying is None or self._tidying.done():
             self._tidying = asyncio.create_task(self._tidy_when_quiet())
         for change in changes:
-            owners = self.table.conflicts().get(change.frontend)
-            if owners:
+            owners = self.table.owners(change.frontend)
+            if len(owners) > 1:
                 names = ", ".join(f"{ns}/{name}" for ns, name in owners)
                 self._report(f"{change.frontend} is claimed by {names}: forwarded for none")
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+
+import pytest
 
 from registry.proxy.nftables import (
     LEVELS,
@@ -14,7 +17,19 @@ from registry.proxy.nftables import (
     observed_plan,
 )
 from registry.proxy.plan import Backend, Change, Frontend, Plan
+from registry.proxy.transport import Command, Library, Transport
 from tests.proxy.conftest import nft
+
+
+@pytest.fixture(params=["library", "command"])
+def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    """Both ways of reaching nftables: libnftables in this process, and the program."""
+    made: Transport | None = Library.load() if request.param == "library" else Command()
+    if made is None:
+        pytest.skip("libnftables does not load here")
+    yield made
+    made.close()
+
 
 A = Frontend("10.96.0.10", "tcp", 80)
 B = Frontend("10.96.0.11", "udp", 53)
@@ -23,8 +38,10 @@ ONE = (Backend("127.0.0.2", 8080),)
 TWO = (Backend("127.0.0.2", 8080), Backend("127.0.0.3", 8080))
 
 
-async def test_the_table_holds_the_plan_through_small_changes(nft_table: str) -> None:
-    kernel = Nftables(nft_table)
+async def test_the_table_holds_the_plan_through_small_changes(
+    nft_table: str, transport: Transport
+) -> None:
+    kernel = Nftables(nft_table, transport)
     plan: Plan = {A: ONE, N: ONE, B: ()}
     await kernel.sync(plan)
     assert await kernel.holds(plan)
@@ -55,8 +72,10 @@ async def test_the_table_holds_the_plan_through_small_changes(nft_table: str) ->
         assert len(observed.backends) == sum(map(len, plan.values())), "a bank was left"
 
 
-async def test_a_flushed_or_edited_table_is_seen_and_written_again(nft_table: str) -> None:
-    kernel = Nftables(nft_table)
+async def test_a_flushed_or_edited_table_is_seen_and_written_again(
+    nft_table: str, transport: Transport
+) -> None:
+    kernel = Nftables(nft_table, transport)
     plan: Plan = {A: TWO}
     await kernel.sync(plan)
     for tamper in (
@@ -75,7 +94,9 @@ async def test_a_flushed_or_edited_table_is_seen_and_written_again(nft_table: st
     assert not await kernel.holds(plan)
 
 
-async def test_nothing_outside_its_own_table_is_touched(nft_table: str) -> None:
+async def test_nothing_outside_its_own_table_is_touched(
+    nft_table: str, transport: Transport
+) -> None:
     other = f"other_{uuid.uuid4().hex[:8]}"
     await nft(
         "-f",
@@ -85,7 +106,7 @@ async def test_nothing_outside_its_own_table_is_touched(nft_table: str) -> None:
         ),
     )
     try:
-        kernel = Nftables(nft_table)
+        kernel = Nftables(nft_table, transport)
         await kernel.sync({A: ONE})
         await kernel.apply([Change(A, ONE, None)])
         assert await kernel.cleanup()
@@ -102,10 +123,12 @@ def test_a_listing_that_is_not_ours_is_never_taken_for_a_plan() -> None:
         assert observed is None or observed_plan(observed) is None
 
 
-async def test_changes_to_one_frontend_only_add_until_its_levels_are_used(nft_table: str) -> None:
+async def test_changes_to_one_frontend_only_add_until_its_levels_are_used(
+    nft_table: str, transport: Transport
+) -> None:
     """Deletions wait for the kernel (an RCU grace period): the first changes to a
     frontend after a tidy add only; the one after them folds, and all stay correct."""
-    kernel = Nftables(nft_table)
+    kernel = Nftables(nft_table, transport)
     await kernel.sync({A: ONE})
     backends = [TWO, (), ONE, TWO, (Backend("127.0.0.4", 8080),), ()]
     for i, after in enumerate(backends):
