@@ -18,7 +18,7 @@ from registry.proxy.nftables import (
 )
 from registry.proxy.plan import Backend, Change, Frontend, Plan
 from registry.proxy.transport import Command, Library, Transport
-from tests.proxy.conftest import nft
+from tests.proxy.traffic import nft
 
 
 @pytest.fixture(params=["library", "command"])

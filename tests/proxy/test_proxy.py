@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from events import Port, Service, ServiceType, encode, new_event_id, utc_now
-from events.service import ServiceCreated
+from events.service import Ingress, LoadBalancerStatus, ServiceCreated, ServiceStatus
 from events.subjects import subject_for
 from events.task import Task
 from registry.client import Registry
@@ -21,7 +21,7 @@ from registry.proxy.nftables import Nftables, observe, observed_plan
 from registry.proxy.plan import Backend as Target
 from registry.proxy.plan import Frontend, Plan
 from tests.helpers import Lines, raw_publish, skyctl, start
-from tests.proxy.conftest import Backend, http_backends, http_get, nft
+from tests.proxy.traffic import Backend, http_backends, http_get, nft
 
 NS = "shop"
 NODE = "127.0.0.1"  # node ports are taken here
@@ -248,6 +248,10 @@ async def test_apply_moving_target_port_or_selector_moves_traffic(
                 assert backend.accepted == before + 1
 
 
+def _has(front: Frontend) -> Callable[[Plan], bool]:
+    return lambda plan: front in plan
+
+
 def _forwards_only(front: Frontend, target: Target) -> Callable[[Plan], bool]:
     return lambda plan: list(plan.get(front, ())) == [target]
 
@@ -327,3 +331,27 @@ async def test_forged_addresses_are_never_programmed(
             stderr = await asyncio.to_thread(running.proc.stderr.read)
             assert "outside the service range" in stderr and "loopback" in stderr, stderr
             assert f"{taken}:80/tcp is claimed by evil/copy, {NS}/web" in stderr, stderr
+
+
+async def test_a_load_balancers_ingress_ip_from_its_controller_is_forwarded_a_bad_one_not(
+    fresh_server: NatsServer, nft_table: str
+) -> None:
+    url = fresh_server.url
+    async with (
+        http_backends(["127.0.0.71"]) as (backend,),
+        await Registry.connect(url) as registry,
+    ):
+        await registry.create(web(backend.port, kind=ServiceType.LOAD_BALANCER))
+        await (await registry.announcer()).announce([task("a", backend.address)], ttl=30)
+        async with proxy(url, nft_table) as running:
+            for ip, forwarded in (("203.0.113.9", True), ("127.0.0.1", False)):
+                status = ServiceStatus(load_balancer=LoadBalancerStatus(ingress=(Ingress(ip=ip),)))
+                await registry.set_status(NS, "web", status)
+                front = Frontend(ip, "tcp", 80)
+                if forwarded:
+                    await running.until(_has(front))
+                    assert await http_get(ip, 80) == backend.address
+                else:
+                    # The controller moved it: the old ingress goes, the bad one never comes.
+                    await running.until(lambda p: Frontend("203.0.113.9", "tcp", 80) not in p)
+                    assert front not in (await running.plan() or {})
