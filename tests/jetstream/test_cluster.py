@@ -98,6 +98,21 @@ async def _stream_info(urls: list[str], stream: str = STREAM_NAME) -> StreamInfo
         await nc.close()
 
 
+async def _settled(urls: list[str], streams: list[str], timeout: float = 60.0) -> None:
+    """Until every replica of ``streams`` is current: a stream just scaled up whose leader
+    dies before its new replicas caught up may stay leaderless a long while."""
+    deadline = time.monotonic() + timeout
+    for stream in streams:
+        while True:
+            info = await _stream_info(urls, stream)
+            replicas = (info.cluster.replicas or []) if info.cluster else []
+            leader = info.cluster.leader if info.cluster else None
+            if leader and len(replicas) == 2 and all(r.current for r in replicas):
+                break
+            assert time.monotonic() < deadline, f"{stream} never settled: {info.cluster}"
+            await asyncio.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_skyctl_creates_and_scales_replicated_stream_and_bucket(cluster: LocalCluster) -> None:
     # Any command creating the stream on first use honours SKYFLOW_REPLICAS ...
@@ -351,9 +366,12 @@ async def test_killing_the_liveness_leader_drops_no_live_task(
         init = await asyncio.to_thread(skyctl, "init", "--replicas", "3", url=cluster.url)
         assert init.code == 0, init.err
         assert init.lines[2].startswith(f"stream {TASKS_STREAM} recreated from 1 to 3 replicas")
-        # Fill the streams made again now rather than at the next renewals (TTL / 3 away).
+        # Fill the streams made again now rather than at the next renewals (TTL / 3 away),
+        # and kill a leader only once every replica has caught up (this is a test of the
+        # liveness stream's failover, not of a scale-up interrupted).
         announcer.renew_all()
         crasher.renew_all()
+        await _settled(cluster.urls, [STREAM_NAME, TASKS_STREAM])
 
         totals: list[tuple[float, int]] = []
 
