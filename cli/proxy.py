@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["local_addresses", "parse_node_address", "proxy_command"]
 
-MODES = ("nftables",)
+MODES = ("nftables", "userspace")
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
@@ -84,13 +84,22 @@ def _nats_endpoints(url: str) -> set[tuple[str, int]]:
 @connection_options
 def proxy_command(
     mode: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--mode",
             metavar="MODE",
-            help="How to forward: nftables (the kernel; needs root and nft).",
+            help="How to forward: nftables (the kernel; needs root and nft) or userspace "
+            "(listeners in this process; no root). Default: nftables where it can run.",
         ),
-    ] = "nftables",
+    ] = None,
+    balance: Annotated[
+        str,
+        typer.Option(
+            "--balance",
+            metavar="HOW",
+            help="userspace mode: round-robin or least-connections.",
+        ),
+    ] = "round-robin",
     node_address: Annotated[
         list[str] | None,
         typer.Option(
@@ -138,22 +147,33 @@ def proxy_command(
 
               curl http://$(skyctl get svc web -n shop -o jsonpath='{.spec.clusterIP}')/
     """
-    if mode not in MODES:
+    from registry.proxy.nftables import Nftables
+    from registry.proxy.userspace import BALANCES, Userspace
+
+    if mode is not None and mode not in MODES:
         raise InvalidInput("mode", mode, f"must be one of: {', '.join(MODES)}")
+    if balance not in BALANCES:
+        raise InvalidInput("balance", balance, f"must be one of: {', '.join(BALANCES)}")
     if not 0.5 <= check_every <= 3600:
         raise InvalidInput("check-every", str(check_every), "must be from 0.5 to 3600 seconds")
     chosen = [parse_node_address(a) for a in node_address or []]
     if not _TABLE_NAME.fullmatch(table):
         raise InvalidInput("table", table, "must be 1-64 letters, digits, '_' or '-'")
 
-    from registry.proxy.nftables import Nftables
-
     why = Nftables.available()
-    if why is not None:
-        raise InvalidInput("mode", mode, f"cannot run here: {why}")
-    forwarder = Nftables(table)
+    mode = mode or ("nftables" if why is None else "userspace")
+    forwarder: Nftables | Userspace
+    if mode == "nftables":
+        if why is not None:
+            raise InvalidInput("mode", mode, f"cannot run here: {why} (or --mode userspace)")
+        forwarder = Nftables(table)
+    else:
+        if cleanup:
+            raise InvalidInput("cleanup", "--cleanup", "only the nftables mode leaves anything")
+        forwarder = Userspace(balance, on_problem=_warn)
 
     async def remove() -> None:
+        assert isinstance(forwarder, Nftables)
         removed = await forwarder.cleanup()
         print(f"proxy: removed table ip {table}" if removed else "proxy: nothing to remove")
 
@@ -183,7 +203,11 @@ def proxy_command(
                 on_problem=_warn,
                 on_repaired=lambda: _warn("the kernel's table differed from the plan: rewritten"),
             )
-            await proxy.run(resolver, registry.log)
+            try:
+                await proxy.run(resolver, registry.log)
+            finally:
+                if isinstance(forwarder, Userspace):
+                    await forwarder.close()
 
     if cleanup:
         asyncio.run(remove())

@@ -21,7 +21,7 @@ from registry.proxy.nftables import Nftables, observe, observed_plan
 from registry.proxy.plan import Backend as Target
 from registry.proxy.plan import Frontend, Plan
 from tests.helpers import Lines, raw_publish, skyctl, start
-from tests.proxy.traffic import Backend, http_backends, http_get, nft
+from tests.proxy.traffic import connection_to, http_backends, http_get, nft, spread
 
 NS = "shop"
 NODE = "127.0.0.1"  # node ports are taken here
@@ -74,21 +74,6 @@ def web(port: int, kind: ServiceType = ServiceType.NODE_PORT, app: str = "web") 
 
 def task(name: str, address: str, app: str = "web") -> Task:
     return Task(namespace=NS, name=name, labels={"app": app}, address=address)
-
-
-async def spread(address: str, port: int, count: int, backends: list[Backend]) -> dict[str, int]:
-    """Bodies of ``count`` new connections (20 at a time), by backend."""
-    got: dict[str, int] = {b.address: 0 for b in backends}
-    queue = list(range(count))
-
-    async def worker() -> None:
-        while queue:
-            queue.pop()
-            body = await http_get(address, port)
-            got[body] = got.get(body, 0) + 1
-
-    await asyncio.gather(*(worker() for _ in range(20)))
-    return got
 
 
 async def test_cluster_ip_and_node_port_reach_ready_endpoints_evenly(
@@ -168,7 +153,7 @@ async def test_a_killed_task_gets_nothing_after_its_ttl_and_a_withdrawn_one_drai
             async with registry.announce(task("w", withdrawn.address), ttl=30):
                 await running.until(lambda p: len(p.get(Frontend(cluster_ip, "tcp", 80), ())) == 3)
                 # A connection to the one about to be withdrawn, left open.
-                held = await _connection_to(withdrawn, cluster_ip)
+                held = await connection_to(withdrawn, cluster_ip)
                 announcer.kill()
                 killed_at = time.monotonic()
                 last_to_killed = killed_at
@@ -196,21 +181,6 @@ async def test_a_killed_task_gets_nothing_after_its_ttl_and_a_withdrawn_one_drai
         f"proxy: SIGKILLed announcer (TTL {ttl} s): its last new connection {after_kill:.2f} s "
         "after the kill; a withdrawn task: no new connection 1 s later, its open one completed"
     )
-
-
-async def _connection_to(
-    backend: Backend, address: str
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """An open connection through ``address`` that landed on ``backend``."""
-    for _ in range(100):
-        reader, writer = await asyncio.open_connection(address, 80)
-        port = writer.get_extra_info("sockname")[1]
-        for _ in range(100):
-            if port in backend.peers:
-                return reader, writer
-            await asyncio.sleep(0.01)
-        writer.close()
-    raise AssertionError(f"no connection landed on {backend.address}")
 
 
 async def test_apply_moving_target_port_or_selector_moves_traffic(
@@ -280,7 +250,7 @@ async def test_a_restart_keeps_traffic_flowing_and_a_flushed_table_is_repaired(
         front = Frontend(cluster_ip, "tcp", 80)
         async with proxy(url, nft_table) as running:
             await running.until(lambda p: len(p.get(front, ())) == 1)
-            held = await _connection_to(backend, cluster_ip)
+            held = await connection_to(backend, cluster_ip)
         # Stopped: forwarding stays, open connections and new ones alike.
         assert await http_get(cluster_ip, 80) == backend.address
         async with proxy(url, nft_table) as running:

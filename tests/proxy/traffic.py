@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-__all__ = ["Backend", "http_backends", "http_get", "nft"]
+__all__ = ["Backend", "connection_to", "http_backends", "http_get", "nft", "spread"]
 
 
 async def nft(*args: str, script: str | None = None, check: bool = True) -> str:
@@ -34,14 +34,10 @@ class Backend:
     address: str
     port: int
     accepted: int = 0
-    peers: set[int] = field(default_factory=set)  # client ports of connections accepted
     server: asyncio.Server | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
-        peer = writer.get_extra_info("peername")
-        if peer:
-            self.peers.add(int(peer[1]))
         try:
             with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
                 await reader.readuntil(b"\r\n\r\n")
@@ -97,3 +93,34 @@ async def http_get(address: str, port: int, timeout: float = 5.0) -> str:
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 200"), response[:200]
     return body.decode()
+
+
+async def spread(address: str, port: int, count: int, backends: list[Backend]) -> dict[str, int]:
+    """Bodies of ``count`` new connections (20 at a time), by backend."""
+    got: dict[str, int] = {b.address: 0 for b in backends}
+    queue = list(range(count))
+
+    async def worker() -> None:
+        while queue:
+            queue.pop()
+            body = await http_get(address, port)
+            got[body] = got.get(body, 0) + 1
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    return got
+
+
+async def connection_to(
+    backend: Backend, address: str, port: int = 80
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An open connection through ``address`` that landed on ``backend`` (opened one at a
+    time: the one ``backend`` accepts next is ours)."""
+    for _ in range(100):
+        before = backend.accepted
+        reader, writer = await asyncio.open_connection(address, port)
+        for _ in range(50):
+            if backend.accepted > before:
+                return reader, writer
+            await asyncio.sleep(0.01)
+        writer.close()
+    raise AssertionError(f"no connection landed on {backend.address}")
