@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from benchmarks.report import Result, Run, percentile
-from events import Port, Service
+from events import Port, Service, ServiceType
 from events.task import Task
 from registry.client import Registry
 from registry.discovery.announce import Announcement
@@ -264,6 +264,11 @@ _SERVER = r"""
 import asyncio, sys
 BLOB = b"x" * (1 << 20)
 async def handle(r, w):
+    try:
+        await serve(r, w)
+    except (OSError, asyncio.IncompleteReadError):
+        w.close()  # a client that left (wrk at the end of a round)
+async def serve(r, w):
     line = await r.readuntil(b"\r\n\r\n")
     if line.startswith(b"BULK"):
         w.write(b"HTTP/1.0 200 OK\r\n\r\n")
@@ -331,9 +336,151 @@ async def data_path(run: Run, rounds: int, seconds: float) -> None:
         )
 
 
+_HAPROXY = """global
+    maxconn 8192
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+listen bench
+    bind 127.0.0.1:{port}
+    balance roundrobin
+    server backend {backend}:{backend_port}
+"""
+
+
+def _wrk(host: str, port: int, seconds: float) -> float:
+    """Requests/s of ``wrk`` with a new connection per request (32 at a time)."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            "-c32",
+            f"-d{seconds:g}s",
+            "-H",
+            "Connection: close",
+            f"http://{host}:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("Requests/sec:"))
+    return float(line.split()[1])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def userspace_vs_haproxy(run: Run, rounds: int, seconds: float) -> None:
+    import shutil
+
+    missing = [tool for tool in ("haproxy", "wrk") if shutil.which(tool) is None]
+    if missing:
+        log(
+            f"proxy: userspace rows left out: {', '.join(missing)} not installed "
+            "(apt-get install haproxy wrk)"
+        )
+        return
+    backend = subprocess.Popen(  # noqa: ASYNC220 (started once; read in a thread)
+        [sys.executable, "-c", _SERVER, BACKEND], stdout=subprocess.PIPE, text=True
+    )
+    procs: list[subprocess.Popen[str]] = [backend]
+    try:
+        assert backend.stdout is not None
+        port = int(await asyncio.to_thread(backend.stdout.readline))
+        with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
+            async with await Registry.connect(server.url) as registry:
+                made = await registry.create(
+                    Service(
+                        namespace="bench",
+                        name="web",
+                        type=ServiceType.NODE_PORT,
+                        selector={"app": "web"},
+                        ports=(Port(port=80, target_port=port),),
+                    )
+                )
+                node_port = made.service.ports[0].node_port
+                assert node_port is not None
+                task = Task(namespace="bench", name="b", labels={"app": "web"}, address=BACKEND)
+                await (await registry.announcer()).announce([task], ttl=60)
+                proxy = subprocess.Popen(  # noqa: ASYNC220
+                    [
+                        sys.executable,
+                        "-m",
+                        "cli",
+                        "proxy",
+                        "--mode",
+                        "userspace",
+                        "--node-address",
+                        "127.0.0.1",
+                    ],
+                    env={**os.environ, "NATS_URL": server.url},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+                procs.append(proxy)
+                assert proxy.stdout is not None
+                await asyncio.to_thread(proxy.stdout.readline)  # "proxy: forwarding ..."
+                ha_port = _free_port()
+                config = Path(folder) / "haproxy.cfg"
+                config.write_text(_HAPROXY.format(port=ha_port, backend=BACKEND, backend_port=port))
+                procs.append(
+                    subprocess.Popen(  # noqa: ASYNC220
+                        ["haproxy", "-db", "-f", str(config)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        text=True,
+                    )
+                )
+                await asyncio.sleep(1.0)
+                got: dict[str, dict[str, list[float]]] = {
+                    m: {"ours": [], "haproxy": []} for m in ("requests", "bulk")
+                }
+                for _ in range(rounds):
+                    for who, at in (("ours", node_port), ("haproxy", ha_port)):
+                        got["requests"][who].append(
+                            await asyncio.to_thread(_wrk, "127.0.0.1", at, seconds)
+                        )
+                        got["bulk"][who].append(
+                            await asyncio.to_thread(_client, "127.0.0.1", at, "bulk", seconds)
+                        )
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    for mode, unit, label in (
+        ("requests", "req/s", "userspace proxy: new connections/s (wrk, Connection: close)"),
+        ("bulk", "MB/s", "userspace proxy: bulk MB/s (one connection, 512 MiB)"),
+    ):
+        run.add(
+            Result(
+                label,
+                statistics.median(got[mode]["ours"]),
+                statistics.median(got[mode]["haproxy"]),
+                unit,
+                "rate",
+                0.5,
+                rounds,
+                "baseline: HAProxy 2.6 (Debian) in TCP mode to the same backend; "
+                "alternating rounds, medians",
+            )
+        )
+
+
 async def proxy_scenarios(
     run: Run, *, changes: int, services: int, endpoints: int, rounds: int, seconds: float
 ) -> None:
+    log(f"proxy: userspace mode against HAProxy, {rounds} alternating rounds of {seconds:g} s")
+    await userspace_vs_haproxy(run, rounds, seconds)
     why = Nftables.available()
     if why is not None:
         log(f"proxy: kernel mode rows left out: {why}")
