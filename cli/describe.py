@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,7 @@ from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.render import (
     Table,
+    endpoints_cell,
     event_changes,
     human_age,
     record_proof,
@@ -24,7 +26,8 @@ from cli.terminal import safe
 from cli.verbs import register, verb_app
 
 if TYPE_CHECKING:
-    from events import Service, ServiceStatus
+    from events import Port, Service, ServiceStatus
+    from registry.discovery.endpoints import Endpoints
     from registry.services.history import HistoryItem
     from registry.services.projection import ServiceRecord
     from registry.services.proof import Trust
@@ -51,13 +54,15 @@ def describe_service(
     namespace, name = parse_name(namespace, "namespace"), parse_name(name)
     trust = load_trust(trust_file)
 
-    async def read() -> tuple[ServiceRecord, list[HistoryItem]]:
+    async def read() -> tuple[ServiceRecord, list[HistoryItem], Endpoints]:
         async with await conn.open() as registry:
-            return await registry.get(namespace, name), await registry.history(namespace, name)
+            record = await registry.get(namespace, name)
+            items = await registry.history(namespace, name)
+            return record, items, await registry.endpoints(namespace, name, record=record)
 
-    record, items = asyncio.run(read())
+    record, items, endpoints = asyncio.run(read())
     _place(record, items)
-    print(render(record, items, trust))
+    print(render(record, items, trust, endpoints))
 
 
 def _place(record: ServiceRecord, items: list[HistoryItem]) -> None:
@@ -71,7 +76,12 @@ def _place(record: ServiceRecord, items: list[HistoryItem]) -> None:
         record.previous = (0, None)
 
 
-def render(record: ServiceRecord, items: list[HistoryItem], trust: Trust | None) -> str:
+def render(
+    record: ServiceRecord,
+    items: list[HistoryItem],
+    trust: Trust | None,
+    endpoints: Endpoints | None = None,
+) -> str:
     now = datetime.now(UTC)
     service = record.service
     labels = [f"{k}={v}" for k, v in sorted(service.labels.items())] or ["<none>"]
@@ -99,8 +109,13 @@ def render(record: ServiceRecord, items: list[HistoryItem], trust: Trust | None)
         fields.append(("TargetPort:", f"{port.target_port}/{protocol}"))
         if port.node_port is not None:
             fields.append(("NodePort:", f"<unset>  {port.node_port}/{protocol}"))
+        if endpoints is not None:
+            # kubectl's line: the ready endpoints at this port's target port.
+            fields.append(("Endpoints:", endpoints_cell(_at_port(endpoints, port))))
     if not service.ports:
         fields.append(("Port:", "<none>"))
+        if endpoints is not None:
+            fields.append(("Endpoints:", endpoints_cell(endpoints)))
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label.ljust(width)}{safe(value)}" for label, value in fields]
     lines.append("Events:")
@@ -108,6 +123,11 @@ def render(record: ServiceRecord, items: list[HistoryItem], trust: Trust | None)
     table = Table(("AGE", "SEQ", "ACTOR", "EVENT", "CHANGES"), rows)
     lines += ["  " + line for line in table.render(rows).splitlines()]
     return "\n".join(lines)
+
+
+def _at_port(endpoints: Endpoints, port: Port) -> Endpoints:
+    """The endpoints as one port's: its target port only."""
+    return dataclasses.replace(endpoints, ports=(port,))
 
 
 def _addresses(service: Service, status: ServiceStatus | None) -> list[tuple[str, str]]:

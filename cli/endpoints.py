@@ -18,19 +18,18 @@ import typer
 from cli.connection import Connection, connection_options
 from cli.options import NamespaceOpt, Output, all_namespaces_option, output_option
 from cli.parse import parse_name
-from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
+from cli.render import API_VERSION, Table, endpoints_cell, human_age, to_json, to_yaml
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from registry.discovery.endpoints import EndpointAddress, Endpoints
     from registry.discovery.follower import ServiceEndpoints
 
-__all__ = ["endpoints_cell", "endpoints_object", "get_endpoints"]
+__all__ = ["endpoints_object", "get_endpoints"]
 
 # kubectl's: NAMESPACE only with -A, first.
 COLUMNS = ("NAME", "ENDPOINTS", "AGE")
 WIDE_COLUMNS = ("NAME", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
-_SHOWN = 3  # as kubectl's formatEndpoints
 
 
 @connection_options
@@ -107,30 +106,6 @@ def render(
 
 def _age(found: ServiceEndpoints) -> str:
     return human_age(found.record.created)
-
-
-def endpoints_cell(endpoints: Endpoints) -> str:
-    """kubectl's ENDPOINTS column: ready ``address:port`` by cluster, then port, then
-    address; three at most, then ``+ N more...``; ``<none>`` if there are none."""
-    shown = [
-        str(endpoint)
-        for subset in endpoints.subsets()
-        for endpoint in _subset_endpoints(endpoints, subset.ready)
-    ]
-    if not shown:
-        return "<none>"
-    text = ",".join(shown[:_SHOWN])
-    if len(shown) > _SHOWN:
-        text += f" + {len(shown) - _SHOWN} more..."
-    return text
-
-
-def _subset_endpoints(endpoints: Endpoints, addresses: Sequence[EndpointAddress]) -> list[str]:
-    from registry.discovery.endpoints import host_port
-
-    if not endpoints.ports:
-        return [a.address for a in addresses]
-    return [host_port(a.address, p.target_port) for p in endpoints.ports for a in addresses]
 
 
 def wide_rows(endpoints: Endpoints) -> list[list[str]]:

@@ -17,6 +17,7 @@ from events.stamps import format_time
 
 if TYPE_CHECKING:
     from events import Event, Port, Service, ServiceStatus
+    from registry.discovery.endpoints import EndpointAddress, Endpoints
     from registry.services.projection import ServiceRecord
     from registry.services.proof import Proof, Trust
 
@@ -26,6 +27,7 @@ __all__ = [
     "Table",
     "cluster_ip_cell",
     "columns",
+    "endpoints_cell",
     "event_changes",
     "external_ip_cell",
     "human_age",
@@ -327,3 +329,30 @@ def to_yaml(obj: Any) -> str:
 
     text: str = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
     return text.rstrip("\n")
+
+
+_SHOWN = 3  # endpoints in a cell, as kubectl's formatEndpoints
+
+
+def endpoints_cell(endpoints: Endpoints) -> str:
+    """kubectl's ENDPOINTS column: ready ``address:port`` by cluster, then port, then
+    address; three at most, then ``+ N more...``; ``<none>`` if there are none."""
+    shown = [
+        str(endpoint)
+        for subset in endpoints.subsets()
+        for endpoint in _subset_endpoints(endpoints, subset.ready)
+    ]
+    if not shown:
+        return "<none>"
+    text = ",".join(shown[:_SHOWN])
+    if len(shown) > _SHOWN:
+        text += f" + {len(shown) - _SHOWN} more..."
+    return text
+
+
+def _subset_endpoints(endpoints: Endpoints, addresses: Sequence[EndpointAddress]) -> list[str]:
+    from registry.discovery.endpoints import host_port
+
+    if not endpoints.ports:
+        return [a.address for a in addresses]
+    return [host_port(a.address, p.target_port) for p in endpoints.ports for a in addresses]

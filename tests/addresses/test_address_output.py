@@ -521,3 +521,33 @@ def test_cells_without_a_server() -> None:
     update = ServiceUpdated(id="u3", time=now, actor="ops", service=cip, created=ORIGIN)
     assert event_changes(update, lb, status)[0] == "type: LoadBalancer -> ClusterIP"
     assert event_changes(update, lb, status)[-1] == "status: 192.0.2.1 -> <none>"
+
+
+async def test_describe_shows_each_ports_ready_endpoints(url: str, ns: str) -> None:
+    """kubectl's ``Endpoints:`` line under each port: ready ``address:targetPort``."""
+    from events import Port, Service
+    from events.task import Task
+
+    def endpoints_lines() -> list[str]:
+        result = skyctl("describe", "svc", "web", "-n", ns, url=url)
+        assert result.code == 0, result.err
+        return [
+            line.split(":", 1)[1].strip() for line in result.lines if line.startswith("Endpoints:")
+        ]
+
+    async with await Registry.connect(url) as registry:
+        ports = (Port(port=80, target_port=8080), Port(port=443, target_port=8443))
+        await registry.create(
+            Service(namespace=ns, name="web", selector={"app": "web"}, ports=ports)
+        )
+        assert await asyncio.to_thread(endpoints_lines) == ["<none>", "<none>"]
+        tasks = [
+            Task(namespace=ns, name="w1", labels={"app": "web"}, address="10.9.0.1"),
+            Task(namespace=ns, name="w2", labels={"app": "web"}, address="10.9.0.2"),
+            Task(namespace=ns, name="w3", labels={"app": "web"}, address="10.9.0.3", ready=False),
+        ]
+        await (await registry.announcer()).announce(tasks, ttl=30)
+        assert await asyncio.to_thread(endpoints_lines) == [
+            "10.9.0.1:8080,10.9.0.2:8080",
+            "10.9.0.1:8443,10.9.0.2:8443",
+        ]
