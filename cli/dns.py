@@ -93,6 +93,15 @@ def dns_command(
             help="How long clients may keep an answer (whole seconds: 5s, 1m).",
         ),
     ] = "5s",
+    cluster_ips: Annotated[
+        bool,
+        typer.Option(
+            "--cluster-ips",
+            help="Answer a service with a cluster IP with that address, as CoreDNS does (for "
+            "nodes where skyctl proxy routes cluster IPs); headless services still answer "
+            "their endpoints.",
+        ),
+    ] = False,
     allow_remote: Annotated[
         bool,
         typer.Option(
@@ -108,6 +117,8 @@ def dns_command(
 
     A/AAAA for SERVICE.NAMESPACE.svc.DOMAIN are the ready endpoints' addresses;
     SRV for _PORT._tcp.SERVICE.NAMESPACE.svc.DOMAIN carry the target port;
+    with --cluster-ips, a service with a cluster IP answers A with it and SRV with its own
+    name and port (skyctl proxy leads them to the endpoints);
     A/AAAA for TASK.NAMESPACE.task.DOMAIN are the task's address.
 
     A large service answers a window of its endpoints that fits, the next on the next
@@ -127,7 +138,7 @@ def dns_command(
         from registry.dns.server import listen as serve
         from registry.dns.zone import Zone
 
-        zone = Zone(name, ttl=seconds, serial=int(time.time()))
+        zone = Zone(name, ttl=seconds, serial=int(time.time()), cluster_ips=cluster_ips)
         async with (
             await serve(zone, host, port) as server,
             await conn.open(keep_reconnecting=True) as registry,

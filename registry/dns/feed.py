@@ -36,12 +36,25 @@ async def feed(
         match item:
             case Discovered():
                 first = not zone.loaded
-                zone.replace([found.endpoints for found in item.services], item.tasks)
+                zone.replace(
+                    [found.endpoints for found in item.services],
+                    item.tasks,
+                    {
+                        found.key: found.record.service.cluster_ip
+                        for found in item.services
+                        if found.record.service.cluster_ip
+                    },
+                )
                 if first and on_loaded is not None:
                     on_loaded()
             case EndpointsChanged():
                 gone = item.kind == "DELETED"
-                zone.set_service(item.service.key, None if gone else item.service.endpoints)
+                found = item.service
+                zone.set_service(
+                    found.key,
+                    None if gone else found.endpoints,
+                    None if gone else found.record.service.cluster_ip,
+                )
             case TasksChanged():
                 for change in item.changes:
                     zone.set_task(change.key, change.after)

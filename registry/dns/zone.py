@@ -57,6 +57,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.IN.SRV
 import dns.rrset
 
+from events import Port
 from registry.discovery.endpoints import EndpointAddress, Endpoints
 from registry.discovery.tasks import LiveTask, TaskKey
 from registry.services.projection import ServiceKey
@@ -349,8 +350,13 @@ class Zone:
         *,
         ttl: int = DEFAULT_TTL,
         serial: int = 1,
+        cluster_ips: bool = False,
     ) -> None:
         self.domain = domain if isinstance(domain, dns.name.Name) else parse_domain(domain)
+        # As CoreDNS answers: a service with a cluster IP is that address (a proxy leads it
+        # to the endpoints), headless ones their endpoints.
+        self.cluster_ips = cluster_ips
+        self._vips: dict[ServiceKey, str] = {}
         self.ttl = ttl
         self.serial = serial % 2**32
         self._services: _Tree[Endpoints] = _Tree()
@@ -363,10 +369,17 @@ class Zone:
 
     # -- keeping it current ---------------------------------------------------------------
 
-    def replace(self, services: Iterable[Endpoints], tasks: Iterable[LiveTask]) -> None:
-        """Everything at once, as a fresh read of the server tells it."""
+    def replace(
+        self,
+        services: Iterable[Endpoints],
+        tasks: Iterable[LiveTask],
+        cluster_ips: Mapping[ServiceKey, str] | None = None,
+    ) -> None:
+        """Everything at once, as a fresh read of the server tells it (``cluster_ips``:
+        each service's cluster IP, if it has one; answered with ``cluster_ips=True``)."""
         self._services.clear()
         self._tasks.clear()
+        self._vips = {k: v for k, v in (cluster_ips or {}).items() if _is_vip(v)}
         for endpoints in services:
             self._set(self._services, endpoints.key, endpoints)
         for task in tasks:
@@ -374,9 +387,21 @@ class Zone:
         self.loaded = True
         self._changed()
 
-    def set_service(self, key: ServiceKey, endpoints: Endpoints | None) -> None:
-        """A service's endpoints now (None: the service is gone)."""
-        if self._set(self._services, key, endpoints):
+    def set_service(
+        self, key: ServiceKey, endpoints: Endpoints | None, cluster_ip: str | None = None
+    ) -> None:
+        """A service's endpoints now (None: the service is gone), and its cluster IP."""
+        vip = cluster_ip if endpoints is not None and cluster_ip and _is_vip(cluster_ip) else None
+        moved = self._vips.get(key) != vip
+        if vip is None:
+            self._vips.pop(key, None)
+        else:
+            self._vips[key] = vip
+        if moved:
+            node = self._services.nodes.get((key[0].lower().encode(), key[1].lower().encode()))
+            if node is not None:
+                node.answers.clear()
+        if self._set(self._services, key, endpoints) or moved:
             self._changed()
 
     def set_task(self, key: TaskKey, task: LiveTask | None) -> None:
@@ -464,6 +489,9 @@ class Zone:
             return self._nxdomain()
         endpoints, pools = node.owners[key], node.pools[key]
         owner = dns.name.Name(relative).concatenate(self.domain)
+        vip = self._vips.get(key) if self.cluster_ips else None
+        if vip is not None:
+            return self._cluster_ip_answer(relative, rdtype, owner, vip, endpoints)
         if depth == 3:  # the service itself
             if rdtype in (_A, _AAAA, _ANY):
                 return pools.pool(rdtype).take(self, owner, room)
@@ -482,6 +510,42 @@ class Zone:
         if rdtype == _SRV:
             return pool.take(self, owner, room)
         return self._nodata()
+
+    def _cluster_ip_answer(
+        self, relative: Labels, rdtype: int, owner: dns.name.Name, vip: str, endpoints: Endpoints
+    ) -> Answer:
+        """A service's names answered with its cluster IP: A is the address; SRV points at
+        the service's own name and port (the proxy leads them to an endpoint)."""
+        depth = len(relative)
+        service = dns.name.Name(relative[-3:]).concatenate(self.domain)
+        if depth == 3:
+            if rdtype in (_A, _ANY):
+                return self._positive(_address_rrsets(owner, [vip], _A, self.ttl))
+            if rdtype == _SRV and endpoints.ports:
+                return self._positive([self._srv(owner, service, endpoints.ports)])
+            return self._nodata()
+        protocol = _PROTOCOLS.get(relative[-4])
+        ports = [p for p in endpoints.ports if p.protocol.value == protocol]
+        if protocol is None or not ports:
+            return self._nxdomain()
+        if depth == 4:
+            return self._nodata()
+        number = _port_number(relative[0])
+        ports = [p for p in ports if p.port == number]
+        if not ports:
+            return self._nxdomain()
+        if rdtype == _SRV:
+            return self._positive([self._srv(owner, service, ports)])
+        return self._nodata()
+
+    def _srv(
+        self, owner: dns.name.Name, target: dns.name.Name, ports: Iterable[Port]
+    ) -> dns.rrset.RRset:
+        records = [
+            dns.rdtypes.IN.SRV.SRV(_IN, _SRV, _SRV_PRIORITY, _SRV_WEIGHT, number, target)
+            for number in sorted({p.port for p in ports})
+        ]
+        return dns.rrset.from_rdata_list(owner, self.ttl, records)
 
     def _task_name(self, namespace: str, address: EndpointAddress) -> dns.name.Name:
         labels = (address.task.lower().encode(), namespace.lower().encode(), _TASK)
@@ -561,6 +625,14 @@ def _port_number(label: bytes) -> int | None:
         return None
     number = int(digits)
     return number if 1 <= number <= 65535 else None
+
+
+def _is_vip(address: str) -> bool:
+    """A cluster IP worth answering: an address, not "None" (headless)."""
+    try:
+        return isinstance(ipaddress.ip_address(address), ipaddress.IPv4Address)
+    except ValueError:
+        return False
 
 
 def _address_rrsets(

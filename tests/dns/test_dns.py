@@ -586,3 +586,25 @@ async def test_tcp_limits_per_client_and_timeouts_close_what_holds_the_server(
         assert len(server._connections) == 0
         sock.close()
         stalled.close()
+
+
+async def test_cluster_ips_flag_answers_a_services_address_and_follows_it(
+    url: str, ns: str
+) -> None:
+    """``--cluster-ips``: the service's name is its cluster IP (a proxy routes it); a
+    headless service is still its endpoints; a new service's address comes in live."""
+    async with await Registry.connect(url) as registry:
+        made = await registry.create(web(ns))
+        await registry.create(
+            Service(namespace=ns, name="db", selector={"app": "web"}, cluster_ip="None")
+        )
+        await (await registry.announcer()).announce([task(ns, "web-1", "10.6.0.1")], ttl=30)
+        _, port = await start_dns(url, "--cluster-ips")
+        assert made.service.cluster_ip is not None
+        await until_answer(port, f"web.{ns}.svc.{DOMAIN}", {made.service.cluster_ip})
+        await until_answer(port, f"db.{ns}.svc.{DOMAIN}", {"10.6.0.1"})
+        later = await registry.create(
+            Service(namespace=ns, name="api", selector={"app": "web"}, ports=web(ns).ports)
+        )
+        assert later.service.cluster_ip is not None
+        await until_answer(port, f"api.{ns}.svc.{DOMAIN}", {later.service.cluster_ip})

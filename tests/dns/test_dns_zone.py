@@ -66,9 +66,10 @@ def service(
     )
 
 
-def zone_with(services: list[Service], tasks: list[LiveTask], **options: int) -> Zone:
-    zone = Zone("skyflow.", **options)
-    zone.replace([endpoints_for(s, tasks) for s in services], tasks)
+def zone_with(services: list[Service], tasks: list[LiveTask], cluster_ips: bool = False) -> Zone:
+    zone = Zone("skyflow.", cluster_ips=cluster_ips)
+    vips = {(s.namespace, s.name): s.cluster_ip for s in services if s.cluster_ip}
+    zone.replace([endpoints_for(s, tasks) for s in services], tasks, vips)
     return zone
 
 
@@ -559,3 +560,30 @@ def test_endpoints_of_a_deleted_service_leave_with_it() -> None:
     assert ask(zone, "web.shop.svc.skyflow.", A).answer == ()
     zone.set_service(("shop", "web"), None)
     assert ask(zone, "web.shop.svc.skyflow.", A).rcode == dns.rcode.NXDOMAIN
+
+
+def test_with_cluster_ips_a_service_is_its_cluster_ip_and_headless_its_endpoints() -> None:
+    """As CoreDNS answers where a proxy leads cluster IPs to the endpoints."""
+    ports = (
+        Port(port=80, target_port=8080),
+        Port(port=53, target_port=5353, protocol=Protocol.UDP),
+    )
+    web = service(ports=ports).model_copy(update={"cluster_ip": "10.96.0.10"})
+    headless = service("db").model_copy(update={"cluster_ip": "None"})
+    tasks = [live("web-1", "10.0.0.1"), live("web-2", "10.0.0.2")]
+    zone = zone_with([web, headless], tasks, cluster_ips=True)
+    assert records(ask(zone, "web.shop.svc.skyflow.", "A")) == {"10.96.0.10"}
+    assert records(ask(zone, "web.shop.svc.skyflow.", "SRV")) == {
+        "1 1 53 web.shop.svc.skyflow.",
+        "1 1 80 web.shop.svc.skyflow.",
+    }
+    assert records(ask(zone, "_80._tcp.web.shop.svc.skyflow.", "SRV")) == {
+        "1 1 80 web.shop.svc.skyflow."
+    }
+    assert ask(zone, "_81._tcp.web.shop.svc.skyflow.", "SRV").rcode == dns.rcode.NXDOMAIN
+    assert records(ask(zone, "db.shop.svc.skyflow.", "A")) == {"10.0.0.1", "10.0.0.2"}
+    # Without the flag, endpoints as before; a service gone takes its address along.
+    plain = zone_with([web], tasks)
+    assert records(ask(plain, "web.shop.svc.skyflow.", "A")) == {"10.0.0.1", "10.0.0.2"}
+    zone.set_service(("shop", "web"), None)
+    assert ask(zone, "web.shop.svc.skyflow.", "A").rcode == dns.rcode.NXDOMAIN
