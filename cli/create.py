@@ -96,6 +96,15 @@ def create_service(
             "registry if omitted), or None for a headless service (no cluster IP).",
         ),
     ] = None,
+    external_name: Annotated[
+        str | None,
+        typer.Option(
+            "--external-name",
+            metavar="DNS-NAME",
+            help="For -t ExternalName: the DNS name it stands for (its DNS name answers "
+            "a CNAME to it).",
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
     output: Annotated[
         Output | None, typer.Option("--output", "-o", help="Print the created service.")
@@ -117,6 +126,7 @@ def create_service(
         cluster=cluster,
         labels=labels or [],
         cluster_ip=cluster_ip,
+        external_name=external_name,
     )
 
     async def create() -> "ServiceRecord":

@@ -141,6 +141,8 @@ def _addresses(service: Service, status: ServiceStatus | None) -> list[tuple[str
     if service.type == ServiceType.LOAD_BALANCER:
         ingress = ", ".join(i.ip for i in status.load_balancer.ingress) if status else ""
         fields.append(("LoadBalancer Ingress:", ingress or "<pending>"))
+    if service.type == ServiceType.EXTERNAL_NAME:
+        fields.append(("External Name:", service.external_name or "<none>"))
     return fields
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cli.parse import parse_cluster_ip
+from cli.parse import check_external_name, parse_cluster_ip, parse_external_name, parse_type
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -201,6 +201,19 @@ def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
                 "manifest", where, f"spec.clusterIP: {spec.clusterIP!r}: {exc.reason}"
             ) from None
     try:
+        service_type: object = parse_type(spec.type)
+    except InvalidInput:
+        service_type = None  # the service's own validation names spec.type below
+    try:
+        external_name = parse_external_name(spec.externalName)
+        if service_type is not None:
+            check_external_name(service_type, external_name, "spec.externalName")
+    except InvalidInput as exc:
+        value = spec.externalName if spec.externalName is not None else ""
+        raise InvalidInput(
+            "manifest", where, f"spec.externalName: {value!r}: {exc.reason}"
+        ) from None
+    try:
         service = Service.model_validate(
             {
                 "namespace": meta.namespace or namespace or "default",
@@ -220,6 +233,7 @@ def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
                 ],
                 "cluster": spec.cluster,
                 "cluster_ip": cluster_ip,
+                "external_name": external_name,
             }
         )
     except ValidationError as exc:
@@ -239,7 +253,12 @@ def _revision(value: str | int | None, where: str) -> int | None:
 
 
 # A Service field by the name manifests give it.
-_MANIFEST_NAMES = {"target_port": "targetPort", "node_port": "nodePort", "cluster_ip": "clusterIP"}
+_MANIFEST_NAMES = {
+    "target_port": "targetPort",
+    "node_port": "nodePort",
+    "cluster_ip": "clusterIP",
+    "external_name": "externalName",
+}
 
 
 def _invalid(exc: Any, where: str, prefix: dict[str, str] | None = None) -> InvalidInput:
@@ -293,6 +312,7 @@ def _document_model() -> Any:
         ports: list[PortDocument] = Field(default_factory=list)
         cluster: str | None = None
         clusterIP: str | None = None
+        externalName: str | None = None
 
     class ServiceDocument(BaseModel):
         model_config = strict

@@ -134,12 +134,14 @@ def parse_service(
     cluster: str | None,
     labels: Iterable[str] = (),
     cluster_ip: str | None = None,
+    external_name: str | None = None,
 ) -> Service:
     """Every flag checked, each failure naming its value, before anything is sent."""
     from pydantic import ValidationError
 
     from events import Service
 
+    external = parse_external_name(external_name)
     fields = {
         "namespace": parse_name(namespace, "namespace"),
         "name": parse_name(name),
@@ -149,9 +151,12 @@ def parse_service(
         "cluster": parse_name(cluster, "cluster") if cluster is not None else None,
         "labels": dict(sorted(parse_selector(labels, what="label").items())),
         "cluster_ip": parse_cluster_ip(cluster_ip) if cluster_ip is not None else None,
+        "external_name": external,
     }
+    if external is not None:  # named here, before the model's rule says it without it
+        check_external_name(fields["type"], external, "--external-name")
     try:
-        return Service.model_validate(fields)
+        service = Service.model_validate(fields)
     except ValidationError as exc:  # a rule the checks above do not know yet
         error = exc.errors()[0]
         if not error["loc"]:  # a rule across fields: a headless NodePort, say
@@ -159,6 +164,35 @@ def parse_service(
             raise InvalidInput("service", fields["name"], message) from None
         where = ".".join(str(p) for p in error["loc"]) or "service"
         raise InvalidInput(where, error.get("input", ""), error["msg"]) from None
+    check_external_name(service.type, external, "--external-name")
+    return service
+
+
+def parse_external_name(text: str | None, what: str = "--external-name") -> str | None:
+    """An ExternalName's DNS name: lower-cased, checked as RFC 1123 says."""
+    if text is None:
+        return None
+    from events.service import EXTERNAL_NAME_PATTERN
+
+    name = text.strip().lower()
+    if len(name) > 253 or not re.fullmatch(EXTERNAL_NAME_PATTERN, name):
+        raise InvalidInput(
+            what,
+            text,
+            "must be a DNS name: labels of letters, digits and '-' joined by dots, "
+            "at most 63 characters each and 253 in all (e.g. db.example.com)",
+        )
+    return name
+
+
+def check_external_name(service_type: object, external_name: str | None, flag: str) -> None:
+    """An ExternalName service needs its name, and only it may have one."""
+    from events import ServiceType
+
+    if service_type == ServiceType.EXTERNAL_NAME and external_name is None:
+        raise InvalidInput(flag, "", "an ExternalName service needs the DNS name it stands for")
+    if service_type != ServiceType.EXTERNAL_NAME and external_name is not None:
+        raise InvalidInput(flag, external_name, "only an ExternalName service has one")
 
 
 _TTL = re.compile(r"(\d{1,5})(s|m|h)?")

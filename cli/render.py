@@ -114,9 +114,12 @@ def ingress_text(status: ServiceStatus | None) -> str:
 
 def external_ip_cell(service: Service, status: ServiceStatus | None) -> str:
     """EXTERNAL-IP as kubectl prints it: a LoadBalancer's ingress addresses, or
-    ``<pending>`` until a controller reports them; ``<none>`` for other types."""
+    ``<pending>`` until a controller reports them; an ExternalName's DNS name; ``<none>``
+    for other types."""
     from events import ServiceType
 
+    if service.type == ServiceType.EXTERNAL_NAME:
+        return service.external_name or NONE
     if service.type != ServiceType.LOAD_BALANCER:
         return NONE
     return ingress_text(status) or PENDING
@@ -287,6 +290,8 @@ def service_object(record: ServiceRecord, trust: Trust | None = None) -> dict[st
     spec: dict[str, Any] = {"type": service.type.value}
     if service.cluster_ip is not None:  # none: an ExternalName, or from before addresses
         spec["clusterIP"] = service.cluster_ip
+    if service.external_name is not None:
+        spec["externalName"] = service.external_name
     spec |= {
         "selector": dict(service.selector),
         "ports": [_port_object(p) for p in service.ports],

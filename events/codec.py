@@ -94,6 +94,13 @@ def _without_addresses(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _without_external_name(raw: dict[str, Any]) -> dict[str, Any]:
+    """``ServiceCreated`` v4, ``ServiceUpdated`` v3 and ``ServiceStatusChanged`` v2 added
+    ``service.external_name``: an older event's service has none, which is what the model
+    defaults to."""
+    return raw
+
+
 def _updated_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     """Version 2 added ``status``: a version-1 update reported none."""
     return {**raw, "status": None} if "status" not in raw else raw
@@ -103,7 +110,10 @@ def _updated_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("ServiceCreated", 1): _created_v1_to_v2,
     ("ServiceCreated", 2): _without_addresses,
+    ("ServiceCreated", 3): _without_external_name,
     ("ServiceUpdated", 1): _updated_v1_to_v2,
+    ("ServiceUpdated", 2): _without_external_name,
+    ("ServiceStatusChanged", 1): _without_external_name,
 }
 
 

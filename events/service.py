@@ -63,6 +63,11 @@ PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
 # service (one that asks for no address).
 HEADLESS = "None"
 ClusterIP = Annotated[str, Field(pattern=rf"^(?:{HEADLESS}|{IPV4_PATTERN[1:-1]})$")]
+# An ExternalName's DNS name, as Kubernetes takes it (RFC 1123): lower-case labels of
+# letters, digits and hyphens, 63 at most each, 253 in all, an optional final dot.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+EXTERNAL_NAME_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*\.?$"
+ExternalName = Annotated[str, Field(pattern=EXTERNAL_NAME_PATTERN, min_length=1, max_length=253)]
 # Types whose ports each hold a node port, and types that hold a cluster IP.
 NODE_PORT_TYPES = frozenset({ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER})
 
@@ -109,6 +114,9 @@ class Service(BaseModel):
     # (unless asked for, or "None": headless), and kept while it lives. None in a stored
     # event: an ExternalName, or a service created before addresses existed.
     cluster_ip: ClusterIP | None = None
+    # An ExternalName service's DNS name (its DNS answers are a CNAME to it); None for
+    # every other type, and in events from before it existed.
+    external_name: ExternalName | None = None
 
     @model_validator(mode="after")
     def _canonical(self) -> Self:
@@ -128,6 +136,8 @@ class Service(BaseModel):
                 seen.add((port.port, port.protocol))
         if self.cluster_ip is not None or any(p.node_port is not None for p in ports):
             self._check_addresses()
+        if self.external_name is not None and self.type != ServiceType.EXTERNAL_NAME:
+            raise ValueError(f"a {self.type.value} service has no external name")
         return self
 
     def _check_addresses(self) -> None:
@@ -154,11 +164,12 @@ class ServiceCreated(EventEnvelope):
 
     Version 2 added ``service.labels``; a version-1 event is read as having none.
     Version 3 added ``service.cluster_ip`` and ``service.ports[].node_port``; an earlier
-    event is read as a service without addresses.
+    event is read as a service without addresses. Version 4 added
+    ``service.external_name``; an earlier event is read as having none.
     """
 
     type: Literal["ServiceCreated"] = "ServiceCreated"
-    version: Literal[3] = 3
+    version: Literal[4] = 4
     service: Service
 
     @property
@@ -231,11 +242,12 @@ class ServiceUpdated(EventEnvelope):
 
     Version 2 added ``status`` (carried over from the event before, and cleared when the
     service stops being a LoadBalancer) and the addresses of ``ServiceCreated`` v3; a
-    version-1 event is read as having no status.
+    version-1 event is read as having no status. Version 3 added ``service.external_name``
+    (``ServiceCreated`` v4); an earlier event is read as having none.
     """
 
     type: Literal["ServiceUpdated"] = "ServiceUpdated"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
     service: Service
     created: Origin
     status: ServiceStatus | None = None
@@ -252,10 +264,12 @@ class ServiceUpdated(EventEnvelope):
 class ServiceStatusChanged(EventEnvelope):
     """A controller reported the service's status (a load balancer's external IP); the
     service itself is unchanged and carried in full, like every event that leaves it live.
-    Written on top of the revision the controller saw, like any other change."""
+    Written on top of the revision the controller saw, like any other change. Version 2
+    added ``service.external_name`` (``ServiceCreated`` v4): a version-1 event has none.
+    (No longer written: status is a ``ServiceStatusSet`` on a subject of its own.)"""
 
     type: Literal["ServiceStatusChanged"] = "ServiceStatusChanged"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     service: Service
     created: Origin
     status: ServiceStatus

@@ -15,7 +15,7 @@ let seen = 0;
 // type -> newest version understood (older versions lack fields this fold does not use:
 // labels, addresses, status)
 const KNOWN = {
-  ServiceCreated: 3, ServiceUpdated: 2, ServiceStatusChanged: 1,
+  ServiceCreated: 4, ServiceUpdated: 3, ServiceStatusChanged: 2,
   ServiceDeleted: 1, ServiceForceDeleted: 1,
 };
 

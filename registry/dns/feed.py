@@ -44,6 +44,11 @@ async def feed(
                         for found in item.services
                         if found.record.service.cluster_ip
                     },
+                    {
+                        found.key: found.record.service.external_name
+                        for found in item.services
+                        if found.record.service.external_name
+                    },
                 )
                 if first and on_loaded is not None:
                     on_loaded()
@@ -54,6 +59,7 @@ async def feed(
                     found.key,
                     None if gone else found.endpoints,
                     None if gone else found.record.service.cluster_ip,
+                    None if gone else found.record.service.external_name,
                 )
             case TasksChanged():
                 for change in item.changes:

@@ -51,6 +51,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
 import dns.rdtypes.ANY.SOA
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
@@ -84,6 +85,7 @@ _SRV_WEIGHT = 1  # clients spread their choice evenly among the targets
 _LDH = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-")
 _IN = dns.rdataclass.IN
 _A, _AAAA, _SRV = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.SRV
+_CNAME = dns.rdatatype.CNAME
 _SOA, _ANY = dns.rdatatype.SOA, dns.rdatatype.ANY
 _SVC, _TASK = b"svc", b"task"
 _PROTOCOLS = {b"_tcp": "TCP", b"_udp": "UDP"}
@@ -357,6 +359,7 @@ class Zone:
         # to the endpoints), headless ones their endpoints.
         self.cluster_ips = cluster_ips
         self._vips: dict[ServiceKey, str] = {}
+        self._cnames: dict[ServiceKey, dns.name.Name] = {}  # ExternalName services
         self.ttl = ttl
         self.serial = serial % 2**32
         self._services: _Tree[Endpoints] = _Tree()
@@ -374,12 +377,17 @@ class Zone:
         services: Iterable[Endpoints],
         tasks: Iterable[LiveTask],
         cluster_ips: Mapping[ServiceKey, str] | None = None,
+        external_names: Mapping[ServiceKey, str] | None = None,
     ) -> None:
         """Everything at once, as a fresh read of the server tells it (``cluster_ips``:
-        each service's cluster IP, if it has one; answered with ``cluster_ips=True``)."""
+        each service's cluster IP, if it has one, answered with ``cluster_ips=True``;
+        ``external_names``: each ExternalName service's DNS name, answered as a CNAME)."""
         self._services.clear()
         self._tasks.clear()
         self._vips = {k: v for k, v in (cluster_ips or {}).items() if _is_vip(v)}
+        self._cnames = {
+            k: name for k, v in (external_names or {}).items() if (name := _cname(v)) is not None
+        }
         for endpoints in services:
             self._set(self._services, endpoints.key, endpoints)
         for task in tasks:
@@ -388,15 +396,22 @@ class Zone:
         self._changed()
 
     def set_service(
-        self, key: ServiceKey, endpoints: Endpoints | None, cluster_ip: str | None = None
+        self,
+        key: ServiceKey,
+        endpoints: Endpoints | None,
+        cluster_ip: str | None = None,
+        external_name: str | None = None,
     ) -> None:
-        """A service's endpoints now (None: the service is gone), and its cluster IP."""
+        """A service's endpoints now (None: the service is gone), its cluster IP and, for
+        an ExternalName, its DNS name."""
         vip = cluster_ip if endpoints is not None and cluster_ip and _is_vip(cluster_ip) else None
-        moved = self._vips.get(key) != vip
-        if vip is None:
-            self._vips.pop(key, None)
-        else:
-            self._vips[key] = vip
+        cname = _cname(external_name) if endpoints is not None and external_name else None
+        moved = self._vips.get(key) != vip or self._cnames.get(key) != cname
+        for table, value in ((self._vips, vip), (self._cnames, cname)):
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value  # type: ignore[assignment]
         if moved:
             node = self._services.nodes.get((key[0].lower().encode(), key[1].lower().encode()))
             if node is not None:
@@ -489,6 +504,12 @@ class Zone:
             return self._nxdomain()
         endpoints, pools = node.owners[key], node.pools[key]
         owner = dns.name.Name(relative).concatenate(self.domain)
+        cname = self._cnames.get(key)
+        if cname is not None:  # an ExternalName: its own name stands for another
+            if depth == 3:
+                rdata = dns.rdtypes.ANY.CNAME.CNAME(_IN, _CNAME, cname)
+                return self._positive([dns.rrset.from_rdata_list(owner, self.ttl, [rdata])])
+            return self._nxdomain()
         vip = self._vips.get(key) if self.cluster_ips else None
         if vip is not None:
             return self._cluster_ip_answer(relative, rdtype, owner, vip, endpoints)
@@ -625,6 +646,14 @@ def _port_number(label: bytes) -> int | None:
         return None
     number = int(digits)
     return number if 1 <= number <= 65535 else None
+
+
+def _cname(text: str) -> dns.name.Name | None:
+    """An ExternalName's target as an absolute name (the log is untrusted: None if not)."""
+    try:
+        return dns.name.from_text(text.rstrip(".") + ".")
+    except (dns.exception.DNSException, ValueError):
+        return None
 
 
 def _is_vip(address: str) -> bool:

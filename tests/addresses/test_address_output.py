@@ -102,7 +102,7 @@ def kinds(url: str, ns: str) -> str:
         ["headless", "--cluster-ip", "None", "-s", "app=db", "-p", "5432"],
         ["np", "-t", "NodePort", "-p", "80:8080,443:8443"],
         ["lb", "-t", "LoadBalancer", "-p", "443:8443", "-s", "app=web"],
-        ["ext", "-t", "ExternalName", "-p", "80"],
+        ["ext", "-t", "ExternalName", "--external-name", "ext.example.com", "-p", "80"],
     ):
         made = skyctl("create", "service", *args, "-n", ns, url=url)
         assert made.code == 0, made.err
@@ -118,7 +118,7 @@ def test_columns_of_each_type(url: str, kinds: str) -> None:
     assert got["cip"][1] == "ClusterIP" and in_service_cidr(got["cip"][2])
     assert got["cip"][3:5] == ["<none>", "80/TCP"]
     assert got["headless"][1:5] == ["ClusterIP", "None", "<none>", "5432/TCP"]
-    assert got["ext"][1:5] == ["ExternalName", "<none>", "<none>", "80/TCP"]
+    assert got["ext"][1:5] == ["ExternalName", "<none>", "ext.example.com", "80/TCP"]
     assert got["np"][1] == "NodePort" and got["np"][3] == "<none>"
     assert got["lb"][1] == "LoadBalancer" and got["lb"][3] == "<pending>"
     addresses = {got[name][2] for name in ("cip", "np", "lb")}

@@ -93,7 +93,9 @@ async def test_a_small_range_runs_out_with_nothing_written(fresh_server: NatsSer
             await registry.create(Service(namespace="small", name="s8"))
         # A headless service needs no address, and an ExternalName none either.
         await registry.create(Service(namespace="small", name="h", cluster_ip="None"))
-        await registry.create(Service(namespace="small", name="x", type="ExternalName"))
+        await registry.create(
+            Service(namespace="small", name="x", type="ExternalName", external_name="x.example.com")
+        )
         assert await breaks(registry) == []
 
 

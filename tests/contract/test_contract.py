@@ -45,16 +45,16 @@ def test_envelope_fields_are_documented() -> None:
 
 def test_service_created_fields_are_documented() -> None:
     expected = {f"service.{name}" for name in Service.model_fields}
-    assert documented_fields("### `ServiceCreated` v3") == expected
+    assert documented_fields("### `ServiceCreated` v4") == expected
     for name in Port.model_fields:
         assert f'"{name}"' in DOC
 
 
 def test_service_updated_and_status_fields_are_documented() -> None:
     origin = {f"created.{name}" for name in Origin.model_fields}
-    assert documented_fields("### `ServiceUpdated` v2") == {"service", "status"} | origin
+    assert documented_fields("### `ServiceUpdated` v3") == {"service", "status"} | origin
     assert (
-        documented_fields("### `ServiceStatusChanged` v1")
+        documented_fields("### `ServiceStatusChanged` v2")
         == {
             "service",
             "status.load_balancer.ingress",

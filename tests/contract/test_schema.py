@@ -35,7 +35,7 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 @given(created)
 def test_every_encoded_create_validates(event: ServiceCreated) -> None:
-    _validator("ServiceCreated.v3.json").validate(msgpack.unpackb(encode(event)))
+    _validator("ServiceCreated.v4.json").validate(msgpack.unpackb(encode(event)))
 
 
 def test_address_records_validate() -> None:

@@ -30,6 +30,7 @@ from events import (
     Port,
     Service,
     ServiceCreated,
+    ServiceType,
     encode,
     new_event_id,
     subject_for,
@@ -608,3 +609,21 @@ async def test_cluster_ips_flag_answers_a_services_address_and_follows_it(
         )
         assert later.service.cluster_ip is not None
         await until_answer(port, f"api.{ns}.svc.{DOMAIN}", {later.service.cluster_ip})
+
+
+async def test_an_external_name_service_is_a_cname(url: str, ns: str) -> None:
+    async with await Registry.connect(url) as registry:
+        await registry.create(
+            Service(
+                namespace=ns,
+                name="db",
+                type=ServiceType.EXTERNAL_NAME,
+                external_name="db.example.com",
+            )
+        )
+        _, port = await start_dns(url)
+        query = dns.message.make_query(f"db.{ns}.svc.{DOMAIN}", "A")
+        response = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5)
+        assert [rrset.to_text() for rrset in response.answer] == [
+            f"db.{ns}.svc.{DOMAIN} 5 IN CNAME db.example.com."
+        ]

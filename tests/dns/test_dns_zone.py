@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import Port, Service
+from events import Port, Service, ServiceType
 from events.choices import Protocol
 from registry.discovery.endpoints import Endpoints, endpoints_for
 from registry.discovery.tasks import LiveTask
@@ -587,3 +587,18 @@ def test_with_cluster_ips_a_service_is_its_cluster_ip_and_headless_its_endpoints
     assert records(ask(plain, "web.shop.svc.skyflow.", "A")) == {"10.0.0.1", "10.0.0.2"}
     zone.set_service(("shop", "web"), None)
     assert ask(zone, "web.shop.svc.skyflow.", "A").rcode == dns.rcode.NXDOMAIN
+
+
+def test_an_external_name_service_answers_a_cname_to_its_name() -> None:
+    db = Service(
+        namespace="shop", name="db", type=ServiceType.EXTERNAL_NAME, external_name="db.example.com"
+    )
+    zone = Zone("skyflow.")
+    zone.replace([endpoints_for(db, [])], [], {}, {("shop", "db"): "db.example.com"})
+    for rdtype in ("A", "AAAA", "SRV", "CNAME"):
+        answer = ask(zone, "db.shop.svc.skyflow.", rdtype)
+        assert records(answer) == {"db.example.com."}, rdtype
+        assert answer.answer[0].rdtype == dns.rdatatype.CNAME
+    assert ask(zone, "_80._tcp.db.shop.svc.skyflow.", "SRV").rcode == dns.rcode.NXDOMAIN
+    zone.set_service(("shop", "db"), endpoints_for(db, []), None, "other.example.org")
+    assert records(ask(zone, "db.shop.svc.skyflow.", "A")) == {"other.example.org."}
