@@ -28,16 +28,12 @@ from registry.discovery.follower import (
     TasksChanged,
 )
 from registry.discovery.resolver import Resolver
-from registry.errors import ServerError
 from registry.log.port import Log
 from registry.proxy.plan import Backends, Change, Frontend, Plan, Scope, Table
 from registry.proxy.plan import service_frontends as plan_service
 from registry.services.status import StatusFeed, follow_statuses
 
-__all__ = ["TIDY_AFTER_S", "TIDY_WITHIN_S", "Forwarder", "Proxy", "Synced"]
-
-TIDY_AFTER_S = 0.5  # quiet before what changes left behind is removed,
-TIDY_WITHIN_S = 5.0  # or this long after the first change, if changes never stop
+__all__ = ["Forwarder", "Proxy", "Synced"]
 
 
 class Forwarder(Protocol):
@@ -48,9 +44,6 @@ class Forwarder(Protocol):
     async def apply(self, changes: Sequence[Change]) -> None: ...
 
     async def holds(self, plan: Mapping[Frontend, Backends]) -> bool: ...
-
-    async def tidy(self) -> None:
-        """Remove what changes left behind, off the path of any change (may do nothing)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +80,6 @@ class Proxy:
         self._reported: set[str] = set()
         self._statuses: StatusFeed | None = None
         self._lock = asyncio.Lock()
-        self._tidying: asyncio.Task[None] | None = None
-        self._last_change = 0.0
 
     async def run(self, resolver: Resolver, log: Log) -> None:
         """Follow and forward until cancelled; raises what the first read raises."""
@@ -102,8 +93,6 @@ class Proxy:
                 async for item in resolver.everything():
                     await self._handle(item)
             finally:
-                if self._tidying is not None:
-                    background.append(self._tidying)
                 for task in background:
                     task.cancel()
                 for task in background:
@@ -168,33 +157,11 @@ class Proxy:
             started = time.perf_counter() if started is None else started
             await self.forwarder.apply(changes)
             self._on_synced(Synced(False, len(changes), time.perf_counter() - started))
-        self._last_change = time.monotonic()
-        if self._tidying is None or self._tidying.done():
-            self._tidying = asyncio.create_task(self._tidy_when_quiet())
         for change in changes:
             owners = self.table.owners(change.frontend)
             if len(owners) > 1:
                 names = ", ".join(f"{ns}/{name}" for ns, name in owners)
                 self._report(f"{change.frontend} is claimed by {names}: forwarded for none")
-
-    async def _tidy_when_quiet(self) -> None:
-        """Tidy once changes have stopped for a moment: a tidy's deletions wait for the
-        kernel, and a change arriving meanwhile waits for the tidy."""
-        first = time.monotonic()
-        while True:
-            quiet = time.monotonic() - self._last_change
-            if quiet >= TIDY_AFTER_S or time.monotonic() - first >= TIDY_WITHIN_S:
-                break
-            await asyncio.sleep(TIDY_AFTER_S - quiet if quiet < TIDY_AFTER_S else 0.05)
-        # Once begun, a tidy finishes even if another change comes (it waits for the lock).
-        await asyncio.shield(self._tidy())
-
-    async def _tidy(self) -> None:
-        async with self._lock:
-            try:
-                await self.forwarder.tidy()
-            except ServerError as exc:  # the periodic check puts it right
-                self._report(f"tidying after changes failed: {exc}")
 
     async def _follow_statuses(self, statuses: StatusFeed) -> None:
         async for message in statuses:

@@ -341,9 +341,6 @@ class Userspace:
         )
         return have == wanted and serving
 
-    async def tidy(self) -> None:
-        """Nothing is left behind in user space."""
-
     async def close(self) -> None:
         for served in list(self._served.values()):
             await self._stop(served)
