@@ -71,15 +71,29 @@ def announce_task(
         bool,
         typer.Option("--not-ready", help="Announce it as not ready: listed, but sent no traffic."),
     ] = False,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[-- COMMAND [ARG...]]",
+            help="A program to run and stand for: announced while it runs, SIGTERM and "
+            "SIGINT passed on to it, withdrawn when it exits; skyctl exits with its status.",
+            show_default=False,
+        ),
+    ] = None,
     *,
     conn: Connection,
 ) -> None:
-    """Keep a task announced until Ctrl-C or SIGTERM, then withdraw it at once.
+    """Keep a task announced until Ctrl-C or SIGTERM, then withdraw it at once; or, given
+    a program after --, for as long as that program runs.
 
     Example:  skyctl announce task web-1 -n shop -l app=web --address 10.0.0.7 -c eu-1
+
+              skyctl announce task web-1 -n shop -l app=web -a 10.0.0.7 -- ./server --port 8080
     """
     task = _task(name, namespace, labels or [], address, cluster, not not_ready)
     seconds = parse_ttl_flag(ttl)
+    if command:
+        raise typer.Exit(_supervise(conn, task, seconds, command))
 
     async def run() -> None:
         async with await conn.open(keep_reconnecting=True) as registry:
@@ -107,6 +121,43 @@ def announce_task(
                 )
 
     run_until_stopped(run)
+
+
+def _supervise(conn: Connection, task: Task, seconds: int, command: list[str]) -> int:
+    """Run ``command``, announce ``task`` while it runs, pass SIGTERM and SIGINT on to it,
+    withdraw when it exits; its exit status (128 + the signal that ended it)."""
+    import signal
+    import threading
+
+    async def run() -> int:
+        async with await conn.open(keep_reconnecting=True) as registry:
+            try:
+                # Its own session: Ctrl-C at a terminal reaches it once, through us.
+                proc = await asyncio.create_subprocess_exec(*command, start_new_session=True)
+            except OSError as exc:
+                raise InvalidInput("command", command[0], exc.strerror or str(exc)) from None
+            if threading.current_thread() is threading.main_thread():
+                loop = asyncio.get_running_loop()
+                for passed in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(passed, proc.send_signal, passed)
+            try:
+                announcer = await registry.announcer()
+                announcer.on_error = warn_once
+                async with registry.announce(task, ttl=seconds):
+                    print(
+                        f"task/{task.name} announced while pid {proc.pid} runs "
+                        f"(ttl {seconds}s; SIGTERM and Ctrl-C are passed on to it)",
+                        flush=True,
+                    )
+                    code = await proc.wait()
+                print(f"task/{task.name} withdrawn: the program exited ({code})", flush=True)
+            finally:
+                if proc.returncode is None:  # we failed before it ended: it must not outlive us
+                    proc.terminate()
+                    await proc.wait()
+        return code if code >= 0 else 128 - code
+
+    return asyncio.run(run())
 
 
 def _task(

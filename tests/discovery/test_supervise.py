@@ -1,0 +1,70 @@
+"""``skyctl announce task NAME ... -- PROGRAM``: an announcement that cannot outlive the
+program it stands for."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+from registry.client import Registry
+from tests.helpers import Lines, skyctl, start
+
+
+async def _names(url: str, ns: str) -> list[str]:
+    async with await Registry.connect(url) as registry:
+        return [t.name for t in await registry.tasks(ns)]
+
+
+async def test_a_program_that_exits_withdraws_its_task_at_once_with_its_status(
+    url: str, ns: str
+) -> None:
+    program = "import time, sys; time.sleep(2); sys.exit(3)"
+    proc = start(
+        *("announce", "task", "sup", "-n", ns, "-a", "10.5.0.1", "-l", "app=web"),
+        *("--ttl", "60s", "--", sys.executable, "-c", program),
+        url=url,
+    )
+    lines = Lines(proc)
+    await lines.wait_for(lambda line: "announced while pid" in line)
+    assert await _names(url, ns) == ["sup"]
+    code = await asyncio.to_thread(proc.wait, 30)
+    exited = time.monotonic()
+    assert code == 3  # the program's status
+    assert await _names(url, ns) == []  # withdrawn at once, not at its 60 s TTL
+    assert time.monotonic() - exited < 5
+    await lines.wait_for(lambda line: "withdrawn: the program exited (3)" in line)
+
+
+async def test_sigterm_reaches_the_program_and_skyctl_exits_with_its_status(
+    url: str, ns: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "got-sigterm"
+    program = (
+        "import signal, sys, time\n"
+        f"def stop(*_): open({str(marker)!r}, 'w').write('yes'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "while True: time.sleep(0.1)\n"
+    )
+    proc = start(
+        *("announce", "task", "sup2", "-n", ns, "-a", "10.5.0.2", "-l", "app=web"),
+        *("--ttl", "60s", "--", sys.executable, "-c", program),
+        url=url,
+    )
+    await Lines(proc).wait_for(lambda line: "announced while pid" in line)
+    proc.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(proc.wait, 30)
+    assert code == 0 and marker.read_text() == "yes"
+    assert await _names(url, ns) == []
+
+
+def test_a_program_that_cannot_start_is_one_line_and_announces_nothing(url: str, ns: str) -> None:
+    got = skyctl(
+        *("announce", "task", "nope", "-n", ns, "-a", "10.5.0.3"),
+        *("--", "/nonexistent/program"),
+        url=url,
+    )
+    assert got.code == 2 and got.err.count("\n") == 1 and "/nonexistent/program" in got.err
+    assert asyncio.run(_names(url, ns)) == []
