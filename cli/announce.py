@@ -24,6 +24,7 @@ from registry.errors import InvalidInput, RegistryError
 
 if TYPE_CHECKING:
     from events.task import Task
+    from registry.client import Registry
 
 __all__ = ["announce_app", "parse_address"]
 
@@ -108,6 +109,7 @@ def announce_task(
                         f"{round(seconds / 3, 2):g}s; Ctrl-C withdraws it)",
                         flush=True,
                     )
+                    await _hint_if_unselected(registry, task)
                     await asyncio.Event().wait()
             except asyncio.CancelledError:
                 print(f"task/{name} withdrawn", flush=True)
@@ -121,6 +123,28 @@ def announce_task(
                 )
 
     run_until_stopped(run)
+
+
+async def _hint_if_unselected(registry: Registry, task: Task) -> None:
+    """Say so when no service of the task's namespace selects it (a typo in a label is
+    otherwise silent: the task is live and nobody sends it anything)."""
+    from registry.discovery.endpoints import selects
+
+    try:
+        services = await registry.list(task.namespace)
+    except RegistryError:
+        return  # a hint is not worth failing for
+    if not any(selects(r.service.selector, task.labels) for r in services):
+        import sys
+
+        from cli.terminal import safe
+
+        labels = ",".join(f"{k}={v}" for k, v in task.labels.items()) or "<none>"
+        hint = (
+            f"hint: no service in namespace {task.namespace!r} selects task/{task.name} "
+            f"(labels {labels}): it gets no traffic until one does"
+        )
+        print(safe(hint), file=sys.stderr, flush=True)
 
 
 def _supervise(conn: Connection, task: Task, seconds: int, command: list[str]) -> int:
@@ -149,6 +173,7 @@ def _supervise(conn: Connection, task: Task, seconds: int, command: list[str]) -
                         f"(ttl {seconds}s; SIGTERM and Ctrl-C are passed on to it)",
                         flush=True,
                     )
+                    await _hint_if_unselected(registry, task)
                     code = await proc.wait()
                 print(f"task/{task.name} withdrawn: the program exited ({code})", flush=True)
             finally:

@@ -68,3 +68,23 @@ def test_a_program_that_cannot_start_is_one_line_and_announces_nothing(url: str,
     )
     assert got.code == 2 and got.err.count("\n") == 1 and "/nonexistent/program" in got.err
     assert asyncio.run(_names(url, ns)) == []
+
+
+async def test_an_announce_no_service_selects_prints_a_hint(url: str, ns: str) -> None:
+    async with await Registry.connect(url) as registry:
+        from events import Service
+
+        await registry.create(Service(namespace=ns, name="web", selector={"app": "web"}))
+    for labels, hinted in (("app=wbe", True), ("app=web", False)):
+        proc = start("announce", "task", "t", "-n", ns, "-a", "10.5.0.9", "-l", labels, url=url)
+        await Lines(proc).wait_for(lambda line: "announced" in line)
+        assert proc.stderr is not None
+        if hinted:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 30)
+            assert "hint: no service in namespace" in line and "labels app=wbe" in line, line
+        else:
+            await asyncio.sleep(0.5)  # (a hint would follow the announcement at once)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+        rest = proc.stderr.read()
+        assert "hint:" not in rest, (labels, rest)
