@@ -8,7 +8,10 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
+
 from cli.connection import Connection, connection_options
+from cli.errors import fail
 from cli.options import (
     Output,
     TaskNamespaceOpt,
@@ -19,6 +22,7 @@ from cli.options import (
 from cli.parse import parse_name
 from cli.render import API_VERSION, Table, human_age, to_json, to_yaml
 from events.stamps import format_time
+from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from cli.selector import Selector
@@ -33,6 +37,10 @@ WIDE_COLUMNS = (*COLUMNS, "TTL", "AGE", "INSTANCE")
 
 @connection_options
 def get_tasks(
+    name: Annotated[
+        str | None,
+        typer.Argument(metavar="[NAME]", help="One task, by name.", show_default=False),
+    ] = None,
     namespace: TaskNamespaceOpt = "default",
     all_namespaces: Annotated[bool, all_namespaces_option("Tasks of every namespace.")] = False,
     selector: Annotated[str | None, label_selector_option("tasks")] = None,
@@ -46,8 +54,16 @@ def get_tasks(
     announcer stops is gone once its TTL runs out.
 
     Example:  skyctl get tasks -n shop -l app=web
+
+              skyctl get task web-1 -n shop -o yaml
     """
     namespace = parse_name(namespace, "namespace")
+    if name is not None:
+        name = parse_name(name)
+        if all_namespaces:
+            raise InvalidInput(
+                "--all-namespaces", name, "a task is got by name in one namespace (-n), not -A"
+            )
     chosen: Selector | None = None
     if selector is not None:
         from cli.selector import parse_label_selector
@@ -61,6 +77,14 @@ def get_tasks(
             return await registry.tasks(scope, label=label)
 
     tasks = [t for t in asyncio.run(read()) if chosen is None or chosen.matches(t.labels)]
+    if name is not None:
+        tasks = [t for t in tasks if t.name == name]
+        if not tasks:
+            fail(f'task "{name}" not found in namespace "{namespace}" (or its TTL ran out)', 1)
+        if output in (Output.json, Output.yaml):  # the object itself, as kubectl prints one
+            obj = task_object(tasks[0])
+            print(to_json(obj) if output is Output.json else to_yaml(obj))
+            return
     if not tasks and output in (Output.table, Output.wide):
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)

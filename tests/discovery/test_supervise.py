@@ -88,3 +88,23 @@ async def test_an_announce_no_service_selects_prints_a_hint(url: str, ns: str) -
         await asyncio.to_thread(proc.wait, 30)
         rest = proc.stderr.read()
         assert "hint:" not in rest, (labels, rest)
+
+
+async def test_get_task_by_name(url: str, ns: str) -> None:
+    """kubectl's ``get <kind> NAME``: one task, its object for -o yaml|json; not found is
+    one line and exit 1; a name with -A is refused."""
+    from events.task import Task
+
+    async with await Registry.connect(url) as registry:
+        task = Task(namespace=ns, name="one", labels={"app": "web"}, address="10.5.1.1")
+        async with registry.announce(task, ttl=30):
+            table = await asyncio.to_thread(skyctl, "get", "task", "one", "-n", ns, url=url)
+            assert table.code == 0 and [r.split()[0] for r in table.lines] == ["NAME", "one"]
+            yaml_out = await asyncio.to_thread(
+                skyctl, "get", "task", "one", "-n", ns, "-o", "yaml", url=url
+            )
+            assert "kind: Task" in yaml_out.out and "address: 10.5.1.1" in yaml_out.out
+            missing = await asyncio.to_thread(skyctl, "get", "task", "two", "-n", ns, url=url)
+            assert missing.code == 1 and 'task "two" not found' in missing.err
+            everywhere = await asyncio.to_thread(skyctl, "get", "task", "one", "-A", url=url)
+            assert everywhere.code == 2 and everywhere.err.count("\n") == 1
