@@ -28,6 +28,7 @@ from cli.verbs import register, verb_app
 if TYPE_CHECKING:
     from events import Port, Service, ServiceStatus
     from registry.discovery.endpoints import Endpoints
+    from registry.discovery.tasks import LiveTask
     from registry.services.history import HistoryItem
     from registry.services.projection import ServiceRecord
     from registry.services.proof import Trust
@@ -175,3 +176,54 @@ def _event_row(item: HistoryItem, before: Before, now: datetime) -> list[str]:
 
 
 register(describe_app, describe_service)
+
+
+@connection_options
+def describe_task(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Task name.", show_default=False)],
+    namespace: NamespaceOpt = "default",
+    *,
+    conn: Connection,
+) -> None:
+    """A live task in full: labels, address, readiness, heartbeat, the run of its announcer,
+    and the services that select it.
+
+    Example:  skyctl describe task web-1 -n shop
+    """
+    from cli.errors import fail
+    from registry.discovery.endpoints import selects
+
+    namespace, name = parse_name(namespace, "namespace"), parse_name(name)
+
+    async def read() -> tuple[list[LiveTask], list[ServiceRecord]]:
+        async with await conn.open() as registry:
+            return await registry.tasks(namespace), await registry.list(namespace)
+
+    tasks, services = asyncio.run(read())
+    found = next((t for t in tasks if t.name == name), None)
+    if found is None:
+        fail(f'task "{name}" not found in namespace "{namespace}" (or its TTL ran out)', 1)
+    now = datetime.now(UTC)
+    selecting = sorted(
+        r.service.name for r in services if selects(r.service.selector, found.labels)
+    )
+    labels = [f"{k}={v}" for k, v in sorted(found.labels.items())] or ["<none>"]
+    fields: list[tuple[str, str]] = [
+        ("Name:", found.name),
+        ("Namespace:", found.namespace),
+        ("Labels:", labels[0]),
+        *[("", label) for label in labels[1:]],
+        ("Address:", found.address),
+        ("Cluster:", found.cluster or "<none>"),
+        ("Ready:", "true" if found.ready else "false"),
+        ("Last Heartbeat:", f"{short_time(found.heard)} ({human_age(found.heard, now)} ago)"),
+        ("TTL:", f"{found.ttl}s"),
+        ("Announced Since:", f"{short_time(found.since)} ({human_age(found.since, now)} ago)"),
+        ("Instance:", found.instance),
+        ("Selected By:", ", ".join(f"service/{n}" for n in selecting) or "<none>"),
+    ]
+    width = max(len(label) for label, _ in fields) + 2
+    print("\n".join(f"{label.ljust(width)}{safe(value)}" for label, value in fields))
+
+
+register(describe_app, describe_task, "task")

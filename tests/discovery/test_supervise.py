@@ -108,3 +108,21 @@ async def test_get_task_by_name(url: str, ns: str) -> None:
             assert missing.code == 1 and 'task "two" not found' in missing.err
             everywhere = await asyncio.to_thread(skyctl, "get", "task", "one", "-A", url=url)
             assert everywhere.code == 2 and everywhere.err.count("\n") == 1
+
+
+async def test_describe_task_shows_it_in_full_and_who_selects_it(url: str, ns: str) -> None:
+    from events import Service
+    from events.task import Task
+
+    async with await Registry.connect(url) as registry:
+        await registry.create(Service(namespace=ns, name="web", selector={"app": "web"}))
+        await registry.create(Service(namespace=ns, name="db", selector={"app": "db"}))
+        task = Task(namespace=ns, name="one", labels={"app": "web"}, address="10.5.2.1")
+        async with registry.announce(task, ttl=30):
+            got = await asyncio.to_thread(skyctl, "describe", "task", "one", "-n", ns, url=url)
+            assert got.code == 0, got.err
+            fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in got.lines}
+            assert fields["Address"] == "10.5.2.1" and fields["Ready"] == "true"
+            assert fields["Selected By"] == "service/web" and fields["TTL"] == "30s"
+            missing = await asyncio.to_thread(skyctl, "describe", "task", "x", "-n", ns, url=url)
+            assert missing.code == 1 and missing.err.count("\n") == 1
