@@ -65,6 +65,7 @@ async def sync_latency(run: Run, changes: int) -> None:
     spread = await _changes(kernel, changes, services=50, pause=0.05)
     flapping = await _changes(kernel, min(changes, 100), services=1, pause=0.0)
     await kernel.cleanup()
+    kernel.close()
     note = "baseline: one `nft -f` transaction adding one element (the floor)"
     for q in (50, 99):
         run.add(
@@ -315,23 +316,44 @@ async def data_path(run: Run, rounds: int, seconds: float) -> None:
                     value = await asyncio.to_thread(_client, host, to, mode, seconds)
                     results[mode][via].append(value)
         await kernel.cleanup()
+        kernel.close()
     finally:
         backend.kill()
         backend.wait()
-    for mode, unit, label in (
-        ("requests", "req/s", "new connections/s through a cluster IP (kernel)"),
-        ("bulk", "MB/s", "bulk MB/s through a cluster IP (kernel)"),
-    ):
+    _rate_rows(
+        run,
+        {m: (results[m]["vip"], results[m]["direct"]) for m in results},
+        {
+            "requests": "new connections/s through a cluster IP (kernel)",
+            "bulk": "bulk MB/s through a cluster IP (kernel)",
+        },
+        0.9,
+        "baseline: the same client straight to the backend; alternating rounds, medians",
+    )
+
+
+def _rate_rows(
+    run: Run,
+    measured: dict[str, tuple[list[float], list[float]]],
+    labels: dict[str, str],
+    limit: float,
+    note: str,
+) -> None:
+    """One "rate" row per mode (requests, bulk): the medians of ours and the baseline's
+    alternating rounds."""
+    units = {"requests": "req/s", "bulk": "MB/s"}
+    for mode, (ours, baseline) in measured.items():
+        median = statistics.median
         run.add(
             Result(
-                label,
-                statistics.median(results[mode]["vip"]),
-                statistics.median(results[mode]["direct"]),
-                unit,
+                labels[mode],
+                median(ours),
+                median(baseline),
+                units[mode],
                 "rate",
-                0.9,
-                rounds,
-                "baseline: the same client straight to the backend; alternating rounds, medians",
+                limit,
+                len(ours),
+                note,
             )
         )
 
@@ -457,23 +479,17 @@ async def userspace_vs_haproxy(run: Run, rounds: int, seconds: float) -> None:
         for proc in procs:
             proc.kill()
             proc.wait()
-    for mode, unit, label in (
-        ("requests", "req/s", "userspace proxy: new connections/s (wrk, Connection: close)"),
-        ("bulk", "MB/s", "userspace proxy: bulk MB/s (one connection, 512 MiB)"),
-    ):
-        run.add(
-            Result(
-                label,
-                statistics.median(got[mode]["ours"]),
-                statistics.median(got[mode]["haproxy"]),
-                unit,
-                "rate",
-                0.5,
-                rounds,
-                "baseline: HAProxy 2.6 (Debian) in TCP mode to the same backend; "
-                "alternating rounds, medians",
-            )
-        )
+    _rate_rows(
+        run,
+        {m: (got[m]["ours"], got[m]["haproxy"]) for m in got},
+        {
+            "requests": "userspace proxy: new connections/s (wrk, Connection: close)",
+            "bulk": "userspace proxy: bulk MB/s (one connection, 512 MiB)",
+        },
+        0.5,
+        "baseline: HAProxy 2.6 (Debian) in TCP mode to the same backend; "
+        "alternating rounds, medians",
+    )
 
 
 async def proxy_scenarios(

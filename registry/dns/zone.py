@@ -131,6 +131,7 @@ _REFUSED = Answer(dns.rcode.REFUSED)
 
 
 Owned = TypeVar("Owned", Endpoints, str)  # a service's endpoints, a task's address
+V = TypeVar("V")
 Key = tuple[str, str]  # (namespace, name) as written
 
 # What a window holds at most, whatever the room: over TCP the room is 65,535 bytes,
@@ -384,10 +385,11 @@ class Zone:
         ``external_names``: each ExternalName service's DNS name, answered as a CNAME)."""
         self._services.clear()
         self._tasks.clear()
-        self._vips = {k: v for k, v in (cluster_ips or {}).items() if _is_vip(v)}
-        self._cnames = {
-            k: name for k, v in (external_names or {}).items() if (name := _cname(v)) is not None
-        }
+        self._vips.clear()
+        self._cnames.clear()
+        vips, cnames = cluster_ips or {}, external_names or {}
+        for key in {*vips, *cnames}:
+            self._remember(key, vips.get(key), cnames.get(key))
         for endpoints in services:
             self._set(self._services, endpoints.key, endpoints)
         for task in tasks:
@@ -404,20 +406,21 @@ class Zone:
     ) -> None:
         """A service's endpoints now (None: the service is gone), its cluster IP and, for
         an ExternalName, its DNS name."""
-        vip = cluster_ip if endpoints is not None and cluster_ip and _is_vip(cluster_ip) else None
-        cname = _cname(external_name) if endpoints is not None and external_name else None
-        moved = self._vips.get(key) != vip or self._cnames.get(key) != cname
-        for table, value in ((self._vips, vip), (self._cnames, cname)):
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = value  # type: ignore[assignment]
-        if moved:
-            node = self._services.nodes.get((key[0].lower().encode(), key[1].lower().encode()))
-            if node is not None:
-                node.answers.clear()
+        gone = endpoints is None
+        moved = self._remember(key, None if gone else cluster_ip, None if gone else external_name)
         if self._set(self._services, key, endpoints) or moved:
             self._changed()
+
+    def _remember(self, key: ServiceKey, cluster_ip: str | None, external_name: str | None) -> bool:
+        """Keep what a service's name answers besides its endpoints (a cluster IP worth
+        answering, an ExternalName's target); whether that changed. Both come from the
+        log: an odd one is not kept."""
+        vip = cluster_ip if cluster_ip and _is_vip(cluster_ip) else None
+        cname = _cname(external_name) if external_name else None
+        moved = self._vips.get(key) != vip or self._cnames.get(key) != cname
+        _put(self._vips, key, vip)
+        _put(self._cnames, key, cname)
+        return moved
 
     def set_task(self, key: TaskKey, task: LiveTask | None) -> None:
         """A task's newest heartbeat (None: it is gone); only its address is answered, so
@@ -646,6 +649,13 @@ def _port_number(label: bytes) -> int | None:
         return None
     number = int(digits)
     return number if 1 <= number <= 65535 else None
+
+
+def _put(table: dict[ServiceKey, V], key: ServiceKey, value: V | None) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
 
 
 def _cname(text: str) -> dns.name.Name | None:

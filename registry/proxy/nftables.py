@@ -128,9 +128,6 @@ class Kernel:
 
         return restore
 
-    def copy(self) -> Kernel:
-        return Kernel(dict(self.plan), dict(self.bank), set(self.picks))
-
     def pick_of(self, frontend: Frontend) -> Pick | None:
         backends = self.plan.get(frontend)
         if not backends:

@@ -11,19 +11,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from events import Port, Service, ServiceType, encode, new_event_id, utc_now
+from events import Service, ServiceType, encode, new_event_id, utc_now
 from events.service import Ingress, LoadBalancerStatus, ServiceCreated, ServiceStatus
 from events.subjects import subject_for
-from events.task import Task
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from registry.proxy.nftables import Nftables, observe, observed_plan
 from registry.proxy.plan import Backend as Target
 from registry.proxy.plan import Frontend, Plan
 from tests.helpers import Lines, raw_publish, skyctl, start
-from tests.proxy.traffic import connection_to, http_backends, http_get, nft, spread
+from tests.proxy.traffic import NS, connection_to, http_backends, http_get, nft, spread, task, web
 
-NS = "shop"
 NODE = "127.0.0.1"  # node ports are taken here
 
 
@@ -60,20 +58,6 @@ async def proxy(url: str, table: str) -> AsyncIterator[Proxy]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             await asyncio.to_thread(proc.wait, 15)
-
-
-def web(port: int, kind: ServiceType = ServiceType.NODE_PORT, app: str = "web") -> Service:
-    return Service(
-        namespace=NS,
-        name="web",
-        type=kind,
-        selector={"app": app},
-        ports=(Port(port=80, target_port=port),),
-    )
-
-
-def task(name: str, address: str, app: str = "web") -> Task:
-    return Task(namespace=NS, name=name, labels={"app": app}, address=address)
 
 
 async def test_cluster_ip_and_node_port_reach_ready_endpoints_evenly(

@@ -13,16 +13,13 @@ from typing import cast
 
 import pytest
 
-from events import Port, Service, ServiceType
 from events.choices import Protocol
-from events.task import Task
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from registry.proxy.userspace import loopback_for
 from tests.helpers import Lines, start
-from tests.proxy.traffic import connection_to, http_backends, http_get, spread
+from tests.proxy.traffic import connection_to, http_backends, http_get, spread, task, web
 
-NS = "shop"
 NODE = "127.0.0.1"
 
 
@@ -36,20 +33,6 @@ async def proxy(url: str, *extra: str) -> AsyncIterator[subprocess.Popen[str]]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             await asyncio.to_thread(proc.wait, 15)
-
-
-def web(port: int, protocol: Protocol = Protocol.TCP) -> Service:
-    return Service(
-        namespace=NS,
-        name="web",
-        type=ServiceType.NODE_PORT,
-        selector={"app": "web"},
-        ports=(Port(port=80, target_port=port, protocol=protocol),),
-    )
-
-
-def task(name: str, address: str) -> Task:
-    return Task(namespace=NS, name=name, labels={"app": "web"}, address=address)
 
 
 async def until(check: object, timeout: float = 15.0) -> None:
@@ -183,7 +166,9 @@ async def test_udp_flows_reach_an_endpoint_and_come_back(fresh_server: NatsServe
     try:
         port = echo.get_extra_info("sockname")[1]
         async with await Registry.connect(url) as registry:
-            node_port = (await registry.create(web(port, Protocol.UDP))).service.ports[0].node_port
+            node_port = (
+                (await registry.create(web(port, protocol=Protocol.UDP))).service.ports[0].node_port
+            )
             assert node_port is not None
             await (await registry.announcer()).announce([task("u", "127.0.0.88")], ttl=30)
             async with proxy(url):

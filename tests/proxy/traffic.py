@@ -1,5 +1,5 @@
-"""Real traffic for the proxy's tests: HTTP backends on loopback addresses, a plain
-HTTP client, and ``nft`` run as someone else would."""
+"""Real traffic for the proxy's tests: the service and tasks they route, HTTP backends on
+loopback addresses, a plain HTTP client, and ``nft`` run as someone else would."""
 
 from __future__ import annotations
 
@@ -8,7 +8,43 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["Backend", "connection_to", "http_backends", "http_get", "nft", "spread"]
+from events import Port, Service, ServiceType
+from events.choices import Protocol
+from events.task import Task
+
+__all__ = [
+    "NS",
+    "Backend",
+    "connection_to",
+    "http_backends",
+    "http_get",
+    "nft",
+    "spread",
+    "task",
+    "web",
+]
+
+NS = "shop"
+
+
+def web(
+    port: int,
+    kind: ServiceType = ServiceType.NODE_PORT,
+    app: str = "web",
+    protocol: Protocol = Protocol.TCP,
+) -> Service:
+    """The service the proxy tests send traffic to: port 80 to ``port`` on tasks ``app``."""
+    return Service(
+        namespace=NS,
+        name="web",
+        type=kind,
+        selector={"app": app},
+        ports=(Port(port=80, target_port=port, protocol=protocol),),
+    )
+
+
+def task(name: str, address: str, app: str = "web") -> Task:
+    return Task(namespace=NS, name=name, labels={"app": app}, address=address)
 
 
 async def nft(*args: str, script: str | None = None, check: bool = True) -> str:

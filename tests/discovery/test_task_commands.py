@@ -1,5 +1,6 @@
-"""``skyctl announce task NAME ... -- PROGRAM``: an announcement that cannot outlive the
-program it stands for."""
+"""The task commands as a user runs them: ``announce task NAME ... -- PROGRAM`` (an
+announcement that cannot outlive the program it stands for), its hint when no service
+selects the task, ``get task NAME`` and ``describe task NAME``."""
 
 from __future__ import annotations
 
