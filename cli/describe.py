@@ -104,12 +104,13 @@ def render(
         *_addresses(service, record.status),
     ]
     for port in service.ports or ():
-        # kubectl's lines: a port's name (SkyFlow's ports have none yet) before it.
+        # kubectl's lines: a port's name (``<unset>`` if it has none) before it.
         protocol = port.protocol.value
-        fields.append(("Port:", f"<unset>  {port.port}/{protocol}"))
+        name = port.name or "<unset>"
+        fields.append(("Port:", f"{name}  {port.port}/{protocol}"))
         fields.append(("TargetPort:", f"{port.target_port}/{protocol}"))
         if port.node_port is not None:
-            fields.append(("NodePort:", f"<unset>  {port.node_port}/{protocol}"))
+            fields.append(("NodePort:", f"{name}  {port.node_port}/{protocol}"))
         if endpoints is not None:
             # kubectl's line: the ready endpoints at this port's target port.
             fields.append(("Endpoints:", endpoints_cell(_at_port(endpoints, port))))

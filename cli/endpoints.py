@@ -22,6 +22,7 @@ from cli.render import API_VERSION, Table, endpoints_cell, human_age, to_json, t
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from events import Port
     from registry.discovery.endpoints import EndpointAddress, Endpoints
     from registry.discovery.follower import ServiceEndpoints
 
@@ -109,14 +110,18 @@ def _age(found: ServiceEndpoints) -> str:
 
 
 def wide_rows(endpoints: Endpoints) -> list[list[str]]:
-    ports = ",".join(f"{p.target_port}/{p.protocol.value}" for p in endpoints.ports) or "<none>"
+    def ports(a: EndpointAddress) -> str:
+        pairs = zip(endpoints.targets(a), endpoints.ports, strict=True)
+        cells = [f"{t}/{p.protocol.value}" for t, p in pairs if t is not None]
+        return ",".join(cells) or "<none>"
+
     rows = [
         [
             endpoints.name,
             a.cluster or "<none>",
             a.address,
-            ports,
-            "true" if a.ready else "false",
+            ports(a),
+            "draining" if a.draining else "true" if a.ready else "false",
             a.task,
         ]
         for a in endpoints.addresses
@@ -129,7 +134,14 @@ def endpoints_object(endpoints: Endpoints) -> dict[str, Any]:
     and not-ready ones apart, each naming its task (``targetRef``)."""
 
     def address(a: EndpointAddress) -> dict[str, Any]:
-        return {"ip": a.address, "targetRef": {"kind": "Task", "name": a.task}}
+        obj: dict[str, Any] = {"ip": a.address, "targetRef": {"kind": "Task", "name": a.task}}
+        if a.draining:  # EndpointSlice's condition: leaving, takes no new traffic
+            obj["terminating"] = True
+        return obj
+
+    def port(p: Port, target: int) -> dict[str, Any]:
+        obj: dict[str, Any] = {"port": target, "protocol": p.protocol.value}
+        return {"name": p.name, **obj} if p.name is not None else obj
 
     return {
         "apiVersion": API_VERSION,
@@ -141,7 +153,9 @@ def endpoints_object(endpoints: Endpoints) -> dict[str, Any]:
                 "addresses": [address(a) for a in subset.ready],
                 "notReadyAddresses": [address(a) for a in subset.not_ready],
                 "ports": [
-                    {"port": p.target_port, "protocol": p.protocol.value} for p in endpoints.ports
+                    port(p, target)
+                    for p, target in zip(endpoints.ports, subset.targets, strict=True)
+                    if target is not None
                 ],
             }
             for subset in endpoints.subsets()

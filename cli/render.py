@@ -17,7 +17,7 @@ from events.stamps import format_time
 
 if TYPE_CHECKING:
     from events import Event, Port, Service, ServiceStatus
-    from registry.discovery.endpoints import EndpointAddress, Endpoints
+    from registry.discovery.endpoints import Endpoints, Subset
     from registry.services.projection import ServiceRecord
     from registry.services.proof import Proof, Trust
 
@@ -271,6 +271,8 @@ def _port_object(port: Port) -> dict[str, Any]:
         "targetPort": port.target_port,
         "protocol": port.protocol.value,
     }
+    if port.name is not None:  # kubectl prints a port's name first
+        obj = {"name": port.name, **obj}
     if port.node_port is not None:
         obj["nodePort"] = port.node_port
     return obj
@@ -343,9 +345,9 @@ def endpoints_cell(endpoints: Endpoints) -> str:
     """kubectl's ENDPOINTS column: ready ``address:port`` by cluster, then port, then
     address; three at most, then ``+ N more...``; ``<none>`` if there are none."""
     shown = [
-        str(endpoint)
+        endpoint
         for subset in endpoints.subsets()
-        for endpoint in _subset_endpoints(endpoints, subset.ready)
+        for endpoint in _subset_endpoints(endpoints, subset)
     ]
     if not shown:
         return "<none>"
@@ -355,9 +357,16 @@ def endpoints_cell(endpoints: Endpoints) -> str:
     return text
 
 
-def _subset_endpoints(endpoints: Endpoints, addresses: Sequence[EndpointAddress]) -> list[str]:
+def _subset_endpoints(endpoints: Endpoints, subset: Subset) -> list[str]:
+    """The subset's ready ``address:port`` pairs, port by port (a port its tasks have no
+    name for is left out)."""
     from registry.discovery.endpoints import host_port
 
     if not endpoints.ports:
-        return [a.address for a in addresses]
-    return [host_port(a.address, p.target_port) for p in endpoints.ports for a in addresses]
+        return [a.address for a in subset.ready]
+    return [
+        host_port(a.address, target)
+        for target in subset.targets
+        if target is not None
+        for a in subset.ready
+    ]

@@ -101,6 +101,13 @@ def _without_external_name(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _without_port_names(raw: dict[str, Any]) -> dict[str, Any]:
+    """``ServiceCreated`` v5, ``ServiceUpdated`` v4 and ``ServiceStatusChanged`` v3 added
+    port names (``ports[].name``, a ``target_port`` that names a task's port): an older
+    event's ports are unnamed with numeric targets, which the models read as they are."""
+    return raw
+
+
 def _updated_v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     """Version 2 added ``status``: a version-1 update reported none."""
     return {**raw, "status": None} if "status" not in raw else raw
@@ -111,9 +118,12 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("ServiceCreated", 1): _created_v1_to_v2,
     ("ServiceCreated", 2): _without_addresses,
     ("ServiceCreated", 3): _without_external_name,
+    ("ServiceCreated", 4): _without_port_names,
     ("ServiceUpdated", 1): _updated_v1_to_v2,
     ("ServiceUpdated", 2): _without_external_name,
+    ("ServiceUpdated", 3): _without_port_names,
     ("ServiceStatusChanged", 1): _without_external_name,
+    ("ServiceStatusChanged", 2): _without_port_names,
 }
 
 

@@ -16,12 +16,15 @@ __all__ = [
     "LABEL_VALUE_PATTERN",
     "MAX_NAME_LENGTH",
     "NAME_PATTERN",
+    "PORT_NAME_PATTERN",
     "LabelKey",
     "LabelValue",
+    "PortName",
     "ResourceName",
     "check_label_key",
     "check_label_value",
     "check_name",
+    "check_port_name",
 ]
 
 MAX_NAME_LENGTH = 63
@@ -36,6 +39,12 @@ _LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _DNS_SUBDOMAIN = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
 LABEL_KEY_PATTERN = rf"^(?:{_DNS_SUBDOMAIN}/)?{_LABEL_NAME}$"
 LABEL_VALUE_PATTERN = rf"^(?:{_LABEL_NAME})?$"
+# A port's name (a task's ``--port http=8080``, a service port's ``name`` and a
+# ``targetPort`` given by name): Kubernetes' IANA service names, 15 characters at most,
+# lower-case letters, digits and '-', starting with a letter (so a name is never read as
+# a number) and not ending with '-'. It becomes a DNS label in SRV names (``_http._tcp``).
+PORT_NAME_PATTERN = r"^[a-z](?:[-a-z0-9]{0,13}[a-z0-9])?$"
+
 # A dotted-quad IPv4 address in its one canonical spelling (no leading zeros), so equal
 # addresses are equal strings and map to one allocation subject.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -84,6 +93,16 @@ def check_label_value(value: str) -> str:
 # enough for replaying millions of events); the check_* functions above say *why* a
 # value fails, for messages a user can act on. The pydantic types are built on first
 # use, so the rules above can be imported without importing pydantic.
+def check_port_name(name: str) -> str:
+    """A port name, or ValueError saying what a port name is."""
+    if re.fullmatch(PORT_NAME_PATTERN, name) is None:
+        raise ValueError(
+            f"{name[:64]!r} is not a port name (at most 15 lower-case letters, digits and "
+            "'-', starting with a letter and not ending with '-')"
+        )
+    return name
+
+
 if TYPE_CHECKING:
     from pydantic import StringConstraints
 
@@ -91,6 +110,7 @@ if TYPE_CHECKING:
     LabelKey = Annotated[str, StringConstraints(max_length=317, pattern=LABEL_KEY_PATTERN)]
     LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN)]
     IPv4 = Annotated[str, StringConstraints(pattern=IPV4_PATTERN)]
+    PortName = Annotated[str, StringConstraints(pattern=PORT_NAME_PATTERN)]
 
 
 _CONSTRAINTS: dict[str, dict[str, Any]] = {
@@ -98,6 +118,7 @@ _CONSTRAINTS: dict[str, dict[str, Any]] = {
     "LabelKey": {"max_length": 317, "pattern": LABEL_KEY_PATTERN},
     "LabelValue": {"pattern": LABEL_VALUE_PATTERN},
     "IPv4": {"pattern": IPV4_PATTERN},
+    "PortName": {"pattern": PORT_NAME_PATTERN},
 }
 
 

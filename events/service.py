@@ -8,13 +8,14 @@ other-language subscribers need no fold to act on one event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.choices import Protocol, ServiceType
 from events.envelope import EventEnvelope, Timestamp
-from events.names import IPV4_PATTERN, IPv4, LabelKey, LabelValue, ResourceName
+from events.names import IPV4_PATTERN, IPv4, LabelKey, LabelValue, PortName, ResourceName
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -73,7 +74,10 @@ NODE_PORT_TYPES = frozenset({ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER})
 
 
 class Port(BaseModel):
-    """One port mapping: traffic to ``port`` on the service goes to ``target_port`` on jobs."""
+    """One port mapping: traffic to ``port`` on the service goes to ``target_port`` on the
+    tasks it selects. ``target_port`` is a number, or the name of a port each task
+    announces (Kubernetes' named ``targetPort``): two tasks on one host can then serve one
+    service on ports of their own."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -83,14 +87,23 @@ class Port(BaseModel):
     )
 
     port: PortNumber
-    target_port: PortNumber
+    target_port: PortNumber | PortName
     protocol: Protocol = Protocol.TCP
+    # The port's name (for SRV names, ``_http._tcp.web.shop.svc``); None when unnamed.
+    name: PortName | None = None
     # The port on every node that reaches it (NodePort and LoadBalancer services only);
     # allocated by the registry unless asked for, unique across services.
     node_port: PortNumber | None = None
 
     def __str__(self) -> str:
         return f"{self.port}:{self.target_port}/{self.protocol.value}"
+
+    def target_on(self, task_ports: Mapping[str, int]) -> int | None:
+        """Where this port's traffic goes on a task announcing ``task_ports``: the number,
+        or the task's port of that name (None: the task has none, so it gets no traffic
+        on this port, as a pod without the named container port in Kubernetes)."""
+        target = self.target_port
+        return target if isinstance(target, int) else task_ports.get(target)
 
 
 class Service(BaseModel):
@@ -134,6 +147,11 @@ class Service(BaseModel):
                 if (port.port, port.protocol) in seen:
                     raise ValueError(f"port {port.port}/{port.protocol.value} is listed twice")
                 seen.add((port.port, port.protocol))
+        if len(ports) > 1:
+            names = [p.name for p in ports if p.name is not None]
+            if len(set(names)) != len(names):
+                twice = next(n for n in names if names.count(n) > 1)
+                raise ValueError(f"port name {twice!r} is given to two ports")
         if self.cluster_ip is not None or any(p.node_port is not None for p in ports):
             self._check_addresses()
         if self.external_name is not None and self.type != ServiceType.EXTERNAL_NAME:
@@ -165,11 +183,13 @@ class ServiceCreated(EventEnvelope):
     Version 2 added ``service.labels``; a version-1 event is read as having none.
     Version 3 added ``service.cluster_ip`` and ``service.ports[].node_port``; an earlier
     event is read as a service without addresses. Version 4 added
-    ``service.external_name``; an earlier event is read as having none.
+    ``service.external_name``; an earlier event is read as having none. Version 5 added
+    ``service.ports[].name`` and a ``target_port`` that may be a port name; an earlier
+    event's ports are unnamed, with numbers.
     """
 
     type: Literal["ServiceCreated"] = "ServiceCreated"
-    version: Literal[4] = 4
+    version: Literal[5] = 5
     service: Service
 
     @property
@@ -243,11 +263,12 @@ class ServiceUpdated(EventEnvelope):
     Version 2 added ``status`` (carried over from the event before, and cleared when the
     service stops being a LoadBalancer) and the addresses of ``ServiceCreated`` v3; a
     version-1 event is read as having no status. Version 3 added ``service.external_name``
-    (``ServiceCreated`` v4); an earlier event is read as having none.
+    (``ServiceCreated`` v4); an earlier event is read as having none. Version 4 added
+    named ports (``ServiceCreated`` v5).
     """
 
     type: Literal["ServiceUpdated"] = "ServiceUpdated"
-    version: Literal[3] = 3
+    version: Literal[4] = 4
     service: Service
     created: Origin
     status: ServiceStatus | None = None
@@ -266,10 +287,11 @@ class ServiceStatusChanged(EventEnvelope):
     service itself is unchanged and carried in full, like every event that leaves it live.
     Written on top of the revision the controller saw, like any other change. Version 2
     added ``service.external_name`` (``ServiceCreated`` v4): a version-1 event has none.
-    (No longer written: status is a ``ServiceStatusSet`` on a subject of its own.)"""
+    Version 3 added named ports (``ServiceCreated`` v5). (No longer written: status is a
+    ``ServiceStatusSet`` on a subject of its own.)"""
 
     type: Literal["ServiceStatusChanged"] = "ServiceStatusChanged"
-    version: Literal[2] = 2
+    version: Literal[3] = 3
     service: Service
     created: Origin
     status: ServiceStatus

@@ -18,12 +18,19 @@ import ipaddress
 from typing import Annotated, Literal
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from events.codec import FutureVersion, NotAnEvent, UnknownEventType, invalid, unpack
 from events.envelope import Timestamp
 from events.liveness import MAX_TASK_BYTES, MAX_TASK_LABELS
-from events.names import LabelKey, LabelValue, ResourceName
+from events.names import LabelKey, LabelValue, PortName, ResourceName
 
 __all__ = [
     "Task",
@@ -39,13 +46,23 @@ _Config = ConfigDict(
 )
 
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# Why a task is not ready, or why it left: shown in terminals, so one line of printable
+# text (no control characters a writer could use to rewrite a reader's screen).
+Reason = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
+MAX_TASK_PORTS = 16
 
 
 class Task(BaseModel):
     """One running job: where it listens, what it is (labels), and whether it takes traffic.
 
-    Only the address is announced, not ports: a service maps each of its ports to a
-    target port, and every task it selects gets traffic on ``address:targetPort``.
+    ``ports`` are the task's named ports (``http=8080``): a service port whose
+    ``targetPort`` is a name sends its traffic to the task's port of that name, so two
+    tasks on one host can serve one service. A numeric ``targetPort`` is used as it is.
+
+    A task that is not ``ready`` gets no new traffic; ``draining`` says it was drained
+    on purpose (it is leaving: Kubernetes' terminating endpoint, Consul's maintenance),
+    and ``reason`` says why it is not ready (a failing check, an operator's words).
     """
 
     model_config = _Config
@@ -56,6 +73,15 @@ class Task(BaseModel):
     address: str = Field(max_length=64)
     cluster: ResourceName | None = None
     ready: bool = True
+    ports: dict[PortName, PortNumber] = Field(default_factory=dict, max_length=MAX_TASK_PORTS)
+    draining: bool = False
+    reason: Reason | None = None
+
+    @model_validator(mode="after")
+    def _drained_is_not_ready(self) -> Task:
+        if self.draining and self.ready:
+            raise ValueError("a draining task is not ready")
+        return self
 
     @field_validator("address")
     @classmethod
@@ -65,7 +91,7 @@ class Task(BaseModel):
         except ValueError:
             raise ValueError(f"{value[:64]!r} is not an IPv4 or IPv6 address") from None
 
-    @field_validator("labels")
+    @field_validator("labels", "ports")
     @classmethod
     def _sorted(cls, value: dict[str, str]) -> dict[str, str]:
         return dict(sorted(value.items())) if list(value) != sorted(value) else value
@@ -73,27 +99,34 @@ class Task(BaseModel):
 
 class TaskHeartbeat(BaseModel):
     """The task is live; it carries the task in full. ``instance`` tells one run of an
-    announcer from the next under the same name; ``since`` is when that run began."""
+    announcer from the next under the same name; ``since`` is when that run began.
+
+    Version 2 added ``task.ports``, ``task.draining`` and ``task.reason``: a version-1
+    heartbeat is read as a task without ports, not draining, with no reason."""
 
     model_config = _Config
 
     type: Literal["TaskHeartbeat"] = "TaskHeartbeat"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     instance: InstanceId
     since: Timestamp
     task: Task
 
 
 class TaskWithdrawn(BaseModel):
-    """The task left on purpose; readers drop it at once."""
+    """The task left on purpose; readers drop it at once. ``reason`` says why (a
+    supervised program that exited, and its status), for the membership history.
+
+    Version 2 added ``reason``: a version-1 withdrawal gives none."""
 
     model_config = _Config
 
     type: Literal["TaskWithdrawn"] = "TaskWithdrawn"
-    version: Literal[1] = 1
+    version: Literal[2] = 2
     instance: InstanceId
     namespace: ResourceName
     name: ResourceName
+    reason: Reason | None = None
 
 
 TaskMessage = TaskHeartbeat | TaskWithdrawn
@@ -117,8 +150,12 @@ def decode_task_message(data: bytes) -> TaskMessage:
     model = _MODELS.get(kind)
     if model is None:
         raise UnknownEventType(kind[:64])
-    if version > 1:
-        raise FutureVersion(kind, version, 1)
+    current = model.model_fields["version"].default
+    if version > current:
+        raise FutureVersion(kind, version, current)
+    if version < current:
+        # Every later version only added fields with defaults: an older map reads as is.
+        raw = {**raw, "version": current}
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

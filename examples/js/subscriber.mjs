@@ -13,9 +13,9 @@ const max = Number(process.env.MAX_EVENTS ?? Infinity);
 let seen = 0;
 
 // type -> newest version understood (older versions lack fields this fold does not use:
-// labels, addresses, status)
+// labels, addresses, status, port names)
 const KNOWN = {
-  ServiceCreated: 4, ServiceUpdated: 3, ServiceStatusChanged: 2,
+  ServiceCreated: 5, ServiceUpdated: 4, ServiceStatusChanged: 3,
   ServiceDeleted: 1, ServiceForceDeleted: 1,
 };
 

@@ -53,12 +53,20 @@ def host_port(address: str, port: int | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EndpointAddress:
-    """One task a service picks."""
+    """One task a service picks: ``ports`` are its named ports (a service port whose
+    ``targetPort`` is a name is served there); ``draining``, that it is leaving on
+    purpose (not ready, listed as terminating)."""
 
     address: str
     task: str
     cluster: str | None
     ready: bool
+    ports: Mapping[str, int] = field(default_factory=dict, compare=True, hash=False)
+    draining: bool = False
+
+    def target(self, port: Port) -> int | None:
+        """Where ``port``'s traffic goes on this task (None: it has no port of that name)."""
+        return port.target_on(self.ports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +86,14 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class Subset:
-    """The addresses of one cluster (Kubernetes' Endpoints subset), ready and not apart."""
+    """Addresses of one cluster served on the same ports (Kubernetes' Endpoints subset),
+    ready and not apart. ``targets`` are the ports they serve the service's ports on, in
+    the service's order (None: they have no port of that name)."""
 
     cluster: str | None
     ready: tuple[EndpointAddress, ...]
     not_ready: tuple[EndpointAddress, ...]
+    targets: tuple[int | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,24 +132,33 @@ class Endpoints:
         if not self.ports and port is None:
             return [Endpoint(a.address, None, "TCP", a.task, a.cluster, a.ready) for a in chosen]
         return [
-            Endpoint(a.address, p.target_port, p.protocol.value, a.task, a.cluster, a.ready)
+            Endpoint(a.address, target, p.protocol.value, a.task, a.cluster, a.ready)
             for a in chosen
             for p in ports
+            if (target := a.target(p)) is not None
         ]
 
+    def targets(self, address: EndpointAddress) -> tuple[int | None, ...]:
+        """The ports ``address`` serves the service's ports on, in the service's order."""
+        return tuple(address.target(p) for p in self.ports)
+
     def subsets(self) -> list[Subset]:
-        """The addresses grouped by cluster (clusterless first)."""
-        grouped = groupby(self.addresses, key=lambda a: a.cluster)
+        """The addresses grouped by cluster (clusterless first), then by the ports they
+        serve on (tasks with named ports of their own), as Kubernetes groups subsets."""
         result = []
-        for cluster, members in grouped:
-            addresses = list(members)
-            result.append(
-                Subset(
-                    cluster,
-                    tuple(a for a in addresses if a.ready),
-                    tuple(a for a in addresses if not a.ready),
+        for cluster, members in groupby(self.addresses, key=lambda a: a.cluster):
+            by_targets: dict[tuple[int | None, ...], list[EndpointAddress]] = {}
+            for address in members:
+                by_targets.setdefault(self.targets(address), []).append(address)
+            for targets, addresses in by_targets.items():
+                result.append(
+                    Subset(
+                        cluster,
+                        tuple(a for a in addresses if a.ready),
+                        tuple(a for a in addresses if not a.ready),
+                        targets,
+                    )
                 )
-            )
         return result
 
 
@@ -147,7 +167,7 @@ def endpoints_for(service: Service, tasks: Iterable[LiveTask]) -> Endpoints:
     or that its selector does not pick, are left out)."""
     selector = service.selector
     chosen = [
-        EndpointAddress(t.address, t.name, t.cluster, t.ready)
+        EndpointAddress(t.address, t.name, t.cluster, t.ready, t.ports, t.draining)
         for t in tasks
         if t.namespace == service.namespace and selects(selector, t.labels)
     ]

@@ -61,6 +61,9 @@ class LiveTask:
     ttl: int
     seq: int
     heard_ns: int  # the server's time of the last heartbeat
+    ports: Mapping[str, int] = field(default_factory=dict)  # its named ports
+    draining: bool = False
+    reason: str | None = None  # why it is not ready
 
     @classmethod
     def from_heartbeat(cls, beat: TaskHeartbeat, ttl: int, message: StoredMessage) -> LiveTask:
@@ -77,6 +80,9 @@ class LiveTask:
             ttl,
             message.seq,
             message.time_ns,
+            task.ports,
+            task.draining,
+            task.reason,
         )
 
     @property

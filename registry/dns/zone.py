@@ -7,13 +7,16 @@ Under the zone's domain (``skyflow.`` by default)::
                                                         endpoint and service port
     _<port>._<proto>.<service>.<namespace>.svc.<domain> SRV: the ready endpoints on that
                                                         service port, with its target port
+                                                        (<port>: its name, or its number)
     <task>.<namespace>.task.<domain>                    A or AAAA: the live task's address
 
 as Kubernetes answers for a headless service and Consul for ``web.service.consul``. A
 service's cluster IP is never answered: nothing routes it, so a client sent there would
-reach nothing. Ports have no names in SkyFlow (``-p 80:8080``), so ``<port>`` is the
-service port's number and the SRV record carries the target port; each SRV target is
-the task's own name, whose address is in the additional section.
+reach nothing. ``<port>`` is the service port's name (``_http._tcp``, as Kubernetes
+names SRV records) or, named or not, its number (``_80._tcp``); the SRV record carries
+the port on the task (the target port, or the task's port of that name: a task without
+it is left out); each SRV target is the task's own name, whose address is in the
+additional section.
 
 A name that does not exist is NXDOMAIN; a name that exists with nothing of the type
 asked (a service with no ready endpoint, an IPv4 task asked for AAAA, the empty
@@ -239,12 +242,15 @@ class _Pools:
         for spec in endpoints.ports:
             entries: list[_Entry] = []
             for address, found in ready:
-                key = (address.task, spec.target_port, address.address)
+                number = address.target(spec)
+                if number is None:  # the task has no port of that name
+                    continue
+                key = (address.task, number, address.address)
                 entry = self.records.get(key) or old_records.get(key)
                 if entry is None:
                     target = zone._task_name(endpoints.namespace, address)
                     srv = dns.rdtypes.IN.SRV.SRV(
-                        _IN, _SRV, _SRV_PRIORITY, _SRV_WEIGHT, spec.target_port, target
+                        _IN, _SRV, _SRV_PRIORITY, _SRV_WEIGHT, number, target
                     )
                     entry = _Entry(srv, target, found.record)
                 self.records[key] = entry
@@ -527,7 +533,7 @@ class Zone:
             return self._nxdomain()
         if depth == 4:  # _<proto>.<service>...: an empty non-terminal
             return self._nodata()
-        port = _port_number(relative[0])
+        port = _port_number(relative[0], endpoints.ports, protocol)
         pool = None if port is None else pools.srv.get((port, protocol))
         if pool is None:
             return self._nxdomain()
@@ -554,7 +560,7 @@ class Zone:
             return self._nxdomain()
         if depth == 4:
             return self._nodata()
-        number = _port_number(relative[0])
+        number = _port_number(relative[0], ports, protocol)
         ports = [p for p in ports if p.port == number]
         if not ports:
             return self._nxdomain()
@@ -642,13 +648,18 @@ class Zone:
         return self._services.conflicts("service") + self._tasks.conflicts("task")
 
 
-def _port_number(label: bytes) -> int | None:
-    """``_80`` -> 80; None for anything else (``_http``: SkyFlow's ports have no names)."""
-    digits = label[1:]
-    if not label.startswith(b"_") or not digits.isdigit() or len(digits) > 5:
+def _port_number(label: bytes, ports: Iterable[Port], protocol: str) -> int | None:
+    """The service port a ``_<port>`` label names: ``_80`` -> 80, ``_http`` -> the number
+    of the ``protocol`` port named ``http`` (names compared without case, as DNS does);
+    None for anything else."""
+    if not label.startswith(b"_"):
         return None
-    number = int(digits)
-    return number if 1 <= number <= 65535 else None
+    text = label[1:]
+    if text.isdigit() and len(text) <= 5:
+        number = int(text)
+        return number if 1 <= number <= 65535 else None
+    name = text.lower().decode("ascii", "replace")
+    return next((p.port for p in ports if p.name == name and p.protocol.value == protocol), None)
 
 
 def _put(table: dict[ServiceKey, V], key: ServiceKey, value: V | None) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from events.service import HEADLESS, NODE_PORT_TYPES, Service, ServiceType
+from registry.discovery.endpoints import EndpointAddress
 
 __all__ = [
     "Backend",
@@ -99,18 +100,19 @@ class Scope:
 
 def service_frontends(
     service: Service,
-    ready: Sequence[str],
+    ready: Sequence[EndpointAddress],
     scope: Scope,
     ingress: Sequence[str] = (),
 ) -> tuple[Plan, list[str]]:
     """The frontends ``service`` asks for, each to its backends (``ready``: the ready
-    endpoints' addresses), and why any it names were left out."""
+    endpoints, each forwarded to on the port it serves the service port on), and why any
+    it names were left out."""
     plan: Plan = {}
     problems: list[str] = []
     if service.type == ServiceType.EXTERNAL_NAME or service.cluster_ip in (None, HEADLESS):
         return plan, problems  # nothing to forward: DNS names them
     what = f"{service.namespace}/{service.name}"
-    ipv4 = sorted({a for a in ready if _is_ipv4(a)})
+    ipv4 = [a for a in ready if _is_ipv4(a.address)]
     addresses: list[str] = []
     assert service.cluster_ip is not None
     problem = scope.virtual_ip_problem(service.cluster_ip, cluster_ip=True)
@@ -126,7 +128,17 @@ def service_frontends(
             problems.append(f"{what}: ingress IP not forwarded: {problem}")
     for port in service.ports:
         protocol = port.protocol.value.lower()
-        backends = tuple(Backend(a, port.target_port) for a in ipv4)
+        # Two tasks on one address serve one service on ports of their own (named ports).
+        backends = tuple(
+            sorted(
+                {
+                    Backend(a.address, target)
+                    for a in ipv4
+                    if (target := a.target(port)) is not None
+                },
+                key=lambda b: (ipaddress.IPv4Address(b.address), b.port),
+            )
+        )
         for address in addresses:
             plan[Frontend(address, protocol, port.port)] = backends
         if port.node_port is None or service.type not in NODE_PORT_TYPES:

@@ -127,7 +127,7 @@ class Proxy:
             record = self._statuses.attach(record)
         status = record.status
         ingress = [i.ip for i in status.load_balancer.ingress] if status is not None else []
-        ready = [a.address for a in found.endpoints.addresses if a.ready]
+        ready = [a for a in found.endpoints.addresses if a.ready]
         plan, problems = plan_service(record.service, ready, self.scope, ingress)
         for problem in problems:
             self._report(problem)

@@ -45,16 +45,16 @@ def test_envelope_fields_are_documented() -> None:
 
 def test_service_created_fields_are_documented() -> None:
     expected = {f"service.{name}" for name in Service.model_fields}
-    assert documented_fields("### `ServiceCreated` v4") == expected
+    assert documented_fields("### `ServiceCreated` v5") == expected
     for name in Port.model_fields:
         assert f'"{name}"' in DOC
 
 
 def test_service_updated_and_status_fields_are_documented() -> None:
     origin = {f"created.{name}" for name in Origin.model_fields}
-    assert documented_fields("### `ServiceUpdated` v3") == {"service", "status"} | origin
+    assert documented_fields("### `ServiceUpdated` v4") == {"service", "status"} | origin
     assert (
-        documented_fields("### `ServiceStatusChanged` v2")
+        documented_fields("### `ServiceStatusChanged` v3")
         == {
             "service",
             "status.load_balancer.ingress",
@@ -117,8 +117,8 @@ def test_task_message_fields_are_documented() -> None:
 
     heartbeat = set(TaskHeartbeat.model_fields) - {"type", "version", "task"}
     heartbeat |= {f"task.{name}" for name in Task.model_fields}
-    assert documented_fields("### `TaskHeartbeat` v1") == heartbeat
-    assert documented_fields("### `TaskWithdrawn` v1") == set(TaskWithdrawn.model_fields) - {
+    assert documented_fields("### `TaskHeartbeat` v2") == heartbeat
+    assert documented_fields("### `TaskWithdrawn` v2") == set(TaskWithdrawn.model_fields) - {
         "type",
         "version",
     }
@@ -143,7 +143,7 @@ def test_the_example_heartbeat_decodes_and_lives_on_its_subject() -> None:
     from events.liveness import task_subjects
     from events.task import TaskHeartbeat, decode_task_message
 
-    section = DOC.split("### `TaskHeartbeat` v1", 1)[1].split("\n### ", 1)[0]
+    section = DOC.split("### `TaskHeartbeat` v2", 1)[1].split("\n### ", 1)[0]
     example = "\n".join(
         line[4:] for line in section.splitlines() if line.startswith("    ")
     )  # the indented block

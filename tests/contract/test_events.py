@@ -53,7 +53,7 @@ def test_wire_format_uses_plain_msgpack_types(event: ServiceCreated) -> None:
     raw = msgpack.unpackb(encode(event), strict_map_key=True)
     assert _plain(raw)
     assert raw["type"] == "ServiceCreated"
-    assert raw["version"] == 4  # ServiceCreated v4: addresses, external name
+    assert raw["version"] == 5  # ServiceCreated v5: addresses, external name, port names
     assert raw["time"].endswith("Z")
     assert datetime.fromisoformat(raw["time"]) == event.time
 

@@ -35,7 +35,7 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 @given(created)
 def test_every_encoded_create_validates(event: ServiceCreated) -> None:
-    _validator("ServiceCreated.v4.json").validate(msgpack.unpackb(encode(event)))
+    _validator("ServiceCreated.v5.json").validate(msgpack.unpackb(encode(event)))
 
 
 def test_address_records_validate() -> None:
@@ -90,8 +90,8 @@ def test_task_messages_validate_and_junk_does_not() -> None:
     gone = msgpack.unpackb(
         encode_task_message(TaskWithdrawn(instance="i1", namespace="shop", name="web-1"))
     )
-    _validator("TaskHeartbeat.v1.json").validate(beat)
-    _validator("TaskWithdrawn.v1.json").validate(gone)
+    _validator("TaskHeartbeat.v2.json").validate(beat)
+    _validator("TaskWithdrawn.v2.json").validate(gone)
     for broken in (
         {**beat, "task": {**beat["task"], "labels": {f"k{i}": "v" for i in range(17)}}},
         {**beat, "task": {**beat["task"], "name": "bad.name"}},
@@ -99,4 +99,4 @@ def test_task_messages_validate_and_junk_does_not() -> None:
         {k: v for k, v in beat.items() if k != "instance"},
     ):
         with pytest.raises(jsonschema.ValidationError):
-            _validator("TaskHeartbeat.v1.json").validate(broken)
+            _validator("TaskHeartbeat.v2.json").validate(broken)

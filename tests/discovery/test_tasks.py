@@ -97,7 +97,7 @@ def test_messages_round_trip_and_refuse_what_they_cannot_read() -> None:
         msgpack.packb([1, 2]): "expected a map",
         msgpack.packb({"type": "TaskHeartbeat"}): "missing string 'type' or integer 'version'",
         msgpack.packb({"type": "Nope", "version": 1}): "unknown event type",
-        msgpack.packb({"type": "TaskHeartbeat", "version": 2}): "newer than this reader",
+        msgpack.packb({"type": "TaskHeartbeat", "version": 3}): "newer than this reader",
         msgpack.packb({"type": "TaskHeartbeat", "version": 1}): "instance",
         b"\x80" * (MAX_TASK_BYTES + 1): "more than a task message may hold",
     }

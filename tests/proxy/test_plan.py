@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from events import Port, Service, ServiceType
 from events.choices import Protocol
+from registry.discovery.endpoints import EndpointAddress
 from registry.proxy.plan import Backend, Change, Frontend, Scope, Table, service_frontends
 
 SCOPE = Scope(
@@ -39,12 +40,36 @@ def svc(
     )
 
 
+def at(*addresses: str, **ports: int) -> list[EndpointAddress]:
+    """Ready endpoints at ``addresses``, each announcing ``ports`` by name."""
+    return [EndpointAddress(a, f"task-{i}", None, True, ports) for i, a in enumerate(addresses)]
+
+
+def test_a_named_target_port_goes_to_each_tasks_own_port_and_skips_tasks_without_it() -> None:
+    ports = (Port(port=80, target_port="http", name="web"), Port(port=81, target_port=9000))
+    ready = [
+        EndpointAddress("10.1.0.1", "a", None, True, {"http": 8081}),
+        EndpointAddress("10.1.0.1", "b", None, True, {"http": 8082}),
+        EndpointAddress("10.1.0.2", "c", None, True, {}),
+    ]
+    plan, problems = service_frontends(svc(ports=ports), ready, SCOPE)
+    assert problems == []
+    assert plan[Frontend("10.96.0.10", "tcp", 80)] == (
+        Backend("10.1.0.1", 8081),
+        Backend("10.1.0.1", 8082),
+    )
+    assert plan[Frontend("10.96.0.10", "tcp", 81)] == (
+        Backend("10.1.0.1", 9000),
+        Backend("10.1.0.2", 9000),
+    )
+
+
 def test_each_port_of_a_cluster_ip_goes_to_the_ready_endpoints_at_its_target_port() -> None:
     ports = (
         Port(port=80, target_port=8080),
         Port(port=53, target_port=5353, protocol=Protocol.UDP),
     )
-    plan, problems = service_frontends(svc(ports=ports), ["10.1.0.2", "10.1.0.1"], SCOPE)
+    plan, problems = service_frontends(svc(ports=ports), at("10.1.0.2", "10.1.0.1"), SCOPE)
     assert problems == []
     assert plan == {
         Frontend("10.96.0.10", "tcp", 80): (Backend("10.1.0.1", 8080), Backend("10.1.0.2", 8080)),
@@ -53,14 +78,14 @@ def test_each_port_of_a_cluster_ip_goes_to_the_ready_endpoints_at_its_target_por
 
 
 def test_no_ready_endpoint_rejects_and_ipv6_endpoints_are_not_forwarded_to_ipv4() -> None:
-    plan, _ = service_frontends(svc(), ["fd00::1", "not-an-address"], SCOPE)
+    plan, _ = service_frontends(svc(), at("fd00::1", "not-an-address"), SCOPE)
     assert plan == {Frontend("10.96.0.10", "tcp", 80): ()}
 
 
 def test_node_ports_on_the_nodes_addresses_and_ingress_ips_from_status() -> None:
     ports = (Port(port=80, target_port=8080, node_port=30080),)
     plan, problems = service_frontends(
-        svc(kind=ServiceType.LOAD_BALANCER, ports=ports), ["10.1.0.1"], SCOPE, ["203.0.113.7"]
+        svc(kind=ServiceType.LOAD_BALANCER, ports=ports), at("10.1.0.1"), SCOPE, ["203.0.113.7"]
     )
     assert problems == []
     assert set(plan) == {
@@ -83,7 +108,7 @@ def test_node_ports_on_the_nodes_addresses_and_ingress_ips_from_status() -> None
 def test_a_cluster_ip_outside_the_registrys_own_addresses_is_never_forwarded(
     cluster_ip: str, why: str
 ) -> None:
-    plan, problems = service_frontends(svc(cluster_ip=cluster_ip), ["10.1.0.1"], SCOPE)
+    plan, problems = service_frontends(svc(cluster_ip=cluster_ip), at("10.1.0.1"), SCOPE)
     assert plan == {}
     assert len(problems) == 1 and why in problems[0] and "shop/web" in problems[0]
 
@@ -93,7 +118,7 @@ def test_an_ingress_ip_on_the_node_loopback_in_the_range_or_not_ipv4_is_refused(
     ingress: str,
 ) -> None:
     plan, problems = service_frontends(
-        svc(kind=ServiceType.LOAD_BALANCER), ["10.1.0.1"], SCOPE, [ingress]
+        svc(kind=ServiceType.LOAD_BALANCER), at("10.1.0.1"), SCOPE, [ingress]
     )
     assert Frontend(ingress, "tcp", 80) not in plan and len(problems) == 1
 
@@ -102,16 +127,16 @@ def test_node_ports_outside_the_range_or_where_nats_listens_are_refused() -> Non
     for node_port, why in ((29999, "outside the node-port range"), (30222, "NATS server")):
         ports = (Port(port=80, target_port=8080, node_port=node_port),)
         plan, problems = service_frontends(
-            svc(kind=ServiceType.NODE_PORT, ports=ports), ["10.1.0.1"], SCOPE
+            svc(kind=ServiceType.NODE_PORT, ports=ports), at("10.1.0.1"), SCOPE
         )
         assert set(plan) == {Frontend("10.96.0.10", "tcp", 80)}
         assert len(problems) == 1 and why in problems[0]
 
 
 def test_headless_and_external_name_services_are_not_proxied() -> None:
-    assert service_frontends(svc(cluster_ip="None"), ["10.1.0.1"], SCOPE) == ({}, [])
+    assert service_frontends(svc(cluster_ip="None"), at("10.1.0.1"), SCOPE) == ({}, [])
     external = Service(namespace="shop", name="db", type=ServiceType.EXTERNAL_NAME)
-    assert service_frontends(external, [], SCOPE) == ({}, [])
+    assert service_frontends(external, at(), SCOPE) == ({}, [])
 
 
 def test_the_table_changes_only_what_a_service_changed() -> None:

@@ -83,7 +83,13 @@ def test_history_cli(url: str, ns: str) -> None:
     ]
     assert items[1]["service"] is None
     assert items[2]["service"]["ports"] == [
-        {"port": 81, "target_port": 81, "protocol": "TCP", "node_port": None}  # a ClusterIP's
+        {
+            "port": 81,
+            "target_port": 81,
+            "protocol": "TCP",
+            "name": None,
+            "node_port": None,
+        }  # a ClusterIP's
     ]
     missing = skyctl("history", "service", "nope", "-n", ns, url=url)
     assert missing.code == 1 and "not found" in missing.err

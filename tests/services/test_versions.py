@@ -1,6 +1,6 @@
 """Versioned events: a next version can ship without breaking old logs, and unknown
 versions are skipped and reported by every reader, never guessed at. (ServiceCreated is at
-version 4 since external names; these tests ship a version 5 the way a release would.)"""
+version 5 since named ports; these tests ship a version 6 the way a release would.)"""
 
 from __future__ import annotations
 
@@ -23,30 +23,30 @@ from tests.helpers import raw_publish
 class ServiceCreatedV2(ServiceCreated):
     """What shipping the next version looks like: a new field, and an upcaster to it."""
 
-    version: Literal[5] = 5  # type: ignore[assignment]
+    version: Literal[6] = 6  # type: ignore[assignment]
     reason: str | None = None  # why the service was created (a ticket, say)
 
 
-def upcast_created_v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
+def upcast_created_v5_to_v6(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "reason": None}
 
 
 @pytest.fixture
 def v2_codec(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The next release of this code: ServiceCreated is at version 5 (v1 is upcast to v2,
-    v3 and v4 by today's code, then to v5)."""
+    """The next release of this code: ServiceCreated is at version 6 (v1 is upcast to v2,
+    v3, v4 and v5 by today's code, then to v6)."""
     monkeypatch.setitem(codec.MODELS, "ServiceCreated", ServiceCreatedV2)
-    monkeypatch.setitem(codec.CURRENT_VERSIONS, "ServiceCreated", 5)
-    monkeypatch.setitem(codec.UPCASTERS, ("ServiceCreated", 4), upcast_created_v4_to_v5)
+    monkeypatch.setitem(codec.CURRENT_VERSIONS, "ServiceCreated", 6)
+    monkeypatch.setitem(codec.UPCASTERS, ("ServiceCreated", 5), upcast_created_v5_to_v6)
 
 
 async def test_a_log_of_v1_and_v2_events_folds(fresh_server: NatsServer, v2_codec: None) -> None:
     async with await Registry.connect(fresh_server.url) as registry:
-        old = await registry.create(Service(name="old"))  # version 4, as today's code writes
+        old = await registry.create(Service(name="old"))  # version 5, as today's code writes
         raw = msgpack.unpackb(
             encode(ServiceCreated(id="x", time=utc_now(), actor="a", service=Service(name="old")))
         )
-        assert raw["version"] == 4
+        assert raw["version"] == 5
         newer = ServiceCreatedV2(
             id=new_event_id(),
             time=utc_now(),
@@ -60,7 +60,7 @@ async def test_a_log_of_v1_and_v2_events_folds(fresh_server: NatsServer, v2_code
             msg_id=newer.id,
             expected_last_subject_seq=0,
         )
-        assert msgpack.unpackb(encode(newer))["version"] == 5
+        assert msgpack.unpackb(encode(newer))["version"] == 6
 
         skipped: list[Skipped] = []
         state = (await rebuild(registry.log, "skyflow.svc.*.*", skipped.append)).projection
@@ -149,5 +149,5 @@ def test_a_version_1_create_reads_as_a_service_without_labels() -> None:
         },
     }
     event = decode(msgpack.packb(v1))
-    assert isinstance(event, ServiceCreated) and event.version == 4
+    assert isinstance(event, ServiceCreated) and event.version == 5
     assert event.service.labels == {} and event.service.selector == {"app": "old"}
