@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,15 +17,25 @@ import typer
 from cli.connection import Connection, connection_options
 from cli.lifetime import run_until_stopped
 from cli.options import TaskNamespaceOpt
-from cli.parse import parse_name, parse_selector, parse_ttl_flag
+from cli.parse import (
+    parse_name,
+    parse_named_ports,
+    parse_seconds,
+    parse_selector,
+    parse_ttl_flag,
+)
 from cli.terminal import warn_once
 from cli.verbs import verb_app
 from events.liveness import MAX_TASK_LABELS
 from registry.errors import InvalidInput, RegistryError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from events.task import Task
     from registry.client import Registry
+    from registry.discovery.checks import Check
+    from registry.discovery.keeper import TaskKeeper
 
 __all__ = ["announce_app", "parse_address"]
 
@@ -70,7 +81,58 @@ def announce_task(
     ] = "15s",
     not_ready: Annotated[
         bool,
-        typer.Option("--not-ready", help="Announce it as not ready: listed, but sent no traffic."),
+        typer.Option(
+            "--not-ready",
+            help="Announce it as not ready: listed, but sent no traffic until 'skyctl task ready'.",
+        ),
+    ] = False,
+    ports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--port",
+            "-p",
+            metavar="NAME=PORT",
+            help="A named port of the task (http=8080); a service whose targetPort is "
+            "that name sends its traffic there. Repeat it or separate with commas.",
+        ),
+    ] = None,
+    check: Annotated[
+        str | None,
+        typer.Option(
+            "--check",
+            metavar="CHECK",
+            help="A health check that sets the task's readiness: http://HOST:PORT/PATH "
+            "(200-399 passes), tcp:HOST:PORT (a connection opens) or exec:COMMAND (exits "
+            "0). Not ready until it passes.",
+        ),
+    ] = None,
+    check_interval: Annotated[
+        str,
+        typer.Option("--check-interval", metavar="DURATION", help="Time between checks."),
+    ] = "10s",
+    check_timeout: Annotated[
+        str,
+        typer.Option("--check-timeout", metavar="DURATION", help="How long one check may take."),
+    ] = "2s",
+    fail_after: Annotated[
+        int,
+        typer.Option(
+            "--fail-after", metavar="N", help="Failed checks in a row that make it not ready."
+        ),
+    ] = 3,
+    pass_after: Annotated[
+        int,
+        typer.Option(
+            "--pass-after", metavar="N", help="Passed checks in a row that make it ready."
+        ),
+    ] = 1,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Take the name over from another announcer that keeps it live (one "
+            "killed before its TTL ran out, say); refused otherwise.",
+        ),
     ] = False,
     command: Annotated[
         list[str] | None,
@@ -90,11 +152,26 @@ def announce_task(
     Example:  skyctl announce task web-1 -n shop -l app=web --address 10.0.0.7 -c eu-1
 
               skyctl announce task web-1 -n shop -l app=web -a 10.0.0.7 -- ./server --port 8080
+
+              skyctl announce task web-2 -n shop -l app=web -a 10.0.0.7 -p http=8081 \
+                --check http://10.0.0.7:8081/healthz --check-interval 5s
     """
-    task = _task(name, namespace, labels or [], address, cluster, not not_ready)
+    task = _task(name, namespace, labels or [], address, cluster, not not_ready, ports or [])
     seconds = parse_ttl_flag(ttl)
+    chosen_check = None
+    if check is not None:
+        from registry.discovery.checks import parse_check
+
+        chosen_check = parse_check(
+            check,
+            interval=parse_seconds(check_interval, "--check-interval"),
+            timeout=parse_seconds(check_timeout, "--check-timeout"),
+            fail_after=fail_after,
+            pass_after=pass_after,
+        )
+    how = _How(seconds, chosen_check, replace)
     if command:
-        raise typer.Exit(_supervise(conn, task, seconds, command))
+        raise typer.Exit(_supervise(conn, task, how, command))
 
     async def run() -> None:
         async with await conn.open(keep_reconnecting=True) as registry:
@@ -102,14 +179,15 @@ def announce_task(
             announcer.on_error = warn_once
             entered = False
             try:
-                async with registry.announce(task, ttl=seconds):
+                async with how.announce(registry, task) as keeper:
                     entered = True
                     print(
-                        f"task/{name} announced (ttl {seconds}s, renewed every "
-                        f"{round(seconds / 3, 2):g}s; Ctrl-C withdraws it)",
+                        f"task/{name} announced{_state(keeper.task)} (ttl {seconds}s, renewed "
+                        f"every {round(seconds / 3, 2):g}s; Ctrl-C withdraws it)",
                         flush=True,
                     )
                     await _hint_if_unselected(registry, task)
+                    keeper.leaving = "announcer stopped"
                     await asyncio.Event().wait()
             except asyncio.CancelledError:
                 print(f"task/{name} withdrawn", flush=True)
@@ -147,7 +225,28 @@ async def _hint_if_unselected(registry: Registry, task: Task) -> None:
         print(safe(hint), file=sys.stderr, flush=True)
 
 
-def _supervise(conn: Connection, task: Task, seconds: int, command: list[str]) -> int:
+@dataclass(frozen=True)
+class _How:
+    """How the task is announced: its TTL, its check, whether it takes the name over."""
+
+    ttl: int
+    check: Check | None
+    replace: bool
+
+    def announce(self, registry: Registry, task: Task) -> AbstractAsyncContextManager[TaskKeeper]:
+        return registry.announce(task, ttl=self.ttl, check=self.check, replace=self.replace)
+
+
+def _state(task: Task) -> str:
+    """`` (not ready: why)`` for a task announced not ready; nothing for a ready one."""
+    if task.ready:
+        return ""
+    from cli.terminal import safe
+
+    return safe(f" (not ready: {task.reason})" if task.reason else " (not ready)")
+
+
+def _supervise(conn: Connection, task: Task, how: _How, command: list[str]) -> int:
     """Run ``command``, announce ``task`` while it runs, pass SIGTERM and SIGINT on to it,
     withdraw when it exits; its exit status (128 + the signal that ended it)."""
     import signal
@@ -167,14 +266,16 @@ def _supervise(conn: Connection, task: Task, seconds: int, command: list[str]) -
             try:
                 announcer = await registry.announcer()
                 announcer.on_error = warn_once
-                async with registry.announce(task, ttl=seconds):
+                async with how.announce(registry, task) as keeper:
                     print(
-                        f"task/{task.name} announced while pid {proc.pid} runs "
-                        f"(ttl {seconds}s; SIGTERM and Ctrl-C are passed on to it)",
+                        f"task/{task.name} announced{_state(keeper.task)} while pid "
+                        f"{proc.pid} runs (ttl {how.ttl}s; SIGTERM and Ctrl-C are passed "
+                        "on to it)",
                         flush=True,
                     )
                     await _hint_if_unselected(registry, task)
                     code = await proc.wait()
+                    keeper.leaving = _exit_reason(code)
                 print(f"task/{task.name} withdrawn: the program exited ({code})", flush=True)
             finally:
                 if proc.returncode is None:  # we failed before it ended: it must not outlive us
@@ -185,6 +286,19 @@ def _supervise(conn: Connection, task: Task, seconds: int, command: list[str]) -
     return asyncio.run(run())
 
 
+def _exit_reason(code: int) -> str:
+    """How a supervised program ended, for the withdrawal (and the membership history)."""
+    if code >= 0:
+        return f"program exited with status {code}"
+    import signal
+
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"program killed by {name}"
+
+
 def _task(
     name: str,
     namespace: str,
@@ -192,6 +306,7 @@ def _task(
     address: str,
     cluster: str | None,
     ready: bool,
+    ports: list[str],
 ) -> Task:
     """Every flag checked, each failure naming its value, before anything is sent."""
     from events.task import Task
@@ -210,4 +325,5 @@ def _task(
         address=parse_address(address),
         cluster=parse_name(cluster, "cluster") if cluster is not None else None,
         ready=ready,
+        ports=parse_named_ports(ports),
     )

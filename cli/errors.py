@@ -11,7 +11,7 @@ import sys
 from typing import NoReturn
 
 from cli.terminal import safe
-from registry.errors import InvalidInput, RegistryError, ServerError, ServiceError
+from registry.errors import InvalidInput, RegistryError, ServerError, ServiceError, TaskError
 
 __all__ = ["EXIT_INVALID", "EXIT_REFUSED", "EXIT_SERVER", "exit_code", "fail"]
 
@@ -23,7 +23,7 @@ EXIT_SERVER = 3
 def exit_code(error: RegistryError) -> int:
     if isinstance(error, InvalidInput):
         return EXIT_INVALID
-    if isinstance(error, ServiceError):
+    if isinstance(error, ServiceError | TaskError):
         return EXIT_REFUSED
     if isinstance(error, ServerError):
         return EXIT_SERVER

@@ -27,6 +27,7 @@ from cli.history import audit_app, events, history_app
 from cli.init import init
 from cli.label import label_app
 from cli.proxy import proxy_command
+from cli.readiness import task_app
 from cli.server import server
 from cli.tasks import get_tasks
 from cli.terminal import forget_warnings
@@ -72,6 +73,7 @@ app.add_typer(announce_app, name="announce")
 register(announce_app, announce_task, "task")
 register(get_app, get_endpoints, "endpoints")
 register(get_app, get_tasks, "tasks")
+app.add_typer(task_app, name="task")
 # DNS: the same endpoints, for programs in any language.
 app.command("dns")(dns_command)
 app.command("proxy")(proxy_command)

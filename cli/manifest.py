@@ -228,6 +228,7 @@ def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
                         "target_port": p.targetPort if p.targetPort is not None else p.port,
                         "protocol": p.protocol,
                         "node_port": p.nodePort,
+                        "name": p.name,
                     }
                     for p in spec.ports
                 ],
@@ -288,9 +289,9 @@ def _document_model() -> Any:
     class PortDocument(BaseModel):
         model_config = strict
         port: int
-        targetPort: int | None = None
+        targetPort: int | str | None = None  # a number, or a task's port name
         protocol: str = "TCP"
-        name: str | None = None  # kubectl's port names: accepted, not stored yet
+        name: str | None = None
         nodePort: int | None = None
 
     class Metadata(BaseModel):

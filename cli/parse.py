@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from events.choices import Protocol, ServiceType
-from events.liveness import MAX_TTL_S, MIN_TTL_S
-from events.names import check_label_key, check_label_value, check_name
+from events.liveness import MAX_TASK_PORTS, MAX_TTL_S, MIN_TTL_S
+from events.names import check_label_key, check_label_value, check_name, check_port_name
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -22,15 +22,21 @@ if TYPE_CHECKING:
 __all__ = [
     "parse_cluster_ip",
     "parse_name",
+    "parse_named_ports",
     "parse_ports",
+    "parse_seconds",
     "parse_selector",
     "parse_service",
     "parse_ttl_flag",
     "parse_type",
 ]
 
-_PORT = re.compile(r"(?P<port>[^:/]*)(?::(?P<target>[^:/]*))?(?:/(?P<protocol>[^:/]*))?")
-_PORT_FORM = "PORT[:TARGET][/TCP|UDP]"
+_DURATION = re.compile(r"(\d{1,6}(?:\.\d{1,3})?)(ms|s|m)?")
+_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_PORT = re.compile(
+    r"(?:(?P<name>[^=:/]*)=)?(?P<port>[^=:/]*)(?::(?P<target>[^=:/]*))?(?:/(?P<protocol>[^=:/]*))?"
+)
+_PORT_FORM = "[NAME=]PORT[:TARGET][/TCP|UDP], TARGET a number or a task's port name"
 
 
 def _items(values: Iterable[str]) -> list[str]:
@@ -107,20 +113,58 @@ def parse_ports(values: Iterable[str]) -> list[Port]:
 
     ports: list[Port] = []
     seen: set[tuple[int, Protocol]] = set()
+    names: set[str | None] = {None}
     for item in _items(values):
         match = _PORT.fullmatch(item)
         if not match or not match["port"]:
             raise InvalidInput("port", item, f"must be {_PORT_FORM}")
         port = _port_number(match["port"], item, "port")
-        target = port if match["target"] is None else _port_number(match["target"], item, "target")
+        name = None if match["name"] is None else _port_name(match["name"], item, "name")
+        target: int | str = port
+        if match["target"] is not None:
+            text = match["target"]
+            target = (
+                _port_number(text, item, "target")
+                if text[:1].isdigit()
+                else _port_name(text, item, "target")
+            )
         try:
             protocol = Protocol(match["protocol"] or "TCP")
         except ValueError:
             raise InvalidInput("port", item, "protocol must be TCP or UDP") from None
         if (port, protocol) in seen:
             raise InvalidInput("port", item, f"port {port}/{protocol.value} is given twice")
+        if name is not None and name in names:
+            raise InvalidInput("port", item, f"port name {name!r} is given twice")
         seen.add((port, protocol))
-        ports.append(Port(port=port, target_port=target, protocol=protocol))
+        names.add(name)
+        ports.append(Port(port=port, target_port=target, protocol=protocol, name=name))
+    return ports
+
+
+def _port_name(text: str, item: str, role: str) -> str:
+    try:
+        return check_port_name(text)
+    except ValueError as exc:
+        raise InvalidInput("port", item, f"{role}: {exc}") from None
+
+
+def parse_named_ports(values: Iterable[str]) -> dict[str, int]:
+    """A task's ``--port http=8080 --port metrics=9100`` (or ``http=8080,metrics=9100``)."""
+    ports: dict[str, int] = {}
+    for item in _items(values):
+        name, eq, number = item.partition("=")
+        if not eq:
+            raise InvalidInput("port", item, "must be NAME=NUMBER, e.g. http=8080")
+        try:
+            check_port_name(name)
+        except ValueError as exc:
+            raise InvalidInput("port", item, str(exc)) from None
+        if name in ports:
+            raise InvalidInput("port", item, f"port {name!r} is given twice")
+        ports[name] = _port_number(number, item, "port")
+    if len(ports) > MAX_TASK_PORTS:
+        raise InvalidInput("port", ",".join(ports), f"a task has at most {MAX_TASK_PORTS} ports")
     return ports
 
 
@@ -197,6 +241,14 @@ def check_external_name(service_type: object, external_name: str | None, flag: s
 
 _TTL = re.compile(r"(\d{1,5})(s|m|h)?")
 _SECONDS = {None: 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_seconds(text: str, flag: str) -> float:
+    """``10s``, ``500ms``, ``1.5``, ``2m`` -> seconds (a check's interval and timeout)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise InvalidInput(flag, text, "must be a duration: 500ms, 10s, 1.5s, 2m")
+    return float(match.group(1)) * _SCALE[match.group(2) or "s"]
 
 
 def parse_ttl_flag(text: str) -> int:

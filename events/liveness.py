@@ -36,12 +36,14 @@ from typing import Any
 from events.stream import consumer_limits
 
 __all__ = [
+    "CONTROL_PREFIX",
     "INTAKE_MAX_BYTES",
     "INTAKE_MAX_SUBJECTS",
     "INTAKE_PREFIX",
     "MARKER_TTL_S",
     "MAX_TASK_BYTES",
     "MAX_TASK_LABELS",
+    "MAX_TASK_PORTS",
     "MAX_TTL_S",
     "MIN_TTL_S",
     "TASKS_STREAM",
@@ -49,6 +51,7 @@ __all__ = [
     "TASK_SUBJECTS",
     "IntakeSpec",
     "TasksSpec",
+    "control_subject",
     "intake_stream",
     "label_token",
     "namespace_of",
@@ -62,6 +65,10 @@ __all__ = [
 TASKS_STREAM = "SKYFLOW_TASKS"
 TASK_PREFIX = "skyflow.task"
 TASK_SUBJECTS = f"{TASK_PREFIX}.>"
+# Where a live task's announcer answers readiness requests (``skyctl task drain``): plain
+# NATS request and reply, no stream. Permissions give a namespace's announcers, and
+# admins, its subjects only.
+CONTROL_PREFIX = "skyflow.control"
 
 # ``Nats-TTL`` takes whole seconds only ("500ms" is refused by the server).
 MIN_TTL_S = 1
@@ -73,6 +80,8 @@ MAX_TTL_S = 3600
 MARKER_TTL_S = 10
 # Each label is one more message per heartbeat (see above).
 MAX_TASK_LABELS = 16
+# A task's named ports (``--port http=8080``).
+MAX_TASK_PORTS = 16
 # The largest heartbeat body; the stream refuses anything larger than this plus headers.
 MAX_TASK_BYTES = 4096
 _HEADER_ROOM = 1024
@@ -122,6 +131,11 @@ def task_filter(namespace: str | None = None, name: str | None = None) -> list[s
 def selector_filter(namespace: str, key: str, value: str) -> str:
     """The tasks of ``namespace`` carrying the label ``key=value``."""
     return f"{TASK_PREFIX}.{namespace}.*.{label_token(key)}.{label_token(value)}"
+
+
+def control_subject(namespace: str, name: str) -> str:
+    """Where the announcer of ``namespace/name`` answers readiness requests."""
+    return f"{CONTROL_PREFIX}.{namespace}.{name}"
 
 
 def intake_stream(namespace: str) -> str:

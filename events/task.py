@@ -29,7 +29,7 @@ from pydantic import (
 
 from events.codec import FutureVersion, NotAnEvent, UnknownEventType, invalid, unpack
 from events.envelope import Timestamp
-from events.liveness import MAX_TASK_BYTES, MAX_TASK_LABELS
+from events.liveness import MAX_TASK_BYTES, MAX_TASK_LABELS, MAX_TASK_PORTS
 from events.names import LabelKey, LabelValue, PortName, ResourceName
 
 __all__ = [
@@ -50,7 +50,6 @@ InstanceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-
 # text (no control characters a writer could use to rewrite a reader's screen).
 Reason = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
-MAX_TASK_PORTS = 16
 
 
 class Task(BaseModel):

@@ -57,13 +57,16 @@ from registry.services.writer import (
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
+    from events.control import ReadinessAction
     from events.quota import QuotaResource, ResourceQuotaSet
     from events.task import Task
     from registry.addresses.allocator import Allocator
     from registry.addresses.holdings import Ranges
-    from registry.discovery.announce import Announcement, Announcer
+    from registry.discovery.announce import Announcer
+    from registry.discovery.checks import Check
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import Follower, ServiceEndpoints
+    from registry.discovery.keeper import TaskKeeper
     from registry.discovery.resolver import Resolver
     from registry.discovery.tasks import LiveTask
     from registry.services.batch import Prepared
@@ -78,6 +81,11 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound=Event)
 
 __all__ = ["Registry", "local_actor"]
+
+
+def _clip(text: str) -> str:
+    """Who asks, as one printable line a heartbeat's reason can carry."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:60] or "?"
 
 
 class Registry:
@@ -499,19 +507,95 @@ class Registry:
 
     @contextlib.asynccontextmanager
     async def announce(
-        self, task: Task | Mapping[str, Any], *, ttl: int = 15
-    ) -> AsyncIterator[Announcement]:
+        self,
+        task: Task | Mapping[str, Any],
+        *,
+        ttl: int = 15,
+        check: Check | None = None,
+        replace: bool = False,
+    ) -> AsyncIterator[TaskKeeper]:
         """Keep ``task`` announced (a heartbeat every ``ttl / 3`` s) while the block runs,
         then withdraw it at once. If the program dies instead, the server forgets the
-        task when the TTL of its last heartbeat runs out."""
-        from registry.discovery.announce import check_ttl, task_from
+        task when the TTL of its last heartbeat runs out.
 
+        With ``check`` (``registry.discovery.checks.parse_check``), the task is ready
+        only while its check passes. Readiness requests (``skyctl task drain``) are
+        answered while the block runs; the keeper yielded takes them from the program
+        too (``await keeper.request(ReadinessAction.DRAIN, "deploy")``). A name another
+        announcer keeps live is refused (``TaskTaken``) unless ``replace``.
+        """
+        from registry.discovery.announce import check_ttl, task_from
+        from registry.discovery.keeper import TaskKeeper
+
+        chosen = task_from(task)
+        check_ttl(ttl)
+        if not replace:
+            await self._refuse_if_taken(chosen)
         announcer = await self.announcer()
-        (announcement,) = await announcer.announce([task_from(task)], check_ttl(ttl))
+        keeper = TaskKeeper(
+            announcer, await self.log.liveness(), chosen, ttl, check, on_error=announcer.on_error
+        )
         try:
-            yield announcement
+            await keeper.start()
+            yield keeper
         finally:
-            await announcer.withdraw([announcement])
+            await keeper.stop(keeper.leaving)
+
+    async def _refuse_if_taken(self, task: Task) -> None:
+        """``TaskTaken`` if another announcer's heartbeat keeps ``task``'s name live."""
+        from events.liveness import task_filter
+        from events.stamps import utc_now
+        from registry.discovery.follower import read_tasks
+        from registry.errors import TaskTaken
+
+        view = await read_tasks(self.log, task_filter(task.namespace, task.name), self.on_skipped)
+        live = view.task((task.namespace, task.name))
+        if live is not None:
+            heard = max(0.0, (utc_now() - live.heard).total_seconds())
+            detail = (
+                f"address {live.address}, instance {live.instance[:12]}, last heartbeat "
+                f"{heard:.0f}s ago"
+            )
+            raise TaskTaken(task.namespace, task.name, detail, live.ttl)
+
+    async def set_readiness(
+        self,
+        namespace: str,
+        name: str,
+        action: ReadinessAction,
+        reason: str | None = None,
+        *,
+        timeout: float = 5.0,
+    ) -> Task:
+        """Ask the announcer of a live task to change its readiness (``skyctl task
+        drain``); the task as its heartbeat says once the change is stored.
+        ``TaskNotAnswering`` if no announcer answers."""
+        from events.codec import DecodeError
+        from events.control import ReadinessRequest, decode_reply, encode_control
+        from events.liveness import control_subject
+        from registry.errors import ServerError, TaskError, TaskNotAnswering
+
+        request = ReadinessRequest(action=action, reason=reason, by=_clip(await self.actor()))
+        liveness = await self.log.liveness()
+        data = await liveness.ask(
+            control_subject(namespace, name), encode_control(request), timeout=timeout
+        )
+        if data is None:
+            raise TaskNotAnswering(namespace, name)
+        try:
+            reply = decode_reply(data)
+        except DecodeError as exc:
+            raise ServerError(
+                f"the announcer of {namespace}/{name} answered garbage: {exc}"
+            ) from None
+        if reply.task is None or (reply.task.namespace, reply.task.name) != (namespace, name):
+            raise TaskError(
+                f"the announcer of task {name} in namespace {namespace} refused: "
+                f"{reply.error or 'it answered for another task'}",
+                namespace,
+                name,
+            )
+        return reply.task
 
     async def tasks(
         self, namespace: str | None = None, *, label: tuple[str, str] | None = None

@@ -44,6 +44,9 @@ __all__ = [
     "Stale",
     "StreamMisconfigured",
     "StreamOutdated",
+    "TaskError",
+    "TaskNotAnswering",
+    "TaskTaken",
     "Unreachable",
     "UnreadableHistory",
     "WriteNotConfirmed",
@@ -169,6 +172,42 @@ class NoEndpoints(ServiceError):
             name,
         )
         self.reason = reason
+
+
+class TaskError(RegistryError):
+    """A live task refused what was asked of it."""
+
+    def __init__(self, message: str, namespace: str, name: str) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.name = name
+
+
+class TaskTaken(TaskError):
+    """Another announcer keeps the name live: two would flap, each renewal undoing the
+    other's."""
+
+    def __init__(self, namespace: str, name: str, detail: str, ttl: int) -> None:
+        super().__init__(
+            f"task {name} in namespace {namespace} is already announced ({detail}); stop "
+            f"that announcer (the server forgets a killed one {ttl}s after its last "
+            "heartbeat), choose another name, or take it over with --replace",
+            namespace,
+            name,
+        )
+
+
+class TaskNotAnswering(TaskError):
+    """No announcer answered a readiness request."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(
+            f"no announcer of task {name} in namespace {namespace} answers (is it live? "
+            f"skyctl get task {name} -n {namespace}; an announcer from before readiness "
+            "requests, or one the server does not let receive them, cannot answer)",
+            namespace,
+            name,
+        )
 
 
 class ServerError(RegistryError):

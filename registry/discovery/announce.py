@@ -82,6 +82,7 @@ class Announcement:
         self.due = 0.0  # event-loop time of the next renewal
         self.withdrawn = False
         self.renewals = 0
+        self.reason: str | None = None  # why it is withdrawn, said in the withdrawal
 
     @property
     def interval(self) -> float:
@@ -97,7 +98,10 @@ class Announcement:
 
     def withdrawals(self) -> list[ExpiringMessage]:
         gone = TaskWithdrawn(
-            instance=self.instance, namespace=self.task.namespace, name=self.task.name
+            instance=self.instance,
+            namespace=self.task.namespace,
+            name=self.task.name,
+            reason=self.reason,
         )
         data = encode_task_message(gone)
         return [ExpiringMessage(subject, data, _WITHDRAWN_TTL) for subject in self.subjects]
@@ -120,6 +124,9 @@ class Announcer:
         self._task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] = lambda: None
         self._live: set[Announcement] = set()
+        # One round at a time: a renewal carrying a heartbeat's old bytes must not land
+        # after the change that replaced them (a task would flap back on one subject).
+        self._sending = asyncio.Lock()
         self.rounds = 0  # confirmed rounds, for those who measure
         self.sent = 0  # heartbeats in them
         self.failures = 0
@@ -168,13 +175,22 @@ class Announcer:
         self.start()
         return made
 
-    async def set_ready(self, announcement: Announcement, ready: bool) -> None:
-        """Say whether the task takes traffic (``--not-ready``), now."""
-        if announcement.task.ready == ready or announcement.withdrawn:
+    async def change(self, announcement: Announcement, task: Task) -> None:
+        """Announce ``task`` (the same task, its readiness changed) in place of the one
+        announced, now, confirmed; renewals carry it from then on."""
+        if announcement.withdrawn or task == announcement.task:
             return
-        announcement.task = announcement.task.model_copy(update={"ready": ready})
-        announcement.data = announcement._encode()
-        await self.liveness.publish(announcement.heartbeats())
+        before = announcement.task
+        if (task.namespace, task.name, task.labels) != (
+            before.namespace,
+            before.name,
+            before.labels,
+        ):
+            raise InvalidInput("task", task.name, "only a task's readiness changes in place")
+        async with self._sending:
+            announcement.task = task
+            announcement.data = announcement._encode()
+            await self.liveness.publish(announcement.heartbeats())
 
     async def withdraw(
         self, announcements: Sequence[Announcement], *, timeout: float = 2.0
@@ -184,9 +200,10 @@ class Announcer:
             announcement.withdrawn = True
             self._live.discard(announcement)
         for chunk in _chunks(list(announcements)):
-            await self.liveness.publish(
-                [m for a in chunk for m in a.withdrawals()], timeout=timeout
-            )
+            async with self._sending:
+                await self.liveness.publish(
+                    [m for a in chunk for m in a.withdrawals()], timeout=timeout
+                )
 
     def renew_all(self) -> None:
         """Renew every task at once (after a reconnect)."""
@@ -225,10 +242,12 @@ class Announcer:
                 await self._renew(chunk)
 
     async def _renew(self, chunk: list[Announcement]) -> None:
-        messages = [m for a in chunk for m in a.heartbeats()]
         now = asyncio.get_running_loop().time()
         try:
-            await self.liveness.publish(messages)
+            async with self._sending:
+                messages = [m for a in chunk if not a.withdrawn for m in a.heartbeats()]
+                if messages:
+                    await self.liveness.publish(messages)
         except Exception as exc:  # whatever the client raises, the loop must go on
             if not isinstance(exc, RegistryError | OSError):
                 log.debug("renewal failed", exc_info=True)

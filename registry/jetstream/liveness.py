@@ -31,8 +31,10 @@ and ``tests/jetstream/test_liveness_stream.py`` keep them):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from events.liveness import (
@@ -56,6 +58,7 @@ __all__ = ["TTL_HEADER", "JetStreamLiveness", "intake_problems", "liveness_probl
 
 TTL_HEADER = "Nats-TTL"
 _OPERATION = "announce tasks"
+_log = logging.getLogger(__name__)
 
 
 class JetStreamLiveness:
@@ -224,6 +227,53 @@ class JetStreamLiveness:
 
     def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
         return self._session.conn.on_reconnect(listener)
+
+    async def serve(
+        self, subject: str, answer: Callable[[bytes], Awaitable[bytes]]
+    ) -> Callable[[], Awaitable[None]]:
+        conn = self._session.conn
+        answering: set[asyncio.Task[None]] = set()
+
+        async def respond(reply: str, data: bytes) -> None:
+            try:
+                body = await answer(data)
+                await conn.publish(reply, body)
+            except Exception:  # one bad request must not stop the others
+                _log.warning("answering a request on %s failed", subject, exc_info=True)
+
+        def on_msg(_subject: str, reply: str, _headers: Any, data: bytes) -> None:
+            if reply:  # a request; anything else is nobody's business here
+                job = asyncio.ensure_future(respond(reply, data))
+                answering.add(job)
+                job.add_done_callback(answering.discard)
+
+        async def subscribe() -> Any:
+            sub = await conn.subscribe(subject, on_msg)
+            # A refused subscription is an asynchronous error: the round trip brings it.
+            await conn.flush(2.0)
+            await asyncio.sleep(0)
+            return sub
+
+        operation = f"answering requests on {subject}"
+        sub = await self._session.guarded(subscribe(), operation, subject)
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            for job in list(answering):
+                job.cancel()
+
+        return stop
+
+    async def ask(self, subject: str, data: bytes, *, timeout: float) -> bytes | None:
+        conn = self._session.conn
+        try:
+            reply = await self._session.exchange(
+                conn.request(subject, data, timeout=timeout), f"asking {subject}", subject
+            )
+        except Unanswered:
+            return None
+        return reply.data
 
 
 def _source_seq(headers: Mapping[str, str], intake: str) -> int:

@@ -8,7 +8,7 @@ anything, and there is no sweeper.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,4 +49,22 @@ class Liveness(Protocol):
     def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` after each reconnect (an announcer renews at once: the server
         may have restarted and its heartbeats expired meanwhile)."""
+        ...
+
+    async def serve(
+        self, subject: str, answer: Callable[[bytes], Awaitable[bytes]]
+    ) -> Callable[[], Awaitable[None]]:
+        """Answer each request sent to ``subject`` (a live task's control subject) with
+        what ``answer`` returns for its body; a function that stops answering.
+
+        Raises ``PermissionDenied`` if this user may not receive on ``subject``.
+        """
+        ...
+
+    async def ask(self, subject: str, data: bytes, *, timeout: float) -> bytes | None:
+        """Send a request to ``subject``; the answer's body, or None if nobody answers
+        (nobody listens there, or no answer within ``timeout``).
+
+        Raises ``PermissionDenied`` if this user may not publish on ``subject``.
+        """
         ...

@@ -1,0 +1,90 @@
+"""Whether a live task takes traffic, from everything that has a say. Pure.
+
+Three things decide, most decisive first:
+
+1. a drain (``skyctl task drain``): the task is leaving; not ready, listed as draining,
+   until ``skyctl task ready`` takes it back;
+2. an operator (``skyctl task not-ready``, or ``announce --not-ready``): not ready until
+   ``skyctl task ready``;
+3. its health check: not ready until it passes, and while it fails.
+
+A task is ready when none of them says otherwise. ``reason`` says who said no, in words
+a person reads in ``get tasks -o wide`` and the membership history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events.control import ReadinessAction
+from registry.discovery.checks import Result, Threshold
+
+__all__ = ["Readiness", "Verdict"]
+
+_MAX_REASON = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the task's heartbeat says."""
+
+    ready: bool
+    draining: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class Readiness:
+    """Everything that has a say on one task's readiness."""
+
+    drained: str | None = None  # why it was drained
+    held: str | None = None  # why an operator set it not ready
+    check: Threshold | None = None
+    check_name: str = ""
+
+    @classmethod
+    def announced(cls, ready: bool, check: Threshold | None = None, name: str = "") -> Readiness:
+        """At announce: ``ready=False`` is ``--not-ready``, held until set ready."""
+        return cls(held=None if ready else "announced not ready", check=check, check_name=name)
+
+    def verdict(self) -> Verdict:
+        if self.drained is not None:
+            return Verdict(False, True, self.drained)
+        if self.held is not None:
+            return Verdict(False, False, self.held)
+        check = self.check
+        if check is not None and check.passing is not True:
+            return Verdict(False, False, self._check_reason(check))
+        return Verdict(True)
+
+    def _check_reason(self, check: Threshold) -> str:
+        last = check.last
+        if last is None or (check.passing is None and last.passed):
+            return _clip(f"check {self.check_name}: not passed yet")
+        return _clip(f"check {self.check_name} failing: {last.detail}")
+
+    def checked(self, result: Result) -> bool:
+        """Take a check's result; whether the verdict may have changed."""
+        if self.check is None:
+            return False
+        before = self.verdict()
+        self.check.record(result)
+        return self.verdict() != before
+
+    def request(self, action: ReadinessAction, reason: str | None, by: str | None) -> None:
+        """An operator's request (``skyctl task ready|not-ready|drain``)."""
+        who = f" by {by}" if by else ""
+        why = f": {reason}" if reason else ""
+        match action:
+            case ReadinessAction.READY:
+                self.drained = self.held = None
+            case ReadinessAction.NOT_READY:
+                self.held = _clip(f"set not ready{who}{why}")
+            case ReadinessAction.DRAIN:
+                self.drained = _clip(f"drained{who}{why}")
+
+
+def _clip(text: str) -> str:
+    """One printable line the heartbeat can carry."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    return clean if len(clean) <= _MAX_REASON else clean[: _MAX_REASON - 3] + "..."
