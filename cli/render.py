@@ -28,6 +28,8 @@ __all__ = [
     "cluster_ip_cell",
     "columns",
     "endpoints_cell",
+    "endpoints_status",
+    "endpoints_subsets",
     "event_changes",
     "external_ip_cell",
     "human_age",
@@ -361,3 +363,35 @@ def _subset_endpoints(endpoints: Endpoints, addresses: Sequence[EndpointAddress]
     if not endpoints.ports:
         return [a.address for a in addresses]
     return [host_port(a.address, p.target_port) for p in endpoints.ports for a in addresses]
+
+
+def endpoints_subsets(endpoints: Endpoints) -> list[dict[str, Any]]:
+    """Kubernetes' Endpoints subsets: one per cluster (``cluster`` added), ready addresses
+    and not-ready ones apart, each naming its task (``targetRef``)."""
+
+    def address(a: EndpointAddress) -> dict[str, Any]:
+        return {"ip": a.address, "targetRef": {"kind": "Task", "name": a.task}}
+
+    return [
+        {
+            "cluster": subset.cluster,
+            "addresses": [address(a) for a in subset.ready],
+            "notReadyAddresses": [address(a) for a in subset.not_ready],
+            # A list each (one shared would print as a YAML anchor and alias).
+            "ports": [
+                {"port": p.target_port, "protocol": p.protocol.value} for p in endpoints.ports
+            ],
+        }
+        for subset in endpoints.subsets()
+    ]
+
+
+def endpoints_status(endpoints: Endpoints) -> dict[str, Any]:
+    """A service's endpoints as the objects of ``get service -w`` carry them
+    (``status.endpoints``): how many are ready of how many (the ENDPOINTS column), and the
+    subsets ``get endpoints -o json`` shows."""
+    return {
+        "ready": endpoints.ready,
+        "total": endpoints.total,
+        "subsets": endpoints_subsets(endpoints),
+    }
