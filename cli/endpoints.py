@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import ServiceEndpoints
 
-__all__ = ["EndpointsView", "endpoints_object", "get_endpoints"]
+__all__ = ["EndpointsListing", "endpoints_object", "get_endpoints"]
 
 # kubectl's: NAMESPACE only with -A, first.
 COLUMNS = ("NAME", "ENDPOINTS", "AGE")
@@ -85,7 +85,7 @@ def get_endpoints(
                 "label selector", selector, "a selector cannot be combined with a NAME"
             )
     # Every flag is checked before the server is asked anything.
-    view = EndpointsView(output, selector, no_headers, sort_by, all_namespaces)
+    view = EndpointsListing(output, selector, no_headers, sort_by, all_namespaces)
     scope = None if all_namespaces else namespace
     if watch:
         _watch(conn, scope, name, view)
@@ -108,7 +108,9 @@ def get_endpoints(
     view.print(found, single=name is not None)
 
 
-def _watch(conn: Connection, namespace: str | None, name: str | None, view: EndpointsView) -> None:
+def _watch(
+    conn: Connection, namespace: str | None, name: str | None, view: EndpointsListing
+) -> None:
     from registry.discovery.follower import Discovered
 
     printer = WatchPrinter(view)
@@ -136,7 +138,7 @@ def _watch(conn: Connection, namespace: str | None, name: str | None, view: Endp
         asyncio.run(run())
 
 
-class EndpointsView(Listing["ServiceEndpoints"]):
+class EndpointsListing(Listing["ServiceEndpoints"]):
     """Endpoints as ``get endpoints`` prints them: kubectl's table, a row per address with
     ``-o wide``, the object of ``endpoints_object``."""
 

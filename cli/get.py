@@ -21,7 +21,7 @@ from cli.options import (
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.verbs import register, verb_app
-from cli.views import TABLE, View, WatchPrinter
+from cli.views import TABLE, ServiceListing, WatchPrinter
 from registry.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -95,7 +95,9 @@ def get_service(
     # Every flag is checked before the server is asked anything: a bad template costs
     # no round trip and writes nothing.
     trust = load_trust(trust_file)
-    view = View(output, selector, show_labels, no_headers, sort_by, all_namespaces, trust=trust)
+    view = ServiceListing(
+        output, selector, show_labels, no_headers, sort_by, all_namespaces, trust=trust
+    )
     scope = None if all_namespaces else namespace
     if at is not None:
         if watch:
@@ -141,7 +143,7 @@ def _get_at(
     at: str,
     namespace: str | None,
     name: str | None,
-    view: "View",
+    view: "ServiceListing",
 ) -> None:
     from registry.services.when import parse_when
 
@@ -173,7 +175,7 @@ def _watch(
     conn: Connection,
     namespace: str | None,
     name: str | None,
-    view: View,
+    view: ServiceListing,
 ) -> None:
     from registry.discovery.follower import Discovered
 
@@ -232,7 +234,7 @@ class _WatchPrinter(WatchPrinter["ServiceRecord"]):
     """A service watch: each service with the status last reported for it, and a MODIFIED
     line when only its endpoints or its status changed."""
 
-    def __init__(self, view: View, reports: "StatusFeed") -> None:
+    def __init__(self, view: ServiceListing, reports: "StatusFeed") -> None:
         super().__init__(view)
         self.services = view
         self.reports = reports

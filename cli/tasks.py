@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from cli.selector import Selector
     from registry.discovery.tasks import LiveTask
 
-__all__ = ["TaskView", "get_tasks", "task_object"]
+__all__ = ["TaskListing", "get_tasks", "task_object"]
 
 # kubectl's way: NAMESPACE only with -A, first.
 COLUMNS = ("NAME", "READY", "ADDRESS", "CLUSTER", "LABELS", "HEARTBEAT")
@@ -81,7 +81,7 @@ def get_tasks(
                 "--all-namespaces", name, "a task is got by name in one namespace (-n), not -A"
             )
     # Every flag is checked before the server is asked anything.
-    view = TaskView(output, selector, no_headers, sort_by, all_namespaces)
+    view = TaskListing(output, selector, no_headers, sort_by, all_namespaces)
     scope = None if all_namespaces else namespace
     if watch:
         _watch(conn, scope, name, view)
@@ -104,7 +104,7 @@ def get_tasks(
     view.print(tasks, single=name is not None)
 
 
-def _watch(conn: Connection, namespace: str | None, name: str | None, view: TaskView) -> None:
+def _watch(conn: Connection, namespace: str | None, name: str | None, view: TaskListing) -> None:
     from registry.discovery.follower import TasksChanged
 
     printer = WatchPrinter(view)
@@ -151,7 +151,7 @@ def _equality(selector: Selector | None) -> tuple[str, str] | None:
     return None
 
 
-class TaskView(Listing["LiveTask"]):
+class TaskListing(Listing["LiveTask"]):
     """Tasks as ``get tasks`` prints them: kubectl's shapes, the object of ``task_object``."""
 
     kind = "task"

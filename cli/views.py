@@ -37,7 +37,7 @@ __all__ = [
     "TABLE",
     "TABLES",
     "Listing",
-    "View",
+    "ServiceListing",
     "WatchPrinter",
     "labels_cell",
     "print_records",
@@ -59,7 +59,7 @@ def print_records(
 ) -> None:
     """Services as ``get -o`` prints them (``create -o`` prints what it made this way)."""
     fmt = output if isinstance(output, Format) else Format(output.value)
-    View(fmt, now=now, trust=trust).print(records, single=single)
+    ServiceListing(fmt, now=now, trust=trust).print(records, single=single)
 
 
 def labels_cell(labels: Mapping[str, str]) -> str:
@@ -303,7 +303,7 @@ class WatchPrinter(Generic[T]):
             view.print_object({"type": kind, "object": view.object(item)}, compact=True)
 
 
-class View(Listing["ServiceRecord"]):
+class ServiceListing(Listing["ServiceRecord"]):
     """``get service``'s view: kubectl's service table, with ENDPOINTS (ready/total) where
     they were read, LABELS with ``--show-labels``, AGE as at ``now`` (the past of
     ``--at``), and each service's proof as ``trust`` places it."""
