@@ -225,7 +225,7 @@ class Listing(Generic[T]):
             for item in items:
                 print(f"{self.kind}/{self.name(item)}")
         else:
-            obj = self.object(items[0]) if single else self.list_object(items)
+            obj = self.object(items[0]) if single and items else self.list_object(items)
             self.print_object(obj)
 
     def print_object(self, obj: dict[str, Any], *, compact: bool = False) -> None:
