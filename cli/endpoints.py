@@ -1,36 +1,49 @@
-"""``skyctl get endpoints [NAME]``: each service's live endpoints, as kubectl shows them.
+"""``skyctl get endpoints [NAME]``: each service's live endpoints, as kubectl shows them,
+printed and watched as ``get service`` is (``cli.views``).
 
 The table is kubectl's: up to three ready ``address:port`` pairs, then ``+ N more...``;
 ``-o wide`` gives one row per address (ready or not, with its cluster and task);
 ``-o json|yaml`` is Kubernetes' Endpoints object, one subset per cluster, with ready and
-not-ready addresses apart.
+not-ready addresses apart, labelled as its service is (so ``-l`` picks them, as kubectl's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.options import NamespaceOpt, Output, all_namespaces_option, output_option
+from cli.options import (
+    Format,
+    NamespaceOpt,
+    Output,
+    all_namespaces_option,
+    format_option,
+    label_selector_option,
+    no_headers_option,
+    sort_by_option,
+    watch_option,
+)
 from cli.parse import parse_name
-from cli.render import API_VERSION, Table, endpoints_cell, human_age, to_json, to_yaml
+from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age
+from cli.views import TABLE, Listing, WatchPrinter
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from events import Port
     from registry.discovery.endpoints import EndpointAddress, Endpoints
     from registry.discovery.follower import ServiceEndpoints
 
-__all__ = ["endpoints_object", "get_endpoints"]
+__all__ = ["EndpointsListing", "endpoints_object", "get_endpoints"]
 
 # kubectl's: NAMESPACE only with -A, first.
 COLUMNS = ("NAME", "ENDPOINTS", "AGE")
 WIDE_COLUMNS = ("NAME", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
+_FORMATS = (Output.table, Output.wide, Output.json, Output.yaml, Output.name)
 
 
 @connection_options
@@ -43,25 +56,40 @@ def get_endpoints(
     ] = None,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, all_namespaces_option("Endpoints of every namespace.")] = False,
-    output: Annotated[
-        Output, output_option(Output.table, Output.wide, Output.json, Output.yaml)
-    ] = Output.table,
+    selector: Annotated[str | None, label_selector_option("services' endpoints")] = None,
+    output: Annotated[Format, format_option(*_FORMATS)] = TABLE,
+    no_headers: Annotated[bool, no_headers_option()] = False,
+    sort_by: Annotated[str | None, sort_by_option("{.subsets[0].addresses[0].ip}")] = None,
+    watch: Annotated[bool, watch_option()] = False,
     *,
     conn: Connection,
 ) -> None:
     """Show the live endpoints of one service, or of every service in a namespace.
 
     An endpoint is a live task the service's selector picks, as address:targetPort for
-    each of its ports, grouped by cluster; ENDPOINTS lists the ready ones.
+    each of its ports, grouped by cluster; ENDPOINTS lists the ready ones. With -w, a
+    service's endpoints are printed again (MODIFIED) whenever a task joins, leaves or
+    turns ready, and ADDED or DELETED with the service.
 
     Example:  skyctl get endpoints web -n shop
+
+              skyctl get endpoints -n shop -w
     """
     namespace = parse_name(namespace, "namespace")
     if name is not None:
         parse_name(name)
         if all_namespaces:
             raise InvalidInput("name", name, "a name cannot be combined with --all-namespaces")
+        if selector is not None:
+            raise InvalidInput(
+                "label selector", selector, "a selector cannot be combined with a NAME"
+            )
+    # Every flag is checked before the server is asked anything.
+    view = EndpointsListing(output, selector, no_headers, sort_by, all_namespaces)
     scope = None if all_namespaces else namespace
+    if watch:
+        _watch(conn, scope, name, view)
+        return
 
     async def read() -> list[ServiceEndpoints]:
         from registry.discovery.follower import ServiceEndpoints
@@ -72,37 +100,73 @@ def get_endpoints(
             record = await registry.get(namespace, name)
             return [ServiceEndpoints(record, await registry.endpoints(namespace, name))]
 
-    found = asyncio.run(read())
-    if not found and output in (Output.table, Output.wide):
+    found = view.select(asyncio.run(read()))
+    if not found and view.says_when_empty:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
         return
-    print(render(found, output, single=name is not None, all_namespaces=all_namespaces))
+    view.print(found, single=name is not None)
 
 
-def render(
-    found: Sequence[ServiceEndpoints],
-    output: Output,
-    *,
-    single: bool,
-    all_namespaces: bool = False,
-) -> str:
-    if output in (Output.table, Output.wide):
-        if output is Output.table:
-            header: Sequence[str] = COLUMNS
-            rows = [[s.endpoints.name, endpoints_cell(s.endpoints), _age(s)] for s in found]
-            spaces = [s.endpoints.namespace for s in found]
-        else:
-            header = WIDE_COLUMNS
-            pairs = [(s.endpoints.namespace, row) for s in found for row in wide_rows(s.endpoints)]
-            spaces, rows = [n for n, _ in pairs], [r for _, r in pairs]
-        if all_namespaces:
-            header = ("NAMESPACE", *header)
-            rows = [[space, *row] for space, row in zip(spaces, rows, strict=True)]
-        return Table(header, rows).render(rows)
-    objects = [endpoints_object(s.endpoints) for s in found]
-    obj = objects[0] if single else {"apiVersion": API_VERSION, "kind": "List", "items": objects}
-    return to_json(obj) if output is Output.json else to_yaml(obj)
+def _watch(
+    conn: Connection, namespace: str | None, name: str | None, view: EndpointsListing
+) -> None:
+    from registry.discovery.follower import Discovered
+
+    printer = WatchPrinter(view)
+
+    async def run() -> None:
+        async with (
+            await conn.open(keep_reconnecting=True) as registry,
+            registry.follow_endpoints(namespace, name) as follower,
+        ):
+            async for item in follower:
+                if isinstance(item, Discovered):
+                    printer.snapshot(item.services)
+                    continue
+                shown = printer.shown.get(item.service.key)
+                # A change to the service that leaves its Endpoints object as it was (a
+                # port's name, its type) is no change to them.
+                if (
+                    item.kind != "MODIFIED"
+                    or shown is None
+                    or view.object(shown) != view.object(item.service)
+                ):
+                    printer.change(item.kind, item.service)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
+        asyncio.run(run())
+
+
+class EndpointsListing(Listing["ServiceEndpoints"]):
+    """Endpoints as ``get endpoints`` prints them: kubectl's table, a row per address with
+    ``-o wide``, the object of ``endpoints_object``."""
+
+    kind = "endpoints"
+    noun = "Endpoints object"
+
+    def object(self, item: ServiceEndpoints) -> dict[str, Any]:
+        return endpoints_object(item.endpoints, item.record.service.labels)
+
+    def name(self, item: ServiceEndpoints) -> str:
+        return item.endpoints.name
+
+    def labels(self, item: ServiceEndpoints) -> Mapping[str, str]:
+        return item.record.service.labels
+
+    def key(self, item: ServiceEndpoints) -> Hashable:
+        return item.key
+
+    def namespace(self, item: ServiceEndpoints) -> str:
+        return item.endpoints.namespace
+
+    def table_header(self) -> list[str]:
+        return list(WIDE_COLUMNS if self.output is Output.wide else COLUMNS)
+
+    def table_rows(self, item: ServiceEndpoints) -> list[list[str]]:
+        if self.output is Output.wide:
+            return wide_rows(item.endpoints)
+        return [[item.endpoints.name, endpoints_cell(item.endpoints), _age(item)]]
 
 
 def _age(found: ServiceEndpoints) -> str:
@@ -129,35 +193,16 @@ def wide_rows(endpoints: Endpoints) -> list[list[str]]:
     return rows or [[endpoints.name, *["<none>"] * 5]]
 
 
-def endpoints_object(endpoints: Endpoints) -> dict[str, Any]:
-    """Kubernetes' Endpoints: a subset per cluster (``cluster`` added), ready addresses
-    and not-ready ones apart, each naming its task (``targetRef``)."""
-
-    def address(a: EndpointAddress) -> dict[str, Any]:
-        obj: dict[str, Any] = {"ip": a.address, "targetRef": {"kind": "Task", "name": a.task}}
-        if a.draining:  # EndpointSlice's condition: leaving, takes no new traffic
-            obj["terminating"] = True
-        return obj
-
-    def port(p: Port, target: int) -> dict[str, Any]:
-        obj: dict[str, Any] = {"port": target, "protocol": p.protocol.value}
-        return {"name": p.name, **obj} if p.name is not None else obj
-
+def endpoints_object(endpoints: Endpoints, labels: Mapping[str, str]) -> dict[str, Any]:
+    """Kubernetes' Endpoints, labelled as its service: a subset per cluster (``cluster``
+    added), ready addresses and not-ready ones apart, each naming its task (``targetRef``)."""
     return {
         "apiVersion": API_VERSION,
         "kind": "Endpoints",
-        "metadata": {"name": endpoints.name, "namespace": endpoints.namespace},
-        "subsets": [
-            {
-                "cluster": subset.cluster,
-                "addresses": [address(a) for a in subset.ready],
-                "notReadyAddresses": [address(a) for a in subset.not_ready],
-                "ports": [
-                    port(p, target)
-                    for p, target in zip(endpoints.ports, subset.targets, strict=True)
-                    if target is not None
-                ],
-            }
-            for subset in endpoints.subsets()
-        ],
+        "metadata": {
+            "name": endpoints.name,
+            "namespace": endpoints.namespace,
+            "labels": dict(labels),
+        },
+        "subsets": endpoints_subsets(endpoints),
     }

@@ -9,17 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.options import Format, NamespaceOpt, Output, format_option
+from cli.options import (
+    Format,
+    NamespaceOpt,
+    Output,
+    format_option,
+    no_headers_option,
+    sort_by_option,
+    watch_option,
+)
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
-from cli.render import (
-    Table,
-    service_object,
-    to_json,
-    to_yaml,
-)
 from cli.verbs import register, verb_app
-from cli.views import TABLE, TABLES, View
+from cli.views import TABLE, ServiceListing, WatchPrinter
 from registry.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -27,10 +29,8 @@ if TYPE_CHECKING:
     from registry.discovery.follower import Discovered, EndpointsChanged
     from registry.log.stored import StoredMessage
     from registry.services.history import PastState
-    from registry.services.projection import Change, ServiceKey, ServiceRecord
-    from registry.services.proof import Trust
+    from registry.services.projection import ServiceRecord
     from registry.services.status import StatusFeed
-    from registry.services.watch import Snapshot
 
 __all__ = ["get_app"]
 
@@ -63,22 +63,9 @@ def get_service(
     show_labels: Annotated[
         bool, typer.Option("--show-labels", help="Add a LABELS column to the table.")
     ] = False,
-    no_headers: Annotated[
-        bool, typer.Option("--no-headers", help="Print tables without their header line.")
-    ] = False,
-    sort_by: Annotated[
-        str | None,
-        typer.Option(
-            "--sort-by",
-            metavar="JSONPATH",
-            help="Sort the list by a path into the object -o json shows, e.g. "
-            "{.metadata.name} or .spec.ports[0].port.",
-        ),
-    ] = None,
-    watch: Annotated[
-        bool,
-        typer.Option("--watch", "-w", help="After listing, print every change as it happens."),
-    ] = False,
+    no_headers: Annotated[bool, no_headers_option()] = False,
+    sort_by: Annotated[str | None, sort_by_option(".spec.ports[0].port")] = None,
+    watch: Annotated[bool, watch_option()] = False,
     at: Annotated[
         str | None,
         typer.Option(
@@ -107,18 +94,20 @@ def get_service(
             )
     # Every flag is checked before the server is asked anything: a bad template costs
     # no round trip and writes nothing.
-    view = View(output, selector, show_labels, no_headers, sort_by, all_namespaces)
-    scope = None if all_namespaces else namespace
     trust = load_trust(trust_file)
+    view = ServiceListing(
+        output, selector, show_labels, no_headers, sort_by, all_namespaces, trust=trust
+    )
+    scope = None if all_namespaces else namespace
     if at is not None:
         if watch:
             raise InvalidInput(
                 "time", at, "--at shows the past; it cannot be combined with --watch"
             )
-        _get_at(conn, at, scope, name, view, trust)
+        _get_at(conn, at, scope, name, view)
         return
     if watch:
-        _watch(conn, scope, name, view, trust)
+        _watch(conn, scope, name, view)
         return
 
     async def get() -> list["ServiceRecord"]:
@@ -138,7 +127,7 @@ def get_service(
             found = [(record, await registry.endpoints(namespace, name, record=record))]
         else:
             found = [(f.record, f.endpoints) for f in await registry.list_endpoints(scope)]
-        view.statuses = {record.key: endpoints.status for record, endpoints in found}
+        view.endpoints = {record.key: endpoints for record, endpoints in found}
         return [record for record, _ in found]
 
     records = asyncio.run(get())
@@ -146,7 +135,7 @@ def get_service(
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
         return
-    view.print(records, single=name is not None, trust=trust)
+    view.print(records, single=name is not None)
 
 
 def _get_at(
@@ -154,8 +143,7 @@ def _get_at(
     at: str,
     namespace: str | None,
     name: str | None,
-    view: "View",
-    trust: "Trust | None",
+    view: "ServiceListing",
 ) -> None:
     from registry.services.when import parse_when
 
@@ -166,7 +154,7 @@ def _get_at(
             past = await registry.at(when, namespace, name)
             records = view.select(past.projection.select())
             if view.shows_proof:  # the log is append-only: a place then is its place now
-                await registry.prover(trust).place(records)
+                await registry.prover(view.trust).place(records)
             return past, records
 
     past, records = asyncio.run(read())
@@ -179,38 +167,32 @@ def _get_at(
         )
         return
     # AGE as it read then, so the table looks as it did at that moment.
-    view.print(records, single=name is not None, now=past.moment, trust=trust)
+    view.now = past.moment
+    view.print(records, single=name is not None)
 
 
 def _watch(
     conn: Connection,
     namespace: str | None,
     name: str | None,
-    view: View,
-    trust: "Trust | None",
+    view: ServiceListing,
 ) -> None:
     from registry.discovery.follower import Discovered
-    from registry.services.watch import Snapshot
 
     async def run() -> None:
         from registry.log.stored import StoredMessage
 
         async with await conn.open(keep_reconnecting=True) as registry:
-            printer = _WatchPrinter(view, trust)
             # Where each signed event stands, looked up as it is shown.
-            place = registry.prover(trust).place if view.shows_proof else None
-            if not view.shows_endpoints:
-                async for item in registry.watch(namespace, name):
-                    if place is not None:
-                        await place(item.records if isinstance(item, Snapshot) else [item.record])
-                    printer.show(item)
-                return
-            # Statuses (external IPs) are on subjects of their own: followed beside.
+            place = registry.prover(view.trust).place if view.shows_proof else None
+            # Every format shows a service's endpoints changing (ENDPOINTS in tables,
+            # status.endpoints in objects), and its status (external IPs), which is on
+            # subjects of its own: both followed beside the services.
             async with (
                 registry.follow_statuses(namespace, name) as reports,
                 registry.follow_endpoints(namespace, name) as follower,
             ):
-                printer.reports = reports
+                printer = _WatchPrinter(view, reports)
                 queue: asyncio.Queue[Any] = asyncio.Queue()
 
                 async def pump(source: Any) -> None:
@@ -242,114 +224,48 @@ def _watch(
                         task.cancel()
                     await asyncio.gather(*pumps, return_exceptions=True)
 
+    view.endpoints = {}
+    view.objects_carry_endpoints = True
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
         asyncio.run(run())
 
 
-class _WatchPrinter:
-    """Prints the snapshot as ADDED rows, then each change, flushing every line.
+class _WatchPrinter(WatchPrinter["ServiceRecord"]):
+    """A service watch: each service with the status last reported for it, and a MODIFIED
+    line when only its endpoints or its status changed."""
 
-    With a selector, a change that moves a service into the selection shows as ADDED and
-    one that moves it out as DELETED, as a label-selected watch does in Kubernetes.
-    """
-
-    def __init__(self, view: View, trust: "Trust | None" = None) -> None:
-        self.view = view
-        self.trust = trust
-        self.table: Table | None = None
-        self.shown: set[ServiceKey] = set()
-        self.reports: StatusFeed | None = None  # statuses followed beside (endpoints view)
-        self.records: dict[ServiceKey, ServiceRecord] = {}  # each shown service, as shown
+    def __init__(self, view: ServiceListing, reports: "StatusFeed") -> None:
+        super().__init__(view)
+        self.services = view
+        self.reports = reports
 
     def show_status(self, message: "StoredMessage") -> None:
-        """A controller's report: a MODIFIED row for the service it is about, if shown."""
-        from registry.services.projection import Change
-
+        """A controller's report: a MODIFIED line for the service it is about, if shown."""
         _, namespace, name = message.subject.rsplit(".", 2)
-        record = self.records.get((namespace, name))
+        record = self.shown.get((namespace, name))
         if record is not None:
-            self.show(Change("MODIFIED", message.seq, record, record.event))
+            self.change("MODIFIED", record)
 
-    @property
-    def tabular(self) -> bool:
-        return self.view.output in TABLES or self.view.columns is not None
-
-    def show(self, item: "Snapshot | Change") -> None:
-        from registry.services.watch import Snapshot
-
-        reports = self.reports
-        if isinstance(item, Snapshot):
-            records = [reports.attach(r) for r in item.records] if reports else item.records
-            changes = [("ADDED", record) for record in self.view.select(records)]
-            if self.tabular:
-                rows = [["ADDED", *self.view.row(r, trust=self.trust)] for _, r in changes]
-                header = ["EVENT", *self.view.header()]
-                if self.view.no_headers:
-                    header = [""] * len(header)
-                self.table = Table(header, rows, min_widths=[len("MODIFIED")])
-                if not self.view.no_headers:
-                    print(self.table.line(self.table.header), flush=True)
-        else:
-            kind = self._kind(item)
-            if kind is None:
-                return
-            changes = [(kind, reports.attach(item.record) if reports else item.record)]
-        for kind, record in changes:
-            if kind == "DELETED":
-                self.shown.discard(record.key)
-                self.records.pop(record.key, None)
-            else:
-                self.shown.add(record.key)
-                self.records[record.key] = record
-            self._line(kind, record)
+    def change(self, kind: str, item: "ServiceRecord") -> None:
+        super().change(kind, self.reports.attach(item))
 
     def show_endpoints(self, item: "Discovered | EndpointsChanged") -> None:
-        """A service's change, or its ENDPOINTS changing alone: a MODIFIED row too."""
+        """A service's change, or its endpoints changing alone: a MODIFIED line too."""
         from registry.discovery.follower import Discovered
-        from registry.services.projection import Change
-        from registry.services.watch import Snapshot
 
-        statuses = self.view.statuses = self.view.statuses or {}
+        endpoints = self.services.endpoints
+        assert endpoints is not None
         if isinstance(item, Discovered):
-            statuses.update((s.key, s.endpoints.status) for s in item.services)
-            self.show(Snapshot([s.record for s in item.services], 0))
+            endpoints.update((s.key, s.endpoints) for s in item.services)
+            self.snapshot([self.reports.attach(s.record) for s in item.services])
             return
-        record, status = item.service.record, item.service.endpoints.status
-        before = statuses.get(record.key)
-        statuses[record.key] = status
+        record, now = item.service.record, item.service.endpoints
+        before = endpoints.get(record.key)
+        endpoints[record.key] = now
         if item.change is not None:
-            self.show(item.change)
-        elif status != before:
-            self.show(Change("MODIFIED", record.seq, record, record.event))
-
-    def _kind(self, change: "Change") -> str | None:
-        """What the change is to someone watching only the selected services."""
-        if self.view.selector is None:
-            return change.kind
-        was_shown = change.record.key in self.shown
-        if change.kind == "DELETED":
-            return "DELETED" if was_shown else None
-        if self.view.matches(change.record):
-            return change.kind if was_shown else "ADDED"
-        return "DELETED" if was_shown else None
-
-    def _line(self, kind: str, record: "ServiceRecord") -> None:
-        view, trust = self.view, self.trust
-        if self.tabular and self.table is not None:
-            text = self.table.line([kind, *view.row(record, trust=trust)])
-        elif view.output is Output.name:
-            text = f"{kind}\tservice/{record.service.name}"
-        else:
-            obj: dict[str, Any] = {"type": kind, "object": service_object(record, trust)}
-            if view.template is not None:
-                sys.stdout.write(view.template.render(obj))
-                sys.stdout.flush()
-                return
-            if view.output is Output.json:
-                text = to_json(obj, compact=True)
-            else:
-                text = "---\n" + to_yaml(obj)
-        print(text, flush=True)
+            self.change(item.change.kind, item.change.record)
+        elif now != before:
+            self.change("MODIFIED", record)
 
 
 register(get_app, get_service)

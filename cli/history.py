@@ -271,7 +271,7 @@ def _event_row(record: "LogRecord", proof: "Proof | None") -> list[str]:
             kind, selector, ports, cluster = spec_cells(event.service)
             details = f"type={kind} selector={selector} ports={ports} cluster={cluster}"
             if event.service.labels:
-                details += f" labels={labels_cell(event.service)}"
+                details += f" labels={labels_cell(event.service.labels)}"
         case ServiceDeleted():
             details = ""
         case ServiceForceDeleted():

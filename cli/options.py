@@ -22,7 +22,10 @@ __all__ = [
     "all_namespaces_option",
     "format_option",
     "label_selector_option",
+    "no_headers_option",
     "output_option",
+    "sort_by_option",
+    "watch_option",
 ]
 
 
@@ -134,6 +137,24 @@ def label_selector_option(what: str) -> Any:
         help=f"Only {what} whose labels match: k=v, k==v, k!=v, k, !k, k in (a,b), "
         "k notin (a,b); commas join them (and).",
     )
+
+
+def no_headers_option() -> Any:
+    return typer.Option("--no-headers", help="Print tables without their header line.")
+
+
+def sort_by_option(example: str) -> Any:
+    """``--sort-by JSONPATH``: a path into the object ``-o json`` shows (``cli.template``)."""
+    return typer.Option(
+        "--sort-by",
+        metavar="JSONPATH",
+        help="Sort the list by a path into the object -o json shows, e.g. "
+        f"{{.metadata.name}} or {example}.",
+    )
+
+
+def watch_option() -> Any:
+    return typer.Option("--watch", "-w", help="After listing, print every change as it happens.")
 
 
 NamespaceOpt = Annotated[

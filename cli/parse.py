@@ -125,7 +125,7 @@ def parse_ports(values: Iterable[str]) -> list[Port]:
             text = match["target"]
             target = (
                 _port_number(text, item, "target")
-                if text[:1].isdigit()
+                if not text or text[:1].isdigit()
                 else _port_name(text, item, "target")
             )
         try:

@@ -17,7 +17,7 @@ from events.stamps import format_time
 
 if TYPE_CHECKING:
     from events import Event, Port, Service, ServiceStatus
-    from registry.discovery.endpoints import Endpoints, Subset
+    from registry.discovery.endpoints import EndpointAddress, Endpoints, Subset
     from registry.services.projection import ServiceRecord
     from registry.services.proof import Proof, Trust
 
@@ -28,6 +28,8 @@ __all__ = [
     "cluster_ip_cell",
     "columns",
     "endpoints_cell",
+    "endpoints_status",
+    "endpoints_subsets",
     "event_changes",
     "external_ip_cell",
     "human_age",
@@ -370,3 +372,45 @@ def _subset_endpoints(endpoints: Endpoints, subset: Subset) -> list[str]:
         if target is not None
         for a in subset.ready
     ]
+
+
+def endpoints_subsets(endpoints: Endpoints) -> list[dict[str, Any]]:
+    """Kubernetes' Endpoints subsets: one per cluster (``cluster`` added), ready addresses
+    and not-ready ones apart, each naming its task (``targetRef``)."""
+
+    def address(a: EndpointAddress) -> dict[str, Any]:
+        obj: dict[str, Any] = {"ip": a.address, "targetRef": {"kind": "Task", "name": a.task}}
+        if a.draining:  # EndpointSlice's condition: leaving, takes no new traffic
+            obj["terminating"] = True
+        return obj
+
+    def port(p: Port, target: int) -> dict[str, Any]:
+        obj: dict[str, Any] = {"port": target, "protocol": p.protocol.value}
+        return {"name": p.name, **obj} if p.name is not None else obj
+
+    return [
+        {
+            "cluster": subset.cluster,
+            "addresses": [address(a) for a in subset.ready],
+            "notReadyAddresses": [address(a) for a in subset.not_ready],
+            # The ports its tasks serve the service's on (a list each: one shared would
+            # print as a YAML anchor and alias).
+            "ports": [
+                port(p, target)
+                for p, target in zip(endpoints.ports, subset.targets, strict=True)
+                if target is not None
+            ],
+        }
+        for subset in endpoints.subsets()
+    ]
+
+
+def endpoints_status(endpoints: Endpoints) -> dict[str, Any]:
+    """A service's endpoints as the objects of ``get service -w`` carry them
+    (``status.endpoints``): how many are ready of how many (the ENDPOINTS column), and the
+    subsets ``get endpoints -o json`` shows."""
+    return {
+        "ready": endpoints.ready,
+        "total": endpoints.total,
+        "subsets": endpoints_subsets(endpoints),
+    }

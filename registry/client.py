@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from registry.discovery.announce import Announcer
     from registry.discovery.checks import Check
     from registry.discovery.endpoints import Endpoints
-    from registry.discovery.follower import Follower, ServiceEndpoints
+    from registry.discovery.follower import Follower, ServiceEndpoints, TasksChanged
     from registry.discovery.keeper import TaskKeeper
     from registry.discovery.resolver import Resolver
     from registry.discovery.tasks import LiveTask
@@ -646,6 +646,26 @@ class Registry:
         from registry.discovery.follower import Follower
 
         return Follower(self.log, namespace, name, on_skipped=self.on_skipped)
+
+    async def follow_tasks(
+        self, namespace: str | None = None
+    ) -> AsyncIterator[tuple[LiveTask, ...] | TasksChanged]:
+        """The live tasks of a namespace (or all), then each change as it happens: a task
+        announced, changed, withdrawn or expired (``TasksChanged``; after a fresh read of
+        the liveness stream, renewals too: compare what you care about). The follower of
+        endpoints reads them (``registry.discovery.follower``), so reconnects and resyncs
+        are handled as they are for endpoints."""
+        from registry.discovery.follower import Discovered, TasksChanged
+
+        async with (
+            self.follow_endpoints(namespace) as follower,
+            contextlib.aclosing(follower.with_tasks()) as items,
+        ):
+            async for item in items:
+                if isinstance(item, Discovered):
+                    yield item.tasks
+                elif isinstance(item, TasksChanged):
+                    yield item
 
     def prover(self, trust: Trust | None, *, from_start: bool = False) -> Prover:
         """Proves events as a reader meets them, place in the chain included

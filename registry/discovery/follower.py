@@ -151,6 +151,9 @@ class Follower:
         self._pumps: dict[str, asyncio.Task[None]] = {}
         self._generation = 0  # of the liveness read; older reads' items are dropped
         self._filters: tuple[str, ...] | None = None  # of the liveness read, None: none
+        # Whether _filters has been chosen: a service without a selector wants no tasks
+        # (None), which must still mark them read rather than look like "no change".
+        self._filters_chosen = False
         self._services_read: Reader | None = None
         self._tasks_read: Reader | None = None
         self._resync_now = asyncio.Event()
@@ -241,9 +244,9 @@ class Follower:
 
     def _want_tasks(self, filters: tuple[str, ...] | None) -> None:
         """Read the tasks matching ``filters`` (None: none), if that is not what is read."""
-        if filters == self._filters:
+        if self._filters_chosen and filters == self._filters:
             return
-        self._filters = filters
+        self._filters, self._filters_chosen = filters, True
         self._generation += 1
         old = self._pumps.pop("tasks", None)
         if old is not None:

@@ -53,8 +53,16 @@ def test_type_any_case(text: str) -> None:
         (["80:"], "invalid port \"80:\": target '' is not a number"),
         (["-1"], "invalid port \"-1\": port '-1' is not a number"),
         (["80/SCTP"], 'invalid port "80/SCTP": protocol must be TCP or UDP'),
-        (["80:1:2"], 'invalid port "80:1:2": must be PORT[:TARGET][/TCP|UDP]'),
-        ([""], 'invalid port "": must be PORT[:TARGET][/TCP|UDP]'),
+        (
+            ["80:1:2"],
+            'invalid port "80:1:2": must be [NAME=]PORT[:TARGET][/TCP|UDP], TARGET a number '
+            "or a task's port name",
+        ),
+        (
+            [""],
+            'invalid port "": must be [NAME=]PORT[:TARGET][/TCP|UDP], TARGET a number '
+            "or a task's port name",
+        ),
         (["80", "80:81"], 'invalid port "80:81": port 80/TCP is given twice'),
     ],
 )
