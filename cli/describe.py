@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -27,6 +27,8 @@ from cli.verbs import register, verb_app
 
 if TYPE_CHECKING:
     from events import Port, Service, ServiceStatus
+    from events.membership import Transition
+    from registry.client import Registry
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.tasks import LiveTask
     from registry.services.history import HistoryItem
@@ -55,15 +57,48 @@ def describe_service(
     namespace, name = parse_name(namespace, "namespace"), parse_name(name)
     trust = load_trust(trust_file)
 
-    async def read() -> tuple[ServiceRecord, list[HistoryItem], Endpoints]:
+    async def read() -> tuple[ServiceRecord, list[HistoryItem], Endpoints, list[Transition] | None]:
         async with await conn.open() as registry:
             record = await registry.get(namespace, name)
             items = await registry.history(namespace, name)
-            return record, items, await registry.endpoints(namespace, name, record=record)
+            endpoints = await registry.endpoints(namespace, name, record=record)
+            return record, items, endpoints, await _recent_transitions(registry, record)
 
-    record, items, endpoints = asyncio.run(read())
+    record, items, endpoints, transitions = asyncio.run(read())
     _place(record, items)
     print(render(record, items, trust, endpoints))
+    print(_membership(transitions))
+
+
+async def _recent_transitions(registry: Registry, record: ServiceRecord) -> list[Transition] | None:
+    """The last transitions of the tasks the service selects, over the last day (None:
+    nothing records membership)."""
+    from registry.discovery.served import recent_transitions
+    from registry.jetstream.membership import NotRecorded
+
+    service = record.service
+    if not service.selector:
+        return []
+    since = datetime.now(UTC) - timedelta(days=1)
+    try:
+        return await recent_transitions(
+            registry.log, service.namespace, service.selector, since=since, limit=RECENT
+        )
+    except NotRecorded:
+        return None
+
+
+def _membership(transitions: list[Transition] | None) -> str:
+    """``Membership:`` and the recent transitions, newest last, as ``Events:``."""
+    from cli.transitions import TRANSITION_COLUMNS, transition_row
+
+    if transitions is None:
+        return "Membership:    <not recorded: run skyctl record>"
+    if not transitions:
+        return "Membership:    <none in the last day>"
+    rows = [transition_row(t) for t in reversed(transitions)]
+    table = Table(TRANSITION_COLUMNS, rows)
+    return "\n".join(["Membership:", *("  " + line for line in table.render(rows).splitlines())])
 
 
 def _place(record: ServiceRecord, items: list[HistoryItem]) -> None:

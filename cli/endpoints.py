@@ -31,12 +31,15 @@ from cli.options import (
 )
 from cli.parse import parse_name
 from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age
+from cli.terminal import safe
 from cli.views import TABLE, Listing, WatchPrinter
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from registry.discovery.endpoints import EndpointAddress, Endpoints
     from registry.discovery.follower import ServiceEndpoints
+    from registry.discovery.served import Served
+    from registry.services.when import When
 
 __all__ = ["EndpointsListing", "endpoints_object", "get_endpoints"]
 
@@ -61,6 +64,16 @@ def get_endpoints(
     no_headers: Annotated[bool, no_headers_option()] = False,
     sort_by: Annotated[str | None, sort_by_option("{.subsets[0].addresses[0].ip}")] = None,
     watch: Annotated[bool, watch_option()] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help="Who served the service at a time (2026-11-25T10:00:00Z), a duration ago "
+            "(90m, 2d) or a log sequence (1234), from the membership history (skyctl "
+            "record), next to the service as it was then. Needs a NAME.",
+        ),
+    ] = None,
     *,
     conn: Connection,
 ) -> None:
@@ -74,6 +87,8 @@ def get_endpoints(
     Example:  skyctl get endpoints web -n shop
 
               skyctl get endpoints -n shop -w
+
+              skyctl get endpoints web -n shop --at 2026-12-05T14:02:00Z
     """
     namespace = parse_name(namespace, "namespace")
     if name is not None:
@@ -87,6 +102,15 @@ def get_endpoints(
     # Every flag is checked before the server is asked anything.
     view = EndpointsListing(output, selector, no_headers, sort_by, all_namespaces)
     scope = None if all_namespaces else namespace
+    if at is not None:
+        from registry.services.when import parse_when
+
+        when = parse_when(at)
+        if name is None or watch:
+            why = "--at needs a service NAME" if name is None else "--at cannot be combined with -w"
+            raise InvalidInput("time", at, why)
+        _served_at(conn, namespace, name, when, view)
+        return
     if watch:
         _watch(conn, scope, name, view)
         return
@@ -106,6 +130,51 @@ def get_endpoints(
         print(f"No resources found in {where}.", file=sys.stderr)
         return
     view.print(found, single=name is not None)
+
+
+def _served_at(
+    conn: Connection, namespace: str, name: str, when: When, view: EndpointsListing
+) -> None:
+    """Who served ``namespace/name`` at ``when``, after the service as it was then; what
+    the history cannot vouch for on stderr."""
+    from cli.render import service_object
+    from cli.views import TABLES
+    from registry.discovery.follower import ServiceEndpoints
+
+    async def read() -> Served:
+        async with await conn.open() as registry:
+            return await registry.served_at(namespace, name, when)
+
+    served = asyncio.run(read())
+    for caveat in served.caveats:
+        print(safe(f"warning: {caveat}"), file=sys.stderr, flush=True)
+    found = ServiceEndpoints(served.record, served.endpoints)
+    moment = served.moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if view.tabular:
+        service = served.record.service
+        selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
+        ports = ",".join(str(p) for p in service.ports) or "<none>"
+        if view.output in TABLES:  # (custom columns print only their columns)
+            print(
+                safe(
+                    f"service/{service.name} at {moment} (revision {served.record.seq}): "
+                    f"{service.type.value}, selector {selector}, ports {ports}"
+                )
+            )
+        view.print([found], single=True)
+        return
+    if view.output is Output.name:
+        view.print([found], single=True)
+        return
+    # JSON, YAML, JSONPath: the service then and its endpoints then, as one List.
+    view.print_object(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "List",
+            "metadata": {"annotations": {"skyflow.io/at": moment}},
+            "items": [service_object(served.record), view.object(found)],
+        }
+    )
 
 
 def _watch(

@@ -18,9 +18,11 @@ from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from events import Service
+    from events.membership import Transition
     from registry.services.feed import LogRecord
     from registry.services.history import HistoryItem
     from registry.services.proof import Proof, Trust
+    from registry.services.when import When
 
 __all__ = ["audit_app", "events", "history_app"]
 
@@ -182,7 +184,12 @@ def events(
     ] = False,
     for_object: Annotated[
         str | None,
-        typer.Option("--for", metavar="service/NAME", help="Only the events of one service."),
+        typer.Option(
+            "--for",
+            metavar="KIND/NAME",
+            help="Only the events of one service (service/NAME), or the membership "
+            "transitions of one task (task/NAME: joined, readiness, left; from skyctl record).",
+        ),
     ] = None,
     output: Annotated[
         Output,
@@ -195,15 +202,25 @@ def events(
     """The event log itself, in order.
 
     Example:  skyctl events -A --since 2h -o json
+
+              skyctl events --for task/web-1 -n shop
     """
     from registry.services.when import parse_when
 
     scope = None if all_namespaces else parse_name(namespace, "namespace")
     when = parse_when(since) if since is not None else None
     trust = load_trust(trust_file)
-    name = _object_name(for_object) if for_object is not None else None
+    kind, name = _object_name(for_object) if for_object is not None else ("service", None)
     if name is not None and scope is None:
-        raise InvalidInput("--for", for_object, "one service is in one namespace: drop -A")
+        raise InvalidInput("--for", for_object, f"one {kind} is in one namespace: drop -A")
+    if kind == "task":
+        assert scope is not None and name is not None and for_object is not None
+        if follow:
+            raise InvalidInput(
+                "--for", for_object, "a task's transitions are not followed: use get tasks -w"
+            )
+        _task_events(conn, scope, name, when, output)
+        return
 
     async def run() -> int:
         from registry.log.entry import Entry
@@ -241,12 +258,47 @@ def events(
         print(f"No events found in {where}.", file=sys.stderr)
 
 
-def _object_name(text: str) -> str:
-    """``service/NAME`` (or ``svc/NAME``, ``services/NAME``), as kubectl names an object."""
+def _object_name(text: str) -> tuple[str, str]:
+    """``service/NAME`` (or ``svc/NAME``, ``services/NAME``) or ``task/NAME``, as kubectl
+    names an object: the kind and the name."""
     kind, slash, name = text.partition("/")
-    if not slash or kind not in ("service", "services", "svc"):
-        raise InvalidInput("--for", text, "give service/NAME")
-    return parse_name(name)
+    kinds = {"service": "service", "services": "service", "svc": "service", "task": "task"}
+    if not slash or kind not in kinds:
+        raise InvalidInput("--for", text, "give service/NAME or task/NAME")
+    return kinds[kind], parse_name(name)
+
+
+def _task_events(
+    conn: Connection, namespace: str, name: str, since: "When | None", output: Output
+) -> None:
+    """A task's membership transitions, oldest first (``--since`` a time or a while ago)."""
+    from datetime import UTC, datetime
+
+    from cli.transitions import TRANSITION_COLUMNS, transition_object, transition_row
+    from registry.discovery.served import task_transitions
+    from registry.services.when import AtTime
+
+    if since is not None and not isinstance(since, AtTime):
+        raise InvalidInput(
+            "--since", str(since), "a task's transitions start at a time: 2h, or RFC 3339"
+        )
+
+    async def read() -> "list[tuple[int, Transition]]":
+        async with await conn.open() as registry:
+            start = None if since is None else since.time
+            return await task_transitions(registry.log, namespace, name, since=start)
+
+    found = asyncio.run(read())
+    if output is Output.json:
+        for stored, event in found:
+            moment = datetime.fromtimestamp(stored / 1e9, UTC)
+            print(to_json(transition_object(event, moment), compact=True))
+        return
+    if not found:
+        print(f"No transitions found for task/{name} in {namespace} namespace.", file=sys.stderr)
+        return
+    rows = [transition_row(event) for _, event in found]
+    print(Table(TRANSITION_COLUMNS, rows).render(rows))
 
 
 def _event_row(record: "LogRecord", proof: "Proof | None") -> list[str]:

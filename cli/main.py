@@ -28,6 +28,7 @@ from cli.init import init
 from cli.label import label_app
 from cli.proxy import proxy_command
 from cli.readiness import task_app
+from cli.record import record
 from cli.server import server
 from cli.tasks import get_tasks
 from cli.terminal import forget_warnings
@@ -77,6 +78,7 @@ app.add_typer(task_app, name="task")
 # DNS: the same endpoints, for programs in any language.
 app.command("dns")(dns_command)
 app.command("proxy")(proxy_command)
+app.command("record")(record)
 
 
 @app.callback()

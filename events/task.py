@@ -76,6 +76,11 @@ class Task(BaseModel):
     draining: bool = False
     reason: Reason | None = None
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(namespace, name)``: a task's identity."""
+        return (self.namespace, self.name)
+
     @model_validator(mode="after")
     def _drained_is_not_ready(self) -> Task:
         if self.draining and self.ready:

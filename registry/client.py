@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from registry.discovery.follower import Follower, ServiceEndpoints, TasksChanged
     from registry.discovery.keeper import TaskKeeper
     from registry.discovery.resolver import Resolver
+    from registry.discovery.served import Served
     from registry.discovery.tasks import LiveTask
     from registry.services.batch import Prepared
     from registry.services.bulk import Outcome
@@ -435,6 +436,21 @@ class Registry:
         from registry.services.history import service_history
 
         return await service_history(self.log, namespace, name)
+
+    async def served_at(self, namespace: str, name: str, when: When) -> Served:
+        """Who served ``namespace/name`` at ``when``: the service as it was then, and the
+        tasks the membership history says were live then (``NotRecorded`` if nothing
+        records membership; ``NotFound`` if the service was not live then)."""
+        from registry.discovery.served import served_at
+        from registry.services.when import AtTime
+
+        past = await self.at(when, namespace, name)
+        record = past.projection.services.get((namespace, name))
+        if record is None:
+            raise NotFound(namespace, name)
+        moment = when.time if isinstance(when, AtTime) else past.moment
+        assert moment is not None  # a live service: the log holds its events
+        return await served_at(self.log, record, moment, self.on_skipped)
 
     async def at(
         self, when: When, namespace: str | None = None, name: str | None = None

@@ -12,16 +12,16 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from events import Port, Service
-    from registry.discovery.tasks import LiveTask
 
 __all__ = [
     "Endpoint",
     "EndpointAddress",
     "Endpoints",
+    "Selectable",
     "Subset",
     "endpoints_for",
     "host_port",
@@ -162,7 +162,29 @@ class Endpoints:
         return result
 
 
-def endpoints_for(service: Service, tasks: Iterable[LiveTask]) -> Endpoints:
+class Selectable(Protocol):
+    """A task as endpoints need it: a live one (``LiveTask``) or one the membership
+    history says was live (``events.task.Task``)."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def cluster(self) -> str | None: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def ports(self) -> Mapping[str, int]: ...
+    @property
+    def draining(self) -> bool: ...
+
+
+def endpoints_for(service: Service, tasks: Iterable[Selectable]) -> Endpoints:
     """The endpoints of ``service`` among ``tasks`` (any tasks: those of other namespaces,
     or that its selector does not pick, are left out)."""
     selector = service.selector

@@ -64,12 +64,15 @@ class Readiness:
         return _clip(f"check {self.check_name} failing: {last.detail}")
 
     def checked(self, result: Result) -> bool:
-        """Take a check's result; whether the verdict may have changed."""
+        """Take a check's result; whether the task's readiness changed (a failing check
+        whose details change while it fails changes nothing: its reason says what it saw
+        when it turned)."""
         if self.check is None:
             return False
         before = self.verdict()
         self.check.record(result)
-        return self.verdict() != before
+        after = self.verdict()
+        return (after.ready, after.draining) != (before.ready, before.draining)
 
     def request(self, action: ReadinessAction, reason: str | None, by: str | None) -> None:
         """An operator's request (``skyctl task ready|not-ready|drain``)."""

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from events.codec import DecodeError
 from events.liveness import MAX_TTL_S, MIN_TTL_S, parse_task_subject
-from events.task import TaskHeartbeat, decode_task_message
+from events.task import Task, TaskHeartbeat, decode_task_message
 from registry.log.entry import Skipped
 from registry.log.stored import StoredMessage
 
@@ -88,6 +88,20 @@ class LiveTask:
     @property
     def key(self) -> TaskKey:
         return (self.namespace, self.name)
+
+    def as_task(self) -> Task:
+        """The task as its heartbeat announced it."""
+        return Task.model_construct(
+            namespace=self.namespace,
+            name=self.name,
+            labels=dict(self.labels),
+            address=self.address,
+            cluster=self.cluster,
+            ready=self.ready,
+            ports=dict(self.ports),
+            draining=self.draining,
+            reason=self.reason,
+        )
 
     @property
     def heard(self) -> datetime:

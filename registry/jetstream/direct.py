@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from registry.errors import ServerError
 from registry.jetstream.connection import Connection
@@ -21,7 +21,10 @@ from registry.log.stored import StoredMessage
 __all__ = [
     "DIRECT_HEADERS",
     "MULTI_LAST_MAX",
+    "TooManyResults",
     "before_many",
+    "direct_batches",
+    "format_time_ns",
     "last_many",
     "parse_time_ns",
     "stored_from_direct",
@@ -42,6 +45,17 @@ DIRECT_HEADERS = frozenset(
         "Nats-Last-Sequence",
     }
 )
+
+
+class TooManyResults(ServerError):
+    """A multi-last read whose filter matches more subjects than one request may name."""
+
+
+def format_time_ns(time_ns: int) -> str:
+    """Nanoseconds since the epoch as the server takes a time (RFC 3339, UTC, nanoseconds)."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    head = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{head}.{nanos:09d}Z"
 
 
 def parse_time_ns(stamp: str) -> int:
@@ -75,7 +89,7 @@ async def last_many(
     unique = list(dict.fromkeys(subjects))
     chunks = [unique[i : i + MULTI_LAST_MAX] for i in range(0, len(unique), MULTI_LAST_MAX)]
     found: dict[str, StoredMessage] = {}
-    for replies in await _multi_last(conn, stream, [{"multi_last": c} for c in chunks], timeout):
+    for replies in await direct_batches(conn, stream, [{"multi_last": c} for c in chunks], timeout):
         for stored in replies:
             found[stored.subject] = stored
     return found
@@ -93,7 +107,7 @@ async def before_many(
     queries = [{"multi_last": [subject], "up_to_seq": seq - 1} for subject, seq in asked]
     found: dict[tuple[str, int], StoredMessage | None] = {p: None for p in unique if p[1] <= 1}
     up_to: list[int | None] = [None] * len(queries)
-    replies_of = await _multi_last(conn, stream, queries, timeout, _PLACES_IN_FLIGHT, up_to)
+    replies_of = await direct_batches(conn, stream, queries, timeout, _PLACES_IN_FLIGHT, up_to)
     for place, replies, reached in zip(asked, replies_of, up_to, strict=True):
         if reached is not None and reached < place[1] - 1:
             continue  # a replica behind the message: not an answer
@@ -101,7 +115,7 @@ async def before_many(
     return found
 
 
-async def _multi_last(
+async def direct_batches(
     conn: Connection,
     stream: str,
     queries: Sequence[Mapping[str, object]],
@@ -109,8 +123,9 @@ async def _multi_last(
     in_flight: int = _IN_FLIGHT,
     up_to: list[int | None] | None = None,
 ) -> list[list[StoredMessage]]:
-    """The replies to each of ``queries`` (multi-last direct gets), in order; ``up_to``
-    gets each one's ``Nats-UpTo-Sequence`` (how far the answering server looked)."""
+    """The replies to each of ``queries`` (multi-last or batch direct gets), in order;
+    ``up_to`` gets each one's ``Nats-UpTo-Sequence`` (how far the answering server
+    looked). ``TooManyResults`` when a multi-last filter matches too many subjects."""
     results: list[list[StoredMessage]] = [[] for _ in queries]
     if not queries:
         return results
@@ -132,6 +147,8 @@ async def _multi_last(
                 if up_to is not None and reached.isascii() and reached.isdigit():
                     up_to[index] = int(reached)
                 future.set_result(None)
+            elif status == "413":
+                raise TooManyResults(f"direct get failed: {status} too many subjects")
             else:
                 description = headers.get("Description", "")
                 raise ServerError(f"direct get failed: {status} {description}")

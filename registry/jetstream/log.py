@@ -51,6 +51,7 @@ from registry.log.stored import MSG_ID, StoredMessage
 
 if TYPE_CHECKING:
     from registry.jetstream.liveness import JetStreamLiveness
+    from registry.jetstream.membership import JetStreamMembership
 
 __all__ = ["JetStreamLog"]
 
@@ -69,6 +70,7 @@ class JetStreamLog:
         self.stream_replicas = spec.replicas
         self._checkpoints: CheckpointStore | None = None
         self._liveness: JetStreamLiveness | None = None
+        self._membership: JetStreamMembership | None = None
 
     @classmethod
     async def open(
@@ -334,3 +336,12 @@ class JetStreamLog:
                 self.session, TasksSpec(replicas=self.stream_replicas)
             )
         return self._liveness
+
+    async def membership(self, *, create: bool = False) -> JetStreamMembership:
+        if self._membership is None:
+            from events.membership import MembershipSpec
+            from registry.jetstream.membership import JetStreamMembership
+
+            spec = MembershipSpec(replicas=self.stream_replicas)
+            self._membership = await JetStreamMembership.open(self.session, spec, create=create)
+        return self._membership

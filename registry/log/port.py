@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from registry.log.liveness import Liveness
+from registry.log.membership import MembershipLog
 from registry.log.reader import FROM_THE_START, Reader, Start
 from registry.log.stored import StoredMessage
 
@@ -148,4 +149,9 @@ class Log(Protocol):
 
     async def liveness(self) -> Liveness:
         """The stream where tasks announce themselves and expire (created if missing)."""
+        ...
+
+    async def membership(self, *, create: bool = False) -> MembershipLog:
+        """The membership history (``events.membership``); ``create``: make it if it is
+        missing (a recorder does; a reader finds ``NotRecorded`` instead)."""
         ...

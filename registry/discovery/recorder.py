@@ -1,0 +1,243 @@
+"""The recorder: reads the liveness stream and writes each task's transitions once into
+the membership history (``events.membership``).
+
+It keeps no state of its own: at start it reads what the history last says of every
+task, then the liveness stream's current state (what the server still holds: each
+subject's last heartbeat, withdrawal or expiry marker) and then every new message. Where
+the current state differs from the history, it records the difference, marked inexact
+(it happened while no recorder read) unless the message says exactly when (a withdrawal,
+an expiry). Then it records every change as it is stored, exactly. A gap in the read (a
+reconnect, a server restart) is caught up the same way. Each write goes on top of the
+task subject's last membership sequence, so two recorders never write one transition
+twice: the one that loses reads what the other wrote and compares again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from events.codec import DecodeError
+from events.liveness import TASK_SUBJECTS, parse_task_subject
+from events.membership import (
+    MEMBERSHIP_PREFIX,
+    RECORDER_SUBJECT,
+    RecordingResumed,
+    Transition,
+    encode_membership,
+    member_subject,
+)
+from events.stamps import utc_now
+from events.task import TaskWithdrawn, decode_task_message
+from registry.discovery.membership import Departure, Member, Members, member_from, transitions
+from registry.discovery.tasks import TaskKey, TaskView
+from registry.log.entry import Skipped
+from registry.log.port import Log, WrongLastSequence
+from registry.log.reader import CAUGHT_UP, RESTARTED
+from registry.log.stored import StoredMessage
+
+__all__ = ["Recorder", "RecorderStats"]
+
+_log = logging.getLogger(__name__)
+
+_MARKER = "Nats-Marker-Reason"
+_ATTEMPTS = 5  # writes that lose to another recorder, compared again each time
+
+
+@dataclass
+class RecorderStats:
+    """What a recorder did, for those who watch it and those who measure it."""
+
+    written: int = 0  # transitions this recorder wrote
+    lost: int = 0  # writes another recorder made first (compared again; not doubled)
+    inexact: int = 0  # found by catching up
+    lags_ns: list[int] = field(default_factory=list)  # stored-to-recorded, when measuring
+
+
+class Recorder:
+    """Records membership from ``log``'s liveness stream into its membership history."""
+
+    def __init__(
+        self,
+        log: Log,
+        *,
+        name: str | None = None,
+        on_note: Callable[[str], None] | None = None,
+        on_skipped: Callable[[Skipped], None] | None = None,
+        measure_lag: bool = False,
+    ) -> None:
+        self.log = log
+        self.name = name or f"recorder@{socket.gethostname()}"[:200]
+        self.on_note = on_note or (lambda text: _log.info("%s", text))
+        self.members = Members(on_skipped or (lambda s: _log.debug("skipped %s", s)))
+        self.stats = RecorderStats()
+        self.caught_up = asyncio.Event()
+        self._measure = measure_lag
+
+    async def run(self) -> None:
+        """Record until cancelled."""
+        membership = await self.log.membership(create=True)
+        liveness = await self.log.liveness()
+        self.members.load(await membership.as_of(f"{MEMBERSHIP_PREFIX}.*.*"))
+        view = TaskView()
+        catching_up = True
+        resumed_after = self.members.latest_ns or None
+        found_late = 0
+        async with liveness.read([TASK_SUBJECTS]) as reader:
+            while True:
+                batch = await reader.next_batch()
+                if not batch:
+                    return
+                for item in batch:
+                    if item is RESTARTED:
+                        view, catching_up = TaskView(), True
+                        resumed_after = self.members.latest_ns or None
+                        found_late = 0
+                        continue
+                    if item is CAUGHT_UP:
+                        found_late += await self._gone_meanwhile(view, resumed_after)
+                        if catching_up:
+                            await self._resumed(resumed_after, found_late)
+                            catching_up = False
+                            self.caught_up.set()
+                        continue
+                    assert isinstance(item, StoredMessage)
+                    found_late += await self._read(item, view, catching_up, resumed_after)
+
+    async def _read(
+        self, message: StoredMessage, view: TaskView, catching_up: bool, after_ns: int | None
+    ) -> int:
+        """Fold one liveness message in and record what it changed; how many of those
+        were found late (inexact)."""
+        change = view.apply(message)
+        if change is None:
+            return 0
+        key = change.key
+        live = view.task(key)
+        departure = _departure(message) if live is None else Departure("withdrawn")
+        # While catching up, the message read is the subject's last: a withdrawal or an
+        # expiry says exactly when the task left; anything else could be one of many.
+        exact = not catching_up or (live is None and departure.how != "unreadable")
+        return await self._record(
+            key,
+            lambda member: transitions(
+                member,
+                live,
+                at_ns=message.time_ns,
+                source_seq=message.seq,
+                departure=departure,
+                exact=exact,
+                after_ns=after_ns,
+            ),
+            message.time_ns,
+        )
+
+    async def _gone_meanwhile(self, view: TaskView, after_ns: int | None) -> int:
+        """Tasks the history holds live that the server no longer has (they left while
+        nobody read, leaving no trace the server still holds): left, how unknown."""
+        now_ns = time.time_ns()
+
+        def gone(member: Member | None) -> list[Transition]:
+            since = max(after_ns or 0, member.at_ns if member else 0)
+            return transitions(
+                member,
+                None,
+                at_ns=now_ns,
+                source_seq=0,
+                departure=Departure("unknown"),
+                exact=False,
+                after_ns=since,
+            )
+
+        found = 0
+        for member in self.members.live():
+            if view.task(member.key) is None:
+                found += await self._record(member.key, gone, now_ns)
+        return found
+
+    async def _record(
+        self,
+        key: TaskKey,
+        decide: Callable[[Member | None], list[Transition]],
+        source_ns: int,
+    ) -> int:
+        """Write what ``decide`` says the history lacks, on top of what it holds; on
+        losing to another recorder, read what it wrote and decide again."""
+        membership = await self.log.membership()
+        subject = member_subject(*key)
+        late = 0
+        for _ in range(_ATTEMPTS):
+            pending = decide(self.members.get(key))
+            if not pending:
+                return late
+            try:
+                for event in pending:
+                    member = self.members.get(key)
+                    seq = await membership.append(
+                        subject,
+                        encode_membership(event),
+                        expected_last_subject_seq=member.seq if member else 0,
+                    )
+                    self.members.recorded(key, event, seq)
+                    self.stats.written += 1
+                    if not event.exact:
+                        self.stats.inexact += 1
+                        late += 1
+                    if self._measure:
+                        self.stats.lags_ns.append(time.time_ns() - source_ns)
+                return late
+            except WrongLastSequence:
+                self.stats.lost += 1
+                stored = await membership.last(subject)
+                other = member_from(stored, self.members.on_skipped) if stored else None
+                if other is not None:
+                    self.members.set(other)
+        self.on_note(f"{key[0]}/{key[1]}: another writer kept moving its history; left as is")
+        return late
+
+    async def _resumed(self, after_ns: int | None, inexact: int) -> None:
+        """Say, in the history, that what began and ended before now while no recorder
+        read left no trace."""
+        membership = await self.log.membership()
+        note = RecordingResumed(
+            at=utc_now(),
+            after=None if after_ns is None else _time(after_ns),
+            recorder=self.name,
+            inexact=inexact,
+        )
+        last = await membership.last(RECORDER_SUBJECT)
+        with contextlib.suppress(WrongLastSequence):  # another recorder's note: enough
+            await membership.append(
+                RECORDER_SUBJECT,
+                encode_membership(note),
+                expected_last_subject_seq=last.seq if last else 0,
+            )
+        since = "the start" if after_ns is None else _time(after_ns).isoformat()
+        self.on_note(
+            f"recording: caught up ({len(self.members.live())} live tasks); {inexact} "
+            f"transitions since {since} found by catching up"
+        )
+
+
+def _departure(message: StoredMessage) -> Departure:
+    """How the task of ``message`` left, as that message says."""
+    if _MARKER in message.headers:
+        return Departure("expired")
+    try:
+        parse_task_subject(message.subject)
+        said = decode_task_message(message.data)
+    except (ValueError, DecodeError):
+        return Departure("unreadable")
+    if isinstance(said, TaskWithdrawn):
+        return Departure("withdrawn", said.reason)
+    return Departure("unreadable")  # a heartbeat the view refused: not one a reader takes
+
+
+def _time(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)

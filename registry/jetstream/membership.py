@@ -1,0 +1,151 @@
+"""The membership stream over JetStream (``registry.log.membership.MembershipLog``).
+
+Time travel is one multi-last direct get as of a moment (``up_to_time``), answered from
+the store by any replica without a consumer: the cost follows the tasks of the namespace
+asked about, not the transitions recorded. The server names at most 1024 subjects per
+multi-last request; past that the subjects are listed (stream info, paged) and asked
+for in chunks of 1024.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.membership import MembershipSpec
+from registry.errors import ServerError
+from registry.jetstream.direct import (
+    MULTI_LAST_MAX,
+    TooManyResults,
+    direct_batches,
+    format_time_ns,
+    parse_time_ns,
+)
+from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
+from registry.jetstream.session import Session
+from registry.log.stored import StoredMessage
+
+__all__ = ["JetStreamMembership", "NotRecorded"]
+
+_BATCH = 1000
+
+
+class NotRecorded(ServerError):
+    """Nothing records membership here yet (no ``SKYFLOW_MEMBERSHIP`` stream)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"no membership history at {url}: nothing records it yet (run 'skyctl record' "
+            "beside the registry; it keeps who served each service from then on)"
+        )
+
+
+class JetStreamMembership:
+    def __init__(self, session: Session, spec: MembershipSpec, config: dict[str, Any]) -> None:
+        self._session = session
+        self.spec = spec
+        max_age = config.get("max_age")
+        self.retention_s = (
+            max_age // 1_000_000_000 if isinstance(max_age, int) and max_age > 0 else 0
+        )
+
+    @classmethod
+    async def open(
+        cls, session: Session, spec: MembershipSpec, *, create: bool
+    ) -> JetStreamMembership:
+        if create:
+            config, _ = await session.ensure_stream(
+                spec.name, spec.config(), f"create stream {spec.name}"
+            )
+            return cls(session, spec, config)
+        try:
+            info = await session.stream_info(spec.name)
+        except ApiError as exc:
+            if exc.err_code == STREAM_NOT_FOUND:
+                raise NotRecorded(session.url) from None
+            raise
+        return cls(session, spec, dict(info.get("config") or {}))
+
+    async def append(self, subject: str, data: bytes, *, expected_last_subject_seq: int) -> int:
+        from events.stamps import new_event_id
+
+        return await self._session.append(
+            self.spec.name,
+            subject,
+            data,
+            msg_id=new_event_id(),
+            expected_last_subject_seq=expected_last_subject_seq,
+        )
+
+    async def last(self, subject: str) -> StoredMessage | None:
+        return await self._session.last(self.spec.name, subject)
+
+    async def as_of(self, filter_subject: str, time_ns: int | None = None) -> list[StoredMessage]:
+        query: dict[str, object] = {"multi_last": [filter_subject]}
+        if time_ns is not None:
+            query["up_to_time"] = format_time_ns(time_ns)
+        try:
+            (found,) = await self._direct([query])
+            return found
+        except TooManyResults:
+            pass
+        subjects = await self._subjects(filter_subject)
+        chunks = [subjects[i : i + MULTI_LAST_MAX] for i in range(0, len(subjects), MULTI_LAST_MAX)]
+        queries = [{**query, "multi_last": chunk} for chunk in chunks]
+        return [m for replies in await self._direct(queries) for m in replies]
+
+    async def history(
+        self, subject: str, *, since_ns: int | None = None, limit: int = 1000
+    ) -> list[StoredMessage]:
+        found: list[StoredMessage] = []
+        query: dict[str, object] = {"next_by_subj": subject, "batch": _BATCH}
+        if since_ns is not None:
+            query["start_time"] = format_time_ns(since_ns)
+        else:
+            query["seq"] = 1
+        while True:
+            (replies,) = await self._direct([query])
+            found.extend(replies)
+            if len(found) > limit:
+                del found[: len(found) - limit]
+            if len(replies) < _BATCH:
+                return found
+            query = {"next_by_subj": subject, "batch": _BATCH, "seq": replies[-1].seq + 1}
+
+    async def first_time_ns(self) -> int | None:
+        info = await self._session.stream_info(self.spec.name)
+        state = info.get("state") or {}
+        if not isinstance(state, dict) or not state.get("messages"):
+            return None
+        stamp = state.get("first_ts")
+        try:
+            return parse_time_ns(stamp) if isinstance(stamp, str) else None
+        except ValueError:
+            return None
+
+    async def _direct(self, queries: list[dict[str, object]]) -> list[list[StoredMessage]]:
+        session = self._session
+        return await session.exchange(
+            direct_batches(session.conn, self.spec.name, queries, session.timeout),
+            "read the membership history",
+            "$JS.API.DIRECT.GET.",
+        )
+
+    async def _subjects(self, filter_subject: str) -> list[str]:
+        """Every subject matching ``filter_subject`` that holds a message (paged)."""
+        subjects: list[str] = []
+        offset = 0
+        while True:
+            info = await self._session.api(
+                f"$JS.API.STREAM.INFO.{self.spec.name}",
+                {"subjects_filter": filter_subject, "offset": offset},
+                "list the membership history's tasks",
+            )
+            state = info.get("state") or {}
+            page = state.get("subjects") if isinstance(state, dict) else None
+            if not isinstance(page, dict) or not page:
+                return sorted(subjects)
+            subjects.extend(str(s) for s in page)
+            total = info.get("total")
+            offset += len(page)
+            if not isinstance(total, int) or offset >= total:
+                return sorted(subjects)
