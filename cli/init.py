@@ -63,6 +63,17 @@ def init(
             show_default=False,
         ),
     ] = None,
+    membership_retention: Annotated[
+        str | None,
+        typer.Option(
+            "--membership-retention",
+            metavar="DURATION",
+            help="How long the membership history keeps each transition (who served "
+            "each service when; default 30d when created): 12h, 30d, 52w. Changes an "
+            "existing history's retention.",
+            show_default=False,
+        ),
+    ] = None,
     allocate_missing: Annotated[
         bool,
         typer.Option(
@@ -95,10 +106,21 @@ def init(
         parse_cidr(service_cidr)
     ports = parse_port_range(node_port_range) if node_port_range is not None else None
     wanted = tuple(dict.fromkeys(parse_name(n, "namespace") for n in namespaces or ()))
+    retention = None
+    if membership_retention is not None:
+        from cli.parse import parse_retention
+
+        retention = parse_retention(membership_retention, "--membership-retention")
 
     async def run() -> None:
         async with await dataclasses.replace(conn, replicas=replicas).open_log() as log:
-            for line in await provision(log, scale=replicas is not None, namespaces=wanted):
+            made = await provision(
+                log,
+                scale=replicas is not None,
+                namespaces=wanted,
+                membership_retention_s=retention,
+            )
+            for line in made:
                 print(safe(str(line)), flush=True)  # node names come from the server
             registry = Registry(log, signer=_signer(conn))
             if service_cidr is not None or ports is not None:

@@ -24,6 +24,7 @@ __all__ = [
     "parse_name",
     "parse_named_ports",
     "parse_ports",
+    "parse_retention",
     "parse_seconds",
     "parse_selector",
     "parse_service",
@@ -249,6 +250,19 @@ def parse_seconds(text: str, flag: str) -> float:
     if match is None:
         raise InvalidInput(flag, text, "must be a duration: 500ms, 10s, 1.5s, 2m")
     return float(match.group(1)) * _SCALE[match.group(2) or "s"]
+
+
+_RETENTION = re.compile(r"(\d{1,6})(s|m|h|d|w)")
+_RETENTION_SCALE = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_retention(text: str, flag: str) -> int:
+    """``30d``, ``12h``, ``52w`` -> whole seconds, from an hour to ten years."""
+    match = _RETENTION.fullmatch(text.strip())
+    seconds = int(match.group(1)) * _RETENTION_SCALE[match.group(2)] if match else 0
+    if not 3600 <= seconds <= 3650 * 86400:
+        raise InvalidInput(flag, text, "must be a duration from 1h to 3650d (12h, 30d, 52w)")
+    return seconds
 
 
 def parse_ttl_flag(text: str) -> int:

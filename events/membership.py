@@ -34,6 +34,7 @@ from events.envelope import Timestamp
 from events.task import InstanceId, Reason, Task
 
 __all__ = [
+    "DEFAULT_RETENTION_S",
     "MEMBERSHIP_PREFIX",
     "MEMBERSHIP_STREAM",
     "RECORDER_SUBJECT",

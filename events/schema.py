@@ -17,7 +17,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from events.codec import ADDRESS_MODELS, ALL_MODELS, CURRENT_VERSIONS
-from events.liveness import TASK_PREFIX, TASKS_STREAM
+from events.control import ReadinessReply, ReadinessRequest
+from events.liveness import CONTROL_PREFIX, TASK_PREFIX, TASKS_STREAM
+from events.membership import (
+    MEMBERSHIP_PREFIX,
+    MEMBERSHIP_STREAM,
+    RECORDER_SUBJECT,
+    RecordingResumed,
+    TaskJoined,
+    TaskLeft,
+    TaskReadinessChanged,
+)
 from events.subjects import RANGES_SUBJECT
 from events.task import TaskHeartbeat, TaskWithdrawn
 
@@ -55,6 +65,22 @@ def schemas() -> dict[str, dict[str, Any]]:
             f"({TASK_PREFIX}.<namespace>.<name> for a task without labels)"
         )
         result[f"{kind}.v{version}.json"] = _schema(kind, version, message, where)
+    for transition in (TaskJoined, TaskReadinessChanged, TaskLeft):
+        kind = transition.model_fields["type"].default
+        where = (
+            f"in the stream {MEMBERSHIP_STREAM} on the subject "
+            f"{MEMBERSHIP_PREFIX}.<namespace>.<name> of the task"
+        )
+        result[f"{kind}.v1.json"] = _schema(kind, 1, transition, where)
+    where = f"in the stream {MEMBERSHIP_STREAM} on the subject {RECORDER_SUBJECT}"
+    result["RecordingResumed.v1.json"] = _schema("RecordingResumed", 1, RecordingResumed, where)
+    for control in (ReadinessRequest, ReadinessReply):
+        kind = control.model_fields["type"].default
+        where = (
+            f"a NATS request (and its reply) on {CONTROL_PREFIX}.<namespace>.<name>, "
+            "answered by the task's announcer"
+        )
+        result[f"{kind}.v1.json"] = _schema(kind, 1, control, where)
     return result
 
 

@@ -121,9 +121,12 @@ class Recorder:
         key = change.key
         live = view.task(key)
         departure = _departure(message) if live is None else Departure("withdrawn")
-        # While catching up, the message read is the subject's last: a withdrawal or an
-        # expiry says exactly when the task left; anything else could be one of many.
-        exact = not catching_up or (live is None and departure.how != "unreadable")
+        # While catching up, the message read is the subject's last: a withdrawal says
+        # exactly when and how the task left. An expiry marker does not say what expired
+        # (a heartbeat, or a withdrawal kept for its second): gone by then, how unknown.
+        exact = not catching_up or (live is None and departure.how == "withdrawn")
+        if catching_up and departure.how == "expired":
+            departure = Departure("unknown")
         return await self._record(
             key,
             lambda member: transitions(

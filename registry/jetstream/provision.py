@@ -50,7 +50,11 @@ class Provisioned:
 
 
 async def provision(
-    log: JetStreamLog, *, scale: bool, namespaces: tuple[str, ...] = ()
+    log: JetStreamLog,
+    *,
+    scale: bool,
+    namespaces: tuple[str, ...] = (),
+    membership_retention_s: int | None = None,
 ) -> list[Provisioned]:
     """Report the event stream and the subscriptions bucket, creating the bucket if it is
     missing with as many replicas as the stream has. With ``scale``, first bring both to
@@ -96,7 +100,32 @@ async def provision(
     report.append(await _provision_tasks(log, want, scale))
     for namespace in namespaces:
         report.append(await _provision_intake(log, namespace, want, scale))
+    report.append(await _provision_membership(log, want, scale, membership_retention_s))
     return report
+
+
+async def _provision_membership(
+    log: JetStreamLog, want: int, scale: bool, retention_s: int | None
+) -> Provisioned:
+    """The membership history, made with the retention asked for (30 days unless told),
+    or scaled, and its retention changed when another is asked for."""
+    from events.membership import DEFAULT_RETENTION_S, MEMBERSHIP_STREAM, MembershipSpec
+
+    keep = retention_s if retention_s is not None else DEFAULT_RETENTION_S
+    tightened: tuple[str, ...] = ()
+    try:
+        await log.session.stream_info(MEMBERSHIP_STREAM, retry_for=SETTLE_S)
+    except ApiError as exc:
+        if exc.err_code != STREAM_NOT_FOUND:
+            raise
+        spec = MembershipSpec(replicas=log.stream_replicas, retention_s=keep)
+        await log.session.ensure_stream(MEMBERSHIP_STREAM, spec.config(), "create membership")
+        action, previous = "created", None
+    else:
+        wanted = {} if retention_s is None else {"max_age": retention_s * 1_000_000_000}
+        action, previous, tightened = await _settle(log, MEMBERSHIP_STREAM, want, scale, wanted)
+    info = await log.session.stream_info(MEMBERSHIP_STREAM, retry_for=SETTLE_S)
+    return _report(info, "stream", MEMBERSHIP_STREAM, action, previous, tightened)
 
 
 async def _provision_intake(
@@ -238,6 +267,8 @@ def _holds(key: str, config: dict[str, Any], want: Any) -> bool:
 def _said(key: str, value: Any) -> str:
     if key == "subjects":
         return f"subjects {' '.join(value)}"
+    if key == "max_age":
+        return f"retention {value // 1_000_000_000}s"
     return f"{key} {value}"
 
 

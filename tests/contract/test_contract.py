@@ -152,3 +152,41 @@ def test_the_example_heartbeat_decodes_and_lives_on_its_subject() -> None:
     task = beat.task
     (subject,) = task_subjects(task.namespace, task.name, dict(task.labels))
     assert f"stored on `{subject}`" in section
+
+
+# -- the membership stream and readiness requests -------------------------------------
+
+
+def test_membership_and_readiness_fields_are_documented() -> None:
+    from events.control import ReadinessReply, ReadinessRequest
+    from events.membership import RecordingResumed, TaskJoined, TaskLeft, TaskReadinessChanged
+
+    common = {"at", "source_seq", "instance", "exact", "after"}
+    assert documented_fields("Every transition has these fields") >= common
+    for heading, model in (
+        ("### `TaskJoined` v1", TaskJoined),
+        ("### `TaskReadinessChanged` v1", TaskReadinessChanged),
+        ("### `TaskLeft` v1", TaskLeft),
+    ):
+        assert documented_fields(heading) == set(model.model_fields) - common - {
+            "type",
+            "version",
+        }, heading
+    for heading, other in (
+        ("### `RecordingResumed` v1", RecordingResumed),
+        ("### `ReadinessRequest` v1", ReadinessRequest),
+        ("### `ReadinessReply` v1", ReadinessReply),
+    ):
+        assert documented_fields(heading) == set(other.model_fields) - {"type", "version"}
+
+
+def test_membership_stream_settings_are_documented() -> None:
+    from events.membership import MembershipSpec
+
+    section = DOC.split("## Who served when: the membership stream", 1)[1].split("\n## ", 1)[0]
+    config = MembershipSpec().config()
+    assert f"`{config['name']}`" in section
+    assert all(f"`{subject}`" in section for subject in config["subjects"])
+    assert config["max_age"] == 30 * 86400 * 10**9 and "30 days" in section
+    for key in ("allow_direct", "deny_delete", "deny_purge", "max_age"):
+        assert f"`{key}`" in section, key

@@ -100,3 +100,29 @@ def test_task_messages_validate_and_junk_does_not() -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             _validator("TaskHeartbeat.v2.json").validate(broken)
+
+
+def test_membership_and_readiness_messages_validate() -> None:
+    from events.control import ReadinessAction, ReadinessRequest, encode_control
+    from events.membership import TaskJoined, TaskLeft, encode_membership
+    from events.stamps import utc_now
+    from events.task import Task
+
+    task = Task(namespace="shop", name="web-1", labels={"app": "web"}, address="10.0.0.1")
+    joined = TaskJoined(at=utc_now(), source_seq=3, instance="i1", since=utc_now(), task=task)
+    left = TaskLeft(
+        at=utc_now(),
+        source_seq=0,
+        instance="i1",
+        task=task,
+        how="unknown",
+        exact=False,
+        after=utc_now(),
+    )
+    _validator("TaskJoined.v1.json").validate(msgpack.unpackb(encode_membership(joined)))
+    _validator("TaskLeft.v1.json").validate(msgpack.unpackb(encode_membership(left)))
+    request = ReadinessRequest(action=ReadinessAction.DRAIN, reason="deploy", by="alice")
+    _validator("ReadinessRequest.v1.json").validate(msgpack.unpackb(encode_control(request)))
+    bad = {**msgpack.unpackb(encode_membership(left)), "how": "vanished"}
+    with pytest.raises(jsonschema.ValidationError):
+        _validator("TaskLeft.v1.json").validate(bad)
