@@ -63,6 +63,11 @@ class TaskKeeper:
         self._loop: asyncio.Task[None] | None = None
         self._stop_serving: Callable[[], Awaitable[None]] | None = None
 
+    def __repr__(self) -> str:
+        task = self.task
+        state = "draining" if task.draining else "ready" if task.ready else "not ready"
+        return f"TaskKeeper({task.namespace}/{task.name}, ttl={self.ttl}, {state})"
+
     @property
     def task(self) -> Task:
         """The task as its heartbeat says now."""

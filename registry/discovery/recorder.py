@@ -48,6 +48,10 @@ _log = logging.getLogger(__name__)
 
 _MARKER = "Nats-Marker-Reason"
 _ATTEMPTS = 5  # writes that lose to another recorder, compared again each time
+_IN_FLIGHT = 64  # tasks whose transitions are written at once
+# What to record of one change, decided against what the history then holds, and when
+# the server stored the message it was read from.
+Decide = tuple[Callable[[Member | None], list[Transition]], int]
 
 
 @dataclass
@@ -94,13 +98,18 @@ class Recorder:
                 batch = await reader.next_batch()
                 if not batch:
                     return
+                # What the batch changed, task by task in stream order; tasks apart are
+                # written concurrently (each on its own subject), one task's in order.
+                work: dict[TaskKey, list[Decide]] = {}
                 for item in batch:
                     if item is RESTARTED:
+                        found_late += await self._flush(work)
                         view, catching_up = TaskView(), True
                         resumed_after = self.members.latest_ns or None
                         found_late = 0
                         continue
                     if item is CAUGHT_UP:
+                        found_late += await self._flush(work)
                         found_late += await self._gone_meanwhile(view, resumed_after)
                         if catching_up:
                             await self._resumed(resumed_after, found_late)
@@ -108,16 +117,36 @@ class Recorder:
                             self.caught_up.set()
                         continue
                     assert isinstance(item, StoredMessage)
-                    found_late += await self._read(item, view, catching_up, resumed_after)
+                    read = self._read(item, view, catching_up, resumed_after)
+                    if read is not None:
+                        work.setdefault(read[0], []).append(read[1])
+                found_late += await self._flush(work)
 
-    async def _read(
+    async def _flush(self, work: dict[TaskKey, list[Decide]]) -> int:
+        """Record what ``work`` holds (at most ``_IN_FLIGHT`` tasks at once); emptied."""
+        if not work:
+            return 0
+        slots = asyncio.Semaphore(_IN_FLIGHT)
+
+        async def one(key: TaskKey, decisions: list[Decide]) -> int:
+            async with slots:
+                late = 0
+                for decide, source_ns in decisions:
+                    late += await self._record(key, decide, source_ns)
+                return late
+
+        done = await asyncio.gather(*(one(k, d) for k, d in work.items()))
+        work.clear()
+        return sum(done)
+
+    def _read(
         self, message: StoredMessage, view: TaskView, catching_up: bool, after_ns: int | None
-    ) -> int:
-        """Fold one liveness message in and record what it changed; how many of those
-        were found late (inexact)."""
+    ) -> tuple[TaskKey, Decide] | None:
+        """Fold one liveness message in; what to record of the change it made (None: a
+        renewal, or nothing that changes a task)."""
         change = view.apply(message)
         if change is None:
-            return 0
+            return None
         key = change.key
         live = view.task(key)
         departure = _departure(message) if live is None else Departure("withdrawn")
@@ -127,9 +156,9 @@ class Recorder:
         exact = not catching_up or (live is None and departure.how == "withdrawn")
         if catching_up and departure.how == "expired":
             departure = Departure("unknown")
-        return await self._record(
-            key,
-            lambda member: transitions(
+
+        def decide(member: Member | None) -> list[Transition]:
+            return transitions(
                 member,
                 live,
                 at_ns=message.time_ns,
@@ -137,9 +166,9 @@ class Recorder:
                 departure=departure,
                 exact=exact,
                 after_ns=after_ns,
-            ),
-            message.time_ns,
-        )
+            )
+
+        return key, (decide, message.time_ns)
 
     async def _gone_meanwhile(self, view: TaskView, after_ns: int | None) -> int:
         """Tasks the history holds live that the server no longer has (they left while
@@ -158,11 +187,12 @@ class Recorder:
                 after_ns=since,
             )
 
-        found = 0
-        for member in self.members.live():
-            if view.task(member.key) is None:
-                found += await self._record(member.key, gone, now_ns)
-        return found
+        work: dict[TaskKey, list[Decide]] = {
+            member.key: [(gone, now_ns)]
+            for member in self.members.live()
+            if view.task(member.key) is None
+        }
+        return await self._flush(work)
 
     async def _record(
         self,

@@ -119,7 +119,18 @@ _VALUES = st.recursive(
 )
 _VALID = TaskHeartbeat(instance="i1", since=NOW, task=task()).model_dump(mode="json")
 _FIELDS = ["type", "version", "instance", "since", "task"]
-_TASK_FIELDS = ["namespace", "name", "labels", "address", "cluster", "ready", "extra"]
+_TASK_FIELDS = [
+    "namespace",
+    "name",
+    "labels",
+    "address",
+    "cluster",
+    "ready",
+    "ports",
+    "draining",
+    "reason",
+    "extra",
+]
 
 
 @st.composite
@@ -181,6 +192,27 @@ def test_only_a_ttl_the_server_enforces_within_an_hour_counts() -> None:
 
 
 # -- the fold -------------------------------------------------------------------------------
+
+
+def test_a_version_1_heartbeat_reads_as_a_task_without_ports_in_the_fold() -> None:
+    stream = Stream()
+    old = {
+        "type": "TaskHeartbeat",
+        "version": 1,
+        "instance": "i0",
+        "since": "2026-11-26T04:07:55.760307Z",
+        "task": {
+            "namespace": "shop",
+            "name": "old-1",
+            "labels": {"app": "web"},
+            "address": "10.0.0.9",
+            "cluster": None,
+            "ready": True,
+        },
+    }
+    stream.put("skyflow.task.shop.old-1.app.web", msgpack.packb(old), {"Nats-TTL": "15"})
+    (live,) = stream.view.tasks("shop")
+    assert (live.ports, live.draining, live.reason, live.ready) == ({}, False, None, True)
 
 
 def test_heartbeats_withdrawals_and_markers_fold_to_the_live_tasks() -> None:
