@@ -226,6 +226,8 @@ async def _http(check: Check) -> tuple[bool, str]:
             event = client.next_event()
             if event is h11.NEED_DATA:
                 data = await reader.read(4096)
+                if not data:  # (h11 would call it a protocol error, in its own terms)
+                    return False, "the connection closed before a response"
                 client.receive_data(data)
                 continue
             if isinstance(event, h11.Response):
