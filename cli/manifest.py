@@ -200,6 +200,8 @@ def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
             raise InvalidInput(
                 "manifest", where, f"spec.clusterIP: {spec.clusterIP!r}: {exc.reason}"
             ) from None
+    for index, port in enumerate(spec.ports):
+        _check_port(port, f"spec.ports[{index}]", where)
     try:
         service_type: object = parse_type(spec.type)
     except InvalidInput:
@@ -242,6 +244,24 @@ def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:
     return Manifest(service, _revision(meta.resourceVersion, where), where)
 
 
+def _check_port(port: Any, field: str, where: str) -> None:
+    """A port's name and target as ``-p`` checks them, each failure saying what a port
+    name or number is (the Service's own validation would say which branch of
+    ``targetPort``'s number-or-name union failed first: "Input should be a valid
+    integer" for a name)."""
+    from events.names import check_port_name
+
+    target = port.targetPort
+    if isinstance(target, int) and not 1 <= target <= 65535:
+        raise InvalidInput("manifest", where, f"{field}.targetPort: {target} is outside 1-65535")
+    for name, value in (("name", port.name), ("targetPort", target)):
+        if isinstance(value, str):
+            try:
+                check_port_name(value)
+            except ValueError as exc:
+                raise InvalidInput("manifest", where, f"{field}.{name}: {exc}") from None
+
+
 def _revision(value: str | int | None, where: str) -> int | None:
     if value is None or value == "":
         return None
@@ -282,7 +302,7 @@ def _invalid(exc: Any, where: str, prefix: dict[str, str] | None = None) -> Inva
 @functools.cache
 def _document_model() -> Any:
     """The document models, built on first use (only manifest commands pay for them)."""
-    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import BaseModel, ConfigDict, Field, field_validator
 
     strict = ConfigDict(extra="forbid")
 
@@ -293,6 +313,17 @@ def _document_model() -> Any:
         protocol: str = "TCP"
         name: str | None = None
         nodePort: int | None = None
+
+        @field_validator("port", "targetPort", "nodePort", mode="before")
+        @classmethod
+        def _not_a_boolean(cls, value: object) -> object:
+            # pydantic would read true as 1, and YAML reads on, off, yes and no as booleans.
+            if isinstance(value, bool):
+                raise ValueError(
+                    f"{str(value).lower()} is not a port (YAML reads yes, no, on and off as "
+                    "true and false: quote a port name)"
+                )
+            return value
 
     class Metadata(BaseModel):
         model_config = strict

@@ -9,7 +9,8 @@ A check is one of three probes, as Kubernetes and Consul have them:
                             "is it who it says")
     tcp:HOST:PORT           passes when a connection opens
     exec:COMMAND [ARGS]     passes when the command exits 0 (no shell; split as a shell
-                            would split words)
+                            would split words); whatever it starts in its session is
+                            killed when the check ends, so nothing of it outlives the check
 
 each within ``timeout`` seconds, every ``interval`` seconds. ``Threshold`` turns results
 into readiness: ``fail_after`` failures in a row make a passing task fail, ``pass_after``
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import math
+import os
 import shlex
+import signal
 import ssl
 import time
 from dataclasses import dataclass
@@ -67,11 +71,12 @@ class Check:
     pass_after: int = DEFAULT_PASS_AFTER
 
     def __str__(self) -> str:
+        """The check as ``--check`` takes it (an IPv6 host in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
         if self.kind in ("http", "https"):
-            host = f"[{self.host}]" if ":" in self.host else self.host
             return f"{self.kind}://{host}:{self.port}{self.path}"
         if self.kind == "tcp":
-            return f"tcp:{self.host}:{self.port}"
+            return f"tcp:{host}:{self.port}"
         return "exec:" + shlex.join(self.argv)
 
 
@@ -103,6 +108,8 @@ def parse_check(
             raise InvalidInput("check", text, f"the command does not parse: {exc}") from None
         if not argv:
             raise InvalidInput("check", text, "exec: needs a command")
+        if any("\x00" in arg for arg in argv):
+            raise InvalidInput("check", text, "the command may not hold a NUL character")
         return Check("exec", argv=argv, **timing)  # type: ignore[arg-type]
     if kind == "tcp" and colon:
         host, port = _host_port(text, rest, None)
@@ -113,7 +120,7 @@ def parse_check(
             given = url.port
         except ValueError as exc:
             raise InvalidInput("check", text, str(exc)) from None
-        if not url.hostname or url.username or url.password or url.fragment:
+        if not url.hostname or url.username or url.password or url.fragment or given == 0:
             raise InvalidInput("check", text, "must be http[s]://HOST[:PORT]/PATH")
         target = url.path or "/"
         if url.query:
@@ -123,8 +130,8 @@ def parse_check(
         default = 443 if kind == "https" else 80
         return Check(
             kind,  # type: ignore[arg-type]
-            host=url.hostname,
-            port=given or default,
+            host=_host(text, url.hostname),
+            port=default if given is None else given,
             path=target,
             **timing,  # type: ignore[arg-type]
         )
@@ -141,7 +148,23 @@ def _host_port(text: str, rest: str, default: int | None) -> tuple[str, int]:
     host = host.removeprefix("[").removesuffix("]")
     if not colon or not host or not port.isdigit() or not 1 <= int(port[:6]) <= 65535:
         raise InvalidInput("check", text, f"must be {_FORMS}")
-    return host, int(port)
+    return _host(text, host), int(port)
+
+
+def _host(text: str, host: str) -> str:
+    """``host`` if a probe can look it up: an IP address, or a name the resolver takes
+    (a label over 63 characters, an empty one or a control character would make every
+    probe fail the same way; refused once, here)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return host
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise InvalidInput("check", text, f"{host!r} is not a host name") from None
+    if any(c.isspace() or not c.isprintable() for c in host):
+        raise InvalidInput("check", text, f"{host!r} is not a host name")
+    return host
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +185,18 @@ async def probe(check: Check) -> Result:
     except TimeoutError:
         passed, detail = False, f"no answer within {check.timeout:g}s"
     except OSError as exc:
-        passed, detail = False, exc.strerror or type(exc).__name__
+        passed, detail = False, _said(exc)
+    except ValueError as exc:  # a host or command no parse_check lets through
+        passed, detail = False, str(exc) or type(exc).__name__
     return Result(passed, detail, time.perf_counter() - started)
+
+
+def _said(exc: OSError) -> str:
+    """What went wrong, in the system's words (asyncio's "Connect call failed (...)"
+    says nothing of why: the errno does)."""
+    if isinstance(exc, ConnectionError) and exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 async def _http(check: Check) -> tuple[bool, str]:
@@ -193,6 +226,8 @@ async def _http(check: Check) -> tuple[bool, str]:
             event = client.next_event()
             if event is h11.NEED_DATA:
                 data = await reader.read(4096)
+                if not data:  # (h11 would call it a protocol error, in its own terms)
+                    return False, "the connection closed before a response"
                 client.receive_data(data)
                 continue
             if isinstance(event, h11.Response):
@@ -218,27 +253,65 @@ async def _tcp(check: Check) -> tuple[bool, str]:
 
 
 async def _exec(check: Check) -> tuple[bool, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *check.argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """Run the command; its exit status decides. Its output goes to a pipe of our own,
+    not asyncio's: asyncio's ``Process.wait`` also waits for its pipes to close, and a
+    pipe held by a child left behind (``sh -c 'x &'``), or one paused because the
+    command writes faster than it is read, would hold the check past its timeout."""
+    loop = asyncio.get_running_loop()
+    read_end, write_end = os.pipe()
+    pipe_file = os.fdopen(read_end, "rb", buffering=0)  # closed with its transport
     try:
-        assert proc.stdout is not None
-        output = b""
-        while chunk := await proc.stdout.read(65536):  # read to the end, keep the start
-            output = (output + chunk)[:_MAX_OUTPUT]
-        code = await proc.wait()
+        proc = await asyncio.create_subprocess_exec(
+            *check.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=write_end,
+            start_new_session=True,
+        )
+    except BaseException:
+        pipe_file.close()
+        raise
     finally:
-        if proc.returncode is None:  # timed out (or cancelled): it must not outlive the check
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    text = " ".join(output.decode("utf-8", "replace").split())[:160]
+        os.close(write_end)  # the command holds its own copy
+    try:
+        output = asyncio.StreamReader()
+        pipe, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(output), pipe_file
+        )
+    except BaseException:
+        pipe_file.close()
+        _kill_session(proc.pid)
+        await proc.wait()
+        raise
+
+    async def collect() -> bytes:  # read to the end (so it never blocks), keep the start
+        kept = b""
+        while chunk := await output.read(65536):
+            kept = (kept + chunk)[:_MAX_OUTPUT]
+        return kept
+
+    reading = asyncio.ensure_future(collect())
+    try:
+        code = await proc.wait()
+        _kill_session(proc.pid)  # what it left behind goes too, and with it the pipe
+        said = await reading
+    finally:
+        # Timed out, cancelled, or done: nothing the command started outlives the check.
+        _kill_session(proc.pid)
+        reading.cancel()
+        await asyncio.wait({reading})
+        pipe.close()
+        await proc.wait()  # killed, so at once (it waits for the process alone)
+    text = " ".join(said.decode("utf-8", "replace").split())[:160]
     status = f"exit {code}" if code >= 0 else f"killed by signal {-code}"
     return code == 0, f"{status}: {text}" if text else status
+
+
+def _kill_session(pid: int) -> None:
+    """SIGKILL everything in the session ``pid`` leads (an exec check's command, started
+    with ``start_new_session``: its process group is its pid)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 _PROBES = {"http": _http, "https": _http, "tcp": _tcp, "exec": _exec}

@@ -69,3 +69,25 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     assert "| failure detection p99: SIGKILLed `skyctl announce` (TTL 2 s)" in proc.stdout
     assert "| heartbeats held: 10 tasks at TTL 3 s" in proc.stdout
     assert "| `skyctl get endpoints NAME` among 10 live tasks" in proc.stdout
+
+
+def test_health_check_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "checks.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.checks",
+            *("--tasks", "5", "--seconds", "1", "--interval", "0.2", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 4
+    assert "| CPU per HTTP check, announcer with 5 checked tasks (all its CPU)" in proc.stdout
+    # Every check ran and passed (the figures themselves are not checked).
+    assert "0 failing" in results[0]["note"], results[0]["note"]

@@ -12,7 +12,8 @@ import nats.errors
 import pytest
 
 from events import Port, Service
-from events.liveness import TASKS_STREAM
+from events.control import ReadinessAction, ReadinessRequest, encode_control
+from events.liveness import TASKS_STREAM, control_subject
 from events.task import Task
 from registry.client import Registry
 from registry.errors import PermissionDenied
@@ -175,3 +176,76 @@ async def test_an_agent_announces_and_resolves_and_a_viewer_only_reads(server: N
             )
             assert denied.code == 3 and denied.err.count("\n") == 1, denied.err
             assert "permission denied" in denied.err and "skyflow.task.shop.v-1" in denied.err
+
+
+async def test_only_the_namespaces_announcers_and_admins_change_a_tasks_readiness(
+    server: NatsServer, raw: dict[str, Raw]
+) -> None:
+    """``skyctl task drain`` is a request on ``skyflow.control.<ns>.<name>``: the server
+    lets a namespace's announcers and admins send it, and nobody else, whatever they send.
+    """
+    ops_task = Task(namespace="ops", name="ops-1", labels={"app": "db"}, address="10.9.1.1")
+    shop_task = Task(namespace="shop", name="shop-1", labels={"app": "web"}, address="10.9.1.2")
+    async with (
+        await Registry.connect(server.url, credentials=credentials("admin")) as admin,
+        await Registry.connect(server.url, credentials=credentials("shop-writer")) as writer,
+        await Registry.connect(server.url, credentials=credentials("shop-agent")) as agent,
+        admin.announce(ops_task, ttl=30) as ops_keeper,
+        writer.announce(shop_task, ttl=30) as shop_keeper,
+    ):
+        hijack = encode_control(
+            ReadinessRequest(action=ReadinessAction.DRAIN, reason="hijack", by="shop-agent")
+        )
+        subject = control_subject("ops", "ops-1")
+        shop_agent = raw["shop-agent"]
+        await shop_agent.nc.publish(subject, hijack)
+        assert await shop_agent.refused_publish(subject)
+        shop_agent.errors.clear()
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await shop_agent.nc.request(subject, hijack, timeout=1)
+        assert await shop_agent.refused_publish(subject)
+        await shop_agent.nc.subscribe("skyflow.control.ops.>")
+        assert await shop_agent.refused('subscription to "skyflow.control.ops.>"')
+        viewer = raw["viewer"]
+        for target in (control_subject("shop", "shop-1"), "skyflow.control.shop.*"):
+            await viewer.nc.publish(target, hijack)
+            assert await viewer.refused_publish(target), target
+        # The library as the agent is refused too, at once and naming the subject.
+        with pytest.raises(PermissionDenied, match=r"skyflow\.control\.ops\.ops-1"):
+            await agent.set_readiness("ops", "ops-1", ReadinessAction.DRAIN, "hijack")
+        # ...and so is skyctl as the agent (one line, exit 3). In a thread: the tasks'
+        # announcers answer on this test's event loop.
+        as_agent = [
+            *("--user", "shop-agent", "--password", PASSWORDS["shop-agent"]),
+            *("--inbox-prefix", "_INBOX_shop-agent"),
+        ]
+        denied = await asyncio.to_thread(
+            skyctl, "task", "drain", "ops-1", "-n", "ops", *as_agent, url=server.url
+        )
+        assert denied.code == 3 and denied.err.count("\n") == 1, denied.err
+        assert "permission denied" in denied.err and "skyflow.control.ops.ops-1" in denied.err
+
+        # Read back from the server, not from the keeper: nothing reached the announcer.
+        (ops_now,) = await admin.tasks("ops")
+        assert (ops_now.name, ops_now.ready, ops_now.draining) == ("ops-1", True, False)
+        assert ops_keeper.task.ready and ops_keeper.readiness.drained is None
+
+        # The agent announces in shop, so it may drain shop's tasks, whoever announced them.
+        drained = await agent.set_readiness("shop", "shop-1", ReadinessAction.DRAIN, "move")
+        assert drained.draining and not drained.ready
+        assert drained.reason is not None and "move" in drained.reason
+        assert "shop-agent" in drained.reason  # who asked, as the asker says
+        (shop_now,) = await writer.tasks("shop")
+        assert shop_now.draining and not shop_now.ready
+        assert shop_keeper.task.draining
+        shown = await asyncio.to_thread(
+            skyctl, "task", "ready", "shop-1", "-n", "shop", *as_agent, url=server.url
+        )
+        assert shown.code == 0 and shown.out == "task/shop-1 ready\n", shown.err
+
+        # The admin may change any namespace's tasks.
+        for namespace, name in (("ops", "ops-1"), ("shop", "shop-1")):
+            task = await admin.set_readiness(namespace, name, ReadinessAction.DRAIN, "by admin")
+            assert task.draining, (namespace, name)
+            (now,) = await admin.tasks(namespace)
+            assert now.draining and not now.ready, (namespace, name)

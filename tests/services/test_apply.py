@@ -281,3 +281,56 @@ async def test_applying_a_thousand_services_goes_through_the_bulk_path(
     again = await asyncio.to_thread(skyctl, "apply", "-f", str(path), url=url, timeout=120)
     assert {line.split()[1] for line in again.lines} == {"unchanged"}
     assert await stream_last_seq(url) == before + 2 * 1000  # each service and its cluster IP
+
+
+def named_ports_manifest(ns: str, **port: object) -> str:
+    doc = {
+        "apiVersion": "skyflow.io/v1",
+        "kind": "Service",
+        "metadata": {"name": "named", "namespace": ns},
+        "spec": {
+            "selector": {"app": "named"},
+            "ports": [{"name": "web", "port": 80, "targetPort": "http", **port}],
+        },
+    }
+    return yaml.safe_dump(doc)
+
+
+def test_a_named_target_port_applies_prints_and_applies_back_unchanged(url: str, ns: str) -> None:
+    created = skyctl("apply", "-f", "-", url=url, stdin=named_ports_manifest(ns))
+    assert created.code == 0 and created.out == "service/named created\n", created.err
+    shown = skyctl("get", "svc", "named", "-n", ns, "-o", "yaml", url=url)
+    assert shown.code == 0, shown.err
+    (port,) = yaml.safe_load(shown.out)["spec"]["ports"]
+    assert port == {"name": "web", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    before = last_seq(url)
+    again = skyctl("apply", "-f", "-", url=url, stdin=shown.out)
+    assert again.code == 0 and again.out == "service/named unchanged\n", again.err
+    assert last_seq(url) == before
+    described = skyctl("describe", "svc", "named", "-n", ns, url=url).out
+    assert "TargetPort:       http/TCP" in described, described
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ({"targetPort": "Http"}, "spec.ports[0].targetPort: 'Http' is not a port name"),
+        ({"targetPort": "8080"}, "spec.ports[0].targetPort: '8080' is not a port name"),
+        ({"targetPort": "h" * 16}, "spec.ports[0].targetPort: 'hhhhhhhhhhhhhhhh' is not a port"),
+        ({"targetPort": 0}, "spec.ports[0].targetPort: 0 is outside 1-65535"),
+        ({"targetPort": 65536}, "spec.ports[0].targetPort: 65536 is outside 1-65535"),
+        ({"targetPort": True}, "spec.ports[0].targetPort: true is not a port (YAML reads yes"),
+        ({"name": "x_y"}, "spec.ports[0].name: 'x_y' is not a port name"),
+        ({"name": "web-"}, "spec.ports[0].name: 'web-' is not a port name"),
+    ],
+    ids=["upper", "digits-string", "too-long", "zero", "too-big", "yaml-on", "underscore", "dash"],
+)
+def test_a_bad_port_name_or_target_is_one_line_naming_the_field(
+    url: str, ns: str, port: dict[str, object], message: str
+) -> None:
+    before = last_seq(url)
+    result = skyctl("apply", "-f", "-", url=url, stdin=named_ports_manifest(ns, **port))
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith('error: invalid manifest "<stdin>": ' + message), result.err
+    assert "constrained" not in result.err and "valid integer" not in result.err
+    assert last_seq(url) == before
