@@ -298,7 +298,8 @@ def test_not_passed_yet_while_the_passes_are_too_few() -> None:
     readiness = Readiness.announced(True, Threshold(3, 3), "exec:x")
     assert not readiness.checked(PASS)
     assert readiness.verdict().reason == "check exec:x: not passed yet"
-    assert readiness.checked(FAIL)
+    # Not ready either way: nothing to announce, though the reason now says what it saw.
+    assert not readiness.checked(FAIL)
     assert readiness.verdict().reason == "check exec:x failing: HTTP 503"
 
 
@@ -326,10 +327,12 @@ def test_ready_clears_drain_and_hold_but_not_a_failing_check() -> None:
     assert readiness.verdict() == Verdict(True)
 
 
-def test_a_verdict_changes_only_when_what_it_says_changes() -> None:
+def test_a_check_changes_the_task_only_when_its_readiness_turns() -> None:
     readiness = Readiness.announced(True, Threshold(1, 1), "tcp:h:1")
-    assert readiness.checked(FAIL)  # "not passed yet" -> "failing: HTTP 503"
-    assert not readiness.checked(Result(False, "HTTP 503"))
+    assert not readiness.checked(FAIL)  # "not passed yet" -> "failing": not ready either way
+    assert readiness.checked(PASS)
+    assert readiness.checked(Result(False, "HTTP 503"))
+    assert not readiness.checked(Result(False, "refused"))  # still failing: no new heartbeat
     readiness.request(ReadinessAction.DRAIN, None, None)
     assert not readiness.checked(PASS)  # hidden behind the drain
     assert not readiness.checked(Result(False, "refused"))
