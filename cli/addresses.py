@@ -33,7 +33,7 @@ def repair(dry_run: DryRunOpt = False, *, conn: Connection) -> None:
         from registry.addresses.ledger import bad_records
         from registry.addresses.ledger import repair as repair_one
 
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             bad = await bad_records(registry.log, registry.allocator)
             if dry_run or not bad:
                 return bad, []

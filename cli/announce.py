@@ -174,7 +174,7 @@ def announce_task(
         raise typer.Exit(_supervise(conn, task, how, command))
 
     async def run() -> None:
-        async with await conn.open(keep_reconnecting=True) as registry:
+        async with await conn.open(keep_reconnecting=True, writes=True) as registry:
             announcer = await registry.announcer()
             announcer.on_error = warn_once
             entered = False
@@ -253,7 +253,7 @@ def _supervise(conn: Connection, task: Task, how: _How, command: list[str]) -> i
     import threading
 
     async def run() -> int:
-        async with await conn.open(keep_reconnecting=True) as registry:
+        async with await conn.open(keep_reconnecting=True, writes=True) as registry:
             try:
                 # Its own session: Ctrl-C at a terminal reaches it once, through us.
                 proc = await asyncio.create_subprocess_exec(*command, start_new_session=True)

@@ -79,9 +79,11 @@ class Connection:
             inbox_prefix=self.inbox_prefix,
         )
 
-    async def open(self, *, keep_reconnecting: bool = False) -> "Registry":
+    async def open(self, *, keep_reconnecting: bool = False, writes: bool = False) -> "Registry":
         """The registry on the server. A command that lives on (a watch, a follow) keeps
-        reconnecting; the others fail fast, and get the client that starts fastest."""
+        reconnecting; the others fail fast, and get the client that starts fastest. Only a
+        command that ``writes`` creates the registry's streams where they are missing: a
+        read pointed at a server that is no registry says so (``NotARegistry``)."""
         from events.stream import StreamSpec
         from registry.client import Registry
 
@@ -91,6 +93,7 @@ class Connection:
             keep_reconnecting=keep_reconnecting,
             spec=StreamSpec(replicas=self.stream_replicas()),
             on_skipped=_warn,
+            create=writes,
         )
 
     async def open_log(self) -> "JetStreamLog":

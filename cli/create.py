@@ -130,7 +130,7 @@ def create_service(
     )
 
     async def create() -> "ServiceRecord":
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             return await registry.create(service, dry_run=dry_run)
 
     record = asyncio.run(create())
@@ -181,7 +181,7 @@ def create_quota(
     limits = parse_hard(hard)
 
     async def create() -> bool:
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             _, new = await registry.set_quota(namespace, name, limits)
             return new
 

@@ -78,7 +78,7 @@ def delete_service(
 
     async def delete() -> list[RegistryError]:
         failures: list[RegistryError] = []
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             for name in names:
                 try:
                     record = await registry.delete(namespace, name, dry_run=dry_run)

@@ -57,7 +57,7 @@ def edit_service(
     command = editor_command()
 
     async def read() -> ServiceRecord:
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             record = await registry.get(namespace, name)
             await registry.prover(None).place([record])  # for createdByProof
             return record
@@ -99,7 +99,7 @@ def edit_service(
     revision = manifest.resource_version or record.seq
 
     async def apply() -> Applied:
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             return await registry.apply(manifest.service, expected_revision=revision)
 
     done = asyncio.run(apply())

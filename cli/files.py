@@ -60,7 +60,7 @@ def run(
     suffix = " (dry run)" if dry_run else ""
 
     async def run() -> Sequence[Outcome]:
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             return await act(registry)
 
     failures: list[RegistryError] = []

@@ -68,7 +68,7 @@ def label_service(
     namespace, name = parse_name(namespace, "namespace"), parse_name(name)
 
     async def run() -> tuple[str, Applied]:
-        async with await conn.open() as registry:
+        async with await conn.open(writes=True) as registry:
             record = await registry.get(namespace, name)
             service = record.service
             labels = relabel(service.labels, changes, overwrite=overwrite)

@@ -49,7 +49,7 @@ def record(
         from events.membership import MEMBERSHIP_STREAM
         from registry.discovery.recorder import Recorder
 
-        async with await conn.open(keep_reconnecting=True) as registry:
+        async with await conn.open(keep_reconnecting=True, writes=True) as registry:
             membership = await registry.log.membership(create=True)
             days = membership.retention_s / 86400
             kept = f"{days:g}d" if days >= 1 else f"{membership.retention_s}s"

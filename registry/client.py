@@ -132,8 +132,11 @@ class Registry:
         api_timeout: float = 5.0,
         retry_for: float = 10.0,
         client: Client = "auto",
+        create: bool = True,
     ) -> Registry:
-        """Connect, failing within seconds if nobody answers at ``url``.
+        """Connect, failing within seconds if nobody answers at ``url``. Without
+        ``create`` (a reader), a server without the registry's streams is
+        ``NotARegistry`` rather than given them.
 
         Once connected, a program's registry reconnects by itself for as long as it
         runs (``keep_reconnecting``); one-shot tools pass False to fail fast instead, and
@@ -149,6 +152,7 @@ class Registry:
             long_lived=keep_reconnecting,
             api_timeout=api_timeout,
             client=client,
+            create=create,
         )
         return cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for, signer=signer)
 

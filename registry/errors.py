@@ -32,6 +32,7 @@ __all__ = [
     "Conflict",
     "InvalidInput",
     "NoEndpoints",
+    "NotARegistry",
     "NotAuthenticated",
     "NotFound",
     "PermissionDenied",
@@ -232,6 +233,18 @@ class NotAuthenticated(ServerError):
         )
         self.url = url
         self.detail = detail
+
+
+class NotARegistry(ServerError):
+    """A read pointed at a server without the registry's stream: reads never create it."""
+
+    def __init__(self, url: str, stream: str) -> None:
+        super().__init__(
+            f"no SkyFlow registry at {url}: it has no stream {stream} (an admin creates it "
+            "with skyctl init; or point --server / NATS_URL at the registry)"
+        )
+        self.url = url
+        self.stream = stream
 
 
 class PermissionDenied(ServerError):

@@ -91,8 +91,10 @@ async def open_log(
     api_timeout: float = 5.0,
     client: Client = "auto",
     provisioning: bool = False,
+    create: bool = True,
 ) -> JetStreamLog:
-    """Connect and open the service log (creating its stream if missing, checking it)."""
+    """Connect and open the service log (creating its stream if missing and ``create``,
+    checking it)."""
     from registry.jetstream.log import JetStreamLog
 
     conn = await connect(
@@ -103,5 +105,5 @@ async def open_log(
         client=client,
     )
     return await JetStreamLog.open(
-        conn, spec=spec, api_timeout=api_timeout, provisioning=provisioning
+        conn, spec=spec, api_timeout=api_timeout, provisioning=provisioning, create=create
     )

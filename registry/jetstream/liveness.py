@@ -72,8 +72,10 @@ class JetStreamLiveness:
         self._sent: dict[str, bytes] = {}  # each subject's last body: a renewal repeats it
 
     @classmethod
-    async def open(cls, session: Session, spec: TasksSpec) -> JetStreamLiveness:
-        """Find (or create) the stream and check it can decide liveness."""
+    async def open(
+        cls, session: Session, spec: TasksSpec, *, create: bool = True
+    ) -> JetStreamLiveness:
+        """Find (or, with ``create``, create) the stream and check it can decide liveness."""
         self = cls(session, spec)
         name = self.spec.name
         try:
@@ -81,6 +83,7 @@ class JetStreamLiveness:
                 name,
                 self.spec.config(),
                 f"create the liveness stream {name} (an admin must run skyctl init first)",
+                create=create,
             )
         except ApiError as exc:
             raise ServerError(f"create the liveness stream {name}: {exc}") from None

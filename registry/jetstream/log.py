@@ -60,10 +60,20 @@ class JetStreamLog:
     """The stream that holds the service log, on one session."""
 
     def __init__(
-        self, conn: Connection, spec: StreamSpec, timeout: float, *, provisioning: bool = False
+        self,
+        conn: Connection,
+        spec: StreamSpec,
+        timeout: float,
+        *,
+        provisioning: bool = False,
+        create: bool = True,
     ) -> None:
         self.session = Session(conn, timeout, provisioning=provisioning)
         self.spec = spec
+        # Whether this log may create the registry's streams where they are missing: a
+        # read never does (``NotARegistry`` instead), so pointing one at any JetStream
+        # server leaves nothing behind there.
+        self.create = create
         # Whether open() had to create the stream, and the stream's replicas (what the
         # registry's other streams, the checkpoint bucket, are created with).
         self.created_stream = False
@@ -80,9 +90,13 @@ class JetStreamLog:
         spec: StreamSpec | None = None,
         api_timeout: float = 5.0,
         provisioning: bool = False,
+        create: bool = True,
     ) -> JetStreamLog:
-        """Ask the server who we are, then find (or create) the stream and check it."""
-        self = cls(conn, spec or StreamSpec(), api_timeout, provisioning=provisioning)
+        """Ask the server who we are, then find (or, with ``create``, create) the stream
+        and check it."""
+        self = cls(
+            conn, spec or StreamSpec(), api_timeout, provisioning=provisioning, create=create
+        )
         try:
             self.session = await Session.open(conn, api_timeout, provisioning=provisioning)
             await self._ensure_stream()
@@ -134,6 +148,7 @@ class JetStreamLog:
             name,
             self.stream_config(),
             f"create the registry's stream {name} (an admin must run skyctl once first)",
+            create=self.create,
         )
         self.check_stream(config)
         self.stream_replicas = as_int(config.get("num_replicas"), 1)
@@ -332,6 +347,8 @@ class JetStreamLog:
             from events.liveness import TasksSpec
             from registry.jetstream.liveness import JetStreamLiveness
 
+            # (Made if missing even by a read: the service stream says this is a registry,
+            # and a registry's liveness stream is what any announce would make.)
             self._liveness = await JetStreamLiveness.open(
                 self.session, TasksSpec(replicas=self.stream_replicas)
             )

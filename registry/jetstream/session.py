@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from events.subjects import parse_subject
 from registry.errors import (
     InvalidInput,
+    NotARegistry,
     PermissionDenied,
     ServerError,
     Unreachable,
@@ -204,10 +205,11 @@ class Session:
         )
 
     async def ensure_stream(
-        self, name: str, config: Mapping[str, Any], operation: str
+        self, name: str, config: Mapping[str, Any], operation: str, *, create: bool = True
     ) -> tuple[dict[str, Any], bool]:
         """The stream's configuration, creating the stream with ``config`` if it is missing
-        (``operation`` names the creation in an error); and whether it was created."""
+        (``operation`` names the creation in an error); and whether it was created.
+        Without ``create`` (a read), a missing stream is ``NotARegistry``."""
         created = False
         try:
             # ``skyctl init`` waits for a busy cluster; an ordinary command fails fast.
@@ -215,6 +217,8 @@ class Session:
         except ApiError as exc:
             if exc.err_code != STREAM_NOT_FOUND:
                 raise
+            if not create:
+                raise NotARegistry(self.url, name) from None
             info = await self.api(f"$JS.API.STREAM.CREATE.{name}", config, operation)
             created = True
         have = info.get("config")

@@ -36,8 +36,18 @@ def denied(result: Result, what: str) -> None:
 
 
 def test_first_use_needs_an_admin(auth_server: NatsServer) -> None:
-    denied(as_user(auth_server, "viewer", "get", "svc"), "create the registry's stream")
-    assert as_user(auth_server, "admin", "get", "svc").code == 0
+    # A read never creates the registry: on a server without it, it says so.
+    read = as_user(auth_server, "viewer", "get", "svc")
+    assert read.code == 3 and read.err.count("\n") == 1, read.err
+    assert "no SkyFlow registry" in read.err and "skyctl init" in read.err
+    assert as_user(auth_server, "admin", "get", "svc").code == 3  # not even an admin's read
+    # A write would, but only an admin may create it.
+    denied(
+        as_user(auth_server, "shop-writer", "create", "svc", "x", "-n", "shop"),
+        "create the registry's stream",
+    )
+    assert as_user(auth_server, "admin", "init").code == 0
+    assert as_user(auth_server, "viewer", "get", "svc").code == 0
 
 
 def test_admin_writes_anywhere(auth_server: NatsServer) -> None:
@@ -145,6 +155,7 @@ def test_token_authentication(tmp_path: Path) -> None:
     config = tmp_path / "token.conf"
     config.write_text(TOKEN_CONF)
     with NatsServer(tmp_path / "store", config=config, env={"SKYFLOW_TOKEN": "s3cr3t"}) as server:
+        assert skyctl("init", "--token", "s3cr3t", url=server.url).code == 0
         assert skyctl("get", "svc", "--token", "s3cr3t", url=server.url).code == 0
         assert skyctl("get", "svc", url=server.url, env={"NATS_TOKEN": "s3cr3t"}).code == 0
         assert skyctl("get", "svc", "--token", "nope", url=server.url).code == 3
