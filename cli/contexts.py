@@ -290,7 +290,7 @@ def save(
     path = context_dir() / f"{name}.json"
     created = not path.exists()
     settings: dict[str, Any] = {} if created else _read_object(path, name)
-    if created and "url" not in updates:
+    if created and not updates.get("url"):
         settings["url"] = "nats://127.0.0.1:4222"  # what natscli writes for a new context
     for key, value in updates.items():
         if value is None:
