@@ -57,21 +57,14 @@ def get_contexts(
     current = contexts.chosen_name()
     rows = []
     for name in shown:
+        mark = "*" if name == current else ""
         try:
             context = contexts.load(name)
+            server = mask_url(context.server or "nats://127.0.0.1:4222")
+            rows.append([mark, name, server, context.identity, context.namespace or ""])
         except InvalidInput as exc:
             warn_once(str(exc))
-            rows.append(["*" if name == current else "", name, "(unreadable)", "", ""])
-            continue
-        rows.append(
-            [
-                "*" if name == current else "",
-                name,
-                mask_url(context.server or "nats://127.0.0.1:4222"),
-                context.identity,
-                context.namespace or "",
-            ]
-        )
+            rows.append([mark, name, "(unreadable)", "", ""])
     print(Table(["CURRENT", "NAME", "SERVER", "USER", "NAMESPACE"], rows).render(rows))
 
 

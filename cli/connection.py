@@ -13,7 +13,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -39,8 +39,8 @@ _FILES = ("creds", "tlsca", "nkey", "tlscert", "tlskey")
 class Connection:
     server: str = DEFAULT_URL
     user: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a repr, a log line
+    token: str | None = field(default=None, repr=False)
     creds: str | None = None
     tlsca: str | None = None
     inbox_prefix: str | None = None

@@ -124,7 +124,7 @@ def _check_name(name: str, where: str = "context") -> str:
         or "\\" in name
         or any(ord(c) < 32 or c == "\x7f" for c in name)
     ):
-        raise InvalidInput(where, name, "a context name is a file name: no '/', '\\' or '..'")
+        raise InvalidInput(where, name, "give a context's name, not a path: no '/', '\\' or '..'")
     return name
 
 
@@ -134,7 +134,7 @@ class NatsContext:
 
     name: str
     path: Path
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict, repr=False)  # secrets
     namespace: str | None = None
 
     def text(self, key: str) -> str | None:

@@ -18,7 +18,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,8 @@ def local_actor() -> str:
 @dataclass(frozen=True)
 class Credentials:
     user: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a repr, a log line
+    token: str | None = field(default=None, repr=False)
     creds_file: Path | None = None
     tls_ca: Path | None = None
     # Where replies come back. A server that gives each user replies of its own (as
@@ -127,7 +127,7 @@ class Credentials:
         """These credentials with replies under the user's own prefix, ``_INBOX_<user>``:
         the retry when the server refuses ``_INBOX``. None when there is nothing to retry:
         a prefix someone chose, no user name, or a name no subject token can carry."""
-        if self.inbox_chosen or not self.user:
+        if self.inbox_chosen or self.inbox_prefix != "_INBOX" or not self.user:
             return None
         prefix = f"_INBOX_{self.user}"
         if not _TOKENS.fullmatch(prefix):

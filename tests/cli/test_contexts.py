@@ -11,6 +11,7 @@ from pathlib import Path
 import nkeys
 import pytest
 
+from cli.connection import Connection
 from registry.jetstream.server import NatsServer
 from tests.helpers import NatsHome, Result, skyctl
 from tests.servers import PASSWORDS, auth_server, tls_files
@@ -266,6 +267,21 @@ def test_a_password_never_appears_in_any_output(home: NatsHome, server: NatsServ
     assert results[2].code == 3 and "refused the credentials" in results[2].err
     for result in results:
         assert SECRET not in result.out + result.err, result
+    # Nor in what a debugging session or a log line shows of the objects holding it.
+    resolved = Connection(user="viewer", password=SECRET, token=SECRET)
+    assert SECRET not in repr(resolved) + repr(resolved.credentials())
+
+
+def test_get_contexts_lists_an_unreadable_context_and_says_why(home: NatsHome) -> None:
+    home.write("fine", url=DEAD)
+    (home.contexts / "broken.json").write_text(f'{{"password": "{SECRET}"')
+    listed = run(home, "config", "get-contexts")
+    assert listed.code == 0, listed
+    assert [line.split()[:2] for line in listed.lines[1:]] == [
+        ["broken", "(unreadable)"],
+        ["fine", DEAD],
+    ]
+    assert listed.err.startswith('warning: invalid context "broken"') and SECRET not in listed.err
 
 
 def test_an_nkey_seed_in_a_context_connects(home: NatsHome, tmp_path: Path) -> None:
