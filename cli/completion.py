@@ -134,7 +134,7 @@ def _live(ctx: Any, namespace: str | None) -> list[ServiceRecord]:
     given = {key: ctx.params[key] for key in fields if ctx.params.get(key) is not None}
 
     async def fetch() -> list[ServiceRecord]:
-        async with await Connection(**given).open() as registry:
+        async with await Connection.resolve(**given).open() as registry:
             return await registry.list(namespace)
 
     try:

@@ -1,15 +1,19 @@
 """The connection flags every server-facing command takes, declared once.
 
-``@connection_options`` adds ``--server`` and the credential flags (named as in the
-nats CLI, with the same environment variables) to a typer command and hands them to
+``@connection_options`` adds ``--server``, ``--context`` and the credential flags (named as
+in the nats CLI, with the same environment variables) to a typer command and hands them to
 it as one ``conn: Connection``; a command never repeats them.
+
+Each setting comes from the first of: its flag, its environment variable (``NATS_URL``,
+``NATS_USER``, ...), the nats CLI context in use (``cli/contexts.py``: ``--context``,
+``$SKYFLOW_CONTEXT``, ``$NATS_CONTEXT``, the selected one), the default.
 """
 
 import functools
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -28,25 +32,32 @@ REPLICAS_ENV = "SKYFLOW_REPLICAS"
 _PANEL = "Connection"
 
 
+_FILES = ("creds", "tlsca", "nkey", "tlscert", "tlskey")
+
+
 @dataclass(frozen=True)
 class Connection:
     server: str = DEFAULT_URL
     user: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a repr, a log line
+    token: str | None = field(default=None, repr=False)
     creds: str | None = None
     tlsca: str | None = None
     inbox_prefix: str | None = None
     # Replicas for the stream if this command creates it: `skyctl init --replicas`,
     # else $SKYFLOW_REPLICAS, else 1. An existing stream keeps its own.
     replicas: int | None = None
+    nkey: str | None = None
+    tlscert: str | None = None
+    tlskey: str | None = None
+    context: str | None = None  # the nats CLI context the settings above came from, if any
 
     def __post_init__(self) -> None:
         # Bytes that are not UTF-8 arrive as lone surrogates, which no socket, subject or
         # CONNECT can carry: refused here, in one line, before anything is sent. (File
         # names may hold any bytes: the files say for themselves.)
         for name, value in vars(self).items():
-            if isinstance(value, str) and name not in ("creds", "tlsca"):
+            if isinstance(value, str) and name not in _FILES:
                 try:
                     value.encode("utf-8")
                 except UnicodeEncodeError:
@@ -54,6 +65,17 @@ class Connection:
 
                     flag = f"--{name.replace('_', '-')}"
                     raise InvalidInput(flag, value, "it is not UTF-8 text") from None
+
+    @classmethod
+    def resolve(cls, context: str | None = None, **given: Any) -> "Connection":
+        """The connection from what the flags and environment ``given`` (None: not given),
+        over the nats CLI context in use (``context`` names one), over the defaults."""
+        from cli.contexts import chosen
+
+        chosen_context = chosen(context)
+        values: dict[str, Any] = chosen_context.connection() if chosen_context else {}
+        values.update({key: value for key, value in given.items() if value is not None})
+        return cls(**values, context=chosen_context.name if chosen_context else None)
 
     def stream_replicas(self) -> int:
         if self.replicas is not None:
@@ -77,6 +99,9 @@ class Connection:
             creds_file=self.creds,
             tls_ca=self.tlsca,
             inbox_prefix=self.inbox_prefix,
+            nkey_file=self.nkey,
+            tls_cert=self.tlscert,
+            tls_key=self.tlskey,
         )
 
     async def open(self, *, keep_reconnecting: bool = False, writes: bool = False) -> "Registry":
@@ -115,20 +140,52 @@ def _warn(skipped: object) -> None:
     warn_once(str(skipped))
 
 
+def _file_option(name: str, flag: str, envvar: str, help: str) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(flag, envvar=envvar, metavar="FILE", rich_help_panel=_PANEL, help=help),
+        ],
+    )
+
+
 _PARAMETERS = [
     inspect.Parameter(
         "server",
         inspect.Parameter.KEYWORD_ONLY,
-        default=DEFAULT_URL,
+        default=None,
         annotation=Annotated[
-            str,
+            str | None,
             typer.Option(
                 "--server",
                 "-S",
                 envvar="NATS_URL",
                 metavar="URL",
                 rich_help_panel=_PANEL,
-                help="NATS server URL; a cluster's as a comma-separated list.",
+                help="NATS server URL; a cluster's as a comma-separated list. Default: the "
+                f"context's url, else {DEFAULT_URL}.",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "context",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--context",
+                metavar="NAME",
+                rich_help_panel=_PANEL,
+                # Eager: a namespace option's default comes from the context (cli/options.py).
+                is_eager=True,
+                help="The nats CLI context to use (~/.config/nats/context/NAME.json); "
+                "default $SKYFLOW_CONTEXT, else $NATS_CONTEXT, else the selected one "
+                "(nats context select, skyctl config use-context). Flags and NATS_* "
+                "variables override its settings.",
             ),
         ],
     ),
@@ -197,6 +254,14 @@ _PARAMETERS = [
             ),
         ],
     ),
+    _file_option("nkey", "--nkey", "NATS_NKEY", "NKey seed file (a user known by its key)."),
+    _file_option(
+        "tlscert",
+        "--tlscert",
+        "NATS_CERT",
+        "Client certificate, for servers that verify clients (with --tlskey).",
+    ),
+    _file_option("tlskey", "--tlskey", "NATS_KEY", "Private key of the client certificate."),
     inspect.Parameter(
         "inbox_prefix",
         inspect.Parameter.KEYWORD_ONLY,
@@ -208,8 +273,9 @@ _PARAMETERS = [
                 envvar="NATS_INBOX_PREFIX",
                 metavar="PREFIX",
                 rich_help_panel=_PANEL,
-                help="Subject prefix for replies (default _INBOX); a server that keeps each "
-                "user's replies apart names it, e.g. _INBOX_<user>.",
+                help="Subject prefix for replies (default _INBOX; when the server refuses "
+                "that to a user, _INBOX_<user>); a server that keeps each user's replies "
+                "apart names it.",
             ),
         ],
     ),
@@ -225,7 +291,15 @@ def connection_options(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        conn = Connection(**{name: kwargs.pop(name) for name in _NAMES})
+        given = {name: kwargs.pop(name) for name in _NAMES}
+        ctx = next((v for v in (*args, *kwargs.values()) if isinstance(v, typer.Context)), None)
+        if ctx is not None and ctx.invoked_subcommand is not None:
+            # A group's callback on the way to its subcommand, which takes the connection
+            # flags of its own: no context is read here, so none can fail here.
+            given.pop("context")
+            conn = Connection(**{k: v for k, v in given.items() if v is not None})
+        else:
+            conn = Connection.resolve(**given)
         return command(*args, conn=conn, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=[*kept, *_PARAMETERS])  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from cli.addresses import addresses_app
 from cli.announce import announce_app, announce_task
 from cli.apply import apply
 from cli.completion import COMPLETE_VAR, completion
+from cli.config import config_app
 from cli.create import create_app
 from cli.delete import delete_app
 from cli.describe import describe_app
@@ -69,6 +70,7 @@ app.command("server")(server)
 app.command("init")(init)
 app.command("version")(version)
 app.command("completion")(completion)
+app.add_typer(config_app, name="config")
 # Discovery: tasks announce themselves, services resolve to their endpoints.
 app.add_typer(announce_app, name="announce")
 register(announce_app, announce_task, "task")

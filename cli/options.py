@@ -22,6 +22,7 @@ __all__ = [
     "all_namespaces_option",
     "format_option",
     "label_selector_option",
+    "namespace_option",
     "no_headers_option",
     "output_option",
     "sort_by_option",
@@ -157,12 +158,39 @@ def watch_option() -> Any:
     return typer.Option("--watch", "-w", help="After listing, print every change as it happens.")
 
 
-NamespaceOpt = Annotated[
-    str, typer.Option("--namespace", "-n", help="Namespace of the service.", show_default=True)
-]
-TaskNamespaceOpt = Annotated[
-    str, typer.Option("--namespace", "-n", help="Namespace of the task.", show_default=True)
-]
+def _context_namespace(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """A namespace not given on the command line is the context's, if it has one
+    (kubeconfig's habit): ``-n`` > the context's namespace > default. The context is the
+    one the command uses (``--context`` is eager, so it is read before this runs)."""
+    if ctx.resilient_parsing:  # completing a command line: no files read, no errors
+        return value
+    source = ctx.get_parameter_source(param.name or "")
+    if source is None or source.name != "DEFAULT":
+        return value
+    from cli.contexts import chosen
+
+    context = chosen(ctx.params.get("context"))
+    if context is None or context.namespace is None:
+        return value
+    return context.namespace
+
+
+_FROM_CONTEXT = " Default: the context's namespace (skyctl config set-context), else default."
+
+
+def namespace_option(help: str, *, show_default: bool = True) -> Any:
+    """``-n/--namespace``, whose default comes from the context in use."""
+    return typer.Option(
+        "--namespace",
+        "-n",
+        help=help + _FROM_CONTEXT,
+        show_default=show_default,
+        callback=_context_namespace,
+    )
+
+
+NamespaceOpt = Annotated[str, namespace_option("Namespace of the service.")]
+TaskNamespaceOpt = Annotated[str, namespace_option("Namespace of the task.")]
 OutputOpt = Annotated[Output, output_option(*Output)]
 FilenameOpt = Annotated[
     list[str] | None,
@@ -179,6 +207,10 @@ DryRunOpt = Annotated[
 NamespaceFlag = Annotated[
     str | None,
     typer.Option(
-        "--namespace", "-n", help="Namespace for manifests that name none (default: default)."
+        "--namespace",
+        "-n",
+        help="Namespace for manifests that name none (default: the context's namespace, "
+        "else default).",
+        callback=_context_namespace,
     ),
 ]

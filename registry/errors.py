@@ -15,6 +15,7 @@
         ├── Unreachable         no server at the URL (or it has no JetStream)
         ├── NotAuthenticated    the server refused the credentials
         ├── PermissionDenied    the server refused this user the operation
+        │   └── InboxRefused    ...its replies under the inbox prefix used: nothing can answer
         ├── StreamMisconfigured the log stream could lose history; refused
         ├── StreamOutdated      the log stream predates addresses: skyctl init upgrades it
         ├── CheckpointConflict  another process moved a durable subscription on
@@ -30,6 +31,7 @@ __all__ = [
     "AlreadyExists",
     "CheckpointConflict",
     "Conflict",
+    "InboxRefused",
     "InvalidInput",
     "NoEndpoints",
     "NotARegistry",
@@ -252,6 +254,12 @@ class PermissionDenied(ServerError):
         super().__init__(f"permission denied: {operation} ({detail})")
         self.operation = operation
         self.detail = detail
+
+
+class InboxRefused(PermissionDenied):
+    """The server refuses this user replies under the inbox prefix it connected with, so
+    no request can ever be answered (``registry.jetstream.open_log`` retries once with the
+    user's own prefix, ``_INBOX_<user>``, when none was chosen)."""
 
 
 class ReadSlotsBusy(ServerError):

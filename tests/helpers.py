@@ -6,18 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import os
 import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -67,11 +71,20 @@ class Result:
 def _environment(url: str | None, env: Mapping[str, str] | None) -> dict[str, str]:
     """A command's environment: this one's, less any NATS_* of the developer's, plus
     ``NATS_URL`` and ``env``."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith("NATS_") and k != "SKYFLOW_CONTEXT"
+    }
+    # The developer's own nats CLI contexts (a selected one would lend every test its
+    # user) stay out of it: contexts are read from an empty directory unless ``env``
+    # names one.
+    environment["XDG_CONFIG_HOME"] = _NO_CONTEXTS
     if url is not None:
         environment["NATS_URL"] = url
     environment.update(env or {})
     return environment
+
+
+_NO_CONTEXTS = tempfile.mkdtemp(prefix="skyctl-no-contexts-")
 
 
 def skyctl(
@@ -207,10 +220,9 @@ def _ignore_sigint() -> None:
 def start(*args: str, url: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     """``skyctl`` in a process of its own (stopped at the end of the test); with
     ``sigint_ignored`` as a shell starts a background job (``cmd &`` in a script)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", *args],
-        env={**env, "NATS_URL": url},
+        env=_environment(url, None),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -258,3 +270,38 @@ async def raw_as(url: str, user: str, password: str) -> AsyncIterator[Raw]:
         yield Raw(user, nc, errors)
     finally:
         await nc.close()
+
+
+class NatsHome:
+    """A home directory of the test's own holding nats CLI contexts
+    (``.config/nats/context/<name>.json``, the selected one in ``.config/nats/context.txt``),
+    and the environment that makes ``skyctl`` look there."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / ".config"
+        self.contexts = self.config / "nats" / "context"
+        self.contexts.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"HOME": str(self.root), "XDG_CONFIG_HOME": str(self.config)}
+
+    def write(self, name: str, **settings: object) -> Path:
+        """A context as ``nats context save`` writes it (0600, indented JSON)."""
+        path = self.contexts / f"{name}.json"
+        path.write_text(json.dumps(settings, indent=2))
+        path.chmod(0o600)
+        return path
+
+    def read(self, name: str) -> dict[str, Any]:
+        data = json.loads((self.contexts / f"{name}.json").read_text())
+        assert isinstance(data, dict)
+        return data
+
+    def select(self, name: str) -> None:
+        (self.config / "nats" / "context.txt").write_text(name)
+
+    @property
+    def selected(self) -> str:
+        return (self.config / "nats" / "context.txt").read_text().strip()

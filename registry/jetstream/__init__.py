@@ -6,7 +6,8 @@ once, at connect, by this rule:
 
 - **nats-py** when the connection must outlive a server restart (``long_lived``: watches,
   followed events, durable subscribers, and library programs by default), when the
-  credentials are a creds file (NKey/JWT signing), or for a scheme other than ``nats://``
+  credentials are signed with an NKey (a creds file, a seed) or include a client
+  certificate, or for a scheme other than ``nats://``
   and ``tls://`` (websockets);
 - **the wire client** otherwise: one-shot commands, whose life is mostly imports.
   It does several servers, TLS with a CA, user/password and tokens.
@@ -24,7 +25,7 @@ import os
 from typing import TYPE_CHECKING, Literal
 
 from events.stream import StreamSpec
-from registry.errors import InvalidInput
+from registry.errors import InboxRefused, InvalidInput
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.protocol import DEFAULT_URL
 
@@ -44,9 +45,15 @@ def choose_client(url: str, credentials: Credentials, *, long_lived: bool) -> Cl
     if forced:
         if forced not in ("nats-py", "wire"):
             raise InvalidInput(CLIENT_ENV, forced, "must be nats-py or wire")
+        if forced == "wire" and credentials.needs_nats_py:
+            raise InvalidInput(
+                CLIENT_ENV,
+                forced,
+                "the wire client cannot sign with an NKey or present a client certificate",
+            )
         return "nats-py" if forced == "nats-py" else "wire"
     schemes = {part.strip().partition("://")[0] for part in url.split(",") if "://" in part}
-    if long_lived or credentials.creds_file is not None or schemes - {"nats", "tls"}:
+    if long_lived or credentials.needs_nats_py or schemes - {"nats", "tls"}:
         return "nats-py"
     return "wire"
 
@@ -94,16 +101,31 @@ async def open_log(
     create: bool = True,
 ) -> JetStreamLog:
     """Connect and open the service log (creating its stream if missing and ``create``,
-    checking it)."""
+    checking it).
+
+    When the server refuses replies under ``_INBOX`` and the user has a name but chose no
+    prefix, this connects once more with the user's own, ``_INBOX_<user>`` (the refusal
+    comes at once, so the retry costs one connection)."""
     from registry.jetstream.log import JetStreamLog
 
-    conn = await connect(
-        url,
-        credentials=credentials,
-        long_lived=long_lived,
-        timeout=min(api_timeout, 2.0),
-        client=client,
-    )
-    return await JetStreamLog.open(
-        conn, spec=spec, api_timeout=api_timeout, provisioning=provisioning, create=create
-    )
+    credentials = credentials or Credentials()
+
+    async def attempt(credentials: Credentials) -> JetStreamLog:
+        conn = await connect(
+            url,
+            credentials=credentials,
+            long_lived=long_lived,
+            timeout=min(api_timeout, 2.0),
+            client=client,
+        )
+        return await JetStreamLog.open(
+            conn, spec=spec, api_timeout=api_timeout, provisioning=provisioning, create=create
+        )
+
+    try:
+        return await attempt(credentials)
+    except InboxRefused:
+        own = credentials.with_user_inbox()
+        if own is None:
+            raise
+    return await attempt(own)

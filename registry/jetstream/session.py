@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from events.subjects import parse_subject
 from registry.errors import (
+    InboxRefused,
     InvalidInput,
     NotARegistry,
     PermissionDenied,
@@ -229,18 +230,30 @@ class Session:
     # -- who we are --------------------------------------------------------------------
 
     async def _who_am_i(self) -> None:
-        """Ask the server who this connection is and whether permissions limit it."""
+        """Ask the server who this connection is and whether permissions limit it.
+
+        Refusals are watched for meanwhile: a server that refuses this user replies on
+        its inbox prefix says so at once (``InboxRefused``), rather than after the
+        question's timeout, and one that refuses the question itself is an answer too.
+        """
+        self.restricted = True  # until the server says otherwise
         try:
-            reply = await self.conn.request("$SYS.REQ.USER.INFO", timeout=1.0)
+            reply = await self.guarded(
+                self.conn.request("$SYS.REQ.USER.INFO", timeout=1.0),
+                "ask the server who this user is",
+                "$SYS.REQ.USER.INFO",
+            )
             data = json.loads(reply.data)["data"]
             if not isinstance(data, dict):
                 raise TypeError
-        except (TimeoutError, NoResponders, ValueError, KeyError, TypeError):
+        except InboxRefused:
+            raise
+        except (TimeoutError, NoResponders, PermissionDenied, ValueError, KeyError, TypeError):
             # Not allowed to ask: assume limits, so refusals are reported as they happen.
-            self.restricted = True
             return
         except ConnectionLost as exc:
             raise Unreachable(self.url, str(exc)) from None
+        self.restricted = False
         if not self.conn.auth_required:
             # The server took whatever name the client offered (`--user bob` on a server
             # without users): it proves nothing, so it names no one.
@@ -346,7 +359,7 @@ class Session:
         """
         if self._inbox_refused is not None:
             _close_unawaited(awaitable)
-            raise PermissionDenied(operation, self._inbox_refused)
+            raise InboxRefused(operation, self._inbox_refused)
         if not self.restricted:
             return await awaitable
         task = asyncio.ensure_future(awaitable)
@@ -358,10 +371,9 @@ class Session:
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if waiter.done() and not task.done():
                 task.cancel()
-                raise PermissionDenied(
-                    operation,
-                    self._inbox_refused or _describe_violation(waiter.result(), self.user),
-                )
+                if self._inbox_refused is not None:
+                    raise InboxRefused(operation, self._inbox_refused)
+                raise PermissionDenied(operation, _describe_violation(waiter.result(), self.user))
             return task.result()
         finally:
             self._denial_waiters.discard(entry)
@@ -379,7 +391,8 @@ class Session:
             who = f"user {self.user!r}" if self.user else "this user"
             self._inbox_refused = (
                 f"the server does not let {who} receive replies on {subject}; give the "
-                "inbox prefix it allows (--inbox-prefix or NATS_INBOX_PREFIX, e.g. _INBOX_<user>)"
+                "inbox prefix it allows (--inbox-prefix, NATS_INBOX_PREFIX or a context's "
+                "inbox_prefix, e.g. _INBOX_<user>)"
             )
             for _, waiter in list(self._denial_waiters):
                 if not waiter.done():

@@ -177,11 +177,24 @@ async def test_no_one_reads_anyone_elses_replies(raw: Raw) -> None:
         assert await raw.refused("subscription to"), inbox
 
 
-def test_a_user_without_its_inbox_prefix_is_told_which_option_to_set(server: NatsServer) -> None:
-    started = time.monotonic()
+def test_a_user_without_its_inbox_prefix_gets_its_own(server: NatsServer) -> None:
+    # The server refuses the viewer replies on _INBOX at once; skyctl then uses the
+    # viewer's own prefix, _INBOX_viewer, by itself.
     result = skyctl(
         "get", "svc", "--user", "viewer", "--password", PASSWORDS["viewer"], url=server.url
     )
+    assert result.code == 0, result.err
+
+
+def test_a_user_with_a_refused_inbox_prefix_is_told_which_option_to_set(
+    server: NatsServer,
+) -> None:
+    # A prefix someone chose is never replaced: the refusal is reported, at once.
+    started = time.monotonic()
+    result = skyctl(
+        "get", "svc", "--user", "viewer", "--password", PASSWORDS["viewer"],
+        "--inbox-prefix", "_INBOX", url=server.url,
+    )  # fmt: skip
     assert result.code == 3 and result.err.count("\n") == 1, result.err
     assert "receive replies" in result.err and "--inbox-prefix" in result.err
     assert time.monotonic() - started < 5
