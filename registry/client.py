@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from registry.discovery.resolver import Resolver
     from registry.discovery.served import Served
     from registry.discovery.tasks import LiveTask
+    from registry.services.audit import Acknowledged
     from registry.services.batch import Prepared
     from registry.services.bulk import Outcome
     from registry.services.feed import LogRecord
@@ -416,6 +417,14 @@ class Registry:
         from registry.addresses.quotas import read_quota
 
         return await read_quota(self.log, namespace)
+
+    async def acknowledge_break(self, seq: int, reason: str) -> tuple[Acknowledged, bool]:
+        """Record that the break ``audit verify`` reports at ``seq`` was investigated
+        (admins only: the server refuses anyone else); the acknowledgement, and whether it
+        is new (``registry.services.audit``)."""
+        from registry.services.audit import acknowledge
+
+        return await acknowledge(self.log, seq, reason, await self.actor())
 
     async def create_many(
         self,
