@@ -340,7 +340,9 @@ async def acknowledge(log: Log, seq: int, reason: str, actor: str) -> tuple[Ackn
     nothing is written). ``InvalidInput`` unless ``audit verify`` finds a break there."""
     last = await log.last_sequence()
     if not 1 <= seq <= last:
-        raise InvalidInput("SEQ", seq, f"not a sequence of the log (it ends at {last})")
+        raise InvalidInput(
+            "SEQ", seq, f"not a sequence of the log: the log ends at sequence {last}"
+        )
     if not reason.strip() or len(reason) > 1024 or not reason.isprintable():
         raise InvalidInput(
             "--reason", reason[:60], "say why in one printable line of at most 1,024 characters"
