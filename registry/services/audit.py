@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from events import AddressAllocated, AddressReleased, Holder, encode, new_event_id, utc_now
 from events.audit import BreakAcknowledged
 from events.codec import DecodeError, decode_acknowledgement
-from events.subjects import ACKNOWLEDGED_SUBJECT, ALL_SUBJECTS
+from events.subjects import ACKNOWLEDGED_SUBJECT, ADDRESS_PREFIX, ALL_SUBJECTS
 from events.subjects import PREFIX as SERVICE_PREFIX
 from registry.addresses.holdings import Address, held_by
 from registry.errors import InvalidInput, ServerError
@@ -133,12 +133,15 @@ class ChainChecker:
         return len(self._met)
 
     def describe(self) -> str:
-        """``5 events in 4 chains (2 services, 2 addresses)``."""
+        """``6 events in 5 chains (2 services, 2 addresses, 1 other)``."""
         services = sum(1 for s in self._met if s.startswith(f"{SERVICE_PREFIX}."))
-        others = self.chains - services
+        addresses = sum(1 for s in self._met if s.startswith(f"{ADDRESS_PREFIX}."))
+        others = self.chains - services - addresses
         parts = [f"{services} service{'s' if services != 1 else ''}"]
-        if others:
-            parts.append(f"{others} address{'es' if others != 1 else ''}")
+        if addresses:
+            parts.append(f"{addresses} address{'es' if addresses != 1 else ''}")
+        if others:  # the ranges, quotas, status reports, acknowledgements
+            parts.append(f"{others} other{'s' if others != 1 else ''}")
         chains = f"{self.chains} chain{'s' if self.chains != 1 else ''}"
         events = f"{self.checked} event{'s' if self.checked != 1 else ''}"
         return f"{events} in {chains} ({', '.join(parts)})"
