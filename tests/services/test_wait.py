@@ -53,8 +53,8 @@ async def test_wait_returns_within_a_moment_of_the_change(
         await asyncio.sleep(1.0)
         assert not waiting.done()
         task = Task(namespace=ns, name="web-1", labels={"app": "web"}, address="10.1.0.1")
+        announced = time.monotonic()  # the wait may see the task before announce returns
         async with registry.announce(task, ttl=30):
-            announced = time.monotonic()
             result, ended = await asyncio.wait_for(waiting, 30)
         assert (result.code, result.out) == (0, "service/web condition met: 1 ready endpoint\n")
         report(f"wait --for=endpoints>=1 returned {(ended - announced) * 1000:.0f} ms after")
