@@ -21,6 +21,7 @@ from registry.errors import InvalidInput, NotFound, RegistryError, ServiceError
 
 if TYPE_CHECKING:
     from registry.client import Registry
+    from registry.services.decisions import Applied
 
 __all__ = [
     "Outcome",
@@ -29,6 +30,8 @@ __all__ = [
     "delete_from_files",
     "manifest_namespace",
     "no_files_or_noun",
+    "plan_all",
+    "print_plans",
     "run",
 ]
 
@@ -89,6 +92,58 @@ async def apply_all(
         return results
     outcomes = await registry.apply_many([(m.service, m.resource_version) for m in manifests])
     return [o if isinstance(o, ServiceError) else o.action for o in outcomes]
+
+
+def plan_all(conn: Connection, manifests: Sequence[Manifest]) -> list[Applied | ServiceError]:
+    """What ``apply`` would do to each manifest's service (``apply --dry-run``, ``diff``),
+    or why it cannot: decided on what is live now, addresses it would take included,
+    writing nothing."""
+
+    async def plan() -> list[Applied | ServiceError]:
+        plans: list[Applied | ServiceError] = []
+        async with await conn.open() as registry:
+            for m in manifests:
+                try:
+                    plans.append(
+                        await registry.apply(
+                            m.service, expected_revision=m.resource_version, dry_run=True
+                        )
+                    )
+                except ServiceError as exc:
+                    plans.append(exc)
+        return plans
+
+    return asyncio.run(plan())
+
+
+def print_plans(
+    manifests: Sequence[Manifest], plans: Sequence[Applied | ServiceError], suffix: str
+) -> bool:
+    """Each service apply would change, as kubectl names it, with what would change under
+    it in the words of ``history``'s CHANGES (``registry.services.diff``); nothing for one
+    that is unchanged unless ``suffix`` (apply's own report). Then fail if any plan
+    failed; whether anything would change."""
+    from registry.services.diff import changes
+
+    failures: list[RegistryError] = []
+    differs = False
+    for manifest, plan in zip(manifests, plans, strict=True):
+        if isinstance(plan, RegistryError):
+            failures.append(plan)
+            continue
+        if plan.action == "unchanged":
+            if suffix:
+                print(f"service/{manifest.service.name} unchanged{suffix}", flush=True)
+            continue
+        differs = True
+        print(f"service/{manifest.service.name} {plan.action}{suffix}")
+        before = plan.before.service if plan.before is not None else None
+        after = plan.record.service if plan.record is not None else None
+        for change in changes(before, after):
+            print(f"  {safe(str(change))}")
+    if failures:
+        _report(failures)
+    return differs
 
 
 def create_from_files(

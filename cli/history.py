@@ -19,6 +19,7 @@ from registry.errors import InvalidInput
 if TYPE_CHECKING:
     from events import Service
     from events.membership import Transition
+    from registry.services.audit import Acknowledged
     from registry.services.feed import LogRecord
     from registry.services.history import HistoryItem
     from registry.services.proof import Proof, Trust
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["audit_app", "events", "history_app"]
 
 history_app = verb_app("Show the history of a resource.")
-audit_app = typer.Typer(help="Check the log's integrity.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Check the log's integrity; acknowledge a break that was investigated.",
+    no_args_is_help=True,
+)
 
 HISTORY_COLUMNS = (
     "SEQ",
@@ -365,36 +369,66 @@ def _event_object(record: "LogRecord", proof: "Proof | None") -> dict[str, Any]:
 
 
 @connection_options
-def verify(trust_file: TrustOpt = None, *, conn: Connection) -> None:
+def verify(
+    trust_file: TrustOpt = None,
+    since: Annotated[
+        int | None,
+        typer.Option(
+            "--since",
+            metavar="SEQ",
+            help="Verify from this stream sequence on (each chain's first link met is "
+            "checked against the message before it).",
+            show_default=False,
+        ),
+    ] = None,
+    *,
+    conn: Connection,
+) -> None:
     """Recompute every service's hash chain and check every signature; list each break.
 
     With --trust, also list every event whose actor is not verified by a trusted key.
-    Exit 0 only if every link and signature holds (and, with --trust, every actor is
-    verified).  Example:  skyctl audit verify --trust keys.txt
+    A break an admin acknowledged (skyctl audit acknowledge) is listed as ACKNOWLEDGED
+    and does not fail the check. Exit 0 only if every other link and signature holds
+    (and, with --trust, every actor is verified): a scheduled check.
+
+    Example:  skyctl audit verify --trust keys.txt
+
+              skyctl audit verify --since 120000
     """
     from collections import Counter
 
-    from registry.services.audit import Break, ChainChecker
+    from registry.services.audit import Break, ChainChecker, read_acknowledgements
     from registry.services.audit import verify as walk
 
+    if since is not None and since < 1:
+        raise InvalidInput("--since", since, "a stream sequence is 1 or more")
     trust = load_trust(trust_file)
     checker = ChainChecker()
     proofs: Counter[str] = Counter()
 
-    async def run() -> tuple[int, int]:
-        breaks = unproven = 0
+    async def run() -> tuple[int, int, int]:
+        breaks = unproven = acknowledged = 0
         async with await conn.open() as registry:
-            async for found in walk(registry.log, checker, trust, proofs):
-                if isinstance(found, Break):
+            if since is not None:
+                last = await registry.log.last_sequence()
+                if since > last:
+                    raise InvalidInput("--since", since, f"the log ends at sequence {last}")
+            known = await read_acknowledgements(registry.log)
+            async for found in walk(registry.log, checker, trust, proofs, since=since):
+                if isinstance(found, Break) and found.seq in known:
+                    print(f"ACKNOWLEDGED {safe(str(found))} ({safe(str(known[found.seq]))})")
+                    acknowledged += 1
+                elif isinstance(found, Break):
                     print(f"BROKEN {safe(str(found))}", flush=True)
                     breaks += 1
                 else:
                     print(f"UNPROVEN {safe(str(found))}", flush=True)
                     unproven += 1
-        return breaks, unproven
+        return breaks, unproven, acknowledged
 
-    breaks, unproven = asyncio.run(run())
-    summary = f"checked {checker.describe()}"
+    breaks, unproven, acknowledged = asyncio.run(run())
+    start = f"from seq {since}: " if since is not None else ""
+    summary = f"checked {start}{checker.describe()}"
     if trust is not None or proofs["signed"] or proofs["verified"]:
         counts = ", ".join(f"{proofs[s]} {s}" for s in ("verified", "signed", "unproven"))
         others = [f"{proofs[s]} {s}" for s in ("replayed", "expired", "forged") if proofs[s]]
@@ -405,9 +439,58 @@ def verify(trust_file: TrustOpt = None, *, conn: Connection) -> None:
         problems += (
             [f"{unproven} unverified actor{'s' if unproven != 1 else ''}"] if unproven else []
         )
+        if acknowledged:
+            problems.append(f"{acknowledged} acknowledged")
         print(f"{summary}: {', '.join(problems)}", file=sys.stderr)
         raise typer.Exit(1)
+    if acknowledged:
+        plural = "s" if acknowledged != 1 else ""
+        print(f"{summary}: every other link holds ({acknowledged} acknowledged break{plural})")
+        return
     print(f"{summary}: every link holds")
 
 
+@connection_options
+def acknowledge(
+    seq: Annotated[
+        int,
+        typer.Argument(metavar="SEQ", help="The stream sequence of the break.", show_default=False),
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help="Why the break is accepted (a ticket, what was found).",
+            show_default=False,
+        ),
+    ] = "",
+    *,
+    conn: Connection,
+) -> None:
+    """Record that a break audit verify reports was investigated (admins only), so that
+    audit verify lists it as acknowledged and passes if nothing else is wrong.
+
+    The log itself cannot be mended; the acknowledgement is an event of its own
+    (BreakAcknowledged), naming the sequence, the reason and who acknowledged it.
+
+    Example:  skyctl audit acknowledge 4711 --reason "INC-42: test publish, harmless"
+    """
+    if seq < 1:
+        raise InvalidInput("SEQ", seq, "a stream sequence is 1 or more")
+    if not reason.strip():
+        raise InvalidInput("--reason", reason, "say why the break is accepted")
+
+    async def run() -> "tuple[Acknowledged, bool]":
+        async with await conn.open() as registry:
+            return await registry.acknowledge_break(seq, reason)
+
+    done, new = asyncio.run(run())
+    if new:
+        print(f"break at seq {seq} acknowledged (seq {done.seq})")
+    else:
+        print(f"break at seq {seq} already {safe(str(done))}")
+
+
 audit_app.command("verify")(verify)
+audit_app.command("acknowledge")(acknowledge)

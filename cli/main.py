@@ -19,6 +19,7 @@ from cli.config import config_app
 from cli.create import create_app
 from cli.delete import delete_app
 from cli.describe import describe_app
+from cli.diff import diff
 from cli.dns import dns_command
 from cli.edit import edit_app
 from cli.endpoints import get_endpoints
@@ -30,11 +31,13 @@ from cli.label import label_app
 from cli.proxy import proxy_command
 from cli.readiness import task_app
 from cli.record import record
+from cli.rollback import rollback_app
 from cli.server import server
 from cli.tasks import get_tasks
 from cli.terminal import forget_warnings
 from cli.verbs import register
 from cli.version import version, version_callback
+from cli.wait import wait_app
 from registry.errors import RegistryError
 
 __all__ = ["app", "main"]
@@ -59,6 +62,9 @@ app.add_typer(create_app, name="create")
 app.add_typer(get_app, name="get")
 app.add_typer(delete_app, name="delete")
 app.command("apply")(apply)
+app.command("diff")(diff)
+app.add_typer(rollback_app, name="rollback")
+app.add_typer(wait_app, name="wait")
 app.add_typer(edit_app, name="edit")
 app.add_typer(label_app, name="label")
 app.add_typer(describe_app, name="describe")

@@ -16,6 +16,7 @@ import msgpack
 from pydantic import BaseModel, ValidationError
 
 from events.address import AddressAllocated, AddressEvent, AddressRangesSet, AddressReleased
+from events.audit import BreakAcknowledged
 from events.envelope import EventEnvelope
 from events.quota import QuotaUsage, ResourceQuotaSet
 from events.service import (
@@ -36,6 +37,7 @@ __all__ = [
     "NotAnEvent",
     "UnknownEventType",
     "decode",
+    "decode_acknowledgement",
     "decode_address",
     "decode_quota",
     "decode_ranges",
@@ -63,6 +65,7 @@ RANGES_MODELS: dict[str, type[AddressRangesSet]] = {"AddressRangesSet": AddressR
 QUOTA_MODELS: dict[str, type[ResourceQuotaSet]] = {"ResourceQuotaSet": ResourceQuotaSet}
 USAGE_MODELS: dict[str, type[QuotaUsage]] = {"QuotaUsage": QuotaUsage}
 STATUS_MODELS: dict[str, type[ServiceStatusSet]] = {"ServiceStatusSet": ServiceStatusSet}
+ACKNOWLEDGED_MODELS: dict[str, type[BreakAcknowledged]] = {"BreakAcknowledged": BreakAcknowledged}
 ALL_MODELS: dict[str, type[BaseModel]] = {
     **MODELS,
     **ADDRESS_MODELS,
@@ -70,6 +73,7 @@ ALL_MODELS: dict[str, type[BaseModel]] = {
     **QUOTA_MODELS,
     **USAGE_MODELS,
     **STATUS_MODELS,
+    **ACKNOWLEDGED_MODELS,
 }
 
 CURRENT_VERSIONS: dict[str, int] = {
@@ -213,6 +217,11 @@ def decode_usage(data: bytes) -> QuotaUsage:
 def decode_status(data: bytes) -> ServiceStatusSet:
     """A controller's status report (what a status subject holds)."""
     return _decode(data, STATUS_MODELS)
+
+
+def decode_acknowledgement(data: bytes) -> BreakAcknowledged:
+    """An admin's acknowledgement of an audit break (what the acknowledged subject holds)."""
+    return _decode(data, ACKNOWLEDGED_MODELS)
 
 
 def _decode(data: bytes, models: Mapping[str, type[M]]) -> M:

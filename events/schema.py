@@ -28,7 +28,7 @@ from events.membership import (
     TaskLeft,
     TaskReadinessChanged,
 )
-from events.subjects import RANGES_SUBJECT
+from events.subjects import ACKNOWLEDGED_SUBJECT, RANGES_SUBJECT
 from events.task import TaskHeartbeat, TaskWithdrawn
 
 __all__ = ["SCHEMA_DIR", "render", "schemas"]
@@ -52,6 +52,8 @@ def schemas() -> dict[str, dict[str, Any]]:
             subject = "skyflow.status.<namespace>.<name>"
         elif event_type == "QuotaUsage":
             subject = "skyflow.usage.<namespace>"
+        elif event_type == "BreakAcknowledged":
+            subject = ACKNOWLEDGED_SUBJECT
         else:
             subject = "skyflow.svc.<namespace>.<name>"
         where = f"in the stream SKYFLOW_SERVICES on the subject {subject}"

@@ -1,6 +1,7 @@
 """Subject names: one subject per service, ``skyflow.svc.<namespace>.<name>``, one per
 address that can be held, ``skyflow.addr.<kind>.<address>``, and the address ranges,
-``skyflow.config.ranges``, and one per namespace quota, ``skyflow.quota.<namespace>``, and
+``skyflow.config.ranges``, and the admins' acknowledgements of audit breaks,
+``skyflow.config.acknowledged``, and one per namespace quota, ``skyflow.quota.<namespace>``, and
 its usage, ``skyflow.usage.<namespace>``, and each service's status as controllers report
 it, ``skyflow.status.<namespace>.<name>``; all in the one stream.
 
@@ -15,6 +16,7 @@ same atomic batch as the service event that takes it.
 from __future__ import annotations
 
 __all__ = [
+    "ACKNOWLEDGED_SUBJECT",
     "ADDRESS_PREFIX",
     "ADDRESS_SUBJECTS",
     "ALL_SUBJECTS",
@@ -52,6 +54,9 @@ _TOKEN_KINDS = {token: kind for kind, token in _KIND_TOKENS.items()}
 
 CONFIG_SUBJECTS = "skyflow.config.*"
 RANGES_SUBJECT = "skyflow.config.ranges"
+# Breaks of the audit an admin investigated (``events.audit``): a config subject, so only
+# admins may write it, and streams made before it hold it already.
+ACKNOWLEDGED_SUBJECT = "skyflow.config.acknowledged"
 
 # Each namespace's quota (``events.quota``): written by admins only.
 QUOTA_PREFIX = "skyflow.quota"

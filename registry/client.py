@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +41,7 @@ from registry.services.decisions import (
     decide_delete,
     decide_force_delete,
     decide_readdress,
+    decide_update,
 )
 from registry.services.projection import Change, ServiceRecord
 from registry.services.projector import SkipHandler, list_current, report_skipped
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
     from registry.discovery.resolver import Resolver
     from registry.discovery.served import Served
     from registry.discovery.tasks import LiveTask
+    from registry.services.audit import Acknowledged
     from registry.services.batch import Prepared
     from registry.services.bulk import Outcome
     from registry.services.feed import LogRecord
@@ -81,7 +84,17 @@ if TYPE_CHECKING:
 
 E = TypeVar("E", bound=Event)
 
-__all__ = ["Registry", "local_actor"]
+__all__ = ["Registry", "RolledBack", "local_actor"]
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    """What ``rollback`` did: the revision restored, the service after it (None: the
+    live definition was that one already, nothing written) and what it changed."""
+
+    revision: int
+    record: ServiceRecord | None
+    changes: tuple[str, ...]
 
 
 def _clip(text: str) -> str:
@@ -229,12 +242,60 @@ class Registry:
         namespace, name = service.namespace, service.name
         try:
             if dry_run:
-                prepared = await self.prepare(namespace, name, decide)
-                return Applied(applied(prepared.event), None)
+                prepared, current = await prepare(self.writer, namespace, name, decide)
+                event = prepared.event
+                would = ServiceRecord.from_event(0, event, prepared.data, prepared.headers)
+                return Applied(applied(event), would, current.record())
             written = await self.write(namespace, name, decide)
         except Unchanged as same:
-            return Applied("unchanged", same.record)
-        return Applied(applied(written.event), written.record())
+            return Applied("unchanged", same.record, same.record)
+        return Applied(applied(written.event), written.record(), written.decided_on.record())
+
+    async def rollback(
+        self, namespace: str, name: str, *, to_revision: int | None = None
+    ) -> RolledBack:
+        """Restore the service's definition as it was at ``to_revision`` (default: the
+        last revision whose definition differs from the live one), as a ``ServiceUpdated``
+        written only on top of the revision the history was read at; its addresses and
+        status stay (``registry.services.rollback``)."""
+        from registry.errors import Stale
+        from registry.services.diff import changes
+        from registry.services.history import service_history
+        from registry.services.rollback import plan_rollback
+
+        plan = plan_rollback(
+            await service_history(self.log, namespace, name), namespace, name, to_revision
+        )
+        if plan.unchanged:
+            return RolledBack(plan.target, None, ())
+        actor = await self.actor()
+
+        def decide(current: Current) -> ServiceUpdated:
+            return decide_update(
+                plan.service,
+                current,
+                expected_revision=plan.current,
+                event_id=new_event_id(),
+                time=utc_now(),
+                actor=actor,
+            )
+
+        try:
+            written = await self.write(namespace, name, decide)
+        except Unchanged:
+            return RolledBack(plan.target, None, ())
+        except Stale as exc:
+            now = f"it is at {exc.actual}" if exc.actual is not None else "it was deleted"
+            raise ServiceError(
+                f'service "{name}" in namespace "{namespace}" changed since revision '
+                f"{plan.current} ({now}) while rolling back: nothing was restored; read its "
+                "history again",
+                namespace,
+                name,
+            ) from None
+        before = written.decided_on.record()
+        restored = changes(before.service if before else None, written.event.service)
+        return RolledBack(plan.target, written.record(), tuple(str(c) for c in restored))
 
     async def force_delete(self, namespace: str, name: str) -> tuple[int, ServiceForceDeleted]:
         """Append ``ServiceForceDeleted`` over a last event this version cannot read (which
@@ -360,6 +421,14 @@ class Registry:
         from registry.addresses.quotas import read_quota
 
         return await read_quota(self.log, namespace)
+
+    async def acknowledge_break(self, seq: int, reason: str) -> tuple[Acknowledged, bool]:
+        """Record that the break ``audit verify`` reports at ``seq`` was investigated
+        (admins only: the server refuses anyone else); the acknowledgement, and whether it
+        is new (``registry.services.audit``)."""
+        from registry.services.audit import acknowledge
+
+        return await acknowledge(self.log, seq, reason, await self.actor())
 
     async def create_many(
         self,

@@ -24,10 +24,17 @@ from events import (
     parse_subject,
     subject_for,
 )
-from events.codec import decode_quota, decode_status, decode_usage
+from events.audit import BreakAcknowledged
+from events.codec import decode_acknowledgement, decode_quota, decode_status, decode_usage
 from events.quota import QuotaUsage, ResourceQuotaSet
 from events.status import ServiceStatusSet
-from events.subjects import QUOTA_PREFIX, STATUS_PREFIX, USAGE_PREFIX, status_subject
+from events.subjects import (
+    ACKNOWLEDGED_SUBJECT,
+    QUOTA_PREFIX,
+    STATUS_PREFIX,
+    USAGE_PREFIX,
+    status_subject,
+)
 from registry.log.stored import MSG_ID, StoredMessage
 
 __all__ = [
@@ -56,11 +63,19 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class RecordEntry:
-    """A decoded address record, ranges setting or quota, with its place in the log."""
+    """A decoded record of a subject other than a service's (an address, the ranges, a
+    quota, a status report, an acknowledged break), with its place in the log."""
 
     seq: int
     subject: str
-    event: AddressEvent | AddressRangesSet | ResourceQuotaSet | QuotaUsage | ServiceStatusSet
+    event: (
+        AddressEvent
+        | AddressRangesSet
+        | ResourceQuotaSet
+        | QuotaUsage
+        | ServiceStatusSet
+        | BreakAcknowledged
+    )
     data: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -119,6 +134,12 @@ def read_any(message: StoredMessage) -> Entry | RecordEntry | Skipped:
         except DecodeError as exc:
             return Skipped(message.seq, subject, str(exc))
         return RecordEntry(message.seq, subject, ranges, message.data, message.headers)
+    if subject == ACKNOWLEDGED_SUBJECT:
+        try:
+            acknowledged = decode_acknowledgement(message.data)
+        except DecodeError as exc:
+            return Skipped(message.seq, subject, str(exc))
+        return RecordEntry(message.seq, subject, acknowledged, message.data, message.headers)
     if subject.startswith(STATUS_PREFIX + "."):
         try:
             status = decode_status(message.data)

@@ -101,7 +101,10 @@ class Applied:
     """What ``apply`` did to one service, as kubectl says it."""
 
     action: Literal["created", "configured", "unchanged"]
-    record: ServiceRecord | None  # None on a dry run that would write
+    # What is live after it; on a dry run that would write, what would be (revision 0).
+    record: ServiceRecord | None
+    # What was live before it (None: nothing), so a caller can say what changed.
+    before: ServiceRecord | None = None
 
 
 def applied(event: ServiceCreated | ServiceUpdated) -> Literal["created", "configured"]:

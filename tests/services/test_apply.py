@@ -146,7 +146,12 @@ def test_dry_runs_write_nothing(url: str, ns: str) -> None:
     before = last_seq(url)
     made = skyctl("create", "svc", "dry", "-n", ns, "--dry-run", "-p", "80", url=url)
     assert made.out == "service/dry created (dry run)\n"
-    assert apply(url, manifest(ns, "dry"), "--dry-run").stdout == "service/dry created (dry run)\n"
+    assert apply(url, manifest(ns, "dry"), "--dry-run").stdout.splitlines() == [
+        "service/dry created (dry run)",
+        "  type: <none> -> ClusterIP",
+        "  selector: <none> -> app=dry",
+        "  ports: <none> -> 80:8080/TCP",
+    ]
     assert last_seq(url) == before
     assert skyctl("delete", "svc", "dry", "-n", ns, "--dry-run", url=url).code == 1  # not there
 
