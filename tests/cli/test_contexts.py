@@ -24,9 +24,7 @@ DEAD = "nats://127.0.0.1:1"  # nothing listens there
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     with auth_server(tmp_path_factory.mktemp("auth")) as running:
         # The first use makes the streams, which only an admin may.
-        made = skyctl(
-            "init", "--user", "admin", "--password", PASSWORDS["admin"], url=running.url
-        )
+        made = skyctl("init", "--user", "admin", "--password", PASSWORDS["admin"], url=running.url)
         assert made.code == 0, made
         yield running
 
