@@ -15,9 +15,13 @@ if [ -z "$PYTHON" ]; then
   exit 2
 fi
 VENV="${VENV:-.venv}"
+CREATED=0
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
+  CREATED=1
 fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
-python -m pip install --quiet --disable-pip-version-check --upgrade pip
+if [ "$CREATED" = 1 ]; then  # a new virtualenv's pip may predate what pyproject needs
+  python -m pip install --quiet --disable-pip-version-check --upgrade pip
+fi
