@@ -31,7 +31,7 @@ from registry.discovery.tasks import LiveTask, TaskKey
 from registry.log.entry import Skipped
 from registry.log.stored import StoredMessage
 
-__all__ = ["Departure", "Member", "Members", "member_from", "transitions"]
+__all__ = ["Departure", "Member", "Members", "member_from", "moment", "nanoseconds", "transitions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +79,16 @@ def member_from(
         on_skipped(Skipped(message.seq, message.subject, reason))
         return None
     task = None if isinstance(event, TaskLeft) else event.task
-    return Member(key, event.instance, task, message.seq, _ns(event.at), event)
+    return Member(key, event.instance, task, message.seq, nanoseconds(event.at), event)
 
 
-def _ns(moment: datetime) -> int:
+def nanoseconds(moment: datetime) -> int:
+    """A moment as nanoseconds since the epoch (the server's stamps), to the microsecond."""
     return int(moment.timestamp() * 1_000_000) * 1000
 
 
-def _time(ns: int) -> datetime:
+def moment(ns: int) -> datetime:
+    """Nanoseconds since the epoch as a UTC moment."""
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
@@ -110,8 +112,8 @@ def transitions(
     ``at_ns`` and ``source_seq`` are the liveness message read; ``exact=False`` marks
     what a recorder catching up found changed (it happened between ``after_ns`` and
     ``at_ns``)."""
-    at = _time(at_ns)
-    after = None if exact or after_ns is None else _time(after_ns)
+    at = moment(at_ns)
+    after = None if exact or after_ns is None else moment(after_ns)
     common = {"at": at, "source_seq": source_seq, "exact": exact, "after": after}
     was = member if member is not None and member.live else None
     if live is None:
@@ -177,7 +179,7 @@ class Members:
         """A transition this process wrote at ``seq``."""
         assert not isinstance(event, RecordingResumed)
         task = None if isinstance(event, TaskLeft) else event.task
-        self.set(Member(key, event.instance, task, seq, _ns(event.at), event))
+        self.set(Member(key, event.instance, task, seq, nanoseconds(event.at), event))
 
     def get(self, key: TaskKey) -> Member | None:
         return self.by_key.get(key)

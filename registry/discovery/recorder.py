@@ -21,7 +21,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from events.codec import DecodeError
 from events.liveness import TASK_SUBJECTS, parse_task_subject
@@ -35,7 +34,14 @@ from events.membership import (
 )
 from events.stamps import utc_now
 from events.task import TaskWithdrawn, decode_task_message
-from registry.discovery.membership import Departure, Member, Members, member_from, transitions
+from registry.discovery.membership import (
+    Departure,
+    Member,
+    Members,
+    member_from,
+    moment,
+    transitions,
+)
 from registry.discovery.tasks import TaskKey, TaskView
 from registry.log.entry import Skipped
 from registry.log.port import Log, WrongLastSequence
@@ -240,7 +246,7 @@ class Recorder:
         membership = await self.log.membership()
         note = RecordingResumed(
             at=utc_now(),
-            after=None if after_ns is None else _time(after_ns),
+            after=None if after_ns is None else moment(after_ns),
             recorder=self.name,
             inexact=inexact,
         )
@@ -251,7 +257,7 @@ class Recorder:
                 encode_membership(note),
                 expected_last_subject_seq=last.seq if last else 0,
             )
-        since = "the start" if after_ns is None else _time(after_ns).isoformat()
+        since = "the start" if after_ns is None else moment(after_ns).isoformat()
         self.on_note(
             f"recording: caught up ({len(self.members.live())} live tasks); {inexact} "
             f"transitions since {since} found by catching up"
@@ -270,7 +276,3 @@ def _departure(message: StoredMessage) -> Departure:
     if isinstance(said, TaskWithdrawn):
         return Departure("withdrawn", said.reason)
     return Departure("unreadable")  # a heartbeat the view refused: not one a reader takes
-
-
-def _time(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from events.codec import DecodeError
 from events.membership import (
@@ -23,7 +23,8 @@ from events.membership import (
 )
 from events.task import Task
 from registry.discovery.endpoints import Endpoints, endpoints_for
-from registry.discovery.membership import Members, member_from
+from registry.discovery.membership import Members, member_from, nanoseconds
+from registry.discovery.membership import moment as moment_of
 from registry.log.entry import Skipped
 from registry.log.port import Log
 from registry.services.projection import ServiceRecord
@@ -41,14 +42,6 @@ class Served:
     caveats: list[str] = field(default_factory=list)
 
 
-def _ns(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000) * 1000
-
-
-def _time(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
-
-
 async def served_at(
     log: Log,
     record: ServiceRecord,
@@ -58,7 +51,7 @@ async def served_at(
     """``record`` (the service as it was at ``moment``) with the tasks live then."""
     service = record.service
     membership = await log.membership()
-    moment_ns = _ns(moment)
+    moment_ns = nanoseconds(moment)
     messages = await membership.as_of(f"{MEMBERSHIP_PREFIX}.{service.namespace}.*", moment_ns)
     members = Members(on_skipped or (lambda _: None))
     members.load(messages)
@@ -66,7 +59,7 @@ async def served_at(
     caveats: list[str] = []
     first = await membership.first_time_ns()
     if first is None or first > moment_ns:
-        start = "nothing yet" if first is None else _time(first).isoformat(timespec="seconds")
+        start = "nothing yet" if first is None else moment_of(first).isoformat(timespec="seconds")
         caveats.append(
             f"the membership history starts at {start} (kept {membership.retention_s // 86400}d"
             "): nobody is known to have served before"
@@ -102,7 +95,7 @@ async def task_transitions(
     ``limit``, as ``(stored time, transition)``; what cannot be read is left out."""
     membership = await log.membership()
     found: list[tuple[int, Transition]] = []
-    start = None if since is None else _ns(since)
+    start = None if since is None else nanoseconds(since)
     subject = member_subject(namespace, name)
     for message in await membership.history(subject, since_ns=start, limit=limit):
         member = member_from(message)
@@ -125,7 +118,7 @@ async def recent_transitions(
 
     membership = await log.membership()
     messages = await membership.history(
-        f"{MEMBERSHIP_PREFIX}.{namespace}.*", since_ns=_ns(since), limit=10_000
+        f"{MEMBERSHIP_PREFIX}.{namespace}.*", since_ns=nanoseconds(since), limit=10_000
     )
     chosen = [
         member.event
