@@ -292,7 +292,7 @@ def connection_options(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in _NAMES}
-        ctx = next((v for v in (*args, *kwargs.values()) if isinstance(v, typer.Context)), None)
+        ctx = next((v for v in (*args, *kwargs.values()) if hasattr(v, "invoked_subcommand")), None)
         if ctx is not None and ctx.invoked_subcommand is not None:
             # A group's callback on the way to its subcommand, which takes the connection
             # flags of its own: no context is read here, so none can fail here.

@@ -168,8 +168,17 @@ def _context_namespace(ctx: typer.Context, param: typer.CallbackParam, value: An
     if source is None or source.name != "DEFAULT":
         return value
     from cli.contexts import chosen
+    from registry.errors import InvalidInput
 
-    context = chosen(ctx.params.get("context"))
+    flag = ctx.params.get("context")
+    try:
+        context = chosen(flag)
+    except InvalidInput:
+        if flag is not None:
+            raise
+        # A context nobody named here (the selected one, or a verb group's own -n read
+        # before its command's --context): the connection reports it if it is used.
+        return value
     if context is None or context.namespace is None:
         return value
     return context.namespace

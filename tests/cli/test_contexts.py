@@ -226,6 +226,13 @@ def test_missing_and_malformed_contexts_are_one_line_naming_them(
     one_line_error(run(home, "get", "svc", "--context", "odd"), 2, '"odd"', "user")
     one_line_error(run(home, "get", "svc", "--context", "../x"), 2, "../x")
     one_line_error(run(home, "config", "use-context", "nope"), 2, '"nope"')
+    # A broken selected context does not stand in the way of one chosen by name, even
+    # for a verb whose group reads its own -n first (create, for -f).
+    home.select("broken")
+    home.write("good", url=server.url, user="admin", password=PASSWORDS["admin"])
+    made = run(home, "create", "svc", "ctx-good", "-n", "shop", "--context", "good")
+    assert made.code == 0, made
+    assert run(home, "delete", "svc", "ctx-good", "-n", "shop", "--context", "good").code == 0
 
 
 @pytest.mark.parametrize(
