@@ -15,6 +15,7 @@ from cli.options import (
     Output,
     format_option,
     no_headers_option,
+    output_option,
     sort_by_option,
     watch_option,
 )
@@ -299,3 +300,78 @@ class _WatchPrinter(WatchPrinter["ServiceRecord"]):
 
 
 register(get_app, get_service)
+
+
+@connection_options
+def get_namespaces(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[NAME]...",
+            help="Namespaces; all that are in use if omitted.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Output, output_option(Output.table, Output.json, Output.yaml, Output.name)
+    ] = Output.table,
+    no_headers: Annotated[bool, no_headers_option()] = False,
+    *,
+    conn: Connection,
+) -> None:
+    """The namespaces in use: those holding a live service or a live task (a namespace is
+    made by using it, and ends when nothing lives in it); AGE from the oldest of them.
+
+    Example:  skyctl get namespaces
+    """
+    from datetime import UTC, datetime
+
+    from cli.render import Table, human_age, short_time, to_json, to_yaml
+
+    wanted = [parse_name(n.removeprefix("namespace/"), "namespace") for n in names or []]
+
+    async def read() -> dict[str, datetime]:
+        oldest: dict[str, datetime] = {}
+        async with await conn.open() as registry:
+            born = [(r.service.namespace, r.created) for r in await registry.list(None)]
+            born += [(t.namespace, t.since) for t in await registry.tasks(None)]
+        for namespace, since in born:
+            oldest[namespace] = min(since, oldest.get(namespace, since))
+        return oldest
+
+    oldest = asyncio.run(read())
+    for name in wanted:
+        if name not in oldest:
+            from cli.errors import fail
+
+            fail(f'namespace "{name}" not found (no live service or task in it)', 1)
+    chosen = sorted(wanted or oldest)
+    if not chosen:
+        print("No resources found", file=sys.stderr)
+        return
+    if output is Output.name:
+        print("\n".join(f"namespace/{n}" for n in chosen))
+        return
+    if output in (Output.json, Output.yaml):
+        items = [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": n, "creationTimestamp": short_time(oldest[n])},
+                "status": {"phase": "Active"},
+            }
+            for n in chosen
+        ]
+        obj = items[0] if len(wanted) == 1 else {"apiVersion": "v1", "kind": "List", "items": items}
+        print(to_json(obj) if output is Output.json else to_yaml(obj))
+        return
+    now = datetime.now(UTC)
+    rows = [[safe(n), "Active", human_age(oldest[n], now)] for n in chosen]
+    header = ["NAME", "STATUS", "AGE"]
+    if no_headers:  # widths from the rows alone, as kubectl's
+        print("\n".join(Table([""] * 3, rows).line(r) for r in rows))
+    else:
+        print(Table(header, rows).render(rows))
+
+
+register(get_app, get_namespaces, "namespaces")

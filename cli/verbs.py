@@ -18,6 +18,8 @@ ALIASES = {
     "ep": "endpoints",
     "task": "tasks",
     "tasks": "task",
+    "namespace": "namespaces",
+    "ns": "namespaces",
 }
 
 

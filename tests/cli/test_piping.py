@@ -176,3 +176,116 @@ def test_describe_without_a_name_describes_every_service(url: str, ns: str) -> N
     empty = skyctl("describe", "svc", "-n", f"{ns}-empty", url=url)
     assert (empty.code, empty.out) == (0, "")
     assert empty.err == f"No resources found in {ns}-empty namespace.\n"
+
+
+# -- get namespaces ---------------------------------------------------------------------------
+
+
+def test_get_namespaces_lists_those_with_live_services(url: str, ns: str) -> None:
+    create(url, ns, "a")
+    create(url, f"{ns}-b", "a")
+    table = skyctl("get", "namespaces", url=url)
+    assert table.code == 0, table.err
+    assert table.lines[0].split() == ["NAME", "STATUS", "AGE"]
+    rows = {line.split()[0]: line.split()[1:] for line in table.lines[1:]}
+    assert rows[ns][0] == rows[f"{ns}-b"][0] == "Active"
+    named = skyctl("get", "ns", ns, f"{ns}-b", "-o", "name", url=url)
+    assert named.lines == [f"namespace/{ns}", f"namespace/{ns}-b"]
+    one = skyctl("get", f"namespace/{ns}", "-o", "json", url=url)
+    assert one.code == 0, one.err
+    assert '"kind": "Namespace"' in one.out and f'"name": "{ns}"' in one.out
+    # A namespace whose last service is deleted is no longer in use.
+    assert skyctl("delete", "svc", "a", "-n", f"{ns}-b", url=url).code == 0
+    gone = skyctl("get", "ns", f"{ns}-b", url=url)
+    assert gone.code == 1 and f'"{ns}-b"' in gone.err and gone.out == ""
+    assert f"{ns}-b" not in skyctl("get", "ns", "-o", "name", url=url).out
+
+
+# -- --dry-run=client|server|none ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["client", "server"])
+def test_dry_run_client_and_server_write_nothing(url: str, ns: str, mode: str) -> None:
+    create(url, ns, "a")
+    before = last_seq(url)
+    flag = f"--dry-run={mode}"
+    made = skyctl("create", "svc", "b", "-n", ns, flag, url=url)
+    assert (made.code, made.out) == (0, "service/b created (dry run)\n"), made.err
+    gone = skyctl("delete", "svc", "a", "-n", ns, flag, url=url)
+    assert (gone.code, gone.out) == (0, "service/a deleted (dry run)\n"), gone.err
+    labeled = skyctl("label", "svc", "a", "k=v", "-n", ns, flag, url=url)
+    assert (labeled.code, labeled.out) == (0, "service/a labeled (dry run)\n"), labeled.err
+    assert last_seq(url) == before
+    assert names(url, ns) == ["service/a"]
+
+
+def test_dry_run_none_does_it_and_a_bad_mode_is_refused(url: str, ns: str) -> None:
+    made = skyctl("create", "svc", "a", "-n", ns, "--dry-run=none", url=url)
+    assert (made.code, made.out) == (0, "service/a created\n"), made.err
+    before = last_seq(url)
+    refused(skyctl("create", "svc", "b", "-n", ns, "--dry-run=maybe", url=url), '"maybe"')
+    assert last_seq(url) == before
+    plain = skyctl("delete", "svc", "a", "-n", ns, "--dry-run", url=url)
+    assert plain.out == "service/a deleted (dry run)\n"
+
+
+# -- create --dry-run -o yaml | apply -f - --------------------------------------------------
+
+
+def test_create_dry_run_yaml_piped_into_apply_creates_it(url: str, ns: str) -> None:
+    printed = skyctl(
+        "create", "svc", "web", "-n", ns, "-s", "app=web", "-p", "80:8080", "-l", "tier=front",
+        "--dry-run=client", "-o", "yaml", url=url,
+    )  # fmt: skip
+    assert printed.code == 0, printed.err
+    assert names(url, ns) == []
+    assert "resourceVersion" not in printed.out  # not stored: no revision to apply on top of
+    applied = skyctl("apply", "-f", "-", url=url, stdin=printed.out)
+    assert (applied.code, applied.out) == (0, "service/web created\n"), applied.err
+    got = skyctl("get", "svc", "web", "-n", ns, "-o", "jsonpath={.spec.ports[0].targetPort} "
+                 "{.metadata.labels.tier} {.spec.selector.app}", url=url)  # fmt: skip
+    assert got.out == "8080 front web"
+    again = skyctl("apply", "-f", "-", url=url, stdin=printed.out)
+    assert (again.code, again.out) == (0, "service/web unchanged\n"), again.err
+
+
+def test_revision_zero_creates_only(url: str, ns: str) -> None:
+    """A manifest saying resourceVersion 0 (a service not stored yet) creates it, and is
+    refused, truthfully, once the service exists."""
+    text = (
+        "apiVersion: skyflow.io/v1\nkind: Service\n"
+        f"metadata:\n  name: web\n  namespace: {ns}\n  resourceVersion: '0'\n"
+        "spec:\n  ports:\n  - port: 80\n"
+    )
+    made = skyctl("apply", "-f", "-", url=url, stdin=text)
+    assert (made.code, made.out) == (0, "service/web created\n"), made.err
+    before = last_seq(url)
+    again = skyctl("apply", "-f", "-", url=url, stdin=text)
+    assert again.code == 1
+    assert again.err == f'error: service "web" already exists in namespace "{ns}"\n'
+    assert last_seq(url) == before
+
+
+def test_a_stale_revision_says_whether_the_service_ever_existed(url: str, ns: str) -> None:
+    def at(name: str, revision: int) -> str:
+        return (
+            "apiVersion: skyflow.io/v1\nkind: Service\n"
+            f"metadata:\n  name: {name}\n  namespace: {ns}\n  resourceVersion: '{revision}'\n"
+            "spec:\n  ports:\n  - port: 80\n"
+        )
+
+    before = last_seq(url)
+    never = skyctl("apply", "-f", "-", url=url, stdin=at("never", 5))
+    assert never.code == 1
+    assert "deleted" not in never.err
+    assert f'service "never" in namespace "{ns}" does not exist' in never.err
+    assert last_seq(url) == before
+    create(url, ns, "gone")
+    revision = int(
+        skyctl("get", "svc", "gone", "-n", ns, "-o", "jsonpath={.metadata.resourceVersion}",
+               url=url).out
+    )  # fmt: skip
+    assert skyctl("delete", "svc", "gone", "-n", ns, url=url).code == 0
+    deleted = skyctl("apply", "-f", "-", url=url, stdin=at("gone", revision))
+    assert deleted.code == 1
+    assert f"changed since revision {revision} (it was deleted)" in deleted.err
