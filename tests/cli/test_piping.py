@@ -107,9 +107,9 @@ def test_a_type_that_is_not_a_service_is_one_line_naming_it(url: str, ns: str, v
 
 
 def test_delete_by_selector_and_all(url: str, ns: str) -> None:
-    create(url, ns, "a", "-l", "tier=front")
-    create(url, ns, "b", "-l", "tier=front")
-    create(url, ns, "c", "-l", "tier=back")
+    create(url, ns, "a", "--labels", "tier=front")
+    create(url, ns, "b", "--labels", "tier=front")
+    create(url, ns, "c", "--labels", "tier=back")
     create(url, ns, "d")
     dry = skyctl("delete", "svc", "-l", "tier=front", "--dry-run", "-n", ns, url=url)
     assert dry.lines == ["service/a deleted (dry run)", "service/b deleted (dry run)"]
@@ -125,7 +125,7 @@ def test_delete_by_selector_and_all(url: str, ns: str) -> None:
 
 
 def test_delete_refuses_names_with_a_selector_and_nothing_at_all(url: str, ns: str) -> None:
-    create(url, ns, "a", "-l", "tier=front")
+    create(url, ns, "a", "--labels", "tier=front")
     before = last_seq(url)
     refused(skyctl("delete", "svc", "a", "-l", "tier=front", "-n", ns, url=url), "tier=front")
     refused(skyctl("delete", "svc", "a", "--all", "-n", ns, url=url), '"a"', "--all")
@@ -135,9 +135,9 @@ def test_delete_refuses_names_with_a_selector_and_nothing_at_all(url: str, ns: s
 
 
 def test_label_by_selector_all_and_several_names(url: str, ns: str) -> None:
-    create(url, ns, "a", "-l", "tier=front")
-    create(url, ns, "b", "-l", "tier=front")
-    create(url, ns, "c", "-l", "tier=back")
+    create(url, ns, "a", "--labels", "tier=front")
+    create(url, ns, "b", "--labels", "tier=front")
+    create(url, ns, "c", "--labels", "tier=back")
     result = skyctl("label", "svc", "-l", "tier=front", "team=t1", "-n", ns, url=url)
     assert (result.code, result.lines) == (0, ["service/a labeled", "service/b labeled"])
     assert labels(url, ns, "c") == '{"tier":"back"}'
@@ -164,7 +164,7 @@ def test_label_refuses_before_writing(url: str, ns: str) -> None:
 
 
 def test_describe_without_a_name_describes_every_service(url: str, ns: str) -> None:
-    create(url, ns, "a", "-l", "tier=front")
+    create(url, ns, "a", "--labels", "tier=front")
     create(url, ns, "b")
     result = skyctl("describe", "service", "-n", ns, url=url)
     assert result.code == 0, result.err
@@ -234,8 +234,8 @@ def test_dry_run_none_does_it_and_a_bad_mode_is_refused(url: str, ns: str) -> No
 
 def test_create_dry_run_yaml_piped_into_apply_creates_it(url: str, ns: str) -> None:
     printed = skyctl(
-        "create", "svc", "web", "-n", ns, "-s", "app=web", "-p", "80:8080", "-l", "tier=front",
-        "--dry-run=client", "-o", "yaml", url=url,
+        "create", "svc", "web", "-n", ns, "-s", "app=web", "-p", "80:8080",
+        "--labels", "tier=front", "--dry-run=client", "-o", "yaml", url=url,
     )  # fmt: skip
     assert printed.code == 0, printed.err
     assert names(url, ns) == []
