@@ -2,20 +2,24 @@
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
 from cli.files import delete_from_files, no_files_or_noun
-from cli.options import DryRunOpt, FilenameOpt, NamespaceFlag, NamespaceOpt
+from cli.options import (
+    DryRunOpt,
+    FilenameOpt,
+    NamespaceFlag,
+    NamespaceOpt,
+    label_selector_option,
+)
 from cli.parse import parse_name
+from cli.targets import service_targets
 from cli.terminal import safe
 from cli.verbs import register, verb_app
 from registry.errors import NotFound, RegistryError, UnreadableHistory
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["delete_app"]
 
@@ -49,9 +53,18 @@ def delete_files(
 @connection_options
 def delete_service(
     names: Annotated[
-        list[str], typer.Argument(metavar="NAME...", help="Services to delete.", show_default=False)
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="[NAME|TYPE/NAME]...",
+            help="Services to delete (web, or svc/web as get -o name prints it).",
+            show_default=False,
+        ),
+    ] = None,
     namespace: NamespaceOpt = "default",
+    selector: Annotated[str | None, label_selector_option("delete the services")] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Delete every service in the namespace.")
+    ] = False,
     ignore_not_found: Annotated[
         bool, typer.Option("--ignore-not-found", help="Succeed if a service does not exist.")
     ] = False,
@@ -68,18 +81,23 @@ def delete_service(
     *,
     conn: Connection,
 ) -> None:
-    """Delete services by name. Deletion cannot be undone (the log keeps its history).
+    """Delete services by name, by label (-l) or all of a namespace (--all). Deletion
+    cannot be undone (the log keeps its history).
 
-    Example:  skyctl delete service myService
+    Example:  skyctl delete service myService;  skyctl get svc -o name | xargs skyctl delete
     """
     namespace = parse_name(namespace, "namespace")
-    for name in names:
-        parse_name(name)
+    targets = service_targets(names or [], selector, every)
 
     async def delete() -> list[RegistryError]:
         failures: list[RegistryError] = []
         async with await conn.open(writes=True) as registry:
-            for name in names:
+            chosen = list(targets.names)
+            if targets.every:
+                chosen = [r.service.name for r in await targets.records(registry, namespace)]
+                if not chosen:
+                    print(f"No resources found in {namespace} namespace.", file=sys.stderr)
+            for name in chosen:
                 try:
                     record = await registry.delete(namespace, name, dry_run=dry_run)
                 except NotFound as exc:

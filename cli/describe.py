@@ -1,16 +1,18 @@
-"""``skyctl describe service NAME``: one service in full, and what happened to it lately."""
+"""``skyctl describe service [NAME...]``: services in full, and what
+happened to them lately."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.options import NamespaceOpt
+from cli.options import NamespaceOpt, label_selector_option
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.render import (
@@ -22,6 +24,7 @@ from cli.render import (
     short_time,
     status_after,
 )
+from cli.targets import service_targets
 from cli.terminal import safe
 from cli.verbs import register, verb_app
 
@@ -38,36 +41,60 @@ if TYPE_CHECKING:
 __all__ = ["describe_app"]
 
 describe_app = verb_app("Show details of a resource.")
+_Described = tuple["ServiceRecord", "list[HistoryItem]", "Endpoints", "list[Transition] | None"]
 RECENT = 10  # events shown, newest last, as kubectl shows a resource's events
 
 
 @connection_options
 def describe_service(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False)],
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[NAME|TYPE/NAME]...",
+            help="Services to describe; every service in the namespace if omitted.",
+            show_default=False,
+        ),
+    ] = None,
     namespace: NamespaceOpt = "default",
+    selector: Annotated[str | None, label_selector_option("describe the services")] = None,
     trust_file: TrustOpt = None,
     *,
     conn: Connection,
 ) -> None:
     """Every field of a service, its labels, revision, who created it and when, its
-    addresses, and its last 10 events (age, actor, what changed).
+    addresses, and its last 10 events (age, actor, what changed); without a name, every
+    service in the namespace (or those -l picks), one after another.
 
     Example:  skyctl describe service web -n shop
     """
-    namespace, name = parse_name(namespace, "namespace"), parse_name(name)
+    namespace = parse_name(namespace, "namespace")
+    targets = service_targets(names or [], selector, False, required=False)
     trust = load_trust(trust_file)
 
-    async def read() -> tuple[ServiceRecord, list[HistoryItem], Endpoints, list[Transition] | None]:
+    async def read() -> list[_Described]:
         async with await conn.open() as registry:
-            record = await registry.get(namespace, name)
-            items = await registry.history(namespace, name)
-            endpoints = await registry.endpoints(namespace, name, record=record)
-            return record, items, endpoints, await _recent_transitions(registry, record)
+            if targets.every:
+                records = await targets.records(registry, namespace)
+            else:
+                records = [await registry.get(namespace, name) for name in targets.names]
+            described: list[_Described] = []
+            for record in records:
+                name = record.service.name
+                items = await registry.history(namespace, name)
+                endpoints = await registry.endpoints(namespace, name, record=record)
+                transitions = await _recent_transitions(registry, record)
+                described.append((record, items, endpoints, transitions))
+            return described
 
-    record, items, endpoints, transitions = asyncio.run(read())
-    _place(record, items)
-    print(render(record, items, trust, endpoints))
-    print(_membership(transitions))
+    described = asyncio.run(read())
+    if not described:
+        print(f"No resources found in {namespace} namespace.", file=sys.stderr)
+    for index, (record, items, endpoints, transitions) in enumerate(described):
+        if index:
+            print()  # kubectl's blank line between two
+        _place(record, items)
+        print(render(record, items, trust, endpoints))
+        print(_membership(transitions))
 
 
 async def _recent_transitions(registry: Registry, record: ServiceRecord) -> list[Transition] | None:

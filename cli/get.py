@@ -15,11 +15,13 @@ from cli.options import (
     Output,
     format_option,
     no_headers_option,
+    output_option,
     sort_by_option,
     watch_option,
 )
-from cli.parse import parse_name
+from cli.parse import parse_name, parse_service_ref
 from cli.proof import TrustOpt, load_trust
+from cli.terminal import safe
 from cli.verbs import register, verb_app
 from cli.views import TABLE, ServiceListing, WatchPrinter
 from registry.errors import InvalidInput, NotFound
@@ -39,10 +41,12 @@ get_app = verb_app("Display one or many resources.")
 
 @connection_options
 def get_service(
-    name: Annotated[
-        str | None,
+    names: Annotated[
+        list[str] | None,
         typer.Argument(
-            metavar="[NAME]", help="Service name; all services if omitted.", show_default=False
+            metavar="[NAME|TYPE/NAME]...",
+            help="Service names (web, or svc/web); all services if omitted.",
+            show_default=False,
         ),
     ] = None,
     namespace: NamespaceOpt = "default",
@@ -84,13 +88,18 @@ def get_service(
     Example:  skyctl get service myService
     """
     namespace = parse_name(namespace, "namespace")
-    if name is not None:
-        parse_name(name)
+    wanted = [parse_service_ref(n) for n in names or []]
+    name = wanted[0] if len(wanted) == 1 else None
+    if wanted:
         if all_namespaces:
-            raise InvalidInput("name", name, "a name cannot be combined with --all-namespaces")
+            raise InvalidInput("name", wanted[0], "a name cannot be combined with --all-namespaces")
         if selector is not None:
             raise InvalidInput(
                 "label selector", selector, "a selector cannot be combined with a NAME"
+            )
+        if len(wanted) > 1 and (watch or at is not None):
+            raise InvalidInput(
+                "name", wanted[1], "--watch and --at show one service, or a namespace"
             )
     # Every flag is checked before the server is asked anything: a bad template costs
     # no round trip and writes nothing.
@@ -110,6 +119,8 @@ def get_service(
         _watch(conn, scope, name, view)
         return
 
+    missing: list[NotFound] = []
+
     async def get() -> list["ServiceRecord"]:
         async with await conn.open() as registry:
             records = view.select(await read(registry))
@@ -117,20 +128,40 @@ def get_service(
                 await registry.prover(trust).place(records)
             return records
 
+    async def named(registry: "Registry") -> list["ServiceRecord"]:
+        """The services named, in the order given; those not found are told after."""
+        records = []
+        for each in wanted:
+            try:
+                records.append(await registry.get(namespace, each))
+            except NotFound as exc:
+                if len(wanted) == 1:
+                    raise
+                missing.append(exc)
+        return records
+
     async def read(registry: "Registry") -> list["ServiceRecord"]:
         if not view.shows_endpoints:
-            if name is not None:
-                return [await registry.get(namespace, name)]
+            if wanted:
+                return await named(registry)
             return await registry.list(scope)
-        if name is not None:  # one service: only the tasks its selector picks
-            record = await registry.get(namespace, name)
-            found = [(record, await registry.endpoints(namespace, name, record=record))]
+        if wanted:  # named services: only the tasks each one's selector picks
+            found = [
+                (record, await registry.endpoints(namespace, record.service.name, record=record))
+                for record in await named(registry)
+            ]
         else:
             found = [(f.record, f.endpoints) for f in await registry.list_endpoints(scope)]
         view.endpoints = {record.key: endpoints for record, endpoints in found}
         return [record for record, _ in found]
 
     records = asyncio.run(get())
+    if missing:
+        if records:
+            view.print(records, single=False)
+        for failure in missing[:-1]:
+            print(f"error: {safe(str(failure))}", file=sys.stderr)
+        raise missing[-1]
     if not records and view.says_when_empty:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
@@ -269,3 +300,78 @@ class _WatchPrinter(WatchPrinter["ServiceRecord"]):
 
 
 register(get_app, get_service)
+
+
+@connection_options
+def get_namespaces(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[NAME]...",
+            help="Namespaces; all that are in use if omitted.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Output, output_option(Output.table, Output.json, Output.yaml, Output.name)
+    ] = Output.table,
+    no_headers: Annotated[bool, no_headers_option()] = False,
+    *,
+    conn: Connection,
+) -> None:
+    """The namespaces in use: those holding a live service or a live task (a namespace is
+    made by using it, and ends when nothing lives in it); AGE from the oldest of them.
+
+    Example:  skyctl get namespaces
+    """
+    from datetime import UTC, datetime
+
+    from cli.render import Table, human_age, short_time, to_json, to_yaml
+
+    wanted = [parse_name(n.removeprefix("namespace/"), "namespace") for n in names or []]
+
+    async def read() -> dict[str, datetime]:
+        oldest: dict[str, datetime] = {}
+        async with await conn.open() as registry:
+            born = [(r.service.namespace, r.created) for r in await registry.list(None)]
+            born += [(t.namespace, t.since) for t in await registry.tasks(None)]
+        for namespace, since in born:
+            oldest[namespace] = min(since, oldest.get(namespace, since))
+        return oldest
+
+    oldest = asyncio.run(read())
+    for name in wanted:
+        if name not in oldest:
+            from cli.errors import fail
+
+            fail(f'namespace "{name}" not found (no live service or task in it)', 1)
+    chosen = sorted(wanted or oldest)
+    if not chosen:
+        print("No resources found", file=sys.stderr)
+        return
+    if output is Output.name:
+        print("\n".join(f"namespace/{n}" for n in chosen))
+        return
+    if output in (Output.json, Output.yaml):
+        items = [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": n, "creationTimestamp": short_time(oldest[n])},
+                "status": {"phase": "Active"},
+            }
+            for n in chosen
+        ]
+        obj = items[0] if len(wanted) == 1 else {"apiVersion": "v1", "kind": "List", "items": items}
+        print(to_json(obj) if output is Output.json else to_yaml(obj))
+        return
+    now = datetime.now(UTC)
+    rows = [[safe(n), "Active", human_age(oldest[n], now)] for n in chosen]
+    header = ["NAME", "STATUS", "AGE"]
+    if no_headers:  # widths from the rows alone, as kubectl's
+        print("\n".join(Table([""] * 3, rows).line(r) for r in rows))
+    else:
+        print(Table(header, rows).render(rows))
+
+
+register(get_app, get_namespaces, "namespaces")

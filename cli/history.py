@@ -9,7 +9,7 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.options import NamespaceOpt, Output, output_option
-from cli.parse import parse_name
+from cli.parse import parse_name, parse_service_ref
 from cli.proof import TrustOpt, load_trust
 from cli.render import Table, short_time, spec_cells, to_json, to_yaml
 from cli.terminal import safe
@@ -66,7 +66,7 @@ def history_service(
 
     Works for deleted services too.  Example:  skyctl history service myService
     """
-    namespace, name = parse_name(namespace, "namespace"), parse_name(name)
+    namespace, name = parse_name(namespace, "namespace"), parse_service_ref(name)
     trust = load_trust(trust_file)
 
     async def read() -> list["HistoryItem"]:

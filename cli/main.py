@@ -28,6 +28,7 @@ from cli.get import get_app
 from cli.history import audit_app, events, history_app
 from cli.init import init
 from cli.label import label_app
+from cli.options import dry_run_argv
 from cli.proxy import proxy_command
 from cli.readiness import task_app
 from cli.record import record
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
 
         prepare()  # the shell is asking for completions: typer answers and exits
     try:
-        result = app(args=argv, prog_name="skyctl", standalone_mode=False)
+        args = dry_run_argv(sys.argv[1:] if argv is None else argv)
+        result = app(args=args, prog_name="skyctl", standalone_mode=False)
     except RegistryError as exc:
         fail(str(exc), exit_code(exc))
     except Exception as exc:

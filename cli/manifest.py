@@ -266,7 +266,8 @@ def _revision(value: str | int | None, where: str) -> int | None:
     if value is None or value == "":
         return None
     text = str(value)
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+    # 0: a service not stored yet (``create --dry-run -o yaml``): apply creates it only.
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput(
             "manifest", where, f"metadata.resourceVersion: {text!r} is not a revision"
         )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 __all__ = [
+    "DRY_RUN_MODES",
     "TEMPLATE_FORMATS",
     "DryRunOpt",
     "FilenameOpt",
@@ -20,6 +21,7 @@ __all__ = [
     "OutputOpt",
     "TaskNamespaceOpt",
     "all_namespaces_option",
+    "dry_run_argv",
     "format_option",
     "label_selector_option",
     "namespace_option",
@@ -211,8 +213,37 @@ FilenameOpt = Annotated[
     ),
 ]
 DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Print what would happen; write nothing.")
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print what would happen; write nothing. kubectl's --dry-run=client and "
+        "=server mean the same; --dry-run=none does it.",
+    ),
 ]
+DRY_RUN_MODES = {"client": True, "server": True, "none": False}
+
+
+def dry_run_argv(argv: list[str]) -> list[str]:
+    """kubectl's ``--dry-run=client|server|none`` as the flag it means here (client and
+    server: ``--dry-run``, print and write nothing; none: no dry run); another value is
+    ``InvalidInput`` naming it. Arguments after ``--`` are left as they are."""
+    from registry.errors import InvalidInput
+
+    result: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return result + argv[index:]
+        if not arg.startswith("--dry-run="):
+            result.append(arg)
+            continue
+        mode = arg.partition("=")[2]
+        if mode not in DRY_RUN_MODES:
+            raise InvalidInput("--dry-run", mode, "give client, server or none")
+        if DRY_RUN_MODES[mode]:
+            result.append("--dry-run")
+    return result
+
+
 NamespaceFlag = Annotated[
     str | None,
     typer.Option(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from events import Port, Service
 
 __all__ = [
+    "SERVICE_KINDS",
     "parse_cluster_ip",
     "parse_name",
     "parse_named_ports",
@@ -28,6 +29,7 @@ __all__ = [
     "parse_seconds",
     "parse_selector",
     "parse_service",
+    "parse_service_ref",
     "parse_ttl_flag",
     "parse_type",
 ]
@@ -50,6 +52,20 @@ def parse_name(value: str, what: str = "name") -> str:
         return check_name(value)
     except ValueError as exc:
         raise InvalidInput(what, value, str(exc)) from None
+
+
+SERVICE_KINDS = frozenset({"service", "services", "svc"})
+
+
+def parse_service_ref(value: str) -> str:
+    """A service's name, given as ``NAME`` or as kubectl's ``TYPE/NAME`` (``svc/web``,
+    ``service/web``, ``services/web``): what ``get -o name`` prints, read back."""
+    kind, slash, name = value.partition("/")
+    if not slash:
+        return parse_name(value)
+    if kind not in SERVICE_KINDS:
+        raise InvalidInput("resource type", kind, f"{value!r} names no service (service/NAME)")
+    return parse_name(name)
 
 
 def parse_type(value: str) -> ServiceType:

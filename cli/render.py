@@ -309,7 +309,8 @@ def service_object(record: ServiceRecord, trust: Trust | None = None) -> dict[st
             "namespace": service.namespace,
             "labels": dict(service.labels),
             "uid": record.event_id,
-            "resourceVersion": str(record.seq),
+            # None yet for a service not stored (a dry run's): apply creates it.
+            **({"resourceVersion": str(record.seq)} if record.seq else {}),
             "creationTimestamp": format_time(record.created),
             "createdBy": record.actor,
             "createdByProof": record_proof(record, trust).status,

@@ -18,6 +18,8 @@ ALIASES = {
     "ep": "endpoints",
     "task": "tasks",
     "tasks": "task",
+    "namespace": "namespaces",
+    "ns": "namespaces",
 }
 
 
@@ -32,6 +34,29 @@ class VerbGroup(TyperGroup):
         if alias is not None and alias in self.commands:
             cmd_name = alias
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """kubectl's ``TYPE/NAME`` (``svc/web``, ``service/web``): the noun and the name,
+        so ``skyctl get -o name | xargs skyctl delete`` works; a TYPE this verb does not
+        act on is one line naming it."""
+        if args and "/" in args[0] and not args[0].startswith("-"):
+            kind, _, name = args[0].partition("/")
+            if self.get_command(ctx, kind) is None:
+                from registry.errors import InvalidInput
+
+                raise InvalidInput(
+                    "resource type", kind, f"{ctx.command_path} acts on {self.nouns()}"
+                )
+            args = [kind, name, *args[1:]]
+        return super().resolve_command(ctx, args)
+
+    def nouns(self) -> str:
+        """This verb's nouns and their aliases, for messages: "service (services, svc)"."""
+        names = []
+        for noun in self.commands:
+            aliases = [a for a, n in ALIASES.items() if n == noun and a != noun]
+            names.append(f"{noun} ({', '.join(aliases)})" if aliases else noun)
+        return " or ".join(names)
 
 
 def verb_app(help: str, *, files: bool = False) -> typer.Typer:

@@ -258,7 +258,7 @@ class Registry:
         last revision whose definition differs from the live one), as a ``ServiceUpdated``
         written only on top of the revision the history was read at; its addresses and
         status stay (``registry.services.rollback``)."""
-        from registry.errors import Stale
+        from registry.errors import Stale, stale_state
         from registry.services.diff import changes
         from registry.services.history import service_history
         from registry.services.rollback import plan_rollback
@@ -285,7 +285,7 @@ class Registry:
         except Unchanged:
             return RolledBack(plan.target, None, ())
         except Stale as exc:
-            now = f"it is at {exc.actual}" if exc.actual is not None else "it was deleted"
+            now = stale_state(exc.actual)  # it had that revision: its history was just read
             raise ServiceError(
                 f'service "{name}" in namespace "{namespace}" changed since revision '
                 f"{plan.current} ({now}) while rolling back: nothing was restored; read its "

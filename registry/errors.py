@@ -53,6 +53,7 @@ __all__ = [
     "Unreachable",
     "UnreadableHistory",
     "WriteNotConfirmed",
+    "stale_state",
 ]
 
 
@@ -89,16 +90,31 @@ class NotFound(ServiceError):
 
 
 class Stale(ServiceError):
-    def __init__(self, namespace: str, name: str, expected: int, actual: int | None) -> None:
-        now = f"it is at {actual}" if actual is not None else "it was deleted"
-        super().__init__(
-            f'service "{name}" in namespace "{namespace}" changed since revision {expected} '
-            f"({now}); get it again and re-apply",
-            namespace,
-            name,
-        )
+    """Not at the revision the writer read: changed since, deleted since, or (``ever``
+    false) never created, so no revision of it was ever read."""
+
+    def __init__(
+        self, namespace: str, name: str, expected: int, actual: int | None, *, ever: bool = True
+    ) -> None:
+        if actual is None and not ever:
+            message = (
+                f'service "{name}" in namespace "{namespace}" does not exist: it never had '
+                f"revision {expected} (leave out metadata.resourceVersion to create it)"
+            )
+        else:
+            message = (
+                f'service "{name}" in namespace "{namespace}" changed since revision '
+                f"{expected} ({stale_state(actual)}); get it again and re-apply"
+            )
+        super().__init__(message, namespace, name)
         self.expected = expected
         self.actual = actual
+        self.ever = ever
+
+
+def stale_state(actual: int | None) -> str:
+    """Where a service that had a revision stands now: at another one, or deleted."""
+    return f"it is at {actual}" if actual is not None else "it was deleted"
 
 
 class Conflict(ServiceError):

@@ -124,7 +124,8 @@ def decide_update(
     record = current.record()
     if record is None:
         if expected_revision is not None:
-            raise Stale(service.namespace, service.name, expected_revision, None)
+            ever = current.last is not None  # deleted, or never created
+            raise Stale(service.namespace, service.name, expected_revision, None, ever=ever)
         raise NotFound(service.namespace, service.name)
     if expected_revision is not None and record.seq != expected_revision:
         raise Stale(service.namespace, service.name, expected_revision, record.seq)
@@ -174,8 +175,10 @@ def decide_apply(
     time: datetime,
     actor: str,
 ) -> ServiceCreated | ServiceUpdated:
-    """Create what is missing, update what differs, refuse (``Unchanged``) what is equal."""
-    if not current.live and expected_revision is None:
+    """Create what is missing, update what differs, refuse (``Unchanged``) what is equal.
+    ``expected_revision`` 0 (a manifest printed of a service not stored yet, as ``create
+    --dry-run -o yaml`` prints one) creates only: ``AlreadyExists`` if it is live."""
+    if expected_revision == 0 or (not current.live and expected_revision is None):
         return decide_create(service, current, event_id=event_id, time=time, actor=actor)
     return decide_update(
         service,

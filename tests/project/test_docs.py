@@ -294,7 +294,7 @@ def test_the_skyctl_check_can_fail() -> None:
         "skyctl get svc: Option '-n' requires an argument."
     )
     assert misparsed("skyctl create service") == "skyctl create service: missing argument NAME"
-    assert misparsed("skyctl describe svc a b") == "skyctl describe svc: unexpected argument 'b'"
+    assert misparsed("skyctl history svc a b") == "skyctl history svc: unexpected argument 'b'"
     assert unknown_option(["skyctl", "init", "--replicas"]) is None
     assert unknown_option(["skyctl", "init", "--replica"]) == "skyctl init: no option '--replica'"
     lines = list(shell_lines("```console\n$ skyctl get svc \\\n  -n shop\nNAME\n```\n"))
