@@ -11,7 +11,7 @@ from cli.connection import Connection, connection_options
 from cli.options import NamespaceOpt, Output, output_option
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
-from cli.render import Table, short_time, spec_cells, to_json, to_yaml
+from cli.render import Table, camel_keys, short_time, spec_cells, to_json, to_yaml
 from cli.terminal import safe
 from cli.verbs import verb_app
 from registry.errors import InvalidInput
@@ -148,12 +148,12 @@ def _history_object(
     if item.event is None:
         obj["error"] = item.problem
     else:
-        obj["event"] = item.event.model_dump(mode="json")
+        obj["event"] = camel_keys(item.event.model_dump(mode="json"))
         if changed := _changes(item, before):
             obj["changes"] = changed
         if proof is not None:
             obj["proof"] = {"status": proof.status, "detail": proof.detail}
-    obj["service"] = item.service.model_dump(mode="json") if item.service else None
+    obj["service"] = camel_keys(item.service.model_dump(mode="json")) if item.service else None
     return obj
 
 
@@ -357,7 +357,7 @@ def _event_object(record: "LogRecord", proof: "Proof | None") -> dict[str, Any]:
     }
     if isinstance(record.entry, Entry):
         event = record.entry.event
-        obj["event"] = event.model_dump(mode="json")
+        obj["event"] = camel_keys(event.model_dump(mode="json"))
         if proof is not None:
             obj["proof"] = {"status": proof.status, "detail": proof.detail}
     else:

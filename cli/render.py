@@ -25,6 +25,7 @@ __all__ = [
     "COLUMNS",
     "WIDE_COLUMNS",
     "Table",
+    "camel_keys",
     "cluster_ip_cell",
     "columns",
     "endpoints_cell",
@@ -325,6 +326,36 @@ def list_object(records: Sequence[ServiceRecord], trust: Trust | None = None) ->
         "kind": "List",
         "items": [service_object(r, trust) for r in records],
     }
+
+
+# Maps whose keys are the user's own (label keys, selector keys, a task's port names):
+# printed as written, never recased.
+USER_MAPS = frozenset({"labels", "selector", "annotations", "ports"})
+# Where kubectl's spelling is not the plain camelCase of the stored name.
+_KUBECTL_KEYS = {"cluster_ip": "clusterIP"}
+
+
+def camel_key(key: str) -> str:
+    """A stored (snake_case) key as skyctl prints it: ``target_port`` -> ``targetPort``,
+    ``cluster_ip`` -> ``clusterIP`` (kubectl's spelling)."""
+    if key in _KUBECTL_KEYS:
+        return _KUBECTL_KEYS[key]
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def camel_keys(obj: Any) -> Any:
+    """A stored object (an event, a service as the log keeps it: snake_case, see
+    docs/events.md) with every key in the one casing everything skyctl prints uses,
+    kubectl's camelCase; the keys of the user's own maps (``USER_MAPS``) stay as written."""
+    if isinstance(obj, dict):
+        return {
+            camel_key(k): v if k in USER_MAPS and isinstance(v, dict) else camel_keys(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [camel_keys(item) for item in obj]
+    return obj
 
 
 def to_json(obj: Any, *, compact: bool = False) -> str:
