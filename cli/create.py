@@ -140,7 +140,7 @@ def create_service(
         print_records([record], output, single=True)
 
 
-register(create_app, create_service)
+register(create_app, create_service, short_help="Create a service from flags.")
 
 
 @connection_options
@@ -189,4 +189,4 @@ def create_quota(
     print(f"resourcequota/{name} {'created' if new else 'configured'}")
 
 
-register(create_app, create_quota, noun="quota")
+register(create_app, create_quota, noun="quota", short_help="Set a namespace's quota (admins).")

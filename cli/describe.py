@@ -211,7 +211,7 @@ def _event_row(item: HistoryItem, before: Before, now: datetime) -> list[str]:
     return [age, str(item.seq), event.actor, event.type, detail]
 
 
-register(describe_app, describe_service)
+register(describe_app, describe_service, short_help="Show a service in full, with its last events.")
 
 
 @connection_options
@@ -264,4 +264,4 @@ def describe_task(
     print("\n".join(f"{label.ljust(width)}{safe(value)}" for label, value in fields))
 
 
-register(describe_app, describe_task, "task")
+register(describe_app, describe_task, "task", short_help="Show a live task in full.")

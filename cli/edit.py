@@ -107,4 +107,4 @@ def edit_service(
     print(f"service/{name} {'edited' if done.action == 'configured' else done.action}")
 
 
-register(edit_app, edit_service)
+register(edit_app, edit_service, short_help="Edit a service as YAML in your editor.")

@@ -157,7 +157,11 @@ def _history_object(
     return obj
 
 
-history_app.command("service", epilog="Aliases of service: services, svc.")(history_service)
+history_app.command(
+    "service",
+    epilog="Aliases of service: services, svc.",
+    short_help="Every event of a service, oldest first.",
+)(history_service)
 
 
 # -- events -------------------------------------------------------------------------------
@@ -492,5 +496,5 @@ def acknowledge(
         print(f"break at seq {seq} already {safe(str(done))}")
 
 
-audit_app.command("verify")(verify)
-audit_app.command("acknowledge")(acknowledge)
+audit_app.command("verify", short_help="Check every hash chain and signature.")(verify)
+audit_app.command("acknowledge", short_help="Record that a break was investigated.")(acknowledge)
