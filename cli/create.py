@@ -80,7 +80,6 @@ def create_service(
     labels: Annotated[
         list[str] | None,
         typer.Option(
-            "-l",
             "--labels",
             metavar="KEY=VALUE",
             help="The service's own labels; repeat it or use commas.",

@@ -187,7 +187,10 @@ def events(
         typer.Option(
             "--follow",
             "-f",
-            help="Keep printing events as they are appended (from now, unless --since).",
+            "--watch",
+            "-w",
+            help="Keep printing events as they are appended (from now, unless --since); "
+            "-w as kubectl events.",
         ),
     ] = False,
     for_object: Annotated[

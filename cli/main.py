@@ -157,6 +157,13 @@ def _root(
     pass
 
 
+def _takes_labels(ctx: Any) -> bool:
+    """Whether the command of a usage error sets labels (``--labels``): where ``-l`` once
+    meant labels before it meant a selector everywhere."""
+    params = getattr(getattr(ctx, "command", None), "params", [])
+    return any("--labels" in getattr(param, "opts", ()) for param in params)
+
+
 def main(argv: list[str] | None = None) -> None:
     # Library warnings (asyncio's, nats-py's) are not for the user of a CLI; what the
     # registry has to say reaches the user through its own messages.
@@ -184,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(format_message())
             raise SystemExit(0) from None
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        if getattr(exc, "option_name", None) == "-l" and _takes_labels(ctx):
+            hint = " (-l is a label selector, as in kubectl; a new object's labels are --labels)"
         fail(f"{format_message()}{hint}", EXIT_INVALID if code == 2 else code)
     if isinstance(result, int) and result:
         raise SystemExit(result)
