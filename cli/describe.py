@@ -14,12 +14,15 @@ from cli.options import NamespaceOpt
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.render import (
+    UNSIGNED,
     Table,
     endpoints_cell,
     event_changes,
     human_age,
+    proof_cell,
     record_proof,
     short_time,
+    signing_in_use,
     status_after,
 )
 from cli.terminal import safe
@@ -123,6 +126,8 @@ def render(
     labels = [f"{k}={v}" for k, v in sorted(service.labels.items())] or ["<none>"]
     selector = ",".join(f"{k}={v}" for k, v in sorted(service.selector.items())) or "<none>"
     proof = record_proof(record, trust)
+    shown = proof_cell(proof, signing_in_use(trust, [proof]))
+    changed_by = record.last_actor if shown == UNSIGNED else f"{record.last_actor} ({shown})"
     fields: list[tuple[str, str]] = [
         ("Name:", service.name),
         ("Namespace:", service.namespace),
@@ -132,7 +137,7 @@ def render(
         ("Revision:", str(record.seq)),
         ("Created:", f"{short_time(record.created)} ({human_age(record.created, now)} ago)"),
         ("Created By:", record.actor),
-        ("Last Changed By:", f"{record.last_actor} ({proof})"),
+        ("Last Changed By:", changed_by),
         ("Type:", service.type.value),
         ("Selector:", selector),
         ("Cluster:", service.cluster or "<none>"),

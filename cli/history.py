@@ -11,7 +11,16 @@ from cli.connection import Connection, connection_options
 from cli.options import NamespaceOpt, Output, output_option
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
-from cli.render import Table, camel_keys, short_time, spec_cells, to_json, to_yaml
+from cli.render import (
+    Table,
+    camel_keys,
+    proof_cell,
+    short_time,
+    signing_in_use,
+    spec_cells,
+    to_json,
+    to_yaml,
+)
 from cli.terminal import safe
 from cli.verbs import verb_app
 from registry.errors import InvalidInput
@@ -74,9 +83,11 @@ def history_service(
             return await registry.history(namespace, name)
 
     items = asyncio.run(read())
-    paired = zip(_with_before(items), history_proofs(items, trust), strict=True)
+    proofs = history_proofs(items, trust)
+    paired = zip(_with_before(items), proofs, strict=True)
     if output is Output.table:
-        rows = [_history_row(item, before, proof) for (item, before), proof in paired]
+        signing = signing_in_use(trust, proofs)
+        rows = [_history_row(item, before, proof, signing) for (item, before), proof in paired]
         print(Table(HISTORY_COLUMNS, rows).render(rows))
         return
     objects = [_history_object(item, before, proof) for (item, before), proof in paired]
@@ -120,7 +131,9 @@ def _changes(item: "HistoryItem", before: "Service | None") -> list[str]:
     return [str(change) for change in changes(before, item.service)]
 
 
-def _history_row(item: "HistoryItem", before: "Service | None", proof: "Proof | None") -> list[str]:
+def _history_row(
+    item: "HistoryItem", before: "Service | None", proof: "Proof | None", signing: bool
+) -> list[str]:
     if item.event is None:
         return [
             str(item.seq),
@@ -137,7 +150,7 @@ def _history_row(item: "HistoryItem", before: "Service | None", proof: "Proof | 
     state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
     event = item.event
     changed = "; ".join(_changes(item, before))
-    shown = str(proof or "?")
+    shown = proof_cell(proof, signing)
     return [str(item.seq), short_time(item.stored), event.actor, shown, event.type, *state, changed]
 
 
@@ -242,6 +255,8 @@ def events(
             # Read from the start, each subject's chain is met in order; otherwise the log
             # is asked where a signed event stands.
             prover = registry.prover(trust, from_start=when is None and not follow)
+            # Unsigned events read "-" until one signed event shows signing is in use.
+            signing = trust is not None
             async for record in registry.events(scope, since=when, follow=follow, name=name):
                 proof: Proof | None = None
                 if isinstance(record.entry, Entry):
@@ -252,7 +267,8 @@ def events(
                 if output is Output.json:
                     print(to_json(_event_object(record, proof), compact=True), flush=True)
                 else:
-                    row = _event_row(record, proof)
+                    signing = signing or signing_in_use(trust, [proof])
+                    row = _event_row(record, proof, signing)
                     if table is None:
                         table = Table(EVENT_COLUMNS, [row], min_widths=[6, 20, 12, 14])
                         print(table.line(table.header))
@@ -312,7 +328,7 @@ def _task_events(
     print(Table(TRANSITION_COLUMNS, rows).render(rows))
 
 
-def _event_row(record: "LogRecord", proof: "Proof | None") -> list[str]:
+def _event_row(record: "LogRecord", proof: "Proof | None", signing: bool) -> list[str]:
     from cli.views import labels_cell
     from events import (
         ServiceCreated,
@@ -346,7 +362,7 @@ def _event_row(record: "LogRecord", proof: "Proof | None") -> list[str]:
         str(record.seq),
         stored,
         event.actor,
-        str(proof or "?"),
+        proof_cell(proof, signing),
         event.type,
         event.namespace,
         event.name,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
+    "UNSIGNED",
     "WIDE_COLUMNS",
     "Table",
     "camel_keys",
@@ -37,10 +38,13 @@ __all__ = [
     "ingress_text",
     "list_object",
     "ports_cell",
+    "proof_cell",
+    "record_proof",
     "selector_cell",
     "service_object",
     "service_row",
     "short_time",
+    "signing_in_use",
     "spec_cells",
     "spec_port",
     "status_after",
@@ -212,8 +216,10 @@ def service_row(
     all_namespaces: bool = False,
     now: datetime | None = None,
     trust: Trust | None = None,
+    signing: bool = True,
 ) -> list[str]:
-    """One row of ``get``'s table, under ``columns(wide=..., all_namespaces=...)``."""
+    """One row of ``get``'s table, under ``columns(wide=..., all_namespaces=...)``
+    (``signing``: whether an unsigned service's PROOF reads ``unproven`` or ``-``)."""
     service = record.service
     row = [service.namespace] if all_namespaces else []
     row += [
@@ -231,9 +237,30 @@ def service_row(
             service.cluster or NONE,
             str(record.seq),
             record.actor,
-            str(record_proof(record, trust)),
+            proof_cell(record_proof(record, trust), signing),
         ]
     return row
+
+
+UNSIGNED = "-"
+
+
+def proof_cell(proof: Proof | None, signing: bool) -> str:
+    """The PROOF column: what an event proves about its actor (``?``: unreadable). An
+    unsigned event where nothing is signed and no --trust is given is ``-``, not
+    ``unproven``: on a registry without signing that is every event, and no error;
+    where signing is in use an unsigned event stands out as ``unproven``."""
+    if proof is None:
+        return "?"
+    if proof.status == "unproven" and not signing:
+        return UNSIGNED
+    return proof.status
+
+
+def signing_in_use(trust: Trust | None, proofs: Sequence[Proof | None]) -> bool:
+    """Whether signing is in use where these events are shown: a reader who trusts keys
+    expects signatures, and one signed event (even a failed one) means writers sign."""
+    return trust is not None or any(p is not None and p.status != "unproven" for p in proofs)
 
 
 def record_proof(record: ServiceRecord, trust: Trust | None) -> Proof:
