@@ -55,6 +55,8 @@ HISTORY_COLUMNS = (
     "CHANGES",
 )
 EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "PROOF", "EVENT", "NAMESPACE", "NAME", "DETAILS")
+# events -f: the widths of its columns before any row is known (ServiceForceDeleted: 19).
+FOLLOW_WIDTHS = (6, 20, 12, 14, 19, 12, 16)
 
 
 # -- history ------------------------------------------------------------------------------
@@ -252,12 +254,25 @@ def events(
         printed = 0
         async with await conn.open(keep_reconnecting=follow) as registry:
             table: Table | None = None
+            start = when
+            if follow and start is None:
+                # "From now" is the log's end as the header shows: nothing appended after
+                # it is missed while the consumer is being made.
+                from registry.services.when import AtSequence
+
+                start = AtSequence(await registry.log.last_sequence() + 1)
+            if follow and output is Output.table:
+                # The header at once, as kubectl's watches print theirs: someone waiting
+                # for the first event sees the command is running. Its widths cannot come
+                # from rows not yet read: room for the usual ones.
+                table = Table(EVENT_COLUMNS, [], min_widths=FOLLOW_WIDTHS)
+                print(table.line(table.header), flush=True)
             # Read from the start, each subject's chain is met in order; otherwise the log
             # is asked where a signed event stands.
             prover = registry.prover(trust, from_start=when is None and not follow)
             # Unsigned events read "-" until one signed event shows signing is in use.
             signing = trust is not None
-            async for record in registry.events(scope, since=when, follow=follow, name=name):
+            async for record in registry.events(scope, since=start, follow=follow, name=name):
                 proof: Proof | None = None
                 if isinstance(record.entry, Entry):
                     event = record.entry.event
@@ -280,7 +295,7 @@ def events(
         printed = asyncio.run(run())
     except KeyboardInterrupt:
         return
-    if not printed and output is Output.table:
+    if not printed and output is Output.table and not follow:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No events found in {where}.", file=sys.stderr)
 
