@@ -175,3 +175,25 @@ def test_watch_json_is_camel_case(url: str, ns: str) -> None:
     assert first["object"]["spec"]["ports"][0]["targetPort"] == 8080
     assert first["object"]["metadata"]["labels"] == {"a_b": "1"}  # user data, as written
     assert list(bad_keys(first)) == []
+
+
+def test_task_transitions_print_camel_case() -> None:
+    """``events --for task/NAME -o json`` prints a transition as every object: camelCase
+    (``sourceSeq``), the task's labels and named ports as written."""
+    from datetime import UTC, datetime
+
+    from cli.transitions import transition_object
+    from events.membership import TaskJoined
+
+    task = Task(
+        namespace="shop",
+        name="web-1",
+        address="10.0.0.1",
+        labels={"app_name": "web"},
+        ports={"http-alt": 8080},
+    )
+    moment = datetime(2026, 12, 5, tzinfo=UTC)
+    joined = TaskJoined(at=moment, source_seq=7, instance="a" * 32, since=moment, task=task)
+    obj = transition_object(joined, moment)
+    assert obj["sourceSeq"] == 7 and obj["task"]["labels"] == {"app_name": "web"}
+    assert list(bad_keys(obj)) == []
