@@ -239,7 +239,7 @@ async def _kill_announcers(
                 task,
                 "-n",
                 namespace,
-                "-l",
+                "--labels",
                 "app=fd",
                 "--address",
                 f"10.250.{round_no % 250}.{i + 1}",

@@ -56,4 +56,4 @@ def repair(dry_run: DryRunOpt = False, *, conn: Connection) -> None:
     print(f"{written} record{'s' if written != 1 else ''} repaired")
 
 
-addresses_app.command("repair")(repair)
+addresses_app.command("repair", short_help="Rewrite the address records no service backs.")(repair)

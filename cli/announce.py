@@ -61,7 +61,6 @@ def announce_task(
         list[str] | None,
         typer.Option(
             "--labels",
-            "-l",
             metavar="KEY=VALUE",
             help=f"The task's labels (services select by them); repeat it or separate "
             f"with commas; at most {MAX_TASK_LABELS}.",
@@ -149,11 +148,11 @@ def announce_task(
     """Keep a task announced until Ctrl-C or SIGTERM, then withdraw it at once; or, given
     a program after --, for as long as that program runs.
 
-    Example:  skyctl announce task web-1 -n shop -l app=web --address 10.0.0.7 -c eu-1
+    Example:  skyctl announce task web-1 -n shop --labels app=web --address 10.0.0.7 -c eu-1
 
-              skyctl announce task web-1 -n shop -l app=web -a 10.0.0.7 -- ./server --port 8080
+              skyctl announce task web-1 -n shop --labels app=web -a 10.0.0.7 -- ./server
 
-              skyctl announce task web-2 -n shop -l app=web -a 10.0.0.7 -p http=8081 \
+              skyctl announce task web-2 -n shop --labels app=web -a 10.0.0.7 -p http=8081 \
                 --check http://10.0.0.7:8081/healthz --check-interval 5s
     """
     task = _task(name, namespace, labels or [], address, cluster, not not_ready, ports or [])

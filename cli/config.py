@@ -87,7 +87,7 @@ def current_context() -> None:
     print(name)
 
 
-@config_app.command("use-context")
+@config_app.command("use-context", short_help="Select the context commands use.")
 def use_context(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The context.", show_default=False)],
 ) -> None:

@@ -80,7 +80,6 @@ def create_service(
     labels: Annotated[
         list[str] | None,
         typer.Option(
-            "-l",
             "--labels",
             metavar="KEY=VALUE",
             help="The service's own labels; repeat it or use commas.",
@@ -140,7 +139,7 @@ def create_service(
         print_records([record], output, single=True)
 
 
-register(create_app, create_service)
+register(create_app, create_service, short_help="Create a service from flags.")
 
 
 @connection_options
@@ -189,4 +188,4 @@ def create_quota(
     print(f"resourcequota/{name} {'created' if new else 'configured'}")
 
 
-register(create_app, create_quota, noun="quota")
+register(create_app, create_quota, noun="quota", short_help="Set a namespace's quota (admins).")

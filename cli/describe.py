@@ -16,12 +16,15 @@ from cli.options import NamespaceOpt, label_selector_option
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
 from cli.render import (
+    UNSIGNED,
     Table,
     endpoints_cell,
     event_changes,
     human_age,
+    proof_cell,
     record_proof,
     short_time,
+    signing_in_use,
     status_after,
 )
 from cli.targets import service_targets
@@ -150,6 +153,8 @@ def render(
     labels = [f"{k}={v}" for k, v in sorted(service.labels.items())] or ["<none>"]
     selector = ",".join(f"{k}={v}" for k, v in sorted(service.selector.items())) or "<none>"
     proof = record_proof(record, trust)
+    shown = proof_cell(proof, signing_in_use(trust, [proof]))
+    changed_by = record.last_actor if shown == UNSIGNED else f"{record.last_actor} ({shown})"
     fields: list[tuple[str, str]] = [
         ("Name:", service.name),
         ("Namespace:", service.namespace),
@@ -159,7 +164,7 @@ def render(
         ("Revision:", str(record.seq)),
         ("Created:", f"{short_time(record.created)} ({human_age(record.created, now)} ago)"),
         ("Created By:", record.actor),
-        ("Last Changed By:", f"{record.last_actor} ({proof})"),
+        ("Last Changed By:", changed_by),
         ("Type:", service.type.value),
         ("Selector:", selector),
         ("Cluster:", service.cluster or "<none>"),
@@ -238,7 +243,7 @@ def _event_row(item: HistoryItem, before: Before, now: datetime) -> list[str]:
     return [age, str(item.seq), event.actor, event.type, detail]
 
 
-register(describe_app, describe_service)
+register(describe_app, describe_service, short_help="Show a service in full, with its last events.")
 
 
 @connection_options
@@ -291,4 +296,4 @@ def describe_task(
     print("\n".join(f"{label.ljust(width)}{safe(value)}" for label, value in fields))
 
 
-register(describe_app, describe_task, "task")
+register(describe_app, describe_task, "task", short_help="Show a live task in full.")

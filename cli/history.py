@@ -11,7 +11,16 @@ from cli.connection import Connection, connection_options
 from cli.options import NamespaceOpt, Output, output_option
 from cli.parse import parse_name, parse_service_ref
 from cli.proof import TrustOpt, load_trust
-from cli.render import Table, short_time, spec_cells, to_json, to_yaml
+from cli.render import (
+    Table,
+    camel_keys,
+    proof_cell,
+    short_time,
+    signing_in_use,
+    spec_cells,
+    to_json,
+    to_yaml,
+)
 from cli.terminal import safe
 from cli.verbs import verb_app
 from registry.errors import InvalidInput
@@ -46,6 +55,8 @@ HISTORY_COLUMNS = (
     "CHANGES",
 )
 EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "PROOF", "EVENT", "NAMESPACE", "NAME", "DETAILS")
+# events -f: the widths of its columns before any row is known (ServiceForceDeleted: 19).
+FOLLOW_WIDTHS = (6, 20, 12, 14, 19, 12, 16)
 
 
 # -- history ------------------------------------------------------------------------------
@@ -74,9 +85,11 @@ def history_service(
             return await registry.history(namespace, name)
 
     items = asyncio.run(read())
-    paired = zip(_with_before(items), history_proofs(items, trust), strict=True)
+    proofs = history_proofs(items, trust)
+    paired = zip(_with_before(items), proofs, strict=True)
     if output is Output.table:
-        rows = [_history_row(item, before, proof) for (item, before), proof in paired]
+        signing = signing_in_use(trust, proofs)
+        rows = [_history_row(item, before, proof, signing) for (item, before), proof in paired]
         print(Table(HISTORY_COLUMNS, rows).render(rows))
         return
     objects = [_history_object(item, before, proof) for (item, before), proof in paired]
@@ -120,7 +133,9 @@ def _changes(item: "HistoryItem", before: "Service | None") -> list[str]:
     return [str(change) for change in changes(before, item.service)]
 
 
-def _history_row(item: "HistoryItem", before: "Service | None", proof: "Proof | None") -> list[str]:
+def _history_row(
+    item: "HistoryItem", before: "Service | None", proof: "Proof | None", signing: bool
+) -> list[str]:
     if item.event is None:
         return [
             str(item.seq),
@@ -137,7 +152,7 @@ def _history_row(item: "HistoryItem", before: "Service | None", proof: "Proof | 
     state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
     event = item.event
     changed = "; ".join(_changes(item, before))
-    shown = str(proof or "?")
+    shown = proof_cell(proof, signing)
     return [str(item.seq), short_time(item.stored), event.actor, shown, event.type, *state, changed]
 
 
@@ -148,16 +163,20 @@ def _history_object(
     if item.event is None:
         obj["error"] = item.problem
     else:
-        obj["event"] = item.event.model_dump(mode="json")
+        obj["event"] = camel_keys(item.event.model_dump(mode="json"))
         if changed := _changes(item, before):
             obj["changes"] = changed
         if proof is not None:
             obj["proof"] = {"status": proof.status, "detail": proof.detail}
-    obj["service"] = item.service.model_dump(mode="json") if item.service else None
+    obj["service"] = camel_keys(item.service.model_dump(mode="json")) if item.service else None
     return obj
 
 
-history_app.command("service", epilog="Aliases of service: services, svc.")(history_service)
+history_app.command(
+    "service",
+    epilog="Aliases of service: services, svc.",
+    short_help="Every event of a service, oldest first.",
+)(history_service)
 
 
 # -- events -------------------------------------------------------------------------------
@@ -183,7 +202,10 @@ def events(
         typer.Option(
             "--follow",
             "-f",
-            help="Keep printing events as they are appended (from now, unless --since).",
+            "--watch",
+            "-w",
+            help="Keep printing events as they are appended (from now, unless --since); "
+            "-w as kubectl events.",
         ),
     ] = False,
     for_object: Annotated[
@@ -232,10 +254,25 @@ def events(
         printed = 0
         async with await conn.open(keep_reconnecting=follow) as registry:
             table: Table | None = None
+            start = when
+            if follow and start is None:
+                # "From now" is the log's end as the header shows: nothing appended after
+                # it is missed while the consumer is being made.
+                from registry.services.when import AtSequence
+
+                start = AtSequence(await registry.log.last_sequence() + 1)
+            if follow and output is Output.table:
+                # The header at once, as kubectl's watches print theirs: someone waiting
+                # for the first event sees the command is running. Its widths cannot come
+                # from rows not yet read: room for the usual ones.
+                table = Table(EVENT_COLUMNS, [], min_widths=FOLLOW_WIDTHS)
+                print(table.line(table.header), flush=True)
             # Read from the start, each subject's chain is met in order; otherwise the log
             # is asked where a signed event stands.
             prover = registry.prover(trust, from_start=when is None and not follow)
-            async for record in registry.events(scope, since=when, follow=follow, name=name):
+            # Unsigned events read "-" until one signed event shows signing is in use.
+            signing = trust is not None
+            async for record in registry.events(scope, since=start, follow=follow, name=name):
                 proof: Proof | None = None
                 if isinstance(record.entry, Entry):
                     event = record.entry.event
@@ -245,7 +282,8 @@ def events(
                 if output is Output.json:
                     print(to_json(_event_object(record, proof), compact=True), flush=True)
                 else:
-                    row = _event_row(record, proof)
+                    signing = signing or signing_in_use(trust, [proof])
+                    row = _event_row(record, proof, signing)
                     if table is None:
                         table = Table(EVENT_COLUMNS, [row], min_widths=[6, 20, 12, 14])
                         print(table.line(table.header))
@@ -257,7 +295,7 @@ def events(
         printed = asyncio.run(run())
     except KeyboardInterrupt:
         return
-    if not printed and output is Output.table:
+    if not printed and output is Output.table and not follow:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No events found in {where}.", file=sys.stderr)
 
@@ -305,7 +343,7 @@ def _task_events(
     print(Table(TRANSITION_COLUMNS, rows).render(rows))
 
 
-def _event_row(record: "LogRecord", proof: "Proof | None") -> list[str]:
+def _event_row(record: "LogRecord", proof: "Proof | None", signing: bool) -> list[str]:
     from cli.views import labels_cell
     from events import (
         ServiceCreated,
@@ -339,7 +377,7 @@ def _event_row(record: "LogRecord", proof: "Proof | None") -> list[str]:
         str(record.seq),
         stored,
         event.actor,
-        str(proof or "?"),
+        proof_cell(proof, signing),
         event.type,
         event.namespace,
         event.name,
@@ -357,7 +395,7 @@ def _event_object(record: "LogRecord", proof: "Proof | None") -> dict[str, Any]:
     }
     if isinstance(record.entry, Entry):
         event = record.entry.event
-        obj["event"] = event.model_dump(mode="json")
+        obj["event"] = camel_keys(event.model_dump(mode="json"))
         if proof is not None:
             obj["proof"] = {"status": proof.status, "detail": proof.detail}
     else:
@@ -492,5 +530,5 @@ def acknowledge(
         print(f"break at seq {seq} already {safe(str(done))}")
 
 
-audit_app.command("verify")(verify)
-audit_app.command("acknowledge")(acknowledge)
+audit_app.command("verify", short_help="Check every hash chain and signature.")(verify)
+audit_app.command("acknowledge", short_help="Record that a break was investigated.")(acknowledge)

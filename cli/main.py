@@ -7,9 +7,10 @@ Every error a user can cause leaves through ``main`` as one line and an exit cod
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from cli.addresses import addresses_app
 from cli.announce import announce_app, announce_task
@@ -36,7 +37,7 @@ from cli.rollback import rollback_app
 from cli.server import server
 from cli.tasks import get_tasks
 from cli.terminal import forget_warnings
-from cli.verbs import register
+from cli.verbs import register, summarize
 from cli.version import version, version_callback
 from cli.wait import wait_app
 from registry.errors import RegistryError
@@ -50,8 +51,27 @@ def _short_eq(token: str) -> str:
     return token[1:] if token.startswith("=") else token
 
 
+# The order of ``skyctl --help``, as kubectl's: within a panel, by how often it is used.
+ORDER = (
+    *("create", "get", "describe", "edit", "delete", "apply", "diff", "label", "rollback"),
+    *("wait", "announce", "task", "dns", "proxy", "record", "history", "events", "audit"),
+    *("server", "init", "addresses", "config", "completion", "version"),
+)
+
+
+class RootGroup(TyperGroup):
+    """``skyctl`` itself: its commands listed in ``ORDER`` (typer lists commands before
+    groups, whatever their panel)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(ORDER)))
+
+
 app = typer.Typer(
     name="skyctl",
+    cls=RootGroup,
     help="Manage SkyFlow services: stable endpoints over label-selected jobs, kept as an "
     "event log in NATS JetStream.",
     no_args_is_help=True,
@@ -59,35 +79,68 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": _short_eq},
 )
-app.add_typer(create_app, name="create")
-app.add_typer(get_app, name="get")
-app.add_typer(delete_app, name="delete")
-app.command("apply")(apply)
-app.command("diff")(diff)
-app.add_typer(rollback_app, name="rollback")
-app.add_typer(wait_app, name="wait")
-app.add_typer(edit_app, name="edit")
-app.add_typer(label_app, name="label")
-app.add_typer(describe_app, name="describe")
-app.add_typer(history_app, name="history")
-app.command("events")(events)
-app.add_typer(audit_app, name="audit")
-app.add_typer(addresses_app, name="addresses")
-app.command("server")(server)
-app.command("init")(init)
-app.command("version")(version)
-app.command("completion")(completion)
-app.add_typer(config_app, name="config")
-# Discovery: tasks announce themselves, services resolve to their endpoints.
-app.add_typer(announce_app, name="announce")
-register(announce_app, announce_task, "task")
-register(get_app, get_endpoints, "endpoints")
-register(get_app, get_tasks, "tasks")
-app.add_typer(task_app, name="task")
-# DNS: the same endpoints, for programs in any language.
-app.command("dns")(dns_command)
-app.command("proxy")(proxy_command)
-app.command("record")(record)
+# Grouped as kubectl groups its help: what everyone uses first, then discovery, the log,
+# and the server and set-up.
+BASIC, DISCOVERY, AUDIT, SETUP = (
+    "Basic Commands",
+    "Discovery: tasks, endpoints, DNS, proxy",
+    "Audit and history",
+    "Server and set-up",
+)
+app.add_typer(create_app, name="create", rich_help_panel=BASIC)
+app.add_typer(get_app, name="get", rich_help_panel=BASIC)
+app.add_typer(describe_app, name="describe", rich_help_panel=BASIC)
+app.add_typer(edit_app, name="edit", rich_help_panel=BASIC)
+app.add_typer(delete_app, name="delete", rich_help_panel=BASIC)
+app.command(
+    "apply", rich_help_panel=BASIC, short_help="Create or update services from manifests (-f)."
+)(apply)
+app.command(
+    "diff",
+    rich_help_panel=BASIC,
+    short_help="Show what apply -f would change (exit 1 if it would).",
+)(diff)
+app.add_typer(label_app, name="label", rich_help_panel=BASIC)
+app.add_typer(rollback_app, name="rollback", rich_help_panel=BASIC)
+app.add_typer(wait_app, name="wait", rich_help_panel=BASIC)
+# Discovery: tasks announce themselves, services resolve to their endpoints (get
+# endpoints, get tasks), for programs in any language through DNS, and routed.
+app.add_typer(announce_app, name="announce", rich_help_panel=DISCOVERY)
+register(announce_app, announce_task, "task", short_help="Keep a task announced while it runs.")
+register(get_app, get_endpoints, "endpoints", short_help="Show services' live endpoints.")
+register(get_app, get_tasks, "tasks", short_help="List the live tasks of a namespace.")
+app.add_typer(task_app, name="task", rich_help_panel=DISCOVERY)
+app.command("dns", rich_help_panel=DISCOVERY, short_help="Answer DNS for services and tasks.")(
+    dns_command
+)
+app.command(
+    "proxy", rich_help_panel=DISCOVERY, short_help="Forward service addresses to ready endpoints."
+)(proxy_command)
+app.command(
+    "record", rich_help_panel=DISCOVERY, short_help="Record tasks' joins, leaves and readiness."
+)(record)
+app.add_typer(history_app, name="history", rich_help_panel=AUDIT)
+app.command("events", rich_help_panel=AUDIT)(events)
+app.add_typer(
+    audit_app,
+    name="audit",
+    rich_help_panel=AUDIT,
+    short_help="Verify the log's integrity; acknowledge a break.",
+)
+app.command("server", rich_help_panel=SETUP, short_help="Run the bundled NATS server.")(server)
+app.command("init", rich_help_panel=SETUP, short_help="Create or upgrade the registry's streams.")(
+    init
+)
+app.add_typer(addresses_app, name="addresses", rich_help_panel=SETUP)
+app.add_typer(
+    config_app,
+    name="config",
+    rich_help_panel=SETUP,
+    short_help="Contexts: which server, as whom, which namespace.",
+)
+app.command("completion", rich_help_panel=SETUP)(completion)
+app.command("version", rich_help_panel=SETUP, short_help="Print the client's version.")(version)
+summarize(app)
 
 
 @app.callback()
@@ -103,6 +156,13 @@ def _root(
     ] = False,
 ) -> None:
     pass
+
+
+def _takes_labels(ctx: Any) -> bool:
+    """Whether the command of a usage error sets labels (``--labels``): where ``-l`` once
+    meant labels before it meant a selector everywhere."""
+    params = getattr(getattr(ctx, "command", None), "params", [])
+    return any("--labels" in getattr(param, "opts", ()) for param in params)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(format_message())
             raise SystemExit(0) from None
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        if getattr(exc, "option_name", None) == "-l" and _takes_labels(ctx):
+            hint = " (-l is a label selector, as in kubectl; a new object's labels are --labels)"
         fail(f"{format_message()}{hint}", EXIT_INVALID if code == 2 else code)
     if isinstance(result, int) and result:
         raise SystemExit(result)

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS",
+    "UNSIGNED",
     "WIDE_COLUMNS",
     "Table",
+    "camel_keys",
     "cluster_ip_cell",
     "columns",
     "endpoints_cell",
@@ -36,10 +38,13 @@ __all__ = [
     "ingress_text",
     "list_object",
     "ports_cell",
+    "proof_cell",
+    "record_proof",
     "selector_cell",
     "service_object",
     "service_row",
     "short_time",
+    "signing_in_use",
     "spec_cells",
     "spec_port",
     "status_after",
@@ -211,8 +216,10 @@ def service_row(
     all_namespaces: bool = False,
     now: datetime | None = None,
     trust: Trust | None = None,
+    signing: bool = True,
 ) -> list[str]:
-    """One row of ``get``'s table, under ``columns(wide=..., all_namespaces=...)``."""
+    """One row of ``get``'s table, under ``columns(wide=..., all_namespaces=...)``
+    (``signing``: whether an unsigned service's PROOF reads ``unproven`` or ``-``)."""
     service = record.service
     row = [service.namespace] if all_namespaces else []
     row += [
@@ -230,9 +237,30 @@ def service_row(
             service.cluster or NONE,
             str(record.seq),
             record.actor,
-            str(record_proof(record, trust)),
+            proof_cell(record_proof(record, trust), signing),
         ]
     return row
+
+
+UNSIGNED = "-"
+
+
+def proof_cell(proof: Proof | None, signing: bool) -> str:
+    """The PROOF column: what an event proves about its actor (``?``: unreadable). An
+    unsigned event where nothing is signed and no --trust is given is ``-``, not
+    ``unproven``: on a registry without signing that is every event, and no error;
+    where signing is in use an unsigned event stands out as ``unproven``."""
+    if proof is None:
+        return "?"
+    if proof.status == "unproven" and not signing:
+        return UNSIGNED
+    return proof.status
+
+
+def signing_in_use(trust: Trust | None, proofs: Sequence[Proof | None]) -> bool:
+    """Whether signing is in use where these events are shown: a reader who trusts keys
+    expects signatures, and one signed event (even a failed one) means writers sign."""
+    return trust is not None or any(p is not None and p.status != "unproven" for p in proofs)
 
 
 def record_proof(record: ServiceRecord, trust: Trust | None) -> Proof:
@@ -326,6 +354,36 @@ def list_object(records: Sequence[ServiceRecord], trust: Trust | None = None) ->
         "kind": "List",
         "items": [service_object(r, trust) for r in records],
     }
+
+
+# Maps whose keys are the user's own (label keys, selector keys, a task's port names):
+# printed as written, never recased.
+USER_MAPS = frozenset({"labels", "selector", "annotations", "ports"})
+# Where kubectl's spelling is not the plain camelCase of the stored name.
+_KUBECTL_KEYS = {"cluster_ip": "clusterIP"}
+
+
+def camel_key(key: str) -> str:
+    """A stored (snake_case) key as skyctl prints it: ``target_port`` -> ``targetPort``,
+    ``cluster_ip`` -> ``clusterIP`` (kubectl's spelling)."""
+    if key in _KUBECTL_KEYS:
+        return _KUBECTL_KEYS[key]
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def camel_keys(obj: Any) -> Any:
+    """A stored object (an event, a service as the log keeps it: snake_case, see
+    docs/events.md) with every key in the one casing everything skyctl prints uses,
+    kubectl's camelCase; the keys of the user's own maps (``USER_MAPS``) stay as written."""
+    if isinstance(obj, dict):
+        return {
+            camel_key(k): v if k in USER_MAPS and isinstance(v, dict) else camel_keys(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [camel_keys(item) for item in obj]
+    return obj
 
 
 def to_json(obj: Any, *, compact: bool = False) -> str:

@@ -66,4 +66,4 @@ def rollback_service(
     )
 
 
-register(rollback_app, rollback_service)
+register(rollback_app, rollback_service, short_help="Restore a service as it was at a revision.")

@@ -25,7 +25,6 @@ def server(
         Path | None,
         typer.Option(
             "--config",
-            "-c",
             help="A nats-server config to use instead of the bundled one.",
             exists=True,
             dir_okay=False,

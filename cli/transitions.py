@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, assert_never
 
-from cli.render import short_time
+from cli.render import camel_keys, short_time
 
 if TYPE_CHECKING:
     from events.membership import Transition
@@ -58,8 +58,9 @@ def transition_row(event: Transition) -> list[str]:
 
 
 def transition_object(event: Transition, stored: datetime | None = None) -> dict[str, Any]:
-    """The transition as stored (its schema: docs/events.md), and when it was recorded."""
-    obj = event.model_dump(mode="json")
+    """The transition as stored (its schema: docs/events.md, printed in camelCase as all
+    of skyctl's objects), and when it was recorded."""
+    obj: dict[str, Any] = camel_keys(event.model_dump(mode="json"))
     if stored is not None:
         obj["recorded"] = stored.isoformat().replace("+00:00", "Z")
     return obj

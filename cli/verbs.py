@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-__all__ = ["ALIASES", "NOUNS", "VerbGroup", "register", "verb_app"]
+__all__ = ["ALIASES", "NOUNS", "VerbGroup", "register", "summarize", "summary", "verb_app"]
 
 NOUNS = ("service", "services", "svc")
 ALIASES = {
@@ -70,3 +70,24 @@ def register(
     aliases = ", ".join(alias for alias, name in ALIASES.items() if name == noun)
     epilog = f"Aliases of {noun}: {aliases}." if aliases else None
     app.command(noun, epilog=epilog, **kwargs)(command)
+
+
+def summary(doc: str | None) -> str | None:
+    """A command's line in its group's list: the first sentence of its help, on one line
+    (a help's first paragraph keeps its line breaks, which a list cannot show)."""
+    if not doc:
+        return None
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    sentence, dot, _ = paragraph.partition(". ")
+    return sentence + "." if dot else paragraph
+
+
+def summarize(app: typer.Typer) -> None:
+    """Give every command of ``app`` (and of its groups) its one-line summary where it has
+    none of its own: what ``skyctl --help`` and each group's help list."""
+    for command in app.registered_commands:
+        if command.short_help is None and command.callback is not None:
+            command.short_help = summary(command.help or command.callback.__doc__)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            summarize(group.typer_instance)

@@ -15,8 +15,10 @@ from cli.render import (
     Table,
     columns,
     endpoints_status,
+    record_proof,
     service_object,
     service_row,
+    signing_in_use,
     to_json,
     to_yaml,
 )
@@ -213,9 +215,14 @@ class Listing(Generic[T]):
             "items": [self.object(item) for item in items],
         }
 
+    def seen(self, items: Sequence[T]) -> None:
+        """Called with the items about to be shown together (a listing, a watch's first
+        rows), before any is printed: what a kind's cells depend on the whole of."""
+
     def print(self, items: Sequence[T], *, single: bool) -> None:
         """The items as one listing (``single``: the one item asked for by name, whose
         object is printed itself rather than in a List, as kubectl's)."""
+        self.seen(items)
         if self.tabular:
             rows = [row for item in items for row in self.rows(item)]
             text = self.table(self.header(), rows)
@@ -256,6 +263,7 @@ class WatchPrinter(Generic[T]):
     def snapshot(self, items: Sequence[T]) -> None:
         view = self.view
         chosen = view.select(items)
+        view.seen(chosen)
         if view.tabular:
             rows = [["ADDED", *row] for item in chosen for row in view.rows(item)]
             header = ["EVENT", *view.header()]
@@ -331,6 +339,13 @@ class ServiceListing(Listing["ServiceRecord"]):
         # tables, and ``status.endpoints`` in the objects of a watch.
         self.endpoints: dict[ServiceKey, Endpoints] | None = None
         self.objects_carry_endpoints = False
+        # Whether an unsigned service's PROOF reads unproven (signing in use) or -.
+        self.signing = trust is not None
+
+    def seen(self, items: "Sequence[ServiceRecord]") -> None:
+        if self.output is Output.wide and not self.signing:
+            proofs = [record_proof(item, self.trust) for item in items]
+            self.signing = signing_in_use(self.trust, proofs)
 
     @property
     def shows_proof(self) -> bool:
@@ -370,7 +385,10 @@ class ServiceListing(Listing["ServiceRecord"]):
         return [*header, "LABELS"] if self.show_labels else header
 
     def table_rows(self, item: "ServiceRecord") -> list[list[str]]:
-        row = service_row(item, wide=self.output is Output.wide, now=self.now, trust=self.trust)
+        wide = self.output is Output.wide
+        if wide and not self.signing:  # a watch's change may be the first signed one
+            self.signing = signing_in_use(self.trust, [record_proof(item, self.trust)])
+        row = service_row(item, wide=wide, now=self.now, trust=self.trust, signing=self.signing)
         if self.endpoints is not None:
             age = columns().index("AGE")
             endpoints = self.endpoints.get(item.key)

@@ -227,4 +227,4 @@ async def _wait(
     return "timeout:" + wanted.now(shown, endpoints)
 
 
-register(wait_app, wait_service)
+register(wait_app, wait_service, short_help="Wait for a service's delete, endpoints or field.")

@@ -160,7 +160,7 @@ def test_all_namespaces_and_wide(url: str, kinds: str) -> None:
     assert cells["cip"]["SELECTOR"] == "app=a" and cells["cip"]["CLUSTER"] == "eu-1"
     assert cells["np"]["SELECTOR"] == "<none>" and cells["np"]["CLUSTER"] == "<none>"
     version = get_object(url, ns, "np")["metadata"]["resourceVersion"]
-    assert cells["np"]["REVISION"] == version and cells["np"]["PROOF"] == "unproven"
+    assert cells["np"]["REVISION"] == version and cells["np"]["PROOF"] == "-"
     assert cells["np"]["CREATED-BY"] == get_object(url, ns, "np")["metadata"]["createdBy"]
     assert cells["np"]["CLUSTER-IP"] == alone["np"][2]
 

@@ -133,8 +133,11 @@ def test_a_bad_replicas_variable_is_one_line(
         (["--address", "10.0.0.300"], '"10.0.0.300"'),
         (["--address", "10.0.0.1", "--ttl", "500ms"], '"500ms"'),
         (["--address", "10.0.0.1", "--ttl", "0s"], '"0s"'),
-        (["--address", "10.0.0.1", "-l", "app web"], '"app web"'),
-        (["--address", "10.0.0.1", "-l", ",".join(f"k{i}=v" for i in range(17))], "at most 16"),
+        (["--address", "10.0.0.1", "--labels", "app web"], '"app web"'),
+        (
+            ["--address", "10.0.0.1", "--labels", ",".join(f"k{i}=v" for i in range(17))],
+            "at most 16",
+        ),
         (["--address", "10.0.0.1", "-c", "eu.1"], '"eu.1"'),
         (["--address", "10.0.0.1", "-n", "a*"], '"a*"'),
         (["--address", "\x1b[31m"], "\\x1b[31m"),

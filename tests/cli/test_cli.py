@@ -130,7 +130,7 @@ def test_output_formats(url: str, ns: str) -> None:
         "CREATED-BY",
         "PROOF",
     ]
-    assert "@" in wide[1].split()[-2] and wide[1].split()[-1] == "unproven"
+    assert "@" in wide[1].split()[-2] and wide[1].split()[-1] == "-"  # nothing signed: no error
     created = skyctl("create", "svc", "api", "-n", ns, "-o", "json", url=url)
     assert json.loads(created.out)["metadata"]["name"] == "api"
 

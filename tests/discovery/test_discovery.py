@@ -55,7 +55,7 @@ async def test_killed_tasks_expire_withdrawn_ones_go_at_once(
     async with await Registry.connect(url) as registry, registry.resolver() as resolver:
         await registry.create(web(ns))
         addresses = {"victim": "10.0.0.1", "polite": "10.0.0.2", "term": "10.0.0.3"}
-        flags = ["-n", ns, "-l", "app=web", "-c", "eu-1", "--ttl", "2s"]
+        flags = ["-n", ns, "--labels", "app=web", "-c", "eu-1", "--ttl", "2s"]
         announcers = {
             name: start("announce", "task", name, "--address", address, *flags, url=url)
             for name, address in addresses.items()
@@ -121,7 +121,7 @@ async def test_ctrl_c_withdraws_an_announcer_started_in_the_background(url: str,
     async with await Registry.connect(url) as registry, registry.resolver() as resolver:
         await registry.create(web(ns))
         await resolver.endpoints(service)
-        flags = ["-n", ns, "-l", "app=web", "--ttl", "30s"]
+        flags = ["-n", ns, "--labels", "app=web", "--ttl", "30s"]
         proc = start(
             "announce", "task", "bg", "--address", "10.0.0.9", *flags, url=url, sigint_ignored=True
         )

@@ -341,7 +341,7 @@ async def test_named_ports_reach_the_process_that_announced_them(
 
 def skyctl_task(name: str, port: int) -> tuple[str, ...]:
     return (
-        *("announce", "task", name, "-n", NS, "-l", "app=web", "-a", "127.0.0.95"),
+        *("announce", "task", name, "-n", NS, "--labels", "app=web", "-a", "127.0.0.95"),
         *("--port", f"http={port}", "--ttl", "30s"),
     )
 

@@ -74,7 +74,7 @@ async def test_who_served_when_through_a_sigkill_a_withdrawal_a_flip_and_a_recor
         await registry.create(Service(namespace=ns, name="web", selector={"app": "web"}))
         first, _ = await recorder(url)
         killed = start(
-            *("announce", "task", "killed", "-n", ns, "-l", "app=web", "-a", "10.8.0.1"),
+            *("announce", "task", "killed", "-n", ns, "--labels", "app=web", "-a", "10.8.0.1"),
             *("--ttl", "2s"),
             url=url,
         )
@@ -164,7 +164,7 @@ async def test_a_supervised_program_leaves_saying_how_it_ended(url: str, ns: str
     program = "import sys, time; time.sleep(1); sys.exit(7)"
     done = await asyncio.to_thread(
         skyctl,
-        *("announce", "task", "sup", "-n", ns, "-a", "10.8.1.1", "-l", "app=x"),
+        *("announce", "task", "sup", "-n", ns, "-a", "10.8.1.1", "--labels", "app=x"),
         *("--", sys.executable, "-c", program),
         url=url,
     )

@@ -24,7 +24,7 @@ async def test_a_program_that_exits_withdraws_its_task_at_once_with_its_status(
 ) -> None:
     program = "import time, sys; time.sleep(2); sys.exit(3)"
     proc = start(
-        *("announce", "task", "sup", "-n", ns, "-a", "10.5.0.1", "-l", "app=web"),
+        *("announce", "task", "sup", "-n", ns, "-a", "10.5.0.1", "--labels", "app=web"),
         *("--ttl", "60s", "--", sys.executable, "-c", program),
         url=url,
     )
@@ -50,7 +50,7 @@ async def test_sigterm_reaches_the_program_and_skyctl_exits_with_its_status(
         "while True: time.sleep(0.1)\n"
     )
     proc = start(
-        *("announce", "task", "sup2", "-n", ns, "-a", "10.5.0.2", "-l", "app=web"),
+        *("announce", "task", "sup2", "-n", ns, "-a", "10.5.0.2", "--labels", "app=web"),
         *("--ttl", "60s", "--", sys.executable, "-c", program),
         url=url,
     )
@@ -77,7 +77,9 @@ async def test_an_announce_no_service_selects_prints_a_hint(url: str, ns: str) -
 
         await registry.create(Service(namespace=ns, name="web", selector={"app": "web"}))
     for labels, hinted in (("app=wbe", True), ("app=web", False)):
-        proc = start("announce", "task", "t", "-n", ns, "-a", "10.5.0.9", "-l", labels, url=url)
+        proc = start(
+            "announce", "task", "t", "-n", ns, "-a", "10.5.0.9", "--labels", labels, url=url
+        )
         await Lines(proc).wait_for(lambda line: "announced" in line)
         assert proc.stderr is not None
         if hinted:

@@ -107,7 +107,7 @@ async def test_announce_answer_and_a_killed_task_is_gone_within_ttl_plus_1s(
         dns_proc, port = await start_dns(url)
         service, victim = f"web.{ns}.svc.{DOMAIN}", f"victim.{ns}.task.{DOMAIN}"
         assert await answer(port, service) == "NoAnswer"  # live, no endpoint: empty NOERROR
-        flags = ["-n", ns, "-l", "app=web", "--ttl", "2s"]
+        flags = ["-n", ns, "--labels", "app=web", "--ttl", "2s"]
         killed = start("announce", "task", "victim", "--address", "10.9.0.1", *flags, url=url)
         async with registry.announce(task(ns, "stay", "10.9.0.2"), ttl=10):
             announced = await until_answer(port, service, {"10.9.0.1", "10.9.0.2"})

@@ -108,7 +108,7 @@ def test_lb_upstreams_follows_live_endpoints(fresh_server: NatsServer, tmp_path:
 
     def announce(name: str, address: str, *flags: str) -> subprocess.Popen[str]:
         return start(
-            "-m", "cli", "announce", "task", name, "-n", "shop", "-l", "app=web",
+            "-m", "cli", "announce", "task", name, "-n", "shop", "--labels", "app=web",
             "--address", address, *flags,
         )  # fmt: skip
 

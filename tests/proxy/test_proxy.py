@@ -127,7 +127,7 @@ async def test_a_killed_task_gets_nothing_after_its_ttl_and_a_withdrawn_one_drai
         cluster_ip = record.service.cluster_ip
         assert cluster_ip is not None
         announcer = start(
-            *("announce", "task", "k", "--address", killed.address, "-l", "app=web"),
+            *("announce", "task", "k", "--address", killed.address, "--labels", "app=web"),
             *("-n", NS, "--ttl", f"{ttl}s"),
             url=url,
         )

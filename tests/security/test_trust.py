@@ -86,9 +86,15 @@ async def test_a_forged_actor_shows_as_unproven_and_fails_a_trusting_audit(
         assert [i["event"]["actor"] for i in items] == ["admin", "admin", "admin"]  # type: ignore[index]
         assert proofs(url, "cart", *admin, ns="shop") == ["unproven"] * 3
         table = skyctl("history", "svc", "cart", "-n", "shop", *admin, url=url)
-        assert [line.split()[2:4] for line in table.lines[1:]] == [["admin", "unproven"]] * 3
+        # Nothing on this server signs: the tables say so ("-"), with no error...
+        assert [line.split()[2:4] for line in table.lines[1:]] == [["admin", "-"]] * 3
         wide = skyctl("get", "svc", "cart", "-n", "shop", "-o", "wide", *admin, url=url)
-        assert wide.lines[1].split()[-1] == "unproven"
+        assert wide.lines[1].split()[-1] == "-"
+        # ...and to a reader who trusts keys, unsigned is unproven.
+        trusting = ["--trust", str(tmp_path / "none.keys"), *admin]
+        (tmp_path / "none.keys").write_text("# no one signs on this server\n")
+        table = skyctl("history", "svc", "cart", "-n", "shop", *trusting, url=url)
+        assert [line.split()[2:4] for line in table.lines[1:]] == [["admin", "unproven"]] * 3
         # The chain holds (the forger chained it correctly), so a plain audit passes...
         assert skyctl("audit", "verify", *admin, url=url).code == 0
         # ...and an auditor who trusts keys sees that nothing proves who wrote them.

@@ -67,7 +67,8 @@ def test_apply_creates_configures_and_leaves_alone(url: str, ns: str) -> None:
 
 def test_get_yaml_applied_back_writes_nothing(url: str, ns: str) -> None:
     assert (
-        skyctl("create", "svc", "rt", "-n", ns, "-p", "80:8080", "-l", "team=a", url=url).code == 0
+        skyctl("create", "svc", "rt", "-n", ns, "-p", "80:8080", "--labels", "team=a", url=url).code
+        == 0
     )
     shown = skyctl("get", "svc", "rt", "-n", ns, "-o", "yaml", url=url).out
     before = last_seq(url)

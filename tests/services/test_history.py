@@ -85,10 +85,10 @@ def test_history_cli(url: str, ns: str) -> None:
     assert items[2]["service"]["ports"] == [
         {
             "port": 81,
-            "target_port": 81,
+            "targetPort": 81,
             "protocol": "TCP",
             "name": None,
-            "node_port": None,
+            "nodePort": None,
         }  # a ClusterIP's
     ]
     missing = skyctl("history", "service", "nope", "-n", ns, url=url)
