@@ -319,8 +319,10 @@ def get_namespaces(
     *,
     conn: Connection,
 ) -> None:
-    """The namespaces in use: those holding a live service or a live task (a namespace is
-    made by using it, and ends when nothing lives in it); AGE from the oldest of them.
+    """List the namespaces in use.
+
+    Those holding a live service or a live task: a namespace is made by using it, and
+    ends when nothing lives in it. AGE is that of the oldest of them.
 
     Example:  skyctl get namespaces
     """
