@@ -81,8 +81,9 @@ def delete_service(
     *,
     conn: Connection,
 ) -> None:
-    """Delete services by name, by label (-l) or all of a namespace (--all). Deletion
-    cannot be undone (the log keeps its history).
+    """Delete services by name, label selector (-l) or --all.
+
+    Deletion cannot be undone (the log keeps its history).
 
     Example:  skyctl delete service myService;  skyctl get svc -o name | xargs skyctl delete
     """
