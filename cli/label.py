@@ -77,7 +77,7 @@ def label_service(
     *,
     conn: Connection,
 ) -> None:
-    """Set or remove labels of services: by name, by label (-l) or all of a namespace.
+    """Set or remove services' labels: by name, selector (-l) or --all.
 
     Example:  skyctl label service web tier=front team-
     """
