@@ -4,7 +4,7 @@ filtered, sorted and printed the ways ``kubectl get`` offers, so scripts carry o
 import asyncio
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,7 @@ from cli.options import (
 )
 from cli.parse import parse_name, parse_service_ref
 from cli.proof import TrustOpt, load_trust
+from cli.streams import interleaved
 from cli.terminal import safe
 from cli.verbs import register, verb_app
 from cli.views import TABLE, ServiceListing, WatchPrinter
@@ -224,22 +225,8 @@ def _watch(
                 registry.follow_endpoints(namespace, name) as follower,
             ):
                 printer = _WatchPrinter(view, reports)
-                queue: asyncio.Queue[Any] = asyncio.Queue()
-
-                async def pump(source: Any) -> None:
-                    try:
-                        async for item in source:
-                            await queue.put(item)
-                    except BaseException as exc:  # handed to the loop below, raised there
-                        await queue.put(exc)
-                        raise
-
-                pumps = [asyncio.create_task(pump(s)) for s in (follower, reports)]
-                try:
-                    while True:
-                        item = await queue.get()
-                        if isinstance(item, BaseException):
-                            raise item
+                async with interleaved(follower, reports) as items:
+                    async for item in items:
                         if isinstance(item, StoredMessage):
                             printer.show_status(item)
                             continue
@@ -250,10 +237,6 @@ def _watch(
                                 change = [item.change.record] if item.change else []
                                 await place([item.service.record, *change])
                         printer.show_endpoints(item)
-                finally:
-                    for task in pumps:
-                        task.cancel()
-                    await asyncio.gather(*pumps, return_exceptions=True)
 
     view.endpoints = {}
     view.objects_carry_endpoints = True

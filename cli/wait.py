@@ -16,6 +16,7 @@ from cli.connection import Connection, connection_options
 from cli.errors import EXIT_REFUSED, fail
 from cli.options import NamespaceOpt
 from cli.parse import parse_name
+from cli.streams import interleaved
 from cli.terminal import safe
 from cli.verbs import register, verb_app
 from registry.errors import InvalidInput, NotFound, ServiceError
@@ -173,24 +174,10 @@ async def _wait(
         registry.follow_statuses(namespace, name) as reports,
         registry.follow_endpoints(namespace, name) as follower,
     ):
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def pump(source: Any) -> None:
-            try:
-                async for item in source:
-                    await queue.put(item)
-            except BaseException as exc:  # handed to the loop below, raised there
-                await queue.put(exc)
-                raise
-
-        pumps = [asyncio.create_task(pump(s)) for s in (follower, reports)]
         started = False
         try:
-            async with asyncio.timeout(seconds or None):
-                while True:
-                    item = await queue.get()
-                    if isinstance(item, BaseException):
-                        raise item
+            async with asyncio.timeout(seconds or None), interleaved(follower, reports) as items:
+                async for item in items:
                     if isinstance(item, Discovered):
                         found = [s for s in item.services if s.key == (namespace, name)]
                         record = found[0].record if found else None
@@ -219,10 +206,6 @@ async def _wait(
                         break
         except TimeoutError:
             pass
-        finally:
-            for task in pumps:
-                task.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
     shown = reports.attach(record) if record is not None else None
     return "timeout:" + wanted.now(shown, endpoints)
 
