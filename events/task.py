@@ -33,10 +33,12 @@ from events.liveness import MAX_TASK_BYTES, MAX_TASK_LABELS, MAX_TASK_PORTS
 from events.names import LabelKey, LabelValue, PortName, ResourceName
 
 __all__ = [
+    "MAX_REASON",
     "Task",
     "TaskHeartbeat",
     "TaskMessage",
     "TaskWithdrawn",
+    "as_reason",
     "decode_task_message",
     "encode_task_message",
 ]
@@ -48,7 +50,17 @@ _Config = ConfigDict(
 InstanceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 # Why a task is not ready, or why it left: shown in terminals, so one line of printable
 # text (no control characters a writer could use to rewrite a reader's screen).
-Reason = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+MAX_REASON = 200
+Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def as_reason(text: str) -> str:
+    """Any text as a ``Reason`` carries it: what is not printable becomes a space, and
+    past ``MAX_REASON`` characters it is cut, ending ``...``."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    return clean if len(clean) <= MAX_REASON else clean[: MAX_REASON - 3] + "..."
+
+
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
 
 

@@ -23,7 +23,7 @@ from events.control import (
     encode_control,
 )
 from events.liveness import control_subject
-from events.task import Task
+from events.task import Task, as_reason
 from registry.discovery.announce import Announcement, Announcer
 from registry.discovery.checks import Check, Threshold, probe
 from registry.discovery.readiness import Readiness
@@ -154,5 +154,5 @@ class TaskKeeper:
 
 
 def _line(text: str) -> str:
-    clean = "".join(c if c.isprintable() else " " for c in text).strip() or "failed"
-    return clean[:200]
+    """An error as the reply's ``error`` carries it (a non-empty ``Reason``)."""
+    return as_reason(text).strip() or "failed"

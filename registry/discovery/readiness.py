@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events.control import ReadinessAction
+from events.task import as_reason
 from registry.discovery.checks import Result, Threshold
 
 __all__ = ["Readiness", "Verdict"]
-
-_MAX_REASON = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +59,8 @@ class Readiness:
     def _check_reason(self, check: Threshold) -> str:
         last = check.last
         if last is None or (check.passing is None and last.passed):
-            return _clip(f"check {self.check_name}: not passed yet")
-        return _clip(f"check {self.check_name} failing: {last.detail}")
+            return as_reason(f"check {self.check_name}: not passed yet")
+        return as_reason(f"check {self.check_name} failing: {last.detail}")
 
     def checked(self, result: Result) -> bool:
         """Take a check's result; whether the task's readiness changed (a failing check
@@ -82,12 +81,6 @@ class Readiness:
             case ReadinessAction.READY:
                 self.drained = self.held = None
             case ReadinessAction.NOT_READY:
-                self.held = _clip(f"set not ready{who}{why}")
+                self.held = as_reason(f"set not ready{who}{why}")
             case ReadinessAction.DRAIN:
-                self.drained = _clip(f"drained{who}{why}")
-
-
-def _clip(text: str) -> str:
-    """One printable line the heartbeat can carry."""
-    clean = "".join(c if c.isprintable() else " " for c in text)
-    return clean if len(clean) <= _MAX_REASON else clean[: _MAX_REASON - 3] + "..."
+                self.drained = as_reason(f"drained{who}{why}")
