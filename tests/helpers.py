@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +210,15 @@ class Lines:
         raise AssertionError(f"no such line in {[line for _, line in self.lines]}")
 
 
+async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> float:
+    """Seconds until ``check`` holds; fails naming ``what`` past ``timeout``."""
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < timeout, f"never: {what}"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
 STARTED: list[subprocess.Popen[str]] = []  # stopped after each test (conftest)
 
 
@@ -230,6 +239,21 @@ def start(*args: str, url: str, sigint_ignored: bool = False) -> subprocess.Pope
     )
     STARTED.append(proc)
     return proc
+
+
+@contextlib.asynccontextmanager
+async def running(*args: str, url: str, ready: str) -> AsyncIterator[Lines]:
+    """``skyctl`` in a process of its own, its lines once one starts with ``ready``;
+    SIGTERM when the block ends."""
+    proc = start(*args, url=url)
+    lines = Lines(proc)
+    await lines.wait_for(lambda line: line.startswith(ready), timeout=30)
+    try:
+        yield lines
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 15)
 
 
 def stop_started() -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import dns.asyncresolver
 import dns.exception
@@ -23,10 +21,19 @@ from registry.client import Registry
 from registry.discovery.checks import parse_check
 from registry.errors import TaskNotAnswering, TaskTaken
 from registry.jetstream.server import NatsServer
-from tests.helpers import Lines, skyctl, start
-from tests.proxy.traffic import NS, connection_to, http_backends, http_get, spread, task, web
+from tests.helpers import Lines, running, skyctl, until
+from tests.proxy.traffic import (
+    NODE,
+    NS,
+    connection_to,
+    http_backends,
+    http_get,
+    spread,
+    task,
+    userspace_proxy,
+    web,
+)
 
-NODE = "127.0.0.1"
 _SERVING = re.compile(r"dns: serving .* on 127\.0\.0\.1:(\d+)")
 
 
@@ -58,20 +65,6 @@ async def health_endpoint() -> AsyncIterator[Health]:
         server.close()
 
 
-@contextlib.asynccontextmanager
-async def running(*args: str, url: str, ready: str) -> AsyncIterator[Lines]:
-    """A skyctl process's lines, once one starts with ``ready``; SIGTERM after."""
-    proc = start(*args, url=url)
-    lines = Lines(proc)
-    await lines.wait_for(lambda line: line.startswith(ready), timeout=30)
-    try:
-        yield lines
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(proc.wait, 15)
-
-
 async def dns_port(lines: Lines) -> int:
     await lines.wait_for(lambda line: _SERVING.match(line) is not None, timeout=30)
     return next(int(m.group(1)) for _, line in lines.lines if (m := _SERVING.match(line)))
@@ -86,15 +79,6 @@ async def dns_answer(port: int, name: str, rdtype: str = "A") -> set[str]:
     except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN, dns.exception.Timeout):
         return set()
     return {r.to_text() for r in found}
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> float:
-    """Seconds until ``check`` holds; fails naming ``what`` past ``timeout``."""
-    started = time.monotonic()
-    while not await check():
-        assert time.monotonic() - started < timeout, f"never: {what}"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 async def test_a_failing_check_takes_the_task_out_of_every_reader_and_back(
@@ -116,15 +100,7 @@ async def test_a_failing_check_takes_the_task_out_of_every_reader_and_back(
         async with (
             registry.announce(task("checked", addresses[0]), ttl=30, check=check) as keeper,
             registry.announce(task("plain", addresses[1]), ttl=30),
-            running(
-                "proxy",
-                "--mode",
-                "userspace",
-                "--node-address",
-                NODE,
-                url=url,
-                ready="proxy: forwarding",
-            ) as _proxy,
+            userspace_proxy(url) as _proxy,
             running("dns", "--listen", f"{NODE}:0", url=url, ready="dns:") as dns_proc,
             registry.resolver() as resolver,
         ):
@@ -169,15 +145,7 @@ async def test_drain_stops_new_connections_while_an_open_one_completes(
         async with (
             registry.announce(task("leaving", addresses[0]), ttl=30),
             registry.announce(task("staying", addresses[1]), ttl=30),
-            running(
-                "proxy",
-                "--mode",
-                "userspace",
-                "--node-address",
-                NODE,
-                url=url,
-                ready="proxy: forwarding",
-            ),
+            userspace_proxy(url),
         ):
 
             async def both() -> bool:
@@ -310,15 +278,7 @@ async def test_named_ports_reach_the_process_that_announced_them(
         async with (
             running(*announced[0], url=url, ready="task/one announced"),
             running(*announced[1], url=url, ready="task/two announced"),
-            running(
-                "proxy",
-                "--mode",
-                "userspace",
-                "--node-address",
-                NODE,
-                url=url,
-                ready="proxy: forwarding",
-            ),
+            userspace_proxy(url),
             running("dns", "--listen", f"{NODE}:0", url=url, ready="dns:") as dns_proc,
         ):
 

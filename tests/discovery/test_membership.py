@@ -10,8 +10,7 @@ import contextlib
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from events import Service
@@ -21,14 +20,7 @@ from events.task import Task
 from registry.client import Registry
 from registry.discovery.served import task_transitions
 from registry.services.when import AtTime
-from tests.helpers import Lines, skyctl, start
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        await asyncio.sleep(0.05)
+from tests.helpers import Lines, skyctl, start, until
 
 
 async def recorder(url: str) -> tuple[subprocess.Popen[str], Lines]:

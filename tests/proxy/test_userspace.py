@@ -4,11 +4,7 @@ process, with real traffic (no kernel table: these tests need no root)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import subprocess
 import time
-from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
@@ -17,22 +13,16 @@ from events.choices import Protocol
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from registry.proxy.userspace import loopback_for
-from tests.helpers import Lines, start
-from tests.proxy.traffic import connection_to, http_backends, http_get, spread, task, web
-
-NODE = "127.0.0.1"
-
-
-@contextlib.asynccontextmanager
-async def proxy(url: str, *extra: str) -> AsyncIterator[subprocess.Popen[str]]:
-    proc = start("proxy", "--mode", "userspace", "--node-address", NODE, *extra, url=url)
-    await Lines(proc).wait_for(lambda line: line.startswith("proxy: forwarding"), timeout=30)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(proc.wait, 15)
+from tests.proxy.traffic import (
+    NODE,
+    connection_to,
+    http_backends,
+    http_get,
+    spread,
+    task,
+    userspace_proxy,
+    web,
+)
 
 
 async def until(check: object, timeout: float = 15.0) -> None:
@@ -63,7 +53,7 @@ async def test_node_port_and_cluster_ip_round_robin_over_ready_endpoints(
         await (await registry.announcer()).announce(
             [task(f"w{i}", a) for i, a in enumerate(addresses)], ttl=30
         )
-        async with proxy(url):
+        async with userspace_proxy(url):
 
             async def three() -> bool:
                 got = await spread(NODE, node_port, 30, backends)
@@ -88,7 +78,7 @@ async def test_least_connections_prefers_the_idle_endpoint(fresh_server: NatsSer
         await (await registry.announcer()).announce(
             [task(f"w{i}", a) for i, a in enumerate(addresses)], ttl=30
         )
-        async with proxy(url, "--balance", "least-connections"):
+        async with userspace_proxy(url, "--balance", "least-connections"):
             await until(lambda: _answers(NODE, node_port))
             held = [await connection_to(backends[0], NODE, node_port)]
             await asyncio.sleep(0.5)  # the tries that landed elsewhere have closed
@@ -114,7 +104,7 @@ async def test_no_endpoint_resets_at_once_and_a_withdrawn_one_drains(
     ):
         node_port = (await registry.create(web(leaving.port))).service.ports[0].node_port
         assert node_port is not None
-        async with proxy(url):
+        async with userspace_proxy(url):
             started = time.monotonic()
             with pytest.raises(ConnectionError):
                 await http_get(NODE, node_port)
@@ -171,7 +161,7 @@ async def test_udp_flows_reach_an_endpoint_and_come_back(fresh_server: NatsServe
             )
             assert node_port is not None
             await (await registry.announcer()).announce([task("u", "127.0.0.88")], ttl=30)
-            async with proxy(url):
+            async with userspace_proxy(url):
                 client = _Client()
                 sender, _ = await loop.create_datagram_endpoint(
                     lambda: client, remote_addr=(NODE, node_port)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from events import Port, Service, ServiceType
 from events.choices import Protocol
 from events.task import Task
+from tests.helpers import Lines, running
 
 __all__ = [
+    "NODE",
     "NS",
     "Backend",
     "connection_to",
@@ -21,10 +23,26 @@ __all__ = [
     "nft",
     "spread",
     "task",
+    "userspace_proxy",
     "web",
 ]
 
 NS = "shop"
+NODE = "127.0.0.1"  # the node the user-space proxy serves node ports on
+
+
+def userspace_proxy(url: str, *extra: str) -> contextlib.AbstractAsyncContextManager[Lines]:
+    """``skyctl proxy --mode userspace`` on ``NODE``, once it forwards; stopped after."""
+    return running(
+        "proxy",
+        "--mode",
+        "userspace",
+        "--node-address",
+        NODE,
+        *extra,
+        url=url,
+        ready="proxy: forwarding",
+    )
 
 
 def web(
