@@ -143,7 +143,6 @@ _MODELS: dict[str, type[BaseModel]] = {
     "TaskLeft": TaskLeft,
     "RecordingResumed": RecordingResumed,
 }
-MEMBERSHIP_MODELS = _MODELS
 
 
 def encode_membership(event: MembershipEvent) -> bytes:

@@ -20,7 +20,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from events.codec import DecodeError
 from events.liveness import TASK_SUBJECTS, parse_task_subject
@@ -55,9 +55,8 @@ _log = logging.getLogger(__name__)
 _MARKER = "Nats-Marker-Reason"
 _ATTEMPTS = 5  # writes that lose to another recorder, compared again each time
 _IN_FLIGHT = 64  # tasks whose transitions are written at once
-# What to record of one change, decided against what the history then holds, and when
-# the server stored the message it was read from.
-Decide = tuple[Callable[[Member | None], list[Transition]], int]
+# What to record of one change, decided against what the history then holds.
+Decide = Callable[[Member | None], list[Transition]]
 
 
 @dataclass
@@ -67,7 +66,6 @@ class RecorderStats:
     written: int = 0  # transitions this recorder wrote
     lost: int = 0  # writes another recorder made first (compared again; not doubled)
     inexact: int = 0  # found by catching up
-    lags_ns: list[int] = field(default_factory=list)  # stored-to-recorded, when measuring
 
 
 class Recorder:
@@ -80,7 +78,6 @@ class Recorder:
         name: str | None = None,
         on_note: Callable[[str], None] | None = None,
         on_skipped: Callable[[Skipped], None] | None = None,
-        measure_lag: bool = False,
     ) -> None:
         self.log = log
         self.name = name or f"recorder@{socket.gethostname()}"[:200]
@@ -88,7 +85,6 @@ class Recorder:
         self.members = Members(on_skipped or (lambda s: _log.debug("skipped %s", s)))
         self.stats = RecorderStats()
         self.caught_up = asyncio.Event()
-        self._measure = measure_lag
 
     async def run(self) -> None:
         """Record until cancelled."""
@@ -137,8 +133,8 @@ class Recorder:
         async def one(key: TaskKey, decisions: list[Decide]) -> int:
             async with slots:
                 late = 0
-                for decide, source_ns in decisions:
-                    late += await self._record(key, decide, source_ns)
+                for decide in decisions:
+                    late += await self._record(key, decide)
                 return late
 
         done = await asyncio.gather(*(one(k, d) for k, d in work.items()))
@@ -174,7 +170,7 @@ class Recorder:
                 after_ns=after_ns,
             )
 
-        return key, (decide, message.time_ns)
+        return key, decide
 
     async def _gone_meanwhile(self, view: TaskView, after_ns: int | None) -> int:
         """Tasks the history holds live that the server no longer has (they left while
@@ -194,17 +190,14 @@ class Recorder:
             )
 
         work: dict[TaskKey, list[Decide]] = {
-            member.key: [(gone, now_ns)]
-            for member in self.members.live()
-            if view.task(member.key) is None
+            member.key: [gone] for member in self.members.live() if view.task(member.key) is None
         }
         return await self._flush(work)
 
     async def _record(
         self,
         key: TaskKey,
-        decide: Callable[[Member | None], list[Transition]],
-        source_ns: int,
+        decide: Decide,
     ) -> int:
         """Write what ``decide`` says the history lacks, on top of what it holds; on
         losing to another recorder, read what it wrote and decide again."""
@@ -228,8 +221,6 @@ class Recorder:
                     if not event.exact:
                         self.stats.inexact += 1
                         late += 1
-                    if self._measure:
-                        self.stats.lags_ns.append(time.time_ns() - source_ns)
                 return late
             except WrongLastSequence:
                 self.stats.lost += 1
