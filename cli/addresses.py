@@ -1,11 +1,11 @@
 """``skyctl addresses repair``: make the address ledger say what the services say."""
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import DryRunOpt
 from cli.terminal import safe
 
@@ -40,7 +40,7 @@ def repair(dry_run: DryRunOpt = False, *, conn: Connection) -> None:
             actor = await registry.actor()
             return bad, [await repair_one(registry.log, b, actor) for b in bad]
 
-    bad, done = asyncio.run(run())
+    bad, done = run_command(run())
     if not bad:
         print("the address ledger is clean: every record agrees with the services")
         return

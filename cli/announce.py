@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.lifetime import run_until_stopped
+from cli.lifetime import run_command, run_until_stopped
 from cli.options import TaskNamespaceOpt
 from cli.parse import (
     parse_name,
@@ -282,7 +282,7 @@ def _supervise(conn: Connection, task: Task, how: _How, command: list[str]) -> i
                     await proc.wait()
         return code if code >= 0 else 128 - code
 
-    return asyncio.run(run())
+    return run_command(run())
 
 
 def _exit_reason(code: int) -> str:

@@ -1,12 +1,12 @@
 """``skyctl create service``: parse the flags, create the service, say so."""
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
 from cli.files import create_from_files, no_files_or_noun
+from cli.lifetime import run_command
 from cli.options import DryRunOpt, FilenameOpt, NamespaceFlag, NamespaceOpt, Output
 from cli.parse import parse_service
 from cli.verbs import register, verb_app
@@ -132,7 +132,7 @@ def create_service(
         async with await conn.open(writes=True) as registry:
             return await registry.create(service, dry_run=dry_run)
 
-    record = asyncio.run(create())
+    record = run_command(create())
     if output is None:
         print(f"service/{record.service.name} created{' (dry run)' if dry_run else ''}")
     else:
@@ -184,7 +184,7 @@ def create_quota(
             _, new = await registry.set_quota(namespace, name, limits)
             return new
 
-    new = asyncio.run(create())
+    new = run_command(create())
     print(f"resourcequota/{name} {'created' if new else 'configured'}")
 
 

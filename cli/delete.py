@@ -1,6 +1,5 @@
 """``skyctl delete service``: delete services by name, say which, and why not."""
 
-import asyncio
 import sys
 from typing import Annotated
 
@@ -8,6 +7,7 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.files import delete_from_files, no_files_or_noun
+from cli.lifetime import run_command
 from cli.options import (
     DryRunOpt,
     FilenameOpt,
@@ -123,7 +123,7 @@ def delete_service(
                 print(f"service/{record.service.name} deleted{done}", flush=True)
         return failures
 
-    failures = asyncio.run(delete())
+    failures = run_command(delete())
     if failures:
         for failure in failures[:-1]:
             print(f"error: {safe(str(failure))}", file=sys.stderr)

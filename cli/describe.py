@@ -3,7 +3,6 @@ happened to them lately."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import NamespaceOpt, label_selector_option
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
@@ -89,7 +89,7 @@ def describe_service(
                 described.append((record, items, endpoints, transitions))
             return described
 
-    described = asyncio.run(read())
+    described = run_command(read())
     if not described:
         print(f"No resources found in {namespace} namespace.", file=sys.stderr)
     for index, (record, items, endpoints, transitions) in enumerate(described):
@@ -267,7 +267,7 @@ def describe_task(
         async with await conn.open() as registry:
             return await registry.tasks(namespace), await registry.list(namespace)
 
-    tasks, services = asyncio.run(read())
+    tasks, services = run_command(read())
     found = next((t for t in tasks if t.name == name), None)
     if found is None:
         fail(f'task "{name}" not found in namespace "{namespace}" (or its TTL ran out)', 1)

@@ -3,7 +3,6 @@ revision that was shown ($SKYFLOW_EDITOR, else $EDITOR, else vi)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 import subprocess
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.manifest import parse_documents, read_text
 from cli.options import NamespaceOpt
 from cli.parse import parse_name
@@ -63,7 +63,7 @@ def edit_service(
             await registry.prover(None).place([record])  # for createdByProof
             return record
 
-    record = asyncio.run(read())
+    record = run_command(read())
     shown = to_yaml(service_object(record)) + "\n"
     with tempfile.NamedTemporaryFile(
         "w", suffix=".yaml", prefix=f"skyctl-{name}-", delete=False
@@ -178,7 +178,7 @@ def _apply(
         async with await conn.open(writes=True) as registry:
             return await registry.apply(manifest.service, expected_revision=revision)
 
-    return asyncio.run(apply())
+    return run_command(apply())
 
 
 register(edit_app, edit_service, short_help="Edit a service as YAML in your editor.")

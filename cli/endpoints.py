@@ -9,7 +9,6 @@ not-ready addresses apart, labelled as its service is (so ``-l`` picks them, as 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from collections.abc import Hashable, Mapping
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import (
     Format,
     NamespaceOpt,
@@ -124,7 +124,7 @@ def get_endpoints(
             record = await registry.get(namespace, name)
             return [ServiceEndpoints(record, await registry.endpoints(namespace, name))]
 
-    found = view.select(asyncio.run(read()))
+    found = view.select(run_command(read()))
     if not found and view.says_when_empty:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
@@ -145,7 +145,7 @@ def _served_at(
         async with await conn.open() as registry:
             return await registry.served_at(namespace, name, when)
 
-    served = asyncio.run(read())
+    served = run_command(read())
     for caveat in served.caveats:
         print(safe(f"warning: {caveat}"), file=sys.stderr, flush=True)
     found = ServiceEndpoints(served.record, served.endpoints)
@@ -204,7 +204,7 @@ def _watch(
                     printer.change(item.kind, item.service)
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
-        asyncio.run(run())
+        run_command(run())
 
 
 class EndpointsListing(Listing["ServiceEndpoints"]):

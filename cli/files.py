@@ -9,12 +9,12 @@ prints it (``service/web configured``), in the order of the files.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from cli.connection import Connection
+from cli.lifetime import run_command
 from cli.manifest import Manifest, load_manifests
 from cli.terminal import safe
 from registry.errors import InvalidInput, NotFound, RegistryError, ServiceError
@@ -67,7 +67,7 @@ def run(
             return await act(registry)
 
     failures: list[RegistryError] = []
-    for manifest, outcome in zip(manifests, asyncio.run(run()), strict=True):
+    for manifest, outcome in zip(manifests, run_command(run()), strict=True):
         if isinstance(outcome, RegistryError):
             failures.append(outcome)
         elif outcome is not None:
@@ -113,7 +113,7 @@ def plan_all(conn: Connection, manifests: Sequence[Manifest]) -> list[Applied | 
                     plans.append(exc)
         return plans
 
-    return asyncio.run(plan())
+    return run_command(plan())
 
 
 def print_plans(

@@ -1,7 +1,6 @@
 """``skyctl get service``: one service, a namespace, every namespace, the past, or a watch;
 filtered, sorted and printed the ways ``kubectl get`` offers, so scripts carry over."""
 
-import asyncio
 import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -9,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import (
     Format,
     NamespaceOpt,
@@ -156,7 +156,7 @@ def get_service(
         view.endpoints = {record.key: endpoints for record, endpoints in found}
         return [record for record, _ in found]
 
-    records = asyncio.run(get())
+    records = run_command(get())
     if missing:
         if records:
             view.print(records, single=False)
@@ -189,7 +189,7 @@ def _get_at(
                 await registry.prover(view.trust).place(records)
             return past, records
 
-    past, records = asyncio.run(read())
+    past, records = run_command(read())
     if name is not None and not past.projection.services:
         raise NotFound(namespace or "default", name)
     if not records and view.says_when_empty:
@@ -241,7 +241,7 @@ def _watch(
     view.endpoints = {}
     view.objects_carry_endpoints = True
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
-        asyncio.run(run())
+        run_command(run())
 
 
 class _WatchPrinter(WatchPrinter["ServiceRecord"]):
@@ -324,7 +324,7 @@ def get_namespaces(
             oldest[namespace] = min(since, oldest.get(namespace, since))
         return oldest
 
-    oldest = asyncio.run(read())
+    oldest = run_command(read())
     for name in wanted:
         if name not in oldest:
             from cli.errors import fail

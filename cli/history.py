@@ -1,13 +1,13 @@
 """``skyctl history service``, ``skyctl events`` and ``skyctl audit verify``: the log for
 auditors and scripts."""
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, assert_never
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import NamespaceOpt, Output, output_option
 from cli.parse import parse_name, parse_service_ref
 from cli.proof import TrustOpt, load_trust
@@ -84,7 +84,7 @@ def history_service(
         async with await conn.open() as registry:
             return await registry.history(namespace, name)
 
-    items = asyncio.run(read())
+    items = run_command(read())
     proofs = history_proofs(items, trust)
     paired = zip(_with_before(items), proofs, strict=True)
     if output is Output.table:
@@ -292,7 +292,7 @@ def events(
         return printed
 
     try:
-        printed = asyncio.run(run())
+        printed = run_command(run())
     except KeyboardInterrupt:
         return
     if not printed and output is Output.table and not follow:
@@ -330,7 +330,7 @@ def _task_events(
             start = None if since is None else since.time
             return await task_transitions(registry.log, namespace, name, since=start)
 
-    found = asyncio.run(read())
+    found = run_command(read())
     if output is Output.json:
         for stored, event in found:
             moment = datetime.fromtimestamp(stored / 1e9, UTC)
@@ -464,7 +464,7 @@ def verify(
                     unproven += 1
         return breaks, unproven, acknowledged
 
-    breaks, unproven, acknowledged = asyncio.run(run())
+    breaks, unproven, acknowledged = run_command(run())
     start = f"from seq {since}: " if since is not None else ""
     summary = f"checked {start}{checker.describe()}"
     if trust is not None or proofs["signed"] or proofs["verified"]:
@@ -523,7 +523,7 @@ def acknowledge(
         async with await conn.open() as registry:
             return await registry.acknowledge_break(seq, reason)
 
-    done, new = asyncio.run(run())
+    done, new = run_command(run())
     if new:
         print(f"break at seq {seq} acknowledged (seq {done.seq})")
     else:

@@ -1,13 +1,13 @@
 """``skyctl init``: create (or upgrade) the registry's streams and subscriptions bucket and
 report them; set the address ranges; give services from before addresses their own."""
 
-import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.terminal import safe
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def init(
                         flush=True,
                     )
 
-    asyncio.run(run())
+    run_command(run())
 
 
 def _signer(conn: Connection) -> "Signer | None":

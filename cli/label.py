@@ -7,13 +7,13 @@ undoes someone else's concurrent change (that would be "changed since revision N
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import DryRunOpt, NamespaceOpt, label_selector_option
 from cli.parse import parse_name, parse_selector
 from cli.targets import service_targets
@@ -102,7 +102,7 @@ def label_service(
                 done.append(await _label(registry, record, changes, overwrite, dry_run))
         return done
 
-    for name, said in asyncio.run(run()):
+    for name, said in run_command(run()):
         print(f"service/{name} {said}")
 
 

@@ -1,16 +1,66 @@
-"""Commands that run until stopped (``announce task``, ``dns``): Ctrl-C and SIGTERM end
-them successfully, after their cleanup has run."""
+"""How a command's coroutine runs: ``run_command`` for one-shot commands, on a loop of their own
+or, when the node agent hosts the command, on the agent's loop beside its warm
+connection; ``run_until_stopped`` for commands that run until stopped (``announce
+task``, ``dns``): Ctrl-C and SIGTERM end them successfully, after their cleanup has run."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import signal
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
-__all__ = ["run_until_stopped"]
+__all__ = ["hosted_on", "run_command", "run_until_stopped"]
+
+T = TypeVar("T")
+
+# The loop of the agent hosting the command that runs in this thread, if any.
+_HOST: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "skyflow_host_loop", default=None
+)
+
+
+@contextlib.contextmanager
+def hosted_on(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Within this block, ``run_command`` hands coroutines to ``loop`` (the agent's, running in
+    another thread) instead of starting a loop of its own: the command's code runs here,
+    its I/O over the agent's connection there."""
+    token = _HOST.set(loop)
+    try:
+        yield
+    finally:
+        _HOST.reset(token)
+
+
+def run_command(main: Coroutine[Any, Any, T]) -> T:
+    """Run a one-shot command's coroutine to its end and return its result.
+
+    Hosted (``hosted_on``), the coroutine runs as a task of the agent's loop in a copy of
+    this thread's context, so what it prints goes where this command's output goes."""
+    loop = _HOST.get()
+    if loop is None:
+        return asyncio.run(main)
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def start() -> None:
+        task = loop.create_task(main)
+
+        def finished(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                done.set_exception(concurrent.futures.CancelledError())
+            elif (error := task.exception()) is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(task.result())
+
+        task.add_done_callback(finished)
+
+    loop.call_soon_threadsafe(start, context=contextvars.copy_context())
+    return done.result()
 
 
 def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -7,7 +7,6 @@ node, as kube-proxy is) and keeps forwarding while NATS is away.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import re
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.lifetime import run_until_stopped
+from cli.lifetime import run_command, run_until_stopped
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -210,7 +209,7 @@ def proxy_command(
                     await forwarder.close()
 
     if cleanup:
-        asyncio.run(remove())
+        run_command(remove())
         return
     run_until_stopped(run)
 

@@ -9,12 +9,12 @@ announcers and admins (``docs/security.md``).
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import TaskNamespaceOpt
 from cli.parse import parse_name
 from cli.terminal import safe
@@ -107,7 +107,7 @@ def _ask(conn: Connection, name: str, namespace: str, action: str, reason: str |
         async with await conn.open() as registry:
             return await registry.set_readiness(namespace, name, chosen, reason)
 
-    task = asyncio.run(run())
+    task = run_command(run())
     print(safe(f"task/{name} {_said(chosen, task)}"))
 
 

@@ -1,12 +1,12 @@
 """``skyctl rollback service``: restore a service's definition from its history (as
 ``kubectl rollout undo``), written as a ``ServiceUpdated`` like any change."""
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.lifetime import run_command
 from cli.options import NamespaceOpt
 from cli.parse import parse_name
 from cli.terminal import safe
@@ -52,7 +52,7 @@ def rollback_service(
         async with await conn.open() as registry:
             return await registry.rollback(namespace, name, to_revision=to_revision)
 
-    done = asyncio.run(roll_back())
+    done = run_command(roll_back())
     if done.record is None:
         print(
             f"service/{name} skipped rollback (revision {done.revision} is the current "

@@ -4,7 +4,6 @@ service`` is (``cli.views``)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import sys
@@ -16,6 +15,7 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.errors import fail
+from cli.lifetime import run_command
 from cli.options import (
     Format,
     Output,
@@ -92,7 +92,7 @@ def get_tasks(
         async with await conn.open() as registry:
             return await registry.tasks(scope, label=label)
 
-    tasks = view.select(asyncio.run(read()))
+    tasks = view.select(run_command(read()))
     if name is not None:
         tasks = [t for t in tasks if t.name == name]
         if not tasks:
@@ -127,7 +127,7 @@ def _watch(conn: Connection, namespace: str | None, name: str | None, view: Task
                         printer.change("ADDED" if before is None else "MODIFIED", after)
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
-        asyncio.run(run())
+        run_command(run())
 
 
 def _changed(before: LiveTask, after: LiveTask) -> bool:

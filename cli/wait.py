@@ -14,6 +14,7 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.errors import EXIT_REFUSED, fail
+from cli.lifetime import run_command
 from cli.options import NamespaceOpt
 from cli.parse import parse_name
 from cli.streams import interleaved
@@ -151,7 +152,7 @@ def wait_service(
         raise InvalidInput("--for", "", f"say what to wait for: {_FOR_HELP}")
     wanted = parse_condition(condition)
     seconds = parse_timeout(timeout)
-    outcome = asyncio.run(_wait(conn, namespace, name, wanted, seconds))
+    outcome = run_command(_wait(conn, namespace, name, wanted, seconds))
     if outcome.startswith("timeout:"):
         fail(
             f"timed out after {timeout.strip()} waiting for service/{name} "
