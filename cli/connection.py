@@ -9,10 +9,12 @@ Each setting comes from the first of: its flag, its environment variable (``NATS
 ``$SKYFLOW_CONTEXT``, ``$NATS_CONTEXT``, the selected one), the default.
 """
 
+import contextlib
 import functools
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -25,7 +27,15 @@ if TYPE_CHECKING:
     from registry.jetstream.credentials import Credentials
     from registry.jetstream.log import JetStreamLog
 
-__all__ = ["DEFAULT_URL", "REPLICAS_ENV", "Connection", "connection_options"]
+__all__ = [
+    "DEFAULT_URL",
+    "REPLICAS_ENV",
+    "Borrow",
+    "Connection",
+    "NotHosted",
+    "connection_options",
+    "hosted_by",
+]
 
 DEFAULT_URL = "nats://127.0.0.1:4222"  # the same as registry.jetstream's, without importing nats
 REPLICAS_ENV = "SKYFLOW_REPLICAS"
@@ -33,6 +43,28 @@ _PANEL = "Connection"
 
 
 _FILES = ("creds", "tlsca", "nkey", "tlscert", "tlskey")
+
+
+class NotHosted(Exception):
+    """The node agent hosting this command does not serve it as asked (another server or
+    user, a watch, a write): the client runs it itself. Never shown to a user."""
+
+
+# A host's registry for a command's connection (its settings, whether it lives on, whether
+# it writes); NotHosted when the host cannot serve it.
+Borrow = Callable[["Connection", bool, bool], "Registry"]
+_HOST: ContextVar[Borrow | None] = ContextVar("skyflow_connection_host", default=None)
+
+
+@contextlib.contextmanager
+def hosted_by(borrow: Borrow) -> Iterator[None]:
+    """Within this block a command's ``Connection.open`` is the host's warm registry
+    (``cli/agent.py``), not a connection of its own."""
+    token = _HOST.set(borrow)
+    try:
+        yield
+    finally:
+        _HOST.reset(token)
 
 
 @dataclass(frozen=True)
@@ -77,6 +109,23 @@ class Connection:
         values.update({key: value for key, value in given.items() if value is not None})
         return cls(**values, context=chosen_context.name if chosen_context else None)
 
+    def reach(self) -> tuple[str | None, ...]:
+        """Where and as whom this connection reads: equal for two connections that reach the
+        same server(s) as the same user the same way (the context's name and the replicas a
+        new stream would get aside). The agent serves a command only with its own."""
+        return (
+            self.server,
+            self.user,
+            self.password,
+            self.token,
+            self.creds,
+            self.tlsca,
+            self.inbox_prefix,
+            self.nkey,
+            self.tlscert,
+            self.tlskey,
+        )
+
     def stream_replicas(self) -> int:
         if self.replicas is not None:
             return self.replicas
@@ -109,6 +158,9 @@ class Connection:
         reconnecting; the others fail fast, and get the client that starts fastest. Only a
         command that ``writes`` creates the registry's streams where they are missing: a
         read pointed at a server that is no registry says so (``NotARegistry``)."""
+        borrow = _HOST.get()
+        if borrow is not None:
+            return borrow(self, keep_reconnecting, writes)
         from events.stream import StreamSpec
         from registry.client import Registry
 
@@ -123,6 +175,8 @@ class Connection:
 
     async def open_log(self) -> "JetStreamLog":
         """The log itself, for administration (``skyctl init``)."""
+        if _HOST.get() is not None:
+            raise NotHosted("administration is not a read")
         from events.stream import StreamSpec
         from registry.jetstream import open_log
 

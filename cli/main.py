@@ -4,6 +4,7 @@ Every error a user can cause leaves through ``main`` as one line and an exit cod
 (see ``cli/errors.py``); nothing a user types produces a traceback.
 """
 
+import functools
 import logging
 import os
 import sys
@@ -13,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from cli.addresses import addresses_app
+from cli.agent import agent_command
 from cli.announce import announce_app, announce_task
 from cli.apply import apply
 from cli.completion import COMPLETE_VAR, completion
@@ -54,7 +56,8 @@ def _short_eq(token: str) -> str:
 # The order of ``skyctl --help``, as kubectl's: within a panel, by how often it is used.
 ORDER = (
     *("create", "get", "describe", "edit", "delete", "apply", "diff", "label", "rollback"),
-    *("wait", "announce", "task", "dns", "proxy", "record", "history", "events", "audit"),
+    *("wait", "announce", "task", "dns", "proxy", "record", "agent"),
+    *("history", "events", "audit"),
     *("server", "init", "addresses", "config", "completion", "version"),
 )
 
@@ -119,6 +122,11 @@ app.command(
 app.command(
     "record", rich_help_panel=DISCOVERY, short_help="Record tasks' joins, leaves and readiness."
 )(record)
+app.command(
+    "agent",
+    rich_help_panel=DISCOVERY,
+    short_help="Answer this node's reads from a warm connection.",
+)(agent_command)
 app.add_typer(history_app, name="history", rich_help_panel=AUDIT)
 app.command("events", rich_help_panel=AUDIT)(events)
 app.add_typer(
@@ -158,6 +166,14 @@ def _root(
     pass
 
 
+@functools.cache
+def command() -> Any:
+    """The click command typer builds from ``app``, built once per process: building it
+    reads every command's signature and costs tens of milliseconds, which the node agent,
+    running a command per request, would otherwise pay on each."""
+    return typer.main.get_command(app)
+
+
 def _takes_labels(ctx: Any) -> bool:
     """Whether the command of a usage error sets labels (``--labels``): where ``-l`` once
     meant labels before it meant a selector everywhere."""
@@ -176,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
         prepare()  # the shell is asking for completions: typer answers and exits
     try:
         args = dry_run_argv(sys.argv[1:] if argv is None else argv)
-        result = app(args=args, prog_name="skyctl", standalone_mode=False)
+        # ``obj``: how ``skyctl agent`` runs the commands it hosts (this very function)
+        # without importing this module, which imports it.
+        result = command().main(args=args, prog_name="skyctl", standalone_mode=False, obj=main)
     except RegistryError as exc:
         fail(str(exc), exit_code(exc))
     except Exception as exc:

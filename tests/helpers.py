@@ -78,6 +78,8 @@ def _environment(url: str | None, env: Mapping[str, str] | None) -> dict[str, st
     # user) stay out of it: contexts are read from an empty directory unless ``env``
     # names one.
     environment["XDG_CONFIG_HOME"] = _NO_CONTEXTS
+    # Nor the developer's node agent: a test's commands use one only where it starts one.
+    environment["SKYFLOW_AGENT"] = "off"
     if url is not None:
         environment["NATS_URL"] = url
     environment.update(env or {})

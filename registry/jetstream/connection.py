@@ -90,6 +90,12 @@ class Connection(Protocol):
         ...
 
     @property
+    def is_connected(self) -> bool:
+        """Up now: a reconnecting client is not, between losing a server and finding one
+        (how a long-lived reader says how stale it is)."""
+        ...
+
+    @property
     def reconnects(self) -> bool:
         """Whether a dropped connection comes back by itself (readers then re-subscribe)."""
         ...

@@ -166,6 +166,10 @@ class NatsPyConnection:
         return bool(self.nc.is_closed)
 
     @property
+    def is_connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    @property
     def reconnects(self) -> bool:
         return self._reconnects
 

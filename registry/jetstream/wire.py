@@ -467,6 +467,10 @@ class WireConnection:
         return self._lost is not None
 
     @property
+    def is_connected(self) -> bool:
+        return self._lost is None  # it never reconnects: up until lost for good
+
+    @property
     def reconnects(self) -> bool:
         return False
 

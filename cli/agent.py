@@ -1,0 +1,323 @@
+"""``skyctl agent``: a long-lived process per node that answers skyctl's reads over a
+unix socket, from a warm connection and warm code.
+
+The agent *hosts* skyctl's own read commands (``get``, ``describe``, ``history``): a
+request is a command line, run here by ``cli.main.main`` exactly as the client would
+have run it (its environment, its working directory), with its connection swapped for
+the agent's (``cli.connection.hosted_by``) and its coroutines run on the agent's loop
+(``cli.lifetime.hosted_on``). There is one implementation of every read and of every
+output format; the client prints the bytes it gets back. A read goes to the server as a
+direct read does, so it reflects every write acknowledged before it began.
+
+The agent serves only commands whose connection is its own (the same server, user and
+credentials: it never lends its identity to another), only reads that end (a watch or
+a write, signed by the user's own credentials, runs in the client), and only while its
+connection is up: otherwise the reply says why and the client reads the server itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.connection import Connection, NotHosted, connection_options, hosted_by
+from cli.hosted import hostable
+from cli.lifetime import hosted_on, run_until_stopped
+from registry.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from registry.agent.wire import Reply, Request
+    from registry.client import Registry
+
+__all__ = ["agent_command"]
+
+# The output of the command being hosted, in this thread and the coroutines it runs.
+_OUTPUT: ContextVar[tuple[io.TextIOWrapper, io.TextIOWrapper] | None] = ContextVar(
+    "skyflow_agent_output", default=None
+)
+
+
+class _Routed:
+    """``sys.stdout`` (or ``sys.stderr``) of the agent: the hosted command's buffer while
+    one runs in this context, else the agent's own stream, so the agent's own lines and
+    those of the DNS server and proxy it hosts never mix into a client's output."""
+
+    def __init__(self, real: Any, which: int) -> None:
+        self._real = real
+        self._which = which
+
+    def _target(self) -> Any:
+        hosted = _OUTPUT.get()
+        return self._real if hosted is None else hosted[self._which]
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text))
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """The exit status ``SystemExit`` stands for, as the interpreter would give it."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+class _Borrowed:
+    """What ``Connection.open`` gives a hosted command: a registry over the agent's
+    connection that the command's ``async with`` does not close."""
+
+    @staticmethod
+    def over(registry: Registry) -> Registry:
+        from registry.client import Registry
+
+        class Borrowed(Registry):
+            async def close(self) -> None:  # the agent's connection outlives each command
+                return None
+
+        from cli.connection import _warn
+
+        return Borrowed(registry.log, on_skipped=_warn, retry_for=registry.retry_for)
+
+
+class _Host:
+    """Runs each request as the client would have run it, over the agent's registry."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        registry: Registry,
+        loop: asyncio.AbstractEventLoop,
+        run: Callable[[list[str]], object],
+    ):
+        self.run = run  # ``cli.main.main``
+        self.conn = conn
+        self.registry = registry
+        self.loop = loop
+        self.started = time.time()
+        self.lost_at: float | None = None  # monotonic time the connection went down
+        self.counters: Any = None  # the server's, once it listens
+
+    async def watch_connection(self) -> None:
+        """Note when the connection goes down and comes back: a read is served only
+        while it is up, and ``--status`` says for how long it has not been."""
+        conn = self.registry.log.conn  # type: ignore[attr-defined]
+        while True:
+            if conn.is_connected:
+                if self.lost_at is not None:
+                    print("agent: connection to the server is back; serving reads", flush=True)
+                self.lost_at = None
+            elif self.lost_at is None:
+                self.lost_at = time.monotonic()
+                print(
+                    "agent: lost the connection to the server; clients read it themselves",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            await asyncio.sleep(0.1)
+
+    def stale_for(self) -> float:
+        return 0.0 if self.lost_at is None else time.monotonic() - self.lost_at
+
+    def borrow(self, conn: Connection, keep_reconnecting: bool, writes: bool) -> Registry:
+        if writes:
+            raise NotHosted("writes are signed by the user's own connection")
+        if keep_reconnecting:
+            raise NotHosted("a command that runs on is not hosted")
+        if conn.reach() != self.conn.reach():
+            raise NotHosted("the command connects elsewhere or as someone else")
+        return _Borrowed.over(self.registry)
+
+    def status(self) -> dict[str, Any]:
+        counters = self.counters
+        return {
+            "server": self.registry.log.url,
+            "connected": self.lost_at is None,
+            "stale_s": round(self.stale_for(), 1),
+            "up_s": round(time.time() - self.started, 1),
+            "served": counters.served if counters else 0,
+            "direct": counters.direct if counters else 0,
+            "refused": counters.refused if counters else 0,
+            "pid": os.getpid(),
+        }
+
+    def handle(self, request: Request) -> Reply:
+        """One request, in the agent's worker thread (one at a time: the environment and
+        the working directory it sets are the process's)."""
+        from registry.agent.wire import Reply
+
+        if request.status:
+            return Reply("status", info=self.status())
+        if self.lost_at is not None:
+            stale = self.stale_for()
+            return Reply(
+                "direct",
+                why=f"the agent has not reached its server for {stale:.1f} s",
+                info={"stale_s": round(stale, 1), "warn": True},
+            )
+        if not hostable(request.argv, request.env):
+            return Reply("direct", why="the agent hosts reads that end: get, describe, history")
+        saved_env, saved_cwd = dict(os.environ), os.getcwd()
+        try:
+            os.chdir(request.cwd)
+        except OSError as exc:
+            return Reply("direct", why=f"cannot enter {request.cwd}: {exc.strerror}")
+        out, err = io.BytesIO(), io.BytesIO()
+        streams = (
+            io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", write_through=True),
+            io.TextIOWrapper(err, encoding="utf-8", errors="surrogateescape", write_through=True),
+        )
+        os.environ.clear()
+        os.environ.update(request.env)
+        token = _OUTPUT.set(streams)
+        try:
+            code = self._run(request.argv)
+        except NotHosted as exc:
+            return Reply("direct", why=str(exc))
+        except Exception:
+            # A bug here must not become the client's answer: it reads the server itself.
+            print("agent: a hosted command failed:", file=sys.__stderr__)
+            traceback.print_exc(file=sys.__stderr__)
+            return Reply("direct", why="the agent failed on this command (see its log)")
+        finally:
+            _OUTPUT.reset(token)
+            os.environ.clear()
+            os.environ.update(saved_env)
+            os.chdir(saved_cwd)
+        return Reply("done", code=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+    def _run(self, argv: list[str]) -> int:
+        with hosted_on(self.loop), hosted_by(self.borrow):
+            try:
+                self.run(argv)
+            except SystemExit as exc:
+                return _exit_code(exc)
+            except KeyboardInterrupt:
+                return 130
+        return 0
+
+
+def _ask_status(path: str) -> None:
+    from registry.agent.client import ask
+    from registry.agent.wire import Request
+
+    reply, why = ask(path, Request([], {}, "/", status=True), timeout=10.0)
+    if reply is None or reply.status != "status":
+        from cli.errors import EXIT_SERVER, fail
+
+        fail(why or f"the agent at {path} refused: {reply.why if reply else ''}", EXIT_SERVER)
+    info = reply.info
+    state = "connected" if info.get("connected") else f"not connected for {info.get('stale_s')} s"
+    from cli.terminal import safe
+
+    print(
+        safe(
+            f"agent {path} (pid {info.get('pid')}): {info.get('server')} {state}; "
+            f"up {info.get('up_s')} s; served {info.get('served')}, sent direct "
+            f"{info.get('direct')}, refused {info.get('refused')}"
+        )
+    )
+    raise SystemExit(0 if info.get("connected") else 1)
+
+
+async def _registry_when_there(conn: Connection) -> Registry:
+    """The agent's registry. On a server without one yet (a fresh ``skyctl server``), it
+    waits for the first write to make it, rather than failing or making it itself."""
+    from registry.errors import NotARegistry
+
+    said = False
+    while True:
+        try:
+            return await conn.open(keep_reconnecting=True)
+        except NotARegistry as exc:
+            if not said:
+                print(f"agent: {exc}; waiting for it", file=sys.stderr, flush=True)
+                said = True
+            await asyncio.sleep(1.0)
+
+
+@connection_options
+def agent_command(
+    ctx: typer.Context,
+    socket_path: Annotated[
+        str | None,
+        typer.Option(
+            "--socket",
+            metavar="PATH",
+            help="Where to answer (mode 0600). Default: $SKYFLOW_AGENT, else "
+            "$XDG_RUNTIME_DIR/skyflow/agent.sock, else /tmp/skyflow-UID/agent.sock.",
+        ),
+    ] = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="Say how the running agent is, and exit.")
+    ] = False,
+    *,
+    conn: Connection,
+) -> None:
+    """Answer skyctl's reads on this node from a warm connection, until Ctrl-C.
+
+    get, describe and history (not watches) go to the agent when its socket answers and
+    the command connects as the agent does (same server, same user); they print exactly
+    what they would print without it, and see every write acknowledged before they
+    began. Writes never go through the agent. When the agent cannot reach its server,
+    clients read the server themselves (with a warning).
+
+    Example:  skyctl agent &
+
+              skyctl get svc -A       # answered by the agent
+    """
+    from registry.agent.client import default_socket
+    from registry.agent.client import socket_path as chosen_socket
+
+    run_command = ctx.find_root().obj  # cli.main.main, which runs skyctl's commands
+    if not callable(run_command):
+        raise InvalidInput("agent", "skyctl agent", "runs only as skyctl's own command")
+    path = socket_path or chosen_socket() or default_socket()
+    if "\0" in path or not path.strip():
+        raise InvalidInput("socket", path, "must be a file path")
+    if status:
+        _ask_status(path)
+
+    async def run() -> None:
+        from registry.agent.server import AgentServer
+
+        registry = await _registry_when_there(conn)
+        try:
+            host = _Host(conn, registry, asyncio.get_running_loop(), run_command)
+            async with AgentServer(path, host.handle) as server:
+                host.counters = server.counters
+                user = await registry.log.authenticated_user() or "no user"
+                print(
+                    f"agent: answering reads on {path} for {registry.log.url} (as {user}); "
+                    "Ctrl-C stops",
+                    flush=True,
+                )
+                await host.watch_connection()
+        finally:
+            with contextlib.suppress(Exception):
+                await registry.close()
+
+    real = sys.stdout, sys.stderr
+    sys.stdout = _Routed(real[0], 0)
+    sys.stderr = _Routed(real[1], 1)
+    try:
+        run_until_stopped(run)
+    finally:
+        sys.stdout, sys.stderr = real

@@ -1,0 +1,79 @@
+"""``skyctl``'s entry point: ask the node agent, else run the command here.
+
+This module is what every ``skyctl`` process imports first, so it imports almost
+nothing: a read that the agent answers (``cli/agent.py``) costs this module, the stdlib
+socket and JSON, and one round trip over a unix socket, never pydantic, asyncio, nats-py
+or typer. Anything the agent does not answer runs here as it always has (``cli.main``).
+
+Either way the process ends with ``os._exit`` once its output is flushed: a one-shot
+command has nothing left to do at interpreter teardown but free memory it is about to
+give back anyway (tens of milliseconds with pydantic loaded).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from cli.hosted import hostable
+
+__all__ = ["main"]
+
+
+def _finish(code: int) -> None:
+    """Flush what was written, then leave without interpreter teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 (contextlib costs this module a few milliseconds)
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # a closed pipe (| head): what was wanted has been read
+    os._exit(code)
+
+
+def _via_agent(argv: list[str]) -> int | None:
+    """The command's exit code if the agent ran it (its output written), else None."""
+    from registry.agent.client import AGENT_ENV, ask, socket_path, trusted
+    from registry.agent.wire import Request
+
+    path = socket_path()
+    if path is None:
+        return None
+    explicit = bool(os.environ.get(AGENT_ENV))
+    why = trusted(path)
+    if why is not None:
+        if explicit or "belongs to" in why or "written by others" in why:
+            print(f"skyctl: not using the agent: {why}", file=sys.stderr)
+        return None
+    reply, why = ask(path, Request(argv, dict(os.environ), os.getcwd()))
+    if reply is None or reply.status != "done":
+        shown = why or (reply.why if reply is not None else "")
+        if reply is None or reply.status == "refused" or reply.info.get("warn"):
+            print(f"skyctl: reading the server directly: {shown}", file=sys.stderr)
+        return None
+    try:
+        sys.stdout.buffer.write(reply.stdout)
+        sys.stdout.flush()
+        sys.stderr.buffer.write(reply.stderr)
+    except BrokenPipeError:
+        pass
+    return reply.code
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if hostable(argv):
+        code = _via_agent(argv)
+        if code is not None:
+            _finish(code)
+    from cli.main import main as run_here
+
+    try:
+        run_here(argv)
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+            _finish(1)
+        _finish(int(exc.code or 0))
+    except KeyboardInterrupt:
+        _finish(130)
+    _finish(0)
