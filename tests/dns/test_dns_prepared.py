@@ -23,7 +23,7 @@ from registry.discovery.tasks import LiveTask
 from registry.dns import responder
 from registry.dns.responder import render, respond
 from registry.dns.zone import Zone
-from tests.dns.test_dns_zone import big_zone, live, service, zone_with
+from tests.dns.zones import big_zone, live, service, zone_with
 
 SHORT = st.text("abcdefgh", min_size=1, max_size=6)
 TYPES = (
