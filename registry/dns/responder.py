@@ -46,7 +46,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from registry.dns.zone import Prepared, Zone
+from registry.dns.zone import Answer, Prepared, Zone
 
 __all__ = [
     "MAX_PREPARED",
@@ -98,13 +98,18 @@ def respond(zone: Zone, wire: bytes, *, tcp: bool) -> bytes | None:
     if prepared is None:
         return _prepare(zone, wire, key, tcp)
     variants = prepared.variants
-    turn = prepared.turn
-    prepared.turn = (turn + 1) % len(variants)
-    made = variants[turn]
-    if made is None:
-        spin, window = divmod(turn, prepared.windows)
-        made = variants[turn] = _render(zone, prepared.query, tcp, window, spin)[0] or b""
-    return _copy(wire, made, len(key) - 1)
+    if len(variants) == 1:
+        made = variants[0]
+    else:
+        rotation = prepared.rotation
+        window = 0 if rotation is None else rotation.next()
+        if window == 0:  # a round of the windows: the next records first
+            prepared.spin = (prepared.spin + 1) % prepared.spins
+        at = prepared.spin * prepared.windows + window
+        made = variants[at]
+        if made is None:
+            made = variants[at] = _render(zone, prepared.query, tcp, window, prepared.spin)[0]
+    return _copy(wire, made or b"", len(key) - 1)
 
 
 def _plain(wire: bytes, tcp: bool) -> bytes | None:
@@ -150,19 +155,30 @@ def _plain(wire: bytes, tcp: bool) -> bytes | None:
 
 
 def _prepare(zone: Zone, wire: bytes, key: bytes, tcp: bool) -> bytes | None:
-    """Render the response to the plain query ``wire`` as asked in lower case, keep it
-    in the zone, and answer ``wire`` with it."""
+    """Render the response to the plain query ``wire`` as asked in lower case (the next
+    window, if its name has several), keep it in the zone, and answer ``wire`` with it."""
     question = len(key) - 1
     query = b"\x00\x00" + bytes((wire[2] & 0xFE,)) + wire[3:12] + key[:question]
     query += wire[12 + question :]
-    made, windows, spins = _render(zone, query, tcp, 0, 0)
+    made, answer = _render(zone, query, tcp, None, 0)
     # Only an answer to the question is copied into: never what dnspython refused.
     if made is None or made[4:6] != b"\x00\x01" or made[3] & 0x0F not in _PREPARED_RCODES:
         return render(zone, wire, tcp=tcp)
     if len(zone.prepared) >= MAX_PREPARED:
         zone.prepared.clear()
-    zone.prepared[key] = Prepared(query, made, windows, spins)
+    prepared = zone.prepared[key] = Prepared(query, answer, _spins(answer))
+    prepared.variants[0 if answer is None else answer.window] = made
     return _copy(wire, made, question)
+
+
+def _spins(answer: Answer | None) -> int:
+    """How many renderings of each window to prepare, each with other records first:
+    one per record of its largest RRset, fewer for a name with many windows (whose
+    rotation already puts other records first)."""
+    if answer is None:
+        return 1
+    largest = max((len(rrset) for rrset in answer.answer), default=1)
+    return max(1, min(largest, MAX_ROTATIONS // answer.windows))
 
 
 def _copy(wire: bytes, made: bytes, question: int) -> bytes:
@@ -180,26 +196,26 @@ def render(zone: Zone, wire: bytes, *, tcp: bool) -> bytes | None:
 
 def _render(
     zone: Zone, wire: bytes, tcp: bool, turn: int | None, spin: int | None
-) -> tuple[bytes | None, int, int]:
+) -> tuple[bytes | None, Answer | None]:
     """``render``'s response, given window ``turn`` of a large name's records (None:
-    the next) with each RRset's records rotated ``spin`` places (None: shuffled); how
-    many windows there are, and how many rotations of them to prepare."""
+    the next) with each RRset's records rotated ``spin`` places (None: shuffled); and
+    the zone's answer it holds (None: the zone was not asked)."""
     if len(wire) < _HEADER:
-        return None, 1, 1
+        return None, None
     flags = int.from_bytes(wire[2:4], "big")
     if flags & dns.flags.QR:
-        return None, 1, 1
+        return None, None
     if len(wire) > MAX_QUERY_BYTES:
-        return _error(wire, flags, dns.rcode.FORMERR), 1, 1
+        return _error(wire, flags, dns.rcode.FORMERR), None
     try:
         query = dns.message.from_wire(wire)
     except Exception:  # whatever the parser tripped on, the query is malformed
-        return _error(wire, flags, dns.rcode.FORMERR), 1, 1
+        return _error(wire, flags, dns.rcode.FORMERR), None
     if query.opcode() != dns.opcode.QUERY:
-        return _error(wire, flags, dns.rcode.NOTIMP), 1, 1
+        return _error(wire, flags, dns.rcode.NOTIMP), None
     if len(query.question) != 1:
-        return _error(wire, flags, dns.rcode.FORMERR), 1, 1
-    windows = spins = 1
+        return _error(wire, flags, dns.rcode.FORMERR), None
+    answer = None
     response = dns.message.make_response(query, our_payload=UDP_PAYLOAD, pad=0)
     limit = _limit(query, tcp)
     question = query.question[0]
@@ -212,7 +228,6 @@ def _render(
     else:
         room = _room(query, limit)
         answer = zone.answer(question.name, question.rdtype, room=room, turn=turn)
-        windows = answer.windows
         response.set_rcode(answer.rcode)
         if answer.rcode != dns.rcode.REFUSED:
             response.flags |= dns.flags.AA
@@ -220,13 +235,11 @@ def _render(
             response.answer.extend(answer.answer)
         else:
             response.answer.extend(_rotated(rrset, spin) for rrset in answer.answer)
-            largest = max((len(rrset) for rrset in answer.answer), default=1)
-            spins = max(1, min(largest, MAX_ROTATIONS // windows))
         response.authority.extend(answer.authority)
         response.additional.extend(answer.additional)
     shuffle = spin is None  # dnspython's default: a random order each time
     out = response.to_wire(max_size=limit, prefer_truncation=True, want_shuffle=shuffle)
-    return out, windows, spins
+    return out, answer
 
 
 def _rotated(rrset: dns.rrset.RRset, spin: int) -> dns.rrset.RRset:

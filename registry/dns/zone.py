@@ -72,6 +72,7 @@ __all__ = [
     "MAX_DOMAIN_LENGTH",
     "Answer",
     "Prepared",
+    "Rotation",
     "Zone",
     "parse_domain",
 ]
@@ -121,34 +122,55 @@ def parse_domain(text: str) -> dns.name.Name:
     return name
 
 
+class Rotation:
+    """Whose turn it is among the windows of one name's records at one window size:
+    shared by every query given them, whatever its spelling, transport or room, so each
+    window is given in turn."""
+
+    __slots__ = ("count", "turn")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.turn = 0
+
+    def next(self) -> int:
+        turn = self.turn
+        self.turn = (turn + 1) % self.count
+        return turn
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What to say about one name and type: the response code and its three sections."""
+    """What to say about one name and type: the response code and its three sections;
+    for a name whose records are served a window at a time, which window of how many,
+    and the rotation among them."""
 
     rcode: dns.rcode.Rcode
     answer: tuple[dns.rrset.RRset, ...] = ()
     authority: tuple[dns.rrset.RRset, ...] = ()
     additional: tuple[dns.rrset.RRset, ...] = ()
-    # How many windows the name's records are served in at this room: the answers to
-    # ``turn`` 0 .. windows - 1 together hold them all.
+    window: int = 0
     windows: int = 1
+    rotation: Rotation | None = field(default=None, compare=False, repr=False)
 
 
 class Prepared:
     """The response to one question, rendered by the responder in wire format once and
     copied for every query that asks it (with the query's id and spelling) until the zone
-    changes. There are ``windows`` x spins renderings when a name's records are served a
-    window at a time and in turn first: ``variants[turn]`` is window ``turn % windows``
-    (rendered on first use), and ``turn`` goes round them one query at a time. What the
-    bytes hold is the responder's business; the zone only forgets them."""
+    changes. A name served a window at a time has one rendering per window, given as
+    ``rotation`` says; each window has ``spins`` renderings, each with other records
+    first, given in turn (``spin``). Each is rendered on first use. What the bytes hold
+    is the responder's business; the zone only forgets them."""
 
-    __slots__ = ("query", "turn", "variants", "windows")
+    __slots__ = ("query", "rotation", "spin", "spins", "variants", "windows")
 
-    def __init__(self, query: bytes, first: bytes, windows: int, spins: int) -> None:
+    def __init__(self, query: bytes, answer: Answer | None, spins: int) -> None:
         self.query = query  # the question as the responder renders it (lower case)
-        self.windows = windows
-        self.variants: list[bytes | None] = [first] + [None] * (windows * spins - 1)
-        self.turn = 1 % len(self.variants)  # the first was given as it was rendered
+        self.windows = 1 if answer is None else answer.windows
+        self.rotation = None if answer is None else answer.rotation
+        self.spins = spins
+        self.spin = 0
+        self.variants: list[bytes | None] = [None] * (self.windows * spins)
 
 
 _REFUSED = Answer(dns.rcode.REFUSED)
@@ -192,7 +214,7 @@ class _Pool:
         self.entries = entries
         self.cost = cost
         self.windows: dict[tuple[int, int], Answer] = {}
-        self.turns: dict[int, int] = {}
+        self.turns: dict[int, Rotation] = {}
 
     def take(self, zone: Zone, owner: dns.name.Name, room: int, turn: int | None) -> Answer:
         """Window ``turn`` of those that fit in ``room`` bytes (at least one record); None:
@@ -202,20 +224,20 @@ class _Pool:
             return zone._nodata()
         size = max(1, min(MAX_ANSWER_RECORDS, room // self.cost))
         count = -(-len(entries) // size)
-        if turn is None:
-            turn = self.turns.get(size, 0)
-            self.turns[size] = (turn + 1) % count
-        else:
-            turn %= count
+        rotation = self.turns.get(size)
+        if rotation is None:
+            rotation = self.turns[size] = Rotation(count)
+        turn = rotation.next() if turn is None else turn % count
         cached = self.windows.get((size, turn))
         if cached is None:
-            cached = self.windows[(size, turn)] = _window(
-                owner, entries[turn * size : (turn + 1) * size], zone.ttl, count
-            )
+            chosen = entries[turn * size : (turn + 1) * size]
+            cached = self.windows[(size, turn)] = _window(owner, chosen, zone.ttl, turn, rotation)
         return cached
 
 
-def _window(owner: dns.name.Name, entries: list[_Entry], ttl: int, count: int) -> Answer:
+def _window(
+    owner: dns.name.Name, entries: list[_Entry], ttl: int, turn: int, rotation: Rotation
+) -> Answer:
     by_type: dict[int, list[dns.rdata.Rdata]] = {}
     additional: list[dns.rrset.RRset] = []
     for entry in entries:
@@ -223,7 +245,8 @@ def _window(owner: dns.name.Name, entries: list[_Entry], ttl: int, count: int) -
         if entry.target is not None and entry.address is not None:
             additional.append(dns.rrset.from_rdata_list(entry.target, ttl, [entry.address]))
     answer = tuple(dns.rrset.from_rdata_list(owner, ttl, found) for found in by_type.values())
-    return Answer(dns.rcode.NOERROR, answer, (), tuple(additional), count)
+    additional_rrsets = tuple(additional)
+    return Answer(dns.rcode.NOERROR, answer, (), additional_rrsets, turn, rotation.count, rotation)
 
 
 class _Pools:
