@@ -4,7 +4,8 @@ One concept per module, each usable alone:
 
 - ``zone``: which names exist and what each answers (pure; no sockets, no NATS);
 - ``responder``: one query's bytes to one response's bytes, as the RFCs say (EDNS,
-  truncation, FORMERR), in dnspython's wire format;
+  truncation, FORMERR), rendered by dnspython once per change and question and copied
+  for each plain query;
 - ``server``: the UDP and TCP sockets;
 - ``feed``: the zone kept current by the Resolver.
 

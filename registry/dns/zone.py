@@ -71,6 +71,8 @@ __all__ = [
     "DEFAULT_TTL",
     "MAX_DOMAIN_LENGTH",
     "Answer",
+    "Prepared",
+    "Rotation",
     "Zone",
     "parse_domain",
 ]
@@ -120,14 +122,55 @@ def parse_domain(text: str) -> dns.name.Name:
     return name
 
 
+class Rotation:
+    """Whose turn it is among the windows of one name's records at one window size:
+    shared by every query given them, whatever its spelling, transport or room, so each
+    window is given in turn."""
+
+    __slots__ = ("count", "turn")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.turn = 0
+
+    def next(self) -> int:
+        turn = self.turn
+        self.turn = (turn + 1) % self.count
+        return turn
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What to say about one name and type: the response code and its three sections."""
+    """What to say about one name and type: the response code and its three sections;
+    for a name whose records are served a window at a time, which window of how many,
+    and the rotation among them."""
 
     rcode: dns.rcode.Rcode
     answer: tuple[dns.rrset.RRset, ...] = ()
     authority: tuple[dns.rrset.RRset, ...] = ()
     additional: tuple[dns.rrset.RRset, ...] = ()
+    window: int = 0
+    windows: int = 1
+    rotation: Rotation | None = field(default=None, compare=False, repr=False)
+
+
+class Prepared:
+    """The response to one question, rendered by the responder in wire format once and
+    copied for every query that asks it (with the query's id and spelling) until the zone
+    changes. A name served a window at a time has one rendering per window, given as
+    ``rotation`` says; each window has ``spins`` renderings, each with other records
+    first, given in turn (``spin``). Each is rendered on first use. What the bytes hold
+    is the responder's business; the zone only forgets them."""
+
+    __slots__ = ("query", "rotation", "spin", "spins", "variants", "windows")
+
+    def __init__(self, query: bytes, answer: Answer | None, spins: int) -> None:
+        self.query = query  # the question as the responder renders it (lower case)
+        self.windows = 1 if answer is None else answer.windows
+        self.rotation = None if answer is None else answer.rotation
+        self.spins = spins
+        self.spin = 0
+        self.variants: list[bytes | None] = [None] * (self.windows * spins)
 
 
 _REFUSED = Answer(dns.rcode.REFUSED)
@@ -171,26 +214,30 @@ class _Pool:
         self.entries = entries
         self.cost = cost
         self.windows: dict[tuple[int, int], Answer] = {}
-        self.turns: dict[int, int] = {}
+        self.turns: dict[int, Rotation] = {}
 
-    def take(self, zone: Zone, owner: dns.name.Name, room: int) -> Answer:
-        """The next window that fits in ``room`` bytes (at least one record)."""
+    def take(self, zone: Zone, owner: dns.name.Name, room: int, turn: int | None) -> Answer:
+        """Window ``turn`` of those that fit in ``room`` bytes (at least one record); None:
+        the one after the last taken."""
         entries = self.entries
         if not entries:
             return zone._nodata()
         size = max(1, min(MAX_ANSWER_RECORDS, room // self.cost))
         count = -(-len(entries) // size)
-        turn = self.turns.get(size, 0)
-        self.turns[size] = (turn + 1) % count
+        rotation = self.turns.get(size)
+        if rotation is None:
+            rotation = self.turns[size] = Rotation(count)
+        turn = rotation.next() if turn is None else turn % count
         cached = self.windows.get((size, turn))
         if cached is None:
-            cached = self.windows[(size, turn)] = _window(
-                owner, entries[turn * size : (turn + 1) * size], zone.ttl
-            )
+            chosen = entries[turn * size : (turn + 1) * size]
+            cached = self.windows[(size, turn)] = _window(owner, chosen, zone.ttl, turn, rotation)
         return cached
 
 
-def _window(owner: dns.name.Name, entries: list[_Entry], ttl: int) -> Answer:
+def _window(
+    owner: dns.name.Name, entries: list[_Entry], ttl: int, turn: int, rotation: Rotation
+) -> Answer:
     by_type: dict[int, list[dns.rdata.Rdata]] = {}
     additional: list[dns.rrset.RRset] = []
     for entry in entries:
@@ -198,7 +245,8 @@ def _window(owner: dns.name.Name, entries: list[_Entry], ttl: int) -> Answer:
         if entry.target is not None and entry.address is not None:
             additional.append(dns.rrset.from_rdata_list(entry.target, ttl, [entry.address]))
     answer = tuple(dns.rrset.from_rdata_list(owner, ttl, found) for found in by_type.values())
-    return Answer(dns.rcode.NOERROR, answer, (), tuple(additional))
+    additional_rrsets = tuple(additional)
+    return Answer(dns.rcode.NOERROR, answer, (), additional_rrsets, turn, rotation.count, rotation)
 
 
 class _Pools:
@@ -376,6 +424,10 @@ class Zone:
         # Bumped when a name gains or loses a second spelling: ``conflicts`` may differ.
         self.conflicts_changed = 0
         self.loaded = False  # until the first replace(): nothing read, nothing to answer
+        # Responses rendered for the zone as it is, by the question they answer (the
+        # responder's key); any change forgets them all, as it changes the SOA's serial
+        # that every negative answer carries.
+        self.prepared: dict[bytes, Prepared] = {}
 
     # -- keeping it current ---------------------------------------------------------------
 
@@ -476,12 +528,17 @@ class Zone:
     def _changed(self) -> None:
         self.serial = (self.serial + 1) % 2**32
         self._soa = None
+        self.prepared.clear()
 
     # -- asking ---------------------------------------------------------------------------
 
-    def answer(self, qname: dns.name.Name, rdtype: int, *, room: int = TCP_ROOM) -> Answer:
+    def answer(
+        self, qname: dns.name.Name, rdtype: int, *, room: int = TCP_ROOM, turn: int | None = None
+    ) -> Answer:
         """The answer for ``qname`` (any case) and ``rdtype``, whose records take at most
-        ``room`` bytes in the response (at least one record is given, whatever the room)."""
+        ``room`` bytes in the response (at least one record is given, whatever the room):
+        for a name with more records than that, window ``turn`` of them (see
+        ``Answer.windows``), or with None the window after the one it last gave."""
         labels = qname.labels
         depth = self._depth
         if len(labels) < depth or not qname.is_subdomain(self.domain):
@@ -493,12 +550,12 @@ class Zone:
             return self._nodata()
         kind = relative[-1]
         if kind == _SVC:
-            return self._service_answer(relative, rdtype, room)
+            return self._service_answer(relative, rdtype, room, turn)
         if kind == _TASK:
             return self._task_answer(relative, rdtype)
         return self._nxdomain()
 
-    def _service_answer(self, relative: Labels, rdtype: int, room: int) -> Answer:
+    def _service_answer(self, relative: Labels, rdtype: int, room: int, turn: int | None) -> Answer:
         depth = len(relative)
         if depth == 1:  # svc.<domain>: always there, holds namespaces
             return self._nodata()
@@ -524,9 +581,9 @@ class Zone:
             return self._cluster_ip_answer(relative, rdtype, owner, vip, endpoints)
         if depth == 3:  # the service itself
             if rdtype in (_A, _AAAA, _ANY):
-                return pools.pool(rdtype).take(self, owner, room)
+                return pools.pool(rdtype).take(self, owner, room, turn)
             if rdtype == _SRV:
-                return pools.srv[(0, "")].take(self, owner, room)
+                return pools.srv[(0, "")].take(self, owner, room, turn)
             return self._nodata()
         protocol = _PROTOCOLS.get(relative[-4])
         if protocol is None or not any(p.protocol.value == protocol for p in endpoints.ports):
@@ -538,7 +595,7 @@ class Zone:
         if pool is None:
             return self._nxdomain()
         if rdtype == _SRV:
-            return pool.take(self, owner, room)
+            return pool.take(self, owner, room, turn)
         return self._nodata()
 
     def _cluster_ip_answer(

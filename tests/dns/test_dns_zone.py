@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import dns.edns
 import dns.flags
 import dns.message
@@ -24,53 +22,9 @@ from registry.discovery.endpoints import Endpoints, endpoints_for
 from registry.discovery.tasks import LiveTask
 from registry.dns.responder import MAX_QUERY_BYTES, UDP_PAYLOAD, respond
 from registry.dns.zone import MAX_ANSWER_RECORDS, Answer, Zone, parse_domain
+from tests.dns.zones import big_zone, live, service, zone_with
 
-NOW = datetime(2026, 11, 26, tzinfo=UTC)
 A, AAAA, SRV, SOA, TXT = "A", "AAAA", "SRV", "SOA", "TXT"
-
-
-def live(
-    name: str,
-    address: str,
-    *,
-    ready: bool = True,
-    namespace: str = "shop",
-    labels: dict[str, str] | None = None,
-) -> LiveTask:
-    return LiveTask(
-        namespace,
-        name,
-        labels if labels is not None else {"app": "web"},
-        address,
-        "eu-1",
-        ready,
-        "i1",
-        NOW,
-        15,
-        1,
-        0,
-    )
-
-
-def service(
-    name: str = "web",
-    namespace: str = "shop",
-    ports: tuple[Port, ...] = (Port(port=80, target_port=8080),),
-    selector: dict[str, str] | None = None,
-) -> Service:
-    return Service(
-        namespace=namespace,
-        name=name,
-        selector=selector if selector is not None else {"app": "web"},
-        ports=ports,
-    )
-
-
-def zone_with(services: list[Service], tasks: list[LiveTask], cluster_ips: bool = False) -> Zone:
-    zone = Zone("skyflow.", cluster_ips=cluster_ips)
-    vips = {(s.namespace, s.name): s.cluster_ip for s in services if s.cluster_ip}
-    zone.replace([endpoints_for(s, tasks) for s in services], tasks, vips)
-    return zone
 
 
 def ask(zone: Zone, name: str, rdtype: str) -> Answer:
@@ -383,11 +337,6 @@ def test_any_name_and_type_gets_an_answer(labels: list[bytes | str], rdtype: int
 
 
 # -- the responder --------------------------------------------------------------------------
-
-
-def big_zone(count: int) -> Zone:
-    tasks = [live(f"web-{i}", f"10.1.{i // 250}.{i % 250 + 1}") for i in range(count)]
-    return zone_with([service()], tasks)
 
 
 def reply(
