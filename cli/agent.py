@@ -24,13 +24,14 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.connection import Connection, NotHosted, connection_options, hosted_by
+from cli.dataplane import DnsPlan, ProxyPlan
 from cli.hosted import hostable
 from cli.lifetime import hosted_on, run_until_stopped
 from registry.errors import InvalidInput
@@ -237,6 +238,17 @@ def _ask_status(path: str) -> None:
     raise SystemExit(0 if info.get("connected") else 1)
 
 
+async def _all(jobs: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``jobs`` until each ends; the first to fail stops the others, and its error is
+    the agent's (one error a user can read, not a group of them)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for job in jobs:
+                group.create_task(job)
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
 async def _registry_when_there(conn: Connection) -> Registry:
     """The agent's registry. On a server without one yet (a fresh ``skyctl server``), it
     waits for the first write to make it, rather than failing or making it itself."""
@@ -268,6 +280,37 @@ def agent_command(
     status: Annotated[
         bool, typer.Option("--status", help="Say how the running agent is, and exit.")
     ] = False,
+    dns: Annotated[
+        str | None,
+        typer.Option(
+            "--dns",
+            metavar="HOST:PORT",
+            help="Also answer DNS there, as skyctl dns --listen does (loopback only).",
+        ),
+    ] = None,
+    domain: Annotated[
+        str, typer.Option("--domain", metavar="DOMAIN", help="With --dns: the domain names end in.")
+    ] = "skyflow.",
+    proxy: Annotated[
+        bool,
+        typer.Option("--proxy", help="Also forward service addresses, as skyctl proxy does."),
+    ] = False,
+    proxy_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy-mode",
+            metavar="MODE",
+            help="With --proxy: nftables or userspace (as skyctl proxy --mode).",
+        ),
+    ] = None,
+    node_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--node-address",
+            metavar="IP",
+            help="With --proxy: an address of this node for node ports (repeatable).",
+        ),
+    ] = None,
     *,
     conn: Connection,
 ) -> None:
@@ -295,24 +338,43 @@ def agent_command(
     if status:
         _ask_status(path)
 
+    dns_plan = (
+        DnsPlan.from_flags(dns, domain, "5s", cluster_ips=proxy, allow_remote=False)
+        if dns is not None
+        else None
+    )
+    proxy_plan = (
+        ProxyPlan.from_flags(proxy_mode, "round-robin", node_address, 10.0, "skyflow")
+        if proxy
+        else None
+    )
+
     async def run() -> None:
         from registry.agent.server import AgentServer
 
-        registry = await _registry_when_there(conn)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            # The DNS address first: a bad one fails before anything else starts.
+            bound = await stack.enter_async_context(await dns_plan.bind()) if dns_plan else None
+            registry = await _registry_when_there(conn)
+            stack.push_async_callback(registry.close)
             host = _Host(conn, registry, asyncio.get_running_loop(), run_command)
-            async with AgentServer(path, host.handle) as server:
-                host.counters = server.counters
-                user = await registry.log.authenticated_user() or "no user"
-                print(
-                    f"agent: answering reads on {path} for {registry.log.url} (as {user}); "
-                    "Ctrl-C stops",
-                    flush=True,
-                )
-                await host.watch_connection()
-        finally:
-            with contextlib.suppress(Exception):
-                await registry.close()
+            server = await stack.enter_async_context(AgentServer(path, host.handle))
+            host.counters = server.counters
+            user = await registry.log.authenticated_user() or "no user"
+            print(
+                f"agent: answering reads on {path} for {registry.log.url} (as {user}); "
+                "Ctrl-C stops",
+                flush=True,
+            )
+            jobs = [host.watch_connection()]
+            if bound is not None or proxy_plan is not None:
+                # One view of the node's services and endpoints feeds both.
+                resolver = await stack.enter_async_context(registry.resolver())
+                if dns_plan is not None and bound is not None:
+                    jobs.append(dns_plan.serve(bound, resolver))
+                if proxy_plan is not None:
+                    jobs.append(proxy_plan.serve(registry, resolver, conn.server))
+            await _all(jobs)
 
     real = sys.stdout, sys.stderr
     sys.stdout = _Routed(real[0], 0)

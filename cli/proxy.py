@@ -7,77 +7,15 @@ node, as kube-proxy is) and keeps forwarding while NATS is away.
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
-import shutil
-import socket
-import subprocess
-import sys
-from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urlsplit
+from typing import Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
+from cli.dataplane import ProxyPlan
 from cli.lifetime import run_command, run_until_stopped
-from registry.errors import InvalidInput
 
-if TYPE_CHECKING:
-    from registry.client import Registry
-    from registry.proxy.plan import Scope
-
-__all__ = ["local_addresses", "parse_node_address", "proxy_command"]
-
-MODES = ("nftables", "userspace")
-_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-
-
-def parse_node_address(text: str) -> str:
-    """An IPv4 address of this node that node ports are taken on."""
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        raise InvalidInput("node-address", text, "must be an IPv4 address of this node") from None
-    if not isinstance(address, ipaddress.IPv4Address) or address.is_unspecified:
-        raise InvalidInput("node-address", text, "must be an IPv4 address of this node")
-    return str(address)
-
-
-def local_addresses() -> list[str]:
-    """This node's IPv4 addresses, loopback first (``ip -j -4 addr``); empty if unknown."""
-    ip = shutil.which("ip")
-    if ip is None:
-        return []
-    try:
-        out = subprocess.run(
-            [ip, "-j", "-4", "addr", "show"], capture_output=True, timeout=10, check=True
-        ).stdout
-        found = [
-            str(ipaddress.IPv4Address(info["local"]))
-            for link in json.loads(out)
-            for info in link.get("addr_info", [])
-            if isinstance(info, dict) and info.get("family") == "inet"
-        ]
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
-        return []
-    return sorted(set(found), key=lambda a: (not ipaddress.IPv4Address(a).is_loopback, a))
-
-
-def _nats_endpoints(url: str) -> set[tuple[str, int]]:
-    """Where the NATS server listens, as addresses: nothing may forward those."""
-    found: set[tuple[str, int]] = set()
-    for part in url.split(","):
-        split = urlsplit(part if "://" in part else f"nats://{part}")
-        port = split.port or 4222
-        if not split.hostname:
-            continue
-        try:
-            infos = socket.getaddrinfo(split.hostname, port, socket.AF_INET, socket.SOCK_STREAM)
-        except OSError:
-            continue
-        found.update((str(info[4][0]), port) for info in infos)
-    return found
+__all__ = ["proxy_command"]
 
 
 @connection_options
@@ -146,92 +84,23 @@ def proxy_command(
 
               curl http://$(skyctl get svc web -n shop -o jsonpath='{.spec.clusterIP}')/
     """
-    from registry.proxy.nftables import Nftables
-    from registry.proxy.userspace import BALANCES, Userspace
-
-    if mode is not None and mode not in MODES:
-        raise InvalidInput("mode", mode, f"must be one of: {', '.join(MODES)}")
-    if balance not in BALANCES:
-        raise InvalidInput("balance", balance, f"must be one of: {', '.join(BALANCES)}")
-    if not 0.5 <= check_every <= 3600:
-        raise InvalidInput("check-every", str(check_every), "must be from 0.5 to 3600 seconds")
-    chosen = [parse_node_address(a) for a in node_address or []]
-    if not _TABLE_NAME.fullmatch(table):
-        raise InvalidInput("table", table, "must be 1-64 letters, digits, '_' or '-'")
-
-    why = Nftables.available()
-    mode = mode or ("nftables" if why is None else "userspace")
-    forwarder: Nftables | Userspace
-    if mode == "nftables":
-        if why is not None:
-            raise InvalidInput("mode", mode, f"cannot run here: {why} (or --mode userspace)")
-        forwarder = Nftables(table)
-    else:
-        if cleanup:
-            raise InvalidInput("cleanup", "--cleanup", "only the nftables mode leaves anything")
-        forwarder = Userspace(balance, on_problem=_warn)
+    plan = ProxyPlan.from_flags(mode, balance, node_address, check_every, table, cleanup=cleanup)
 
     async def remove() -> None:
-        assert isinstance(forwarder, Nftables)
-        removed = await forwarder.cleanup()
+        from registry.proxy.nftables import Nftables
+
+        assert isinstance(plan.forwarder, Nftables)
+        removed = await plan.forwarder.cleanup()
         print(f"proxy: removed table ip {table}" if removed else "proxy: nothing to remove")
 
     async def run() -> None:
-        from registry.proxy.runner import Proxy, Synced
-
         async with (
             await conn.open(keep_reconnecting=True) as registry,
             registry.resolver() as resolver,
         ):
-            scope = await _scope(registry, conn.server, chosen)
-
-            def synced(done: Synced) -> None:
-                if done.full:
-                    print(
-                        f"proxy: forwarding {done.frontends} frontends (mode {mode}, node "
-                        f"ports on {', '.join(scope.node_addresses) or 'no address'}; "
-                        f"{done.seconds * 1000:.0f} ms; Ctrl-C stops, forwarding stays)",
-                        flush=True,
-                    )
-
-            proxy = Proxy(
-                forwarder,
-                scope,
-                check_every=check_every,
-                on_synced=synced,
-                on_problem=_warn,
-                on_repaired=lambda: _warn("the kernel's table differed from the plan: rewritten"),
-            )
-            try:
-                await proxy.run(resolver, registry.log)
-            finally:
-                if isinstance(forwarder, Userspace):
-                    await forwarder.close()
+            await plan.serve(registry, resolver, conn.server)
 
     if cleanup:
         run_command(remove())
         return
     run_until_stopped(run)
-
-
-async def _scope(registry: Registry, url: str, chosen: list[str]) -> Scope:
-    from registry.proxy.plan import Scope
-
-    ranges = await registry.ranges()
-    local = local_addresses()
-    nodes = chosen or [a for a in local if not ipaddress.IPv4Address(a).is_loopback]
-    nats = _nats_endpoints(url)
-    return Scope(
-        service_network=ranges.network,
-        first_node_port=ranges.first_port,
-        last_node_port=ranges.last_port,
-        node_addresses=tuple(nodes),
-        reserved=frozenset({*local, *(a for a, _ in nats)}),
-        reserved_ports=frozenset(nats),
-    )
-
-
-def _warn(problem: str) -> None:
-    from cli.terminal import safe
-
-    print(f"warning: {safe(problem)}", file=sys.stderr, flush=True)

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.dns import parse_domain_flag, parse_listen
+from cli.dataplane import parse_domain_flag, parse_listen
 from events import (
     Port,
     Service,
