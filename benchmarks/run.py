@@ -37,10 +37,11 @@ from registry.jetstream.server import NatsServer
 from registry.services.projection import Change
 from registry.services.projector import rebuild
 
-__all__ = ["main"]
+__all__ = ["main", "memory_row", "projection_memory", "service"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = {"live": 100_000, "events": 1_000_000, "namespace": 1_000}
+MEMORY_LIMIT = 700  # bytes a live service may cost a rebuilt projection
 
 
 def sizes_for(scale: float) -> dict[str, int]:
@@ -132,17 +133,41 @@ async def rebuild_ours(url: str) -> tuple[float, int]:
         return elapsed, len(projection.services)
 
 
-async def projection_memory(url: str) -> tuple[int, int]:
-    """Bytes held by a rebuilt projection (tracemalloc), and its number of services."""
-    async with await open_log(url, long_lived=False) as log:
+async def projection_memory(url: str, *, sites: int = 0) -> tuple[int, int]:
+    """Bytes held by a rebuilt projection (tracemalloc), and its number of services;
+    ``sites`` > 0 also logs the allocation sites that hold the most, to see what a live
+    service is made of (slower: each allocation then keeps a traceback)."""
+    async with await open_log(url, long_lived=False) as stream:
         gc.collect()
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        projection = (await rebuild(log, SUBJECTS)).projection
+        tracemalloc.start(8 if sites else 1)
+        before = tracemalloc.take_snapshot() if sites else None
+        start = tracemalloc.get_traced_memory()[0]
+        projection = (await rebuild(stream, SUBJECTS)).projection
         gc.collect()
-        held = tracemalloc.get_traced_memory()[0] - before
+        held = tracemalloc.get_traced_memory()[0] - start
+        if before is not None:
+            count = max(len(projection.services), 1)
+            diff = tracemalloc.take_snapshot().compare_to(before, "traceback")
+            for stat in diff[:sites]:
+                frames = " <- ".join(
+                    f"{f.filename.rpartition('/')[2]}:{f.lineno}" for f in stat.traceback
+                )
+                log(f"{stat.size_diff / count:8.1f} B/service  {frames}")
         tracemalloc.stop()
         return held, len(projection.services)
+
+
+def memory_row(held: int, count: int) -> Result:
+    """The benchmark row of ``projection_memory``'s figures."""
+    return Result(
+        f"projection memory at {count:,} live services",
+        held / count,
+        None,
+        "B/service",
+        "absolute",
+        MEMORY_LIMIT,
+        note="tracemalloc, retained after a full rebuild",
+    )
 
 
 async def rebuild_scenario(url: str, run: Run, repeat: int) -> None:
@@ -168,17 +193,7 @@ async def rebuild_scenario(url: str, run: Run, repeat: int) -> None:
     )
     log("memory: projection under tracemalloc")
     held, count = await projection_memory(url)
-    run.add(
-        Result(
-            f"projection memory at {count:,} live services",
-            held / count,
-            None,
-            "B/service",
-            "absolute",
-            1024,
-            note="tracemalloc, retained after a full rebuild",
-        )
-    )
+    run.add(memory_row(held, count))
 
 
 # -- one-shot commands as fresh processes -----------------------------------------------------

@@ -87,6 +87,21 @@ class _Headers(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._fields()[key]
 
+    def __contains__(self, key: object) -> bool:
+        # A name whose bytes are not in the block is not a header: a rebuild asks every
+        # event whether it was signed, and most answers then cost no parse. (The status
+        # line's two fields have no name in the block; a non-ASCII name may have been
+        # replaced when parsed.)
+        if (
+            self._parsed is None
+            and isinstance(key, str)
+            and key.isascii()
+            and key not in _STATUS_FIELDS
+            and key.encode() not in self._raw
+        ):
+            return False
+        return key in self._fields()
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields())
 
@@ -95,6 +110,9 @@ class _Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Headers({self._fields()!r})"
+
+
+_STATUS_FIELDS = ("Status", "Description")  # what the status line gives
 
 
 def _parse_headers(raw: bytes) -> dict[str, str]:

@@ -11,9 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["MSG_ID", "StoredMessage", "chain_hash"]
+__all__ = ["MSG_ID", "SIGNATURE", "SIGNER", "StoredMessage", "chain_hash"]
 
 MSG_ID = "Nats-Msg-Id"
+# The two headers a signing writer stores with an event (``registry.services.proof``):
+# the only ones a reader of a service's state ever looks at again.
+SIGNER = "Skyflow-Signer"
+SIGNATURE = "Skyflow-Signature"
 
 
 @dataclass(frozen=True, slots=True)

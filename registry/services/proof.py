@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from registry.errors import InvalidInput
 from registry.log.port import Log
-from registry.log.stored import StoredMessage, chain_hash
+from registry.log.stored import SIGNATURE, SIGNER, StoredMessage, chain_hash
 
 if TYPE_CHECKING:
     from registry.services.projection import ServiceRecord
@@ -66,9 +66,6 @@ __all__ = [
     "prove",
     "record_proof",
 ]
-
-SIGNER = "Skyflow-Signer"
-SIGNATURE = "Skyflow-Signature"
 
 Status = Literal["verified", "signed", "unproven", "replayed", "expired", "forged"]
 STATUSES: Final[tuple[Status, ...]] = (

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import nats
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from registry.errors import NotAuthenticated, Unreachable
 from registry.jetstream.connection import ConnectionLost, NoResponders
 from registry.jetstream.server import NatsServer
-from registry.jetstream.wire import WireConnection
+from registry.jetstream.wire import WireConnection, _Headers, _parse_headers
 from tests import servers
 from tests.servers import AUTH_ENV, PASSWORDS, ROOT, tls_files
 
@@ -122,6 +124,24 @@ async def test_headers_round_trip_case_sensitive_and_lazy(conn: WireConnection) 
     assert getattr(headers, "_parsed", "absent") is None
     assert dict(headers) == sent
     assert "Status" not in headers
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.text(alphabet="ab:-é \t\xff", max_size=12), max_size=5),
+    status=st.sampled_from(["", " 100", " 100 Idle Heartbeat", " 404 No Messages"]),
+    key=st.sampled_from(["a", "b", "a-b", "é", "Status", "Description", "ab", "\ufffd"]),
+    encoding=st.sampled_from(["utf-8", "latin-1"]),  # latin-1: bytes that are not UTF-8
+)
+@example(lines=["é:x"], status="", key="\ufffd", encoding="latin-1")  # a replaced name
+@example(lines=["a:x"], status=" 100 Idle Heartbeat", key="Description", encoding="utf-8")
+def test_asking_for_a_name_answers_as_the_parsed_block_would(
+    lines: list[str], status: str, key: str, encoding: str
+) -> None:
+    """``in`` may skip the parse when the name's bytes are absent; it must never answer
+    otherwise than the parsed block (a rebuild asks every event for a signature so)."""
+    raw = ("NATS/1.0" + status + "\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode(encoding)
+    assert (key in _Headers(raw)) == (key in _parse_headers(raw))
 
 
 async def test_no_responders_and_timeout(conn: WireConnection) -> None:
