@@ -32,7 +32,7 @@ import typer
 
 from cli.connection import Connection, NotHosted, connection_options, hosted_by
 from cli.dataplane import DnsPlan, ProxyPlan
-from cli.hosted import hostable
+from cli.hosted import agent_socket, hostable
 from cli.lifetime import hosted_on, run_until_stopped
 from registry.errors import InvalidInput
 
@@ -273,8 +273,9 @@ def agent_command(
         typer.Option(
             "--socket",
             metavar="PATH",
-            help="Where to answer (mode 0600). Default: $SKYFLOW_AGENT, else "
-            "$XDG_RUNTIME_DIR/skyflow/agent.sock, else /tmp/skyflow-UID/agent.sock.",
+            help="Where to answer (mode 0600). Default: $SKYFLOW_AGENT, else the context's "
+            "agent (config set-context --agent), else $XDG_RUNTIME_DIR/skyflow/agent.sock, "
+            "else /tmp/skyflow-UID/agent.sock.",
         ),
     ] = None,
     status: Annotated[
@@ -327,12 +328,12 @@ def agent_command(
               skyctl get svc -A       # answered by the agent
     """
     from registry.agent.client import default_socket
-    from registry.agent.client import socket_path as chosen_socket
 
     run_command = ctx.find_root().obj  # cli.main.main, which runs skyctl's commands
     if not callable(run_command):
         raise InvalidInput("agent", "skyctl agent", "runs only as skyctl's own command")
-    path = socket_path or chosen_socket() or default_socket()
+    own = ["--context", conn.context] if conn.context else []
+    path = socket_path or agent_socket(own) or default_socket()
     if "\0" in path or not path.strip():
         raise InvalidInput("socket", path, "must be a file path")
     if status:

@@ -128,6 +128,15 @@ def set_context(
             "nats CLI's file). An empty value removes it.",
         ),
     ] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            metavar="PATH",
+            help="The node agent's socket for this context (kept by skyctl). An empty value "
+            "removes it.",
+        ),
+    ] = None,
     server: Annotated[str | None, _setting("--server", "Server URL (url).", "URL")] = None,
     user: Annotated[str | None, _setting("--user", "User name (user).")] = None,
     password: Annotated[str | None, _setting("--password", "Password (password).")] = None,
@@ -186,5 +195,7 @@ def set_context(
         "inbox_prefix": inbox_prefix,
         "description": description,
     }
-    _, created = contexts.save(name, updates, namespace)
+    if agent and ("\0" in agent or not agent.strip()):
+        raise InvalidInput("agent", agent, "must be a file path")
+    _, created = contexts.save(name, updates, namespace, agent)
     print(f'Context "{name}" {"created" if created else "modified"}.')

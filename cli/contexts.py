@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cli import hosted
 from registry.errors import InvalidInput
 
 __all__ = [
@@ -57,8 +58,8 @@ __all__ = [
     "selected",
 ]
 
-CONTEXT_ENV = "SKYFLOW_CONTEXT"
-NATS_CONTEXT_ENV = "NATS_CONTEXT"
+CONTEXT_ENV = hosted.CONTEXT_ENV
+NATS_CONTEXT_ENV = hosted.NATS_CONTEXT_ENV
 
 # A context's field -> the Connection field it sets.
 CONNECTION_FIELDS = {
@@ -95,12 +96,7 @@ SECRET_FIELDS = frozenset({"password", "token"})
 
 def config_home(env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CONFIG_HOME``, else ``~/.config``, as natscli finds it."""
-    env = os.environ if env is None else env
-    xdg = env.get("XDG_CONFIG_HOME", "")
-    if xdg:
-        return Path(xdg)
-    home = env.get("HOME", "")
-    return (Path(home) if home else Path.home()) / ".config"
+    return Path(hosted.config_home(os.environ if env is None else env))
 
 
 def context_dir() -> Path:
@@ -108,7 +104,7 @@ def context_dir() -> Path:
 
 
 def _namespace_file(name: str) -> Path:
-    return config_home() / "skyflow" / "contexts" / f"{name}.json"
+    return Path(hosted.skyctl_context_file(name))
 
 
 def _selected_file() -> Path:
@@ -136,6 +132,7 @@ class NatsContext:
     path: Path
     settings: Mapping[str, Any] = field(default_factory=dict, repr=False)  # secrets
     namespace: str | None = None
+    agent: str | None = None  # skyctl's: the node agent's socket for this context
 
     def text(self, key: str) -> str | None:
         """A field's value, None when unset (absent or empty); refused if not text."""
@@ -188,20 +185,13 @@ class NatsContext:
 
 def selected() -> str | None:
     """The name in ``context.txt``, if any (as natscli reads it: trimmed)."""
-    try:
-        text = _selected_file().read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-    return text or None
+    return hosted.selected_context()
 
 
 def chosen_name(flag: str | None = None) -> str | None:
     """Which context a command uses: the flag, ``$SKYFLOW_CONTEXT``, ``$NATS_CONTEXT``, the
-    selected one, or none."""
-    for candidate in (flag, os.environ.get(CONTEXT_ENV), os.environ.get(NATS_CONTEXT_ENV)):
-        if candidate:
-            return candidate
-    return selected()
+    selected one, or none (``cli.hosted.context_name``: the thin client decides the same)."""
+    return hosted.context_name(flag)
 
 
 def chosen(flag: str | None = None) -> NatsContext | None:
@@ -248,18 +238,20 @@ def _read_object(path: Path, name: str) -> dict[str, Any]:
 
 
 def load(name: str) -> NatsContext:
-    """The context ``name``: its nats CLI file and skyctl's namespace for it."""
+    """The context ``name``: its nats CLI file, and skyctl's namespace and agent for it."""
     _check_name(name)
     path = context_dir() / f"{name}.json"
     settings = _read_object(path, name)
-    namespace = None
+    kept: dict[str, str | None] = {"namespace": None, "agent": None}
     extra = _namespace_file(name)
     if extra.exists():
-        value = _read_object(extra, name).get("namespace")
-        if value is not None and not isinstance(value, str):
-            raise InvalidInput("context", name, f"namespace must be a string in {extra}")
-        namespace = value or None
-    return NatsContext(name, path, settings, namespace)
+        found = _read_object(extra, name)
+        for key in kept:
+            value = found.get(key)
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput("context", name, f"{key} must be a string in {extra}")
+            kept[key] = value or None
+    return NatsContext(name, path, settings, kept["namespace"], kept["agent"])
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -281,11 +273,14 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def save(
-    name: str, updates: Mapping[str, str | None], namespace: str | None = None
+    name: str,
+    updates: Mapping[str, str | None],
+    namespace: str | None = None,
+    agent: str | None = None,
 ) -> tuple[NatsContext, bool]:
     """Create or update the context ``name``: each of ``updates`` set (an empty value
-    removes the field), every other key kept as it was; ``namespace`` ("" forgets it) in
-    skyctl's own file. The context, and whether it is new."""
+    removes the field), every other key kept as it was; ``namespace`` and ``agent`` (""
+    forgets one) in skyctl's own file. The context, and whether it is new."""
     _check_name(name)
     path = context_dir() / f"{name}.json"
     created = not path.exists()
@@ -301,13 +296,15 @@ def save(
             settings[key] = value
     try:
         _write_atomically(path, json.dumps(settings, indent=2) + "\n")
-        if namespace is not None:
+        ours = {"namespace": namespace, "agent": agent}
+        if any(value is not None for value in ours.values()):
             extra = _namespace_file(name)
             kept: dict[str, Any] = _read_object(extra, name) if extra.exists() else {}
-            if namespace:
-                kept["namespace"] = namespace
-            else:
-                kept.pop("namespace", None)
+            for key, value in ours.items():
+                if value:
+                    kept[key] = value
+                elif value is not None:
+                    kept.pop(key, None)
             _write_atomically(extra, json.dumps(kept, indent=2) + "\n")
     except OSError as exc:
         raise InvalidInput("context", name, f"cannot write it: {exc.strerror}") from None

@@ -1,12 +1,30 @@
-"""Which command lines the node agent answers: reads that end. Stdlib only, as the thin
-client (``cli/launch.py``) asks it before anything else is loaded, and the agent
-(``cli/agent.py``) runs nothing else."""
+"""Which command lines the node agent answers (reads that end), and where a command finds
+the agent. Stdlib only: the thin client (``cli/launch.py``) asks these before anything
+else is loaded; the agent (``cli/agent.py``) runs nothing else; and which context a
+command uses is decided here for ``cli/contexts.py`` too, so there is one rule."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 
-__all__ = ["HOSTED", "hostable"]
+__all__ = [
+    "AGENT_ENV",
+    "CONTEXT_ENV",
+    "HOSTED",
+    "NATS_CONTEXT_ENV",
+    "agent_socket",
+    "config_home",
+    "context_name",
+    "hostable",
+    "selected_context",
+    "skyctl_context_file",
+]
+
+AGENT_ENV = "SKYFLOW_AGENT"
+CONTEXT_ENV = "SKYFLOW_CONTEXT"
+NATS_CONTEXT_ENV = "NATS_CONTEXT"
 
 # The commands the agent hosts: reads that end. A watch, a help screen, or anything
 # reading stdin ("-") runs here.
@@ -14,7 +32,7 @@ HOSTED = ("get", "describe", "history")
 _LONG = ("--watch", "--watch-only", "--help")
 
 
-def hostable(argv: list[str], env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def hostable(argv: list[str], env: Mapping[str, str] = os.environ) -> bool:
     """Whether the agent may answer this command line: the client asks it only then, and
     the agent runs nothing else (``cli/agent.py``)."""
     if not argv or argv[0] not in HOSTED or env.get("_SKYCTL_COMPLETE"):
@@ -27,3 +45,68 @@ def hostable(argv: list[str], env: dict[str, str] | os._Environ[str] = os.enviro
         if token.startswith("-") and not token.startswith("--") and ("w" in token or "h" in token):
             return False  # -w, -h, or short flags run together (-Aw)
     return True
+
+
+def config_home(env: Mapping[str, str] = os.environ) -> str:
+    """``$XDG_CONFIG_HOME``, else ``~/.config``, as natscli finds it."""
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    if xdg:
+        return xdg
+    return os.path.join(env.get("HOME", "") or os.path.expanduser("~"), ".config")
+
+
+def selected_context(env: Mapping[str, str] = os.environ) -> str | None:
+    """The name in the nats CLI's ``context.txt``, if any (as natscli reads it: trimmed)."""
+    try:
+        with open(os.path.join(config_home(env), "nats", "context.txt"), "rb") as file:
+            text = file.read().decode("utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def context_name(flag: str | None = None, env: Mapping[str, str] = os.environ) -> str | None:
+    """Which context a command uses: the flag, ``$SKYFLOW_CONTEXT``, ``$NATS_CONTEXT``, the
+    selected one, or none."""
+    for candidate in (flag, env.get(CONTEXT_ENV), env.get(NATS_CONTEXT_ENV)):
+        if candidate:
+            return candidate
+    return selected_context(env)
+
+
+def skyctl_context_file(name: str, env: Mapping[str, str] = os.environ) -> str:
+    """skyctl's own settings for the context ``name`` (beside the nats CLI's file)."""
+    return os.path.join(config_home(env), "skyflow", "contexts", f"{name}.json")
+
+
+def _context_flag(argv: list[str]) -> str | None:
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token == "--context" and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith("--context="):
+            return token.partition("=")[2]
+    return None
+
+
+def agent_socket(argv: list[str], env: Mapping[str, str] = os.environ) -> str | None:
+    """The agent socket a command should try (None: no agent): ``$SKYFLOW_AGENT`` (``off``
+    or empty: none), else the ``agent`` of the context in use (``skyctl config
+    set-context NAME --agent PATH``), else the default (``registry.agent.client``)."""
+    given = env.get(AGENT_ENV)
+    if given is not None:
+        return None if given.strip() in ("", "off", "none") else given
+    name = context_name(_context_flag(argv), env)
+    if name and "/" not in name and ".." not in name:
+        try:
+            with open(skyctl_context_file(name, env), "rb") as file:
+                kept = json.loads(file.read())
+        except (OSError, ValueError):
+            kept = None
+        agent = kept.get("agent") if isinstance(kept, dict) else None
+        if isinstance(agent, str) and agent:
+            return os.path.expanduser(agent)
+    from registry.agent.client import default_socket
+
+    return default_socket(env)

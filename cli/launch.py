@@ -32,10 +32,11 @@ def _finish(code: int) -> None:
 
 def _via_agent(argv: list[str]) -> int | None:
     """The command's exit code if the agent ran it (its output written), else None."""
-    from registry.agent.client import AGENT_ENV, ask, socket_path, trusted
+    from cli.hosted import AGENT_ENV, agent_socket
+    from registry.agent.client import ask, trusted
     from registry.agent.wire import Request
 
-    path = socket_path()
+    path = agent_socket(argv)
     if path is None:
         return None
     explicit = bool(os.environ.get(AGENT_ENV))

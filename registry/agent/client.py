@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from collections.abc import Mapping
 
 from registry.agent.wire import (
     BadMessage,
@@ -20,15 +21,14 @@ from registry.agent.wire import (
     encode_request,
 )
 
-__all__ = ["AGENT_ENV", "ask", "default_socket", "socket_path", "trusted"]
+__all__ = ["ask", "default_socket", "trusted"]
 
-AGENT_ENV = "SKYFLOW_AGENT"
 # Generous: a listing of many services takes the agent a while to render, and a read
 # that gives up just reads the server itself.
 TIMEOUT_S = 60.0
 
 
-def default_socket(env: dict[str, str] | os._Environ[str] | None = None) -> str:
+def default_socket(env: Mapping[str, str] | None = None) -> str:
     """Where a user's agent listens unless told otherwise: the user's runtime directory
     (``$XDG_RUNTIME_DIR``, private by definition), else a directory of the user's own
     under /tmp."""
@@ -37,16 +37,6 @@ def default_socket(env: dict[str, str] | os._Environ[str] | None = None) -> str:
     if runtime.startswith("/"):
         return os.path.join(runtime, "skyflow", "agent.sock")
     return f"/tmp/skyflow-{os.getuid()}/agent.sock"
-
-
-def socket_path(env: dict[str, str] | os._Environ[str] | None = None) -> str | None:
-    """The agent socket a command should try: ``$SKYFLOW_AGENT`` (``off`` or empty: none),
-    else the default."""
-    env = os.environ if env is None else env
-    given = env.get(AGENT_ENV)
-    if given is not None:
-        return None if given.strip() in ("", "off", "none") else given
-    return default_socket(env)
 
 
 def trusted(path: str) -> str | None:
