@@ -15,6 +15,7 @@ import-linter contract in ``pyproject.toml`` hold it, type-checking imports incl
 
     registry.client                      the Registry face: every domain, one connection
     registry.dns                         names over DNS, fed by discovery
+    registry.agent                       the node agent's socket: its protocol, client, server
     registry.discovery                   tasks, endpoints, the Follower and Resolver
     registry.services                    the service log: fold, decisions, writes, history
     registry.addresses | .jetstream      address allocation | the NATS adapter

@@ -11,4 +11,7 @@ client's start-up and the server's answer rather than imports and a handshake.
 What runs a request is the host's business (``cli/agent.py`` runs skyctl's own read
 commands over the warm connection): the agent hosts the one implementation, it does not
 re-implement it.
+
+May import: ``registry.errors`` (the socket's checks), and nothing else of ours: the thin
+client loads ``wire`` and ``client`` before anything else, so they stay stdlib only.
 """

@@ -139,6 +139,7 @@ def test_the_layers_contracts_hold() -> None:
         "registry.services",
         "registry.discovery",
         "registry.dns",
+        "registry.agent",
     ],
 )
 def test_each_domain_says_what_it_holds_and_may_import(package: str) -> None:
