@@ -4,22 +4,24 @@ Every error a user can cause leaves through ``main`` as one line and an exit cod
 (see ``cli/errors.py``); nothing a user types produces a traceback.
 """
 
+import copy
+import functools
 import importlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, MutableMapping
 from functools import cache
 from typing import Annotated, Any, NamedTuple
 
 import typer
 from typer.core import TyperGroup
+from typer.models import CommandInfo
 
 from cli.completion import COMPLETE_VAR
 from cli.errors import EXIT_INVALID, exit_code, fail
 from cli.options import dry_run_argv
 from cli.terminal import forget_warnings
-from cli.verbs import register, summarize
+from cli.verbs import LazyCommands, noun_name, register, summarize
 from cli.version import version_callback
 from registry.errors import RegistryError
 
@@ -112,56 +114,44 @@ def _resolve(target: str) -> Any:
 
 
 @cache
-def _holder(name: str) -> typer.Typer:
+def _holder(name: str) -> tuple[typer.Typer, tuple[CommandInfo, ...]]:
     """A throwaway app holding only the verb ``name``, registered as it would be on the
     root app (panel, summary, the nouns other modules add), so typer builds its command
-    exactly as it builds any other; once per process, as the nouns are registered on the
-    verb's own (module-level) group."""
+    exactly as it builds any other; and, for a verb group, its nouns, which typer would
+    build all at once (reading each one's signature: most of a one-shot command's time
+    after its imports) and ``load_verb`` builds one by one as they are looked up. Once
+    per process, as the nouns are registered on the verb's own (module-level) group."""
     verb = VERBS[name]
     found = _resolve(verb.target)
     holder = typer.Typer()
     extra: dict[str, Any] = {} if verb.short_help is None else {"short_help": verb.short_help}
-    if isinstance(found, typer.Typer):
-        for noun, target, summary in verb.nouns:
-            register(found, _resolve(target), noun, short_help=summary)
-        holder.add_typer(found, name=name, rich_help_panel=verb.panel, **extra)
-    else:
+    if not isinstance(found, typer.Typer):
         holder.command(name, rich_help_panel=verb.panel, **extra)(found)
-    summarize(holder)
-    return holder
+        summarize(holder)
+        return holder, ()
+    for noun, target, summary in verb.nouns:
+        register(found, _resolve(target), noun, short_help=summary)
+    summarize(found)
+    shell = copy.copy(found)  # the group without its nouns
+    shell.registered_commands = []
+    holder.add_typer(shell, name=name, rich_help_panel=verb.panel, **extra)
+    return holder, tuple(found.registered_commands)
 
 
 def load_verb(name: str) -> Any:
-    """The click command of the verb ``name``, its module imported now."""
-    return typer.main.get_group(_holder(name)).commands[name]
-
-
-class LazyCommands(MutableMapping[str, Any]):
-    """The root's commands by name, each loaded when first looked up: listing names
-    (usage errors' suggestions, completion of the verb) loads nothing; a help that shows
-    every verb, or a walk over ``items()``, loads them all."""
-
-    def __init__(self, given: MutableMapping[str, Any]) -> None:
-        self._loaded: dict[str, Any] = dict(given)
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self._loaded:
-            if name not in VERBS:
-                raise KeyError(name)
-            self._loaded[name] = load_verb(name)
-        return self._loaded[name]
-
-    def __setitem__(self, name: str, command: Any) -> None:
-        self._loaded[name] = command
-
-    def __delitem__(self, name: str) -> None:
-        del self._loaded[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys([*VERBS, *self._loaded]))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+    """The click command of the verb ``name``, its module imported now (and each of its
+    nouns built when looked up)."""
+    holder, nouns = _holder(name)
+    command: Any = typer.main.get_group(holder).commands[name]
+    if nouns:
+        build = functools.partial(
+            typer.main.get_command_from_info,
+            pretty_exceptions_short=holder.pretty_exceptions_short,
+            rich_markup_mode=holder.rich_markup_mode,
+        )
+        loaders = {noun_name(info): functools.partial(build, info) for info in nouns}
+        command.commands = LazyCommands(command.commands, loaders)
+    return command
 
 
 class RootGroup(TyperGroup):
@@ -169,7 +159,8 @@ class RootGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.commands = LazyCommands(self.commands)
+        loaders = {name: functools.partial(load_verb, name) for name in VERBS}
+        self.commands = LazyCommands(self.commands, loaders)
 
     def list_commands(self, ctx: Any) -> list[str]:
         rank = {name: i for i, name in enumerate(ORDER)}
