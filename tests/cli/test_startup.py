@@ -141,3 +141,50 @@ def test_library_programs_use_nats_py_which_reconnects(tmp_path: Path, url: str,
     )
     assert proc.returncode == 0, proc.stderr
     assert "nats" in set(json.loads(out.read_text()))
+
+
+LEFT_FOR_EXIT = """
+import atexit, json, sys, threading
+registered = []
+register = atexit.register
+def noted(function, *args, **kwargs):
+    registered.append(f"{function.__module__}.{function.__qualname__}")
+    return register(function, *args, **kwargs)
+atexit.register = noted
+from cli.main import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+left = {
+    "code": code,
+    # (logging's flushes its handlers: stderr, which the launcher flushes anyway.)
+    "atexit": [name for name in registered if name != "logging.shutdown"],
+    "threads": [t.name for t in threading.enumerate() if t is not threading.main_thread()],
+}
+print(json.dumps(left), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [(("get", "service", "web"), 0), (("get", "service", "nothing"), 1), (("get", "bogus"), 2)],
+)
+def test_nothing_is_left_for_interpreter_exit(
+    url: str, ns: str, command: tuple[str, ...], code: int
+) -> None:
+    """A launcher may end the process with ``os._exit`` as soon as ``main`` is done (no
+    interpreter teardown): so ``main`` ends with its exit code, its connection closed,
+    no thread running and nothing registered to run at exit."""
+    assert skyctl("create", "svc", "web", "-n", ns, url=url).code in (0, 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "SKYFLOW_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", LEFT_FOR_EXIT, *command, "-n", ns],
+        capture_output=True,
+        text=True,
+        env={**env, "NATS_URL": url},
+        timeout=30,
+    )
+    left = json.loads(proc.stderr.splitlines()[-1])
+    assert left == {"code": code, "atexit": [], "threads": []}, proc.stderr
