@@ -118,6 +118,11 @@ class Session:
         """Ask the server who this connection is, once: what a write's actor, a consumer's
         read slot, a checkpoint's owner and a refusal's message need. A one-shot read of
         the current state needs none of it, and saves the round trip."""
+        if self._asked is None and not self.conn.auth_required:
+            # A server that authenticates nobody has no users and no permissions: nothing
+            # to ask (its answer would name no one and limit nothing).
+            self.restricted = False
+            return
         if self._asked is None:
             self._asked = asyncio.ensure_future(self._who_am_i())
         await asyncio.shield(self._asked)
