@@ -10,7 +10,6 @@ import importlib
 import logging
 import os
 import sys
-from functools import cache
 from typing import Annotated, Any, NamedTuple
 
 import typer
@@ -113,7 +112,7 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
-@cache
+@functools.cache
 def _holder(name: str) -> tuple[typer.Typer, tuple[CommandInfo, ...]]:
     """A throwaway app holding only the verb ``name``, registered as it would be on the
     root app (panel, summary, the nouns other modules add), so typer builds its command
