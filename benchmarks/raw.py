@@ -24,6 +24,7 @@ from events.liveness import TasksSpec
 
 __all__ = [
     "BENCH_STREAM",
+    "DIRECT_GET_SCRIPT",
     "FLOOR_SCRIPT",
     "HEARTBEAT_SCRIPT",
     "ONE_SHOT_SCRIPT",
@@ -49,10 +50,14 @@ BENCH_STREAM = "BENCH"
 TTL_STREAM = "BENCH_TASKS"
 TTL_SUBJECTS = "benchtask.>"
 
-# A fresh process that imports nats-py, connects as skyctl would (the same NATS_URL, with
-# several servers, user/password, a CA for TLS), publishes one JetStream message, exits.
-ONE_SHOT_SCRIPT = """
-import asyncio, os
+# A fresh process that imports nats-py and connects as skyctl would (the same NATS_URL,
+# with several servers, user/password, a CA for TLS); then, as ``ONE_SHOT_SCRIPT``,
+# publishes one JetStream message and exits, or, as ``DIRECT_GET_SCRIPT``, reads one
+# service's last event by a direct get (what ``skyctl get service NAME`` asks the server),
+# decodes it with msgpack and exits (argument: SUBJECT).
+_ONE_SHOT = """
+import asyncio, os, sys
+import msgpack
 import nats
 
 async def main() -> None:
@@ -64,11 +69,15 @@ async def main() -> None:
         options["tls"] = ssl.create_default_context(cafile=os.environ["NATS_CA"])
     nc = await nats.connect(os.environ["NATS_URL"].split(","), dont_randomize=True, **options)
     js = nc.jetstream()
-    await js.publish("bench.oneshot", b"x" * 250)
+    %s
     await nc.close()
 
 asyncio.run(main())
 """
+ONE_SHOT_SCRIPT = _ONE_SHOT % 'await js.publish("bench.oneshot", b"x" * 250)'
+DIRECT_GET_SCRIPT = _ONE_SHOT % (
+    'msgpack.unpackb((await js.get_last_msg("SKYFLOW_SERVICES", sys.argv[1], direct=True)).data)'
+)
 
 
 # The floor under any one-shot command that reads the log with the event models: a fresh

@@ -4,47 +4,27 @@ Every error a user can cause leaves through ``main`` as one line and an exit cod
 (see ``cli/errors.py``); nothing a user types produces a traceback.
 """
 
+import copy
 import functools
+import importlib
 import logging
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from typer.core import TyperGroup
+from typer.models import CommandInfo
 
-from cli.addresses import addresses_app
-from cli.agent import agent_command
-from cli.announce import announce_app, announce_task
-from cli.apply import apply
-from cli.completion import COMPLETE_VAR, completion
-from cli.config import config_app
-from cli.create import create_app
-from cli.delete import delete_app
-from cli.describe import describe_app
-from cli.diff import diff
-from cli.dns import dns_command
-from cli.edit import edit_app
-from cli.endpoints import get_endpoints
+from cli.completion import COMPLETE_VAR
 from cli.errors import EXIT_INVALID, exit_code, fail
-from cli.get import get_app
-from cli.history import audit_app, events, history_app
-from cli.init import init
-from cli.label import label_app
 from cli.options import dry_run_argv
-from cli.proxy import proxy_command
-from cli.readiness import task_app
-from cli.record import record
-from cli.rollback import rollback_app
-from cli.server import server
-from cli.tasks import get_tasks
 from cli.terminal import forget_warnings
-from cli.verbs import register, summarize
-from cli.version import version, version_callback
-from cli.wait import wait_app
+from cli.verbs import LazyCommands, noun_name, register, summarize
+from cli.version import version_callback
 from registry.errors import RegistryError
 
-__all__ = ["app", "main"]
+__all__ = ["ORDER", "VERBS", "Verb", "app", "main"]
 
 
 def _short_eq(token: str) -> str:
@@ -53,23 +33,140 @@ def _short_eq(token: str) -> str:
     return token[1:] if token.startswith("=") else token
 
 
-# The order of ``skyctl --help``, as kubectl's: within a panel, by how often it is used.
-ORDER = (
-    *("create", "get", "describe", "edit", "delete", "apply", "diff", "label", "rollback"),
-    *("wait", "announce", "task", "dns", "proxy", "record", "agent"),
-    *("history", "events", "audit"),
-    *("server", "init", "addresses", "config", "completion", "version"),
+# Grouped as kubectl groups its help: what everyone uses first, then discovery, the log,
+# and the server and set-up.
+BASIC, DISCOVERY, AUDIT, SETUP = (
+    "Basic Commands",
+    "Discovery: tasks, endpoints, DNS, proxy",
+    "Audit and history",
+    "Server and set-up",
 )
 
 
+class Verb(NamedTuple):
+    """One of ``skyctl``'s commands, named rather than imported: ``target`` is
+    ``"module:attribute"``, a verb group (a ``typer.Typer``) or a command function, loaded
+    only when that verb runs (or a help lists it). A one-shot command spends most of its
+    life importing, so ``skyctl get service web`` must not import ``dns``, ``proxy`` or
+    ``history`` (``tests/cli/test_startup.py``)."""
+
+    target: str
+    panel: str
+    short_help: str | None = None
+    # More nouns for this verb from other modules: (noun, "module:attribute", summary).
+    nouns: tuple[tuple[str, str, str], ...] = ()
+
+
+# Every verb, in the order of ``skyctl --help`` (kubectl's: within a panel, by how often
+# it is used). A new verb is one line here.
+VERBS: dict[str, Verb] = {
+    "create": Verb("cli.create:create_app", BASIC),
+    "get": Verb(
+        "cli.get:get_app",
+        BASIC,
+        nouns=(
+            ("endpoints", "cli.endpoints:get_endpoints", "Show services' live endpoints."),
+            ("tasks", "cli.tasks:get_tasks", "List the live tasks of a namespace."),
+        ),
+    ),
+    "describe": Verb("cli.describe:describe_app", BASIC),
+    "edit": Verb("cli.edit:edit_app", BASIC),
+    "delete": Verb("cli.delete:delete_app", BASIC),
+    "apply": Verb("cli.apply:apply", BASIC, "Create or update services from manifests (-f)."),
+    "diff": Verb("cli.diff:diff", BASIC, "Show what apply -f would change (exit 1 if it would)."),
+    "label": Verb("cli.label:label_app", BASIC),
+    "rollback": Verb("cli.rollback:rollback_app", BASIC),
+    "wait": Verb("cli.wait:wait_app", BASIC),
+    # Discovery: tasks announce themselves, services resolve to their endpoints (get
+    # endpoints, get tasks), for programs in any language through DNS, and routed.
+    "announce": Verb(
+        "cli.announce:announce_app",
+        DISCOVERY,
+        nouns=(("task", "cli.announce:announce_task", "Keep a task announced while it runs."),),
+    ),
+    "task": Verb("cli.readiness:task_app", DISCOVERY),
+    "dns": Verb("cli.dns:dns_command", DISCOVERY, "Answer DNS for services and tasks."),
+    "proxy": Verb(
+        "cli.proxy:proxy_command", DISCOVERY, "Forward service addresses to ready endpoints."
+    ),
+    "record": Verb("cli.record:record", DISCOVERY, "Record tasks' joins, leaves and readiness."),
+    "agent": Verb(
+        "cli.agent:agent_command", DISCOVERY, "Answer this node's reads from a warm connection."
+    ),
+    "history": Verb("cli.history:history_app", AUDIT),
+    "events": Verb("cli.history:events", AUDIT),
+    "audit": Verb(
+        "cli.history:audit_app", AUDIT, "Verify the log's integrity; acknowledge a break."
+    ),
+    "server": Verb("cli.server:server", SETUP, "Run the bundled NATS server."),
+    "init": Verb("cli.init:init", SETUP, "Create or upgrade the registry's streams."),
+    "addresses": Verb("cli.addresses:addresses_app", SETUP),
+    "config": Verb(
+        "cli.config:config_app", SETUP, "Contexts: which server, as whom, which namespace."
+    ),
+    "completion": Verb("cli.completion:completion", SETUP),
+    "version": Verb("cli.version:version", SETUP, "Print the client's version."),
+}
+ORDER = tuple(VERBS)
+
+
+def _resolve(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@functools.cache
+def _holder(name: str) -> tuple[typer.Typer, tuple[CommandInfo, ...]]:
+    """A throwaway app holding only the verb ``name``, registered as it would be on the
+    root app (panel, summary, the nouns other modules add), so typer builds its command
+    exactly as it builds any other; and, for a verb group, its nouns, which typer would
+    build all at once (reading each one's signature: most of a one-shot command's time
+    after its imports) and ``load_verb`` builds one by one as they are looked up. Once
+    per process, as the nouns are registered on the verb's own (module-level) group."""
+    verb = VERBS[name]
+    found = _resolve(verb.target)
+    holder = typer.Typer()
+    extra: dict[str, Any] = {} if verb.short_help is None else {"short_help": verb.short_help}
+    if not isinstance(found, typer.Typer):
+        holder.command(name, rich_help_panel=verb.panel, **extra)(found)
+        summarize(holder)
+        return holder, ()
+    for noun, target, summary in verb.nouns:
+        register(found, _resolve(target), noun, short_help=summary)
+    summarize(found)
+    shell = copy.copy(found)  # the group without its nouns
+    shell.registered_commands = []
+    holder.add_typer(shell, name=name, rich_help_panel=verb.panel, **extra)
+    return holder, tuple(found.registered_commands)
+
+
+def load_verb(name: str) -> Any:
+    """The click command of the verb ``name``, its module imported now (and each of its
+    nouns built when looked up)."""
+    holder, nouns = _holder(name)
+    command: Any = typer.main.get_group(holder).commands[name]
+    if nouns:
+        build = functools.partial(
+            typer.main.get_command_from_info,
+            pretty_exceptions_short=holder.pretty_exceptions_short,
+            rich_markup_mode=holder.rich_markup_mode,
+        )
+        loaders = {noun_name(info): functools.partial(build, info) for info in nouns}
+        command.commands = LazyCommands(command.commands, loaders)
+    return command
+
+
 class RootGroup(TyperGroup):
-    """``skyctl`` itself: its commands listed in ``ORDER`` (typer lists commands before
-    groups, whatever their panel)."""
+    """``skyctl`` itself: its verbs in ``ORDER``, each loaded only when it runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        loaders = {name: functools.partial(load_verb, name) for name in VERBS}
+        self.commands = LazyCommands(self.commands, loaders)
 
     def list_commands(self, ctx: Any) -> list[str]:
-        names = super().list_commands(ctx)
         rank = {name: i for i, name in enumerate(ORDER)}
-        return sorted(names, key=lambda name: rank.get(name, len(ORDER)))
+        return sorted(self.commands, key=lambda name: rank.get(name, len(ORDER)))
 
 
 app = typer.Typer(
@@ -82,73 +179,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "token_normalize_func": _short_eq},
 )
-# Grouped as kubectl groups its help: what everyone uses first, then discovery, the log,
-# and the server and set-up.
-BASIC, DISCOVERY, AUDIT, SETUP = (
-    "Basic Commands",
-    "Discovery: tasks, endpoints, DNS, proxy",
-    "Audit and history",
-    "Server and set-up",
-)
-app.add_typer(create_app, name="create", rich_help_panel=BASIC)
-app.add_typer(get_app, name="get", rich_help_panel=BASIC)
-app.add_typer(describe_app, name="describe", rich_help_panel=BASIC)
-app.add_typer(edit_app, name="edit", rich_help_panel=BASIC)
-app.add_typer(delete_app, name="delete", rich_help_panel=BASIC)
-app.command(
-    "apply", rich_help_panel=BASIC, short_help="Create or update services from manifests (-f)."
-)(apply)
-app.command(
-    "diff",
-    rich_help_panel=BASIC,
-    short_help="Show what apply -f would change (exit 1 if it would).",
-)(diff)
-app.add_typer(label_app, name="label", rich_help_panel=BASIC)
-app.add_typer(rollback_app, name="rollback", rich_help_panel=BASIC)
-app.add_typer(wait_app, name="wait", rich_help_panel=BASIC)
-# Discovery: tasks announce themselves, services resolve to their endpoints (get
-# endpoints, get tasks), for programs in any language through DNS, and routed.
-app.add_typer(announce_app, name="announce", rich_help_panel=DISCOVERY)
-register(announce_app, announce_task, "task", short_help="Keep a task announced while it runs.")
-register(get_app, get_endpoints, "endpoints", short_help="Show services' live endpoints.")
-register(get_app, get_tasks, "tasks", short_help="List the live tasks of a namespace.")
-app.add_typer(task_app, name="task", rich_help_panel=DISCOVERY)
-app.command("dns", rich_help_panel=DISCOVERY, short_help="Answer DNS for services and tasks.")(
-    dns_command
-)
-app.command(
-    "proxy", rich_help_panel=DISCOVERY, short_help="Forward service addresses to ready endpoints."
-)(proxy_command)
-app.command(
-    "record", rich_help_panel=DISCOVERY, short_help="Record tasks' joins, leaves and readiness."
-)(record)
-app.command(
-    "agent",
-    rich_help_panel=DISCOVERY,
-    short_help="Answer this node's reads from a warm connection.",
-)(agent_command)
-app.add_typer(history_app, name="history", rich_help_panel=AUDIT)
-app.command("events", rich_help_panel=AUDIT)(events)
-app.add_typer(
-    audit_app,
-    name="audit",
-    rich_help_panel=AUDIT,
-    short_help="Verify the log's integrity; acknowledge a break.",
-)
-app.command("server", rich_help_panel=SETUP, short_help="Run the bundled NATS server.")(server)
-app.command("init", rich_help_panel=SETUP, short_help="Create or upgrade the registry's streams.")(
-    init
-)
-app.add_typer(addresses_app, name="addresses", rich_help_panel=SETUP)
-app.add_typer(
-    config_app,
-    name="config",
-    rich_help_panel=SETUP,
-    short_help="Contexts: which server, as whom, which namespace.",
-)
-app.command("completion", rich_help_panel=SETUP)(completion)
-app.command("version", rich_help_panel=SETUP, short_help="Print the client's version.")(version)
-summarize(app)
 
 
 @app.callback()
@@ -168,9 +198,8 @@ def _root(
 
 @functools.cache
 def command() -> Any:
-    """The click command typer builds from ``app``, built once per process: building it
-    reads every command's signature and costs tens of milliseconds, which the node agent,
-    running a command per request, would otherwise pay on each."""
+    """The click command typer builds from ``app``, built once per process, with the verbs
+    it loads on the way: the node agent, running a command per request, keeps them warm."""
     return typer.main.get_command(app)
 
 

@@ -1,13 +1,23 @@
 """The verb groups of ``skyctl``, with kubectl's aliases for their nouns (``svc``,
 ``services``, ``ep``); the options the verbs share are in ``cli.options``."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-__all__ = ["ALIASES", "NOUNS", "VerbGroup", "register", "summarize", "summary", "verb_app"]
+__all__ = [
+    "ALIASES",
+    "NOUNS",
+    "LazyCommands",
+    "VerbGroup",
+    "noun_name",
+    "register",
+    "summarize",
+    "summary",
+    "verb_app",
+]
 
 NOUNS = ("service", "services", "svc")
 ALIASES = {
@@ -21,6 +31,43 @@ ALIASES = {
     "namespace": "namespaces",
     "ns": "namespaces",
 }
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's commands by name, each built (and its module imported) when first looked
+    up: a one-shot command builds only what it runs. Listing names (usage errors'
+    suggestions, completion) builds nothing; a help that lists every command, or a walk
+    over ``items()``, builds them all."""
+
+    def __init__(self, given: Mapping[str, Any], loaders: Mapping[str, Callable[[], Any]]) -> None:
+        self._loaded: dict[str, Any] = dict(given)
+        self._loaders = dict(loaders)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            self._loaded[name] = self._loaders[name]()  # (KeyError: no such command)
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in self._loaders
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._loaders.pop(name, None)
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._loaders, *self._loaded]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self._loaders, *self._loaded]))
+
+
+def noun_name(info: Any) -> str:
+    """The name typer gives a registered command (``typer.models.CommandInfo``)."""
+    return str(info.name or info.callback.__name__.lower().replace("_", "-"))
 
 
 class VerbGroup(TyperGroup):

@@ -45,7 +45,6 @@ from registry.services.decisions import (
 )
 from registry.services.projection import Change, ServiceRecord
 from registry.services.projector import SkipHandler, list_current, report_skipped
-from registry.services.proof import Prover, Signer, Trust
 from registry.services.writer import (
     DEFAULT_CONCURRENCY,
     Writer,
@@ -77,6 +76,7 @@ if TYPE_CHECKING:
     from registry.services.bulk import Outcome
     from registry.services.feed import LogRecord
     from registry.services.history import HistoryItem, PastState
+    from registry.services.proof import Prover, Signer, Trust
     from registry.services.status import StatusFeed
     from registry.services.subscription import StartAt, Subscription
     from registry.services.watch import Snapshot
@@ -157,6 +157,8 @@ class Registry:
         """
         signer = None
         if credentials is not None and credentials.creds_file is not None:
+            from registry.services.proof import Signer
+
             signer = Signer.from_creds(credentials.creds_file)  # one error, before connecting
         log = await open_log(
             url,

@@ -118,8 +118,15 @@ async def open_log(
             timeout=min(api_timeout, 2.0),
             client=client,
         )
+        # A one-shot command's log asks who it is and checks the stream only when it needs
+        # to (``JetStreamLog.open``), except that a named user who chose no inbox prefix
+        # asks at once: the answer (or the server's refusal of the inbox) decides whether
+        # to connect again with the user's own prefix, below.
+        own_inbox = conn.auth_required and credentials.with_user_inbox() is not None
+        options = {"provisioning": provisioning, "create": create, "identify": own_inbox}
+        lazy = not long_lived and not provisioning
         return await JetStreamLog.open(
-            conn, spec=spec, api_timeout=api_timeout, provisioning=provisioning, create=create
+            conn, spec=spec, api_timeout=api_timeout, lazy=lazy, **options
         )
 
     try:

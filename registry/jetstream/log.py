@@ -9,12 +9,14 @@ liveness stream live on the same session, beside the log rather than inside it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from events.stream import StreamSpec, consumer_limits
 from registry.errors import (
+    NotARegistry,
     ServerError,
     StreamMisconfigured,
     StreamOutdated,
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = ["JetStreamLog"]
 
+T = TypeVar("T")
+
 
 class JetStreamLog:
     """The stream that holds the service log, on one session."""
@@ -78,6 +82,7 @@ class JetStreamLog:
         # registry's other streams, the checkpoint bucket, are created with).
         self.created_stream = False
         self.stream_replicas = spec.replicas
+        self._checked: asyncio.Task[None] | None = None  # the stream check, once
         self._checkpoints: CheckpointStore | None = None
         self._liveness: JetStreamLiveness | None = None
         self._membership: JetStreamMembership | None = None
@@ -91,19 +96,42 @@ class JetStreamLog:
         api_timeout: float = 5.0,
         provisioning: bool = False,
         create: bool = True,
+        lazy: bool = False,
+        identify: bool = True,
     ) -> JetStreamLog:
         """Ask the server who we are, then find (or, with ``create``, create) the stream
-        and check it."""
+        and check it.
+
+        ``lazy`` (a one-shot command) does neither at open: the stream is checked before
+        anything but a direct get touches it (``checked``), and the question who we are
+        waits for something that needs the answer, unless ``identify`` (the caller must
+        know at once whether the server lets it receive replies). So ``skyctl get NAME``
+        is one request. Skipping the check for direct gets is safe: a direct get reads the
+        last message the server holds for a subject, which no setting the check refuses
+        (limits, purges, deletes, a subject transform: what could lose or hide *older*
+        events) can make wrong; every append, every ordered read, and every read a direct
+        get cannot answer (no stream, direct gets not allowed) checks first, so a stream
+        that could lose events is still refused before anything is written to it or read
+        from its history (invariant 6)."""
         self = cls(
             conn, spec or StreamSpec(), api_timeout, provisioning=provisioning, create=create
         )
         try:
-            self.session = await Session.open(conn, api_timeout, provisioning=provisioning)
-            await self._ensure_stream()
+            self.session = await Session.open(
+                conn, api_timeout, provisioning=provisioning, identify=identify or not lazy
+            )
+            if not lazy:
+                await self.checked()
         except BaseException:
             await self.close()
             raise
         return self
+
+    async def checked(self) -> None:
+        """Find (or create) the stream and check it, once (``open``, with ``lazy``)."""
+        if self._checked is None:
+            self._checked = asyncio.ensure_future(self._ensure_stream())
+        await asyncio.shield(self._checked)
 
     @property
     def conn(self) -> Connection:
@@ -114,6 +142,8 @@ class JetStreamLog:
         return self.session.url
 
     async def close(self) -> None:
+        if self._checked is not None and not self._checked.done():
+            self._checked.cancel()
         await self.session.close()
 
     async def __aenter__(self) -> JetStreamLog:
@@ -123,6 +153,7 @@ class JetStreamLog:
         await self.close()
 
     async def authenticated_user(self) -> str | None:
+        await self.session.identify()
         return self.session.user
 
     # -- the stream ----------------------------------------------------------------------
@@ -164,6 +195,7 @@ class JetStreamLog:
             raise StreamOutdated(self.spec.name, lacking)
 
     async def last_sequence(self) -> int:
+        await self.checked()  # (a missing stream is then NotARegistry)
         state = (await self.session.stream_info(self.spec.name)).get("state")
         return as_int(state.get("last_seq") if isinstance(state, dict) else None, 0)
 
@@ -179,6 +211,7 @@ class JetStreamLog:
         retry_for: float = 10.0,
         headers: Mapping[str, str] | None = None,
     ) -> int:
+        await self.checked()
         return await self.session.append(
             self.spec.name,
             subject,
@@ -199,6 +232,7 @@ class JetStreamLog:
         sees committed (this process died, or the connection dropped) is abandoned by the
         server after 10 s and stores nothing.
         """
+        await self.checked()
         if len(messages) == 1:
             one = messages[0]
             seq = await self.append(
@@ -291,51 +325,64 @@ class JetStreamLog:
     # -- reading ---------------------------------------------------------------------
 
     async def last(self, subject: str, *, retry_for: float = 10.0) -> StoredMessage | None:
-        return await self.session.last(self.spec.name, subject, retry_for=retry_for)
+        return await self._direct(
+            lambda retry: self.session.last(self.spec.name, subject, retry_for=retry), retry_for
+        )
 
     async def last_many(
         self, subjects: Sequence[str], *, retry_for: float = 10.0
     ) -> dict[str, StoredMessage]:
-        session = self.session
-
-        async def attempt() -> dict[str, StoredMessage]:
-            return await session.exchange(
-                last_many(session.conn, self.spec.name, subjects, session.timeout),
-                "read services",
-                "$JS.API.DIRECT.GET.",
-            )
-
-        return await session.retrying(
-            attempt,
+        conn, timeout = self.session.conn, self.session.timeout
+        return await self._direct(
+            lambda retry: self._read_services(
+                lambda: last_many(conn, self.spec.name, subjects, timeout), retry
+            ),
             retry_for,
-            lambda reason: ServerError(f"reading services: {reason} from {session.url}"),
         )
 
     async def before_many(
         self, places: Sequence[tuple[str, int]], *, retry_for: float = 10.0
     ) -> dict[tuple[str, int], StoredMessage | None]:
+        conn, timeout = self.session.conn, self.session.timeout
+        return await self._direct(
+            lambda retry: self._read_services(
+                lambda: before_many(conn, self.spec.name, places, timeout), retry
+            ),
+            retry_for,
+        )
+
+    async def _read_services(self, read: Callable[[], Awaitable[T]], retry_for: float) -> T:
+        """A batched direct get, retried while nobody answers."""
         session = self.session
-
-        async def attempt() -> dict[tuple[str, int], StoredMessage | None]:
-            return await session.exchange(
-                before_many(session.conn, self.spec.name, places, session.timeout),
-                "read services",
-                "$JS.API.DIRECT.GET.",
-            )
-
         return await session.retrying(
-            attempt,
+            lambda: session.exchange(read(), "read services", "$JS.API.DIRECT.GET."),
             retry_for,
             lambda reason: ServerError(f"reading services: {reason} from {session.url}"),
         )
 
+    async def _direct(self, read: Callable[[float], Awaitable[T]], retry_for: float) -> T:
+        """A direct get (``read(retry_for)``), which needs no stream check (``open``):
+        unless the stream has been checked, a read nobody answers at once is checked then
+        (a missing stream, or one that does not allow direct gets, is reported as such),
+        before it is retried for ``retry_for``."""
+        if self._checked is None:
+            try:
+                return await read(0.0)
+            except ServerError:
+                await self.checked()
+        return await read(retry_for)
+
     def read(
         self, filters: Sequence[str], start: Start = FROM_THE_START, *, heartbeat: float = 1.0
     ) -> Tail:
-        return Tail(self.session, self.spec.name, filters, start, heartbeat=heartbeat)
+        return Tail(
+            self.session, self.spec.name, filters, start, heartbeat=heartbeat, before=self.checked
+        )
 
     async def checkpoints(self) -> CheckpointStore:
+        await self.checked()  # (the bucket is made with the stream's replicas)
         if self._checkpoints is None:
+            await self.session.identify()
             self._checkpoints = await CheckpointStore.open(
                 self.session, self.stream_replicas, self.session.user_id or ANONYMOUS
             )
@@ -348,10 +395,20 @@ class JetStreamLog:
             from registry.jetstream.liveness import JetStreamLiveness
 
             # (Made if missing even by a read: the service stream says this is a registry,
-            # and a registry's liveness stream is what any announce would make.)
-            self._liveness = await JetStreamLiveness.open(
-                self.session, TasksSpec(replicas=self.stream_replicas)
-            )
+            # and a registry's liveness stream is what any announce would make. Made with
+            # the service stream's replicas, so that stream is read first; a lazy reader
+            # looks for the liveness stream as it is, and reads the service stream only
+            # if it has to make it.)
+            if self._checked is None:
+                with contextlib.suppress(NotARegistry):
+                    self._liveness = await JetStreamLiveness.open(
+                        self.session, TasksSpec(replicas=self.stream_replicas), create=False
+                    )
+            if self._liveness is None:
+                await self.checked()
+                self._liveness = await JetStreamLiveness.open(
+                    self.session, TasksSpec(replicas=self.stream_replicas)
+                )
         return self._liveness
 
     async def membership(self, *, create: bool = False) -> JetStreamMembership:
@@ -359,6 +416,7 @@ class JetStreamLog:
             from events.membership import MembershipSpec
             from registry.jetstream.membership import JetStreamMembership
 
+            await self.checked()
             spec = MembershipSpec(replicas=self.stream_replicas)
             self._membership = await JetStreamMembership.open(self.session, spec, create=create)
         return self._membership

@@ -17,6 +17,7 @@ writes retry for a while and the JSON API reports at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -89,28 +90,50 @@ class Session:
         self.timeout = timeout
         # Off only for ``skyctl init``, which is about to scale streams to the ask.
         self.provisioning = provisioning
-        # Set at open: who the server says we are, and whether permissions limit us.
+        # Who the server says we are, and whether permissions limit us: asked at open, or
+        # (a one-shot reader) when first needed (``identify``); until the server has
+        # said, permissions are assumed, so refusals are reported as they happen.
         self.user: str | None = None
         self.user_id: str | None = None  # the user as the server knows it (a JWT user's key)
-        self.restricted = False
+        self.restricted = True
         # What the server says this user may publish and subscribe (its read slots).
         self.permissions: dict[str, Any] | None = None
         self._denial_waiters: set[tuple[tuple[str, ...], asyncio.Future[str]]] = set()
         self._inbox_refused: str | None = None  # why no reply can ever arrive, if so
+        self._asked: asyncio.Task[None] | None = None  # the question "who am I"
         conn.on_error(self._on_error)
 
     @classmethod
-    async def open(cls, conn: Connection, timeout: float, *, provisioning: bool = False) -> Session:
-        """A session over ``conn``, once the server has said who we are."""
+    async def open(
+        cls, conn: Connection, timeout: float, *, provisioning: bool = False, identify: bool = True
+    ) -> Session:
+        """A session over ``conn``, once the server has said who we are (or, without
+        ``identify``, at once: ``identify`` asks when something needs the answer)."""
         self = cls(conn, timeout, provisioning=provisioning)
-        await self._who_am_i()
+        if identify:
+            await self.identify()
         return self
+
+    async def identify(self) -> None:
+        """Ask the server who this connection is, once: what a write's actor, a consumer's
+        read slot, a checkpoint's owner and a refusal's message need. A one-shot read of
+        the current state needs none of it, and saves the round trip."""
+        if self._asked is None and not self.conn.auth_required:
+            # A server that authenticates nobody has no users and no permissions: nothing
+            # to ask (its answer would name no one and limit nothing).
+            self.restricted = False
+            return
+        if self._asked is None:
+            self._asked = asyncio.ensure_future(self._who_am_i())
+        await asyncio.shield(self._asked)
 
     @property
     def url(self) -> str:
         return self.conn.url
 
     async def close(self) -> None:
+        if self._asked is not None and not self._asked.done():
+            self._asked.cancel()
         await self.conn.close()
 
     # -- one exchange with the server ----------------------------------------------------
@@ -373,6 +396,9 @@ class Session:
                 task.cancel()
                 if self._inbox_refused is not None:
                     raise InboxRefused(operation, self._inbox_refused)
+                if self._asked is None:  # the refusal names the user: ask who that is
+                    with contextlib.suppress(Exception):
+                        await self.identify()
                 raise PermissionDenied(operation, _describe_violation(waiter.result(), self.user))
             return task.result()
         finally:

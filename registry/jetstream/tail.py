@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -87,8 +87,10 @@ class Tail:
         *,
         heartbeat: float = 1.0,
         restart: bool = False,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._session = session
+        self._before = before  # what must be done before the first read (a stream check)
         self._conn = session.conn
         self._stream = stream
         self._filters = list(filters)
@@ -126,6 +128,8 @@ class Tail:
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> Tail:
+        if self._before is not None:
+            await self._before()
         await self._subscribe()
         self._watchdog = asyncio.create_task(self._watch_activity())
         self._unlisten = self._conn.on_reconnect(lambda: self._request_reset("reconnected"))
@@ -256,6 +260,7 @@ class Tail:
         (``registry.jetstream.slots``), tried in random order so that a user's readers
         seldom ask for the same one; "create" refuses a name already in use."""
         stream, operation = self._stream, f"read {', '.join(self._filters)}"
+        await self._session.identify()  # a user's read slots are named for it
         slots = read_slots(stream, self._session.permissions)
         if slots is None:
             return await self._session.api(

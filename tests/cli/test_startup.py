@@ -28,7 +28,7 @@ try:
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 1
 with open(sys.argv[1], "w") as out:
-    json.dump(sorted({name.partition(".")[0] for name in sys.modules}), out)
+    json.dump(sorted(sys.modules), out)
 sys.exit(code)
 """
 
@@ -36,7 +36,9 @@ FORBIDDEN = {"nats", "nkeys", "yaml", "jsonschema", "hypothesis", "trustme", "ri
 ALLOWED_HEAVY = {"asyncio", "pydantic", "pydantic_core", "msgpack", "typer"}
 
 
-def imported_by(tmp_path: Path, url: str, *args: str) -> set[str]:
+def imported_by(tmp_path: Path, url: str, *args: str, modules: bool = False) -> set[str]:
+    """The top-level packages the command ``args`` imported (with ``modules``: every
+    module, by its full name)."""
     out = tmp_path / "modules.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "SKYFLOW_"))}
     env["NATS_URL"] = url
@@ -48,7 +50,8 @@ def imported_by(tmp_path: Path, url: str, *args: str) -> set[str]:
         timeout=30,
     )
     assert proc.returncode == 0, proc.stderr
-    return set(json.loads(out.read_text()))
+    names = set(json.loads(out.read_text()))
+    return names if modules else {name.partition(".")[0] for name in names}
 
 
 @pytest.mark.parametrize(
@@ -69,6 +72,36 @@ def test_one_shot_commands_import_neither_nats_py_nor_ssl_nor_yaml(
     modules = imported_by(tmp_path, url, *command, "-n", ns)
     assert modules & FORBIDDEN == set()
     assert ALLOWED_HEAVY - {"typer"} <= modules  # the event models read what the log holds
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("get", "service", "web"),
+        ("create", "service", "web2", "-s", "app=web"),
+        ("delete", "service", "web"),
+    ],
+    ids=["get", "create", "delete"],
+)
+def test_a_verb_loads_only_its_own_module(
+    tmp_path: Path, url: str, ns: str, command: tuple[str, ...]
+) -> None:
+    """``skyctl`` names its verbs in a table and imports a verb's module only when that
+    verb runs: ``get`` does not pay for ``dns``, ``proxy``, ``history`` or ``apply``."""
+    from cli.main import VERBS, Verb
+
+    assert skyctl("create", "svc", "web", "-n", ns, url=url).code in (0, 1)
+    loaded = imported_by(tmp_path, url, *command, "-n", ns, modules=True)
+
+    def modules_of(verb: Verb) -> set[str]:
+        return {t.partition(":")[0] for t in [verb.target, *(n[1] for n in verb.nouns)]}
+
+    own = modules_of(VERBS[command[0]])
+    others = set().union(*map(modules_of, VERBS.values())) - own
+    # (--version is the root's own option: its module is loaded whatever runs.)
+    assert own <= loaded
+    assert loaded & (others - {"cli.version", "cli.completion"}) == set()
+    assert loaded & {"cli.dns", "cli.proxy", "cli.history", "cli.apply"} == set()
 
 
 def test_yaml_is_imported_when_yaml_is_printed(tmp_path: Path, url: str, ns: str) -> None:
@@ -108,3 +141,50 @@ def test_library_programs_use_nats_py_which_reconnects(tmp_path: Path, url: str,
     )
     assert proc.returncode == 0, proc.stderr
     assert "nats" in set(json.loads(out.read_text()))
+
+
+LEFT_FOR_EXIT = """
+import atexit, json, sys, threading
+registered = []
+register = atexit.register
+def noted(function, *args, **kwargs):
+    registered.append(f"{function.__module__}.{function.__qualname__}")
+    return register(function, *args, **kwargs)
+atexit.register = noted
+from cli.main import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+left = {
+    "code": code,
+    # (logging's flushes its handlers: stderr, which the launcher flushes anyway.)
+    "atexit": [name for name in registered if name != "logging.shutdown"],
+    "threads": [t.name for t in threading.enumerate() if t is not threading.main_thread()],
+}
+print(json.dumps(left), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [(("get", "service", "web"), 0), (("get", "service", "nothing"), 1), (("get", "bogus"), 2)],
+)
+def test_nothing_is_left_for_interpreter_exit(
+    url: str, ns: str, command: tuple[str, ...], code: int
+) -> None:
+    """A launcher may end the process with ``os._exit`` as soon as ``main`` is done (no
+    interpreter teardown): so ``main`` ends with its exit code, its connection closed,
+    no thread running and nothing registered to run at exit."""
+    assert skyctl("create", "svc", "web", "-n", ns, url=url).code in (0, 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "SKYFLOW_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", LEFT_FOR_EXIT, *command, "-n", ns],
+        capture_output=True,
+        text=True,
+        env={**env, "NATS_URL": url},
+        timeout=30,
+    )
+    left = json.loads(proc.stderr.splitlines()[-1])
+    assert left == {"code": code, "atexit": [], "threads": []}, proc.stderr

@@ -210,7 +210,24 @@ async def test_either_client_refuses_a_stream_that_could_lose_history(
         await js.add_stream(config)
         try:
             with pytest.raises(StreamMisconfigured, match=problem):
-                await open_log(url, spec=spec, long_lived=False, client=client)
+                await open_log(url, spec=spec, client=client)
+            # A one-shot command's log checks the stream before its first write instead.
+            async with await open_log(url, spec=spec, long_lived=False, client=client) as lazy:
+                with pytest.raises(StreamMisconfigured, match=problem):
+                    await lazy.append(
+                        f"risky{tag}.ns.web", b"x", msg_id=tag, expected_last_subject_seq=0
+                    )
+                with pytest.raises(StreamMisconfigured, match=problem):
+                    async with lazy.read([f"risky{tag}.>"]):
+                        pass
+            # A direct get reads what the server holds now, whatever the stream's limits;
+            # one nobody answers (direct gets off) is checked then, and says why.
+            async with await open_log(url, spec=spec, long_lived=False, client=client) as lazy:
+                if "allow_direct" in change:
+                    with pytest.raises(StreamMisconfigured, match=problem):
+                        await lazy.last(f"risky{tag}.ns.web")
+                else:
+                    assert await lazy.last(f"risky{tag}.ns.web") is None
         finally:
             await js.delete_stream(spec.name)
 
@@ -218,10 +235,12 @@ async def test_either_client_refuses_a_stream_that_could_lose_history(
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_either_client_creates_a_missing_stream(tmp_path: Path, client: Client) -> None:
     with NatsServer(tmp_path / "store") as server:
+        # (A one-shot registry finds, or makes, its stream before its first write.)
         async with await connect(server.url, client) as registry:
-            assert isinstance(registry.log, JetStreamLog) and registry.log.created_stream
             await registry.create(web("default"))
+            assert isinstance(registry.log, JetStreamLog) and registry.log.created_stream
         async with await connect(server.url, client) as registry:
+            await registry.create(web("default", "other"))
             assert isinstance(registry.log, JetStreamLog) and not registry.log.created_stream
             assert (await registry.get("default", "web")).service.ports[0].port == 80
 

@@ -1,0 +1,102 @@
+"""How many requests a one-shot command sends the server, counted on a server of the
+test's own by a subscriber to every API subject: a command should make the round trips
+it needs, and ``get service NAME -o name`` needs one (docs/operations.md states the count
+of each command)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from registry.jetstream.server import NatsServer
+from tests.helpers import raw_nats, skyctl
+from tests.servers import PASSWORDS, auth_server
+
+# A consumer's name, a reply inbox: what differs from run to run.
+_VARYING = re.compile(r"(CONSUMER\.(?:CREATE|DELETE)\.[A-Z_]+)(?:\.\w+)?$")
+
+
+async def requests_of(
+    url: str, *args: str, env: dict[str, str] | None = None, spy: str | None = None
+) -> list[str]:
+    """The API requests (``$JS.API.>``, ``$SYS.REQ.>``) and stream writes (``skyflow.>``)
+    the command ``skyctl ARGS`` sent, in order, consumer names left out (``spy``: the URL
+    the subscriber connects with, if not ``url``)."""
+    seen: list[str] = []
+
+    async def note(msg: Any) -> None:
+        seen.append(_VARYING.sub(r"\1", msg.subject))
+
+    async with raw_nats(spy or url) as nc:
+        for subject in ("$JS.API.>", "$SYS.REQ.>", "skyflow.>"):
+            await nc.subscribe(subject, cb=note)
+        await nc.flush()
+        result = skyctl(*args, url=url, env=env)
+        assert result.code == 0, result.err
+        await nc.flush()  # everything the command sent has reached this subscriber
+        await asyncio.sleep(0.05)  # and its callbacks have run
+    return seen
+
+
+def run(check: Callable[[str], Coroutine[Any, Any, None]], server: NatsServer) -> None:
+    asyncio.run(check(server.url))
+
+
+def test_get_name_asks_the_server_once(fresh_server: NatsServer) -> None:
+    async def check(url: str) -> None:
+        assert skyctl("create", "svc", "web", "-s", "app=web", url=url).code == 0
+        one = ["$JS.API.DIRECT.GET.SKYFLOW_SERVICES.skyflow.svc.default.web"]
+        assert await requests_of(url, "get", "svc", "web", "-o", "name") == one
+        assert await requests_of(url, "get", "svc", "web", "-o", "json") == one
+        # The table's ENDPOINTS column reads the tasks the selector picks, too (from the
+        # liveness stream, which the first such read makes if no announce has).
+        assert skyctl("get", "svc", "web", url=url).code == 0
+        table = await requests_of(url, "get", "svc", "web")
+        assert table[0] == one[0] and len(table) <= 4, table
+        assert "$JS.API.STREAM.INFO.SKYFLOW_SERVICES" not in table
+
+    run(check, fresh_server)
+
+
+def test_a_write_checks_the_stream_first(fresh_server: NatsServer) -> None:
+    """Invariant 6: every command that writes checks the stream first. (A server that
+    authenticates nobody is not asked who writes: it would name no one.)"""
+
+    async def check(url: str) -> None:
+        assert skyctl("create", "svc", "first", url=url).code == 0  # makes the streams
+        created = await requests_of(url, "create", "svc", "web", "-s", "app=web")
+        deleted = await requests_of(url, "delete", "svc", "web")
+        for sent in (created, deleted):
+            assert "$SYS.REQ.USER.INFO" not in sent, sent
+            info = sent.index("$JS.API.STREAM.INFO.SKYFLOW_SERVICES")
+            assert info < sent.index("skyflow.svc.default.web"), sent
+        assert len(created) <= 7 and len(deleted) <= 5, (created, deleted)
+
+    run(check, fresh_server)
+
+
+def test_a_named_user_without_an_inbox_prefix_asks_who_it_is(tmp_path: Path) -> None:
+    """Who am I decides whether to connect again with the user's own inbox prefix, so a
+    user who chose none asks at once; one who chose it (or has no name) does not."""
+    admin = {"NATS_USER": "admin", "NATS_PASSWORD": PASSWORDS["admin"]}
+    viewer = {
+        "NATS_USER": "viewer",
+        "NATS_PASSWORD": PASSWORDS["viewer"],
+        "NATS_INBOX_PREFIX": "_INBOX_viewer",
+    }
+
+    async def check(url: str) -> None:
+        spy = url.replace("://", f"://admin:{PASSWORDS['admin']}@")
+        assert skyctl("init", url=url, env=admin).code == 0
+        assert skyctl("create", "svc", "web", url=url, env=admin).code == 0
+        get = ("get", "svc", "web", "-o", "name")
+        one = "$JS.API.DIRECT.GET.SKYFLOW_SERVICES.skyflow.svc.default.web"
+        asked = await requests_of(url, *get, env=admin, spy=spy)
+        assert asked == ["$SYS.REQ.USER.INFO", one]
+        assert await requests_of(url, *get, env=viewer, spy=spy) == [one]
+
+    with auth_server(tmp_path) as server:
+        asyncio.run(check(server.url))
