@@ -10,7 +10,7 @@ about a live service is a ``MODIFIED`` of it, as in ``kubectl get -w``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from events import filter_for
@@ -75,7 +75,7 @@ def _changes(
     feed: Callable[[list[Item]], list[Change]],
     batch: list[Item],
     statuses: dict[str, StoredMessage],
-    live: dict[tuple[str, str], ServiceRecord],
+    live: Mapping[tuple[str, str], ServiceRecord],
 ) -> Iterator[Change]:
     """The batch's changes in order: service events folded, status reports about live
     services as ``MODIFIED`` of them."""

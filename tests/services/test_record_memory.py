@@ -11,7 +11,16 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from events import SUBJECTS, Service, ServiceCreated, encode, new_event_id, subject_for, utc_now
+from events import (
+    SUBJECTS,
+    Service,
+    ServiceCreated,
+    ServiceDeleted,
+    encode,
+    new_event_id,
+    subject_for,
+    utc_now,
+)
 from registry.client import Registry
 from registry.jetstream import open_log
 from registry.log.entry import Entry
@@ -119,3 +128,43 @@ async def test_a_rebuilt_projection_keeps_no_header_block_and_signatures_still_v
     assert record_proof(signed, trust).status == "verified"
     assert record_proof(signed, None).status == "signed"
     assert_keeps_only_what_readers_use(held[1], signed=True)  # what a reader decoded
+
+
+def test_a_projection_holds_one_namespace_string_and_no_key_pair_per_service() -> None:
+    """Each decoded event brings its own namespace string; the projection keeps one of
+    them per namespace, and each service's name once, with no ``(namespace, name)``
+    tuple beside it: what a live service costs beside its event (``benchmarks.memory``)."""
+    projection = Projection()
+    names = [f"svc-{i}" for i in range(50)]
+    for seq, name in enumerate(names, start=1):
+        namespace = "".join(["team-", "a"])  # a new, equal string each time, as decoded
+        service = Service(namespace=namespace, name=name)
+        event = ServiceCreated(id=f"e{seq}", time=utc_now(), actor="a@h", service=service)
+        entry = Entry(seq, subject_for(namespace, name), event, encode(event), time_ns=seq)
+        projection.apply(entry, changes=seq % 2 == 0)
+    keys = list(projection.services)
+    assert sorted(keys) == sorted(("team-a", name) for name in names)
+    assert len({id(namespace) for namespace, _ in keys}) == 1
+    # Below the map: one string per namespace, one per service (its name), the records.
+    held: list[object] = []
+    todo: list[object] = [projection.services]
+    while todo:
+        holder = todo.pop()  # (a dict of str keys does not show its keys to gc)
+        below = [*holder, *holder.values()] if isinstance(holder, dict) else None
+        for found in gc.get_referents(holder) if below is None else below:
+            if isinstance(found, ServiceRecord):
+                held.append(found)
+            elif not isinstance(found, type):
+                held.append(found)
+                todo.append(found)
+    assert not [h for h in held if isinstance(h, tuple)]
+    assert sorted(h for h in held if isinstance(h, str)) == sorted(["team-a", *names])
+    assert sum(isinstance(h, ServiceRecord) for h in held) == len(names)
+    # Deleting the last service of a namespace drops the namespace's map too.
+    for seq, name in enumerate(names, start=len(names) + 1):
+        gone = ServiceDeleted(
+            id=f"e{seq}", time=utc_now(), actor="a@h", namespace="team-a", name=name
+        )
+        projection.apply(Entry(seq, subject_for("team-a", name), gone, encode(gone)))
+    assert len(projection.services) == 0 and list(projection.services) == []
+    assert not [m for m in gc.get_referents(projection.services) if isinstance(m, dict) and m]
