@@ -34,7 +34,7 @@ from cli.connection import Connection, NotHosted, connection_options, hosted_by
 from cli.dataplane import DnsPlan, ProxyPlan
 from cli.hosted import agent_socket, hostable
 from cli.lifetime import hosted_on, run_until_stopped
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, RegistryError
 
 if TYPE_CHECKING:
     from registry.agent.wire import Reply, Request
@@ -117,22 +117,36 @@ class _Host:
         self.counters: Any = None  # the server's, once it listens
 
     async def watch_connection(self) -> None:
-        """Note when the connection goes down and comes back: a read is served only
-        while it is up, and ``--status`` says for how long it has not been."""
-        conn = self.registry.log.conn  # type: ignore[attr-defined]
+        """Keep the reads' connection up: it is a one-shot client's (the fastest to read
+        with), which does not reconnect by itself, so a lost one is replaced here. Reads
+        are served only while it is up, and ``--status`` says for how long it has not
+        been."""
         while True:
-            if conn.is_connected:
-                if self.lost_at is not None:
-                    print("agent: connection to the server is back; serving reads", flush=True)
-                self.lost_at = None
-            elif self.lost_at is None:
+            if self.registry.log.is_connected:
+                await asyncio.sleep(0.1)
+                continue
+            if self.lost_at is None:
                 self.lost_at = time.monotonic()
                 print(
                     "agent: lost the connection to the server; clients read it themselves",
                     file=sys.stderr,
                     flush=True,
                 )
-            await asyncio.sleep(0.1)
+            try:
+                fresh = await self.conn.open()
+            except RegistryError:
+                await asyncio.sleep(0.5)
+                continue
+            lost, self.registry = self.registry, fresh
+            with contextlib.suppress(Exception):
+                await lost.close()
+            self.lost_at = None
+            print("agent: connection to the server is back; serving reads", flush=True)
+
+    def connected(self) -> bool:
+        """Whether reads can be served now (asked at each request: a connection lost a
+        moment ago is not waited for)."""
+        return self.lost_at is None and self.registry.log.is_connected
 
     def stale_for(self) -> float:
         return 0.0 if self.lost_at is None else time.monotonic() - self.lost_at
@@ -150,7 +164,7 @@ class _Host:
         counters = self.counters
         return {
             "server": self.registry.log.url,
-            "connected": self.lost_at is None,
+            "connected": self.connected(),
             "stale_s": round(self.stale_for(), 1),
             "up_s": round(time.time() - self.started, 1),
             "served": counters.served if counters else 0,
@@ -166,7 +180,7 @@ class _Host:
 
         if request.status:
             return Reply("status", info=self.status())
-        if self.lost_at is not None:
+        if not self.connected():
             stale = self.stale_for()
             return Reply(
                 "direct",
@@ -249,15 +263,18 @@ async def _all(jobs: list[Coroutine[Any, Any, None]]) -> None:
         raise failed.exceptions[0] from None
 
 
-async def _registry_when_there(conn: Connection) -> Registry:
-    """The agent's registry. On a server without one yet (a fresh ``skyctl server``), it
-    waits for the first write to make it, rather than failing or making it itself."""
+async def _registry_when_there(conn: Connection, *, long_lived: bool) -> Registry:
+    """A registry for the agent: for its reads, a one-shot client's connection (``conn.open``
+    picks the one that reads fastest; the host replaces it when lost), and for the DNS
+    server and proxy, one that reconnects by itself (their view must outlive an outage).
+    On a server without a registry yet (a fresh ``skyctl server``), it waits for the first
+    write to make it, rather than failing or making it itself."""
     from registry.errors import NotARegistry
 
     said = False
     while True:
         try:
-            return await conn.open(keep_reconnecting=True)
+            return await conn.open(keep_reconnecting=long_lived)
         except NotARegistry as exc:
             if not said:
                 print(f"agent: {exc}; waiting for it", file=sys.stderr, flush=True)
@@ -356,9 +373,9 @@ def agent_command(
         async with contextlib.AsyncExitStack() as stack:
             # The DNS address first: a bad one fails before anything else starts.
             bound = await stack.enter_async_context(await dns_plan.bind()) if dns_plan else None
-            registry = await _registry_when_there(conn)
-            stack.push_async_callback(registry.close)
+            registry = await _registry_when_there(conn, long_lived=False)
             host = _Host(conn, registry, asyncio.get_running_loop(), run_command)
+            stack.push_async_callback(lambda: host.registry.close())
             server = await stack.enter_async_context(AgentServer(path, host.handle))
             host.counters = server.counters
             user = await registry.log.authenticated_user() or "no user"
@@ -369,12 +386,15 @@ def agent_command(
             )
             jobs = [host.watch_connection()]
             if bound is not None or proxy_plan is not None:
-                # One view of the node's services and endpoints feeds both.
-                resolver = await stack.enter_async_context(registry.resolver())
+                # One view of the node's services and endpoints feeds both, over a
+                # connection that comes back by itself.
+                plane = await _registry_when_there(conn, long_lived=True)
+                stack.push_async_callback(plane.close)
+                resolver = await stack.enter_async_context(plane.resolver())
                 if dns_plan is not None and bound is not None:
                     jobs.append(dns_plan.serve(bound, resolver))
                 if proxy_plan is not None:
-                    jobs.append(proxy_plan.serve(registry, resolver, conn.server))
+                    jobs.append(proxy_plan.serve(plane, resolver, conn.server))
             await _all(jobs)
 
     real = sys.stdout, sys.stderr

@@ -141,6 +141,10 @@ class JetStreamLog:
     def url(self) -> str:
         return self.session.url
 
+    @property
+    def is_connected(self) -> bool:
+        return self.session.conn.is_connected
+
     async def close(self) -> None:
         if self._checked is not None and not self._checked.done():
             self._checked.cancel()

@@ -80,6 +80,11 @@ class Log(Protocol):
         """Where it is, for messages (passwords masked)."""
         ...
 
+    @property
+    def is_connected(self) -> bool:
+        """Up now (a long-lived reader says how stale it is while it is not)."""
+        ...
+
     async def close(self) -> None: ...
 
     async def authenticated_user(self) -> str | None:
