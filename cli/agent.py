@@ -303,12 +303,19 @@ def agent_command(
         typer.Option(
             "--dns",
             metavar="HOST:PORT",
-            help="Also answer DNS there, as skyctl dns --listen does (loopback only).",
+            help="Also answer DNS there, as skyctl dns --listen does.",
         ),
     ] = None,
     domain: Annotated[
         str, typer.Option("--domain", metavar="DOMAIN", help="With --dns: the domain names end in.")
     ] = "skyflow.",
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="With --dns: allow an address other machines can reach (as skyctl dns).",
+        ),
+    ] = False,
     proxy: Annotated[
         bool,
         typer.Option("--proxy", help="Also forward service addresses, as skyctl proxy does."),
@@ -357,7 +364,7 @@ def agent_command(
         _ask_status(path)
 
     dns_plan = (
-        DnsPlan.from_flags(dns, domain, "5s", cluster_ips=proxy, allow_remote=False)
+        DnsPlan.from_flags(dns, domain, "5s", cluster_ips=proxy, allow_remote=allow_remote)
         if dns is not None
         else None
     )

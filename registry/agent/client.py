@@ -46,7 +46,7 @@ def trusted(path: str) -> str | None:
         info = os.lstat(path)
         folder = os.stat(os.path.dirname(os.path.abspath(path)))
     except OSError:
-        return "no agent socket"
+        return f"no agent socket at {path}"
     me = os.getuid()
     if not stat.S_ISSOCK(info.st_mode):
         return f"{path} is not a socket"
