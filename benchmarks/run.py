@@ -37,7 +37,16 @@ from registry.jetstream.server import NatsServer
 from registry.services.projection import Change
 from registry.services.projector import rebuild
 
-__all__ = ["main", "memory_row", "projection_memory", "service"]
+__all__ = [
+    "APPLY_COUNT",
+    "main",
+    "manifest_services",
+    "manifests",
+    "memory_row",
+    "precompile",
+    "projection_memory",
+    "service",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = {"live": 100_000, "events": 1_000_000, "namespace": 1_000}
@@ -305,6 +314,21 @@ def manifests(namespace: str, count: int, target: int = 8080) -> str:
     return "---\n".join(docs)
 
 
+def manifest_services(namespace: str, count: int) -> list[Service]:
+    """The services ``manifests(namespace, count)`` describes."""
+    return [
+        Service(
+            namespace=namespace,
+            name=f"svc-{i:06d}",
+            labels={"team": "bench"},
+            selector={"app": f"app-{i}", "tier": "web"},
+            ports=(Port(port=80, target_port=8080),),
+            cluster="eu-west-1",
+        )
+        for i in range(count)
+    ]
+
+
 def _one_shot_applies(folder: Path, env: dict[str, str], repeat: int) -> dict[str, list[float]]:
     """One-shot ``skyctl apply -f`` of one service that changes every time, alternated
     with the raw baseline."""
@@ -329,17 +353,7 @@ async def apply_scenarios(plain: Mode, run: Run, repeat: int, concurrency: int) 
         path = Path(folder) / "many.yaml"
         path.write_text(manifests("apply-bulk", count))
         ours_s = await asyncio.to_thread(timed, [*skyctl, "apply", "-f", str(path)], env) / 1000
-        services = [
-            Service(
-                namespace="apply-base",
-                name=f"svc-{i:06d}",
-                labels={"team": "bench"},
-                selector={"app": f"app-{i}", "tier": "web"},
-                ports=(Port(port=80, target_port=8080),),
-                cluster="eu-west-1",
-            )
-            for i in range(count)
-        ]
+        services = manifest_services("apply-base", count)
         applied = [(s.model_copy(update={"namespace": "apply-lib"}), None) for s in services]
         headless = [
             s.model_copy(update={"namespace": "apply-headless", "cluster_ip": HEADLESS})

@@ -5,7 +5,7 @@ that differ (the ``-f`` path itself is ``cli.files``, shared with ``create`` and
 from __future__ import annotations
 
 from cli.connection import Connection, connection_options
-from cli.files import apply_all, manifest_namespace, plan_all, print_plans, run
+from cli.files import apply_all, collector_paused, manifest_namespace, plan_all, print_plans, run
 from cli.manifest import load_manifests
 from cli.options import DryRunOpt, FilenameOpt, NamespaceFlag
 
@@ -29,8 +29,9 @@ def apply(
 
     Example:  skyctl get svc web -o yaml > web.yaml; (edit it); skyctl apply -f web.yaml
     """
-    manifests = load_manifests(filename or [], namespace=manifest_namespace(namespace))
-    if dry_run:
-        print_plans(manifests, plan_all(conn, manifests), " (dry run)")
-        return
-    run(conn, manifests, dry_run, lambda registry: apply_all(registry, manifests, dry_run))
+    with collector_paused():
+        manifests = load_manifests(filename or [], namespace=manifest_namespace(namespace))
+        if dry_run:
+            print_plans(manifests, plan_all(conn, manifests), " (dry run)")
+            return
+        run(conn, manifests, dry_run, lambda registry: apply_all(registry, manifests, dry_run))

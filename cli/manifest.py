@@ -155,8 +155,21 @@ def _loader() -> Any:
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+    tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+
     class Loader(base):  # type: ignore[misc,valid-type]
-        pass
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            # A scalar's tag depends on its text alone (the safe loader has no path
+            # resolvers), and most of a manifest's texts recur in every document.
+            if kind is not yaml.ScalarNode:
+                return super().resolve(kind, value, implicit)
+            key = (value, implicit)
+            tag = tags.get(key)
+            if tag is None:
+                if len(tags) >= 4096:
+                    tags.clear()
+                tag = tags[key] = super().resolve(kind, value, implicit)
+            return tag
 
     def construct_int(loader: Any, node: Any) -> int:
         text = str(loader.construct_scalar(node))
@@ -172,8 +185,11 @@ def _loader() -> Any:
         value: int = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
         return value
 
-    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
+    Loader.add_constructor(_INT, construct_int)
     return Loader
+
+
+_INT = "tag:yaml.org,2002:int"
 
 
 def _manifest(document: Any, where: str, namespace: str | None) -> Manifest:

@@ -100,3 +100,32 @@ def test_a_named_user_without_an_inbox_prefix_asks_who_it_is(tmp_path: Path) -> 
 
     with auth_server(tmp_path) as server:
         asyncio.run(check(server.url))
+
+
+def test_apply_of_many_services_reads_them_in_one_request(
+    fresh_server: NatsServer, tmp_path: Path
+) -> None:
+    """``apply -f`` of 50 new services reads their current state in one batched direct
+    get (a multi-last), not one request per service, and writes each service once."""
+    manifests = "---\n".join(
+        "apiVersion: skyflow.io/v1\nkind: Service\n"
+        f"metadata:\n  name: web-{i}\nspec:\n  selector:\n    app: web-{i}\n"
+        "  ports:\n  - port: 80\n"
+        for i in range(50)
+    )
+    path = tmp_path / "many.yaml"
+    path.write_text(manifests)
+
+    async def check(url: str) -> None:
+        assert skyctl("create", "svc", "first", url=url).code == 0  # makes the streams
+        sent = await requests_of(url, "apply", "-f", str(path))
+        gets = [s for s in sent if s.startswith("$JS.API.DIRECT.GET.")]
+        # One multi-last for the 50 services, one for the addresses they would take, and
+        # the namespace's quota and the address ranges: never one per service.
+        assert len(gets) <= 4, gets
+        assert not [s for s in gets if ".skyflow.svc." in s], gets
+        services = [s for s in sent if s.startswith("skyflow.svc.")]
+        assert sorted(services) == sorted(f"skyflow.svc.default.web-{i}" for i in range(50))
+        assert len(sent) <= 2 * 50 + 10, sent
+
+    run(check, fresh_server)
