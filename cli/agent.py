@@ -32,7 +32,7 @@ import typer
 
 from cli.connection import Connection, NotHosted, connection_options, hosted_by
 from cli.dataplane import DnsPlan, ProxyPlan
-from cli.hosted import agent_socket, hostable
+from cli.hosted import agent_socket, default_socket, hostable
 from cli.lifetime import hosted_on, run_until_stopped
 from registry.errors import InvalidInput, RegistryError
 
@@ -351,8 +351,6 @@ def agent_command(
 
               skyctl get svc -A       # answered by the agent
     """
-    from registry.agent.client import default_socket
-
     run_command = ctx.find_root().obj  # cli.main.main, which runs skyctl's commands
     if not callable(run_command):
         raise InvalidInput("agent", "skyctl agent", "runs only as skyctl's own command")

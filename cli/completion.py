@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.hosted import COMPLETE_VAR
+
 if TYPE_CHECKING:
     from registry.services.projection import ServiceRecord
 
 __all__ = ["COMPLETE_VAR", "SERVICE_VERBS", "Shell", "completion", "prepare"]
 
 PROG = "skyctl"
-COMPLETE_VAR = "_SKYCTL_COMPLETE"
 SERVICE_VERBS = frozenset({"get", "delete", "history", "describe", "edit", "label"})
 NAME_PARAMETERS = frozenset({"name", "names", "arguments"})  # label: names, then changes
 TIMEOUT = 2.0  # seconds a shell waits at most on a TAB for names from the server

@@ -5,24 +5,26 @@ command uses is decided here for ``cli/contexts.py`` too, so there is one rule."
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
 __all__ = [
     "AGENT_ENV",
+    "COMPLETE_VAR",
     "CONTEXT_ENV",
     "HOSTED",
     "NATS_CONTEXT_ENV",
     "agent_socket",
     "config_home",
     "context_name",
+    "default_socket",
     "hostable",
     "selected_context",
     "skyctl_context_file",
 ]
 
 AGENT_ENV = "SKYFLOW_AGENT"
+COMPLETE_VAR = "_SKYCTL_COMPLETE"  # set: the shell asks for completions (cli/completion.py)
 CONTEXT_ENV = "SKYFLOW_CONTEXT"
 NATS_CONTEXT_ENV = "NATS_CONTEXT"
 
@@ -35,7 +37,7 @@ _LONG = ("--watch", "--watch-only", "--help")
 def hostable(argv: list[str], env: Mapping[str, str] = os.environ) -> bool:
     """Whether the agent may answer this command line: the client asks it only then, and
     the agent runs nothing else (``cli/agent.py``)."""
-    if not argv or argv[0] not in HOSTED or env.get("_SKYCTL_COMPLETE"):
+    if not argv or argv[0] not in HOSTED or env.get(COMPLETE_VAR):
         return False
     for token in argv[1:]:
         if token == "--":
@@ -93,20 +95,34 @@ def _context_flag(argv: list[str]) -> str | None:
 def agent_socket(argv: list[str], env: Mapping[str, str] = os.environ) -> str | None:
     """The agent socket a command should try (None: no agent): ``$SKYFLOW_AGENT`` (``off``
     or empty: none), else the ``agent`` of the context in use (``skyctl config
-    set-context NAME --agent PATH``), else the default (``registry.agent.client``)."""
+    set-context NAME --agent PATH``), else the default (``default_socket``)."""
     given = env.get(AGENT_ENV)
     if given is not None:
         return None if given.strip() in ("", "off", "none") else given
     name = context_name(_context_flag(argv), env)
     if name and "/" not in name and ".." not in name:
-        try:
-            with open(skyctl_context_file(name, env), "rb") as file:
-                kept = json.loads(file.read())
-        except (OSError, ValueError):
-            kept = None
+        kept = None
+        path = skyctl_context_file(name, env)
+        if os.path.exists(path):
+            import json  # (only here: a command without a context pays nothing for it)
+
+            try:
+                with open(path, "rb") as file:
+                    kept = json.loads(file.read())
+            except (OSError, ValueError):
+                kept = None
         agent = kept.get("agent") if isinstance(kept, dict) else None
         if isinstance(agent, str) and agent:
             return os.path.expanduser(agent)
-    from registry.agent.client import default_socket
-
     return default_socket(env)
+
+
+def default_socket(env: Mapping[str, str] | None = None) -> str:
+    """Where a user's agent listens unless told otherwise: the user's runtime directory
+    (``$XDG_RUNTIME_DIR``, private by definition), else a directory of the user's own
+    under /tmp."""
+    env = os.environ if env is None else env
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime.startswith("/"):
+        return os.path.join(runtime, "skyflow", "agent.sock")
+    return f"/tmp/skyflow-{os.getuid()}/agent.sock"

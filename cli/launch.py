@@ -33,13 +33,14 @@ def _finish(code: int) -> None:
 def _via_agent(argv: list[str]) -> int | None:
     """The command's exit code if the agent ran it (its output written), else None."""
     from cli.hosted import AGENT_ENV, agent_socket
+
+    path = agent_socket(argv)
+    explicit = bool(os.environ.get(AGENT_ENV))
+    if path is None or not (explicit or os.path.lexists(path)):
+        return None  # no agent here: nothing more is loaded for it
     from registry.agent.client import ask, trusted
     from registry.agent.wire import Request
 
-    path = agent_socket(argv)
-    if path is None:
-        return None
-    explicit = bool(os.environ.get(AGENT_ENV))
     why = trusted(path)
     if why is not None:
         if explicit or "belongs to" in why or "written by others" in why:

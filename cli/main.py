@@ -16,8 +16,8 @@ import typer
 from typer.core import TyperGroup
 from typer.models import CommandInfo
 
-from cli.completion import COMPLETE_VAR
 from cli.errors import EXIT_INVALID, exit_code, fail
+from cli.hosted import COMPLETE_VAR
 from cli.options import dry_run_argv
 from cli.terminal import forget_warnings
 from cli.verbs import LazyCommands, noun_name, register, summarize

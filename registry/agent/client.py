@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from collections.abc import Mapping
 
 from registry.agent.wire import (
     BadMessage,
@@ -21,22 +20,11 @@ from registry.agent.wire import (
     encode_request,
 )
 
-__all__ = ["ask", "default_socket", "trusted"]
+__all__ = ["ask", "trusted"]
 
 # Generous: a listing of many services takes the agent a while to render, and a read
 # that gives up just reads the server itself.
 TIMEOUT_S = 60.0
-
-
-def default_socket(env: Mapping[str, str] | None = None) -> str:
-    """Where a user's agent listens unless told otherwise: the user's runtime directory
-    (``$XDG_RUNTIME_DIR``, private by definition), else a directory of the user's own
-    under /tmp."""
-    env = os.environ if env is None else env
-    runtime = env.get("XDG_RUNTIME_DIR", "")
-    if runtime.startswith("/"):
-        return os.path.join(runtime, "skyflow", "agent.sock")
-    return f"/tmp/skyflow-{os.getuid()}/agent.sock"
 
 
 def trusted(path: str) -> str | None:
