@@ -102,6 +102,9 @@ def test_a_verb_loads_only_its_own_module(
     assert own <= loaded
     assert loaded & (others - {"cli.version", "cli.completion"}) == set()
     assert loaded & {"cli.dns", "cli.proxy", "cli.history", "cli.apply"} == set()
+    # A read loads the read side of a service's state only (registry.services.current).
+    writes = {"registry.services.writer", "registry.services.batch", "registry.addresses.allocator"}
+    assert (loaded & writes == set()) == (command[0] == "get"), loaded & writes
 
 
 def test_yaml_is_imported_when_yaml_is_printed(tmp_path: Path, url: str, ns: str) -> None:
