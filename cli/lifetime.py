@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import gc
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -17,6 +18,10 @@ from typing import Any, TypeVar
 __all__ = ["hosted_on", "run_command", "run_until_stopped"]
 
 T = TypeVar("T")
+
+# The launcher (``cli.launch``) starts a process with the cycle collector off; a command
+# still running after this many seconds is not one-shot, and collects from then on.
+COLLECT_AFTER_S = 1.0
 
 # The loop of the agent hosting the command that runs in this thread, if any.
 _HOST: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
@@ -43,7 +48,7 @@ def run_command(main: Coroutine[Any, Any, T]) -> T:
     this thread's context, so what it prints goes where this command's output goes."""
     loop = _HOST.get()
     if loop is None:
-        return asyncio.run(main)
+        return asyncio.run(_collecting_later(main))
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def start() -> None:
@@ -61,6 +66,14 @@ def run_command(main: Coroutine[Any, Any, T]) -> T:
 
     loop.call_soon_threadsafe(start, context=contextvars.copy_context())
     return done.result()
+
+
+async def _collecting_later(main: Coroutine[Any, Any, T]) -> T:
+    """``main``, turning the cycle collector on if it is off once ``main`` has run
+    ``COLLECT_AFTER_S`` (a watch, a long apply)."""
+    if not gc.isenabled():
+        asyncio.get_running_loop().call_later(COLLECT_AFTER_S, gc.enable)
+    return await main
 
 
 def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -83,5 +96,6 @@ def run_until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    gc.enable()  # not one-shot: collects from the start (see cli.launch)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it ends, successfully
         asyncio.run(until_stopped())

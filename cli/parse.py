@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from events.choices import Protocol, ServiceType
-from events.liveness import MAX_TASK_PORTS, MAX_TTL_S, MIN_TTL_S
 from events.names import check_label_key, check_label_value, check_name, check_port_name
 from registry.errors import InvalidInput
 
@@ -180,6 +179,8 @@ def parse_named_ports(values: Iterable[str]) -> dict[str, int]:
         if name in ports:
             raise InvalidInput("port", item, f"port {name!r} is given twice")
         ports[name] = _port_number(number, item, "port")
+    from events.liveness import MAX_TASK_PORTS  # (a command on services loads no task code)
+
     if len(ports) > MAX_TASK_PORTS:
         raise InvalidInput("port", ",".join(ports), f"a task has at most {MAX_TASK_PORTS} ports")
     return ports
@@ -283,6 +284,8 @@ def parse_retention(text: str, flag: str) -> int:
 
 def parse_ttl_flag(text: str) -> int:
     """``15s``, ``15``, ``2m``, ``1h`` -> seconds; whole seconds only (the server's rule)."""
+    from events.liveness import MAX_TTL_S, MIN_TTL_S
+
     match = _TTL.fullmatch(text.strip())
     seconds = int(match.group(1)) * _SECONDS[match.group(2)] if match else 0
     if not MIN_TTL_S <= seconds <= MAX_TTL_S:

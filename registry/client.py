@@ -31,6 +31,7 @@ from registry.jetstream import DEFAULT_URL, Client, open_log
 from registry.jetstream.credentials import Credentials, local_actor
 from registry.log.port import Log
 from registry.log.reader import Start
+from registry.services.current import read_current
 from registry.services.decisions import (
     Applied,
     Current,
@@ -45,15 +46,6 @@ from registry.services.decisions import (
 )
 from registry.services.projection import Change, ServiceRecord
 from registry.services.projector import SkipHandler, list_current, report_skipped
-from registry.services.writer import (
-    DEFAULT_CONCURRENCY,
-    Writer,
-    Written,
-    decidable,
-    prepare,
-    read_current,
-    write,
-)
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -81,6 +73,7 @@ if TYPE_CHECKING:
     from registry.services.subscription import StartAt, Subscription
     from registry.services.watch import Snapshot
     from registry.services.when import When
+    from registry.services.writer import Writer, Written
 
 E = TypeVar("E", bound=Event)
 
@@ -244,7 +237,7 @@ class Registry:
         namespace, name = service.namespace, service.name
         try:
             if dry_run:
-                prepared, current = await prepare(self.writer, namespace, name, decide)
+                prepared, current = await self._prepare(namespace, name, decide)
                 event = prepared.event
                 would = ServiceRecord.from_event(0, event, prepared.data, prepared.headers)
                 return Applied(applied(event), would, current.record())
@@ -324,6 +317,8 @@ class Registry:
     ) -> Written[E]:
         """Decide on the service's current state and append the event, conditionally
         (``registry.services.writer.write``)."""
+        from registry.services.writer import write
+
         return await write(
             self.writer, namespace, name, decide, current=current, over_unreadable=over_unreadable
         )
@@ -333,8 +328,15 @@ class Registry:
     ) -> Prepared[E]:
         """Everything of a write but sending it: what a dry run shows (the addresses it
         would take included)."""
-        prepared, _ = await prepare(self.writer, namespace, name, decide)
+        prepared, _ = await self._prepare(namespace, name, decide)
         return prepared
+
+    async def _prepare(
+        self, namespace: str, name: str, decide: Callable[[Current], E]
+    ) -> tuple[Prepared[E], Current]:
+        from registry.services.writer import prepare
+
+        return await prepare(self.writer, namespace, name, decide)
 
     async def set_status(
         self,
@@ -375,6 +377,8 @@ class Registry:
     @property
     def writer(self) -> Writer:
         """What every write of this registry shares, single or bulk."""
+        from registry.services.writer import Writer
+
         return Writer(
             self.log,
             self.allocator,
@@ -436,37 +440,49 @@ class Registry:
         self,
         services: Iterable[Service | Mapping[str, Any]],
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
     ) -> builtins.list[Outcome]:
         """Create many services, pipelined; one outcome per service (``registry.services.bulk``)."""
         from registry.services.bulk import create_many
+        from registry.services.writer import DEFAULT_CONCURRENCY
 
         return await create_many(
-            self.writer, services, actor=await self.actor(), concurrency=concurrency
+            self.writer,
+            services,
+            actor=await self.actor(),
+            concurrency=DEFAULT_CONCURRENCY if concurrency is None else concurrency,
         )
 
     async def apply_many(
         self,
         items: Sequence[tuple[Service, int | None]],
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
     ) -> builtins.list[Applied | ServiceError]:
         """``apply`` for many ``(service, expected revision)``, pipelined
         (``registry.services.bulk``)."""
         from registry.services.bulk import apply_many
+        from registry.services.writer import DEFAULT_CONCURRENCY
 
         return await apply_many(
-            self.writer, items, actor=await self.actor(), concurrency=concurrency
+            self.writer,
+            items,
+            actor=await self.actor(),
+            concurrency=DEFAULT_CONCURRENCY if concurrency is None else concurrency,
         )
 
     async def delete_many(
-        self, keys: Iterable[tuple[str, str]], *, concurrency: int = DEFAULT_CONCURRENCY
+        self, keys: Iterable[tuple[str, str]], *, concurrency: int | None = None
     ) -> builtins.list[Outcome]:
         """Delete many ``(namespace, name)`` services, pipelined (``registry.services.bulk``)."""
         from registry.services.bulk import delete_many
+        from registry.services.writer import DEFAULT_CONCURRENCY
 
         return await delete_many(
-            self.writer, keys, actor=await self.actor(), concurrency=concurrency
+            self.writer,
+            keys,
+            actor=await self.actor(),
+            concurrency=DEFAULT_CONCURRENCY if concurrency is None else concurrency,
         )
 
     # -- reads -----------------------------------------------------------------------
@@ -479,6 +495,8 @@ class Registry:
 
     async def decidable(self, namespace: str, name: str) -> Current:
         """The current state, refusing (``UnreadableHistory``) one this version cannot read."""
+        from registry.services.writer import decidable
+
         return await decidable(self.log, namespace, name, self.on_skipped, retry_for=self.retry_for)
 
     async def get(self, namespace: str, name: str) -> ServiceRecord:
@@ -636,7 +654,7 @@ class Registry:
         """``TaskTaken`` if another announcer's heartbeat keeps ``task``'s name live."""
         from events.liveness import task_filter
         from events.stamps import utc_now
-        from registry.discovery.follower import read_tasks
+        from registry.discovery.current import read_tasks
         from registry.errors import TaskTaken
 
         view = await read_tasks(self.log, task_filter(task.namespace, task.name), self.on_skipped)
@@ -694,7 +712,7 @@ class Registry:
         """Live tasks of a namespace (or all), only those carrying ``label`` if given
         (read by that label on the server)."""
         from events.liveness import selector_filter, task_filter
-        from registry.discovery.follower import read_tasks
+        from registry.discovery.current import read_tasks
 
         if label is not None:
             filters = [selector_filter(namespace or "*", *label)]
@@ -709,7 +727,7 @@ class Registry:
     ) -> Endpoints:
         """One service's endpoints now (NotFound if it is not live; ``record``: the
         service, when it has just been read)."""
-        from registry.discovery.follower import endpoints_of
+        from registry.discovery.current import endpoints_of
 
         record = record or await self.get(namespace, name)
         return await endpoints_of(self.log, record, self.on_skipped)
@@ -718,7 +736,8 @@ class Registry:
         """Every live service of a namespace (or all) with its endpoints, reading the
         namespace's tasks once."""
         from events.liveness import task_filter
-        from registry.discovery.follower import read_tasks, service_endpoints
+        from registry.discovery.current import read_tasks
+        from registry.discovery.follower import service_endpoints
 
         records = await self.list(namespace)
         view = await read_tasks(self.log, task_filter(namespace), self.on_skipped)

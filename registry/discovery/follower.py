@@ -1,10 +1,9 @@
-"""Services joined with their live tasks: endpoints, once or as they change.
+"""Services joined with their live tasks: endpoints, as they change (read once:
+``registry.discovery.current``).
 
 Two streams meet here: a service's selector and ports come from the event log, its tasks
-from the liveness stream. Reading one service's endpoints asks the server for the tasks
-carrying its selector's first label only (``events.liveness``), so it costs the same
-whatever other services have; a listing reads the namespace's tasks once and matches
-each service against them.
+from the liveness stream. A listing reads the namespace's tasks once and matches each
+service against them (``service_endpoints``).
 
 ``Follower`` keeps them current: a read of the service log (resumed after a reconnect,
 since its history is never lost) beside a read of the liveness stream (read again from
@@ -37,8 +36,6 @@ __all__ = [
     "Follower",
     "ServiceEndpoints",
     "TasksChanged",
-    "endpoints_of",
-    "read_tasks",
     "service_endpoints",
 ]
 
@@ -84,28 +81,6 @@ class TasksChanged:
     that applies the changes one by one ends equal to the server."""
 
     changes: list[TaskChange]
-
-
-async def read_tasks(
-    log: Log, filters: Sequence[str], on_skipped: SkipHandler = report_skipped
-) -> TaskView:
-    """The live tasks matching ``filters``, once: the current state of the liveness stream."""
-    view = TaskView(on_skipped)
-    async with (await log.liveness()).read(filters) as reader:
-        view.feed(await read_until_caught_up(reader))
-    return view
-
-
-async def endpoints_of(
-    log: Log, record: ServiceRecord, on_skipped: SkipHandler = report_skipped
-) -> Endpoints:
-    """One service's endpoints, reading only the tasks that carry its selector's first label."""
-    service = record.service
-    label = index_label(service.selector)
-    if label is None:
-        return endpoints_for(service, ())
-    view = await read_tasks(log, [selector_filter(service.namespace, *label)], on_skipped)
-    return endpoints_for(service, view.tasks())
 
 
 def service_endpoints(records: Iterable[ServiceRecord], view: TaskView) -> list[ServiceEndpoints]:

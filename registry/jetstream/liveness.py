@@ -35,7 +35,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.liveness import (
     INTAKE_PREFIX,
@@ -51,8 +51,10 @@ from registry.jetstream.connection import Reply
 from registry.jetstream.protocol import ApiError, api_error
 from registry.jetstream.session import Session, Unanswered, json_answer
 from registry.jetstream.tail import Tail
-from registry.log.liveness import ExpiringMessage
 from registry.log.reader import Start
+
+if TYPE_CHECKING:
+    from registry.log.liveness import ExpiringMessage
 
 __all__ = ["TTL_HEADER", "JetStreamLiveness", "intake_problems", "liveness_problems"]
 

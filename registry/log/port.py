@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from registry.log.liveness import Liveness
 from registry.log.membership import MembershipLog
 from registry.log.reader import FROM_THE_START, Reader, Start
 from registry.log.stored import StoredMessage
+
+if TYPE_CHECKING:
+    from registry.log.liveness import Liveness
 
 __all__ = [
     "MAX_BATCH",

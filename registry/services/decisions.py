@@ -21,7 +21,6 @@ from events import (
     ServiceUpdated,
 )
 from events.service import check_new_namespace
-from registry.addresses.holdings import carried_over, open_slots
 from registry.errors import AlreadyExists, InvalidInput, NotFound, Stale
 from registry.log.entry import Entry, Skipped, StoredMessage, read_entry
 from registry.log.stored import chain_hash
@@ -130,7 +129,9 @@ def decide_update(
     if expected_revision is not None and record.seq != expected_revision:
         raise Stale(service.namespace, service.name, expected_revision, record.seq)
     # What the owner left open keeps what the registry allocated (a manifest without a
-    # clusterIP is not asking to lose it).
+    # clusterIP is not asking to lose it). (Imported here: a read loads no address code.)
+    from registry.addresses.holdings import carried_over
+
     service = carried_over(record.service, service)
     if record.service == service:
         raise Unchanged(record)
@@ -150,6 +151,8 @@ def decide_readdress(
 ) -> ServiceUpdated:
     """Give a live service the addresses it lacks (one created before addresses existed):
     the service unchanged, for the allocator to fill in. ``Unchanged`` if it lacks none."""
+    from registry.addresses.holdings import open_slots
+
     record = current.record()
     if record is None:
         raise NotFound(namespace, name)

@@ -1,28 +1,31 @@
-"""One service's subject as writers and ``get`` see it: its current state, and the
-conditional write on top of it (with the addresses it takes and gives up).
+"""The conditional write of one service's subject (with the addresses it takes and gives
+up), decided on its current state (``registry.services.current``, the read side, which a
+read loads without this module).
 
-The state is the subject's last message and the last event this code can read; a writer
-decides only when the two are the same message, since deciding over an event it cannot
-read would be guessing (``UnreadableHistory``).
+A writer decides only when the subject's last message is the last event this code can
+read, since deciding over an event it cannot read would be guessing (``decidable``,
+``UnreadableHistory``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, Unpack
 
-from events import Event, subject_for
+from events import Event
 from events.service import LiveEvent
-from registry.addresses.allocator import Allocator
 from registry.errors import Conflict, UnreadableHistory
-from registry.log.entry import Entry, Skipped, read_entry
+from registry.log.entry import Skipped, read_entry
 from registry.log.port import Log, WrongLastSequence
-from registry.log.stored import StoredMessage
 from registry.services.batch import Prepared, Signing, compose, request_for
+from registry.services.current import Read, read_current
 from registry.services.decisions import Current
 from registry.services.projection import ServiceRecord
-from registry.services.projector import SkipHandler, last_readable
+from registry.services.projector import SkipHandler
+
+if TYPE_CHECKING:
+    from registry.addresses.allocator import Allocator
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -45,8 +48,6 @@ DEFAULT_CONCURRENCY = 256
 # A write re-decides after losing a race; losing this often in a row means the service is
 # being hammered, and the caller should hear about it.
 MAX_ATTEMPTS = 5
-
-_UNREAD = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,42 +81,15 @@ class Written(Generic[E]):
         return ServiceRecord.from_event(self.seq, event, self.data, self.headers)
 
 
-async def read_current(
-    log: Log,
-    namespace: str,
-    name: str,
-    on_skipped: SkipHandler,
-    *,
-    last: StoredMessage | object | None = _UNREAD,
-    retry_for: float = 10.0,
-) -> Current:
-    """The subject's last message and last readable event: one direct get, usually.
-
-    ``last`` saves the direct get when the caller fetched the message already (bulk).
-    """
-    subject = subject_for(namespace, name)
-    message = await log.last(subject, retry_for=retry_for) if last is _UNREAD else last
-    if message is None:
-        return Current(None, None)
-    assert isinstance(message, StoredMessage)
-    entry = read_entry(message)
-    if isinstance(entry, Entry):
-        return Current(message, entry)
-    on_skipped(entry)
-    return Current(message, await last_readable(log, subject, lambda _: None))
-
-
 async def decidable(
     log: Log,
     namespace: str,
     name: str,
     on_skipped: SkipHandler,
-    *,
-    last: StoredMessage | object | None = _UNREAD,
-    retry_for: float = 10.0,
+    **read: Unpack[Read],
 ) -> Current:
     """The current state, if this version can read it: a writer never guesses."""
-    current = await read_current(log, namespace, name, on_skipped, last=last, retry_for=retry_for)
+    current = await read_current(log, namespace, name, on_skipped, **read)
     if current.last is not None and (
         current.entry is None or current.entry.seq != current.last.seq
     ):

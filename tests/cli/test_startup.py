@@ -102,6 +102,9 @@ def test_a_verb_loads_only_its_own_module(
     assert own <= loaded
     assert loaded & (others - {"cli.version", "cli.completion"}) == set()
     assert loaded & {"cli.dns", "cli.proxy", "cli.history", "cli.apply"} == set()
+    # A read loads the read side of a service's state only (registry.services.current).
+    writes = {"registry.services.writer", "registry.services.batch", "registry.addresses.allocator"}
+    assert (loaded & writes == set()) == (command[0] == "get"), loaded & writes
 
 
 def test_yaml_is_imported_when_yaml_is_printed(tmp_path: Path, url: str, ns: str) -> None:
@@ -188,3 +191,45 @@ def test_nothing_is_left_for_interpreter_exit(
     )
     left = json.loads(proc.stderr.splitlines()[-1])
     assert left == {"code": code, "atexit": [], "threads": []}, proc.stderr
+
+
+def test_the_cycle_collector_waits_out_a_one_shot_command_only() -> None:
+    """``cli.launch`` starts with the collector off; a command that ends within
+    ``COLLECT_AFTER_S`` leaves it off, one that runs longer (a watch) turns it on."""
+    import asyncio
+    import gc
+
+    from cli import lifetime
+
+    was = gc.isenabled()
+    try:
+        gc.disable()
+        lifetime.run_command(asyncio.sleep(0))
+        assert not gc.isenabled()
+        lifetime.run_command(asyncio.sleep(lifetime.COLLECT_AFTER_S + 0.2))
+        assert gc.isenabled()
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+
+
+def test_the_launcher_turns_the_cycle_collector_off_and_pydantic_plugins_off(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import gc, os, sys\n"
+        "import cli.main\n"
+        "def record(argv):\n"
+        "    print(gc.isenabled(), os.environ.get('PYDANTIC_DISABLE_PLUGINS'))\n"
+        "cli.main.main = record\n"
+        "sys.argv = ['skyctl', 'version']\n"
+        "from cli.launch import main\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert proc.stdout.split() == ["False", "__all__"], proc.stderr

@@ -139,7 +139,7 @@ async def test_one_services_endpoints_are_read_without_the_tasks_of_others(
     """The read for one service's endpoints gets from the server only the tasks carrying
     its selector's first label: 300 tasks of another service are never sent to it."""
     from events.liveness import selector_filter
-    from registry.discovery.follower import read_tasks
+    from registry.discovery.current import read_tasks
 
     async with await Registry.connect(url) as registry:
         await registry.create(web(ns))
