@@ -41,6 +41,14 @@ def hosted_on(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
         _HOST.reset(token)
 
 
+class _Carried(Exception):
+    """A command's SystemExit or KeyboardInterrupt on its way out of the host's loop."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
+
+
 def run_command(main: Coroutine[Any, Any, T]) -> T:
     """Run a one-shot command's coroutine to its end and return its result.
 
@@ -51,13 +59,23 @@ def run_command(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(_collecting_later(main))
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
+    async def carried() -> T:
+        # SystemExit or KeyboardInterrupt raised by the command (``fail`` in a coroutine)
+        # would stop the agent's own loop: carried to this thread instead, as any error.
+        try:
+            return await main
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise _Carried(exc) from None
+
     def start() -> None:
-        task = loop.create_task(main)
+        task = loop.create_task(carried())
 
         def finished(task: asyncio.Task[T]) -> None:
             if task.cancelled():
                 done.set_exception(concurrent.futures.CancelledError())
-            elif (error := task.exception()) is not None:
+            elif isinstance(error := task.exception(), _Carried):
+                done.set_exception(error.exc)
+            elif error is not None:
                 done.set_exception(error)
             else:
                 done.set_result(task.result())

@@ -60,3 +60,43 @@ def test_only_reads_that_end_are_offered_to_the_agent() -> None:
     ):
         assert not hostable(argv, {}), argv
     assert not hostable(["get", "svc"], {"_SKYCTL_COMPLETE": "complete_bash"})
+
+
+def test_a_hosted_command_that_exits_leaves_the_hosts_loop_running() -> None:
+    """``fail`` inside a command's coroutine raises SystemExit: hosted, it reaches the
+    command's thread as it would a process, and the agent's loop runs on."""
+    import asyncio
+    import threading
+
+    import pytest
+
+    from cli.lifetime import hosted_on, run_command
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+
+        async def exits() -> None:
+            raise SystemExit(3)
+
+        async def answers() -> int:
+            await asyncio.sleep(0)
+            return 42
+
+        with hosted_on(loop):
+            with pytest.raises(SystemExit) as exited:
+                run_command(exits())
+            assert exited.value.code == 3
+            with pytest.raises(KeyboardInterrupt):
+                run_command(_interrupted())
+            assert run_command(answers()) == 42  # the loop still runs
+        assert thread.is_alive()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+async def _interrupted() -> None:
+    raise KeyboardInterrupt
