@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 
+import pytest
+
 from cli.hosted import agent_socket, hostable
+from cli.lifetime import hosted_on, run_command
 from tests.helpers import skyctl
 
 
@@ -65,13 +70,6 @@ def test_only_reads_that_end_are_offered_to_the_agent() -> None:
 def test_a_hosted_command_that_exits_leaves_the_hosts_loop_running() -> None:
     """``fail`` inside a command's coroutine raises SystemExit: hosted, it reaches the
     command's thread as it would a process, and the agent's loop runs on."""
-    import asyncio
-    import threading
-
-    import pytest
-
-    from cli.lifetime import hosted_on, run_command
-
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
