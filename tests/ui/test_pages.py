@@ -130,3 +130,24 @@ def test_ui_refuses_a_remote_listen_without_allow_remote(server: NatsServer) -> 
     result = skyctl("ui", "--listen", "0.0.0.0:0", url=server.url)
     assert result.code != 0
     assert "--allow-remote" in result.err
+
+
+async def test_what_the_log_holds_is_escaped(url: str, ns: str) -> None:
+    """A hostile actor (the local user name of whoever wrote, on a server without users)
+    shows escaped in CREATED-BY: the raw markup is nowhere in the page."""
+    for i, value in enumerate(HOSTILE):
+        env = {"LOGNAME": value, "USER": value}
+        made = skyctl("create", "svc", f"evil-{i}", "-n", ns, "-s", "app=x", url=url, env=env)
+        assert made.code == 0, made.err
+    app = make_app(Connection(server=url), anonymous=True)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            page = await http.get("/", params={"namespace": ns})
+    finally:
+        await app.state.sessions.close()
+    assert page.status_code == 200, page.text
+    for value in HOSTILE:
+        assert value not in page.text
+        assert html.escape(value) in page.text
+    assert "<td>evil-0</td>" in page.text and "<td>evil-1</td>" in page.text

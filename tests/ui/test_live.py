@@ -1,0 +1,145 @@
+"""The web UI served by uvicorn on a real loopback socket: live changes by server-sent
+events, one reader per person, and a reconnect with ``Last-Event-ID`` getting exactly
+what it missed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from cli.connection import Connection
+from cli.ui import bind
+from cli.webapp import make_app
+from registry.jetstream.server import NatsServer
+from tests.helpers import skyctl
+from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
+
+ADMIN = ("--user", "admin", "--password", PASSWORDS["admin"])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    with auth_server(tmp_path_factory.mktemp("ui-live")) as running:
+        init = skyctl("init", *ADMIN, *INIT_TEAMS, url=running.url)
+        assert init.code == 0, init.err
+        yield running
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread of its own, on a free loopback port."""
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def app(server: NatsServer) -> Any:
+    return make_app(Connection(server=server.url))
+
+
+@pytest.fixture
+def browser(app: Any) -> Iterator[httpx.Client]:
+    """A signed-in viewer's browser."""
+    with serving(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        signed = client.post("/login", data={"user": "viewer", "password": PASSWORDS["viewer"]})
+        assert signed.status_code == 303, signed.text
+        yield client
+
+
+def events(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The stream's events (``id`` and the JSON ``data``), once it has said it is open."""
+    current: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if line.startswith("retry:"):
+            yield {"open": True}
+        elif line.startswith("id: "):
+            current["id"] = int(line.removeprefix("id: "))
+        elif line.startswith("data: "):
+            current["data"] = json.loads(line.removeprefix("data: "))
+        elif not line and "id" in current:
+            yield current
+            current = {}
+
+
+def change(server: NatsServer, *args: str) -> None:
+    result = skyctl(*args, "-n", "shop", *ADMIN, url=server.url)
+    assert result.code == 0, result.err
+
+
+def test_a_reconnect_gets_exactly_the_changes_it_missed(
+    browser: httpx.Client, server: NatsServer
+) -> None:
+    with browser.stream("GET", "/events") as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        feed = events(stream)
+        assert next(feed) == {"open": True}
+        change(server, "create", "svc", "live-a", "-s", "app=a")
+        first = next(feed)
+    assert first["data"]["type"] == "ServiceCreated"
+    assert first["data"]["subject"].endswith(".shop.live-a")
+    # Disconnected: three changes happen.
+    change(server, "create", "svc", "live-b", "-s", "app=b")
+    change(server, "create", "svc", "live-c", "-s", "app=c")
+    change(server, "delete", "svc", "live-a")
+    with browser.stream("GET", "/events", headers={"Last-Event-ID": str(first["id"])}) as again:
+        feed = events(again)
+        assert next(feed) == {"open": True}
+        missed = [next(feed) for _ in range(3)]
+        # Then live again, with nothing doubled: the next event is the next change.
+        change(server, "delete", "svc", "live-b")
+        after = next(feed)
+    shown = [(m["data"]["type"], m["data"]["subject"].rsplit(".", 1)[1]) for m in missed]
+    assert shown == [
+        ("ServiceCreated", "live-b"),
+        ("ServiceCreated", "live-c"),
+        ("ServiceDeleted", "live-a"),
+    ]
+    ids = [first["id"], *(m["id"] for m in missed), after["id"]]
+    assert ids == sorted(set(ids))
+    assert (after["data"]["type"], after["data"]["subject"]) == (
+        "ServiceDeleted",
+        missed[0]["data"]["subject"],
+    )
+
+
+def test_one_reader_serves_every_browser_of_a_person(
+    app: Any, browser: httpx.Client, server: NatsServer
+) -> None:
+    other = httpx.Client(base_url=str(browser.base_url), timeout=30)
+    with other:
+        signed = other.post("/login", data={"user": "viewer", "password": PASSWORDS["viewer"]})
+        assert signed.status_code == 303
+        with browser.stream("GET", "/events") as one, other.stream("GET", "/events") as two:
+            feeds = events(one), events(two)
+            assert [next(feed) for feed in feeds] == [{"open": True}] * 2
+            people = list(app.state.sessions.people.values())
+            assert len(people) == 1 and len(people[0].sessions) == 2
+            assert len(people[0].hub.queues) == 2
+            change(server, "create", "svc", "shared", "-s", "app=s")
+            seen = [next(feed) for feed in feeds]
+    assert seen[0] == seen[1] and seen[0]["data"]["type"] == "ServiceCreated"
+    page = browser.get("/")
+    assert page.status_code == 200 and "<td>shared</td>" in page.text
+    assert 'new EventSource("/events")' in page.text
