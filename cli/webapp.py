@@ -23,7 +23,7 @@ import secrets
 import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,37 +47,53 @@ if TYPE_CHECKING:
     from registry.discovery.follower import ServiceEndpoints
     from registry.services.feed import LogRecord
 
-__all__ = ["COOKIE", "Hub", "Sessions", "make_app"]
+__all__ = ["COOKIE", "EndpointsMoved", "Hub", "Sessions", "make_app"]
 
 COOKIE = "skyflow_session"
 _FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
 KEEPALIVE = 15.0  # seconds between SSE comments, so a gone browser is noticed
 
 
+@dataclass(frozen=True)
+class EndpointsMoved:
+    """A service's endpoints changed (a task came, went, turned ready or drained) with
+    the service itself unchanged: from the liveness stream, whose sequences are not the
+    log's, so it goes out as an ``endpoints`` event without an id."""
+
+    namespace: str
+    name: str
+    status: str
+
+
 class Hub:
-    """One reader of the log serving every open browser of one person: each browser's
-    queue gets every record after the moment it joined (``position``: the last sequence
-    handed out when it joined)."""
+    """One reader of the log (and one follower of endpoints) serving every open browser
+    of one person: each browser's queue gets every record after the moment it joined
+    (``position``: the last sequence handed out when it joined)."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.queues: set[asyncio.Queue[LogRecord | BaseException]] = set()
+        self.queues: set[asyncio.Queue[LogRecord | EndpointsMoved | BaseException]] = set()
         self.position = 0
         self._started: asyncio.Future[None] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
-    async def join(self) -> tuple[asyncio.Queue[LogRecord | BaseException], int]:
+    async def join(self) -> tuple[asyncio.Queue[LogRecord | EndpointsMoved | BaseException], int]:
         """A queue of the records after the returned position."""
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
-            self._task = asyncio.create_task(self._read())
+            self._tasks = [asyncio.create_task(self._read())]
+            self._tasks.append(asyncio.create_task(self._follow_endpoints()))
         await asyncio.shield(self._started)
-        queue: asyncio.Queue[LogRecord | BaseException] = asyncio.Queue()
+        queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException] = asyncio.Queue()
         self.queues.add(queue)  # with the position in the same step: nothing falls between
         return queue, self.position
 
-    def leave(self, queue: asyncio.Queue[LogRecord | BaseException]) -> None:
+    def leave(self, queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException]) -> None:
         self.queues.discard(queue)
+
+    def _send(self, item: LogRecord | EndpointsMoved | BaseException) -> None:
+        for queue in self.queues:
+            queue.put_nowait(item)
 
     async def _read(self) -> None:
         from registry.services.when import AtSequence
@@ -90,20 +106,37 @@ class Hub:
                 since=AtSequence(self.position + 1), follow=True
             ):
                 self.position = record.seq
-                for queue in self.queues:
-                    queue.put_nowait(record)
+                self._send(record)
         except Exception as exc:  # told to every browser; the next join starts afresh
             if not self._started.done():
                 self._started.set_exception(exc)
-            for queue in self.queues:
-                queue.put_nowait(exc)
+            self._send(exc)
             self._started = None
+            for task in self._tasks:
+                task.cancel()
+
+    async def _follow_endpoints(self) -> None:
+        """Endpoint changes that leave the service as it was (a service's own changes
+        come from the log, with their sequence). A person who may not read tasks gets
+        none: their page says why when it reads."""
+        from registry.discovery.follower import EndpointsChanged
+
+        with contextlib.suppress(RegistryError):
+            async with self.registry.follow_endpoints() as follower:
+                async for item in follower:
+                    if isinstance(item, EndpointsChanged) and item.change is None:
+                        service = item.service.record.service
+                        moved = EndpointsMoved(
+                            service.namespace, service.name, item.service.endpoints.status
+                        )
+                        self._send(moved)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(BaseException):
-                await self._task
+                await task
 
 
 @dataclass
@@ -129,7 +162,11 @@ class Sessions:
     async def sign_in(self, user: str | None, password: str | None, token: str | None) -> str:
         """A new session's id, over the person's connection (opened now if it is their
         first); the server's refusal (``RegistryError``) if it refuses them."""
-        conn = replace(self.base, user=user, password=password, token=token, creds=None)
+        if user is None and token is None:
+            raise InvalidInput("user", "", "sign in with a user and password, or a token")
+        # Nothing of the UI's own identity carries over: only its server and TLS trust.
+        unset: dict[str, Any] = dict.fromkeys(("creds", "nkey", "inbox_prefix"))
+        conn = replace(self.base, user=user, password=password, token=token, **unset)
         async with self._lock:
             person = self.people.get(conn.reach())
             if person is None:
@@ -312,6 +349,10 @@ async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
                 item = await asyncio.wait_for(queue.get(), KEEPALIVE)
             except TimeoutError:
                 yield ": keepalive\n\n"
+                continue
+            if isinstance(item, EndpointsMoved):
+                data = {"namespace": item.namespace, "name": item.name, "endpoints": item.status}
+                yield f"event: endpoints\ndata: {json.dumps(data)}\n\n"
                 continue
             if isinstance(item, BaseException):
                 yield f"event: failed\ndata: {json.dumps(safe(str(item)))}\n\n"

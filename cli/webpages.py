@@ -43,6 +43,7 @@ async function refresh() {
 }
 source.onopen = refresh;
 source.onmessage = refresh;
+source.addEventListener("endpoints", refresh);
 """
 
 _STYLE = (

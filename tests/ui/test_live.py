@@ -143,3 +143,34 @@ def test_one_reader_serves_every_browser_of_a_person(
     page = browser.get("/")
     assert page.status_code == 200 and "<td>shared</td>" in page.text
     assert 'new EventSource("/events")' in page.text
+
+
+async def test_a_task_coming_and_going_is_an_endpoints_event(app: Any, server: NatsServer) -> None:
+    """A task joining a service changes its endpoints, not the service: an ``endpoints``
+    event (the liveness stream's, so without a log sequence), and the table shows 1/1."""
+    from events.task import Task
+    from registry.client import Registry
+    from registry.jetstream.credentials import Credentials
+
+    change(server, "create", "svc", "served", "-s", "app=served", "-p", "80:8080")
+    admin = Credentials(user="admin", password=PASSWORDS["admin"])
+    task = Task(namespace="shop", name="served-1", labels={"app": "served"}, address="10.9.0.1")
+    with serving(app) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            viewer = {"user": "viewer", "password": PASSWORDS["viewer"]}
+            assert (await client.post("/login", data=viewer)).status_code == 303
+            async with (
+                client.stream("GET", "/events") as stream,
+                await Registry.connect(server.url, credentials=admin) as registry,
+            ):
+                lines = stream.aiter_lines()
+                assert (await anext(lines)).startswith("retry:")
+                async with asyncio.timeout(30), registry.announce(task, ttl=60):
+                    async for line in lines:
+                        if line == "event: endpoints":
+                            data = json.loads((await anext(lines)).removeprefix("data: "))
+                            if data["name"] == "served":
+                                break
+                    assert data == {"namespace": "shop", "name": "served", "endpoints": "1/1"}
+                    table = await client.get("/services/table", params={"namespace": "shop"})
+    assert "<td>served</td>" in table.text and "<td>1/1</td>" in table.text

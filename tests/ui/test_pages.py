@@ -69,6 +69,8 @@ async def test_a_wrong_password_is_refused(client: httpx.AsyncClient) -> None:
     assert COOKIE not in refused.cookies
     assert refused.text.count('class="error"') == 1
     assert (await client.get("/")).status_code == 401
+    empty = await client.post("/login", data={"user": "", "password": ""})
+    assert empty.status_code == 401 and COOKIE not in empty.cookies
 
 
 async def test_a_viewer_sees_the_wide_table_with_endpoints(client: httpx.AsyncClient) -> None:
