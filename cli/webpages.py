@@ -22,6 +22,7 @@ from registry.errors import InvalidInput
 if TYPE_CHECKING:
     from cli.selector import Selector
     from registry.discovery.follower import ServiceEndpoints
+    from registry.services.when import When
 
 __all__ = [
     "Filters",
@@ -57,13 +58,16 @@ _STYLE = (
 class Filters:
     """What the services page was asked to show: ``?namespace=``, ``?selector=`` (``-l``
     syntax, parsed by the CLI's own parser), ``?type=``, ``?unready=1`` (only services
-    without a ready endpoint)."""
+    without a ready endpoint), ``?changed=`` (only services changed since: ``30m`` ago,
+    a time, or a sequence, as ``--at`` reads them)."""
 
     namespace: str | None = None
     selector: str | None = None
     type: str | None = None
     unready: bool = False
+    changed: str | None = None
     parsed_selector: Selector | None = None
+    since: When | None = None
 
     def matches(self, found: ServiceEndpoints) -> bool:
         service = found.record.service
@@ -71,7 +75,22 @@ class Filters:
             return False
         if self.type is not None and service.type.value != self.type:
             return False
-        return not (self.unready and found.endpoints.ready > 0)
+        if self.unready and found.endpoints.ready > 0:
+            return False
+        return self.since is None or _changed_since(found, self.since)
+
+
+def _changed_since(found: ServiceEndpoints, since: When) -> bool:
+    """Whether the service's last event is at or after ``since`` (a sequence, or a time:
+    when the server stored it, else the event's own time)."""
+    from registry.services.when import AtSequence
+
+    record = found.record
+    if isinstance(since, AtSequence):
+        return record.seq >= since.seq
+    if record.time_ns:
+        return record.time_ns >= since.time.timestamp() * 1e9
+    return record.event.time >= since.time
 
 
 def parse_filters(query: Mapping[str, str]) -> Filters:
@@ -94,7 +113,14 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
     unready = query.get("unready", "")
     if unready not in ("", "0", "1", "on", "true"):
         raise InvalidInput("unready", unready, "must be 1 or 0")
-    return Filters(namespace, selector, kind, unready in ("1", "on", "true"), parsed)
+    changed = query.get("changed") or None
+    since = None
+    if changed is not None:
+        from registry.services.when import parse_when
+
+        since = parse_when(changed)
+    only_unready = unready in ("1", "on", "true")
+    return Filters(namespace, selector, kind, only_unready, changed, parsed, since)
 
 
 def _page(title: str, body: str, *, user: str | None = None) -> str:
@@ -143,6 +169,7 @@ def _filters_form(filters: Filters) -> str:
         + field("namespace", filters.namespace, "all")
         + field("selector", filters.selector, "app=web,tier!=db")
         + field("type", filters.type, "ClusterIP")
+        + field("changed", filters.changed, "since: 30m")
         + f'<label><input type="checkbox" name="unready" value="1"{checked}> '
         'no ready endpoint</label> <button type="submit">Filter</button></form>'
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from cli.connection import Connection
 from cli.ui import bind
 from cli.webapp import make_app
 from registry.jetstream.server import NatsServer
-from tests.helpers import skyctl
+from tests.helpers import skyctl, start
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
 
 ADMIN = ("--user", "admin", "--password", PASSWORDS["admin"])
@@ -174,3 +175,18 @@ async def test_a_task_coming_and_going_is_an_endpoints_event(app: Any, server: N
                     assert data == {"namespace": "shop", "name": "served", "endpoints": "1/1"}
                     table = await client.get("/services/table", params={"namespace": "shop"})
     assert "<td>served</td>" in table.text and "<td>1/1</td>" in table.text
+
+
+def test_skyctl_ui_serves_until_ctrl_c(url: str, ns: str) -> None:
+    """The command itself, in a process of its own: it says where it serves, serves the
+    page (``--anonymous``: no sign-in), and Ctrl-C ends it successfully."""
+    made = skyctl("create", "svc", "front", "-n", ns, "-s", "app=front", url=url)
+    assert made.code == 0, made.err
+    proc = start("ui", "--anonymous", "--listen", "127.0.0.1:0", url=url)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("Serving the SkyFlow UI on http://127.0.0.1:"), line
+    page = httpx.get(line.split(" on ", 1)[1].strip(), params={"namespace": ns}, timeout=30)
+    assert page.status_code == 200 and "<td>front</td>" in page.text
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""

@@ -93,6 +93,10 @@ async def test_a_viewer_sees_the_wide_table_with_endpoints(client: httpx.AsyncCl
     assert "No services found." in other.text
     unready = await client.get("/services/table", params={"unready": "1"})
     assert "<td>web</td>" in unready.text
+    recent = await client.get("/services/table", params={"changed": "1h"})
+    assert "<td>web</td>" in recent.text and "<td>db</td>" in recent.text
+    later = await client.get("/services/table", params={"changed": "999999"})  # a sequence
+    assert "No services found." in later.text
     # Signing out ends the session.
     session = signed.cookies[COOKIE]
     out = await client.post("/logout")
@@ -103,7 +107,8 @@ async def test_a_viewer_sees_the_wide_table_with_endpoints(client: httpx.AsyncCl
 
 async def test_bad_filters_are_a_400_naming_the_value(client: httpx.AsyncClient) -> None:
     await sign_in(client, "viewer", PASSWORDS["viewer"])
-    for name, value in (("selector", "tier in (web"), ("type", "Bogus"), ("namespace", "A_B")):
+    bad = {"selector": "tier in (web", "type": "Bogus", "namespace": "A_B", "changed": "soon"}
+    for name, value in bad.items():
         page = await client.get("/", params={name: value})
         assert page.status_code == 400, (name, page.text)
         assert html.escape(value) in page.text
