@@ -113,7 +113,8 @@ class Hub:
             self._send(exc)
             self._started = None
             for task in self._tasks:
-                task.cancel()
+                if task is not asyncio.current_task():
+                    task.cancel()  # the endpoints follower, started with this reader
 
     async def _follow_endpoints(self) -> None:
         """Endpoint changes that leave the service as it was (a service's own changes
@@ -336,7 +337,11 @@ async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
     browser joined), then the hub's, each once, in order."""
     from registry.services.when import AtSequence
 
-    queue, position = await person.hub.join()
+    try:
+        queue, position = await person.hub.join()
+    except RegistryError as exc:
+        yield _failed(exc)
+        return
     try:
         yield "retry: 1000\n\n"
         if last is not None and last < position:
@@ -355,8 +360,15 @@ async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
                 yield f"event: endpoints\ndata: {json.dumps(data)}\n\n"
                 continue
             if isinstance(item, BaseException):
-                yield f"event: failed\ndata: {json.dumps(safe(str(item)))}\n\n"
+                yield _failed(item)
                 return
             yield _event(item)
+    except RegistryError as exc:  # the replay refused: the browser retries
+        yield _failed(exc)
     finally:
         person.hub.leave(queue)
+
+
+def _failed(exc: BaseException) -> str:
+    """The feed ended on the server's refusal (or a lost connection), as one line."""
+    return f"event: failed\ndata: {json.dumps(safe(str(exc)))}\n\n"
