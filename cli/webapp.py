@@ -33,6 +33,8 @@ from starlette.routing import Route
 from cli.connection import Connection
 from cli.terminal import safe
 from cli.webpages import (
+    LIVE_JS,
+    STYLE,
     Filters,
     error_page,
     login_page,
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from registry.discovery.follower import ServiceEndpoints
     from registry.services.feed import LogRecord
 
-__all__ = ["COOKIE", "EndpointsMoved", "Hub", "Sessions", "make_app"]
+__all__ = ["COOKIE", "HEADERS", "EndpointsMoved", "Hub", "Sessions", "make_app"]
 
 COOKIE = "skyflow_session"
 _FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
@@ -216,8 +218,19 @@ async def _close(person: Person) -> None:
         await person.registry.close()
 
 
+# On every page: scripts and styles only from the UI itself (no inline script runs, so
+# markup that slipped past escaping could not run either), no framing, no referrer.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def _html(text: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(text, status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(text, status, headers=HEADERS)
 
 
 def _event(record: LogRecord) -> str:
@@ -310,6 +323,12 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    async def script(request: Request) -> Response:
+        return Response(LIVE_JS, headers=HEADERS, media_type="text/javascript")
+
+    async def style(request: Request) -> Response:
+        return Response(STYLE, headers=HEADERS, media_type="text/css")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -325,6 +344,8 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/events", events),
+            Route("/live.js", script),
+            Route("/ui.css", style),
         ],
         lifespan=lifespan,
     )

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from registry.services.when import When
 
 __all__ = [
+    "LIVE_JS",
+    "STYLE",
     "Filters",
     "error_page",
     "login_page",
@@ -33,21 +35,33 @@ __all__ = [
     "services_table",
 ]
 
-# What the page re-fetches on each server-sent event: its table, swapped in place. The
-# HTML it swaps in was escaped on the server; the event's data is never put in the page.
-_LIVE_JS = """
+# The page's only script, served as /live.js (the Content-Security-Policy allows no
+# inline script): on each server-sent event it re-fetches the table and swaps it in, one
+# fetch at a time however fast events come. The HTML it swaps in was escaped on the
+# server; the event's data is never put in the page.
+LIVE_JS = """\
 const table = document.getElementById("services");
 const source = new EventSource("/events");
+let busy = false, again = false;
 async function refresh() {
-  const response = await fetch("/services/table" + location.search);
-  if (response.ok) table.innerHTML = await response.text();
+  if (busy) { again = true; return; }
+  busy = true;
+  try {
+    do {
+      again = false;
+      const response = await fetch("/services/table" + location.search);
+      if (response.ok) table.innerHTML = await response.text();
+    } while (again);
+  } finally {
+    busy = false;
+  }
 }
 source.onopen = refresh;
 source.onmessage = refresh;
 source.addEventListener("endpoints", refresh);
 """
 
-_STYLE = (
+STYLE = (
     "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
     "th,td{text-align:left;padding:.2em .8em;border-bottom:1px solid #ddd;font-size:90%}"
     "th{background:#f4f4f4}.error{color:#a00}form.filters input{margin-right:.5em}"
@@ -132,7 +146,7 @@ def _page(title: str, body: str, *, user: str | None = None) -> str:
     )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)} - SkyFlow</title><style>{_STYLE}</style></head>"
+        f'<title>{escape(title)} - SkyFlow</title><link rel="stylesheet" href="/ui.css"></head>'
         f"<body><header>{who}</header><h1>{escape(title)}</h1>{body}</body></html>"
     )
 
@@ -180,7 +194,7 @@ def services_page(found: Sequence[ServiceEndpoints], filters: Filters, *, user: 
     body = (
         _filters_form(filters)
         + f'<div id="services">{services_table(found, filters)}</div>'
-        + f"<script>{_LIVE_JS}</script>"
+        + '<script src="/live.js" defer></script>'
     )
     return _page("Services", body, user=user)
 

@@ -143,7 +143,7 @@ def test_one_reader_serves_every_browser_of_a_person(
     assert seen[0] == seen[1] and seen[0]["data"]["type"] == "ServiceCreated"
     page = browser.get("/")
     assert page.status_code == 200 and "<td>shared</td>" in page.text
-    assert 'new EventSource("/events")' in page.text
+    assert '<script src="/live.js" defer></script>' in page.text
 
 
 async def test_a_task_coming_and_going_is_an_endpoints_event(app: Any, server: NatsServer) -> None:

@@ -80,6 +80,12 @@ async def test_a_viewer_sees_the_wide_table_with_endpoints(client: httpx.AsyncCl
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
     page = await client.get("/")
     assert page.status_code == 200
+    # No inline script or style: the policy allows the UI's own files only.
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    assert "<script>" not in page.text and '<script src="/live.js" defer>' in page.text
+    script = await client.get("/live.js")
+    assert script.status_code == 200 and 'new EventSource("/events")' in script.text
     for header in ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "AGE"):
         assert f"<th>{html.escape(header)}</th>" in page.text
     assert "<td>web</td>" in page.text and "<td>db</td>" in page.text
