@@ -20,8 +20,9 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ __all__ = ["COOKIE", "HEADERS", "EndpointsMoved", "Hub", "Sessions", "make_app"]
 
 COOKIE = "skyflow_session"
 _FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
+SESSION_LIFETIME_S = 12 * 3600.0  # a working day: then sign in again
 KEEPALIVE = 15.0  # seconds between SSE comments, so a gone browser is noticed
 
 
@@ -153,12 +155,23 @@ class Person:
 
 
 class Sessions:
-    """Sessions by random id, and people by how they connect (``Connection.reach``)."""
+    """Sessions by random id, and people by how they connect (``Connection.reach``). A
+    session ends when signed out, or ``lifetime`` seconds after it began (``clock``)."""
 
-    def __init__(self, base: Connection, *, anonymous: bool) -> None:
+    def __init__(
+        self,
+        base: Connection,
+        *,
+        anonymous: bool,
+        lifetime: float = SESSION_LIFETIME_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base = base
         self.anonymous = anonymous
+        self.lifetime = lifetime
+        self.clock = clock
         self.by_id: dict[str, Person] = {}
+        self.ends: dict[str, float] = {}  # by session id: when it ends, on ``clock``
         self.people: dict[tuple[str | None, ...], Person] = {}
         self._lock = asyncio.Lock()
 
@@ -179,6 +192,7 @@ class Sessions:
             session = secrets.token_urlsafe(32)
             person.sessions.add(session)
             self.by_id[session] = person
+            self.ends[session] = self.clock() + self.lifetime
             return session
 
     async def anonymous_person(self) -> Person:
@@ -193,10 +207,15 @@ class Sessions:
     async def person(self, request: Request) -> Person | None:
         if self.anonymous:
             return await self.anonymous_person()
-        return self.by_id.get(request.cookies.get(COOKIE, ""))
+        session = request.cookies.get(COOKIE, "")
+        if self.ends.get(session, 0.0) <= self.clock():
+            await self.sign_out(session)  # unknown, or over: signed out now
+            return None
+        return self.by_id.get(session)
 
     async def sign_out(self, session: str) -> None:
         async with self._lock:
+            self.ends.pop(session, None)
             person = self.by_id.pop(session, None)
             if person is None:
                 return
@@ -210,6 +229,7 @@ class Sessions:
             await _close(person)
         self.people.clear()
         self.by_id.clear()
+        self.ends.clear()
 
 
 async def _close(person: Person) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from cli.connection import Connection
 from cli.webapp import COOKIE, make_app
@@ -39,8 +40,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
-async def client(server: NatsServer) -> AsyncIterator[httpx.AsyncClient]:
-    app = make_app(Connection(server=server.url))
+def app(server: NatsServer) -> Starlette:
+    return make_app(Connection(server=server.url))
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         yield http
@@ -164,3 +169,14 @@ async def test_what_the_log_holds_is_escaped(url: str, ns: str) -> None:
         assert value not in page.text
         assert html.escape(value) in page.text
     assert "<td>evil-0</td>" in page.text and "<td>evil-1</td>" in page.text
+
+
+async def test_a_session_ends_after_its_lifetime(app: Starlette, client: httpx.AsyncClient) -> None:
+    sessions = app.state.sessions
+    now = [1000.0]
+    sessions.clock = lambda: now[0]
+    assert (await sign_in(client, "viewer", PASSWORDS["viewer"])).status_code == 303
+    assert (await client.get("/services/table")).status_code == 200
+    now[0] += sessions.lifetime
+    assert (await client.get("/services/table")).status_code == 401
+    assert not sessions.by_id and not sessions.people  # its connection closed with it
