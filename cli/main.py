@@ -93,6 +93,7 @@ VERBS: dict[str, Verb] = {
     "agent": Verb(
         "cli.agent:agent_command", DISCOVERY, "Answer this node's reads from a warm connection."
     ),
+    "ui": Verb("cli.ui:ui_command", DISCOVERY, "Serve a live web UI of the registry."),
     "history": Verb("cli.history:history_app", AUDIT),
     "events": Verb("cli.history:events", AUDIT),
     "audit": Verb(

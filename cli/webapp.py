@@ -1,0 +1,415 @@
+"""The web UI's server (``skyctl ui``): a Starlette app, read-only, over the library.
+
+Who reads: a person signs in with the credentials skyctl takes, and the app opens a NATS
+connection as that person (``Connection.open``), so nats-server enforces that person's
+roles on every read, exactly as for the CLI. One connection per person (the same user
+signed in from two browsers shares it), closed when the last of their sessions signs out.
+Sessions live on the server; the browser holds only a random id, in an HttpOnly,
+SameSite=Strict cookie. ``anonymous``: no sign-in, every visitor reads over the app's own
+connection (a local registry without users).
+
+Live: ``GET /events`` is a server-sent event stream of the registry's changes, each with
+``id:`` its stream sequence. One ``Hub`` per person reads the log once for all their
+browsers; a browser that reconnects with ``Last-Event-ID`` first gets exactly what it
+missed (read from the log), then the live changes, with nothing doubled or lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from cli.connection import Connection
+from cli.terminal import safe
+from cli.webpages import (
+    LIVE_JS,
+    STYLE,
+    Filters,
+    error_page,
+    login_page,
+    parse_filters,
+    services_page,
+    services_table,
+)
+from registry.errors import InvalidInput, RegistryError
+
+if TYPE_CHECKING:
+    from registry.client import Registry
+    from registry.discovery.follower import ServiceEndpoints
+    from registry.services.feed import LogRecord
+
+__all__ = ["COOKIE", "HEADERS", "EndpointsMoved", "Hub", "Sessions", "make_app"]
+
+COOKIE = "skyflow_session"
+_FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
+SESSION_LIFETIME_S = 12 * 3600.0  # a working day: then sign in again
+KEEPALIVE = 15.0  # seconds between SSE comments, so a gone browser is noticed
+
+
+@dataclass(frozen=True)
+class EndpointsMoved:
+    """A service's endpoints changed (a task came, went, turned ready or drained) with
+    the service itself unchanged: from the liveness stream, whose sequences are not the
+    log's, so it goes out as an ``endpoints`` event without an id."""
+
+    namespace: str
+    name: str
+    status: str
+
+
+class Hub:
+    """One reader of the log (and one follower of endpoints) serving every open browser
+    of one person: each browser's queue gets every record after the moment it joined
+    (``position``: the last sequence handed out when it joined)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.queues: set[asyncio.Queue[LogRecord | EndpointsMoved | BaseException]] = set()
+        self.position = 0
+        self._started: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def join(self) -> tuple[asyncio.Queue[LogRecord | EndpointsMoved | BaseException], int]:
+        """A queue of the records after the returned position."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            self._tasks = [asyncio.create_task(self._read())]
+            self._tasks.append(asyncio.create_task(self._follow_endpoints()))
+        await asyncio.shield(self._started)
+        queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException] = asyncio.Queue()
+        self.queues.add(queue)  # with the position in the same step: nothing falls between
+        return queue, self.position
+
+    def leave(self, queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException]) -> None:
+        self.queues.discard(queue)
+
+    def _send(self, item: LogRecord | EndpointsMoved | BaseException) -> None:
+        for queue in self.queues:
+            queue.put_nowait(item)
+
+    async def _read(self) -> None:
+        from registry.services.when import AtSequence
+
+        assert self._started is not None
+        try:
+            self.position = await self.registry.log.last_sequence()
+            self._started.set_result(None)
+            async for record in self.registry.events(
+                since=AtSequence(self.position + 1), follow=True
+            ):
+                self.position = record.seq
+                self._send(record)
+        except Exception as exc:  # told to every browser; the next join starts afresh
+            if not self._started.done():
+                self._started.set_exception(exc)
+            self._send(exc)
+            self._started = None
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()  # the endpoints follower, started with this reader
+
+    async def _follow_endpoints(self) -> None:
+        """Endpoint changes that leave the service as it was (a service's own changes
+        come from the log, with their sequence). A person who may not read tasks gets
+        none: their page says why when it reads."""
+        from registry.discovery.follower import EndpointsChanged
+
+        with contextlib.suppress(RegistryError):
+            async with self.registry.follow_endpoints() as follower:
+                async for item in follower:
+                    if isinstance(item, EndpointsChanged) and item.change is None:
+                        service = item.service.record.service
+                        moved = EndpointsMoved(
+                            service.namespace, service.name, item.service.endpoints.status
+                        )
+                        self._send(moved)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+@dataclass
+class Person:
+    """A signed-in person: their connection, their hub, and their sessions."""
+
+    name: str
+    registry: Registry
+    hub: Hub
+    sessions: set[str] = field(default_factory=set)
+
+
+class Sessions:
+    """Sessions by random id, and people by how they connect (``Connection.reach``). A
+    session ends when signed out, or ``lifetime`` seconds after it began (``clock``)."""
+
+    def __init__(
+        self,
+        base: Connection,
+        *,
+        anonymous: bool,
+        lifetime: float = SESSION_LIFETIME_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base = base
+        self.anonymous = anonymous
+        self.lifetime = lifetime
+        self.clock = clock
+        self.by_id: dict[str, Person] = {}
+        self.ends: dict[str, float] = {}  # by session id: when it ends, on ``clock``
+        self.people: dict[tuple[str | None, ...], Person] = {}
+        self._lock = asyncio.Lock()
+
+    async def sign_in(self, user: str | None, password: str | None, token: str | None) -> str:
+        """A new session's id, over the person's connection (opened now if it is their
+        first); the server's refusal (``RegistryError``) if it refuses them."""
+        if user is None and token is None:
+            raise InvalidInput("user", "", "sign in with a user and password, or a token")
+        # Nothing of the UI's own identity carries over: only its server and TLS trust.
+        unset: dict[str, Any] = dict.fromkeys(("creds", "nkey", "inbox_prefix"))
+        conn = replace(self.base, user=user, password=password, token=token, **unset)
+        async with self._lock:
+            person = self.people.get(conn.reach())
+            if person is None:
+                registry = await conn.open(keep_reconnecting=True)
+                person = Person(user or "token", registry, Hub(registry))
+                self.people[conn.reach()] = person
+            session = secrets.token_urlsafe(32)
+            person.sessions.add(session)
+            self.by_id[session] = person
+            self.ends[session] = self.clock() + self.lifetime
+            return session
+
+    async def anonymous_person(self) -> Person:
+        async with self._lock:
+            person = self.people.get(())
+            if person is None:
+                registry = await self.base.open(keep_reconnecting=True)
+                person = Person("", registry, Hub(registry))
+                self.people[()] = person
+            return person
+
+    async def person(self, request: Request) -> Person | None:
+        if self.anonymous:
+            return await self.anonymous_person()
+        session = request.cookies.get(COOKIE, "")
+        if self.ends.get(session, 0.0) <= self.clock():
+            await self.sign_out(session)  # unknown, or over: signed out now
+            return None
+        return self.by_id.get(session)
+
+    async def sign_out(self, session: str) -> None:
+        async with self._lock:
+            self.ends.pop(session, None)
+            person = self.by_id.pop(session, None)
+            if person is None:
+                return
+            person.sessions.discard(session)
+            if not person.sessions:
+                self.people = {k: p for k, p in self.people.items() if p is not person}
+                await _close(person)
+
+    async def close(self) -> None:
+        for person in list(self.people.values()):
+            await _close(person)
+        self.people.clear()
+        self.by_id.clear()
+        self.ends.clear()
+
+
+async def _close(person: Person) -> None:
+    await person.hub.close()
+    with contextlib.suppress(Exception):
+        await person.registry.close()
+
+
+# On every page: scripts and styles only from the UI itself (no inline script runs, so
+# markup that slipped past escaping could not run either), no framing, no referrer.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _html(text: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(text, status, headers=HEADERS)
+
+
+def _event(record: LogRecord) -> str:
+    from registry.log.entry import Entry
+
+    entry = record.entry
+    kind = type(entry.event).__name__ if isinstance(entry, Entry) else "Skipped"
+    data = json.dumps({"seq": record.seq, "type": kind, "subject": record.message.subject})
+    return f"id: {record.seq}\ndata: {data}\n\n"
+
+
+def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
+    """The UI's ASGI app, reading as whoever signs in on ``base``'s server (or, with
+    ``anonymous``, over ``base`` itself)."""
+    sessions = Sessions(base, anonymous=anonymous)
+
+    async def signed_in(request: Request) -> Person | Response:
+        person = await sessions.person(request)
+        if person is not None:
+            return person
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/login", 303)
+        return _html(login_page("Sign in first."), 401)
+
+    async def read(request: Request) -> tuple[Person, list[ServiceEndpoints], Filters] | Response:
+        """The services the query asks for, as the person may read them; else the page
+        saying why not (a bad filter: 400; the server's refusal, as the CLI words it)."""
+        person = await signed_in(request)
+        if isinstance(person, Response):
+            return person
+        try:
+            filters = parse_filters(request.query_params)
+        except InvalidInput as exc:
+            return _html(error_page(str(exc), user=person.name), 400)
+        try:
+            found = await person.registry.list_endpoints(filters.namespace)
+        except RegistryError as exc:
+            return _html(error_page(safe(str(exc)), user=person.name), 403)
+        return person, found, filters
+
+    async def services(request: Request) -> Response:
+        got = await read(request)
+        if isinstance(got, Response):
+            return got
+        person, found, filters = got
+        return _html(services_page(found, filters, user=person.name or None))
+
+    async def table(request: Request) -> Response:
+        got = await read(request)
+        if isinstance(got, Response):
+            return got
+        _, found, filters = got
+        return _html(services_table(found, filters))
+
+    async def login_form(request: Request) -> Response:
+        return _html(login_page())
+
+    async def login(request: Request) -> Response:
+        # The sign-in form is urlencoded (no files): the standard library reads it.
+        body = (await request.body())[:_FORM_LIMIT].decode("utf-8", "replace")
+        form = urllib.parse.parse_qs(body, max_num_fields=10)
+
+        def value(name: str) -> str | None:
+            return form.get(name, [""])[0] or None
+
+        try:
+            session = await sessions.sign_in(value("user"), value("password"), value("token"))
+        except RegistryError as exc:
+            return _html(login_page(f"Not signed in: {safe(str(exc))}"), 401)
+        response = RedirectResponse("/", 303)
+        response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def logout(request: Request) -> Response:
+        await sessions.sign_out(request.cookies.get(COOKIE, ""))
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    async def events(request: Request) -> Response:
+        person = await signed_in(request)
+        if isinstance(person, Response):
+            return person
+        last = request.headers.get("last-event-id", "").strip()
+        if last and not (last.isascii() and last.isdigit()):
+            return _html(error_page(f"Last-Event-ID {last!r} is not a stream sequence"), 400)
+        return StreamingResponse(
+            _stream(person, int(last) if last else None),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def script(request: Request) -> Response:
+        return Response(LIVE_JS, headers=HEADERS, media_type="text/javascript")
+
+    async def style(request: Request) -> Response:
+        return Response(STYLE, headers=HEADERS, media_type="text/css")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await sessions.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", services),
+            Route("/services/table", table),
+            Route("/login", login_form, methods=["GET"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/events", events),
+            Route("/live.js", script),
+            Route("/ui.css", style),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.sessions = sessions
+    return app
+
+
+async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
+    """The changes after ``last`` (read from the log up to where the hub stood when this
+    browser joined), then the hub's, each once, in order."""
+    from registry.services.when import AtSequence
+
+    try:
+        queue, position = await person.hub.join()
+    except RegistryError as exc:
+        yield _failed(exc)
+        return
+    try:
+        yield "retry: 1000\n\n"
+        if last is not None and last < position:
+            async for record in person.registry.events(since=AtSequence(last + 1)):
+                if record.seq > position:
+                    break
+                yield _event(record)
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEPALIVE)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            if isinstance(item, EndpointsMoved):
+                data = {"namespace": item.namespace, "name": item.name, "endpoints": item.status}
+                yield f"event: endpoints\ndata: {json.dumps(data)}\n\n"
+                continue
+            if isinstance(item, BaseException):
+                yield _failed(item)
+                return
+            yield _event(item)
+    except RegistryError as exc:  # the replay refused: the browser retries
+        yield _failed(exc)
+    finally:
+        person.hub.leave(queue)
+
+
+def _failed(exc: BaseException) -> str:
+    """The feed ended on the server's refusal (or a lost connection), as one line."""
+    return f"event: failed\ndata: {json.dumps(safe(str(exc)))}\n\n"
