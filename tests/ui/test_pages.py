@@ -180,3 +180,19 @@ async def test_a_session_ends_after_its_lifetime(app: Starlette, client: httpx.A
     now[0] += sessions.lifetime
     assert (await client.get("/services/table")).status_code == 401
     assert not sessions.by_id and not sessions.people  # its connection closed with it
+
+
+def test_an_address_in_use_or_remote_is_one_line_naming_it() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        busy = skyctl("ui", "--listen", listen, url="nats://127.0.0.1:1")
+    assert busy.code == 2 and busy.out == "", busy.err
+    assert busy.err.splitlines() == [
+        f'error: invalid listen "{listen}": cannot listen there: Address already in use'
+    ]
+    remote = skyctl("ui", "--listen", "192.0.2.1:8080", url="nats://127.0.0.1:1")
+    assert remote.code == 2 and "--allow-remote" in remote.err and len(remote.err.splitlines()) == 1
