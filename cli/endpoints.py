@@ -31,12 +31,13 @@ from cli.options import (
 )
 from cli.parse import parse_name
 from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age
+from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
 from cli.terminal import safe
 from cli.views import TABLE, Listing, WatchPrinter
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from registry.discovery.endpoints import EndpointAddress, Endpoints
+    from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import ServiceEndpoints
     from registry.discovery.served import Served
     from registry.services.when import When
@@ -45,7 +46,6 @@ __all__ = ["EndpointsListing", "endpoints_object", "get_endpoints"]
 
 # kubectl's: NAMESPACE only with -A, first.
 COLUMNS = ("NAME", "ENDPOINTS", "AGE")
-WIDE_COLUMNS = ("NAME", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
 _FORMATS = (Output.table, Output.wide, Output.json, Output.yaml, Output.name)
 
 
@@ -230,7 +230,7 @@ class EndpointsListing(Listing["ServiceEndpoints"]):
         return item.endpoints.namespace
 
     def table_header(self) -> list[str]:
-        return list(WIDE_COLUMNS if self.output is Output.wide else COLUMNS)
+        return list(ENDPOINT_WIDE_COLUMNS if self.output is Output.wide else COLUMNS)
 
     def table_rows(self, item: ServiceEndpoints) -> list[list[str]]:
         if self.output is Output.wide:
@@ -240,26 +240,6 @@ class EndpointsListing(Listing["ServiceEndpoints"]):
 
 def _age(found: ServiceEndpoints) -> str:
     return human_age(found.record.created)
-
-
-def wide_rows(endpoints: Endpoints) -> list[list[str]]:
-    def ports(a: EndpointAddress) -> str:
-        pairs = zip(endpoints.targets(a), endpoints.ports, strict=True)
-        cells = [f"{t}/{p.protocol.value}" for t, p in pairs if t is not None]
-        return ",".join(cells) or "<none>"
-
-    rows = [
-        [
-            endpoints.name,
-            a.cluster or "<none>",
-            a.address,
-            ports(a),
-            "draining" if a.draining else "true" if a.ready else "false",
-            a.task,
-        ]
-        for a in endpoints.addresses
-    ]
-    return rows or [[endpoints.name, *["<none>"] * 5]]
 
 
 def endpoints_object(endpoints: Endpoints, labels: Mapping[str, str]) -> dict[str, Any]:

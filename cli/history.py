@@ -21,6 +21,13 @@ from cli.render import (
     to_json,
     to_yaml,
 )
+from cli.serviceviews import (
+    HISTORY_COLUMNS,
+    history_proofs,
+    history_rows,
+    update_changes,
+    with_before,
+)
 from cli.terminal import safe
 from cli.verbs import verb_app
 from registry.errors import InvalidInput
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
     from registry.services.audit import Acknowledged
     from registry.services.feed import LogRecord
     from registry.services.history import HistoryItem
-    from registry.services.proof import Proof, Trust
+    from registry.services.proof import Proof
     from registry.services.when import When
 
 __all__ = ["audit_app", "events", "history_app"]
@@ -42,18 +49,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 
-HISTORY_COLUMNS = (
-    "SEQ",
-    "STORED",
-    "ACTOR",
-    "PROOF",
-    "EVENT",
-    "TYPE",
-    "SELECTOR",
-    "PORTS",
-    "CLUSTER",
-    "CHANGES",
-)
 EVENT_COLUMNS = ("SEQ", "STORED", "ACTOR", "PROOF", "EVENT", "NAMESPACE", "NAME", "DETAILS")
 # events -f: the widths of its columns before any row is known (ServiceForceDeleted: 19).
 FOLLOW_WIDTHS = (6, 20, 12, 14, 19, 12, 16)
@@ -85,75 +80,13 @@ def history_service(
             return await registry.history(namespace, name)
 
     items = run_command(read())
-    proofs = history_proofs(items, trust)
-    paired = zip(_with_before(items), proofs, strict=True)
     if output is Output.table:
-        signing = signing_in_use(trust, proofs)
-        rows = [_history_row(item, before, proof, signing) for (item, before), proof in paired]
+        rows = history_rows(items, trust)
         print(Table(HISTORY_COLUMNS, rows).render(rows))
         return
+    paired = zip(with_before(items), history_proofs(items, trust), strict=True)
     objects = [_history_object(item, before, proof) for (item, before), proof in paired]
     print(to_json(objects) if output is Output.json else to_yaml(objects))
-
-
-def history_proofs(items: list["HistoryItem"], trust: "Trust | None") -> list["Proof | None"]:
-    """What each event of one service's whole history proves (None: unreadable), each
-    judged in its place: the history is its subject's chain from the start."""
-    from registry.services.proof import Prover
-
-    prover = Prover(trust, from_start=True)
-    proofs: list[Proof | None] = []
-    for item in items:
-        message, event = item.message, item.event
-        if message is not None and event is not None:
-            proofs.append(prover.in_order(message, event.actor, event.prev))
-            continue
-        if message is not None:
-            prover.met(message)
-        proofs.append(None)
-    return proofs
-
-
-def _with_before(items: list["HistoryItem"]) -> list[tuple["HistoryItem", "Service | None"]]:
-    """Each item with the service as it was before it (for what an update changed)."""
-    paired: list[tuple[HistoryItem, Service | None]] = []
-    before: Service | None = None
-    for item in items:
-        paired.append((item, before))
-        before = item.service
-    return paired
-
-
-def _changes(item: "HistoryItem", before: "Service | None") -> list[str]:
-    from events import ServiceUpdated
-    from registry.services.diff import changes
-
-    if not isinstance(item.event, ServiceUpdated):
-        return []
-    return [str(change) for change in changes(before, item.service)]
-
-
-def _history_row(
-    item: "HistoryItem", before: "Service | None", proof: "Proof | None", signing: bool
-) -> list[str]:
-    if item.event is None:
-        return [
-            str(item.seq),
-            short_time(item.stored),
-            "?",
-            "?",
-            "<unreadable>",
-            item.problem or "",
-            "",
-            "",
-            "",
-            "",
-        ]
-    state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
-    event = item.event
-    changed = "; ".join(_changes(item, before))
-    shown = proof_cell(proof, signing)
-    return [str(item.seq), short_time(item.stored), event.actor, shown, event.type, *state, changed]
 
 
 def _history_object(
@@ -164,7 +97,7 @@ def _history_object(
         obj["error"] = item.problem
     else:
         obj["event"] = camel_keys(item.event.model_dump(mode="json"))
-        if changed := _changes(item, before):
+        if changed := update_changes(item, before):
             obj["changes"] = changed
         if proof is not None:
             obj["proof"] = {"status": proof.status, "detail": proof.detail}

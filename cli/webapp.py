@@ -22,7 +22,7 @@ import json
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,18 +32,21 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from cli.connection import Connection
+from cli.parse import parse_name
 from cli.terminal import safe
 from cli.webpages import (
     LIVE_JS,
     STYLE,
     Filters,
     error_page,
+    history_page,
     login_page,
     parse_filters,
+    service_page,
     services_page,
     services_table,
 )
-from registry.errors import InvalidInput, RegistryError
+from registry.errors import InvalidInput, NotFound, RegistryError
 
 if TYPE_CHECKING:
     from registry.client import Registry
@@ -305,6 +308,57 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
         _, found, filters = got
         return _html(services_table(found, filters))
 
+    def one_service(
+        show: Callable[[Person, str, str, Request], Awaitable[str]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A page of the service the path names, each part checked as the CLI checks a
+        name before anything is asked of the server; a refusal as the CLI words it: a bad
+        value 400, a service that is not there 404, what the person may not read 403."""
+
+        async def page(request: Request) -> Response:
+            person = await signed_in(request)
+            if isinstance(person, Response):
+                return person
+            try:
+                namespace = parse_name(request.path_params["namespace"], "namespace")
+                name = parse_name(request.path_params["name"])
+                return _html(await show(person, namespace, name, request))
+            except InvalidInput as exc:
+                return _html(error_page(str(exc), user=person.name), 400)
+            except RegistryError as exc:
+                status = 404 if isinstance(exc, NotFound) else 403
+                return _html(error_page(safe(str(exc)), user=person.name), status)
+
+        return page
+
+    async def service(person: Person, namespace: str, name: str, request: Request) -> str:
+        from cli.serviceviews import place, render
+
+        record = await person.registry.get(namespace, name)
+        items = await person.registry.history(namespace, name)
+        endpoints = await person.registry.endpoints(namespace, name, record=record)
+        place(record, items)
+        described = render(record, items, None, endpoints)
+        return service_page(namespace, name, described, endpoints, user=person.name or None)
+
+    async def history(person: Person, namespace: str, name: str, request: Request) -> str:
+        from cli.serviceviews import history_rows
+        from registry.services.diff import changes
+
+        span = _span(request.query_params.get("from"), request.query_params.get("to"))
+        items = await person.registry.history(namespace, name)
+        if not items:
+            raise NotFound(namespace, name)
+        diff = None
+        if span is not None:
+            at = {item.seq: item for item in items}
+            for what, seq in zip(("from", "to"), span, strict=True):
+                if seq not in at:
+                    raise InvalidInput(what, seq, f"no event of service {name} has that sequence")
+            diff = (*span, changes(at[span[0]].service, at[span[1]].service))
+        rows = history_rows(items, None)
+        return history_page(namespace, name, rows, diff, user=person.name or None)
+
     async def login_form(request: Request) -> Response:
         return _html(login_page())
 
@@ -360,6 +414,8 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
         routes=[
             Route("/", services),
             Route("/services/table", table),
+            Route("/services/{namespace}/{name}", one_service(service)),
+            Route("/services/{namespace}/{name}/history", one_service(history)),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
@@ -371,6 +427,17 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
     )
     app.state.sessions = sessions
     return app
+
+
+def _span(start: str | None, end: str | None) -> tuple[int, int] | None:
+    """``?from=SEQ&to=SEQ``: both or neither, each a stream sequence."""
+    if not start and not end:
+        return None
+    for what, value in (("from", start), ("to", end)):
+        if not value or not (value.isascii() and value.isdigit()):
+            raise InvalidInput(what, value or "", "give both from and to, each a sequence")
+    assert start is not None and end is not None
+    return int(start), int(end)
 
 
 async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from cli.options import Format, Output
 from cli.parse import parse_name
@@ -21,7 +22,10 @@ from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from cli.selector import Selector
+    from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import ServiceEndpoints
+    from registry.services.diff import FieldChange
+    from registry.services.projection import ServiceRecord
     from registry.services.when import When
 
 __all__ = [
@@ -29,8 +33,11 @@ __all__ = [
     "STYLE",
     "Filters",
     "error_page",
+    "history_page",
     "login_page",
     "parse_filters",
+    "service_page",
+    "service_path",
     "services_page",
     "services_table",
 ]
@@ -161,13 +168,81 @@ def services_table(found: Sequence[ServiceEndpoints], filters: Filters) -> str:
     view.seen(records)
     if not records:
         return '<p class="empty">No services found.</p>'
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in view.header())
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
-        for record in records
-        for row in view.rows(record)
-    )
+    header = view.header()
+    named = header.index("NAME")
+
+    def cells(record: ServiceRecord, row: list[str]) -> list[str]:
+        shown = [escape(cell) for cell in row]
+        service = record.service
+        href = service_path(service.namespace, service.name)
+        shown[named] = f'<a href="{escape(href)}">{shown[named]}</a>'
+        return shown
+
+    rows = [cells(record, row) for record in records for row in view.rows(record)]
+    return _table(header, rows)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table of a header (escaped here) and rows whose cells are HTML already."""
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return _table(header, [[escape(cell) for cell in row] for row in rows])
+
+
+def service_path(namespace: str, name: str) -> str:
+    """A service's page, each name quoted as one path segment."""
+    return f"/services/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
+
+def service_page(
+    namespace: str, name: str, described: str, endpoints: Endpoints, *, user: str | None
+) -> str:
+    """Page (b): ``describe svc``'s text, then ``get endpoints NAME -o wide``'s table."""
+    from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
+
+    history = escape(service_path(namespace, name) + "/history")
+    body = (
+        '<p><a href="/">All services</a> | '
+        f'<a href="{history}">History</a></p>'
+        f'<h2>Definition</h2><pre class="describe">{escape(described)}</pre>'
+        "<h2>Endpoints</h2>" + _text_table(ENDPOINT_WIDE_COLUMNS, wide_rows(endpoints))
+    )
+    return _page(f"{namespace}/{name}", body, user=user)
+
+
+def history_page(
+    namespace: str,
+    name: str,
+    rows: Sequence[Sequence[str]],
+    diff: tuple[int, int, Sequence[FieldChange]] | None,
+    *,
+    user: str | None,
+) -> str:
+    """Page (c): ``history svc NAME``'s table, and the changes between two revisions
+    (``?from=SEQ&to=SEQ``) in the words of its CHANGES column."""
+    from cli.serviceviews import HISTORY_COLUMNS
+
+    back = escape(service_path(namespace, name))
+    body = f'<p><a href="/">All services</a> | <a href="{back}">Service</a></p>'
+    if diff is not None:
+        start, end, changed = diff
+        body += f"<h2>Changes from seq {start} to seq {end}</h2>"
+        if changed:
+            cells = [[c.field, c.before, c.after] for c in changed]
+            body += _text_table(("FIELD", f"AT SEQ {start}", f"AT SEQ {end}"), cells)
+        else:
+            body += '<p class="empty">No field differs.</p>'
+    body += (
+        '<h2>Events</h2><form class="filters" method="get">'
+        '<label>from <input name="from" placeholder="seq"></label>'
+        '<label>to <input name="to" placeholder="seq"></label>'
+        '<button type="submit">Diff</button></form>' + _text_table(HISTORY_COLUMNS, rows)
+    )
+    return _page(f"History of {namespace}/{name}", body, user=user)
 
 
 def _filters_form(filters: Filters) -> str:

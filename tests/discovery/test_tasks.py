@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.endpoints import wide_rows
 from cli.render import endpoints_cell
+from cli.serviceviews import wide_rows
 from events import Port, Service
 from events.codec import DecodeError
 from events.liveness import (

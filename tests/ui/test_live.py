@@ -142,7 +142,7 @@ def test_one_reader_serves_every_browser_of_a_person(
             seen = [next(feed) for feed in feeds]
     assert seen[0] == seen[1] and seen[0]["data"]["type"] == "ServiceCreated"
     page = browser.get("/")
-    assert page.status_code == 200 and "<td>shared</td>" in page.text
+    assert page.status_code == 200 and ">shared</a></td>" in page.text
     assert '<script src="/live.js" defer></script>' in page.text
 
 
@@ -174,7 +174,9 @@ async def test_a_task_coming_and_going_is_an_endpoints_event(app: Any, server: N
                                 break
                     assert data == {"namespace": "shop", "name": "served", "endpoints": "1/1"}
                     table = await client.get("/services/table", params={"namespace": "shop"})
-    assert "<td>served</td>" in table.text and "<td>1/1</td>" in table.text
+    assert (
+        '<a href="/services/shop/served">served</a>' in table.text and "<td>1/1</td>" in table.text
+    )
 
 
 def test_skyctl_ui_serves_until_ctrl_c(url: str, ns: str) -> None:
@@ -187,6 +189,6 @@ def test_skyctl_ui_serves_until_ctrl_c(url: str, ns: str) -> None:
     line = proc.stdout.readline()
     assert line.startswith("Serving the SkyFlow UI on http://127.0.0.1:"), line
     page = httpx.get(line.split(" on ", 1)[1].strip(), params={"namespace": ns}, timeout=30)
-    assert page.status_code == 200 and "<td>front</td>" in page.text
+    assert page.status_code == 200 and ">front</a></td>" in page.text
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""

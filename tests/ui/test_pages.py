@@ -16,12 +16,11 @@ from cli.webapp import COOKIE, make_app
 from registry.jetstream.server import NatsServer
 from tests.helpers import skyctl
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
+from tests.ui.support import HOSTILE, as_user, browsing
 
-HOSTILE = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
-
-
-def as_user(user: str) -> tuple[str, ...]:
-    return ("--user", user, "--password", PASSWORDS[user])
+# The NAME cell links to the service's page.
+WEB = '<td><a href="/services/shop/web">web</a></td>'
+DB = '<td><a href="/services/shop/db">db</a></td>'
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +45,8 @@ def app(server: NatsServer) -> Starlette:
 
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+    async with browsing(app) as http:
         yield http
-    await app.state.sessions.close()
 
 
 async def sign_in(client: httpx.AsyncClient, user: str, password: str) -> httpx.Response:
@@ -93,19 +90,19 @@ async def test_a_viewer_sees_the_wide_table_with_endpoints(client: httpx.AsyncCl
     assert script.status_code == 200 and 'new EventSource("/events")' in script.text
     for header in ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "AGE"):
         assert f"<th>{html.escape(header)}</th>" in page.text
-    assert "<td>web</td>" in page.text and "<td>db</td>" in page.text
+    assert WEB in page.text and DB in page.text
     assert "<td>0/0</td>" in page.text  # ready/total: no task announced
     # Filters: -l syntax, type, namespace, no ready endpoint.
     web = await client.get("/services/table", params={"selector": "tier in (web)"})
-    assert "<td>web</td>" in web.text and "<td>db</td>" not in web.text
+    assert WEB in web.text and DB not in web.text
     ports = await client.get("/services/table", params={"type": "NodePort"})
-    assert "<td>db</td>" in ports.text and "<td>web</td>" not in ports.text
+    assert DB in ports.text and WEB not in ports.text
     other = await client.get("/services/table", params={"namespace": "elsewhere"})
     assert "No services found." in other.text
     unready = await client.get("/services/table", params={"unready": "1"})
-    assert "<td>web</td>" in unready.text
+    assert WEB in unready.text
     recent = await client.get("/services/table", params={"changed": "1h"})
-    assert "<td>web</td>" in recent.text and "<td>db</td>" in recent.text
+    assert WEB in recent.text and DB in recent.text
     later = await client.get("/services/table", params={"changed": "999999"})  # a sequence
     assert "No services found." in later.text
     # Signing out ends the session.
@@ -141,7 +138,7 @@ async def test_what_the_server_denies_the_ui_denies_as_the_cli_does(
     page = await client.get("/")
     assert page.status_code == 403
     assert html.escape(said) in page.text
-    assert "<td>web</td>" not in page.text
+    assert WEB not in page.text
 
 
 def test_ui_refuses_a_remote_listen_without_allow_remote(server: NatsServer) -> None:
@@ -157,18 +154,13 @@ async def test_what_the_log_holds_is_escaped(url: str, ns: str) -> None:
         env = {"LOGNAME": value, "USER": value}
         made = skyctl("create", "svc", f"evil-{i}", "-n", ns, "-s", "app=x", url=url, env=env)
         assert made.code == 0, made.err
-    app = make_app(Connection(server=url), anonymous=True)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-            page = await http.get("/", params={"namespace": ns})
-    finally:
-        await app.state.sessions.close()
+    async with browsing(make_app(Connection(server=url), anonymous=True)) as http:
+        page = await http.get("/", params={"namespace": ns})
     assert page.status_code == 200, page.text
     for value in HOSTILE:
         assert value not in page.text
         assert html.escape(value) in page.text
-    assert "<td>evil-0</td>" in page.text and "<td>evil-1</td>" in page.text
+    assert "evil-0</a></td>" in page.text and "evil-1</a></td>" in page.text
 
 
 async def test_a_session_ends_after_its_lifetime(app: Starlette, client: httpx.AsyncClient) -> None:

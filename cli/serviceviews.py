@@ -1,0 +1,272 @@
+"""A service as ``describe``, ``history`` and ``get endpoints -o wide`` show it: the
+renderings those verbs print and the web UI's service pages reuse (one implementation,
+shared by both, so a page and the CLI cannot disagree)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from cli.render import (
+    UNSIGNED,
+    Table,
+    endpoints_cell,
+    event_changes,
+    human_age,
+    proof_cell,
+    record_proof,
+    short_time,
+    signing_in_use,
+    spec_cells,
+    status_after,
+)
+from cli.terminal import safe
+
+if TYPE_CHECKING:
+    from events import Port, Service, ServiceStatus
+    from registry.discovery.endpoints import EndpointAddress, Endpoints
+    from registry.services.history import HistoryItem
+    from registry.services.projection import ServiceRecord
+    from registry.services.proof import Proof, Trust
+
+__all__ = [
+    "ENDPOINT_WIDE_COLUMNS",
+    "HISTORY_COLUMNS",
+    "RECENT",
+    "history_proofs",
+    "history_row",
+    "history_rows",
+    "place",
+    "render",
+    "update_changes",
+    "wide_rows",
+    "with_before",
+]
+
+RECENT = 10  # events shown, newest last, as kubectl shows a resource's events
+# get endpoints -o wide: a row per address.
+ENDPOINT_WIDE_COLUMNS = ("NAME", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
+
+
+# -- describe -----------------------------------------------------------------------------
+
+
+def place(record: ServiceRecord, items: list[HistoryItem]) -> None:
+    """Where the record's event stands in its chain, from the history read beside it."""
+    from registry.log.stored import chain_hash
+
+    previous = [i.message for i in items if i.message is not None and i.seq < record.seq]
+    if previous:
+        record.previous = (previous[-1].seq, chain_hash(previous[-1].data))
+    elif any(i.seq == record.seq for i in items):
+        record.previous = (0, None)
+
+
+def render(
+    record: ServiceRecord,
+    items: list[HistoryItem],
+    trust: Trust | None,
+    endpoints: Endpoints | None = None,
+) -> str:
+    now = datetime.now(UTC)
+    service = record.service
+    labels = [f"{k}={v}" for k, v in sorted(service.labels.items())] or ["<none>"]
+    selector = ",".join(f"{k}={v}" for k, v in sorted(service.selector.items())) or "<none>"
+    proof = record_proof(record, trust)
+    shown = proof_cell(proof, signing_in_use(trust, [proof]))
+    changed_by = record.last_actor if shown == UNSIGNED else f"{record.last_actor} ({shown})"
+    fields: list[tuple[str, str]] = [
+        ("Name:", service.name),
+        ("Namespace:", service.namespace),
+        ("Labels:", labels[0]),
+        *[("", label) for label in labels[1:]],
+        ("UID:", record.event_id),
+        ("Revision:", str(record.seq)),
+        ("Created:", f"{short_time(record.created)} ({human_age(record.created, now)} ago)"),
+        ("Created By:", record.actor),
+        ("Last Changed By:", changed_by),
+        ("Type:", service.type.value),
+        ("Selector:", selector),
+        ("Cluster:", service.cluster or "<none>"),
+        *_addresses(service, record.status),
+    ]
+    for port in service.ports or ():
+        # kubectl's lines: a port's name (``<unset>`` if it has none) before it.
+        protocol = port.protocol.value
+        name = port.name or "<unset>"
+        fields.append(("Port:", f"{name}  {port.port}/{protocol}"))
+        fields.append(("TargetPort:", f"{port.target_port}/{protocol}"))
+        if port.node_port is not None:
+            fields.append(("NodePort:", f"{name}  {port.node_port}/{protocol}"))
+        if endpoints is not None:
+            # kubectl's line: the ready endpoints at this port's target port.
+            fields.append(("Endpoints:", endpoints_cell(_at_port(endpoints, port))))
+    if not service.ports:
+        fields.append(("Port:", "<none>"))
+        if endpoints is not None:
+            fields.append(("Endpoints:", endpoints_cell(endpoints)))
+    width = max(len(label) for label, _ in fields) + 2
+    lines = [f"{label.ljust(width)}{safe(value)}" for label, value in fields]
+    lines.append("Events:")
+    rows = [_event_row(item, before, now) for item, before in _recent(items)]
+    table = Table(("AGE", "SEQ", "ACTOR", "EVENT", "CHANGES"), rows)
+    lines += ["  " + line for line in table.render(rows).splitlines()]
+    return "\n".join(lines)
+
+
+def _at_port(endpoints: Endpoints, port: Port) -> Endpoints:
+    """The endpoints as one port's: its target port only."""
+    return dataclasses.replace(endpoints, ports=(port,))
+
+
+def _addresses(service: Service, status: ServiceStatus | None) -> list[tuple[str, str]]:
+    """kubectl's IP lines: the cluster IP (``None``: headless; ``<none>``: it has none, an
+    ExternalName or a service from before addresses) and a LoadBalancer's ingress."""
+    from events import ServiceType
+
+    fields = [("IP:", service.cluster_ip or "<none>")]
+    if service.cluster_ip is not None:
+        fields.append(("IPs:", service.cluster_ip))
+    if service.type == ServiceType.LOAD_BALANCER:
+        ingress = ", ".join(i.ip for i in status.load_balancer.ingress) if status else ""
+        fields.append(("LoadBalancer Ingress:", ingress or "<pending>"))
+    if service.type == ServiceType.EXTERNAL_NAME:
+        fields.append(("External Name:", service.external_name or "<none>"))
+    return fields
+
+
+Before = tuple["Service | None", "ServiceStatus | None"]
+
+
+def _recent(items: list[HistoryItem]) -> list[tuple[HistoryItem, Before]]:
+    """The last events, each with the service and status as they were before it."""
+    paired: list[tuple[HistoryItem, Before]] = []
+    before: Before = (None, None)
+    for item in items:
+        paired.append((item, before))
+        status = status_after(item.event) if item.event is not None else before[1]
+        before = (item.service, status)
+    return paired[-RECENT:]
+
+
+def _event_row(item: HistoryItem, before: Before, now: datetime) -> list[str]:
+    from events import ServiceForceDeleted
+
+    age = human_age(item.stored, now)
+    event = item.event
+    if event is None:
+        return [age, str(item.seq), "?", "<unreadable>", item.problem or ""]
+    if isinstance(event, ServiceForceDeleted):
+        detail = f"forced over unreadable seq {event.overrides.seq}"
+    else:
+        detail = "; ".join(event_changes(event, *before))
+    return [age, str(item.seq), event.actor, event.type, detail]
+
+
+# -- history ------------------------------------------------------------------------------
+
+
+HISTORY_COLUMNS = (
+    "SEQ",
+    "STORED",
+    "ACTOR",
+    "PROOF",
+    "EVENT",
+    "TYPE",
+    "SELECTOR",
+    "PORTS",
+    "CLUSTER",
+    "CHANGES",
+)
+
+
+def history_proofs(items: list[HistoryItem], trust: Trust | None) -> list[Proof | None]:
+    """What each event of one service's whole history proves (None: unreadable), each
+    judged in its place: the history is its subject's chain from the start."""
+    from registry.services.proof import Prover
+
+    prover = Prover(trust, from_start=True)
+    proofs: list[Proof | None] = []
+    for item in items:
+        message, event = item.message, item.event
+        if message is not None and event is not None:
+            proofs.append(prover.in_order(message, event.actor, event.prev))
+            continue
+        if message is not None:
+            prover.met(message)
+        proofs.append(None)
+    return proofs
+
+
+def with_before(items: list[HistoryItem]) -> list[tuple[HistoryItem, Service | None]]:
+    """Each item with the service as it was before it (for what an update changed)."""
+    paired: list[tuple[HistoryItem, Service | None]] = []
+    before: Service | None = None
+    for item in items:
+        paired.append((item, before))
+        before = item.service
+    return paired
+
+
+def update_changes(item: HistoryItem, before: Service | None) -> list[str]:
+    from events import ServiceUpdated
+    from registry.services.diff import changes
+
+    if not isinstance(item.event, ServiceUpdated):
+        return []
+    return [str(change) for change in changes(before, item.service)]
+
+
+def history_row(
+    item: HistoryItem, before: Service | None, proof: Proof | None, signing: bool
+) -> list[str]:
+    if item.event is None:
+        return [
+            str(item.seq),
+            short_time(item.stored),
+            "?",
+            "?",
+            "<unreadable>",
+            item.problem or "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    state = spec_cells(item.service) if item.service else ["<deleted>", "", "", ""]
+    event = item.event
+    changed = "; ".join(update_changes(item, before))
+    shown = proof_cell(proof, signing)
+    return [str(item.seq), short_time(item.stored), event.actor, shown, event.type, *state, changed]
+
+
+def history_rows(items: list[HistoryItem], trust: Trust | None) -> list[list[str]]:
+    """``history svc NAME``'s table rows (``HISTORY_COLUMNS``), oldest first."""
+    proofs = history_proofs(items, trust)
+    signing = signing_in_use(trust, proofs)
+    paired = zip(with_before(items), proofs, strict=True)
+    return [history_row(item, before, proof, signing) for (item, before), proof in paired]
+
+
+# -- endpoints ----------------------------------------------------------------------------
+
+
+def wide_rows(endpoints: Endpoints) -> list[list[str]]:
+    def ports(a: EndpointAddress) -> str:
+        pairs = zip(endpoints.targets(a), endpoints.ports, strict=True)
+        cells = [f"{t}/{p.protocol.value}" for t, p in pairs if t is not None]
+        return ",".join(cells) or "<none>"
+
+    rows = [
+        [
+            endpoints.name,
+            a.cluster or "<none>",
+            a.address,
+            ports(a),
+            "draining" if a.draining else "true" if a.ready else "false",
+            a.task,
+        ]
+        for a in endpoints.addresses
+    ]
+    return rows or [[endpoints.name, *["<none>"] * 5]]
