@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 
 from benchmarks import raw
-from benchmarks.commands import skyctl_command, timed
+from benchmarks.commands import free_port, skyctl_command, timed
 from benchmarks.report import Result, Run, median
 from benchmarks.run import precompile
 from events import Port, Service
@@ -46,12 +45,6 @@ TARGET = 0.6
 
 def log(message: str) -> None:
     print(f"[agent] {message}", file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _seed(registry: Registry) -> None:
@@ -72,7 +65,7 @@ def _etcd(folder: Path) -> tuple[subprocess.Popen[bytes] | None, list[str] | Non
     etcd, etcdctl = shutil.which("etcd"), shutil.which("etcdctl")
     if etcd is None or etcdctl is None:
         return None, None, "etcd or etcdctl not installed (Debian: etcd-server etcd-client)"
-    client, peer = _free_port(), _free_port()
+    client, peer = free_port(), free_port()
     endpoint = f"http://127.0.0.1:{client}"
     proc = subprocess.Popen(
         [

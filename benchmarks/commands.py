@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import sysconfig
 import time
 from pathlib import Path
 
-__all__ = ["skyctl_command", "timed"]
+__all__ = ["free_port", "skyctl_command", "timed"]
 
 
 def skyctl_command() -> list[str]:
@@ -24,3 +25,10 @@ def timed(command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -
     if proc.returncode not in ok:
         raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {proc.stderr}")
     return elapsed * 1000
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (for a server told its port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.commands import free_port
 from benchmarks.report import Result, Run, percentile
 from events import Port, Service, ServiceType
 from events.task import Task
@@ -393,14 +394,6 @@ def _wrk(host: str, port: int, seconds: float) -> float:
     return float(line.split()[1])
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def userspace_vs_haproxy(run: Run, rounds: int, seconds: float) -> None:
     import shutil
 
@@ -452,7 +445,7 @@ async def userspace_vs_haproxy(run: Run, rounds: int, seconds: float) -> None:
                 procs.append(proxy)
                 assert proxy.stdout is not None
                 await asyncio.to_thread(proxy.stdout.readline)  # "proxy: forwarding ..."
-                ha_port = _free_port()
+                ha_port = free_port()
                 config = Path(folder) / "haproxy.cfg"
                 config.write_text(_HAPROXY.format(port=ha_port, backend=BACKEND, backend_port=port))
                 procs.append(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import sys
@@ -30,10 +31,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.connection import Connection, NotHosted, connection_options, hosted_by
-from cli.dataplane import DnsPlan, ProxyPlan
+from cli.connection import Connection, NotHosted, connection_options, hosted_by, warn_skipped
+from cli.dataplane import DEFAULT_DOMAIN, DnsPlan, ProxyPlan
 from cli.hosted import agent_socket, default_socket, hostable
+from cli.launch import exit_status
 from cli.lifetime import hosted_on, run_until_stopped
+from registry.agent.server import Counters
 from registry.errors import InvalidInput, RegistryError
 
 if TYPE_CHECKING:
@@ -71,31 +74,18 @@ class _Routed:
         return getattr(self._target(), name)
 
 
-def _exit_code(exc: SystemExit) -> int:
-    """The exit status ``SystemExit`` stands for, as the interpreter would give it."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
-class _Borrowed:
+@functools.cache
+def _borrowed_class() -> type[Registry]:
     """What ``Connection.open`` gives a hosted command: a registry over the agent's
-    connection that the command's ``async with`` does not close."""
+    connection that the command's ``async with`` does not close (defined on first use:
+    the registry's modules load with the agent, not with ``skyctl --help``)."""
+    from registry.client import Registry
 
-    @staticmethod
-    def over(registry: Registry) -> Registry:
-        from registry.client import Registry
+    class Borrowed(Registry):
+        async def close(self) -> None:  # the agent's connection outlives each command
+            return None
 
-        class Borrowed(Registry):
-            async def close(self) -> None:  # the agent's connection outlives each command
-                return None
-
-        from cli.connection import _warn
-
-        return Borrowed(registry.log, on_skipped=_warn, retry_for=registry.retry_for)
+    return Borrowed
 
 
 class _Host:
@@ -114,7 +104,7 @@ class _Host:
         self.loop = loop
         self.started = time.time()
         self.lost_at: float | None = None  # monotonic time the connection went down
-        self.counters: Any = None  # the server's, once it listens
+        self.counters = Counters()
 
     async def watch_connection(self) -> None:
         """Keep the reads' connection up: it is a one-shot client's (the fastest to read
@@ -158,7 +148,9 @@ class _Host:
             raise NotHosted("a command that runs on is not hosted")
         if conn.reach() != self.conn.reach():
             raise NotHosted("the command connects elsewhere or as someone else")
-        return _Borrowed.over(self.registry)
+        return _borrowed_class()(
+            self.registry.log, on_skipped=warn_skipped, retry_for=self.registry.retry_for
+        )
 
     def status(self) -> dict[str, Any]:
         counters = self.counters
@@ -167,9 +159,9 @@ class _Host:
             "connected": self.connected(),
             "stale_s": round(self.stale_for(), 1),
             "up_s": round(time.time() - self.started, 1),
-            "served": counters.served if counters else 0,
-            "direct": counters.direct if counters else 0,
-            "refused": counters.refused if counters else 0,
+            "served": counters.served,
+            "direct": counters.direct,
+            "refused": counters.refused,
             "pid": os.getpid(),
         }
 
@@ -220,13 +212,7 @@ class _Host:
 
     def _run(self, argv: list[str]) -> int:
         with hosted_on(self.loop), hosted_by(self.borrow):
-            try:
-                self.run(argv)
-            except SystemExit as exc:
-                return _exit_code(exc)
-            except KeyboardInterrupt:
-                return 130
-        return 0
+            return exit_status(lambda: self.run(argv))
 
 
 def _ask_status(path: str) -> None:
@@ -308,7 +294,7 @@ def agent_command(
     ] = None,
     domain: Annotated[
         str, typer.Option("--domain", metavar="DOMAIN", help="With --dns: the domain names end in.")
-    ] = "skyflow.",
+    ] = DEFAULT_DOMAIN,
     allow_remote: Annotated[
         bool,
         typer.Option(
@@ -362,15 +348,11 @@ def agent_command(
         _ask_status(path)
 
     dns_plan = (
-        DnsPlan.from_flags(dns, domain, "5s", cluster_ips=proxy, allow_remote=allow_remote)
+        DnsPlan.from_flags(dns, domain, cluster_ips=proxy, allow_remote=allow_remote)
         if dns is not None
         else None
     )
-    proxy_plan = (
-        ProxyPlan.from_flags(proxy_mode, "round-robin", node_address, 10.0, "skyflow")
-        if proxy
-        else None
-    )
+    proxy_plan = ProxyPlan.from_flags(proxy_mode, node_address) if proxy else None
 
     async def run() -> None:
         from registry.agent.server import AgentServer
@@ -381,8 +363,7 @@ def agent_command(
             registry = await _registry_when_there(conn, long_lived=False)
             host = _Host(conn, registry, asyncio.get_running_loop(), run_command)
             stack.push_async_callback(lambda: host.registry.close())
-            server = await stack.enter_async_context(AgentServer(path, host.handle))
-            host.counters = server.counters
+            await stack.enter_async_context(AgentServer(path, host.handle, host.counters))
             user = await registry.log.authenticated_user() or "no user"
             print(
                 f"agent: answering reads on {path} for {registry.log.url} (as {user}); "

@@ -35,6 +35,7 @@ __all__ = [
     "NotHosted",
     "connection_options",
     "hosted_by",
+    "warn_skipped",
 ]
 
 DEFAULT_URL = "nats://127.0.0.1:4222"  # the same as registry.jetstream's, without importing nats
@@ -169,7 +170,7 @@ class Connection:
             credentials=self.credentials(),
             keep_reconnecting=keep_reconnecting,
             spec=StreamSpec(replicas=self.stream_replicas()),
-            on_skipped=_warn,
+            on_skipped=warn_skipped,
             create=writes,
         )
 
@@ -189,7 +190,7 @@ class Connection:
         )
 
 
-def _warn(skipped: object) -> None:
+def warn_skipped(skipped: object) -> None:
     """One line per unreadable message, however many reads of one command meet it."""
     warn_once(str(skipped))
 

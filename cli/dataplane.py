@@ -34,7 +34,12 @@ if TYPE_CHECKING:
     from registry.proxy.userspace import Userspace
 
 __all__ = [
+    "DEFAULT_BALANCE",
+    "DEFAULT_CHECK_EVERY",
+    "DEFAULT_DOMAIN",
     "DEFAULT_LISTEN",
+    "DEFAULT_TABLE",
+    "DEFAULT_TTL",
     "MODES",
     "DnsPlan",
     "ProxyPlan",
@@ -45,6 +50,12 @@ __all__ = [
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:8600"  # Consul's DNS port: no privileges needed
+# The flags' defaults, the same for `skyctl dns`, `skyctl proxy` and `skyctl agent`.
+DEFAULT_DOMAIN = "skyflow."
+DEFAULT_TTL = "5s"
+DEFAULT_BALANCE = "round-robin"
+DEFAULT_CHECK_EVERY = 10.0
+DEFAULT_TABLE = "skyflow"
 STALE_WARNING_S = 5.0
 _LISTEN_FORM = "must be HOST:PORT with an IP address, e.g. 127.0.0.1:8600 or [::1]:8600"
 MODES = ("nftables", "userspace")
@@ -100,7 +111,13 @@ class DnsPlan:
 
     @classmethod
     def from_flags(
-        cls, listen: str, domain: str, ttl: str, *, cluster_ips: bool, allow_remote: bool
+        cls,
+        listen: str,
+        domain: str = DEFAULT_DOMAIN,
+        ttl: str = DEFAULT_TTL,
+        *,
+        cluster_ips: bool,
+        allow_remote: bool,
     ) -> DnsPlan:
         host, port = parse_listen(listen, allow_remote=allow_remote)
         return cls(host, port, parse_domain_flag(domain), parse_ttl_flag(ttl), cluster_ips)
@@ -242,10 +259,10 @@ class ProxyPlan:
     def from_flags(
         cls,
         mode: str | None,
-        balance: str,
         node_address: list[str] | None,
-        check_every: float,
-        table: str,
+        balance: str = DEFAULT_BALANCE,
+        check_every: float = DEFAULT_CHECK_EVERY,
+        table: str = DEFAULT_TABLE,
         *,
         cleanup: bool = False,
     ) -> ProxyPlan:

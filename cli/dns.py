@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.dataplane import DEFAULT_LISTEN, DnsPlan
+from cli.dataplane import DEFAULT_DOMAIN, DEFAULT_LISTEN, DEFAULT_TTL, DnsPlan
 from cli.lifetime import run_until_stopped
 
 __all__ = ["dns_command"]
@@ -32,7 +32,7 @@ def dns_command(
     ] = DEFAULT_LISTEN,
     domain: Annotated[
         str, typer.Option("--domain", metavar="DOMAIN", help="The domain the names are under.")
-    ] = "skyflow.",
+    ] = DEFAULT_DOMAIN,
     ttl: Annotated[
         str,
         typer.Option(
@@ -40,7 +40,7 @@ def dns_command(
             metavar="DURATION",
             help="How long clients may keep an answer (whole seconds: 5s, 1m).",
         ),
-    ] = "5s",
+    ] = DEFAULT_TTL,
     cluster_ips: Annotated[
         bool,
         typer.Option(

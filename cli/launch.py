@@ -26,10 +26,11 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Callable
 
 from cli.hosted import hostable
 
-__all__ = ["main"]
+__all__ = ["exit_status", "main"]
 
 
 def _finish(code: int) -> None:
@@ -40,6 +41,24 @@ def _finish(code: int) -> None:
         except (BrokenPipeError, ValueError):
             pass  # a closed pipe (| head): what was wanted has been read
     os._exit(code)
+
+
+def exit_status(run: Callable[[], object]) -> int:
+    """Run a command and give the exit status its process would end with: what its
+    ``SystemExit`` says (a message printed to stderr, then 1), 130 for Ctrl-C, else 0.
+    The agent gives the same status for a command it runs (``cli/agent.py``)."""
+    try:
+        run()
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        if isinstance(exc.code, int):
+            return exc.code
+        print(exc.code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def _via_agent(argv: list[str]) -> int | None:
@@ -83,13 +102,4 @@ def main() -> None:
             _finish(code)
     from cli.main import main as run_here
 
-    try:
-        run_here(argv)
-    except SystemExit as exc:
-        if exc.code is not None and not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
-            _finish(1)
-        _finish(int(exc.code or 0))
-    except KeyboardInterrupt:
-        _finish(130)
-    _finish(0)
+    _finish(exit_status(lambda: run_here(argv)))

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.dataplane import ProxyPlan
+from cli.dataplane import DEFAULT_BALANCE, DEFAULT_CHECK_EVERY, DEFAULT_TABLE, ProxyPlan
 from cli.lifetime import run_command, run_until_stopped
 
 __all__ = ["proxy_command"]
@@ -36,7 +36,7 @@ def proxy_command(
             metavar="HOW",
             help="userspace mode: round-robin or least-connections.",
         ),
-    ] = "round-robin",
+    ] = DEFAULT_BALANCE,
     node_address: Annotated[
         list[str] | None,
         typer.Option(
@@ -53,7 +53,7 @@ def proxy_command(
             metavar="SECONDS",
             help="How often to check that the kernel still holds the plan (and repair it).",
         ),
-    ] = 10.0,
+    ] = DEFAULT_CHECK_EVERY,
     table: Annotated[
         str,
         typer.Option(
@@ -62,7 +62,7 @@ def proxy_command(
             envvar="SKYFLOW_PROXY_TABLE",
             help="The nftables table this proxy owns (ip family); nothing else is touched.",
         ),
-    ] = "skyflow",
+    ] = DEFAULT_TABLE,
     cleanup: Annotated[
         bool,
         typer.Option(
@@ -84,7 +84,7 @@ def proxy_command(
 
               curl http://$(skyctl get svc web -n shop -o jsonpath='{.spec.clusterIP}')/
     """
-    plan = ProxyPlan.from_flags(mode, balance, node_address, check_every, table, cleanup=cleanup)
+    plan = ProxyPlan.from_flags(mode, node_address, balance, check_every, table, cleanup=cleanup)
 
     async def remove() -> None:
         from registry.proxy.nftables import Nftables

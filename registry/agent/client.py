@@ -20,11 +20,19 @@ from registry.agent.wire import (
     encode_request,
 )
 
-__all__ = ["ask", "trusted"]
+__all__ = ["ask", "replaceable", "trusted"]
 
 # Generous: a listing of many services takes the agent a while to render, and a read
 # that gives up just reads the server itself.
 TIMEOUT_S = 60.0
+
+
+def replaceable(folder: os.stat_result) -> bool:
+    """Whether someone other than this user (or root) could put another file in place of
+    one in ``folder``: it is theirs, or they may write it without the sticky bit."""
+    return folder.st_uid not in (os.getuid(), 0) or bool(
+        folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX
+    )
 
 
 def trusted(path: str) -> str | None:
@@ -40,9 +48,7 @@ def trusted(path: str) -> str | None:
         return f"{path} is not a socket"
     if info.st_uid not in (me, 0):
         return f"{path} belongs to uid {info.st_uid}, not to you"
-    if folder.st_uid not in (me, 0) or (
-        folder.st_mode & 0o022 and not folder.st_mode & stat.S_ISVTX
-    ):
+    if replaceable(folder):
         return f"the folder of {path} can be written by others"
     return None
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from registry.agent.client import replaceable
 from registry.agent.wire import (
     MAX_REQUEST,
     BadMessage,
@@ -61,10 +62,7 @@ def prepare_path(path: str) -> None:
             os.makedirs(folder, mode=0o700)
         except OSError as exc:
             raise InvalidInput("socket", path, f"cannot make its folder: {exc.strerror}") from None
-    info = os.stat(folder)
-    if info.st_uid not in (os.getuid(), 0) or (
-        info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
-    ):
+    if replaceable(os.stat(folder)):
         raise InvalidInput("socket", path, "its folder can be written by others")
     try:
         existing = os.lstat(path)
@@ -106,10 +104,10 @@ def _more_files() -> None:
 class AgentServer:
     """Answers on a unix socket (mode 0600) for as long as it is open."""
 
-    def __init__(self, path: str, handler: Handler) -> None:
+    def __init__(self, path: str, handler: Handler, counters: Counters | None = None) -> None:
         self.path = path
         self.handler = handler
-        self.counters = Counters()
+        self.counters = counters or Counters()  # (the host's, when it reports them)
         self._me = os.getuid()
         # One thread: requests run one after another (see the module's docstring).
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skyflow-agent")
