@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -134,3 +135,63 @@ def screenshot(page: Page, name: str) -> None:
         raise ValueError(f"screenshot name {name!r}: lower-case letters, digits and dashes")
     Path(folder).mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+class Relay:
+    """A TCP relay on a free loopback port to ``port``, whose connections can be cut: a
+    network between the browser and the UI that fails (``cut``: every open connection
+    closed, and each new one closed as soon as it comes) and comes back (``mend``). The
+    UI stays up, with its sessions and its connections to NATS, as it would in a blip."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.broken = False
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            with self.lock:
+                if self.broken:
+                    near.close()
+                    continue
+                far = socket.create_connection(("127.0.0.1", self.target))
+                self.open |= {near, far}
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for each in (source, sink):  # one side ended: so does the other
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+        source.close()  # each socket is the source of one pump
+
+    def cut(self) -> None:
+        with self.lock:
+            self.broken = True
+            for each in self.open:
+                with contextlib.suppress(OSError):
+                    each.shutdown(socket.SHUT_RDWR)
+            self.open.clear()
+
+    def mend(self) -> None:
+        with self.lock:
+            self.broken = False
+
+    def close(self) -> None:
+        self.cut()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.listener.close()
+        self.accepting.join(30)
