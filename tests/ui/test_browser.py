@@ -289,3 +289,18 @@ def test_a_wrong_password_is_refused(browser: Browser, base: str) -> None:
         assert page.context.cookies() == []
         page.goto(base + "/")
         assert page.url == f"{base}/login"
+
+
+def test_signing_out_forgets_the_session(browser: Browser, base: str, recorder: Recorder) -> None:
+    sessions = recorder.app.state.sessions
+    with opened(browser) as (page, _):
+        sign_in(page, base, "viewer")
+        (cookie,) = page.context.cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert cookie["value"] in sessions.by_id
+        assert page.evaluate("document.cookie") == ""  # no script can read it
+        page.click("text=Sign out")
+        page.wait_for_url(f"{base}/login")
+        assert cookie["value"] not in sessions.by_id
+        page.goto(base + "/")
+        assert page.url == f"{base}/login"
