@@ -10,14 +10,19 @@ import asyncio
 import contextlib
 import gc
 import socket
-from typing import Annotated
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.dataplane import parse_listen
+from cli.dataplane import DEFAULT_DOMAIN, parse_domain_flag, parse_listen
 
-__all__ = ["DEFAULT_UI_LISTEN", "ui_command"]
+if TYPE_CHECKING:
+    from cli.webapp import DnsView
+
+__all__ = ["DEFAULT_UI_LISTEN", "UiPlan", "ui_command"]
 
 DEFAULT_UI_LISTEN = "127.0.0.1:8080"
 
@@ -35,6 +40,64 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+# Seconds a stopping UI waits for open responses: a live page's event stream never ends.
+_GRACE_S = 2
+
+
+@dataclass(frozen=True)
+class UiPlan:
+    """Where the UI listens and how it reads: its flags, checked (``skyctl ui``, and
+    ``skyctl agent --ui``, which serves it in the agent's process)."""
+
+    host: str
+    port: int
+    anonymous: bool
+
+    @classmethod
+    def from_flags(cls, listen: str, *, allow_remote: bool, anonymous: bool) -> UiPlan:
+        host, port = parse_listen(listen, allow_remote=allow_remote)
+        return cls(host, port, anonymous)
+
+    def bind(self, listen: str) -> socket.socket:
+        """Take the address (port 0: any free one) and say where the UI is; a taken one
+        is one line naming it."""
+        try:
+            sock = bind(self.host, self.port)
+        except OSError as exc:
+            from registry.errors import InvalidInput
+
+            raise InvalidInput("listen", listen, f"cannot listen there: {exc.strerror}") from None
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        print(f"Serving the SkyFlow UI on http://{shown}:{bound_port}/", flush=True)
+        return sock
+
+    async def serve(self, sock: socket.socket, conn: Connection, dns: DnsView) -> None:
+        """Serve the UI on ``sock`` until cancelled; then stop as uvicorn stops (sessions
+        closed, open streams given ``_GRACE_S`` to end). Signals are left to the caller."""
+        import uvicorn
+
+        from cli.webapp import make_app
+
+        class Embedded(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield  # the command's own handler stops it (cli.lifetime)
+
+        app = make_app(conn, anonymous=self.anonymous, dns=dns)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=_GRACE_S
+        )
+        server = Embedded(config)
+        running = asyncio.ensure_future(server.serve(sockets=[sock]))
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            server.should_exit = True
+            await running
+            raise
 
 
 @connection_options
@@ -64,31 +127,30 @@ def ui_command(
             "local registry without users).",
         ),
     ] = False,
+    domain: Annotated[
+        str,
+        typer.Option(
+            "--domain",
+            metavar="DOMAIN",
+            help="The domain of the skyctl dns whose answers a service's page shows.",
+        ),
+    ] = DEFAULT_DOMAIN,
     *,
     conn: Connection,
 ) -> None:
     """Serve a live web UI of the registry, read-only, until Ctrl-C.
 
-    Visitors sign in with the credentials skyctl takes (a user and password, or a token)
-    and read with that person's permissions on the server; pages update live.
+    Visitors sign in with the credentials skyctl takes (a user and password, a token, or
+    a creds file's contents) and read with that person's permissions on the server;
+    pages update live.
 
     Example:  skyctl ui --listen 127.0.0.1:8080
     """
-    host, port = parse_listen(listen, allow_remote=allow_remote)
-    import uvicorn
+    from cli.lifetime import run_until_stopped
+    from cli.webapp import DnsView
 
-    from cli.webapp import make_app
-
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        from registry.errors import InvalidInput
-
-        raise InvalidInput("listen", listen, f"cannot listen there: {exc.strerror}") from None
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"Serving the SkyFlow UI on http://{shown}:{bound_port}/", flush=True)
-    config = uvicorn.Config(make_app(conn, anonymous=anonymous), log_level="warning", lifespan="on")
+    plan = UiPlan.from_flags(listen, allow_remote=allow_remote, anonymous=anonymous)
+    dns = DnsView(domain=parse_domain_flag(domain).to_text())
+    sock = plan.bind(listen)
     gc.enable()  # not one-shot (see cli.launch)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+    run_until_stopped(lambda: plan.serve(sock, conn, dns))
