@@ -36,7 +36,7 @@ from cli.dataplane import DEFAULT_DOMAIN, DnsPlan, ProxyPlan, parse_domain_flag
 from cli.hosted import agent_socket, default_socket, hostable
 from cli.launch import exit_status
 from cli.lifetime import hosted_on, run_until_stopped
-from cli.ui import UiPlan
+from cli.webserve import UiPlan
 from registry.agent.server import Counters
 from registry.errors import InvalidInput, RegistryError
 

@@ -59,8 +59,10 @@ async def test_an_agent_serves_the_ui_and_a_signed_in_read_works(server: NatsSer
 
 async def test_anonymous_and_the_domain_follow_the_agent(server: NatsServer) -> None:
     with socket_folder() as folder:
-        flags = ("--socket", str(folder / "agent.sock"), "--ui", "127.0.0.1:0", "--anonymous")
-        flags += ("--domain", "cluster.local", *as_user("viewer"))
+        flags = (
+            *("--socket", str(folder / "agent.sock"), "--ui", "127.0.0.1:0", "--anonymous"),
+            *("--domain", "cluster.local", *as_user("viewer")),
+        )
         async with running("agent", *flags, url=server.url, ready=READY) as lines:
             (base,) = [m.group(1) for _, line in lines.lines if (m := _SERVING.match(line))]
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:

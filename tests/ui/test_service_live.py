@@ -22,7 +22,7 @@ from events import Port, Service
 from events.control import ReadinessAction
 from events.task import Task
 from registry.client import Registry
-from tests.helpers import Lines, start, until
+from tests.helpers import Lines, skyctl, start, until
 from tests.ui.support import HOSTILE, browsing
 
 _SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
@@ -149,3 +149,9 @@ async def test_the_services_page_refreshes_its_own_query(
     assert page.status_code == 400  # not a selector: nothing of it unescaped either
     page = await anonymous.get("/", params={"namespace": ns, "unready": "1"})
     assert f'data-live="/services/table?namespace={ns}&amp;unready=1"' in page.text
+
+
+def test_a_bad_domain_is_one_line_naming_it() -> None:
+    done = skyctl("ui", "--domain", "no_such!", "--listen", "127.0.0.1:0", url="nats://127.0.0.1:1")
+    assert done.code == 2 and done.out == "", done.err
+    assert len(done.err.splitlines()) == 1 and 'invalid domain "no_such!"' in done.err, done.err
