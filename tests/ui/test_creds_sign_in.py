@@ -90,3 +90,16 @@ async def test_a_wrong_creds_file_is_a_401_naming_why_in_one_line(
         assert html.escape(HOSTILE[0]) not in refused.text  # the contents are not echoed
         after = await client.get("/", headers={"accept": "text/html"})
         assert after.status_code == 303  # still signed out
+
+
+async def test_nothing_of_the_uis_environment_signs_anyone_in(
+    operator: tuple[NatsServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI's own NATS_CREDS (or, in the agent, a hosted command's environment of the
+    moment) never fills in a visitor's connection: a made-up token stays refused."""
+    server, creds = operator
+    monkeypatch.setenv("NATS_CREDS", str(creds))
+    async with browsing(make_app(Connection(server=server.url))) as client:
+        refused = await client.post("/login", data={"token": "made-up"})
+        assert refused.status_code == 401, refused.text
+        assert "Not signed in: " in refused.text
