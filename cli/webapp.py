@@ -403,7 +403,8 @@ def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None =
         answers = dns_rows(
             record, endpoints, domain=view.domain, ttl=view.ttl, cluster_ips=view.cluster_ips
         )
-        return service_fragment(described, endpoints, tasks, answers, view.domain, transitions)
+        command = f"skyctl dns --domain {view.domain}" + (" --cluster-ips" * view.cluster_ips)
+        return service_fragment(described, endpoints, tasks, answers, command, transitions)
 
     async def service(person: Person, namespace: str, name: str, request: Request) -> str:
         fragment = await service_view(person, namespace, name, request)

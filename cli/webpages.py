@@ -251,14 +251,15 @@ def service_fragment(
     endpoints: Endpoints,
     tasks: Mapping[str, LiveTask],
     dns: Sequence[Sequence[str]],
-    domain: str,
+    dns_command: str,
     membership: tuple[str | None, Sequence[Sequence[str]]],
 ) -> str:
     """What page (b) shows of a service, as a fragment (what the live page swaps in):
     ``describe svc``'s text; its endpoints in the columns of ``get endpoints -o wide``
     with each task's heartbeat, TTL and reason (``get tasks -o wide``'s); what
-    ``skyctl dns`` answers for it; its recent membership transitions (``describe``'s
-    Membership: ``membership`` is what to say instead of rows, or None, and the rows)."""
+    ``dns_command`` (``skyctl dns`` and its flags) answers for it; its recent membership
+    transitions (``describe``'s Membership: ``membership`` is what to say instead of
+    rows, or None, and the rows)."""
     from cli.serviceviews import DNS_COLUMNS, ENDPOINT_LIVE_COLUMNS, wide_rows
     from cli.transitions import TRANSITION_COLUMNS
 
@@ -272,7 +273,7 @@ def service_fragment(
         f'<h2>Definition</h2><pre class="describe" id="definition">{escape(described)}</pre>'
         '<h2>Endpoints</h2><div id="endpoints">'
         + _text_table(ENDPOINT_LIVE_COLUMNS, wide_rows(endpoints, tasks))
-        + f"</div><h2>DNS</h2><p>What <code>skyctl dns --domain {escape(domain)}</code> "
+        + f"</div><h2>DNS</h2><p>What <code>{escape(dns_command)}</code> "
         'answers for it now.</p><div id="dns">'
         + _text_table(DNS_COLUMNS, dns)
         + '</div><h2>Membership</h2><div id="membership">'
