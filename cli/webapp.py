@@ -153,6 +153,9 @@ class Hub:
                         self._send(moved)
 
     async def close(self) -> None:
+        """Stop reading, and end every open stream (the UI is stopping, or the person's
+        last session ended), so no response outlives it."""
+        self._send(ConnectionError("the UI stopped reading for this person"))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

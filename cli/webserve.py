@@ -88,6 +88,7 @@ class UiPlan:
         try:
             await asyncio.shield(running)
         except asyncio.CancelledError:
+            await app.state.sessions.close()  # ends the open event streams first
             server.should_exit = True
             await running
             raise
