@@ -313,7 +313,10 @@ def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None =
     dns_view = dns or DnsView()
 
     async def signed_in(request: Request) -> Person | Response:
-        person = await sessions.person(request)
+        try:
+            person = await sessions.person(request)
+        except RegistryError as exc:  # --anonymous: the UI's own connection failed
+            return _html(error_page(safe(str(exc))), 503)
         if person is not None:
             return person
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import signal
+import time
 from collections.abc import AsyncIterator
 
 import dns.asyncresolver
@@ -22,6 +23,7 @@ from events import Port, Service
 from events.control import ReadinessAction
 from events.task import Task
 from registry.client import Registry
+from registry.jetstream.server import NatsServer
 from tests.helpers import Lines, skyctl, start, until
 from tests.ui.support import HOSTILE, browsing
 
@@ -155,3 +157,33 @@ def test_a_bad_domain_is_one_line_naming_it() -> None:
     done = skyctl("ui", "--domain", "no_such!", "--listen", "127.0.0.1:0", url="nats://127.0.0.1:1")
     assert done.code == 2 and done.out == "", done.err
     assert len(done.err.splitlines()) == 1 and 'invalid domain "no_such!"' in done.err, done.err
+
+
+def test_ctrl_c_ends_open_event_streams_and_exits_at_once(url: str, ns: str) -> None:
+    """``skyctl ui`` with a browser's event stream open: Ctrl-C ends the stream (the
+    browser's EventSource would retry), and the command exits 0 within seconds, quietly."""
+    assert skyctl("create", "svc", "web", "-n", ns, "-s", "app=web", url=url).code == 0
+    proc = start("ui", "--anonymous", "--listen", "127.0.0.1:0", url=url)
+    assert proc.stdout is not None and proc.stderr is not None
+    line = proc.stdout.readline()
+    assert line.startswith("Serving the SkyFlow UI on "), line
+    base = line.split(" on ", 1)[1].strip()
+    with httpx.stream("GET", base + "events", timeout=30) as stream:
+        said = stream.iter_lines()
+        assert next(said) == "retry: 1000"
+        proc.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        rest = list(said)  # the stream ends: the server closed it
+    assert "event: failed" in rest, rest
+    assert proc.wait(timeout=30) == 0
+    assert time.monotonic() - stopped < 10
+    assert "Traceback" not in proc.stderr.read()
+
+
+async def test_anonymous_on_a_server_without_the_registry_is_a_503_naming_why(
+    fresh_server: NatsServer,
+) -> None:
+    async with browsing(make_app(Connection(server=fresh_server.url), anonymous=True)) as http:
+        page = await http.get("/")
+    assert page.status_code == 503, page.text
+    assert '<p class="error">error: ' in page.text
