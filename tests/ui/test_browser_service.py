@@ -1,0 +1,75 @@
+"""A service's page in a real browser (Debian's Chromium, headless, by playwright): a
+task process announced by ``skyctl announce`` and killed with SIGKILL leaves the open
+page's endpoints within its TTL + 1 s, without a reload; its joining showed the same way.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from cli.connection import Connection
+from cli.webapp import make_app
+from tests.helpers import Lines, skyctl, start
+from tests.ui.browser import launched, opened, screenshot, serving
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+TTL = 2  # seconds: the task's heartbeat TTL
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launched() as running:
+        yield running
+
+
+def endpoints_text(page: Page) -> str:
+    return page.locator("#endpoints").inner_text()
+
+
+def until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> float:
+    """Seconds until ``check()`` holds, polled every 20 ms (a sync test: playwright's
+    loop runs in this thread)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"never: {what}"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_a_sigkilled_task_leaves_the_open_page_within_its_ttl_plus_1s(
+    browser: Browser, url: str, ns: str
+) -> None:
+    made = skyctl("create", "svc", "web", "-n", ns, "-s", "app=web", "-p", "80:8080", url=url)
+    assert made.code == 0, made.err
+    with (
+        serving(make_app(Connection(server=url), anonymous=True)) as base,
+        opened(browser) as (
+            page,
+            _,
+        ),
+    ):
+        page.goto(f"{base}/services/{ns}/web")
+        # The page's every-5-s refresh stopped: only the server's event can take the task
+        # off in time. A marker a reload would lose.
+        page.evaluate("for (let id = 1; id < 1000; id++) clearInterval(id)")
+        page.evaluate("window.notReloaded = true")
+        flags = ("-n", ns, "--labels", "app=web", "--ttl", f"{TTL}s")
+        task = start("announce", "task", "victim", "--address", "10.9.2.1", *flags, url=url)
+        lines = Lines(task)
+        until("announced", lambda: any(line.startswith("task/victim") for _, line in lines.lines))
+        until("the task on the open page", lambda: "victim" in endpoints_text(page))
+        screenshot(page, "service-live")
+        task.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        until("the killed task off the page", lambda: "victim" not in endpoints_text(page))
+        gone = time.monotonic() - killed
+        assert gone <= TTL + 1, f"the killed task left the page after {gone:.2f} s"
+        assert page.evaluate("window.notReloaded") is True  # swapped in, not reloaded
+        assert "<none>" in endpoints_text(page)
