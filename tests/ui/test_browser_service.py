@@ -1,7 +1,8 @@
 """A service's page in a real browser (Debian's Chromium, headless, by playwright): a
-task process announced by ``skyctl announce`` and killed with SIGKILL leaves the open
-page's endpoints within its TTL + 1 s, without a reload; its joining showed the same way.
-"""
+task process announced by ``skyctl announce`` shows on the open page, then its readiness
+set by ``skyctl task not-ready`` with a hostile reason (shown as text, no script runs even
+with the CSP bypassed), and killed with SIGKILL it leaves the page's endpoints within its
+TTL + 1 s, all without a reload. Signing in by pasting a creds file into the form."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import pytest
 
 from cli.connection import Connection
 from cli.webapp import make_app
+from registry.jetstream.server import NatsServer
+from tests.creds import operator_setup
 from tests.helpers import Lines, skyctl, start
 from tests.ui.browser import launched, opened, screenshot, serving
+from tests.ui.support import HOSTILE
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -65,6 +69,11 @@ def test_a_sigkilled_task_leaves_the_open_page_within_its_ttl_plus_1s(
         lines = Lines(task)
         until("announced", lambda: any(line.startswith("task/victim") for _, line in lines.lines))
         until("the task on the open page", lambda: "victim" in endpoints_text(page))
+        reason = ("--reason", HOSTILE[1])
+        turned = skyctl("task", "not-ready", "victim", "-n", ns, *reason, url=url)
+        assert turned.code == 0, turned.err
+        until("its hostile reason, as text", lambda: HOSTILE[1] in endpoints_text(page))
+        assert "\tfalse\t" in endpoints_text(page)
         screenshot(page, "service-live")
         task.send_signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -73,3 +82,33 @@ def test_a_sigkilled_task_leaves_the_open_page_within_its_ttl_plus_1s(
         assert gone <= TTL + 1, f"the killed task left the page after {gone:.2f} s"
         assert page.evaluate("window.notReloaded") is True  # swapped in, not reloaded
         assert "<none>" in endpoints_text(page)
+
+
+def test_a_creds_file_pasted_into_the_form_signs_in(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """As a person would: the creds file's text pasted into the sign-in form's text area
+    (the browser sends it with CR LF line ends), then the services page as that user."""
+    directory = tmp_path_factory.mktemp("browser-creds")
+    included, creds = operator_setup(directory, "carol")
+    config = directory / "server.conf"
+    config.write_text(
+        "listen: 127.0.0.1:4222\njetstream { store_dir: $SKYFLOW_STORE_DIR }\n"
+        f"include ./{included.name}\n"
+    )
+    with NatsServer(directory / "store", config=config) as server:
+        for step in (("init",), ("create", "svc", "web", "-n", "shop", "-s", "app=web")):
+            done = skyctl(*step, "--creds", str(creds), url=server.url)
+            assert done.code == 0, (step, done.err)
+        with serving(make_app(Connection(server=server.url))) as base, opened(browser) as (page, _):
+            page.goto(f"{base}/login")
+            page.fill('textarea[name="creds"]', creds.read_text())
+            page.click('button[type="submit"]')
+            page.wait_for_url(f"{base}/")
+            assert "signed in as carol" in page.inner_text("header")
+            page.wait_for_selector('#services a[href="/services/shop/web"]')
+            page.goto(f"{base}/login")
+            page.fill('textarea[name="creds"]', "not a creds file")
+            page.click('button[type="submit"]')
+            error = page.inner_text("p.error")
+            assert error.startswith("Not signed in: invalid creds file"), error
