@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cli.connection import Connection, NotHosted, connection_options, hosted_by, warn_skipped
-from cli.dataplane import DEFAULT_DOMAIN, DnsPlan, ProxyPlan
+from cli.dataplane import DEFAULT_DOMAIN, DnsPlan, ProxyPlan, parse_domain_flag
 from cli.hosted import agent_socket, default_socket, hostable
 from cli.launch import exit_status
 from cli.lifetime import hosted_on, run_until_stopped
+from cli.webserve import UiPlan
 from registry.agent.server import Counters
 from registry.errors import InvalidInput, RegistryError
 
@@ -293,13 +294,36 @@ def agent_command(
         ),
     ] = None,
     domain: Annotated[
-        str, typer.Option("--domain", metavar="DOMAIN", help="With --dns: the domain names end in.")
+        str,
+        typer.Option(
+            "--domain",
+            metavar="DOMAIN",
+            help="With --dns: the domain names end in (and with --ui, of the DNS answers "
+            "a service's page shows).",
+        ),
     ] = DEFAULT_DOMAIN,
     allow_remote: Annotated[
         bool,
         typer.Option(
             "--allow-remote",
-            help="With --dns: allow an address other machines can reach (as skyctl dns).",
+            help="With --dns or --ui: allow an address other machines can reach (as skyctl "
+            "dns and skyctl ui).",
+        ),
+    ] = False,
+    ui: Annotated[
+        str | None,
+        typer.Option(
+            "--ui",
+            metavar="HOST:PORT",
+            help="Also serve the web UI there, as skyctl ui --listen does (port 0: any free port).",
+        ),
+    ] = None,
+    anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--anonymous",
+            help="With --ui: no sign-in, every visitor reads as the agent (as skyctl ui "
+            "--anonymous).",
         ),
     ] = False,
     proxy: Annotated[
@@ -353,6 +377,21 @@ def agent_command(
         else None
     )
     proxy_plan = ProxyPlan.from_flags(proxy_mode, node_address) if proxy else None
+    if anonymous and ui is None:
+        raise InvalidInput("anonymous", "--anonymous", "goes with --ui")
+    web_ui = None
+    if ui is not None:
+        from cli.webapp import DnsView
+
+        # A service's page shows what this node's DNS answers (as `skyctl dns` would
+        # with the agent's --domain; with --proxy, cluster IPs).
+        web_ui = (
+            ui,
+            UiPlan.from_flags(ui, allow_remote=allow_remote, anonymous=anonymous),
+            DnsView(dns_plan.domain.to_text(), dns_plan.ttl, cluster_ips=proxy)
+            if dns_plan is not None
+            else DnsView(parse_domain_flag(domain).to_text(), cluster_ips=proxy),
+        )
 
     async def run() -> None:
         from registry.agent.server import AgentServer
@@ -360,6 +399,9 @@ def agent_command(
         async with contextlib.AsyncExitStack() as stack:
             # The DNS address first: a bad one fails before anything else starts.
             bound = await stack.enter_async_context(await dns_plan.bind()) if dns_plan else None
+            web = web_ui[1].bind(web_ui[0]) if web_ui is not None else None
+            if web is not None:
+                stack.callback(web.close)
             registry = await _registry_when_there(conn, long_lived=False)
             host = _Host(conn, registry, asyncio.get_running_loop(), run_command)
             stack.push_async_callback(lambda: host.registry.close())
@@ -371,6 +413,11 @@ def agent_command(
                 flush=True,
             )
             jobs = [host.watch_connection()]
+            if web_ui is not None and web is not None:
+                # Its visitors' connections are their own (or, --anonymous, the agent's
+                # identity over one that reconnects by itself), opened as they come.
+                _, plan, shown_dns = web_ui
+                jobs.append(plan.serve(web, conn, shown_dns))
             if bound is not None or proxy_plan is not None:
                 # One view of the node's services and endpoints feeds both, over a
                 # connection that comes back by itself.

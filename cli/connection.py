@@ -84,6 +84,12 @@ class Connection:
     tlscert: str | None = None
     tlskey: str | None = None
     context: str | None = None  # the nats CLI context the settings above came from, if any
+    # A creds file's contents, for a client that has them but no file (the web UI's
+    # sign-in): handed to the client as they are, never written to a file.
+    creds_text: str | None = field(default=None, repr=False)
+    # Whether NATS_* in the environment fill in what is not set here, as for a command;
+    # not for a connection on someone else's behalf (the UI's signed-in people).
+    environment: bool = True
 
     def __post_init__(self) -> None:
         # Bytes that are not UTF-8 arrive as lone surrogates, which no socket, subject or
@@ -120,6 +126,7 @@ class Connection:
             self.password,
             self.token,
             self.creds,
+            self.creds_text,
             self.tlsca,
             self.inbox_prefix,
             self.nkey,
@@ -143,10 +150,12 @@ class Connection:
         from registry.jetstream.credentials import Credentials
 
         return Credentials.from_env(
+            None if self.environment else {},
             user=self.user,
             password=self.password,
             token=self.token,
             creds_file=self.creds,
+            creds_text=self.creds_text,
             tls_ca=self.tlsca,
             inbox_prefix=self.inbox_prefix,
             nkey_file=self.nkey,

@@ -4,7 +4,7 @@ happened to them lately."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,15 +14,14 @@ from cli.lifetime import run_command
 from cli.options import NamespaceOpt, label_selector_option
 from cli.parse import parse_name
 from cli.proof import TrustOpt, load_trust
-from cli.render import Table, human_age, short_time
-from cli.serviceviews import RECENT, place, render
+from cli.render import human_age, short_time
+from cli.serviceviews import membership_text, place, recent_transitions, render
 from cli.targets import service_targets
 from cli.terminal import safe
 from cli.verbs import register, verb_app
 
 if TYPE_CHECKING:
     from events.membership import Transition
-    from registry.client import Registry
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.tasks import LiveTask
     from registry.services.history import HistoryItem
@@ -71,7 +70,7 @@ def describe_service(
                 name = record.service.name
                 items = await registry.history(namespace, name)
                 endpoints = await registry.endpoints(namespace, name, record=record)
-                transitions = await _recent_transitions(registry, record)
+                transitions = await recent_transitions(registry, record)
                 described.append((record, items, endpoints, transitions))
             return described
 
@@ -83,38 +82,7 @@ def describe_service(
             print()  # kubectl's blank line between two
         place(record, items)
         print(render(record, items, trust, endpoints))
-        print(_membership(transitions))
-
-
-async def _recent_transitions(registry: Registry, record: ServiceRecord) -> list[Transition] | None:
-    """The last transitions of the tasks the service selects, over the last day (None:
-    nothing records membership)."""
-    from registry.discovery.served import recent_transitions
-    from registry.jetstream.membership import NotRecorded
-
-    service = record.service
-    if not service.selector:
-        return []
-    since = datetime.now(UTC) - timedelta(days=1)
-    try:
-        return await recent_transitions(
-            registry.log, service.namespace, service.selector, since=since, limit=RECENT
-        )
-    except NotRecorded:
-        return None
-
-
-def _membership(transitions: list[Transition] | None) -> str:
-    """``Membership:`` and the recent transitions, newest last, as ``Events:``."""
-    from cli.transitions import TRANSITION_COLUMNS, transition_row
-
-    if transitions is None:
-        return "Membership:    <not recorded: run skyctl record>"
-    if not transitions:
-        return "Membership:    <none in the last day>"
-    rows = [transition_row(t) for t in reversed(transitions)]
-    table = Table(TRANSITION_COLUMNS, rows)
-    return "\n".join(["Membership:", *("  " + line for line in table.render(rows).splitlines())])
+        print(membership_text(transitions))
 
 
 register(describe_app, describe_service, short_help="Show a service in full, with its last events.")

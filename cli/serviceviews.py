@@ -24,20 +24,32 @@ from cli.render import (
 from cli.terminal import safe
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from events import Port, Service, ServiceStatus
+    from events.membership import Transition
+    from registry.client import Registry
     from registry.discovery.endpoints import EndpointAddress, Endpoints
+    from registry.discovery.tasks import LiveTask
     from registry.services.history import HistoryItem
     from registry.services.projection import ServiceRecord
     from registry.services.proof import Proof, Trust
 
 __all__ = [
+    "DNS_COLUMNS",
+    "ENDPOINT_LIVE_COLUMNS",
     "ENDPOINT_WIDE_COLUMNS",
     "HISTORY_COLUMNS",
     "RECENT",
+    "dns_rows",
+    "endpoints_and_tasks",
     "history_proofs",
     "history_row",
     "history_rows",
+    "membership",
+    "membership_text",
     "place",
+    "recent_transitions",
     "render",
     "update_changes",
     "wide_rows",
@@ -47,6 +59,11 @@ __all__ = [
 RECENT = 10  # events shown, newest last, as kubectl shows a resource's events
 # get endpoints -o wide: a row per address.
 ENDPOINT_WIDE_COLUMNS = ("NAME", "CLUSTER", "ADDRESS", "PORTS", "READY", "TASK")
+# ...and, given the tasks behind them, what ``get tasks -o wide`` says of each: how long
+# ago the server stored its last heartbeat, the TTL it dies by, why it is not ready.
+ENDPOINT_LIVE_COLUMNS = (*ENDPOINT_WIDE_COLUMNS, "HEARTBEAT", "TTL", "REASON")
+# What `skyctl dns` answers for the service: the question, the response code, a record.
+DNS_COLUMNS = ("QUESTION", "STATUS", "RECORD")
 
 
 # -- describe -----------------------------------------------------------------------------
@@ -164,6 +181,52 @@ def _event_row(item: HistoryItem, before: Before, now: datetime) -> list[str]:
     return [age, str(item.seq), event.actor, event.type, detail]
 
 
+# -- membership ---------------------------------------------------------------------------
+
+
+async def recent_transitions(registry: Registry, record: ServiceRecord) -> list[Transition] | None:
+    """The last transitions of the tasks the service selects, over the last day, newest
+    first (None: nothing records membership)."""
+    from datetime import timedelta
+
+    from registry.discovery.served import recent_transitions as recent
+    from registry.jetstream.membership import NotRecorded
+
+    service = record.service
+    if not service.selector:
+        return []
+    since = datetime.now(UTC) - timedelta(days=1)
+    try:
+        return await recent(
+            registry.log, service.namespace, service.selector, since=since, limit=RECENT
+        )
+    except NotRecorded:
+        return None
+
+
+def membership(transitions: list[Transition] | None) -> tuple[str | None, list[list[str]]]:
+    """The recent transitions as rows (``TRANSITION_COLUMNS``), newest last, or what to
+    say instead when there are none (not recorded, or none in the last day)."""
+    from cli.transitions import transition_row
+
+    if transitions is None:
+        return "<not recorded: run skyctl record>", []
+    if not transitions:
+        return "<none in the last day>", []
+    return None, [transition_row(t) for t in reversed(transitions)]
+
+
+def membership_text(transitions: list[Transition] | None) -> str:
+    """``Membership:`` and the recent transitions, newest last, as ``Events:``."""
+    from cli.transitions import TRANSITION_COLUMNS
+
+    instead, rows = membership(transitions)
+    if instead is not None:
+        return f"Membership:    {instead}"
+    table = Table(TRANSITION_COLUMNS, rows)
+    return "\n".join(["Membership:", *("  " + line for line in table.render(rows).splitlines())])
+
+
 # -- history ------------------------------------------------------------------------------
 
 
@@ -252,11 +315,22 @@ def history_rows(items: list[HistoryItem], trust: Trust | None) -> list[list[str
 # -- endpoints ----------------------------------------------------------------------------
 
 
-def wide_rows(endpoints: Endpoints) -> list[list[str]]:
+def wide_rows(endpoints: Endpoints, tasks: Mapping[str, LiveTask] | None = None) -> list[list[str]]:
+    """``get endpoints -o wide``'s rows (``ENDPOINT_WIDE_COLUMNS``); given the live
+    ``tasks`` behind them (by name), each row goes on with the columns ``get tasks -o
+    wide`` shows of its task (``ENDPOINT_LIVE_COLUMNS``)."""
+    now = datetime.now(UTC)
+
     def ports(a: EndpointAddress) -> str:
         pairs = zip(endpoints.targets(a), endpoints.ports, strict=True)
         cells = [f"{t}/{p.protocol.value}" for t, p in pairs if t is not None]
         return ",".join(cells) or "<none>"
+
+    def heartbeat(a: EndpointAddress) -> list[str]:
+        task = None if tasks is None else tasks.get(a.task)
+        if task is None:
+            return ["<unknown>"] * 3
+        return [human_age(task.heard, now), f"{task.ttl}s", task.reason or "<none>"]
 
     rows = [
         [
@@ -266,7 +340,78 @@ def wide_rows(endpoints: Endpoints) -> list[list[str]]:
             ports(a),
             "draining" if a.draining else "true" if a.ready else "false",
             a.task,
+            *([] if tasks is None else heartbeat(a)),
         ]
         for a in endpoints.addresses
     ]
-    return rows or [[endpoints.name, *["<none>"] * 5]]
+    width = len(ENDPOINT_WIDE_COLUMNS if tasks is None else ENDPOINT_LIVE_COLUMNS)
+    return rows or [[endpoints.name, *["<none>"] * (width - 1)]]
+
+
+async def endpoints_and_tasks(
+    registry: Registry, record: ServiceRecord
+) -> tuple[Endpoints, dict[str, LiveTask]]:
+    """The service's endpoints and the live tasks behind them, from one read of the tasks
+    its selector's first label picks (as ``Registry.endpoints`` reads them), so the two
+    agree on every task."""
+    from registry.discovery.endpoints import endpoints_for, index_label
+
+    service = record.service
+    label = index_label(service.selector)
+    tasks = [] if label is None else await registry.tasks(service.namespace, label=label)
+    endpoints = endpoints_for(service, tasks)
+    chosen = {a.task for a in endpoints.addresses}
+    return endpoints, {
+        t.name: t for t in tasks if t.namespace == service.namespace and t.name in chosen
+    }
+
+
+# -- DNS ----------------------------------------------------------------------------------
+
+
+def dns_rows(
+    record: ServiceRecord,
+    endpoints: Endpoints,
+    *,
+    domain: str = "skyflow.",
+    ttl: int = 5,
+    cluster_ips: bool = False,
+) -> list[list[str]]:
+    """What ``skyctl dns`` (with this ``domain``, ``ttl`` and ``--cluster-ips``) answers
+    for the service's names (A, AAAA and SRV of ``<service>.<namespace>.svc.<domain>``,
+    SRV of each port's ``_<port>._<proto>`` name), asked of the DNS server's own zone
+    holding the service as it is now: a row per record (``DNS_COLUMNS``), additional
+    records marked, or one saying there are none."""
+    import dns.name
+    import dns.rcode
+    import dns.rdatatype
+
+    from registry.dns.zone import Zone
+
+    zone = Zone(domain, ttl=ttl, cluster_ips=cluster_ips)
+    service = record.service
+    zone.set_service(endpoints.key, endpoints, service.cluster_ip, service.external_name)
+    owner = dns.name.Name(
+        (service.name.lower().encode(), service.namespace.lower().encode(), b"svc")
+    ).concatenate(zone.domain)
+    questions = [(owner, kind) for kind in (dns.rdatatype.A, dns.rdatatype.AAAA)]
+    questions.append((owner, dns.rdatatype.SRV))
+    for port in service.ports or ():
+        label = f"_{port.name or port.port}".encode()
+        protocol = f"_{port.protocol.value.lower()}".encode()
+        questions.append((dns.name.Name((label, protocol)).concatenate(owner), dns.rdatatype.SRV))
+    rows: list[list[str]] = []
+    for name, kind in questions:
+        answer = zone.answer(name, kind, turn=0)
+        asked = f"{name.to_text()} {dns.rdatatype.to_text(kind)}"
+        status = dns.rcode.to_text(answer.rcode)
+        found = [line for rrset in answer.answer for line in rrset.to_text().splitlines()]
+        found += [
+            f"{line} (additional)"
+            for rrset in answer.additional
+            for line in rrset.to_text().splitlines()
+        ]
+        if answer.windows > 1:
+            found.append(f"(window 1 of {answer.windows}: each query gets the next)")
+        rows += [[asked, status, line] for line in found] or [[asked, status, "<no records>"]]
+    return rows

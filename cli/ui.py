@@ -1,40 +1,24 @@
 """``skyctl ui``: the registry in a browser, live, read as whoever signs in.
 
 The app is ``cli/webapp.py`` (sessions, the live feed) over ``cli/webpages.py`` (the
-pages, escaped); this verb binds the socket and runs it with uvicorn until Ctrl-C.
+pages, escaped); this verb binds the socket and runs it (``cli/webserve.py``) until
+Ctrl-C.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
-import socket
 from typing import Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.dataplane import parse_listen
+from cli.dataplane import DEFAULT_DOMAIN, parse_domain_flag
+from cli.webserve import UiPlan, bind
 
-__all__ = ["DEFAULT_UI_LISTEN", "ui_command"]
+__all__ = ["DEFAULT_UI_LISTEN", "bind", "ui_command"]
 
 DEFAULT_UI_LISTEN = "127.0.0.1:8080"
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 @connection_options
@@ -64,31 +48,30 @@ def ui_command(
             "local registry without users).",
         ),
     ] = False,
+    domain: Annotated[
+        str,
+        typer.Option(
+            "--domain",
+            metavar="DOMAIN",
+            help="The domain of the skyctl dns whose answers a service's page shows.",
+        ),
+    ] = DEFAULT_DOMAIN,
     *,
     conn: Connection,
 ) -> None:
     """Serve a live web UI of the registry, read-only, until Ctrl-C.
 
-    Visitors sign in with the credentials skyctl takes (a user and password, or a token)
-    and read with that person's permissions on the server; pages update live.
+    Visitors sign in with the credentials skyctl takes (a user and password, a token, or
+    a creds file's contents) and read with that person's permissions on the server;
+    pages update live.
 
     Example:  skyctl ui --listen 127.0.0.1:8080
     """
-    host, port = parse_listen(listen, allow_remote=allow_remote)
-    import uvicorn
+    from cli.lifetime import run_until_stopped
+    from cli.webapp import DnsView
 
-    from cli.webapp import make_app
-
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        from registry.errors import InvalidInput
-
-        raise InvalidInput("listen", listen, f"cannot listen there: {exc.strerror}") from None
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"Serving the SkyFlow UI on http://{shown}:{bound_port}/", flush=True)
-    config = uvicorn.Config(make_app(conn, anonymous=anonymous), log_level="warning", lifespan="on")
+    plan = UiPlan.from_flags(listen, allow_remote=allow_remote, anonymous=anonymous)
+    dns = DnsView(domain=parse_domain_flag(domain).to_text())
+    sock = plan.bind(listen)
     gc.enable()  # not one-shot (see cli.launch)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+    run_until_stopped(lambda: plan.serve(sock, conn, dns))

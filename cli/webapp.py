@@ -38,10 +38,12 @@ from cli.webpages import (
     LIVE_JS,
     STYLE,
     Filters,
+    error_fragment,
     error_page,
     history_page,
     login_page,
     parse_filters,
+    service_fragment,
     service_page,
     services_page,
     services_table,
@@ -53,12 +55,23 @@ if TYPE_CHECKING:
     from registry.discovery.follower import ServiceEndpoints
     from registry.services.feed import LogRecord
 
-__all__ = ["COOKIE", "HEADERS", "EndpointsMoved", "Hub", "Sessions", "make_app"]
+__all__ = ["COOKIE", "HEADERS", "DnsView", "EndpointsMoved", "Hub", "Sessions", "make_app"]
 
 COOKIE = "skyflow_session"
 _FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
 SESSION_LIFETIME_S = 12 * 3600.0  # a working day: then sign in again
 KEEPALIVE = 15.0  # seconds between SSE comments, so a gone browser is noticed
+
+
+@dataclass(frozen=True)
+class DnsView:
+    """Which ``skyctl dns`` a service page shows the answers of: its ``--domain``, TTL and
+    ``--cluster-ips`` (the defaults of ``skyctl dns``; in ``skyctl agent --ui --dns``,
+    the agent's own DNS server's)."""
+
+    domain: str = "skyflow."
+    ttl: int = 5
+    cluster_ips: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,9 @@ class Hub:
                         self._send(moved)
 
     async def close(self) -> None:
+        """Stop reading, and end every open stream (the UI is stopping, or the person's
+        last session ended), so no response outlives it."""
+        self._send(ConnectionError("the UI stopped reading for this person"))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -178,19 +194,41 @@ class Sessions:
         self.people: dict[tuple[str | None, ...], Person] = {}
         self._lock = asyncio.Lock()
 
-    async def sign_in(self, user: str | None, password: str | None, token: str | None) -> str:
+    async def sign_in(
+        self, user: str | None, password: str | None, token: str | None, creds: str | None = None
+    ) -> str:
         """A new session's id, over the person's connection (opened now if it is their
-        first); the server's refusal (``RegistryError``) if it refuses them."""
-        if user is None and token is None:
-            raise InvalidInput("user", "", "sign in with a user and password, or a token")
-        # Nothing of the UI's own identity carries over: only its server and TLS trust.
+        first); the server's refusal (``RegistryError``) if it refuses them. ``creds``: a
+        creds file's contents, handed to the client as they are (never written to a
+        file), checked first as ``--creds`` checks a file."""
+        if user is None and token is None and creds is None:
+            raise InvalidInput(
+                "user", "", "sign in with a user and password, a token, or a creds file"
+            )
+        name = user or "token"
+        if creds is not None:
+            from registry.services.proof import Signer
+
+            signer = Signer.from_creds_text(creds, "pasted")
+            name, creds = signer.actor, signer.creds_text()
+        # Nothing of the UI's own identity carries over: only its server and TLS trust;
+        # and nothing of the process's environment (NATS_USER, NATS_CREDS...), which is
+        # the UI's own (or, in the agent, a hosted command's of the moment).
         unset: dict[str, Any] = dict.fromkeys(("creds", "nkey", "inbox_prefix"))
-        conn = replace(self.base, user=user, password=password, token=token, **unset)
+        conn = replace(
+            self.base,
+            user=user,
+            password=password,
+            token=token,
+            creds_text=creds,
+            environment=False,
+            **unset,
+        )
         async with self._lock:
             person = self.people.get(conn.reach())
             if person is None:
                 registry = await conn.open(keep_reconnecting=True)
-                person = Person(user or "token", registry, Hub(registry))
+                person = Person(name, registry, Hub(registry))
                 self.people[conn.reach()] = person
             session = secrets.token_urlsafe(32)
             person.sessions.add(session)
@@ -265,13 +303,20 @@ def _event(record: LogRecord) -> str:
     return f"id: {record.seq}\ndata: {data}\n\n"
 
 
-def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
+def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None = None) -> Starlette:
     """The UI's ASGI app, reading as whoever signs in on ``base``'s server (or, with
-    ``anonymous``, over ``base`` itself)."""
-    sessions = Sessions(base, anonymous=anonymous)
+    ``anonymous``, over ``base`` itself); a service's page shows what the ``dns`` server
+    answers for it (``skyctl dns``'s defaults unless given)."""
+    # The settings as given, not filled in from the process's environment at each
+    # sign-in (in the agent, that is a hosted command's of the moment).
+    sessions = Sessions(replace(base, environment=False), anonymous=anonymous)
+    dns_view = dns or DnsView()
 
     async def signed_in(request: Request) -> Person | Response:
-        person = await sessions.person(request)
+        try:
+            person = await sessions.person(request)
+        except RegistryError as exc:  # --anonymous: the UI's own connection failed
+            return _html(error_page(safe(str(exc))), 503)
         if person is not None:
             return person
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
@@ -299,7 +344,8 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
         if isinstance(got, Response):
             return got
         person, found, filters = got
-        return _html(services_page(found, filters, user=person.name or None))
+        page = services_page(found, filters, user=person.name or None, query=request.url.query)
+        return _html(page)
 
     async def table(request: Request) -> Response:
         got = await read(request)
@@ -309,11 +355,17 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
         return _html(services_table(found, filters))
 
     def one_service(
-        show: Callable[[Person, str, str, Request], Awaitable[str]],
+        show: Callable[[Person, str, str, Request], Awaitable[str]], *, fragment: bool = False
     ) -> Callable[[Request], Awaitable[Response]]:
         """A page of the service the path names, each part checked as the CLI checks a
         name before anything is asked of the server; a refusal as the CLI words it: a bad
-        value 400, a service that is not there 404, what the person may not read 403."""
+        value 400, a service that is not there 404, what the person may not read 403 (a
+        ``fragment``'s refusal is a fragment too, for the live page to swap in)."""
+
+        def refused(message: str, person: Person, status: int) -> Response:
+            if fragment:
+                return _html(error_fragment(message), status)
+            return _html(error_page(message, user=person.name), status)
 
         async def page(request: Request) -> Response:
             person = await signed_in(request)
@@ -324,22 +376,45 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
                 name = parse_name(request.path_params["name"])
                 return _html(await show(person, namespace, name, request))
             except InvalidInput as exc:
-                return _html(error_page(str(exc), user=person.name), 400)
+                return refused(str(exc), person, 400)
             except RegistryError as exc:
                 status = 404 if isinstance(exc, NotFound) else 403
-                return _html(error_page(safe(str(exc)), user=person.name), status)
+                return refused(safe(str(exc)), person, status)
 
         return page
 
-    async def service(person: Person, namespace: str, name: str, request: Request) -> str:
-        from cli.serviceviews import place, render
+    async def service_view(person: Person, namespace: str, name: str, request: Request) -> str:
+        """The service page's live part: its definition, endpoints with their tasks'
+        heartbeats, DNS answers and recent membership, read now."""
+        from cli.serviceviews import (
+            dns_rows,
+            endpoints_and_tasks,
+            membership,
+            place,
+            recent_transitions,
+            render,
+        )
 
-        record = await person.registry.get(namespace, name)
-        items = await person.registry.history(namespace, name)
-        endpoints = await person.registry.endpoints(namespace, name, record=record)
+        registry = person.registry
+        record = await registry.get(namespace, name)
+        items = await registry.history(namespace, name)
+        endpoints, tasks = await endpoints_and_tasks(registry, record)
+        try:
+            transitions = membership(await recent_transitions(registry, record))
+        except RegistryError as exc:  # the rest of the page is still worth seeing
+            transitions = (f"<not readable: {safe(str(exc))}>", [])
         place(record, items)
         described = render(record, items, None, endpoints)
-        return service_page(namespace, name, described, endpoints, user=person.name or None)
+        view = dns_view
+        answers = dns_rows(
+            record, endpoints, domain=view.domain, ttl=view.ttl, cluster_ips=view.cluster_ips
+        )
+        command = f"skyctl dns --domain {view.domain}" + (" --cluster-ips" * view.cluster_ips)
+        return service_fragment(described, endpoints, tasks, answers, command, transitions)
+
+    async def service(person: Person, namespace: str, name: str, request: Request) -> str:
+        fragment = await service_view(person, namespace, name, request)
+        return service_page(namespace, name, fragment, user=person.name or None)
 
     async def history(person: Person, namespace: str, name: str, request: Request) -> str:
         from cli.serviceviews import history_rows
@@ -363,7 +438,8 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
         return _html(login_page())
 
     async def login(request: Request) -> Response:
-        # The sign-in form is urlencoded (no files): the standard library reads it.
+        # The sign-in form is urlencoded (a creds file is pasted, not uploaded): the
+        # standard library reads it, and nothing of it is written anywhere.
         body = (await request.body())[:_FORM_LIMIT].decode("utf-8", "replace")
         form = urllib.parse.parse_qs(body, max_num_fields=10)
 
@@ -371,9 +447,16 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
             return form.get(name, [""])[0] or None
 
         try:
-            session = await sessions.sign_in(value("user"), value("password"), value("token"))
+            creds = value("creds")
+            session = await sessions.sign_in(
+                value("user"),
+                value("password"),
+                value("token"),
+                creds if creds is not None and creds.strip() else None,
+            )
         except RegistryError as exc:
-            return _html(login_page(f"Not signed in: {safe(str(exc))}"), 401)
+            reason = " ".join(safe(str(exc)).split())  # one line
+            return _html(login_page(f"Not signed in: {reason}"), 401)
         response = RedirectResponse("/", 303)
         response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
         return response
@@ -415,6 +498,7 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
             Route("/", services),
             Route("/services/table", table),
             Route("/services/{namespace}/{name}", one_service(service)),
+            Route("/services/{namespace}/{name}/live", one_service(service_view, fragment=True)),
             Route("/services/{namespace}/{name}/history", one_service(history)),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),

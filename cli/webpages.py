@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from cli.selector import Selector
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import ServiceEndpoints
+    from registry.discovery.tasks import LiveTask
     from registry.services.diff import FieldChange
     from registry.services.projection import ServiceRecord
     from registry.services.when import When
@@ -32,40 +33,72 @@ __all__ = [
     "LIVE_JS",
     "STYLE",
     "Filters",
+    "error_fragment",
     "error_page",
     "history_page",
     "login_page",
     "parse_filters",
+    "service_fragment",
     "service_page",
     "service_path",
     "services_page",
     "services_table",
 ]
 
-# The page's only script, served as /live.js (the Content-Security-Policy allows no
-# inline script): on each server-sent event it re-fetches the table and swaps it in, one
-# fetch at a time however fast events come. The HTML it swaps in was escaped on the
-# server; the event's data is never put in the page.
+# The UI's only script, served as /live.js (the Content-Security-Policy allows no inline
+# script). Each element with ``data-live="URL"`` is re-fetched from that URL and swapped
+# in: on each server-sent event that concerns it (with ``data-namespace`` and
+# ``data-name``, only that service's: a log event's subject ends in
+# ``<namespace>.<name>``, an ``endpoints`` event names both), on each (re)connect, and
+# every ``data-every`` seconds if given (ages move on). One fetch at a time per element,
+# however fast events come. The HTML swapped in was escaped on the server; an event's
+# data is only compared, never put in the page. Signed out (401): the page reloads, and
+# is sent to sign in.
 LIVE_JS = """\
-const table = document.getElementById("services");
-const source = new EventSource("/events");
-let busy = false, again = false;
-async function refresh() {
-  if (busy) { again = true; return; }
-  busy = true;
+const parts = Array.from(document.querySelectorAll("[data-live]"), (element) => ({
+  element, busy: false, again: false,
+}));
+async function refresh(part) {
+  if (part.busy) { part.again = true; return; }
+  part.busy = true;
   try {
     do {
-      again = false;
-      const response = await fetch("/services/table" + location.search);
-      if (response.ok) table.innerHTML = await response.text();
-    } while (again);
+      part.again = false;
+      const response = await fetch(part.element.dataset.live);
+      if (response.status === 401) { location.reload(); return; }
+      part.element.innerHTML = await response.text();
+    } while (part.again);
+  } catch (error) {
+    // The network failed: the next event, or the reconnect, fetches again.
   } finally {
-    busy = false;
+    part.busy = false;
   }
 }
-source.onopen = refresh;
-source.onmessage = refresh;
-source.addEventListener("endpoints", refresh);
+function changed(namespace, name) {
+  for (const part of parts) {
+    const want = part.element.dataset;
+    if (want.name === undefined || (want.namespace === namespace && want.name === name)) {
+      refresh(part);
+    }
+  }
+}
+function data(event) {
+  try { return JSON.parse(event.data) || {}; } catch (error) { return {}; }
+}
+const source = new EventSource("/events");
+source.onopen = () => parts.forEach(refresh);
+source.onmessage = (event) => {
+  const tokens = String(data(event).subject || "").split(".");
+  changed(tokens[tokens.length - 2], tokens[tokens.length - 1]);
+};
+source.addEventListener("endpoints", (event) => {
+  const moved = data(event);
+  changed(moved.namespace, moved.name);
+});
+for (const part of parts) {
+  const every = Number(part.element.dataset.every);
+  if (every > 0) setInterval(() => refresh(part), every * 1000);
+}
 """
 
 STYLE = (
@@ -198,20 +231,60 @@ def service_path(namespace: str, name: str) -> str:
     return f"/services/{quote(namespace, safe='')}/{quote(name, safe='')}"
 
 
-def service_page(
-    namespace: str, name: str, described: str, endpoints: Endpoints, *, user: str | None
-) -> str:
-    """Page (b): ``describe svc``'s text, then ``get endpoints NAME -o wide``'s table."""
-    from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
-
-    history = escape(service_path(namespace, name) + "/history")
+def service_page(namespace: str, name: str, fragment: str, *, user: str | None) -> str:
+    """Page (b): the service's ``service_fragment``, kept live: re-fetched when the
+    service or its endpoints change, and every 5 s (heartbeat ages move on)."""
+    path = service_path(namespace, name)
     body = (
         '<p><a href="/">All services</a> | '
-        f'<a href="{history}">History</a></p>'
-        f'<h2>Definition</h2><pre class="describe">{escape(described)}</pre>'
-        "<h2>Endpoints</h2>" + _text_table(ENDPOINT_WIDE_COLUMNS, wide_rows(endpoints))
+        f'<a href="{escape(path + "/history")}">History</a></p>'
+        f'<div id="service" data-live="{escape(path + "/live")}" '
+        f'data-namespace="{escape(namespace)}" data-name="{escape(name)}" data-every="5">'
+        f"{fragment}</div>"
+        '<script src="/live.js" defer></script>'
     )
     return _page(f"{namespace}/{name}", body, user=user)
+
+
+def service_fragment(
+    described: str,
+    endpoints: Endpoints,
+    tasks: Mapping[str, LiveTask],
+    dns: Sequence[Sequence[str]],
+    dns_command: str,
+    membership: tuple[str | None, Sequence[Sequence[str]]],
+) -> str:
+    """What page (b) shows of a service, as a fragment (what the live page swaps in):
+    ``describe svc``'s text; its endpoints in the columns of ``get endpoints -o wide``
+    with each task's heartbeat, TTL and reason (``get tasks -o wide``'s); what
+    ``dns_command`` (``skyctl dns`` and its flags) answers for it; its recent membership
+    transitions (``describe``'s Membership: ``membership`` is what to say instead of
+    rows, or None, and the rows)."""
+    from cli.serviceviews import DNS_COLUMNS, ENDPOINT_LIVE_COLUMNS, wide_rows
+    from cli.transitions import TRANSITION_COLUMNS
+
+    instead, rows = membership
+    transitions = (
+        f'<p class="empty">{escape(instead)}</p>'
+        if instead is not None
+        else _text_table(TRANSITION_COLUMNS, rows)
+    )
+    return (
+        f'<h2>Definition</h2><pre class="describe" id="definition">{escape(described)}</pre>'
+        '<h2>Endpoints</h2><div id="endpoints">'
+        + _text_table(ENDPOINT_LIVE_COLUMNS, wide_rows(endpoints, tasks))
+        + f"</div><h2>DNS</h2><p>What <code>{escape(dns_command)}</code> "
+        'answers for it now.</p><div id="dns">'
+        + _text_table(DNS_COLUMNS, dns)
+        + '</div><h2>Membership</h2><div id="membership">'
+        + transitions
+        + "</div>"
+    )
+
+
+def error_fragment(message: str) -> str:
+    """A refusal in place of a live fragment (the service is gone, say)."""
+    return f'<p class="error">error: {escape(message)}</p>'
 
 
 def history_page(
@@ -264,18 +337,24 @@ def _filters_form(filters: Filters) -> str:
     )
 
 
-def services_page(found: Sequence[ServiceEndpoints], filters: Filters, *, user: str | None) -> str:
-    """Page (a): every service the filters pick, live."""
+def services_page(
+    found: Sequence[ServiceEndpoints], filters: Filters, *, user: str | None, query: str = ""
+) -> str:
+    """Page (a): every service the filters pick (``query``: the query string that
+    picked them), live."""
+    live = escape("/services/table" + (f"?{query}" if query else ""))
     body = (
         _filters_form(filters)
-        + f'<div id="services">{services_table(found, filters)}</div>'
+        + f'<div id="services" data-live="{live}">{services_table(found, filters)}</div>'
         + '<script src="/live.js" defer></script>'
     )
     return _page("Services", body, user=user)
 
 
 def login_page(message: str | None = None) -> str:
-    """The sign-in form: the credentials skyctl takes (a user and password, or a token)."""
+    """The sign-in form: the credentials skyctl takes (a user and password, a token, or a
+    creds file's contents, pasted: the form is urlencoded, and the contents are never
+    written to a file on the server)."""
     line = f'<p class="error">{escape(message)}</p>' if message else ""
     body = (
         line + '<form method="post" action="/login">'
@@ -283,6 +362,9 @@ def login_page(message: str | None = None) -> str:
         '<p><label>Password <input name="password" type="password" '
         'autocomplete="current-password"></label></p>'
         '<p><label>or token <input name="token" type="password"></label></p>'
+        "<p><label>or a creds file's contents (what <code>--creds</code> reads)<br>"
+        '<textarea name="creds" rows="8" cols="70" autocomplete="off" spellcheck="false" '
+        'placeholder="-----BEGIN NATS USER JWT-----"></textarea></label></p>'
         '<p><button type="submit">Sign in</button></p></form>'
     )
     return _page("Sign in", body)

@@ -153,6 +153,10 @@ class Registry:
             from registry.services.proof import Signer
 
             signer = Signer.from_creds(credentials.creds_file)  # one error, before connecting
+        elif credentials is not None and credentials.creds_text is not None:
+            from registry.services.proof import Signer
+
+            signer = Signer.from_creds_text(credentials.creds_text, "creds")
         log = await open_log(
             url,
             spec=spec,

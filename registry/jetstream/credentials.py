@@ -54,6 +54,9 @@ class Credentials:
     # Whether someone chose ``inbox_prefix`` (a flag, the environment, a context): a
     # chosen prefix is never replaced by ``with_user_inbox``.
     inbox_chosen: bool = False
+    # A creds file's contents rather than its path (the web UI's sign-in): given to
+    # nats-py as they are, so they are never written to a file.
+    creds_text: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(
@@ -69,9 +72,10 @@ class Credentials:
         nkey_file: str | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        creds_text: str | None = None,
     ) -> Credentials:
         env = os.environ if env is None else env
-        creds = creds_file or env.get("NATS_CREDS")
+        creds = None if creds_text else creds_file or env.get("NATS_CREDS")
         ca = tls_ca or env.get("NATS_CA")
         nkey = nkey_file or env.get("NATS_NKEY")
         cert = tls_cert or env.get("NATS_CERT")
@@ -93,6 +97,7 @@ class Credentials:
             tls_cert=Path(cert) if cert else None,
             tls_key=Path(key) if key else None,
             inbox_chosen=bool(chosen),
+            creds_text=creds_text or None,
         )
         for what, path in (
             ("creds file", result.creds_file),
@@ -120,7 +125,10 @@ class Credentials:
         """Whether only nats-py can present these: NKey signing (creds, seeds) or a client
         certificate."""
         return (
-            self.creds_file is not None or self.nkey_file is not None or self.tls_cert is not None
+            self.creds_file is not None
+            or self.creds_text is not None
+            or self.nkey_file is not None
+            or self.tls_cert is not None
         )
 
     def with_user_inbox(self) -> Credentials | None:
@@ -144,6 +152,10 @@ class Credentials:
             options["token"] = self.token
         if self.creds_file:
             options["user_credentials"] = str(self.creds_file)
+        if self.creds_text:
+            from nats.aio.client import RawCredentials
+
+            options["user_credentials"] = RawCredentials(self.creds_text)
         if self.nkey_file:
             options["nkeys_seed"] = str(self.nkey_file)
         if self.tls_ca or self.tls_cert:

@@ -118,25 +118,41 @@ class Signer:
 
     @classmethod
     def from_creds(cls, path: Path) -> Signer:
-        import nkeys
-
         try:
             text = path.read_text(errors="replace")
         except OSError as exc:
             raise InvalidInput("creds file", str(path), exc.strerror or str(exc)) from None
+        return cls.from_creds_text(text, str(path))
+
+    @classmethod
+    def from_creds_text(cls, text: str, source: str) -> Signer:
+        """The signer of a creds file's contents (``source``: what to call them in an
+        error). Checked before any client is given them: nats-py reads a user JWT and a
+        seed from them without checking they are there."""
+        import nkeys
+
         jwt, seed = _JWT.search(text), _SEED.search(text)
         if jwt is None or seed is None:
-            raise InvalidInput("creds file", str(path), "it holds no user JWT and NKey seed")
+            raise InvalidInput("creds file", source, "it holds no user JWT and NKey seed")
         try:
             claims = _claims(jwt.group(1))
             pair = nkeys.from_seed(bytearray(seed.group(1).encode()))
             user = pair.public_key.decode()
         except (ValueError, KeyError, nkeys.ErrInvalidSeed) as exc:
-            raise InvalidInput("creds file", str(path), f"it cannot be read ({exc})") from None
+            raise InvalidInput("creds file", source, f"it cannot be read ({exc})") from None
         if claims.get("sub") != user:
-            raise InvalidInput("creds file", str(path), "its JWT is not for its NKey")
+            raise InvalidInput("creds file", source, "its JWT is not for its NKey")
         name = claims.get("name")
         return cls(jwt.group(1), seed.group(1).encode(), user, str(name) if name else None)
+
+    def creds_text(self) -> str:
+        """The creds file these came from, as ``nsc`` writes one: what nats-py reads
+        line by line (a pasted copy may have other line ends, or text around it)."""
+        return (
+            f"-----BEGIN NATS USER JWT-----\n{self.jwt}\n------END NATS USER JWT------\n\n"
+            f"-----BEGIN USER NKEY SEED-----\n{self.seed.decode()}\n"
+            "------END USER NKEY SEED------\n"
+        )
 
     @property
     def actor(self) -> str:
