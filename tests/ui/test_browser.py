@@ -226,8 +226,9 @@ def test_a_service_and_its_history_with_a_diff(
         page.click('a[href="/services/shop/web"]')
         page.wait_for_url(f"{base}/services/shop/web")
         assert "app=web2" in page.inner_text("pre.describe")
-        endpoint = page.locator("table").last.locator("tbody td").all_inner_texts()
-        assert endpoint == ["web", "eu-1", "10.0.0.7", "8080/TCP", "true", "web-1"]
+        endpoint = page.locator("#endpoints tbody td").all_inner_texts()
+        assert endpoint[:6] == ["web", "eu-1", "10.0.0.7", "8080/TCP", "true", "web-1"]
+        assert endpoint[-2:] == ["15s", "<none>"]  # announce's default TTL; ready: no reason
         screenshot(page, "service")
         page.click("text=History")
         page.wait_for_url(f"{base}/services/shop/web/history")
