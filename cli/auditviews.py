@@ -50,6 +50,7 @@ class Audit:
     trusted: bool = False
     findings: list[Finding] = field(default_factory=list)
     proofs: Counter[str] = field(default_factory=Counter)
+    events: int = 0  # how many the walk checked
 
     def count(self, label: str) -> int:
         return sum(1 for f in self.findings if f.label == label)
@@ -140,4 +141,5 @@ async def audit(
         if found is not None:
             found(finding)
     result.described = checker.describe()
+    result.events = checker.checked
     return result

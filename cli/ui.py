@@ -16,6 +16,7 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.dataplane import parse_listen
+from cli.proof import TrustOpt, load_trust
 
 __all__ = ["DEFAULT_UI_LISTEN", "ui_command"]
 
@@ -64,6 +65,7 @@ def ui_command(
             "local registry without users).",
         ),
     ] = False,
+    trust_file: TrustOpt = None,
     *,
     conn: Connection,
 ) -> None:
@@ -75,6 +77,7 @@ def ui_command(
     Example:  skyctl ui --listen 127.0.0.1:8080
     """
     host, port = parse_listen(listen, allow_remote=allow_remote)
+    trust = load_trust(trust_file)
     import uvicorn
 
     from cli.webapp import make_app
@@ -88,7 +91,9 @@ def ui_command(
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     print(f"Serving the SkyFlow UI on http://{shown}:{bound_port}/", flush=True)
-    config = uvicorn.Config(make_app(conn, anonymous=anonymous), log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        make_app(conn, anonymous=anonymous, trust=trust), log_level="warning", lifespan="on"
+    )
     gc.enable()  # not one-shot (see cli.launch)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))

@@ -37,7 +37,10 @@ from cli.terminal import safe
 from cli.webpages import (
     LIVE_JS,
     STYLE,
+    TRAVEL_JS,
     Filters,
+    Moment,
+    audit_page,
     error_page,
     history_page,
     login_page,
@@ -50,8 +53,14 @@ from registry.errors import InvalidInput, NotFound, RegistryError
 
 if TYPE_CHECKING:
     from registry.client import Registry
-    from registry.discovery.follower import ServiceEndpoints
+    from registry.discovery.endpoints import Endpoints
     from registry.services.feed import LogRecord
+    from registry.services.projection import ServiceKey, ServiceRecord
+    from registry.services.proof import Trust
+    from registry.services.when import When
+
+# What the services page shows: the services, their endpoints where known, and when.
+Listed = tuple["list[ServiceRecord]", "dict[ServiceKey, Endpoints] | None", "Moment"]
 
 __all__ = ["COOKIE", "HEADERS", "EndpointsMoved", "Hub", "Sessions", "make_app"]
 
@@ -265,9 +274,10 @@ def _event(record: LogRecord) -> str:
     return f"id: {record.seq}\ndata: {data}\n\n"
 
 
-def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
+def make_app(base: Connection, *, anonymous: bool = False, trust: Trust | None = None) -> Starlette:
     """The UI's ASGI app, reading as whoever signs in on ``base``'s server (or, with
-    ``anonymous``, over ``base`` itself)."""
+    ``anonymous``, over ``base`` itself); ``trust``: the keys that prove an actor, as
+    ``--trust`` gives them to the CLI (the audit and PROOF columns use them)."""
     sessions = Sessions(base, anonymous=anonymous)
 
     async def signed_in(request: Request) -> Person | Response:
@@ -278,35 +288,48 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
             return RedirectResponse("/login", 303)
         return _html(login_page("Sign in first."), 401)
 
-    async def read(request: Request) -> tuple[Person, list[ServiceEndpoints], Filters] | Response:
-        """The services the query asks for, as the person may read them; else the page
-        saying why not (a bad filter: 400; the server's refusal, as the CLI words it)."""
+    async def read(request: Request) -> tuple[Person, Listed, Filters] | Response:
+        """The services the query asks for, as the person may read them, now or at the
+        query's ``at``; else the page saying why not (a bad filter or moment: 400; the
+        server's refusal, as the CLI words it: 403)."""
         person = await signed_in(request)
         if isinstance(person, Response):
             return person
         try:
             filters = parse_filters(request.query_params)
+            at, when = _when(request)
         except InvalidInput as exc:
             return _html(error_page(str(exc), user=person.name), 400)
+        registry = person.registry
         try:
-            found = await person.registry.list_endpoints(filters.namespace)
+            if when is None:
+                found = await registry.list_endpoints(filters.namespace)
+                last = await registry.log.last_sequence()
+                listed: Listed = (
+                    [f.record for f in found],
+                    {f.key: f.endpoints for f in found},
+                    Moment(last),
+                )
+            else:
+                listed = await _past_services(registry, at, when, filters.namespace)
         except RegistryError as exc:
             return _html(error_page(safe(str(exc)), user=person.name), 403)
-        return person, found, filters
+        return person, listed, filters
 
     async def services(request: Request) -> Response:
         got = await read(request)
         if isinstance(got, Response):
             return got
-        person, found, filters = got
-        return _html(services_page(found, filters, user=person.name or None))
+        person, (records, endpoints, moment), filters = got
+        page = services_page(records, endpoints, filters, user=person.name or None, moment=moment)
+        return _html(page)
 
     async def table(request: Request) -> Response:
         got = await read(request)
         if isinstance(got, Response):
             return got
-        _, found, filters = got
-        return _html(services_table(found, filters))
+        _, (records, endpoints, moment), filters = got
+        return _html(services_table(records, endpoints, filters, moment))
 
     def one_service(
         show: Callable[[Person, str, str, Request], Awaitable[str]],
@@ -334,30 +357,65 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
     async def service(person: Person, namespace: str, name: str, request: Request) -> str:
         from cli.serviceviews import place, render
 
-        record = await person.registry.get(namespace, name)
-        items = await person.registry.history(namespace, name)
-        endpoints = await person.registry.endpoints(namespace, name, record=record)
+        registry = person.registry
+        at, when = _when(request)
+        user = person.name or None
+        if when is not None:
+            return await _past_service(registry, namespace, name, at, when, trust, user)
+        record = await registry.get(namespace, name)
+        items = await registry.history(namespace, name)
+        endpoints = await registry.endpoints(namespace, name, record=record)
+        moment = Moment(await registry.log.last_sequence())
         place(record, items)
-        described = render(record, items, None, endpoints)
-        return service_page(namespace, name, described, endpoints, user=person.name or None)
+        described = render(record, items, trust, endpoints)
+        return service_page(namespace, name, described, endpoints, user=user, moment=moment)
 
     async def history(person: Person, namespace: str, name: str, request: Request) -> str:
         from cli.serviceviews import history_rows
         from registry.services.diff import changes
 
         span = _span(request.query_params.get("from"), request.query_params.get("to"))
-        items = await person.registry.history(namespace, name)
+        at, when = _when(request)
+        registry = person.registry
+        items = await registry.history(namespace, name)
+        moment = Moment(await registry.log.last_sequence())
+        if when is not None:
+            past = await registry.at(when, namespace, name)
+            moment = Moment(moment.last, at, past.seq, past.moment)
+            items = [item for item in items if item.seq <= past.seq]
         if not items:
             raise NotFound(namespace, name)
         diff = None
         if span is not None:
-            at = {item.seq: item for item in items}
+            found = {item.seq: item for item in items}
             for what, seq in zip(("from", "to"), span, strict=True):
-                if seq not in at:
+                if seq not in found:
                     raise InvalidInput(what, seq, f"no event of service {name} has that sequence")
-            diff = (*span, changes(at[span[0]].service, at[span[1]].service))
-        rows = history_rows(items, None)
-        return history_page(namespace, name, rows, diff, user=person.name or None)
+            diff = (*span, changes(found[span[0]].service, found[span[1]].service))
+        rows = history_rows(items, trust)
+        user = person.name or None
+        return history_page(namespace, name, rows, diff, user=user, moment=moment)
+
+    async def service_audit(person: Person, namespace: str, name: str, request: Request) -> str:
+        from cli.auditviews import audit
+        from events.subjects import subject_for
+
+        result = await audit(person.registry, trust, subject=subject_for(namespace, name))
+        if not result.events:
+            raise NotFound(namespace, name)
+        return audit_page(result, service=(namespace, name), user=person.name or None)
+
+    async def log_audit(request: Request) -> Response:
+        from cli.auditviews import audit
+
+        person = await signed_in(request)
+        if isinstance(person, Response):
+            return person
+        try:
+            result = await audit(person.registry, trust)
+        except RegistryError as exc:
+            return _html(error_page(safe(str(exc)), user=person.name), 403)
+        return _html(audit_page(result, user=person.name or None))
 
     async def login_form(request: Request) -> Response:
         return _html(login_page())
@@ -400,6 +458,9 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
     async def script(request: Request) -> Response:
         return Response(LIVE_JS, headers=HEADERS, media_type="text/javascript")
 
+    async def travel_script(request: Request) -> Response:
+        return Response(TRAVEL_JS, headers=HEADERS, media_type="text/javascript")
+
     async def style(request: Request) -> Response:
         return Response(STYLE, headers=HEADERS, media_type="text/css")
 
@@ -416,17 +477,93 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
             Route("/services/table", table),
             Route("/services/{namespace}/{name}", one_service(service)),
             Route("/services/{namespace}/{name}/history", one_service(history)),
+            Route("/services/{namespace}/{name}/audit", one_service(service_audit)),
+            Route("/audit", log_audit),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/events", events),
             Route("/live.js", script),
+            Route("/travel.js", travel_script),
             Route("/ui.css", style),
         ],
         lifespan=lifespan,
     )
     app.state.sessions = sessions
     return app
+
+
+def _when(request: Request) -> tuple[str | None, When | None]:
+    """``?at=``: the past a page is asked for, read as ``get --at`` reads it (a sequence,
+    a time, or a while ago); ``(None, None)``: now. ``InvalidInput`` naming a bad one."""
+    from registry.services.when import parse_when
+
+    at = request.query_params.get("at", "")
+    if not at.strip():
+        return None, None
+    return at, parse_when(at)
+
+
+async def _past_services(
+    registry: Registry, at: str | None, when: When, namespace: str | None
+) -> Listed:
+    """The services as they were at ``when`` (``get svc -A --at``), and, where the
+    membership history vouches for that moment, who served each then."""
+    from registry.discovery.served import served_at
+    from registry.jetstream.membership import NotRecorded
+    from registry.services.when import AtTime
+
+    past = await registry.at(when, namespace)
+    records = past.projection.select()
+    moment = Moment(await registry.log.last_sequence(), at, past.seq, past.moment)
+    then = when.time if isinstance(when, AtTime) else past.moment
+    if then is None or not records:
+        return records, None, moment
+    endpoints: dict[ServiceKey, Endpoints] = {}
+    try:
+        for record in records:
+            served = await served_at(registry.log, record, then, registry.on_skipped)
+            if not served.caveats:  # else not known: the table says <unknown>
+                endpoints[record.key] = served.endpoints
+    except NotRecorded:
+        return records, None, moment
+    return records, endpoints, moment
+
+
+async def _past_service(
+    registry: Registry,
+    namespace: str,
+    name: str,
+    at: str | None,
+    when: When,
+    trust: Trust | None,
+    user: str | None,
+) -> str:
+    """A service's page as it was at ``when`` (a service deleted since included): its
+    definition then, and who served it then from the membership history, as ``get
+    endpoints NAME --at`` shows them (what that history cannot vouch for, or that it
+    records nothing, said as that command says it)."""
+    from cli.serviceviews import place, render
+    from registry.jetstream.membership import NotRecorded
+
+    past = await registry.at(when, namespace, name)
+    record = past.projection.services.get((namespace, name))
+    if record is None:
+        raise NotFound(namespace, name)
+    items = [item for item in await registry.history(namespace, name) if item.seq <= past.seq]
+    endpoints: Endpoints | None = None
+    try:
+        served = await registry.served_at(namespace, name, when)
+        endpoints = served.endpoints
+        notes = [safe(f"warning: {caveat}") for caveat in served.caveats]
+    except NotRecorded as exc:
+        notes = [f"error: {safe(str(exc))}"]
+    moment = Moment(await registry.log.last_sequence(), at, past.seq, past.moment)
+    place(record, items)
+    described = render(record, items, trust, endpoints, now=past.moment)
+    return service_page(
+        namespace, name, described, endpoints, user=user, moment=moment, notes=notes
+    )
 
 
 def _span(start: str | None, end: str | None) -> tuple[int, int] | None:
