@@ -49,7 +49,7 @@ from cli.webpages import (
     services_page,
     services_table,
 )
-from registry.errors import InvalidInput, NotFound, RegistryError
+from registry.errors import InvalidInput, NotFound, PermissionDenied, RegistryError
 
 if TYPE_CHECKING:
     from registry.client import Registry
@@ -59,8 +59,9 @@ if TYPE_CHECKING:
     from registry.services.proof import Trust
     from registry.services.when import When
 
-# What the services page shows: the services, their endpoints where known, and when.
-Listed = tuple["list[ServiceRecord]", "dict[ServiceKey, Endpoints] | None", "Moment"]
+# What the services page shows: the services, their endpoints where known, when, and
+# why no endpoints are shown (a line as the CLI words it).
+Listed = tuple["list[ServiceRecord]", "dict[ServiceKey, Endpoints] | None", "Moment", "list[str]"]
 
 __all__ = ["COOKIE", "HEADERS", "EndpointsMoved", "Hub", "Sessions", "make_app"]
 
@@ -309,6 +310,7 @@ def make_app(base: Connection, *, anonymous: bool = False, trust: Trust | None =
                     [f.record for f in found],
                     {f.key: f.endpoints for f in found},
                     Moment(last),
+                    [],
                 )
             else:
                 listed = await _past_services(registry, at, when, filters.namespace)
@@ -320,15 +322,16 @@ def make_app(base: Connection, *, anonymous: bool = False, trust: Trust | None =
         got = await read(request)
         if isinstance(got, Response):
             return got
-        person, (records, endpoints, moment), filters = got
-        page = services_page(records, endpoints, filters, user=person.name or None, moment=moment)
+        person, (records, endpoints, moment, notes), filters = got
+        user = person.name or None
+        page = services_page(records, endpoints, filters, user=user, moment=moment, notes=notes)
         return _html(page)
 
     async def table(request: Request) -> Response:
         got = await read(request)
         if isinstance(got, Response):
             return got
-        _, (records, endpoints, moment), filters = got
+        _, (records, endpoints, moment, _), filters = got
         return _html(services_table(records, endpoints, filters, moment))
 
     def one_service(
@@ -508,7 +511,9 @@ async def _past_services(
     registry: Registry, at: str | None, when: When, namespace: str | None
 ) -> Listed:
     """The services as they were at ``when`` (``get svc -A --at``), and, where the
-    membership history vouches for that moment, who served each then."""
+    membership history vouches for that moment, who served each then. That history
+    missing, or refused the person, is no refusal of the page (``get svc --at`` does not
+    read it): the table has no ENDPOINTS, and a line says why."""
     from registry.discovery.served import served_at
     from registry.jetstream.membership import NotRecorded
     from registry.services.when import AtTime
@@ -518,16 +523,19 @@ async def _past_services(
     moment = Moment(await registry.log.last_sequence(), at, past.seq, past.moment)
     then = when.time if isinstance(when, AtTime) else past.moment
     if then is None or not records:
-        return records, None, moment
+        return records, None, moment, []
     endpoints: dict[ServiceKey, Endpoints] = {}
+    caveats: dict[str, None] = {}  # each once, in order
     try:
         for record in records:
             served = await served_at(registry.log, record, then, registry.on_skipped)
+            caveats.update(dict.fromkeys(served.caveats))
             if not served.caveats:  # else not known: the table says <unknown>
                 endpoints[record.key] = served.endpoints
-    except NotRecorded:
-        return records, None, moment
-    return records, endpoints, moment
+    except (NotRecorded, PermissionDenied) as exc:
+        return records, None, moment, [f"endpoints: error: {safe(str(exc))}"]
+    notes = [safe(f"endpoints: warning: {caveat}") for caveat in caveats]
+    return records, endpoints or None, moment, notes
 
 
 async def _past_service(
@@ -541,8 +549,8 @@ async def _past_service(
 ) -> str:
     """A service's page as it was at ``when`` (a service deleted since included): its
     definition then, and who served it then from the membership history, as ``get
-    endpoints NAME --at`` shows them (what that history cannot vouch for, or that it
-    records nothing, said as that command says it)."""
+    endpoints NAME --at`` shows them (what that history cannot vouch for, that it
+    records nothing or that the person may not read it, said as that command says it)."""
     from cli.serviceviews import place, render
     from registry.jetstream.membership import NotRecorded
 
@@ -556,7 +564,7 @@ async def _past_service(
         served = await registry.served_at(namespace, name, when)
         endpoints = served.endpoints
         notes = [safe(f"warning: {caveat}") for caveat in served.caveats]
-    except NotRecorded as exc:
+    except (NotRecorded, PermissionDenied) as exc:  # the definition is still shown
         notes = [f"error: {safe(str(exc))}"]
     moment = Moment(await registry.log.last_sequence(), at, past.seq, past.moment)
     place(record, items)

@@ -406,14 +406,17 @@ def services_page(
     *,
     user: str | None,
     moment: Moment | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     """Page (a): every service the filters pick, live; or, at a past moment, as the
-    registry was then (not live: no feed is opened)."""
+    registry was then (not live: no feed is opened; ``notes``: why no endpoints)."""
     moment = moment or Moment(0)
     table = services_table(records, endpoints, filters, moment)
+    said = "".join(f'<p class="error">{escape(note)}</p>' for note in notes)
     body = (
         _travel(moment, "/", filters.query())
         + _filters_form(filters, moment)
+        + said
         + f'<div id="services">{table}</div>'
     )
     if not moment.past:  # the audit is of the log as it is now

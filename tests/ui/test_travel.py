@@ -83,7 +83,10 @@ async def test_the_past_table_has_what_was_there_then(log: Log, viewer: httpx.As
     assert "No services found." in early.text
     then = await viewer.get("/services/table", params={"at": log.gone})
     assert row("web", log.gone) in then.text and row("gone", log.gone) in then.text
-    assert "<td>tier=old</td>" not in then.text  # -o wide has no LABELS: the cell is its own
+    # No recorder ran here: no ENDPOINTS (as get svc --at), and a line saying why.
+    assert "<th>ENDPOINTS</th>" not in then.text and "<th>SELECTOR</th>" in then.text
+    page = await viewer.get("/", params={"at": log.gone})
+    assert "endpoints: warning: the membership history starts at" in page.text
     at_web = await viewer.get("/", params={"at": log.web})
     assert row("web", log.web) in at_web.text and "gone" not in at_web.text
     now = await viewer.get("/services/table")
@@ -232,3 +235,27 @@ async def test_who_served_then_comes_from_the_membership_history(url: str, ns: s
 
 def _now() -> AtTime:
     return AtTime(datetime.now(UTC))
+
+
+async def test_a_person_who_may_not_read_membership_sees_the_past_without_it(log: Log) -> None:
+    """The controller may read services but not the membership history: the past table
+    and definition as ``get svc --at`` shows them, and ``get endpoints --at``'s refusal."""
+    url = log.server.url
+    table_cli = skyctl("get", "svc", "-A", "--at", str(log.gone), *as_user("controller"), url=url)
+    assert table_cli.code == 0, table_cli.err
+    cli = skyctl(
+        "get", "endpoints", "gone", "-n", "shop", "--at", str(log.gone), *as_user("controller"),
+        url=url,
+    )  # fmt: skip
+    assert cli.code != 0 and "permission denied" in cli.err
+    refused = html.escape(cli.err.strip().removeprefix("error: "))
+    async with browsing(make_app(Connection(server=url))) as client:
+        await sign_in(client, "controller")
+        page = await client.get("/", params={"at": log.gone})
+        service = await client.get("/services/shop/gone", params={"at": log.gone})
+    assert page.status_code == 200, page.text
+    assert row("gone", log.gone) in page.text and "<th>ENDPOINTS</th>" not in page.text
+    assert refused in page.text
+    assert service.status_code == 200, service.text
+    assert "app=gone" in service.text and refused in service.text
+    assert "<th>TASK</th>" not in service.text
