@@ -14,14 +14,22 @@ import pytest
 
 from cli.connection import Connection
 from cli.webapp import make_app
-from events import Service
+from events import Service, encode, new_event_id, utc_now
+from events.service import ServiceCreated
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from registry.services.decisions import chain_hash
 from tests.helpers import raw_publish, skyctl
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
-from tests.services.test_audit import created
 from tests.ui.support import HOSTILE, as_user, browsing, sign_in
+
+
+def created(prev: str | None, name: str = "web") -> bytes:
+    """A ServiceCreated as a forger writes it, straight to the stream."""
+    event = ServiceCreated(
+        id=new_event_id(), time=utc_now(), actor="mallory@h", prev=prev, service=Service(name=name)
+    )
+    return encode(event)
 
 
 @pytest.fixture(scope="module")
