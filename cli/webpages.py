@@ -371,8 +371,9 @@ def history_page(
         else:
             body += '<p class="empty">No field differs.</p>'
     body += (
-        '<h2>Events</h2><form class="filters" method="get">' + moment.hidden() + ""
-        '<label>from <input name="from" placeholder="seq"></label>'
+        '<h2>Events</h2><form class="filters" method="get">'
+        + moment.hidden()
+        + '<label>from <input name="from" placeholder="seq"></label>'
         '<label>to <input name="to" placeholder="seq"></label>'
         '<button type="submit">Diff</button></form>' + _text_table(HISTORY_COLUMNS, rows)
     )
