@@ -314,6 +314,8 @@ def make_app(base: Connection, *, anonymous: bool = False, trust: Trust | None =
                 )
             else:
                 listed = await _past_services(registry, at, when, filters.namespace)
+        except InvalidInput as exc:  # a sequence past the log's end
+            return _html(error_page(str(exc), user=person.name), 400)
         except RegistryError as exc:
             return _html(error_page(safe(str(exc)), user=person.name), 403)
         return person, listed, filters

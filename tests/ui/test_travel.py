@@ -168,7 +168,8 @@ async def test_a_past_page_says_so_is_not_live_and_its_links_keep_the_moment(
 
 
 async def test_a_bad_moment_is_400_naming_it(log: Log, viewer: httpx.AsyncClient) -> None:
-    for value in ("yesterday", "0", "2026-13-01", HOSTILE[0], "9" * 30):
+    beyond = str(await log_end(log.server.url) + 1000)
+    for value in ("yesterday", "0", "2026-13-01", HOSTILE[0], "9" * 30, beyond):
         cli = skyctl("get", "svc", "--at", value, *as_user("viewer"), url=log.server.url)
         assert cli.code != 0
         for path in ("/", "/services/table", "/services/shop/web", "/services/shop/web/history"):
