@@ -5,24 +5,20 @@ what it missed."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from cli.connection import Connection
-from cli.ui import bind
 from cli.webapp import make_app
 from registry.jetstream.server import NatsServer
 from tests.helpers import skyctl, start
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
+from tests.ui.browser import serving
 
 ADMIN = ("--user", "admin", "--password", PASSWORDS["admin"])
 
@@ -33,25 +29,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         init = skyctl("init", *ADMIN, *INIT_TEAMS, url=running.url)
         assert init.code == 0, init.err
         yield running
-
-
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """``app`` served by uvicorn in a thread of its own, on a free loopback port."""
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @pytest.fixture
