@@ -1,7 +1,8 @@
 """Time travel in a real browser (Debian's Chromium, headless, driven by playwright): the
 slider, moved and let go, loads the services page as the registry was at that sequence,
 a service deleted since shown as it was, under a banner; a typed sequence does the same;
-the banner's link comes back to the live page.
+the banner's link comes back to the live page. The audit page says what ``audit verify``
+says.
 
 With ``SKYFLOW_SCREENSHOTS=DIR`` set, the tests save a PNG of each past page there."""
 
@@ -31,6 +32,7 @@ class Story:
     """The UI served over a server where ``gone`` was created, labelled and deleted."""
 
     base: str
+    url: str  # the NATS server's
     created: int  # the sequence of gone's creation
     labelled: int  # of its label tier=old
     deleted: int  # of its deletion
@@ -62,7 +64,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         assert history.code == 0, history.err
         created, labelled, deleted = (item["seq"] for item in json.loads(history.out))
         with serving(make_app(Connection(server=running.url))) as base:
-            yield Story(base, created, labelled, deleted)
+            yield Story(base, running.url, created, labelled, deleted)
 
 
 def gone_row(at: int) -> str:
@@ -116,3 +118,15 @@ def test_the_slider_shows_a_deleted_service_as_it_was(browser: Browser, story: S
         page.wait_for_function("() => source.readyState === EventSource.OPEN")
         assert page.locator("#banner").count() == 0
         assert page.locator('a[href^="/services/shop/gone"]').count() == 0
+
+
+def test_the_audit_page_from_the_services_page(browser: Browser, story: Story) -> None:
+    cli = skyctl("audit", "verify", *as_user("viewer"), url=story.url)
+    assert cli.code == 0, cli.err
+    with opened(browser) as (page, _):
+        sign_in(page, story.base, "viewer")
+        with page.expect_navigation():
+            page.click('a[href="/audit"]')
+        assert page.inner_text("#verdict") == cli.out.strip().splitlines()[-1]
+        assert page.locator("#first-break").count() == 0
+        screenshot(page, "audit")
