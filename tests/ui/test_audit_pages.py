@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from events.service import ServiceCreated
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from registry.services.decisions import chain_hash
+from registry.services.proof import Trust
 from tests.helpers import raw_publish, skyctl
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
 from tests.ui.support import HOSTILE, as_user, browsing, sign_in
@@ -158,3 +160,30 @@ async def test_an_acknowledged_break_and_hostile_values(fresh_server: NatsServer
     for value in HOSTILE:
         assert value not in page.text
         assert html.escape(value) in page.text
+
+
+async def test_with_a_trust_file_every_unverified_actor_is_listed(
+    server: NatsServer, tmp_path: Path
+) -> None:
+    """``skyctl ui --trust FILE``: the audit as ``audit verify --trust FILE`` has it (no
+    one signs on this server, so every actor is unverified)."""
+    keys = tmp_path / "none.keys"
+    keys.write_text("# no one signs on this server\n")
+    cli = skyctl("audit", "verify", "--trust", str(keys), *as_user("viewer"), url=server.url)
+    assert cli.code == 1
+    unproven = [line for line in cli.out.splitlines() if line.startswith("UNPROVEN")]
+    assert unproven
+    app = make_app(Connection(server=server.url), trust=Trust.from_file(keys))
+    async with browsing(app) as client:
+        await sign_in(client, "viewer")
+        page = await client.get("/audit")
+    assert page.status_code == 200, page.text
+    said = cli.err.strip().splitlines()
+    assert verdict(page) == said[-1] and verdict(page).endswith(
+        f"{len(unproven)} unverified actors"
+    )
+    assert f'<p id="actors">{html.escape(said[0])}</p>' in page.text  # actors: ...
+    for line in unproven:
+        assert html.escape(line) in page.text
+    assert "Read without a trust file" not in page.text
+    assert 'id="first-break"' not in page.text
