@@ -516,7 +516,7 @@ async def _past_services(
     membership history vouches for that moment, who served each then. That history
     missing, or refused the person, is no refusal of the page (``get svc --at`` does not
     read it): the table has no ENDPOINTS, and a line says why."""
-    from registry.discovery.served import served_at
+    from registry.discovery.served import served_many
     from registry.jetstream.membership import NotRecorded
     from registry.services.when import AtTime
 
@@ -529,11 +529,10 @@ async def _past_services(
     endpoints: dict[ServiceKey, Endpoints] = {}
     caveats: dict[str, None] = {}  # each once, in order
     try:
-        for record in records:
-            served = await served_at(registry.log, record, then, registry.on_skipped)
+        for served in await served_many(registry.log, records, then, registry.on_skipped):
             caveats.update(dict.fromkeys(served.caveats))
             if not served.caveats:  # else not known: the table says <unknown>
-                endpoints[record.key] = served.endpoints
+                endpoints[served.record.key] = served.endpoints
     except (NotRecorded, PermissionDenied) as exc:
         return records, None, moment, [f"endpoints: error: {safe(str(exc))}"]
     notes = [safe(f"endpoints: warning: {caveat}") for caveat in caveats]
