@@ -237,7 +237,7 @@ def _travel(moment: Moment, path: str, keep: Mapping[str, str] | None = None) ->
         '<button type="submit">Go</button></form>'
         f'<form id="travel-typed" class="travel" method="get" action="{action}">{carried}'
         f'<label>at <input id="travel-at" name="at" value="{escape(moment.at or "")}" '
-        'placeholder="1234, 2026-11-25T10:00:00Z or 90m"></label> '
+        'placeholder="1234, 90m or a time"></label> '
         '<button type="submit">Travel</button></form></div>'
     )
 

@@ -30,7 +30,7 @@ from cli.ui import bind
 from tests.servers import PASSWORDS
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Dialog, Page, ViewportSize
+    from playwright.sync_api import Browser, Dialog, FloatRect, Page, ViewportSize
 
 VIEWPORT: ViewportSize = {"width": 1200, "height": 800}
 SCREENSHOTS = "SKYFLOW_SCREENSHOTS"  # a folder: the tests save a PNG of each page there
@@ -125,6 +125,26 @@ def sign_in(page: Page, base: str, user: str, password: str | None = None) -> No
     page.wait_for_url(f"{base}/")
 
 
+# The extent of what a page shows: its text and its controls and tables (block elements
+# span the window, so they do not count), in page coordinates.
+_EXTENT = """() => {
+  let right = 0, bottom = 0;
+  const grow = r => { right = Math.max(right, r.right); bottom = Math.max(bottom, r.bottom); };
+  const texts = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  while (texts.nextNode()) {
+    if (!texts.currentNode.textContent.trim()) continue;
+    range.selectNodeContents(texts.currentNode);
+    grow(range.getBoundingClientRect());
+  }
+  for (const each of document.querySelectorAll("input, button, select, table")) {
+    grow(each.getBoundingClientRect());
+  }
+  return [Math.ceil(right + window.scrollX), Math.ceil(bottom + window.scrollY)];
+}"""
+_MARGIN = 20  # pixels kept around the content
+
+
 def screenshot(page: Page, name: str) -> None:
     """With ``SKYFLOW_SCREENSHOTS=DIR`` set: the page as a PNG, ``DIR/NAME.png``, cut to
     its content (the documentation's pictures are made this way)."""
@@ -134,7 +154,9 @@ def screenshot(page: Page, name: str) -> None:
     if not re.fullmatch(r"[a-z0-9-]+", name):
         raise ValueError(f"screenshot name {name!r}: lower-case letters, digits and dashes")
     Path(folder).mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+    right, bottom = page.evaluate(_EXTENT)
+    clip: FloatRect = {"x": 0, "y": 0, "width": right + _MARGIN, "height": bottom + _MARGIN}
+    page.screenshot(path=str(Path(folder) / f"{name}.png"), clip=clip, full_page=True)
 
 
 class Relay:
@@ -148,6 +170,7 @@ class Relay:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.broken = False
+        self.refused = 0  # connections closed as they came, while cut
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.accepting = threading.Thread(target=self._accept, daemon=True)
@@ -162,6 +185,7 @@ class Relay:
             with self.lock:
                 if self.broken:
                     near.close()
+                    self.refused += 1
                     continue
                 far = socket.create_connection(("127.0.0.1", self.target))
                 self.open |= {near, far}

@@ -22,7 +22,7 @@ import pytest
 from cli.connection import Connection
 from cli.webapp import make_app
 from registry.jetstream.server import NatsServer
-from tests.helpers import skyctl
+from tests.helpers import skyctl, start
 from tests.servers import INIT_TEAMS, auth_server
 from tests.ui.browser import Relay, launched, opened, screenshot, serving, sign_in
 from tests.ui.support import as_user
@@ -105,6 +105,13 @@ def seconds_until(page: Page, selector: str, *, gone: bool = False) -> float:
     return time.monotonic() - started
 
 
+def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def live_page(page: Page, base: str, path: str = "/") -> None:
     """``path`` open, its event stream open, and every event it gets noted in the page
     (``window.seen``: each id and data); ``window.notReloaded`` set, which a reload
@@ -126,19 +133,20 @@ def test_create_apply_and_delete_show_in_the_open_page_within_a_second(
 ) -> None:
     manifest = tmp_path / "live.yaml"
     manifest.write_text(
-        "apiVersion: skyflow.io/v1\nkind: Service\nmetadata: {name: live, namespace: shop}\n"
+        "apiVersion: skyflow.io/v1\nkind: Service\n"
+        "metadata: {name: live, namespace: shop-staging}\n"
         "spec: {selector: {app: applied}, ports: [{port: 80, targetPort: 8080}]}\n"
     )
-    row = 'tr:has(a[href="/services/shop/live"])'
+    row = 'tr:has(a[href="/services/shop-staging/live"])'
     with opened(browser) as (page, _):
         sign_in(page, base, "viewer")
         live_page(page, base)
         took = {}
-        admin(server, "create", "svc", "live", "-n", "shop", "-s", "app=live")
+        admin(server, "create", "svc", "live", "-n", "shop-staging", "-s", "app=live")
         took["create"] = seconds_until(page, f"{row}:has-text('app=live')")
         admin(server, "apply", "-f", str(manifest))
         took["apply -f"] = seconds_until(page, f"{row}:has-text('app=applied')")
-        admin(server, "delete", "svc", "live", "-n", "shop")
+        admin(server, "delete", "svc", "live", "-n", "shop-staging")
         took["delete"] = seconds_until(page, row, gone=True)
         assert page.evaluate("window.notReloaded") is True
     report("UI, skyctl's return to the open page showing it: " + ", ".join(
@@ -151,40 +159,46 @@ def test_create_apply_and_delete_show_in_the_open_page_within_a_second(
 def test_a_browser_cut_off_gets_the_three_changes_it_missed(
     browser: Browser, server: NatsServer, base: str, recorder: Recorder
 ) -> None:
-    """The network between the browser and the UI fails while three changes happen; the
-    browser's EventSource reconnects by itself, sending ``Last-Event-ID`` (the server
-    receives it), gets exactly the three events it missed, and the page shows them."""
+    """The network between the browser and the UI fails while three changes happen (and
+    stays down until a reconnect has failed); the browser's EventSource reconnects by
+    itself, sending ``Last-Event-ID`` (the server receives it), gets exactly the three
+    events it missed, and the page shows them."""
     relay = Relay(int(base.rsplit(":", 1)[1]))
     through = f"http://127.0.0.1:{relay.port}"
     try:
         with opened(browser) as (page, _):
             sign_in(page, through, "viewer")
             live_page(page, through)
-            admin(server, "create", "svc", "gap-0", "-n", "shop", "-s", "app=gap")
-            page.wait_for_selector('a[href="/services/shop/gap-0"]')
-            page.wait_for_function("() => window.seen.length === 1")
-            ((last_id, _),) = page.evaluate("window.seen")
+            admin(server, "create", "svc", "gap-0", "-n", "shop-staging", "-s", "app=gap")
+            page.wait_for_selector('a[href="/services/shop-staging/gap-0"]')
+            page.wait_for_function("() => window.seen.some(([, data]) => data.includes('gap-0'))")
+            last_id = page.evaluate("window.seen.at(-1)[0]")
             asked = len(recorder.last_event_ids)
             relay.cut()
             page.wait_for_function("() => source.readyState === EventSource.CONNECTING")
-            admin(server, "create", "svc", "gap-1", "-n", "shop", "-s", "app=gap")
-            admin(server, "create", "svc", "gap-2", "-n", "shop", "-s", "app=gap")
-            admin(server, "delete", "svc", "gap-0", "-n", "shop")
+            admin(server, "create", "svc", "gap-1", "-n", "shop-staging", "-s", "app=gap")
+            admin(server, "create", "svc", "gap-2", "-n", "shop-staging", "-s", "app=gap")
+            admin(server, "delete", "svc", "gap-0", "-n", "shop-staging")
+            wait_until(lambda: relay.refused > 0)  # a reconnect failed, as in a longer blip
             relay.mend()
-            page.wait_for_function("() => window.seen.length >= 4")
+            page.wait_for_function(
+                "id => window.seen.findIndex(([seq]) => seq === id) + 4 <= window.seen.length",
+                arg=last_id,
+            )
             for name in ("gap-1", "gap-2"):
-                page.wait_for_selector(f'a[href="/services/shop/{name}"]')
-            page.wait_for_selector('a[href="/services/shop/gap-0"]', state="detached")
+                page.wait_for_selector(f'a[href="/services/shop-staging/{name}"]')
+            page.wait_for_selector('a[href="/services/shop-staging/gap-0"]', state="detached")
             seen = page.evaluate("window.seen")
             assert page.evaluate("window.notReloaded") is True
     finally:
         relay.close()
     assert last_id in recorder.last_event_ids[asked:], recorder.last_event_ids
+    seen = seen[[each for each, _ in seen].index(last_id) :]
     missed = [(json.loads(data)["type"], json.loads(data)["subject"]) for _, data in seen[1:]]
     assert missed == [
-        ("ServiceCreated", "skyflow.svc.shop.gap-1"),
-        ("ServiceCreated", "skyflow.svc.shop.gap-2"),
-        ("ServiceDeleted", "skyflow.svc.shop.gap-0"),
+        ("ServiceCreated", "skyflow.svc.shop-staging.gap-1"),
+        ("ServiceCreated", "skyflow.svc.shop-staging.gap-2"),
+        ("ServiceDeleted", "skyflow.svc.shop-staging.gap-0"),
     ]
     ids = [int(each) for each, _ in seen]
     assert ids == sorted(set(ids)) and ids[0] == int(last_id)
@@ -193,19 +207,27 @@ def test_a_browser_cut_off_gets_the_three_changes_it_missed(
 def test_a_service_and_its_history_with_a_diff(
     browser: Browser, server: NatsServer, base: str
 ) -> None:
-    """From the services page to ``web``'s page, its history (PROOF as ``skyctl history``
-    shows it), and the fields that differ between its first and last revision."""
+    """From the services page (where a task announced for ``web`` shows live) to ``web``'s
+    page with that task's endpoint, its history (PROOF as ``skyctl history`` shows it),
+    and the fields that differ between its first and last revision."""
     cli = skyctl("history", "svc", "web", "-n", "shop", *as_user("viewer"), url=server.url)
     assert cli.code == 0, cli.err
     header, *lines = [re.split(r"\s{2,}", line) for line in cli.out.splitlines()]
     proofs = {line[0]: line[header.index("PROOF")] for line in lines}
     with opened(browser) as (page, _):
         sign_in(page, base, "viewer")
-        page.wait_for_selector('a[href="/services/shop/db"]')
+        page.goto(f"{base}/?namespace=shop")
+        page.wait_for_function("() => source.readyState === EventSource.OPEN")
+        task = ("announce", "task", "web-1", "-n", "shop", "--labels", "app=web2")
+        where = ("-a", "10.0.0.7", "-c", "eu-1", "-p", "http=8080")
+        start(*task, *where, *as_user("shop-writer"), url=server.url)
+        page.wait_for_selector('tr:has(a[href="/services/shop/web"]) >> td:text-is("1/1")')
         screenshot(page, "services")
         page.click('a[href="/services/shop/web"]')
         page.wait_for_url(f"{base}/services/shop/web")
         assert "app=web2" in page.inner_text("pre.describe")
+        endpoint = page.locator("table").last.locator("tbody td").all_inner_texts()
+        assert endpoint == ["web", "eu-1", "10.0.0.7", "8080/TCP", "true", "web-1"]
         screenshot(page, "service")
         page.click("text=History")
         page.wait_for_url(f"{base}/services/shop/web/history")
@@ -263,6 +285,22 @@ def test_a_wrong_password_is_refused(browser: Browser, base: str) -> None:
         page.wait_for_selector(".error")
         assert page.url == f"{base}/login"
         assert page.inner_text(".error").startswith("Not signed in: ")
+        screenshot(page, "sign-in-refused")
         assert page.context.cookies() == []
+        page.goto(base + "/")
+        assert page.url == f"{base}/login"
+
+
+def test_signing_out_forgets_the_session(browser: Browser, base: str, recorder: Recorder) -> None:
+    sessions = recorder.app.state.sessions
+    with opened(browser) as (page, _):
+        sign_in(page, base, "viewer")
+        (cookie,) = page.context.cookies()
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert cookie["value"] in sessions.by_id
+        assert page.evaluate("document.cookie") == ""  # no script can read it
+        page.click("text=Sign out")
+        page.wait_for_url(f"{base}/login")
+        assert cookie["value"] not in sessions.by_id
         page.goto(base + "/")
         assert page.url == f"{base}/login"
