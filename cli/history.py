@@ -366,59 +366,26 @@ def verify(
 
               skyctl audit verify --since 120000
     """
-    from collections import Counter
-
-    from registry.services.audit import Break, ChainChecker, read_acknowledgements
-    from registry.services.audit import verify as walk
+    from cli.auditviews import Audit, Finding, audit
 
     if since is not None and since < 1:
         raise InvalidInput("--since", since, "a stream sequence is 1 or more")
     trust = load_trust(trust_file)
-    checker = ChainChecker()
-    proofs: Counter[str] = Counter()
 
-    async def run() -> tuple[int, int, int]:
-        breaks = unproven = acknowledged = 0
+    def show(finding: Finding) -> None:
+        print(finding, flush=True)
+
+    async def run() -> Audit:
         async with await conn.open() as registry:
-            if since is not None:
-                last = await registry.log.last_sequence()
-                if since > last:
-                    raise InvalidInput("--since", since, f"the log ends at sequence {last}")
-            known = await read_acknowledgements(registry.log)
-            async for found in walk(registry.log, checker, trust, proofs, since=since):
-                if isinstance(found, Break) and found.seq in known:
-                    print(f"ACKNOWLEDGED {safe(str(found))} ({safe(str(known[found.seq]))})")
-                    acknowledged += 1
-                elif isinstance(found, Break):
-                    print(f"BROKEN {safe(str(found))}", flush=True)
-                    breaks += 1
-                else:
-                    print(f"UNPROVEN {safe(str(found))}", flush=True)
-                    unproven += 1
-        return breaks, unproven, acknowledged
+            return await audit(registry, trust, since=since, found=show)
 
-    breaks, unproven, acknowledged = run_command(run())
-    start = f"from seq {since}: " if since is not None else ""
-    summary = f"checked {start}{checker.describe()}"
-    if trust is not None or proofs["signed"] or proofs["verified"]:
-        counts = ", ".join(f"{proofs[s]} {s}" for s in ("verified", "signed", "unproven"))
-        others = [f"{proofs[s]} {s}" for s in ("replayed", "expired", "forged") if proofs[s]]
-        counts = ", ".join([counts, *others])
-        print(f"actors: {counts}", file=sys.stderr if breaks or unproven else sys.stdout)
-    if breaks or unproven:
-        problems = [f"{breaks} break{'s' if breaks != 1 else ''}"] if breaks else []
-        problems += (
-            [f"{unproven} unverified actor{'s' if unproven != 1 else ''}"] if unproven else []
-        )
-        if acknowledged:
-            problems.append(f"{acknowledged} acknowledged")
-        print(f"{summary}: {', '.join(problems)}", file=sys.stderr)
+    result = run_command(run())
+    if result.actors is not None:
+        print(result.actors, file=sys.stdout if result.holds else sys.stderr)
+    if not result.holds:
+        print(result.verdict, file=sys.stderr)
         raise typer.Exit(1)
-    if acknowledged:
-        plural = "s" if acknowledged != 1 else ""
-        print(f"{summary}: every other link holds ({acknowledged} acknowledged break{plural})")
-        return
-    print(f"{summary}: every link holds")
+    print(result.verdict)
 
 
 @connection_options

@@ -85,8 +85,10 @@ def render(
     items: list[HistoryItem],
     trust: Trust | None,
     endpoints: Endpoints | None = None,
+    now: datetime | None = None,
 ) -> str:
-    now = datetime.now(UTC)
+    """``describe svc``'s text; ages as they read at ``now`` (a past page's moment)."""
+    now = now or datetime.now(UTC)
     service = record.service
     labels = [f"{k}={v}" for k, v in sorted(service.labels.items())] or ["<none>"]
     selector = ",".join(f"{k}={v}" for k, v in sorted(service.selector.items())) or "<none>"

@@ -14,6 +14,7 @@ import typer
 
 from cli.connection import Connection, connection_options
 from cli.dataplane import DEFAULT_DOMAIN, parse_domain_flag
+from cli.proof import TrustOpt, load_trust
 from cli.webserve import UiPlan, bind
 
 __all__ = ["DEFAULT_UI_LISTEN", "bind", "ui_command"]
@@ -56,6 +57,7 @@ def ui_command(
             help="The domain of the skyctl dns whose answers a service's page shows.",
         ),
     ] = DEFAULT_DOMAIN,
+    trust_file: TrustOpt = None,
     *,
     conn: Connection,
 ) -> None:
@@ -72,6 +74,7 @@ def ui_command(
 
     plan = UiPlan.from_flags(listen, allow_remote=allow_remote, anonymous=anonymous)
     dns = DnsView(domain=parse_domain_flag(domain).to_text())
+    trust = load_trust(trust_file)
     sock = plan.bind(listen)
     gc.enable()  # not one-shot (see cli.launch)
-    run_until_stopped(lambda: plan.serve(sock, conn, dns))
+    run_until_stopped(lambda: plan.serve(sock, conn, dns, trust))

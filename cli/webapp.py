@@ -37,23 +37,34 @@ from cli.terminal import safe
 from cli.webpages import (
     LIVE_JS,
     STYLE,
+    TRAVEL_JS,
     Filters,
+    Moment,
+    audit_page,
     error_fragment,
     error_page,
     history_page,
     login_page,
     parse_filters,
+    past_service_fragment,
     service_fragment,
     service_page,
     services_page,
     services_table,
 )
-from registry.errors import InvalidInput, NotFound, RegistryError
+from registry.errors import InvalidInput, NotFound, PermissionDenied, RegistryError
 
 if TYPE_CHECKING:
     from registry.client import Registry
-    from registry.discovery.follower import ServiceEndpoints
+    from registry.discovery.endpoints import Endpoints
     from registry.services.feed import LogRecord
+    from registry.services.projection import ServiceKey, ServiceRecord
+    from registry.services.proof import Trust
+    from registry.services.when import When
+
+# What the services page shows: the services, their endpoints where known, when, and
+# why no endpoints are shown (a line as the CLI words it).
+Listed = tuple["list[ServiceRecord]", "dict[ServiceKey, Endpoints] | None", "Moment", "list[str]"]
 
 __all__ = ["COOKIE", "HEADERS", "DnsView", "EndpointsMoved", "Hub", "Sessions", "make_app"]
 
@@ -303,10 +314,18 @@ def _event(record: LogRecord) -> str:
     return f"id: {record.seq}\ndata: {data}\n\n"
 
 
-def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None = None) -> Starlette:
+def make_app(
+    base: Connection,
+    *,
+    anonymous: bool = False,
+    dns: DnsView | None = None,
+    trust: Trust | None = None,
+) -> Starlette:
     """The UI's ASGI app, reading as whoever signs in on ``base``'s server (or, with
     ``anonymous``, over ``base`` itself); a service's page shows what the ``dns`` server
-    answers for it (``skyctl dns``'s defaults unless given)."""
+    answers for it (``skyctl dns``'s defaults unless given); ``trust``: the keys that
+    prove an actor, as ``--trust`` gives them to the CLI (the audit and PROOF columns
+    use them)."""
     # The settings as given, not filled in from the process's environment at each
     # sign-in (in the agent, that is a hosted command's of the moment).
     sessions = Sessions(replace(base, environment=False), anonymous=anonymous)
@@ -323,36 +342,60 @@ def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None =
             return RedirectResponse("/login", 303)
         return _html(login_page("Sign in first."), 401)
 
-    async def read(request: Request) -> tuple[Person, list[ServiceEndpoints], Filters] | Response:
-        """The services the query asks for, as the person may read them; else the page
-        saying why not (a bad filter: 400; the server's refusal, as the CLI words it)."""
+    async def read(request: Request) -> tuple[Person, Listed, Filters] | Response:
+        """The services the query asks for, as the person may read them, now or at the
+        query's ``at``; else the page saying why not (a bad filter or moment: 400; the
+        server's refusal, as the CLI words it: 403)."""
         person = await signed_in(request)
         if isinstance(person, Response):
             return person
         try:
             filters = parse_filters(request.query_params)
+            at, when = _when(request)
         except InvalidInput as exc:
             return _html(error_page(str(exc), user=person.name), 400)
+        registry = person.registry
         try:
-            found = await person.registry.list_endpoints(filters.namespace)
+            if when is None:
+                found = await registry.list_endpoints(filters.namespace)
+                last = await registry.log.last_sequence()
+                listed: Listed = (
+                    [f.record for f in found],
+                    {f.key: f.endpoints for f in found},
+                    Moment(last),
+                    [],
+                )
+            else:
+                listed = await _past_services(registry, at, when, filters.namespace)
+        except InvalidInput as exc:  # a sequence past the log's end
+            return _html(error_page(str(exc), user=person.name), 400)
         except RegistryError as exc:
             return _html(error_page(safe(str(exc)), user=person.name), 403)
-        return person, found, filters
+        return person, listed, filters
 
     async def services(request: Request) -> Response:
         got = await read(request)
         if isinstance(got, Response):
             return got
-        person, found, filters = got
-        page = services_page(found, filters, user=person.name or None, query=request.url.query)
+        person, (records, endpoints, moment, notes), filters = got
+        user = person.name or None
+        page = services_page(
+            records,
+            endpoints,
+            filters,
+            user=user,
+            moment=moment,
+            notes=notes,
+            query=request.url.query,
+        )
         return _html(page)
 
     async def table(request: Request) -> Response:
         got = await read(request)
         if isinstance(got, Response):
             return got
-        _, found, filters = got
-        return _html(services_table(found, filters))
+        _, (records, endpoints, moment, _), filters = got
+        return _html(services_table(records, endpoints, filters, moment))
 
     def one_service(
         show: Callable[[Person, str, str, Request], Awaitable[str]], *, fragment: bool = False
@@ -404,7 +447,7 @@ def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None =
         except RegistryError as exc:  # the rest of the page is still worth seeing
             transitions = (f"<not readable: {safe(str(exc))}>", [])
         place(record, items)
-        described = render(record, items, None, endpoints)
+        described = render(record, items, trust, endpoints)
         view = dns_view
         answers = dns_rows(
             record, endpoints, domain=view.domain, ttl=view.ttl, cluster_ips=view.cluster_ips
@@ -413,26 +456,60 @@ def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None =
         return service_fragment(described, endpoints, tasks, answers, command, transitions)
 
     async def service(person: Person, namespace: str, name: str, request: Request) -> str:
+        at, when = _when(request)
+        user = person.name or None
+        if when is not None:
+            return await _past_service(person.registry, namespace, name, at, when, trust, user)
+        moment = Moment(await person.registry.log.last_sequence())
         fragment = await service_view(person, namespace, name, request)
-        return service_page(namespace, name, fragment, user=person.name or None)
+        return service_page(namespace, name, fragment, user=user, moment=moment)
 
     async def history(person: Person, namespace: str, name: str, request: Request) -> str:
         from cli.serviceviews import history_rows
         from registry.services.diff import changes
 
         span = _span(request.query_params.get("from"), request.query_params.get("to"))
-        items = await person.registry.history(namespace, name)
+        at, when = _when(request)
+        registry = person.registry
+        items = await registry.history(namespace, name)
+        moment = Moment(await registry.log.last_sequence())
+        if when is not None:
+            past = await registry.at(when, namespace, name)
+            moment = Moment(moment.last, at, past.seq, past.moment)
+            items = [item for item in items if item.seq <= past.seq]
         if not items:
             raise NotFound(namespace, name)
         diff = None
         if span is not None:
-            at = {item.seq: item for item in items}
+            found = {item.seq: item for item in items}
             for what, seq in zip(("from", "to"), span, strict=True):
-                if seq not in at:
+                if seq not in found:
                     raise InvalidInput(what, seq, f"no event of service {name} has that sequence")
-            diff = (*span, changes(at[span[0]].service, at[span[1]].service))
-        rows = history_rows(items, None)
-        return history_page(namespace, name, rows, diff, user=person.name or None)
+            diff = (*span, changes(found[span[0]].service, found[span[1]].service))
+        rows = history_rows(items, trust)
+        user = person.name or None
+        return history_page(namespace, name, rows, diff, user=user, moment=moment)
+
+    async def service_audit(person: Person, namespace: str, name: str, request: Request) -> str:
+        from cli.auditviews import audit
+        from events.subjects import subject_for
+
+        result = await audit(person.registry, trust, subject=subject_for(namespace, name))
+        if not result.events:
+            raise NotFound(namespace, name)
+        return audit_page(result, service=(namespace, name), user=person.name or None)
+
+    async def log_audit(request: Request) -> Response:
+        from cli.auditviews import audit
+
+        person = await signed_in(request)
+        if isinstance(person, Response):
+            return person
+        try:
+            result = await audit(person.registry, trust)
+        except RegistryError as exc:
+            return _html(error_page(safe(str(exc)), user=person.name), 403)
+        return _html(audit_page(result, user=person.name or None))
 
     async def login_form(request: Request) -> Response:
         return _html(login_page())
@@ -483,6 +560,9 @@ def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None =
     async def script(request: Request) -> Response:
         return Response(LIVE_JS, headers=HEADERS, media_type="text/javascript")
 
+    async def travel_script(request: Request) -> Response:
+        return Response(TRAVEL_JS, headers=HEADERS, media_type="text/javascript")
+
     async def style(request: Request) -> Response:
         return Response(STYLE, headers=HEADERS, media_type="text/css")
 
@@ -500,17 +580,96 @@ def make_app(base: Connection, *, anonymous: bool = False, dns: DnsView | None =
             Route("/services/{namespace}/{name}", one_service(service)),
             Route("/services/{namespace}/{name}/live", one_service(service_view, fragment=True)),
             Route("/services/{namespace}/{name}/history", one_service(history)),
+            Route("/services/{namespace}/{name}/audit", one_service(service_audit)),
+            Route("/audit", log_audit),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/events", events),
             Route("/live.js", script),
+            Route("/travel.js", travel_script),
             Route("/ui.css", style),
         ],
         lifespan=lifespan,
     )
     app.state.sessions = sessions
     return app
+
+
+def _when(request: Request) -> tuple[str | None, When | None]:
+    """``?at=``: the past a page is asked for, read as ``get --at`` reads it (a sequence,
+    a time, or a while ago); ``(None, None)``: now. ``InvalidInput`` naming a bad one."""
+    from registry.services.when import parse_when
+
+    at = request.query_params.get("at", "")
+    if not at.strip():
+        return None, None
+    return at, parse_when(at)
+
+
+async def _past_services(
+    registry: Registry, at: str | None, when: When, namespace: str | None
+) -> Listed:
+    """The services as they were at ``when`` (``get svc -A --at``), and, where the
+    membership history vouches for that moment, who served each then. That history
+    missing, or refused the person, is no refusal of the page (``get svc --at`` does not
+    read it): the table has no ENDPOINTS, and a line says why."""
+    from registry.discovery.served import served_many
+    from registry.jetstream.membership import NotRecorded
+    from registry.services.when import AtTime
+
+    past = await registry.at(when, namespace)
+    records = past.projection.select()
+    moment = Moment(await registry.log.last_sequence(), at, past.seq, past.moment)
+    then = when.time if isinstance(when, AtTime) else past.moment
+    if then is None or not records:
+        return records, None, moment, []
+    endpoints: dict[ServiceKey, Endpoints] = {}
+    caveats: dict[str, None] = {}  # each once, in order
+    try:
+        for served in await served_many(registry.log, records, then, registry.on_skipped):
+            caveats.update(dict.fromkeys(served.caveats))
+            if not served.caveats:  # else not known: the table says <unknown>
+                endpoints[served.record.key] = served.endpoints
+    except (NotRecorded, PermissionDenied) as exc:
+        return records, None, moment, [f"endpoints: error: {safe(str(exc))}"]
+    notes = [safe(f"endpoints: warning: {caveat}") for caveat in caveats]
+    return records, endpoints or None, moment, notes
+
+
+async def _past_service(
+    registry: Registry,
+    namespace: str,
+    name: str,
+    at: str | None,
+    when: When,
+    trust: Trust | None,
+    user: str | None,
+) -> str:
+    """A service's page as it was at ``when`` (a service deleted since included): its
+    definition then, and who served it then from the membership history, as ``get
+    endpoints NAME --at`` shows them (what that history cannot vouch for, that it
+    records nothing or that the person may not read it, said as that command says it)."""
+    from cli.serviceviews import place, render
+    from registry.jetstream.membership import NotRecorded
+
+    past = await registry.at(when, namespace, name)
+    record = past.projection.services.get((namespace, name))
+    if record is None:
+        raise NotFound(namespace, name)
+    items = [item for item in await registry.history(namespace, name) if item.seq <= past.seq]
+    endpoints: Endpoints | None = None
+    try:
+        served = await registry.served_at(namespace, name, when)
+        endpoints = served.endpoints
+        notes = [safe(f"warning: {caveat}") for caveat in served.caveats]
+    except (NotRecorded, PermissionDenied) as exc:  # the definition is still shown
+        notes = [f"error: {safe(str(exc))}"]
+    moment = Moment(await registry.log.last_sequence(), at, past.seq, past.moment)
+    place(record, items)
+    described = render(record, items, trust, endpoints, now=past.moment)
+    fragment = past_service_fragment(described, endpoints, notes)
+    return service_page(namespace, name, fragment, user=user, moment=moment)
 
 
 def _span(start: str | None, end: str | None) -> tuple[int, int] | None:

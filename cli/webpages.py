@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from cli.options import Format, Output
 from cli.parse import parse_name
@@ -21,23 +22,27 @@ from cli.views import ServiceListing
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from cli.auditviews import Audit
     from cli.selector import Selector
     from registry.discovery.endpoints import Endpoints
-    from registry.discovery.follower import ServiceEndpoints
     from registry.discovery.tasks import LiveTask
     from registry.services.diff import FieldChange
-    from registry.services.projection import ServiceRecord
+    from registry.services.projection import ServiceKey, ServiceRecord
     from registry.services.when import When
 
 __all__ = [
     "LIVE_JS",
     "STYLE",
+    "TRAVEL_JS",
     "Filters",
+    "Moment",
+    "audit_page",
     "error_fragment",
     "error_page",
     "history_page",
     "login_page",
     "parse_filters",
+    "past_service_fragment",
     "service_fragment",
     "service_page",
     "service_path",
@@ -101,10 +106,24 @@ for (const part of parts) {
 }
 """
 
+# Time travel's script, served as /travel.js: the slider shows the sequence it points at
+# while it moves, and submits its form (a GET of the same page with ?at=) when let go.
+TRAVEL_JS = """\
+const slider = document.getElementById("travel-seq");
+const shown = document.getElementById("travel-shown");
+if (slider) {
+  slider.addEventListener("input", () => { if (shown) shown.textContent = slider.value; });
+  slider.addEventListener("change", () => slider.form.submit());
+}
+"""
+
 STYLE = (
     "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
     "th,td{text-align:left;padding:.2em .8em;border-bottom:1px solid #ddd;font-size:90%}"
     "th{background:#f4f4f4}.error{color:#a00}form.filters input{margin-right:.5em}"
+    "#banner{background:#fff4d6;border:1px solid #e0c060;padding:.5em}"
+    "form.travel{display:inline-block;margin-right:1em}#travel-seq{width:20em}"
+    "#first-break{font-weight:bold;font-size:110%}"
 )
 
 
@@ -123,23 +142,35 @@ class Filters:
     parsed_selector: Selector | None = None
     since: When | None = None
 
-    def matches(self, found: ServiceEndpoints) -> bool:
-        service = found.record.service
+    def matches(self, record: ServiceRecord, endpoints: Endpoints | None) -> bool:
+        """Whether the filters pick the service (``endpoints`` None: not known, as in a
+        past without membership history; such a service is never shown as unready)."""
+        service = record.service
         if self.parsed_selector is not None and not self.parsed_selector.matches(service.labels):
             return False
         if self.type is not None and service.type.value != self.type:
             return False
-        if self.unready and found.endpoints.ready > 0:
+        if self.unready and (endpoints is None or endpoints.ready > 0):
             return False
-        return self.since is None or _changed_since(found, self.since)
+        return self.since is None or _changed_since(record, self.since)
+
+    def query(self) -> dict[str, str]:
+        """The filters given, as query parameters (what a link or form carries along)."""
+        given = {
+            "namespace": self.namespace,
+            "selector": self.selector,
+            "type": self.type,
+            "unready": "1" if self.unready else None,
+            "changed": self.changed,
+        }
+        return {k: v for k, v in given.items() if v}
 
 
-def _changed_since(found: ServiceEndpoints, since: When) -> bool:
+def _changed_since(record: ServiceRecord, since: When) -> bool:
     """Whether the service's last event is at or after ``since`` (a sequence, or a time:
     when the server stored it, else the event's own time)."""
     from registry.services.when import AtSequence
 
-    record = found.record
     if isinstance(since, AtSequence):
         return record.seq >= since.seq
     if record.time_ns:
@@ -177,29 +208,106 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
     return Filters(namespace, selector, kind, only_unready, changed, parsed, since)
 
 
-def _page(title: str, body: str, *, user: str | None = None) -> str:
+@dataclass(frozen=True)
+class Moment:
+    """Where a page stands in the log: now (``at`` None), or the past a visitor asked
+    for with ``?at=`` (as typed), which was the log up to ``seq``, stored at ``time``.
+    ``last``: the log's last sequence now (the time-travel slider's end)."""
+
+    last: int
+    at: str | None = None
+    seq: int = 0
+    time: datetime | None = None
+
+    @property
+    def past(self) -> bool:
+        return self.at is not None
+
+    def link(self, path: str, query: Mapping[str, str] | None = None) -> str:
+        """``path`` with ``query``, and with ``?at=`` on a past page (its links stay in
+        the past), unescaped: pass it through ``escape`` into an attribute."""
+        params = dict(query or {})
+        if self.at is not None:
+            params["at"] = self.at
+        return f"{path}?{urlencode(params)}" if params else path
+
+    def hidden(self) -> str:
+        """A past page's forms carry its ``at`` along."""
+        if self.at is None:
+            return ""
+        return f'<input type="hidden" name="at" value="{escape(self.at)}">'
+
+
+def _stamp(moment: datetime | None) -> str:
+    if moment is None:
+        return "the start"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _travel(moment: Moment, path: str, keep: Mapping[str, str] | None = None) -> str:
+    """The banner of a past page (with the way back to now), and time travel's two
+    forms: a slider over the log's sequences, submitted when let go (``/travel.js``),
+    and a typed sequence, time or while ago. Both GET ``path`` with ``?at=``, carrying
+    ``keep`` (the page's filters) along."""
+    carried = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+        for k, v in (keep or {}).items()
+    )
+    banner = ""
+    if moment.past:
+        now = escape(Moment(moment.last).link(path, keep))
+        banner = (
+            f'<p id="banner">As the registry was at {escape(_stamp(moment.time))} '
+            f'(log sequence {moment.seq}). <a id="now" href="{now}">Back to now</a></p>'
+        )
+    end = max(moment.last, 1)
+    value = min(max(moment.seq, 1), end) if moment.past else end
+    action = escape(path)
+    return (
+        banner + f'<div class="travel"><form id="travel" class="travel" method="get" '
+        f'action="{action}">{carried}<label>Time travel: log sequence '
+        f'<input type="range" id="travel-seq" name="at" min="1" max="{end}" value="{value}">'
+        f'</label> <output id="travel-shown" for="travel-seq">{value}</output> '
+        '<button type="submit">Go</button></form>'
+        f'<form id="travel-typed" class="travel" method="get" action="{action}">{carried}'
+        f'<label>at <input id="travel-at" name="at" value="{escape(moment.at or "")}" '
+        'placeholder="1234, 90m or a time"></label> '
+        '<button type="submit">Travel</button></form></div>'
+    )
+
+
+def _page(title: str, body: str, *, user: str | None = None, scripts: Sequence[str] = ()) -> str:
     who = (
         f'<form method="post" action="/logout">signed in as {escape(user)} '
         '<button type="submit">Sign out</button></form>'
         if user
         else ""
     )
+    tags = "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<title>{escape(title)} - SkyFlow</title><link rel="stylesheet" href="/ui.css"></head>'
-        f"<body><header>{who}</header><h1>{escape(title)}</h1>{body}</body></html>"
+        f"<body><header>{who}</header><h1>{escape(title)}</h1>{body}{tags}</body></html>"
     )
 
 
-def services_table(found: Sequence[ServiceEndpoints], filters: Filters) -> str:
-    """The table of ``get svc -A -o wide`` (ENDPOINTS included) over the services the
-    filters pick, as an HTML fragment (what the live page swaps in)."""
-    view = ServiceListing(Format(Output.wide.value), all_namespaces=True)
-    chosen = [each for each in found if filters.matches(each)]
-    view.endpoints = {each.key: each.endpoints for each in chosen}
-    records = [each.record for each in chosen]
-    view.seen(records)
-    if not records:
+def services_table(
+    records: Sequence[ServiceRecord],
+    endpoints: Mapping[ServiceKey, Endpoints] | None,
+    filters: Filters,
+    moment: Moment | None = None,
+) -> str:
+    """The table of ``get svc -A -o wide`` (ENDPOINTS included when known) over the
+    services the filters pick, as an HTML fragment (what the live page swaps in). At a
+    past ``moment``, AGE reads as it did then, and each link keeps the moment."""
+    moment = moment or Moment(0)
+    view = ServiceListing(Format(Output.wide.value), all_namespaces=True, now=moment.time)
+    known = endpoints if endpoints is not None else {}
+    chosen = [r for r in records if filters.matches(r, known.get(r.key))]
+    if endpoints is not None:
+        view.endpoints = {r.key: endpoints[r.key] for r in chosen if r.key in endpoints}
+    view.seen(chosen)
+    if not chosen:
         return '<p class="empty">No services found.</p>'
     header = view.header()
     named = header.index("NAME")
@@ -207,11 +315,11 @@ def services_table(found: Sequence[ServiceEndpoints], filters: Filters) -> str:
     def cells(record: ServiceRecord, row: list[str]) -> list[str]:
         shown = [escape(cell) for cell in row]
         service = record.service
-        href = service_path(service.namespace, service.name)
+        href = moment.link(service_path(service.namespace, service.name))
         shown[named] = f'<a href="{escape(href)}">{shown[named]}</a>'
         return shown
 
-    rows = [cells(record, row) for record in records for row in view.rows(record)]
+    rows = [cells(record, row) for record in chosen for row in view.rows(record)]
     return _table(header, rows)
 
 
@@ -231,19 +339,47 @@ def service_path(namespace: str, name: str) -> str:
     return f"/services/{quote(namespace, safe='')}/{quote(name, safe='')}"
 
 
-def service_page(namespace: str, name: str, fragment: str, *, user: str | None) -> str:
-    """Page (b): the service's ``service_fragment``, kept live: re-fetched when the
-    service or its endpoints change, and every 5 s (heartbeat ages move on)."""
+def service_page(
+    namespace: str, name: str, fragment: str, *, user: str | None, moment: Moment | None = None
+) -> str:
+    """Page (b): the service's ``service_fragment``, kept live (re-fetched when the
+    service or its endpoints change, and every 5 s: heartbeat ages move on); or, at a
+    past moment, its ``past_service_fragment``, not live."""
+    moment = moment or Moment(0)
     path = service_path(namespace, name)
-    body = (
-        '<p><a href="/">All services</a> | '
-        f'<a href="{escape(path + "/history")}">History</a></p>'
-        f'<div id="service" data-live="{escape(path + "/live")}" '
-        f'data-namespace="{escape(namespace)}" data-name="{escape(name)}" data-every="5">'
-        f"{fragment}</div>"
-        '<script src="/live.js" defer></script>'
+    links = [
+        f'<a href="{escape(moment.link("/"))}">All services</a>',
+        f'<a href="{escape(moment.link(path + "/history"))}">History</a>',
+    ]
+    if not moment.past:  # the audit is of the log as it is now
+        links.append(f'<a href="{escape(path + "/audit")}">Audit</a>')
+    if moment.past:
+        shown = f'<div id="service">{fragment}</div>'
+        scripts = ["/travel.js"]
+    else:
+        shown = (
+            f'<div id="service" data-live="{escape(path + "/live")}" '
+            f'data-namespace="{escape(namespace)}" data-name="{escape(name)}" data-every="5">'
+            f"{fragment}</div>"
+        )
+        scripts = ["/live.js", "/travel.js"]
+    body = _travel(moment, path) + f"<p>{' | '.join(links)}</p>" + shown
+    return _page(f"{namespace}/{name}", body, user=user, scripts=scripts)
+
+
+def past_service_fragment(described: str, endpoints: Endpoints | None, notes: Sequence[str]) -> str:
+    """What page (b) shows of a service at a past moment: ``describe svc``'s text as it
+    was, then the endpoints the membership history says served it then, in the columns
+    of ``get endpoints NAME -o wide`` (``notes``: what that history cannot vouch for, or
+    why there are none, as ``get endpoints --at`` words it)."""
+    from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
+
+    said = "".join(f'<p class="error">{escape(note)}</p>' for note in notes)
+    table = "" if endpoints is None else _text_table(ENDPOINT_WIDE_COLUMNS, wide_rows(endpoints))
+    return (
+        f'<h2>Definition</h2><pre class="describe" id="definition">{escape(described)}</pre>'
+        f'<h2>Endpoints</h2>{said}<div id="endpoints">{table}</div>'
     )
-    return _page(f"{namespace}/{name}", body, user=user)
 
 
 def service_fragment(
@@ -294,13 +430,19 @@ def history_page(
     diff: tuple[int, int, Sequence[FieldChange]] | None,
     *,
     user: str | None,
+    moment: Moment | None = None,
 ) -> str:
-    """Page (c): ``history svc NAME``'s table, and the changes between two revisions
-    (``?from=SEQ&to=SEQ``) in the words of its CHANGES column."""
+    """Page (c): ``history svc NAME``'s table (at a past moment, its events up to then),
+    and the changes between two revisions (``?from=SEQ&to=SEQ``) in the words of its
+    CHANGES column."""
     from cli.serviceviews import HISTORY_COLUMNS
 
-    back = escape(service_path(namespace, name))
-    body = f'<p><a href="/">All services</a> | <a href="{back}">Service</a></p>'
+    moment = moment or Moment(0)
+    path = service_path(namespace, name)
+    body = _travel(moment, path + "/history") + (
+        f'<p><a href="{escape(moment.link("/"))}">All services</a> | '
+        f'<a href="{escape(moment.link(path))}">Service</a></p>'
+    )
     if diff is not None:
         start, end, changed = diff
         body += f"<h2>Changes from seq {start} to seq {end}</h2>"
@@ -311,14 +453,15 @@ def history_page(
             body += '<p class="empty">No field differs.</p>'
     body += (
         '<h2>Events</h2><form class="filters" method="get">'
-        '<label>from <input name="from" placeholder="seq"></label>'
+        + moment.hidden()
+        + '<label>from <input name="from" placeholder="seq"></label>'
         '<label>to <input name="to" placeholder="seq"></label>'
         '<button type="submit">Diff</button></form>' + _text_table(HISTORY_COLUMNS, rows)
     )
-    return _page(f"History of {namespace}/{name}", body, user=user)
+    return _page(f"History of {namespace}/{name}", body, user=user, scripts=["/travel.js"])
 
 
-def _filters_form(filters: Filters) -> str:
+def _filters_form(filters: Filters, moment: Moment) -> str:
     def field(name: str, value: str | None, hint: str) -> str:
         return (
             f'<label>{escape(name)} <input name="{escape(name)}" '
@@ -328,6 +471,7 @@ def _filters_form(filters: Filters) -> str:
     checked = " checked" if filters.unready else ""
     return (
         '<form class="filters" method="get" action="/">'
+        + moment.hidden()
         + field("namespace", filters.namespace, "all")
         + field("selector", filters.selector, "app=web,tier!=db")
         + field("type", filters.type, "ClusterIP")
@@ -338,17 +482,33 @@ def _filters_form(filters: Filters) -> str:
 
 
 def services_page(
-    found: Sequence[ServiceEndpoints], filters: Filters, *, user: str | None, query: str = ""
+    records: Sequence[ServiceRecord],
+    endpoints: Mapping[ServiceKey, Endpoints] | None,
+    filters: Filters,
+    *,
+    user: str | None,
+    moment: Moment | None = None,
+    notes: Sequence[str] = (),
+    query: str = "",
 ) -> str:
     """Page (a): every service the filters pick (``query``: the query string that
-    picked them), live."""
-    live = escape("/services/table" + (f"?{query}" if query else ""))
+    picked them), live; or, at a past moment, as the registry was then (not live: no
+    feed is opened; ``notes``: why no endpoints)."""
+    moment = moment or Moment(0)
+    table = services_table(records, endpoints, filters, moment)
+    said = "".join(f'<p class="error">{escape(note)}</p>' for note in notes)
+    live = "" if moment.past else escape("/services/table" + (f"?{query}" if query else ""))
     body = (
-        _filters_form(filters)
-        + f'<div id="services" data-live="{live}">{services_table(found, filters)}</div>'
-        + '<script src="/live.js" defer></script>'
+        _travel(moment, "/", filters.query())
+        + _filters_form(filters, moment)
+        + said
+        + (f'<div id="services" data-live="{live}">' if live else '<div id="services">')
+        + f"{table}</div>"
     )
-    return _page("Services", body, user=user)
+    if not moment.past:  # the audit is of the log as it is now
+        body += '<p><a href="/audit">Audit the log</a></p>'
+    scripts = ["/travel.js"] if moment.past else ["/live.js", "/travel.js"]
+    return _page("Services", body, user=user, scripts=scripts)
 
 
 def login_page(message: str | None = None) -> str:
@@ -373,3 +533,48 @@ def login_page(message: str | None = None) -> str:
 def error_page(message: str, *, user: str | None = None) -> str:
     """A refusal, as the CLI words it (one line)."""
     return _page("Error", f'<p class="error">error: {escape(message)}</p>', user=user)
+
+
+def audit_page(audit: Audit, *, service: tuple[str, str] | None = None, user: str | None) -> str:
+    """``audit verify``'s result, for the whole log or one service's chain: the verdict
+    line, the first break on its own, the counts, then every line the command prints."""
+    from cli.auditviews import ACTOR_STATUSES
+
+    links = ['<a href="/">All services</a>']
+    if service is not None:
+        links.append(f'<a href="{escape(service_path(*service))}">Service</a>')
+        links.append('<a href="/audit">Audit the whole log</a>')
+    holds = "ok" if audit.holds else "error"
+    body = f"<p>{' | '.join(links)}</p>" + (
+        f'<p id="verdict" class="{holds}">{escape(audit.verdict)}</p>'
+    )
+    first = audit.first_break
+    if first is not None:
+        body += f'<p id="first-break" class="error">First break: {escape(first.text)}</p>'
+    counts = [
+        ["broken", str(audit.breaks)],
+        ["acknowledged", str(audit.acknowledged)],
+        ["unverified actors", str(audit.unproven)],
+    ]
+    shown = (*ACTOR_STATUSES, "replayed", "expired", "forged")
+    counts += [[f"actors {status}", str(audit.proofs[status])] for status in shown]
+    body += "<h2>Counts</h2>" + _text_table(("WHAT", "HOW MANY"), counts)
+    if audit.actors is not None:
+        body += f'<p id="actors">{escape(audit.actors)}</p>'
+    if not audit.trusted:
+        body += (
+            '<p class="note">Read without a trust file: an actor is judged by its '
+            "signature alone (skyctl ui --trust FILE lists every actor no trusted key "
+            "verifies).</p>"
+        )
+    if service is not None:
+        body += (
+            '<p class="note">One service\'s chain alone: which addresses the log says '
+            "each service holds is checked by the audit of the whole log.</p>"
+        )
+    lines = "\n".join(escape(str(f)) for f in audit.findings)
+    body += "<h2>Findings</h2>" + (
+        f'<pre id="findings">{lines}</pre>' if lines else '<p class="empty">None.</p>'
+    )
+    title = "Audit" if service is None else f"Audit of {service[0]}/{service[1]}"
+    return _page(title, body, user=user)

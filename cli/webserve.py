@@ -16,6 +16,7 @@ from cli.dataplane import parse_listen
 
 if TYPE_CHECKING:
     from cli.webapp import DnsView
+    from registry.services.proof import Trust
 
 __all__ = ["UiPlan", "bind"]
 
@@ -67,9 +68,12 @@ class UiPlan:
         print(f"Serving the SkyFlow UI on http://{shown}:{bound_port}/", flush=True)
         return sock
 
-    async def serve(self, sock: socket.socket, conn: Connection, dns: DnsView) -> None:
-        """Serve the UI on ``sock`` until cancelled; then stop as uvicorn stops (sessions
-        closed, open streams given ``_GRACE_S`` to end). Signals are left to the caller."""
+    async def serve(
+        self, sock: socket.socket, conn: Connection, dns: DnsView, trust: Trust | None = None
+    ) -> None:
+        """Serve the UI on ``sock`` (``trust``: the keys that prove an actor) until
+        cancelled; then stop as uvicorn stops (sessions closed, open streams given
+        ``_GRACE_S`` to end). Signals are left to the caller."""
         import uvicorn
 
         from cli.webapp import make_app
@@ -79,7 +83,7 @@ class UiPlan:
             def capture_signals(self) -> Iterator[None]:
                 yield  # the command's own handler stops it (cli.lifetime)
 
-        app = make_app(conn, anonymous=self.anonymous, dns=dns)
+        app = make_app(conn, anonymous=self.anonymous, dns=dns, trust=trust)
         config = uvicorn.Config(
             app, log_level="warning", lifespan="on", timeout_graceful_shutdown=_GRACE_S
         )

@@ -8,7 +8,7 @@ and the recorders' notes, which say when nobody recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,7 +29,7 @@ from registry.log.entry import Skipped
 from registry.log.port import Log
 from registry.services.projection import ServiceRecord
 
-__all__ = ["Served", "recent_transitions", "served_at", "task_transitions"]
+__all__ = ["Served", "recent_transitions", "served_at", "served_many", "task_transitions"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,26 @@ async def served_at(
     on_skipped: Callable[[Skipped], None] | None = None,
 ) -> Served:
     """``record`` (the service as it was at ``moment``) with the tasks live then."""
-    service = record.service
+    (served,) = await served_many(log, [record], moment, on_skipped)
+    return served
+
+
+async def served_many(
+    log: Log,
+    records: Sequence[ServiceRecord],
+    moment: datetime,
+    on_skipped: Callable[[Skipped], None] | None = None,
+) -> list[Served]:
+    """Each of ``records`` (services as they were at ``moment``) with the tasks live
+    then: each namespace's tasks, and the recorders' notes, read once for all."""
     membership = await log.membership()
     moment_ns = nanoseconds(moment)
-    messages = await membership.as_of(f"{MEMBERSHIP_PREFIX}.{service.namespace}.*", moment_ns)
-    members = Members(on_skipped or (lambda _: None))
-    members.load(messages)
-    tasks: list[Task] = [m.task for m in members.live() if m.task is not None]
+    tasks: dict[str, list[Task]] = {}
+    for namespace in dict.fromkeys(r.service.namespace for r in records):
+        messages = await membership.as_of(f"{MEMBERSHIP_PREFIX}.{namespace}.*", moment_ns)
+        members = Members(on_skipped or (lambda _: None))
+        members.load(messages)
+        tasks[namespace] = [m.task for m in members.live() if m.task is not None]
     caveats: list[str] = []
     first = await membership.first_time_ns()
     if first is None or first > moment_ns:
@@ -72,7 +85,10 @@ async def served_at(
                 f"{note.at.isoformat(timespec='seconds')}: tasks that came and went then left "
                 "no trace, and changes found later have inexact times"
             )
-    return Served(record, endpoints_for(service, tasks), moment, caveats)
+    return [
+        Served(r, endpoints_for(r.service, tasks[r.service.namespace]), moment, list(caveats))
+        for r in records
+    ]
 
 
 async def _notes(log: Log) -> list[RecordingResumed]:

@@ -219,15 +219,20 @@ async def verify(
     proofs: Counter[str] | None = None,
     *,
     since: int | None = None,
+    subject: str | None = None,
 ) -> AsyncIterator[Break | Unproven]:
     """Walk the whole log (from stream sequence ``since`` if given), yielding each break
     as it is found (and, at the end, each address held against the services), and with
-    ``trust`` each event whose actor is not verified; ``proofs`` counts each proof status."""
+    ``trust`` each event whose actor is not verified; ``proofs`` counts each proof status.
+
+    ``subject``: one chain only (a service's, from its start), for a page about that
+    service; the address ledger, which is about the whole log, is then not checked."""
     checker = checker or ChainChecker()
     proofs = proofs if proofs is not None else Counter()
     ledger = AddressLedger()
     start = Start("all") if since is None else Start("seq", seq=since)
-    async for batch in _whole_log(log, start):
+    subjects = list(ALL_SUBJECTS) if subject is None else [subject]
+    async for batch in _whole_log(log, start, subjects):
         if since is not None:
             await _seed(log, checker, batch)
         for message in batch:
@@ -238,7 +243,7 @@ async def verify(
                 yield found
             if isinstance(entry, Skipped):
                 continue
-            if since is None:
+            if since is None and subject is None:
                 ledger.feed(entry)
             actor = entry.event.actor
             proof = prove(
@@ -256,6 +261,8 @@ async def verify(
                 yield Break(message.seq, message.subject, f"actor {actor!r}: {proof.detail}")
             elif trust is not None and proof.status != "verified":
                 yield Unproven(message.seq, message.subject, actor, proof)
+    if subject is not None:
+        return
     if since is not None:
         # The ledger is about what each subject holds last: read that, not the whole log.
         async with log.read(list(ALL_SUBJECTS), Start("last_per_subject")) as tail:
@@ -285,9 +292,12 @@ async def _seed(log: Log, checker: ChainChecker, batch: list[StoredMessage]) -> 
             checker.seed(subject, before.seq, chain_hash(before.data))
 
 
-async def _whole_log(log: Log, start: Start) -> AsyncIterator[list[StoredMessage]]:
-    """Every message the stream held when the walk began, from ``start``, in batches."""
-    async with log.read(list(ALL_SUBJECTS), start) as tail:
+async def _whole_log(
+    log: Log, start: Start, subjects: list[str]
+) -> AsyncIterator[list[StoredMessage]]:
+    """Every message of ``subjects`` the stream held when the walk began, from ``start``,
+    in batches."""
+    async with log.read(subjects, start) as tail:
         while True:
             batch = await tail.next_batch()
             if not batch:

@@ -106,6 +106,12 @@ async def state_at(
 
 
 async def _stored_time(log: Log, seq: int) -> datetime | None:
-    async for record in read_log(log, filter_for(), Start("seq", seq=seq), until_seq=seq):
-        return record.message.time
+    """When the message at ``seq`` was stored, whatever its subject (an address's record
+    has a time as a service's event has)."""
+    from events.subjects import ALL_SUBJECTS
+
+    async with log.read(list(ALL_SUBJECTS), Start("seq", seq=seq)) as tail:
+        for item in await tail.next_batch():  # the first batch starts at ``seq``
+            if isinstance(item, StoredMessage):
+                return item.time if item.seq == seq else None
     return None
