@@ -52,7 +52,13 @@ from cli.webpages import (
     services_page,
     services_table,
 )
-from registry.errors import InvalidInput, NotFound, PermissionDenied, RegistryError
+from registry.errors import (
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+)
 
 if TYPE_CHECKING:
     from registry.client import Registry
@@ -531,6 +537,9 @@ def make_app(
                 value("token"),
                 creds if creds is not None and creds.strip() else None,
             )
+        except NotAuthenticated as exc:  # the CLI's hint names its flags: not here
+            said = f"the server refused these credentials ({safe(exc.detail)})"
+            return _html(login_page(f"Not signed in: {' '.join(said.split())}"), 401)
         except RegistryError as exc:
             reason = " ".join(safe(str(exc)).split())  # one line
             return _html(login_page(f"Not signed in: {reason}"), 401)

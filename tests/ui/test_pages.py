@@ -70,6 +70,8 @@ async def test_a_wrong_password_is_refused(client: httpx.AsyncClient) -> None:
     assert refused.status_code == 401
     assert COOKIE not in refused.cookies
     assert refused.text.count('class="error"') == 1
+    assert "the server refused these credentials" in refused.text
+    assert "--user" not in refused.text  # the CLI's hint names its flags: not a browser's
     assert (await client.get("/")).status_code == 401
     empty = await client.post("/login", data={"user": "", "password": ""})
     assert empty.status_code == 401 and COOKIE not in empty.cookies
