@@ -4,15 +4,19 @@ as JWTs signed with real NKeys, and the user's ``.creds`` file (what ``nsc`` wou
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nkeys
+
+if TYPE_CHECKING:
+    from registry.jetstream.server import NatsServer
 
 _LIMITS: dict[str, Any] = {
     "subs": -1,
@@ -119,3 +123,25 @@ def operator_setup(
     for name, extra in (others or {}).items():
         user_creds(name, extra)
     return config, creds
+
+
+@contextlib.contextmanager
+def operator_server(
+    directory: Path, user_name: str, others: Mapping[str, Mapping[str, Any]] | None = None
+) -> Iterator[tuple[NatsServer, Path]]:
+    """An operator-mode nats-server (``operator_setup``'s users) with the registry made
+    and ``web`` in ``shop``, by ``user_name``; yields it and that user's creds file."""
+    from registry.jetstream.server import NatsServer
+    from tests.helpers import skyctl
+
+    included, creds = operator_setup(directory, user_name, others)
+    config = directory / "server.conf"
+    config.write_text(
+        "listen: 127.0.0.1:4222\njetstream { store_dir: $SKYFLOW_STORE_DIR }\n"
+        f"include ./{included.name}\n"
+    )
+    with NatsServer(directory / "store", config=config) as server:
+        for step in (("init",), ("create", "svc", "web", "-n", "shop", "-s", "app=web")):
+            done = skyctl(*step, "--creds", str(creds), url=server.url)
+            assert done.code == 0, (step, done.err)
+        yield server, creds

@@ -23,7 +23,7 @@ from registry.services.decisions import chain_hash
 from registry.services.proof import Trust
 from tests.helpers import raw_publish, skyctl
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
-from tests.ui.support import HOSTILE, as_user, browsing, sign_in
+from tests.ui.support import HOSTILE, as_admin, as_user, browsing, sign_in
 
 
 def created(prev: str | None, name: str = "web") -> bytes:
@@ -37,14 +37,12 @@ def created(prev: str | None, name: str = "web") -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     with auth_server(tmp_path_factory.mktemp("ui-audit")) as running:
-        steps = (
+        as_admin(
+            running.url,
             ("init", *INIT_TEAMS),
             ("create", "svc", "web", "-n", "shop", "-s", "app=web", "-p", "80:8080"),
             ("label", "svc", "web", "-n", "shop", "tier=front"),
         )
-        for step in steps:
-            done = skyctl(*step, *as_user("admin"), url=running.url)
-            assert done.code == 0, (step, done.err)
         yield running
 
 

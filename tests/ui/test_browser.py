@@ -23,9 +23,8 @@ from cli.connection import Connection
 from cli.webapp import make_app
 from registry.jetstream.server import NatsServer
 from tests.helpers import skyctl, start
-from tests.servers import INIT_TEAMS, auth_server
 from tests.ui.browser import Relay, launched, opened, screenshot, serving, sign_in
-from tests.ui.support import as_user
+from tests.ui.support import as_user, shop_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -58,25 +57,11 @@ def browser() -> Iterator[Browser]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     """Users, and ``web`` in ``shop`` with three revisions (created, relabelled, applied
     with another selector) and ``db`` beside it."""
-    directory = tmp_path_factory.mktemp("ui-browser")
-    manifest = directory / "web.yaml"
-    manifest.write_text(
-        "apiVersion: skyflow.io/v1\nkind: Service\nmetadata: {name: web, namespace: shop, labels: "
-        "{tier: back}}\nspec: {selector: {app: web2}, ports: [{port: 80, targetPort: 8080}]}\n"
-    )
-    with auth_server(directory) as running:
-        steps = (
-            ("init", *INIT_TEAMS),
-            ("create", "svc", "web", "-n", "shop", "-s", "app=web", "-p", "80:8080",
-             "--labels", "tier=front"),
-            ("label", "svc", "web", "-n", "shop", "tier=back", "--overwrite"),
-            ("apply", "-f", str(manifest)),
-            ("create", "svc", "db", "-n", "shop", "-t", "NodePort", "-s", "app=db",
-             "-p", "5432:5432", "--labels", "tier=data"),
-        )  # fmt: skip
-        for step in steps:
-            done = skyctl(*step, *as_user("admin"), url=running.url)
-            assert done.code == 0, done.err
+    with shop_server(
+        tmp_path_factory.mktemp("ui-browser"),
+        ("create", "svc", "db", "-n", "shop", "-t", "NodePort", "-s", "app=db",
+         "-p", "5432:5432", "--labels", "tier=data"),
+    ) as running:  # fmt: skip
         yield running
 
 

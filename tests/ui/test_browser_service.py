@@ -15,8 +15,7 @@ import pytest
 
 from cli.connection import Connection
 from cli.webapp import make_app
-from registry.jetstream.server import NatsServer
-from tests.creds import operator_setup
+from tests.creds import operator_server
 from tests.helpers import Lines, skyctl, start
 from tests.ui.browser import launched, opened, screenshot, serving
 from tests.ui.support import HOSTILE
@@ -90,25 +89,19 @@ def test_a_creds_file_pasted_into_the_form_signs_in(
     """As a person would: the creds file's text pasted into the sign-in form's text area
     (the browser sends it with CR LF line ends), then the services page as that user."""
     directory = tmp_path_factory.mktemp("browser-creds")
-    included, creds = operator_setup(directory, "carol")
-    config = directory / "server.conf"
-    config.write_text(
-        "listen: 127.0.0.1:4222\njetstream { store_dir: $SKYFLOW_STORE_DIR }\n"
-        f"include ./{included.name}\n"
-    )
-    with NatsServer(directory / "store", config=config) as server:
-        for step in (("init",), ("create", "svc", "web", "-n", "shop", "-s", "app=web")):
-            done = skyctl(*step, "--creds", str(creds), url=server.url)
-            assert done.code == 0, (step, done.err)
-        with serving(make_app(Connection(server=server.url))) as base, opened(browser) as (page, _):
-            page.goto(f"{base}/login")
-            page.fill('textarea[name="creds"]', creds.read_text())
-            page.click('button[type="submit"]')
-            page.wait_for_url(f"{base}/")
-            assert "signed in as carol" in page.inner_text("header")
-            page.wait_for_selector('#services a[href="/services/shop/web"]')
-            page.goto(f"{base}/login")
-            page.fill('textarea[name="creds"]', "not a creds file")
-            page.click('button[type="submit"]')
-            error = page.inner_text("p.error")
-            assert error.startswith("Not signed in: invalid creds file"), error
+    with (
+        operator_server(directory, "carol") as (server, creds),
+        serving(make_app(Connection(server=server.url))) as base,
+        opened(browser) as (page, _),
+    ):
+        page.goto(f"{base}/login")
+        page.fill('textarea[name="creds"]', creds.read_text())
+        page.click('button[type="submit"]')
+        page.wait_for_url(f"{base}/")
+        assert "signed in as carol" in page.inner_text("header")
+        page.wait_for_selector('#services a[href="/services/shop/web"]')
+        page.goto(f"{base}/login")
+        page.fill('textarea[name="creds"]', "not a creds file")
+        page.click('button[type="submit"]')
+        error = page.inner_text("p.error")
+        assert error.startswith("Not signed in: invalid creds file"), error

@@ -16,8 +16,7 @@ import pytest
 from cli.connection import Connection
 from cli.webapp import make_app
 from registry.jetstream.server import NatsServer
-from tests.creds import operator_setup
-from tests.helpers import skyctl
+from tests.creds import operator_server, operator_setup
 from tests.ui.support import HOSTILE, browsing
 
 
@@ -26,16 +25,10 @@ def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsSer
     """An operator-mode server with the registry and ``web`` in ``shop``; carol's creds
     (and, beside them, ``old.creds``: a user whose JWT has expired)."""
     directory = tmp_path_factory.mktemp("ui-creds")
-    included, creds = operator_setup(directory, "carol", {"old": {"exp": int(time.time()) - 60}})
-    config = directory / "server.conf"
-    config.write_text(
-        "listen: 127.0.0.1:4222\njetstream { store_dir: $SKYFLOW_STORE_DIR }\n"
-        f"include ./{included.name}\n"
-    )
-    with NatsServer(directory / "store", config=config) as server:
-        for step in (("init",), ("create", "svc", "web", "-n", "shop", "-s", "app=web")):
-            done = skyctl(*step, "--creds", str(creds), url=server.url)
-            assert done.code == 0, (step, done.err)
+    with operator_server(directory, "carol", {"old": {"exp": int(time.time()) - 60}}) as (
+        server,
+        creds,
+    ):
         yield server, creds
 
 

@@ -17,30 +17,14 @@ from registry.client import Registry
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
 from tests.helpers import skyctl
-from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
-from tests.ui.support import HOSTILE, as_user, browsing, sign_in
+from tests.servers import PASSWORDS
+from tests.ui.support import HOSTILE, as_user, browsing, hostile_actors, shop_server, sign_in
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     """``web`` in ``shop``, created then relabelled and reselected (two revisions)."""
-    directory = tmp_path_factory.mktemp("ui-service")
-    manifest = directory / "web.yaml"
-    manifest.write_text(
-        "apiVersion: skyflow.io/v1\nkind: Service\nmetadata: {name: web, namespace: shop, labels: "
-        "{tier: back}}\nspec: {selector: {app: web2}, ports: [{port: 80, targetPort: 8080}]}\n"
-    )
-    with auth_server(directory) as running:
-        steps = (
-            ("init", *INIT_TEAMS),
-            ("create", "svc", "web", "-n", "shop", "-s", "app=web", "-p", "80:8080",
-             "--labels", "tier=front"),
-            ("label", "svc", "web", "-n", "shop", "tier=back", "--overwrite"),
-            ("apply", "-f", str(manifest)),
-        )  # fmt: skip
-        for step in steps:
-            done = skyctl(*step, *as_user("admin"), url=running.url)
-            assert done.code == 0, (step, done.err)
+    with shop_server(tmp_path_factory.mktemp("ui-service")) as running:
         yield running
 
 
@@ -155,12 +139,7 @@ async def test_what_the_server_refuses_is_403_with_the_cli_line(server: NatsServ
 
 
 async def test_hostile_values_are_escaped_on_both_pages(url: str, ns: str) -> None:
-    for value in HOSTILE:
-        env = {"LOGNAME": value, "USER": value}
-        done = skyctl("create", "svc", "evil", "-n", ns, "-s", "app=x", url=url, env=env)
-        if done.code != 0:  # the second actor updates it
-            done = skyctl("label", "svc", "evil", "-n", ns, "x=y", url=url, env=env)
-        assert done.code == 0, done.err
+    hostile_actors(url, ns)
     async with browsing(make_app(Connection(server=url), anonymous=True)) as http:
         service = await http.get(f"/services/{ns}/evil")
         history = await http.get(f"/services/{ns}/evil/history")

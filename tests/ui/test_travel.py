@@ -27,7 +27,7 @@ from registry.jetstream.server import NatsServer
 from registry.services.when import AtTime
 from tests.helpers import Lines, skyctl, start, stream_last_seq, until
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
-from tests.ui.support import HOSTILE, as_user, browsing, sign_in
+from tests.ui.support import HOSTILE, as_user, browsing, hostile_actors, sign_in
 
 
 async def log_end(url: str) -> int:
@@ -180,12 +180,7 @@ async def test_a_bad_moment_is_400_naming_it(log: Log, viewer: httpx.AsyncClient
 
 
 async def test_hostile_values_are_escaped_in_the_past(url: str, ns: str) -> None:
-    for value in HOSTILE:
-        env = {"LOGNAME": value, "USER": value}
-        done = skyctl("create", "svc", "evil", "-n", ns, "-s", "app=x", url=url, env=env)
-        if done.code != 0:
-            done = skyctl("label", "svc", "evil", "-n", ns, "x=y", url=url, env=env)
-        assert done.code == 0, done.err
+    hostile_actors(url, ns)
     seq = await stream_last_seq(url)
     assert skyctl("delete", "svc", "evil", "-n", ns, url=url).code == 0
     async with browsing(make_app(Connection(server=url), anonymous=True)) as http:
