@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from events.sites import MirrorOf, mirror_of
 from events.stream import StreamSpec, consumer_limits
 from registry.errors import (
     NotARegistry,
     ServerError,
+    SiteReadOnly,
     StreamMisconfigured,
     StreamOutdated,
     WriteNotConfirmed,
@@ -86,6 +88,9 @@ class JetStreamLog:
         self._checkpoints: CheckpointStore | None = None
         self._liveness: JetStreamLiveness | None = None
         self._membership: JetStreamMembership | None = None
+        # Set by the stream check when this server is a site: its log is a mirror of the
+        # hub's, read here and written only at the hub (``events.sites``).
+        self.site: MirrorOf | None = None
 
     @classmethod
     async def open(
@@ -186,6 +191,7 @@ class JetStreamLog:
             create=self.create,
         )
         self.check_stream(config)
+        self.site = mirror_of(config)
         self.stream_replicas = as_int(config.get("num_replicas"), 1)
 
     def check_stream(self, config: Mapping[str, Any]) -> None:
@@ -216,6 +222,7 @@ class JetStreamLog:
         headers: Mapping[str, str] | None = None,
     ) -> int:
         await self.checked()
+        self._refuse_at_a_site()
         return await self.session.append(
             self.spec.name,
             subject,
@@ -237,6 +244,7 @@ class JetStreamLog:
         server after 10 s and stores nothing.
         """
         await self.checked()
+        self._refuse_at_a_site()
         if len(messages) == 1:
             one = messages[0]
             seq = await self.append(
@@ -293,6 +301,12 @@ class JetStreamLog:
             retry_for,
             lambda reason: WriteNotConfirmed(first.msg_id, f"{reason} for {retry_for:.0f} s"),
         )
+
+    def _refuse_at_a_site(self) -> None:
+        """A site's log is the hub's, mirrored: a change asked here is refused, naming
+        the hub, before anything is sent (the mirror has no subjects to take it)."""
+        if self.site is not None:
+            raise SiteReadOnly(self.site.site, self.site.hub_domain, self.site.hub_url)
 
     async def _send_batch(self, messages: Sequence[ConditionalMessage]) -> Reply:
         conn = self.session.conn
