@@ -24,7 +24,8 @@ site_app = verb_app("Set up sites: leaf nodes that keep working when cut off fro
 @connection_options
 def site_init(
     name: Annotated[
-        str, typer.Argument(metavar="NAME", help="The site's name (a DNS label).", show_default=False)
+        str,
+        typer.Argument(metavar="NAME", help="The site's name (a DNS label).", show_default=False),
     ],
     hub: Annotated[
         str,
@@ -71,8 +72,13 @@ def site_init(
     from events.stream import StreamSpec
     from registry.jetstream.provision import provision
     from registry.sites.links import domain_of, init_hub_views, init_site_mirror, session
-    from registry.sites.model import DEFAULT_LEASE_S, Site, check_site_name, parse_duration
-    from registry.sites.model import parse_policy
+    from registry.sites.model import (
+        DEFAULT_LEASE_S,
+        Site,
+        check_site_name,
+        parse_duration,
+        parse_policy,
+    )
 
     check_site_name(name)
     chosen = parse_policy(policy)
@@ -98,8 +104,8 @@ def site_init(
                 )
             print(safe(await init_site_mirror(here, name, hub_domain, hub, spec)), flush=True)
         async with await conn.open_log() as log:
-            for line in await provision(log, scale=False):
-                print(safe(str(line)), flush=True)
+            for made in await provision(log, scale=False):
+                print(safe(str(made)), flush=True)
         site = Site(name, domain, hub, chosen, lease_s or DEFAULT_LEASE_S)
         async with session(hub, credentials) as at_hub:
             for line in await init_hub_views(at_hub, site):

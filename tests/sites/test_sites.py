@@ -52,9 +52,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
             NatsServer(root / "west", config=root / "west.conf") as west,
         ):
             assert skyctl("init", url=hub.url).code == 0
-            made = skyctl(
-                "site", "init", "east", "--hub", hub.url, "--lease", "2s", url=east.url
-            )
+            made = skyctl("site", "init", "east", "--hub", hub.url, "--lease", "2s", url=east.url)
             assert made.code == 0, made.err
             made = skyctl("site", "init", "west", "--hub", hub.url, url=west.url)
             assert made.code == 0, made.err
@@ -209,7 +207,7 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
 
 
 async def _live(url: str, name: str) -> bool:
-    return states(url)[name]["status"]["state"] == "live"
+    return bool(states(url)[name]["status"]["state"] == "live")
 
 
 async def _all_live(url: str) -> bool:
