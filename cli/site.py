@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["get_sites", "site_app"]
 
+# How long ``site init`` waits for the site's leaf link to the hub before setting up.
+LINK_WAIT_S = 10.0
+
 site_app = verb_app("Set up sites: leaf nodes that keep working when cut off from the hub.")
 
 
@@ -65,13 +68,20 @@ def site_init(
     streams. At the hub: one stream sourcing the site's live tasks and one its
     membership history, under site.NAME.; their metadata records the lease and policy.
     Running it again brings the hub's record up to date. Both servers need a JetStream
-    domain, and the site a leaf link to the hub (cluster/sites/).
+    domain, and the site a leaf link to the hub (cluster/sites/); it waits up to 10 s
+    for that link first.
 
     Example:  skyctl site init east --hub nats://127.0.0.1:4222 -S nats://127.0.0.1:4225
     """
     from events.stream import StreamSpec
     from registry.jetstream.provision import provision
-    from registry.sites.links import domain_of, init_hub_views, init_site_mirror, session
+    from registry.sites.links import (
+        domain_of,
+        init_hub_views,
+        init_site_mirror,
+        reaches,
+        session,
+    )
     from registry.sites.model import (
         DEFAULT_LEASE_S,
         Site,
@@ -101,6 +111,15 @@ def site_init(
                     "--server",
                     conn.server,
                     f"is in the hub's JetStream domain ({domain}): a site needs its own",
+                )
+            if not await reaches(here, hub_domain, wait_s=LINK_WAIT_S):
+                print(
+                    f"warning: site {name} does not reach the hub's JetStream (domain "
+                    f"{safe(hub_domain)}) across its leaf link after {LINK_WAIT_S:g} s: set up "
+                    "anyway; copies start once the link is up (JetStream retries a copy "
+                    "set up meanwhile after 30 s)",
+                    file=sys.stderr,
+                    flush=True,
                 )
             print(safe(await init_site_mirror(here, name, hub_domain, hub, spec)), flush=True)
         async with await conn.open_log() as log:

@@ -8,6 +8,7 @@ state of ``/leafz`` needs the server's monitoring port, which clients do not hav
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from events.sites import (
     SITE_MEMBERSHIP_PREFIX,
     SITE_TASKS_PREFIX,
+    api_prefix,
     membership_view,
     mirror_of,
     service_mirror,
@@ -31,7 +33,15 @@ from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 from registry.jetstream.session import Session
 from registry.sites.model import Heard, LeaseState, Site, lease_state
 
-__all__ = ["SiteReport", "domain_of", "init_hub_views", "init_site_mirror", "read_sites", "session"]
+__all__ = [
+    "SiteReport",
+    "domain_of",
+    "init_hub_views",
+    "init_site_mirror",
+    "reaches",
+    "read_sites",
+    "session",
+]
 
 
 @contextlib.asynccontextmanager
@@ -56,6 +66,22 @@ async def domain_of(where: Session, role: str) -> str:
             f"(jetstream {{ domain: ... }}, as cluster/sites/*.conf do)"
         )
     return domain
+
+
+async def reaches(site_session: Session, hub_domain: str, *, wait_s: float) -> bool:
+    """Whether the site's server reaches the hub's JetStream across its leaf link (the
+    hub's domain answers there), waiting up to ``wait_s`` for it. A mirror or source set
+    up while the link is down waits 30 s before its server asks again (nats-server's
+    ``srcConsumerWaitTime``), so setting up after the link is up saves that."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            await site_session.api(f"{api_prefix(hub_domain)}.INFO", None, "reach the hub")
+            return True
+        except (ServerError, ApiError):
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+        await asyncio.sleep(0.2)
 
 
 async def _info(where: Session, name: str) -> dict[str, Any] | None:
@@ -163,12 +189,21 @@ class SiteReport:
         return min(known) if known else None
 
     @property
+    def unheard_s(self) -> float | None:
+        """How long the hub has gone without a word: since it last heard from the site,
+        or, never having heard, since it began to listen (its views were made)."""
+        if self.silent_s is not None:
+            return self.silent_s
+        known = [h.listening_s for h in self.heard if h.listening_s is not None]
+        return min(known) if known else None
+
+    @property
     def lag(self) -> int:
         return sum(h.lag for h in self.heard)
 
     @property
     def state(self) -> LeaseState:
-        return lease_state(self.site, self.silent_s)
+        return lease_state(self.site, self.unheard_s)
 
     @property
     def errors(self) -> tuple[str, ...]:
@@ -191,6 +226,7 @@ async def _stream_names(where: Session, prefixes: tuple[str, ...]) -> list[str]:
 async def read_sites(hub_session: Session, names: tuple[str, ...] = ()) -> list[SiteReport]:
     """Every site the hub sources (or those named), as its views' stream info says."""
     found: dict[str, tuple[Site, list[Heard], list[datetime]]] = {}
+    now = datetime.now(UTC)
     for stream in await _stream_names(hub_session, (SITE_TASKS_PREFIX, SITE_MEMBERSHIP_PREFIX)):
         info = await _info(hub_session, stream)
         if info is None:
@@ -200,23 +236,24 @@ async def read_sites(hub_session: Session, names: tuple[str, ...] = ()) -> list[
         if site is None or (names and site.name not in names):
             continue
         entry = found.setdefault(site.name, (site, [], []))
-        entry[1].append(_heard(stream, info))
+        entry[1].append(_heard(stream, info, now))
         state = info.get("state")
         stamp = state.get("last_ts") if isinstance(state, dict) else None
         newest = _time(stamp) if state and state.get("messages") else None
         if newest is not None:
             entry[2].append(newest)
-    now = datetime.now(UTC)
     return [
         SiteReport(site, tuple(heard), max(stamps) if stamps else None, now)
         for site, heard, stamps in (found[name] for name in sorted(found))
     ]
 
 
-def _heard(stream: str, info: dict[str, Any]) -> Heard:
+def _heard(stream: str, info: dict[str, Any], now: datetime) -> Heard:
+    created = _time(info.get("created"))
+    since = (now - created).total_seconds() if created is not None else None
     sources = [s for s in info.get("sources") or [] if isinstance(s, dict)]
     if not sources:
-        return Heard(stream, None, 0, "no source (not yet set up, or removed)")
+        return Heard(stream, None, 0, "no source (not yet set up, or removed)", since)
     source = sources[0]
     active = source.get("active")
     silent = active / 1e9 if isinstance(active, int) and active >= 0 else None
@@ -225,7 +262,7 @@ def _heard(stream: str, info: dict[str, Any]) -> Heard:
     said = None
     if isinstance(error, dict):
         said = str(error.get("description") or error)
-    return Heard(stream, silent, lag if isinstance(lag, int) and lag > 0 else 0, said)
+    return Heard(stream, silent, lag if isinstance(lag, int) and lag > 0 else 0, said, since)
 
 
 def _time(stamp: object) -> datetime | None:

@@ -181,11 +181,12 @@ class Heard:
     silent_s: float | None  # since the hub last heard from it; None: never
     lag: int  # messages the site holds that the hub has not received (as last reported)
     error: str | None = None
+    listening_s: float | None = None  # since the hub began to source it (its view was made)
 
 
 def lease_state(site: Site, silent_s: float | None) -> LeaseState:
-    """The lease on ``site`` after ``silent_s`` seconds without a word (None: never heard
-    from): live within the lease, then stale, then (revoke-after) revoked."""
+    """The lease on ``site`` after ``silent_s`` seconds without a word (None: unknown,
+    taken as forever): live within the lease, then stale, then (revoke-after) revoked."""
     if silent_s is not None and silent_s < site.lease_s:
         return "live"
     grace = site.policy.grace_s
