@@ -13,9 +13,9 @@ from cli.terminal import safe
 from cli.verbs import verb_app
 
 if TYPE_CHECKING:
-    from registry.sites.links import SiteReport
+    from registry.sites.links import HubReport, SiteReport
 
-__all__ = ["get_sites", "site_app"]
+__all__ = ["LINK_WAIT_S", "get_sites", "site_app"]
 
 # How long ``site init`` waits for the site's leaf link to the hub before setting up.
 LINK_WAIT_S = 10.0
@@ -121,10 +121,11 @@ def site_init(
                     file=sys.stderr,
                     flush=True,
                 )
-            print(safe(await init_site_mirror(here, name, hub_domain, hub, spec)), flush=True)
+            made = await init_site_mirror(here, name, hub_domain, hub, spec, lease_s)
+            print(safe(made), flush=True)
         async with await conn.open_log() as log:
-            for made in await provision(log, scale=False):
-                print(safe(str(made)), flush=True)
+            for stream in await provision(log, scale=False):
+                print(safe(str(stream)), flush=True)
         site = Site(name, domain, hub, chosen, lease_s or DEFAULT_LEASE_S)
         async with session(hub, credentials) as at_hub:
             for line in await init_hub_views(at_hub, site):
@@ -136,6 +137,56 @@ def site_init(
         )
 
     run_command(run())
+
+
+@site_app.command("status")
+@connection_options
+def site_status(
+    output: Annotated[Output, output_option(Output.table, Output.json, Output.yaml)] = Output.table,
+    *,
+    conn: Connection,
+) -> None:
+    """Say how stale this site's copy of the hub's service log is (asked of the site).
+
+    The site keeps answering reads from its mirror of the hub's log while the link is
+    down; this says when the mirror last heard from the hub (its heartbeats come once a
+    second), so what the site answers can be judged: the link is up while the hub was
+    heard within the site's lease, and the services the site serves are those of that
+    moment otherwise.
+
+    Example:  skyctl site status -S nats://127.0.0.1:4225
+    """
+    from registry.sites.links import read_hub, session
+
+    async def read() -> "HubReport":
+        async with session(conn.server, conn.credentials()) as here:
+            return await read_hub(here)
+
+    report = run_command(read())
+    mirror = report.mirror
+    if output in (Output.json, Output.yaml):
+        from cli.render import to_json, to_yaml
+
+        obj = {
+            "site": mirror.site,
+            "hub": {"domain": mirror.hub_domain, "url": mirror.hub_url},
+            "link": "up" if report.link_up else "down",
+            "silentSeconds": report.silent_s,
+            "leaseSeconds": report.lease_s,
+            "serviceLog": {"lastSequence": report.last_seq, "lag": report.lag},
+        }
+        print(to_json(obj) if output is Output.json else to_yaml(obj))
+        return
+    heard = "never" if report.silent_s is None else f"{_ago(report.silent_s)} ago"
+    print(
+        f"site/{safe(mirror.site)}: hub {safe(mirror.hub_url)} (domain {safe(mirror.hub_domain)})"
+    )
+    print(f"link {'up' if report.link_up else 'down'}: hub last heard {heard}")
+    what = f"service log: the hub's up to sequence {report.last_seq}"
+    if report.link_up:
+        print(f"{what}, {report.lag} behind")
+    else:
+        print(f"{what}, as of {heard}: changes made at the hub since are not here yet")
 
 
 @connection_options

@@ -87,12 +87,18 @@ def _metadata(values: Mapping[str, str]) -> dict[str, str]:
 
 
 def service_mirror(
-    site: str, hub_domain: str, hub_url: str, spec: StreamSpec | None = None
+    site: str,
+    hub_domain: str,
+    hub_url: str,
+    spec: StreamSpec | None = None,
+    lease_s: float = 5.0,
 ) -> dict[str, Any]:
     """``SKYFLOW_SERVICES`` at a site: the hub's log, mirrored (same sequences, same
     subjects), with every setting the registry demands of its log (invariant 6) except
     those a mirror cannot have: subjects (nothing is written here) and atomic batches
-    (the server refuses them on a mirror, error 10198)."""
+    (the server refuses them on a mirror, error 10198). Its metadata names the site, the
+    hub, and how long the site may go without a word from the hub (``lease_s``) before
+    it calls its copy stale."""
     spec = spec or StreamSpec()
     required = {k: v for k, v in spec.required.items() if k != "allow_atomic"}
     return {
@@ -103,7 +109,9 @@ def service_mirror(
         "max_msg_size": spec.max_msg_size,
         "allow_direct": True,
         "consumer_limits": consumer_limits(),
-        "metadata": _metadata({"site": site, "hub": hub_url, "hub_domain": hub_domain}),
+        "metadata": _metadata(
+            {"site": site, "hub": hub_url, "hub_domain": hub_domain, "lease_s": f"{lease_s:g}"}
+        ),
         **required,
     }
 

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from events.sites import (
+    METADATA_PREFIX,
     SITE_MEMBERSHIP_PREFIX,
     SITE_TASKS_PREFIX,
+    MirrorOf,
     api_prefix,
     membership_view,
     mirror_of,
@@ -31,14 +33,16 @@ from registry.jetstream.credentials import Credentials
 from registry.jetstream.direct import parse_time_ns
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 from registry.jetstream.session import Session
-from registry.sites.model import Heard, LeaseState, Site, lease_state
+from registry.sites.model import DEFAULT_LEASE_S, Heard, LeaseState, Site, lease_state
 
 __all__ = [
+    "HubReport",
     "SiteReport",
     "domain_of",
     "init_hub_views",
     "init_site_mirror",
     "reaches",
+    "read_hub",
     "read_sites",
     "session",
 ]
@@ -94,14 +98,19 @@ async def _info(where: Session, name: str) -> dict[str, Any] | None:
 
 
 async def init_site_mirror(
-    site_session: Session, site: str, hub_domain: str, hub_url: str, spec: StreamSpec
+    site_session: Session,
+    site: str,
+    hub_domain: str,
+    hub_url: str,
+    spec: StreamSpec,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> str:
     """Make the site's ``SKYFLOW_SERVICES`` a mirror of the hub's log; one line saying
     what was done. A site that already keeps a log of its own is refused, never replaced:
     its events would be lost."""
     have = await _info(site_session, STREAM_NAME)
     if have is None:
-        config = service_mirror(site, hub_domain, hub_url, spec)
+        config = service_mirror(site, hub_domain, hub_url, spec, lease_s)
         await site_session.api(
             f"$JS.API.STREAM.CREATE.{STREAM_NAME}", config, f"create the mirror {STREAM_NAME}"
         )
@@ -114,7 +123,16 @@ async def init_site_mirror(
             f"the server at {site_session.url} keeps a service log of its own "
             f"({STREAM_NAME}); a site mirrors the hub's: set the site up on a new server",
         )
-    if mirrored.site != site or mirrored.hub_domain != hub_domain:
+    if mirrored.site == site and mirrored.hub_domain == hub_domain:
+        wanted = service_mirror(site, hub_domain, hub_url, spec, lease_s)["metadata"]
+        current = dict(have.get("config") or {})
+        if _without_server_keys("metadata", current.get("metadata")) != wanted:
+            current["metadata"] = {**dict(current.get("metadata") or {}), **wanted}
+            await site_session.api(
+                f"$JS.API.STREAM.UPDATE.{STREAM_NAME}", current, f"update {STREAM_NAME}"
+            )
+            return f"stream {STREAM_NAME} updated: a mirror of the hub's log (domain {hub_domain})"
+    else:
         raise InvalidInput(
             "site",
             site,
@@ -208,6 +226,52 @@ class SiteReport:
     @property
     def errors(self) -> tuple[str, ...]:
         return tuple(f"{h.stream}: {h.error}" for h in self.heard if h.error)
+
+
+@dataclass(frozen=True)
+class HubReport:
+    """What a site hears of its hub: how long since its mirror of the hub's log last
+    heard from the hub, and how far it got."""
+
+    mirror: MirrorOf
+    silent_s: float | None  # None: never
+    lag: int
+    last_seq: int
+    lease_s: float
+
+    @property
+    def link_up(self) -> bool:
+        return self.silent_s is not None and self.silent_s < self.lease_s
+
+
+async def read_hub(site_session: Session) -> HubReport:
+    """The site's view of its hub, from its mirror's stream info (``NotASite`` if the
+    server at ``site_session`` is none)."""
+    info = await _info(site_session, STREAM_NAME)
+    config = dict(info.get("config") or {}) if info else {}
+    mirrored = mirror_of(config)
+    if info is None or mirrored is None:
+        raise InvalidInput(
+            "--server",
+            site_session.url,
+            "is no site (its service log is no mirror of a hub's): skyctl site init sets one up",
+        )
+    mirror = info.get("mirror") if isinstance(info.get("mirror"), dict) else {}
+    assert isinstance(mirror, dict)
+    active = mirror.get("active")
+    lag = mirror.get("lag")
+    state = info.get("state") if isinstance(info.get("state"), dict) else {}
+    assert isinstance(state, dict)
+    last_seq = state.get("last_seq")
+    metadata = dict(config.get("metadata") or {})
+    lease = Site.from_metadata({**metadata, f"{METADATA_PREFIX}domain": "-"})
+    return HubReport(
+        mirrored,
+        active / 1e9 if isinstance(active, int) and active >= 0 else None,
+        lag if isinstance(lag, int) and lag > 0 else 0,
+        last_seq if isinstance(last_seq, int) else 0,
+        lease.lease_s if lease is not None else DEFAULT_LEASE_S,
+    )
 
 
 async def _stream_names(where: Session, prefixes: tuple[str, ...]) -> list[str]:

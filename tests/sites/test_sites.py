@@ -125,6 +125,15 @@ def test_bad_site_settings_are_refused_naming_them(
     assert len(result.err.strip().splitlines()) == 1
 
 
+def test_site_status_is_asked_of_a_site(sites: Sites) -> None:
+    status = skyctl("site", "status", url=sites.west.url)
+    assert status.code == 0, status.err
+    assert status.lines[0] == f"site/west: hub {sites.hub.url} (domain hub)"
+    refused = skyctl("site", "status", url=sites.hub.url)
+    assert refused.code == 2
+    assert "is no site" in refused.err
+
+
 def test_the_hub_itself_is_not_made_a_site(sites: Sites) -> None:
     """A server in the hub's own domain (here the hub itself, whose log would be lost to
     a mirror) cannot be made a site."""
@@ -195,6 +204,12 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
                 f"reconnected around the cut link?): {seen}"
             )
             assert await stream_last_seq(hub) == before, "a write at east reached the hub"
+            # The site says how stale its copy of the hub's log is.
+            status = skyctl("site", "status", "-o", "json", url=east)
+            assert status.code == 0, status.err
+            told = json.loads(status.out)
+            assert told["link"] == "down" and told["silentSeconds"] > EAST_LEASE_S, told
+            assert told["serviceLog"]["lastSequence"] == before
             during = skyctl(
                 "create", "service", "during", "-n", ns, "-s", "app=x", "-p", "80", url=hub
             )
@@ -202,6 +217,12 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
         finally:
             sites.link.heal()
         healed = await until("east live again", lambda: _live(hub, "east"), timeout=60)
+
+        async def site_hears_hub() -> bool:
+            status = skyctl("site", "status", url=east)
+            return status.code == 0 and "link up: hub last heard" in status.out
+
+        await until("east hears the hub again", site_hears_hub, timeout=60)
         await until("the change made during the cut at east", lambda: mirrored("during"), 30)
         print(f"\nsites: east stale {first_stale:.1f} s into a 4 s cut; live {healed:.1f} s after")
 
