@@ -16,12 +16,12 @@ hub's account of a site is a lease on it:
   answering with the site's endpoints instead of serving them from memory.
 
 The policy is per site and explicit, because both failures are real: Consul peering
-stays ACTIVE while its catalog goes stale (consul #22868), Cilium ClusterMesh served a
-vanished cluster's services forever until a cache TTL was added (PR #41643), and Istio
-pushed empty endpoints for a merely unreachable remote (#38440). The default is
+stays ACTIVE while its catalog goes stale (consul#22868), Cilium ClusterMesh served a
+vanished cluster's services forever until a cache TTL was added (cilium#41643), and Istio
+pushed empty endpoints for a merely unreachable remote (istio#38440). The default is
 ``revoke-after 2m`` (``DEFAULT_POLICY``), as the MCS API's per-cluster lease expiry
 removes endpoints: two minutes rides out the link flaps measured here (sourcing resumed
-up to 36 s after a 16 s cut, nats-server #6454) while bounding how long traffic may be
+up to 36 s after a 16 s cut, nats-server#6454) while bounding how long traffic may be
 sent towards tasks nobody can vouch for. ``keep-last-known`` suits a site whose tasks
 outlive its links (a ship, a shop floor); the hub still marks every answer stale.
 """
