@@ -74,6 +74,16 @@ def get_endpoints(
             "record), next to the service as it was then. Needs a NAME.",
         ),
     ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="SITE",
+            help="With --at, asked of the hub: who served the service at that site "
+            "then, from the hub's copy of the site's membership history.",
+            show_default=False,
+        ),
+    ] = None,
     *,
     conn: Connection,
 ) -> None:
@@ -102,6 +112,12 @@ def get_endpoints(
     # Every flag is checked before the server is asked anything.
     view = EndpointsListing(output, selector, no_headers, sort_by, all_namespaces)
     scope = None if all_namespaces else namespace
+    if site is not None:
+        from registry.sites.model import check_site_name
+
+        check_site_name(site)
+        if at is None:
+            raise InvalidInput("site", site, "--site needs --at (for now)")
     if at is not None:
         from registry.services.when import parse_when
 
@@ -109,7 +125,7 @@ def get_endpoints(
         if name is None or watch:
             why = "--at needs a service NAME" if name is None else "--at cannot be combined with -w"
             raise InvalidInput("time", at, why)
-        _served_at(conn, namespace, name, when, view)
+        _served_at(conn, namespace, name, when, view, site)
         return
     if watch:
         _watch(conn, scope, name, view)
@@ -133,7 +149,12 @@ def get_endpoints(
 
 
 def _served_at(
-    conn: Connection, namespace: str, name: str, when: When, view: EndpointsListing
+    conn: Connection,
+    namespace: str,
+    name: str,
+    when: When,
+    view: EndpointsListing,
+    site: str | None = None,
 ) -> None:
     """Who served ``namespace/name`` at ``when``, after the service as it was then; what
     the history cannot vouch for on stderr."""
@@ -143,13 +164,14 @@ def _served_at(
 
     async def read() -> Served:
         async with await conn.open() as registry:
-            return await registry.served_at(namespace, name, when)
+            return await registry.served_at(namespace, name, when, site=site)
 
     served = run_command(read())
     for caveat in served.caveats:
         print(safe(f"warning: {caveat}"), file=sys.stderr, flush=True)
     found = ServiceEndpoints(served.record, served.endpoints)
     moment = served.moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    where = f" at site {site}" if site else ""
     if view.tabular:
         service = served.record.service
         selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
@@ -157,7 +179,8 @@ def _served_at(
         if view.output in TABLES:  # (custom columns print only their columns)
             print(
                 safe(
-                    f"service/{service.name} at {moment} (revision {served.record.seq}): "
+                    f"service/{service.name} at {moment}{where} (revision "
+                    f"{served.record.seq}): "
                     f"{service.type.value}, selector {selector}, ports {ports}"
                 )
             )
@@ -171,7 +194,12 @@ def _served_at(
         {
             "apiVersion": API_VERSION,
             "kind": "List",
-            "metadata": {"annotations": {"skyflow.io/at": moment}},
+            "metadata": {
+                "annotations": {
+                    "skyflow.io/at": moment,
+                    **({"skyflow.io/site": site} if site else {}),
+                }
+            },
             "items": [service_object(served.record), view.object(found)],
         }
     )

@@ -47,10 +47,12 @@ async def served_at(
     record: ServiceRecord,
     moment: datetime,
     on_skipped: Callable[[Skipped], None] | None = None,
+    site: str | None = None,
 ) -> Served:
-    """``record`` (the service as it was at ``moment``) with the tasks live then."""
+    """``record`` (the service as it was at ``moment``) with the tasks live then (at
+    ``site``: those the hub's copy of that site's history says were live there)."""
     service = record.service
-    membership = await log.membership()
+    membership = await log.membership(site=site)
     moment_ns = nanoseconds(moment)
     messages = await membership.as_of(f"{MEMBERSHIP_PREFIX}.{service.namespace}.*", moment_ns)
     members = Members(on_skipped or (lambda _: None))
@@ -64,7 +66,7 @@ async def served_at(
             f"the membership history starts at {start} (kept {membership.retention_s // 86400}d"
             "): nobody is known to have served before"
         )
-    for note in await _notes(log):
+    for note in await _notes(log, site):
         after = note.after
         if after is not None and after <= moment <= note.at:
             caveats.append(
@@ -75,8 +77,8 @@ async def served_at(
     return Served(record, endpoints_for(service, tasks), moment, caveats)
 
 
-async def _notes(log: Log) -> list[RecordingResumed]:
-    membership = await log.membership()
+async def _notes(log: Log, site: str | None = None) -> list[RecordingResumed]:
+    membership = await log.membership(site=site)
     notes = []
     for message in await membership.history(RECORDER_SUBJECT, limit=1000):
         try:

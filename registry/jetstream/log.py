@@ -88,6 +88,7 @@ class JetStreamLog:
         self._checkpoints: CheckpointStore | None = None
         self._liveness: JetStreamLiveness | None = None
         self._membership: JetStreamMembership | None = None
+        self._site_memberships: dict[str, JetStreamMembership] = {}
         # Set by the stream check when this server is a site: its log is a mirror of the
         # hub's, read here and written only at the hub (``events.sites``).
         self.site: MirrorOf | None = None
@@ -429,7 +430,11 @@ class JetStreamLog:
                 )
         return self._liveness
 
-    async def membership(self, *, create: bool = False) -> JetStreamMembership:
+    async def membership(
+        self, *, create: bool = False, site: str | None = None
+    ) -> JetStreamMembership:
+        if site is not None:
+            return await self._site_membership(site)
         if self._membership is None:
             from events.membership import MembershipSpec
             from registry.jetstream.membership import JetStreamMembership
@@ -438,3 +443,17 @@ class JetStreamLog:
             spec = MembershipSpec(replicas=self.stream_replicas)
             self._membership = await JetStreamMembership.open(self.session, spec, create=create)
         return self._membership
+
+    async def _site_membership(self, site: str) -> JetStreamMembership:
+        """The hub's copy of ``site``'s membership history (``events.sites``), read only."""
+        from events.membership import MembershipSpec
+        from events.sites import SITE_MEMBERSHIP_PREFIX, site_subject
+        from registry.jetstream.membership import JetStreamMembership
+
+        found = self._site_memberships.get(site)
+        if found is None:
+            spec = MembershipSpec(name=f"{SITE_MEMBERSHIP_PREFIX}{site}")
+            prefix = site_subject(site, "")
+            found = await JetStreamMembership.open(self.session, spec, create=False, prefix=prefix)
+            self._site_memberships[site] = found
+        return found

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from events.task import Task
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from tests.cluster import free_route_ports
-from tests.helpers import skyctl, stream_last_seq, until
+from tests.helpers import raw_nats, running, skyctl, stream_last_seq, until
 from tests.sitesetup import DOCUMENTED, Cuttable, SitesLayout, cuttable, render_configs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,7 +161,11 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
     # the leaf link as plain messages, the hub would store them a second time.
     assert skyctl("init", "--namespace", ns, url=hub).code == 0
     task = Task(namespace=ns, name="web-east-1", labels={"app": "web"}, address="10.7.0.1")
-    async with await Registry.connect(east) as at_east, at_east.announce(task, ttl=3):
+    async with (
+        running("record", url=east, ready="record:"),
+        await Registry.connect(east) as at_east,
+        at_east.announce(task, ttl=3),
+    ):
 
         async def resolved_at_east() -> bool:
             found = skyctl("get", "endpoints", "web", "-n", ns, url=east)
@@ -176,6 +181,12 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
         sites.link.cut()
         cut_at = time.monotonic()
         try:
+            # A task born and dead inside the cut: recorded at east, its join and leave
+            # reach the hub's copy of east's history after the heal.
+            brief = Task(namespace=ns, name="brief", labels={"app": "web"}, address="10.7.0.2")
+            async with at_east.announce(brief, ttl=3):
+                inside = await _recorded_at(east, ns, "10.7.0.2")
+            after = await _recorded_at(east, ns, "10.7.0.2", present=False)
             seen: list[tuple[float, str, float]] = []
             while (elapsed := time.monotonic() - cut_at) < CUT_S:
                 # The site answers from what it has: its service (mirror), its task.
@@ -224,6 +235,19 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
 
         await until("east hears the hub again", site_hears_hub, timeout=60)
         await until("the change made during the cut at east", lambda: mirrored("during"), 30)
+
+        async def heard_at_hub() -> bool:
+            then = _served(hub, ns, inside, site="east")
+            later = _served(hub, ns, after, site="east")
+            return "10.7.0.2:8080" in then and "10.7.0.2:8080" not in later
+
+        await until("the cut's join and leave at the hub", heard_at_hub, timeout=60)
+        then = _served(hub, ns, inside, site="east")
+        assert "10.7.0.1:8080" in then, then  # the task that lived through the cut
+        # None doubled: the hub holds the site's transitions of the brief task, once each.
+        subject = f"skyflow.member.{ns}.brief"
+        assert await _count(east, "SKYFLOW_MEMBERSHIP", subject) == 2
+        assert await _count(hub, "SKYFLOW_SITE_MEMBERSHIP_east", f"site.east.{subject}") == 2
         print(f"\nsites: east stale {first_stale:.1f} s into a 4 s cut; live {healed:.1f} s after")
 
 
@@ -233,3 +257,33 @@ async def _live(url: str, name: str) -> bool:
 
 async def _all_live(url: str) -> bool:
     return all(s["status"]["state"] == "live" for s in states(url).values())
+
+
+async def _recorded_at(url: str, ns: str, address: str, *, present: bool = True) -> str:
+    """A moment at which the site's own history says ``address`` served ``web`` (or,
+    not ``present``, no longer did), once it does."""
+    found = ""
+
+    async def recorded() -> bool:
+        nonlocal found
+        moment = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        result = skyctl("get", "endpoints", "web", "-n", ns, "--at", moment, url=url)
+        if result.code == 0 and (address in result.out) == present:
+            found = moment
+            return True
+        return False
+
+    await until(f"{address} {'in' if present else 'out of'} east's history", recorded, 15)
+    return found
+
+
+def _served(url: str, ns: str, moment: str, *, site: str) -> str:
+    result = skyctl("get", "endpoints", "web", "-n", ns, "--at", moment, "--site", site, url=url)
+    assert result.code == 0, result.err
+    return result.out
+
+
+async def _count(url: str, stream: str, subject: str) -> int:
+    async with raw_nats(url) as nc:
+        info = await nc.jetstream().stream_info(stream, subjects_filter=subject)
+        return (info.state.subjects or {}).get(subject, 0)
