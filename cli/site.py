@@ -20,7 +20,7 @@ __all__ = ["LINK_WAIT_S", "get_sites", "site_app"]
 # How long ``site init`` waits for the site's leaf link to the hub before setting up.
 LINK_WAIT_S = 10.0
 
-site_app = verb_app("Set up sites: leaf nodes that keep working when cut off from the hub.")
+site_app = verb_app("Set up sites: leaf nodes that keep working cut off from the hub.")
 
 
 @site_app.command("init")
@@ -146,7 +146,7 @@ def site_status(
     *,
     conn: Connection,
 ) -> None:
-    """Say how stale this site's copy of the hub's service log is (asked of the site).
+    """Say how stale this site's copy of the hub's service log is.
 
     The site keeps answering reads from its mirror of the hub's log while the link is
     down; this says when the mirror last heard from the hub (its heartbeats come once a

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from events.liveness import MAX_TASK_BYTES, MAX_TTL_S, TASK_SUBJECTS
-from events.membership import MEMBERSHIP_PREFIX
 from events.stream import MAX_EVENT_BYTES, STREAM_NAME, StreamSpec, consumer_limits
 
 __all__ = [
@@ -181,6 +180,8 @@ def membership_view(site: str, domain: str, record: Mapping[str, str]) -> dict[s
     """The hub's copy of a site's membership history: sourced, kept, never purged. A
     sourced stream receives what the site recorded during a cut once the link is back,
     in the site's order."""
+    from events.membership import MEMBERSHIP_PREFIX  # (pydantic: not for every importer)
+
     return {
         "name": f"{SITE_MEMBERSHIP_PREFIX}{site}",
         "description": f"SkyFlow service registry: site {site}'s membership history",
