@@ -165,6 +165,7 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
         running("record", url=east, ready="record:"),
         await Registry.connect(east) as at_east,
         at_east.announce(task, ttl=3),
+        at_east.resolver() as resolver,
     ):
 
         async def resolved_at_east() -> bool:
@@ -172,6 +173,7 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
             return found.code == 0 and "10.7.0.1:8080" in found.out
 
         await until("east resolves its own task", resolved_at_east, timeout=15)
+        await resolver.endpoints(f"{ns}/web")  # followed from here on
         await until("both sites live", lambda: _all_live(hub), timeout=30)
         # Nothing of east's crossed the leaf link as plain messages: the hub's own
         # liveness stream does not hold east's task (only the sourced view does).
@@ -191,6 +193,8 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
             while (elapsed := time.monotonic() - cut_at) < CUT_S:
                 # The site answers from what it has: its service (mirror), its task.
                 assert await resolved_at_east(), "east stopped resolving its own task"
+                known = resolver.known(f"{ns}/web")  # the Resolver at the site, too
+                assert known is not None and "web-east-1" in [a.task for a in known.addresses]
                 view = states(hub)
                 east_state = view["east"]["status"]
                 seen.append((elapsed, east_state["state"], east_state["silentSeconds"] or 0.0))
