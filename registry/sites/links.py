@@ -291,7 +291,15 @@ async def read_sites(hub_session: Session, names: tuple[str, ...] = ()) -> list[
     """Every site the hub sources (or those named), as its views' stream info says."""
     found: dict[str, tuple[Site, list[Heard], list[datetime]]] = {}
     now = datetime.now(UTC)
-    for stream in await _stream_names(hub_session, (SITE_TASKS_PREFIX, SITE_MEMBERSHIP_PREFIX)):
+    prefixes = (SITE_TASKS_PREFIX, SITE_MEMBERSHIP_PREFIX)
+    # Named sites are read by their streams' names: no listing (which a restricted user
+    # may not do) is needed.
+    streams = (
+        [f"{prefix}{name}" for name in names for prefix in prefixes]
+        if names
+        else await _stream_names(hub_session, prefixes)
+    )
+    for stream in streams:
         info = await _info(hub_session, stream)
         if info is None:
             continue  # deleted since it was listed

@@ -126,6 +126,23 @@ def test_bad_site_settings_are_refused_naming_them(
     assert len(result.err.strip().splitlines()) == 1
 
 
+def test_get_sites_by_name(sites: Sites) -> None:
+    one = skyctl("get", "sites", "east", "-o", "json", url=sites.hub.url)
+    assert one.code == 0, one.err
+    found = json.loads(one.out)
+    assert (found["kind"], found["metadata"]["name"]) == ("Site", "east")
+    assert {s["name"] for s in found["status"]["streams"]} == {
+        "SKYFLOW_SITE_TASKS_east",
+        "SKYFLOW_SITE_MEMBERSHIP_east",
+    }
+    assert skyctl("get", "site", "site/west", "-o", "name", url=sites.hub.url).out == "site/west\n"
+    missing = skyctl("get", "sites", "north", url=sites.hub.url)
+    assert missing.code == 1
+    assert missing.err == 'error: site "north" not found (no skyctl site init for it at this hub)\n'
+    none = skyctl("get", "sites", url=sites.east.url)  # a site has no sites of its own
+    assert (none.code, none.out, none.err) == (0, "", "No resources found\n")
+
+
 def test_site_status_is_asked_of_a_site(sites: Sites) -> None:
     status = skyctl("site", "status", url=sites.west.url)
     assert status.code == 0, status.err
