@@ -88,6 +88,7 @@ def site_init(
         check_site_name,
         parse_duration,
         parse_policy,
+        public_url,
     )
 
     check_site_name(name)
@@ -99,6 +100,7 @@ def site_init(
         raise InvalidInput("--policy", policy, f"its grace must be at least the lease ({lease})")
     credentials = conn.credentials()
     spec = StreamSpec(replicas=conn.stream_replicas())
+    recorded_hub = public_url(hub)  # (stream metadata is readable by all: no password)
 
     async def run() -> None:
         async with session(hub, credentials) as at_hub, session(conn.server, credentials) as here:
@@ -121,12 +123,12 @@ def site_init(
                     file=sys.stderr,
                     flush=True,
                 )
-            made = await init_site_mirror(here, name, hub_domain, hub, spec, lease_s)
+            made = await init_site_mirror(here, name, hub_domain, recorded_hub, spec, lease_s)
             print(safe(made), flush=True)
         async with await conn.open_log() as log:
             for stream in await provision(log, scale=False):
                 print(safe(str(stream)), flush=True)
-        site = Site(name, domain, hub, chosen, lease_s or DEFAULT_LEASE_S)
+        site = Site(name, domain, recorded_hub, chosen, lease_s or DEFAULT_LEASE_S)
         async with session(hub, credentials) as at_hub:
             for line in await init_hub_views(at_hub, site):
                 print(safe(line), flush=True)

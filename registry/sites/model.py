@@ -49,6 +49,7 @@ __all__ = [
     "lease_state",
     "parse_duration",
     "parse_policy",
+    "public_url",
 ]
 
 KEEP_LAST_KNOWN = "keep-last-known"
@@ -110,6 +111,18 @@ def parse_policy(text: str) -> Policy:
     raise InvalidInput(
         "--policy", text, f"must be {KEEP_LAST_KNOWN} or {REVOKE_AFTER} [GRACE] (e.g. 2m)"
     )
+
+
+def public_url(url: str) -> str:
+    """``url`` without any user or password in it (``nats://u:p@host`` -> ``nats://host``),
+    each of a comma-separated list: what is recorded in stream metadata, which every
+    reader of stream info sees, and quoted in messages."""
+    parts = []
+    for part in url.split(","):
+        scheme, sep, rest = part.strip().rpartition("://")
+        host = rest.rpartition("@")[2]
+        parts.append(f"{scheme}{sep}{host}")
+    return ",".join(parts)
 
 
 def check_site_name(name: str) -> str:

@@ -16,6 +16,7 @@ from registry.sites.model import (
     lease_state,
     parse_duration,
     parse_policy,
+    public_url,
 )
 
 
@@ -99,3 +100,9 @@ def test_only_a_sites_mirror_of_the_hubs_log_is_accepted_as_a_log() -> None:
         assert any("mirrors or sources" in p for p in stream_problems(spec, config))
     # A mirror that could lose events is refused like any log.
     assert stream_problems(spec, {**mirror, "deny_purge": False})
+
+
+def test_no_password_is_recorded() -> None:
+    assert public_url("nats://alice:secret@hub:4222") == "nats://hub:4222"
+    assert public_url("nats://a:b@h1:4222, tls://h2:4222") == "nats://h1:4222,tls://h2:4222"
+    assert public_url("hub:4222") == "hub:4222"

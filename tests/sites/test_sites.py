@@ -94,6 +94,9 @@ def test_site_init_reports_what_it_made_and_is_repeatable(sites: Sites) -> None:
     assert states(sites.hub.url)["west"]["spec"]["policy"] == "keep-last-known"
     back = skyctl("site", "init", "west", "--hub", sites.hub.url, url=sites.west.url)
     assert back.code == 0, back.err
+    same = skyctl("site", "init", "west", "--hub", sites.hub.url, url=sites.west.url)
+    assert "stream SKYFLOW_SITE_TASKS_west exists at the hub" in same.out, same.out
+    assert "stream SKYFLOW_SITE_MEMBERSHIP_west exists at the hub" in same.out, same.out
     assert states(sites.hub.url)["west"]["spec"] == {
         "domain": "west",
         "hub": sites.hub.url,
