@@ -200,6 +200,12 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
         assert "web-east-1" not in skyctl("get", "tasks", "-n", ns, url=hub).out
         before = await stream_last_seq(hub)
 
+        async def hub_knows_east() -> bool:
+            found = skyctl("get", "endpoints", "web", "-n", ns, "--site", "east", url=hub)
+            return found.code == 0 and "10.7.0.1:8080" in found.out and not found.err
+
+        await until("the hub has east's endpoints", hub_knows_east, timeout=30)
+
         sites.link.cut()
         cut_at = time.monotonic()
         try:
@@ -238,6 +244,12 @@ async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
                 "a site the hub cannot hear came back live during the cut (a leaf "
                 f"reconnected around the cut link?): {seen}"
             )
+            # What the hub says of east's endpoints now: the last it heard, said stale.
+            last = skyctl("get", "endpoints", "web", "-n", ns, "--site", "east", url=hub)
+            assert last.code == 0, last.err
+            assert "10.7.0.1:8080" in last.out
+            assert "warning: site east is stale: the hub last heard from it" in last.err
+            assert "these are the endpoints it last reported (policy revoke-after 2m)" in last.err
             assert await stream_last_seq(hub) == before, "a write at east reached the hub"
             # The site says how stale its copy of the hub's log is.
             status = skyctl("site", "status", "-o", "json", url=east)
@@ -311,3 +323,39 @@ async def _count(url: str, stream: str, subject: str) -> int:
     async with raw_nats(url) as nc:
         info = await nc.jetstream().stream_info(stream, subjects_filter=subject)
         return (info.state.subjects or {}).get(subject, 0)
+
+
+async def test_a_site_silent_past_its_grace_is_revoked(sites: Sites, ns: str) -> None:
+    """Under revoke-after GRACE, a site silent for GRACE is revoked: the hub serves none
+    of its endpoints, and says why; heard again, it is live."""
+    hub, east = sites.hub.url, sites.east.url
+    made = skyctl(
+        "site", "init", "east", "--hub", hub, "--lease", "2s", "--policy", "revoke-after 3s",
+        url=east,
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    created = skyctl("create", "service", "web", "-n", ns, "-s", "app=web", "-p", "80", url=hub)
+    assert created.code == 0, created.err
+    try:
+        await until("both sites live", lambda: _all_live(hub), timeout=60)
+        sites.link.cut()
+        try:
+
+            async def revoked() -> bool:
+                return bool(states(hub)["east"]["status"]["state"] == "revoked")
+
+            took = await until("east revoked", revoked, timeout=15)
+            assert took >= 2.0  # (silent for its grace: 3 s, less the heartbeat's second)
+            served = skyctl("get", "endpoints", "web", "-n", ns, "--site", "east", url=hub)
+            assert served.code == 0, served.err
+            assert "warning: site east is revoked" in served.err
+            assert "its endpoints are not served (policy revoke-after 3s)" in served.err
+            table = skyctl("get", "sites", "east", "--no-headers", url=hub).out.split()
+            assert table[2] == "down"
+            assert table[6:] == ["revoked", "revoke-after", "3s"]
+        finally:
+            sites.link.heal()
+        await until("east live again", lambda: _live(hub, "east"), timeout=60)
+    finally:
+        restored = skyctl("site", "init", "east", "--hub", hub, "--lease", "2s", url=east)
+        assert restored.code == 0, restored.err
