@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from registry.discovery.follower import ServiceEndpoints
     from registry.discovery.served import Served
     from registry.services.when import When
+    from registry.sites.links import SiteReport
 
 __all__ = ["EndpointsListing", "endpoints_object", "get_endpoints"]
 
@@ -74,6 +75,17 @@ def get_endpoints(
             "record), next to the service as it was then. Needs a NAME.",
         ),
     ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="SITE",
+            help="Asked of the hub: the service's endpoints at that site, from the hub's "
+            "copy of the site's membership history, by the site's lease (stale: the last "
+            "it reported, said so; revoked: none); with --at, who served there then.",
+            show_default=False,
+        ),
+    ] = None,
     *,
     conn: Connection,
 ) -> None:
@@ -102,6 +114,24 @@ def get_endpoints(
     # Every flag is checked before the server is asked anything.
     view = EndpointsListing(output, selector, no_headers, sort_by, all_namespaces)
     scope = None if all_namespaces else namespace
+    if site is not None:
+        from registry.sites.model import check_site_name
+
+        check_site_name(site)
+        if name is None or watch:
+            why = (
+                "--site needs a service NAME"
+                if name is None
+                else "--site cannot be combined with -w"
+            )
+            raise InvalidInput("site", site, f"{why} (for now)")
+        if at is None:
+            from datetime import UTC, datetime
+
+            from registry.services.when import AtTime
+
+            _served_at(conn, namespace, name, AtTime(datetime.now(UTC)), view, site, now=True)
+            return
     if at is not None:
         from registry.services.when import parse_when
 
@@ -109,7 +139,7 @@ def get_endpoints(
         if name is None or watch:
             why = "--at needs a service NAME" if name is None else "--at cannot be combined with -w"
             raise InvalidInput("time", at, why)
-        _served_at(conn, namespace, name, when, view)
+        _served_at(conn, namespace, name, when, view, site)
         return
     if watch:
         _watch(conn, scope, name, view)
@@ -133,7 +163,14 @@ def get_endpoints(
 
 
 def _served_at(
-    conn: Connection, namespace: str, name: str, when: When, view: EndpointsListing
+    conn: Connection,
+    namespace: str,
+    name: str,
+    when: When,
+    view: EndpointsListing,
+    site: str | None = None,
+    *,
+    now: bool = False,
 ) -> None:
     """Who served ``namespace/name`` at ``when``, after the service as it was then; what
     the history cannot vouch for on stderr."""
@@ -141,15 +178,29 @@ def _served_at(
     from cli.views import TABLES
     from registry.discovery.follower import ServiceEndpoints
 
-    async def read() -> Served:
+    async def read() -> tuple[Served, SiteReport | None]:
         async with await conn.open() as registry:
-            return await registry.served_at(namespace, name, when)
+            served = await registry.served_at(namespace, name, when, site=site)
+            if site is None:
+                return served, None
+        from registry.sites.links import read_sites, session
 
-    served = run_command(read())
+        async with session(conn.server, conn.credentials()) as at_hub:
+            reports = await read_sites(at_hub, (site,))
+        if not reports:  # (its history is here, its record gone: nothing vouches for it)
+            from registry.errors import ServerError
+
+            raise ServerError(f"site {site} has no record at this hub (skyctl site init)")
+        return served, reports[0]
+
+    served, report = run_command(read())
     for caveat in served.caveats:
         print(safe(f"warning: {caveat}"), file=sys.stderr, flush=True)
+    if report is not None:
+        served = _by_the_lease(served, report, now=now)
     found = ServiceEndpoints(served.record, served.endpoints)
     moment = served.moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    where = f" at site {site}" if site else ""
     if view.tabular:
         service = served.record.service
         selector = ",".join(f"{k}={v}" for k, v in service.selector.items()) or "<none>"
@@ -157,7 +208,8 @@ def _served_at(
         if view.output in TABLES:  # (custom columns print only their columns)
             print(
                 safe(
-                    f"service/{service.name} at {moment} (revision {served.record.seq}): "
+                    f"service/{service.name} at {moment}{where} (revision "
+                    f"{served.record.seq}): "
                     f"{service.type.value}, selector {selector}, ports {ports}"
                 )
             )
@@ -171,7 +223,12 @@ def _served_at(
         {
             "apiVersion": API_VERSION,
             "kind": "List",
-            "metadata": {"annotations": {"skyflow.io/at": moment}},
+            "metadata": {
+                "annotations": {
+                    "skyflow.io/at": moment,
+                    **({"skyflow.io/site": site} if site else {}),
+                }
+            },
             "items": [service_object(served.record), view.object(found)],
         }
     )
@@ -255,3 +312,33 @@ def endpoints_object(endpoints: Endpoints, labels: Mapping[str, str]) -> dict[st
         },
         "subsets": endpoints_subsets(endpoints),
     }
+
+
+def _by_the_lease(served: Served, report: SiteReport, *, now: bool) -> Served:
+    """What the hub may say of a site's endpoints by its lease: all it has while the site
+    is live; what the site last reported, said to be stale, once silent past the lease;
+    nothing (revoke-after) once silent past the grace. The past (``--at``) is history,
+    served whatever the lease, but a site the hub cannot hear may not have told it all."""
+    import dataclasses
+
+    from registry.discovery.endpoints import endpoints_for
+
+    state, site = report.state, report.site
+    if state == "live":
+        return served
+    silent = report.unheard_s
+    heard = "never" if silent is None else f"{silent:.1f}s ago"
+    why = f"site {site.name} is {state}: the hub last heard from it {heard}"
+    if not now:
+        warning = f"{why}; what it recorded since has not reached the hub"
+    elif state == "stale":
+        warning = (
+            f"{why} (lease {site.lease_s:g}s); these are the endpoints it last reported "
+            f"(policy {site.policy})"
+        )
+    else:
+        warning = f"{why}; its endpoints are not served (policy {site.policy})"
+    print(safe(f"warning: {warning}"), file=sys.stderr, flush=True)
+    if now and state == "revoked":
+        return dataclasses.replace(served, endpoints=endpoints_for(served.record.service, []))
+    return served

@@ -67,6 +67,7 @@ VERBS: dict[str, Verb] = {
         nouns=(
             ("endpoints", "cli.endpoints:get_endpoints", "Show services' live endpoints."),
             ("tasks", "cli.tasks:get_tasks", "List the live tasks of a namespace."),
+            ("sites", "cli.site:get_sites", "Show each site's link and lease, at the hub."),
         ),
     ),
     "describe": Verb("cli.describe:describe_app", BASIC),
@@ -101,6 +102,7 @@ VERBS: dict[str, Verb] = {
     ),
     "server": Verb("cli.server:server", SETUP, "Run the bundled NATS server."),
     "init": Verb("cli.init:init", SETUP, "Create or upgrade the registry's streams."),
+    "site": Verb("cli.site:site_app", SETUP),
     "addresses": Verb("cli.addresses:addresses_app", SETUP),
     "config": Verb(
         "cli.config:config_app", SETUP, "Contexts: which server, as whom, which namespace."

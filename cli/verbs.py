@@ -30,6 +30,7 @@ ALIASES = {
     "tasks": "task",
     "namespace": "namespaces",
     "ns": "namespaces",
+    "site": "sites",
 }
 
 

@@ -534,10 +534,14 @@ class Registry:
 
         return await service_history(self.log, namespace, name)
 
-    async def served_at(self, namespace: str, name: str, when: When) -> Served:
+    async def served_at(
+        self, namespace: str, name: str, when: When, *, site: str | None = None
+    ) -> Served:
         """Who served ``namespace/name`` at ``when``: the service as it was then, and the
         tasks the membership history says were live then (``NotRecorded`` if nothing
-        records membership; ``NotFound`` if the service was not live then)."""
+        records membership; ``NotFound`` if the service was not live then). At the hub,
+        ``site`` reads the tasks of that site instead, from the hub's copy of its
+        history (``docs/sites.md``)."""
         from registry.discovery.served import served_at
         from registry.services.when import AtTime
 
@@ -547,7 +551,7 @@ class Registry:
             raise NotFound(namespace, name)
         moment = when.time if isinstance(when, AtTime) else past.moment
         assert moment is not None  # a live service: the log holds its events
-        return await served_at(self.log, record, moment, self.on_skipped)
+        return await served_at(self.log, record, moment, self.on_skipped, site)
 
     async def at(
         self, when: When, namespace: str | None = None, name: str | None = None

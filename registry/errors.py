@@ -44,6 +44,7 @@ __all__ = [
     "RegistryError",
     "ServerError",
     "ServiceError",
+    "SiteReadOnly",
     "Stale",
     "StreamMisconfigured",
     "StreamOutdated",
@@ -191,6 +192,21 @@ class NoEndpoints(ServiceError):
             name,
         )
         self.reason = reason
+
+
+class SiteReadOnly(RegistryError):
+    """A service change asked of a site's server: a site's service log is a mirror of the
+    hub's, which only the hub writes. Refused, never queued, so nothing is silently lost
+    and nobody believes a change made that the hub never saw."""
+
+    def __init__(self, site: str, hub_domain: str, hub_url: str) -> None:
+        where = f" ({hub_url})" if hub_url else ""
+        super().__init__(
+            f"this server is site {site}: its service log is a read-only mirror of the "
+            f"hub's (JetStream domain {hub_domain}); make service changes at the hub"
+            f"{where}, e.g. with --server {hub_url or '<hub URL>'}"
+        )
+        self.site = site
 
 
 class TaskError(RegistryError):

@@ -47,9 +47,11 @@ async def served_at(
     record: ServiceRecord,
     moment: datetime,
     on_skipped: Callable[[Skipped], None] | None = None,
+    site: str | None = None,
 ) -> Served:
-    """``record`` (the service as it was at ``moment``) with the tasks live then."""
-    (served,) = await served_many(log, [record], moment, on_skipped)
+    """``record`` (the service as it was at ``moment``) with the tasks live then (at
+    ``site``: those the hub's copy of that site's history says were live there)."""
+    (served,) = await served_many(log, [record], moment, on_skipped, site)
     return served
 
 
@@ -58,10 +60,12 @@ async def served_many(
     records: Sequence[ServiceRecord],
     moment: datetime,
     on_skipped: Callable[[Skipped], None] | None = None,
+    site: str | None = None,
 ) -> list[Served]:
     """Each of ``records`` (services as they were at ``moment``) with the tasks live
-    then: each namespace's tasks, and the recorders' notes, read once for all."""
-    membership = await log.membership()
+    then: each namespace's tasks, and the recorders' notes, read once for all (at
+    ``site``: from the hub's copy of that site's history)."""
+    membership = await log.membership(site=site)
     moment_ns = nanoseconds(moment)
     tasks: dict[str, list[Task]] = {}
     for namespace in dict.fromkeys(r.service.namespace for r in records):
@@ -77,7 +81,7 @@ async def served_many(
             f"the membership history starts at {start} (kept {membership.retention_s // 86400}d"
             "): nobody is known to have served before"
         )
-    for note in await _notes(log):
+    for note in await _notes(log, site):
         after = note.after
         if after is not None and after <= moment <= note.at:
             caveats.append(
@@ -91,8 +95,8 @@ async def served_many(
     ]
 
 
-async def _notes(log: Log) -> list[RecordingResumed]:
-    membership = await log.membership()
+async def _notes(log: Log, site: str | None = None) -> list[RecordingResumed]:
+    membership = await log.membership(site=site)
     notes = []
     for message in await membership.history(RECORDER_SUBJECT, limit=1000):
         try:

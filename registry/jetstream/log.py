@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from events.sites import MirrorOf, mirror_of
 from events.stream import StreamSpec, consumer_limits
 from registry.errors import (
     NotARegistry,
     ServerError,
+    SiteReadOnly,
     StreamMisconfigured,
     StreamOutdated,
     WriteNotConfirmed,
@@ -86,6 +88,10 @@ class JetStreamLog:
         self._checkpoints: CheckpointStore | None = None
         self._liveness: JetStreamLiveness | None = None
         self._membership: JetStreamMembership | None = None
+        self._site_memberships: dict[str, JetStreamMembership] = {}
+        # Set by the stream check when this server is a site: its log is a mirror of the
+        # hub's, read here and written only at the hub (``events.sites``).
+        self.site: MirrorOf | None = None
 
     @classmethod
     async def open(
@@ -186,6 +192,7 @@ class JetStreamLog:
             create=self.create,
         )
         self.check_stream(config)
+        self.site = mirror_of(config)
         self.stream_replicas = as_int(config.get("num_replicas"), 1)
 
     def check_stream(self, config: Mapping[str, Any]) -> None:
@@ -216,6 +223,7 @@ class JetStreamLog:
         headers: Mapping[str, str] | None = None,
     ) -> int:
         await self.checked()
+        self._refuse_at_a_site()
         return await self.session.append(
             self.spec.name,
             subject,
@@ -237,6 +245,7 @@ class JetStreamLog:
         server after 10 s and stores nothing.
         """
         await self.checked()
+        self._refuse_at_a_site()
         if len(messages) == 1:
             one = messages[0]
             seq = await self.append(
@@ -293,6 +302,12 @@ class JetStreamLog:
             retry_for,
             lambda reason: WriteNotConfirmed(first.msg_id, f"{reason} for {retry_for:.0f} s"),
         )
+
+    def _refuse_at_a_site(self) -> None:
+        """A site's log is the hub's, mirrored: a change asked here is refused, naming
+        the hub, before anything is sent (the mirror has no subjects to take it)."""
+        if self.site is not None:
+            raise SiteReadOnly(self.site.site, self.site.hub_domain, self.site.hub_url)
 
     async def _send_batch(self, messages: Sequence[ConditionalMessage]) -> Reply:
         conn = self.session.conn
@@ -415,7 +430,11 @@ class JetStreamLog:
                 )
         return self._liveness
 
-    async def membership(self, *, create: bool = False) -> JetStreamMembership:
+    async def membership(
+        self, *, create: bool = False, site: str | None = None
+    ) -> JetStreamMembership:
+        if site is not None:
+            return await self._site_membership(site)
         if self._membership is None:
             from events.membership import MembershipSpec
             from registry.jetstream.membership import JetStreamMembership
@@ -424,3 +443,17 @@ class JetStreamLog:
             spec = MembershipSpec(replicas=self.stream_replicas)
             self._membership = await JetStreamMembership.open(self.session, spec, create=create)
         return self._membership
+
+    async def _site_membership(self, site: str) -> JetStreamMembership:
+        """The hub's copy of ``site``'s membership history (``events.sites``), read only."""
+        from events.membership import MembershipSpec
+        from events.sites import SITE_MEMBERSHIP_PREFIX, site_subject
+        from registry.jetstream.membership import JetStreamMembership
+
+        found = self._site_memberships.get(site)
+        if found is None:
+            spec = MembershipSpec(name=f"{SITE_MEMBERSHIP_PREFIX}{site}")
+            prefix = site_subject(site, "")
+            found = await JetStreamMembership.open(self.session, spec, create=False, prefix=prefix)
+            self._site_memberships[site] = found
+        return found

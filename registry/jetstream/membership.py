@@ -9,9 +9,11 @@ for in chunks of 1024.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from events.membership import MembershipSpec
+from events.codec import DecodeError
+from events.membership import MembershipSpec, decode_membership
 from registry.errors import ServerError
 from registry.jetstream.direct import (
     MULTI_LAST_MAX,
@@ -24,9 +26,10 @@ from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 from registry.jetstream.session import Session
 from registry.log.stored import StoredMessage
 
-__all__ = ["JetStreamMembership", "NotRecorded"]
+__all__ = ["JetStreamMembership", "NoSuchSite", "NotRecorded"]
 
 _BATCH = 1000
+_ALL = 10_000_000
 
 
 class NotRecorded(ServerError):
@@ -39,10 +42,31 @@ class NotRecorded(ServerError):
         )
 
 
+class NoSuchSite(ServerError):
+    """The hub holds no copy of the site asked about (no ``skyctl site init`` for it)."""
+
+    def __init__(self, url: str, stream: str) -> None:
+        super().__init__(
+            f"no site history {stream} at {url}: no such site here (skyctl get sites lists "
+            "them; skyctl site init sets one up)"
+        )
+
+
 class JetStreamMembership:
-    def __init__(self, session: Session, spec: MembershipSpec, config: dict[str, Any]) -> None:
+    """A membership history: the registry's own, or (``prefix``, read only) the hub's
+    copy of a site's, whose subjects are the site's under ``site.<name>.``; every read
+    takes and gives the site's own subjects, so the fold is the same."""
+
+    def __init__(
+        self,
+        session: Session,
+        spec: MembershipSpec,
+        config: dict[str, Any],
+        prefix: str = "",
+    ) -> None:
         self._session = session
         self.spec = spec
+        self.prefix = prefix
         max_age = config.get("max_age")
         self.retention_s = (
             max_age // 1_000_000_000 if isinstance(max_age, int) and max_age > 0 else 0
@@ -50,7 +74,7 @@ class JetStreamMembership:
 
     @classmethod
     async def open(
-        cls, session: Session, spec: MembershipSpec, *, create: bool
+        cls, session: Session, spec: MembershipSpec, *, create: bool, prefix: str = ""
     ) -> JetStreamMembership:
         if create:
             config, _ = await session.ensure_stream(
@@ -61,13 +85,29 @@ class JetStreamMembership:
             info = await session.stream_info(spec.name)
         except ApiError as exc:
             if exc.err_code == STREAM_NOT_FOUND:
+                if prefix:
+                    raise NoSuchSite(session.url, spec.name) from None
                 raise NotRecorded(session.url) from None
             raise
-        return cls(session, spec, dict(info.get("config") or {}))
+        return cls(session, spec, dict(info.get("config") or {}), prefix)
+
+    def _ours(self, messages: list[StoredMessage]) -> list[StoredMessage]:
+        """Messages as the site recorded them: its subjects, without the hub's prefix, and
+        stamped with the moment each transition happened at the site. The hub stores a
+        sourced message when it arrives, which after a cut is long after it happened."""
+        if not self.prefix:
+            return messages
+        return [
+            replace(m, subject=m.subject.removeprefix(self.prefix), time_ns=_happened_ns(m))
+            for m in messages
+            if m.subject.startswith(self.prefix)
+        ]
 
     async def append(self, subject: str, data: bytes, *, expected_last_subject_seq: int) -> int:
         from events.stamps import new_event_id
 
+        if self.prefix:
+            raise ServerError(f"{self.spec.name} is a site's history, copied: it is read only")
         return await self._session.append(
             self.spec.name,
             subject,
@@ -77,26 +117,37 @@ class JetStreamMembership:
         )
 
     async def last(self, subject: str) -> StoredMessage | None:
-        return await self._session.last(self.spec.name, subject)
+        found = await self._session.last(self.spec.name, self.prefix + subject)
+        return None if found is None else self._ours([found])[0]
 
     async def as_of(self, filter_subject: str, time_ns: int | None = None) -> list[StoredMessage]:
-        query: dict[str, object] = {"multi_last": [filter_subject]}
+        if self.prefix:
+            # A site's copy: its stored times are arrivals at the hub, so "as of" is
+            # decided by when each transition happened, reading them all (the cost
+            # follows the transitions kept, not the tasks).
+            last: dict[str, StoredMessage] = {}
+            for message in await self.history(filter_subject, limit=_ALL):
+                if time_ns is None or message.time_ns <= time_ns:
+                    last[message.subject] = message
+            return list(last.values())
+        query: dict[str, object] = {"multi_last": [self.prefix + filter_subject]}
         if time_ns is not None:
             query["up_to_time"] = format_time_ns(time_ns)
         try:
             (found,) = await self._direct([query])
-            return found
+            return self._ours(found)
         except TooManyResults:
             pass
-        subjects = await self._subjects(filter_subject)
+        subjects = await self._subjects(self.prefix + filter_subject)
         chunks = [subjects[i : i + MULTI_LAST_MAX] for i in range(0, len(subjects), MULTI_LAST_MAX)]
         queries = [{**query, "multi_last": chunk} for chunk in chunks]
-        return [m for replies in await self._direct(queries) for m in replies]
+        return self._ours([m for replies in await self._direct(queries) for m in replies])
 
     async def history(
         self, subject: str, *, since_ns: int | None = None, limit: int = 1000
     ) -> list[StoredMessage]:
         found: list[StoredMessage] = []
+        subject = self.prefix + subject
         query: dict[str, object] = {"next_by_subj": subject, "batch": _BATCH}
         if since_ns is not None:
             query["start_time"] = format_time_ns(since_ns)
@@ -108,7 +159,7 @@ class JetStreamMembership:
             if len(found) > limit:
                 del found[: len(found) - limit]
             if len(replies) < _BATCH:
-                return found
+                return self._ours(found)
             query = {"next_by_subj": subject, "batch": _BATCH, "seq": replies[-1].seq + 1}
 
     async def first_time_ns(self) -> int | None:
@@ -149,3 +200,12 @@ class JetStreamMembership:
             offset += len(page)
             if not isinstance(total, int) or offset >= total:
                 return sorted(subjects)
+
+
+def _happened_ns(message: StoredMessage) -> int:
+    """When a transition happened (its ``at``), or when it was stored if unreadable."""
+    try:
+        event = decode_membership(message.data)
+    except DecodeError:
+        return message.time_ns
+    return int(event.at.timestamp() * 1_000_000) * 1000

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from events.sites import mirror_of
 from events.stream import StreamSpec
 from registry.errors import PermissionDenied, ServerError
 
@@ -166,7 +167,9 @@ def stream_problems(
             "every event is copied to other subjects, outside the log's permissions",
             "remove it (nats stream edit)",
         )
-    if config.get("mirror") or config.get("sources"):
+    # (A site's mirror of the hub's log is the one exception: ``events.sites``. It holds
+    # the hub's events under the hub's sequences, and the site refuses writes.)
+    if (config.get("mirror") or config.get("sources")) and mirror_of(config) is None:
         problem(
             "it mirrors or sources other streams",
             "events arrive from elsewhere, around the registry's checks",
@@ -186,7 +189,9 @@ def stream_problems(
 
 def outdated(spec: StreamSpec, config: Mapping[str, Any]) -> list[str]:
     """What a stream made by an older version lacks, which ``skyctl init`` adds."""
-    lacking = []
+    lacking: list[str] = []
+    if mirror_of(config) is not None:
+        return lacking  # a site's mirror: no subjects, no batches; the hub's log has them
     if not config.get("allow_atomic"):
         lacking.append("atomic batches (allow_atomic)")
     subjects = config.get("subjects") or []

@@ -65,6 +65,9 @@ async def provision(
     tightened: tuple[str, ...]
     if log.created_stream:
         action, previous, tightened = "created", None, ()
+    elif log.site is not None:
+        # A site's mirror of the hub's log: the hub's init upgrades the log itself.
+        action, previous, tightened = await _settle(log, stream, want, scale, {})
     else:
         upgrade = {
             "max_msg_size": log.spec.max_msg_size,

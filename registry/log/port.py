@@ -158,7 +158,8 @@ class Log(Protocol):
         """The stream where tasks announce themselves and expire (created if missing)."""
         ...
 
-    async def membership(self, *, create: bool = False) -> MembershipLog:
+    async def membership(self, *, create: bool = False, site: str | None = None) -> MembershipLog:
         """The membership history (``events.membership``); ``create``: make it if it is
-        missing (a recorder does; a reader finds ``NotRecorded`` instead)."""
+        missing (a recorder does; a reader finds ``NotRecorded`` instead). ``site``: the
+        hub's copy of that site's history instead (``events.sites``), read only."""
         ...

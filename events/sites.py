@@ -1,0 +1,207 @@
+"""Sites: what a site's server and the hub's server hold, as stream configurations.
+
+A site is a NATS leaf node with a JetStream domain of its own. It keeps its own liveness
+stream (``SKYFLOW_TASKS``) and membership history (``SKYFLOW_MEMBERSHIP``), so its tasks
+announce, expire and are recorded there whether or not the hub is reachable; and it keeps
+``SKYFLOW_SERVICES`` as a **mirror** of the hub's service log, read through the hub's
+domain (``$JS.<hub domain>.API``), so ``get`` and ``get endpoints`` answer at the site
+from what it last received. A mirror has no subjects: nothing can be written into it.
+
+The hub keeps, per site, two streams that **source** the site's own, each subject moved
+under ``site.<name>.`` so that sites never collide and nothing there is mistaken for the
+hub's own tasks::
+
+    SKYFLOW_SITE_TASKS_<name>        site.<name>.skyflow.task.>    (TTL'd, like the site's)
+    SKYFLOW_SITE_MEMBERSHIP_<name>   site.<name>.skyflow.member.>  (history, kept)
+
+Their ``sources[].active`` (time since the hub last heard from the site's stream; the
+server's source consumers send an idle heartbeat every second) is what the hub knows of
+the link, readable with the JetStream API alone. Their ``metadata`` carries the site's
+record (``registry.sites``): its domain, lease and policy.
+
+The leaf connection itself carries none of the registry's subjects (``LEAF_DENIED``):
+without that, a heartbeat published at a site would also be stored by the hub's own
+intake (everything twice while the link is up), and a service write at a site would
+reach the hub's log around the site's refusal. Data crosses only as JetStream
+mirroring and sourcing, through the domains' API prefixes.
+
+Plain data, no pydantic, like the other stream definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from events.liveness import MAX_TASK_BYTES, MAX_TTL_S, TASK_SUBJECTS
+from events.stream import MAX_EVENT_BYTES, STREAM_NAME, StreamSpec, consumer_limits
+
+__all__ = [
+    "LEAF_DENIED",
+    "METADATA_PREFIX",
+    "SITE_MEMBERSHIP_PREFIX",
+    "SITE_NAME",
+    "SITE_TASKS_PREFIX",
+    "MirrorOf",
+    "api_prefix",
+    "membership_view",
+    "mirror_of",
+    "service_mirror",
+    "site_subject",
+    "tasks_view",
+    "valid_site_name",
+]
+
+# Site names: DNS labels (they become subject tokens and stream-name suffixes), at most
+# 32 characters so every stream name stays short.
+SITE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
+SITE_TASKS_PREFIX = "SKYFLOW_SITE_TASKS_"
+SITE_MEMBERSHIP_PREFIX = "SKYFLOW_SITE_MEMBERSHIP_"
+# Keys of the registry's own stream metadata (the server keeps ``_nats.*`` for itself).
+METADATA_PREFIX = "skyflow."
+# What the leaf link must not carry in either direction (``deny_imports`` and
+# ``deny_exports`` of the site's leaf remote): none of the registry's subjects, so no
+# heartbeat, transition or service write crosses it as a plain message.
+LEAF_DENIED = ("skyflow.>",)
+
+
+def valid_site_name(name: str) -> bool:
+    return bool(SITE_NAME.match(name))
+
+
+def api_prefix(domain: str) -> str:
+    """Where a JetStream domain's API answers from anywhere its leaf links reach."""
+    return f"$JS.{domain}.API"
+
+
+def site_subject(site: str, subject: str) -> str:
+    """A site's subject as the hub stores it: ``site.<name>.<subject>``."""
+    return f"site.{site}.{subject}"
+
+
+def _metadata(values: Mapping[str, str]) -> dict[str, str]:
+    return {f"{METADATA_PREFIX}{key}": value for key, value in values.items()}
+
+
+def service_mirror(
+    site: str,
+    hub_domain: str,
+    hub_url: str,
+    spec: StreamSpec | None = None,
+    lease_s: float = 5.0,
+) -> dict[str, Any]:
+    """``SKYFLOW_SERVICES`` at a site: the hub's log, mirrored (same sequences, same
+    subjects), with every setting the registry demands of its log (invariant 6) except
+    those a mirror cannot have: subjects (nothing is written here) and atomic batches
+    (the server refuses them on a mirror, error 10198). Its metadata names the site, the
+    hub, and how long the site may go without a word from the hub (``lease_s``) before
+    it calls its copy stale."""
+    spec = spec or StreamSpec()
+    required = {k: v for k, v in spec.required.items() if k != "allow_atomic"}
+    return {
+        "name": spec.name,
+        "description": f"SkyFlow service registry: site {site}'s mirror of the hub's log",
+        "mirror": {"name": spec.name, "external": {"api": api_prefix(hub_domain)}},
+        "num_replicas": spec.replicas,
+        "max_msg_size": spec.max_msg_size,
+        "allow_direct": True,
+        "consumer_limits": consumer_limits(),
+        "metadata": _metadata(
+            {"site": site, "hub": hub_url, "hub_domain": hub_domain, "lease_s": f"{lease_s:g}"}
+        ),
+        **required,
+    }
+
+
+@dataclass(frozen=True)
+class MirrorOf:
+    """What a site's mirror says of itself: whose log it copies and from where."""
+
+    site: str
+    hub_domain: str
+    hub_url: str
+
+
+def mirror_of(config: Mapping[str, Any]) -> MirrorOf | None:
+    """The site a stream configuration makes this a mirror for, if it is the registry's
+    site mirror (``service_mirror``): the hub's log by name, through a domain's API, and
+    marked as a site's. Anything else mirroring or sourcing stays refused."""
+    mirror = config.get("mirror")
+    metadata = config.get("metadata")
+    if not isinstance(mirror, dict) or not isinstance(metadata, dict):
+        return None
+    external = mirror.get("external")
+    api = external.get("api") if isinstance(external, dict) else None
+    site = metadata.get(f"{METADATA_PREFIX}site")
+    domain = metadata.get(f"{METADATA_PREFIX}hub_domain")
+    if (
+        mirror.get("name") != STREAM_NAME
+        or not isinstance(site, str)
+        or not isinstance(domain, str)
+        or api != api_prefix(domain)
+        or config.get("sources")
+        or mirror.get("filter_subject")
+        or mirror.get("subject_transforms")
+    ):
+        return None
+    hub = metadata.get(f"{METADATA_PREFIX}hub")
+    return MirrorOf(site, domain, hub if isinstance(hub, str) else "")
+
+
+def tasks_view(site: str, domain: str, record: Mapping[str, str]) -> dict[str, Any]:
+    """The hub's copy of a site's live tasks: sourced from the site's liveness stream,
+    its subjects under ``site.<name>.``. One message per subject with its TTL, as at the
+    site (a sourced copy's TTL runs from its arrival here); the site's subject delete
+    markers arrive as roll-ups, so roll-ups are allowed, and no markers of its own (the
+    same death would arrive twice). Nothing can publish into it: it has no subjects."""
+    return {
+        "name": f"{SITE_TASKS_PREFIX}{site}",
+        "description": f"SkyFlow service registry: site {site}'s live tasks, as the hub hears",
+        "subjects": [],
+        "sources": [_source("SKYFLOW_TASKS", site, domain, TASK_SUBJECTS)],
+        "retention": "limits",
+        "storage": "file",
+        "discard": "old",
+        "max_msgs_per_subject": 1,
+        "max_age": MAX_TTL_S * 1_000_000_000,
+        "max_msg_size": MAX_TASK_BYTES + 1024,
+        "allow_msg_ttl": True,
+        "allow_rollup_hdrs": True,
+        "allow_direct": True,
+        "deny_delete": True,
+        "consumer_limits": consumer_limits(),
+        "metadata": _metadata(record),
+    }
+
+
+def membership_view(site: str, domain: str, record: Mapping[str, str]) -> dict[str, Any]:
+    """The hub's copy of a site's membership history: sourced, kept, never purged. A
+    sourced stream receives what the site recorded during a cut once the link is back,
+    in the site's order."""
+    from events.membership import MEMBERSHIP_PREFIX  # (pydantic: not for every importer)
+
+    return {
+        "name": f"{SITE_MEMBERSHIP_PREFIX}{site}",
+        "description": f"SkyFlow service registry: site {site}'s membership history",
+        "subjects": [],
+        "sources": [_source("SKYFLOW_MEMBERSHIP", site, domain, f"{MEMBERSHIP_PREFIX}.>")],
+        "retention": "limits",
+        "storage": "file",
+        "discard": "old",
+        "max_msg_size": MAX_EVENT_BYTES,
+        "allow_direct": True,
+        "deny_delete": True,
+        "deny_purge": True,
+        "consumer_limits": consumer_limits(),
+        "metadata": _metadata(record),
+    }
+
+
+def _source(stream: str, site: str, domain: str, subjects: str) -> dict[str, Any]:
+    return {
+        "name": stream,
+        "external": {"api": api_prefix(domain)},
+        "subject_transforms": [{"src": subjects, "dest": site_subject(site, subjects)}],
+    }
