@@ -73,8 +73,14 @@ async def test_endpoints_heartbeats_dns_answers_and_membership(
             await registry.set_readiness(ns, "web-2", ReadinessAction.NOT_READY, HOSTILE[0])
             await registry.set_readiness(ns, "web-3", ReadinessAction.DRAIN, "drained by ops")
             owner = f"web.{ns}.svc.skyflow."
+
+            async def one_ready_in_dns() -> bool:
+                # skyctl dns follows the changes live, in a process of its own: the
+                # readiness changes reach it shortly after the writes return.
+                return len(await dns_lines(port, owner, "A")) == 1  # the one ready task
+
+            await until("skyctl dns answering the one ready task", one_ready_in_dns)
             a_records = await dns_lines(port, owner, "A")
-            assert len(a_records) == 1  # the one ready task
 
             async def membership_shown() -> bool:
                 page = await anonymous.get(f"/services/{ns}/web")
