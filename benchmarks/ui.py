@@ -270,7 +270,8 @@ async def change_latency(
     n = len(browser_ms)
     b50, b99 = percentile(browser_ms, 50), percentile(browser_ms, 99)
     w50, w99 = percentile(watch_ms, 50), percentile(watch_ms, 99)
-    run.add(Result("change -> browser DOM p50 (vs -> `get -A -w` line)", b50, w50, "ms", "delta", None, n))
+    p50 = "change -> browser DOM p50 (vs -> `get -A -w` line)"
+    run.add(Result(p50, b50, w50, "ms", "delta", None, n))
     run.add(
         Result(
             "change -> browser DOM p99 (vs -> `get -A -w` line)",
@@ -314,7 +315,8 @@ async def fan_out(
     round_no: int,
 ) -> tuple[int, int]:
     """The UI's NATS work while ``clients`` SSE clients are open and ``changes`` services
-    are created (each seen by every client): (messages between the UI and the server, JS API requests)."""
+    are created (each seen by every client): messages between the UI and the server, and
+    JetStream API requests."""
     received = [0] * clients
     opened = [asyncio.Event() for _ in range(clients)]
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients + 10)
@@ -372,7 +374,7 @@ async def scenario(
             log(f"fan-out: 1 and {args.clients} SSE clients, {args.changes} changes each")
             one = await fan_out(base, monitor, writer, registry, 1, args.changes, 0)
             many = await fan_out(base, monitor, writer, registry, args.clients, args.changes, 1)
-    log(f"messages between the UI and NATS: {one[0]} (1 client), {many[0]} ({args.clients} clients)")
+    log(f"UI <-> NATS messages: {one[0]} (1 client), {many[0]} ({args.clients} clients)")
     note = f"JetStream API requests, server-wide: {one[1]} (1 client), {many[1]} ({args.clients})"
     run.add(
         Result(

@@ -17,12 +17,13 @@ missed (read from the log), then the live changes, with nothing doubled or lost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ from cli.webpages import (
     login_page,
     parse_filters,
     service_page,
-    services_page,
+    services_page_parts,
     services_table,
 )
 from registry.errors import InvalidInput, NotFound, RegistryError
@@ -59,6 +60,7 @@ COOKIE = "skyflow_session"
 _FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
 SESSION_LIFETIME_S = 12 * 3600.0  # a working day: then sign in again
 KEEPALIVE = 15.0  # seconds between SSE comments, so a gone browser is noticed
+RECENT_MOVES = 10_000  # endpoint moves a hub keeps for pages whose stream is opening
 
 
 @dataclass(frozen=True)
@@ -75,25 +77,60 @@ class EndpointsMoved:
 class Hub:
     """One reader of the log (and one follower of endpoints) serving every open browser
     of one person: each browser's queue gets every record after the moment it joined
-    (``position``: the last sequence handed out when it joined)."""
+    (``position``: the last sequence handed out when it joined).
+
+    A page rendered by the UI carries ``mark()``: the log position and the count of
+    endpoint moves the hub had handed out when its reads began. Its stream, joining with
+    that mark, gets what came after it (the records from the log; the moves from the
+    ``RECENT_MOVES`` kept here), so the page need not read its whole table again when its
+    stream opens; where the moves since cannot be told (the follower was not reading
+    then, or restarted since, or too many came), the stream says ``resync``."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.queues: set[asyncio.Queue[LogRecord | EndpointsMoved | BaseException]] = set()
         self.position = 0
+        self.moves = 0  # endpoint moves handed out so far
+        self.recent: collections.deque[tuple[int, EndpointsMoved]] = collections.deque(
+            maxlen=RECENT_MOVES
+        )
+        self.following = False  # the endpoints follower is through its first read
+        self.floor = 0  # a mark below this may have missed moves (the follower restarted)
         self._started: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def join(self) -> tuple[asyncio.Queue[LogRecord | EndpointsMoved | BaseException], int]:
-        """A queue of the records after the returned position."""
+    async def start(self) -> None:
+        """The reader of the log (and the follower of endpoints) running for this person;
+        the reader's refusal (``RegistryError``) if the server refuses it."""
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
             self._tasks = [asyncio.create_task(self._read())]
             self._tasks.append(asyncio.create_task(self._follow_endpoints()))
         await asyncio.shield(self._started)
+
+    def mark(self) -> tuple[int, int | None]:
+        """Where the hub stands: the last log sequence, and the endpoint moves handed out
+        (None while the follower is not following: moves cannot be told from it then)."""
+        return self.position, self.moves if self.following else None
+
+    async def join(
+        self, moves: int | None = None
+    ) -> tuple[
+        asyncio.Queue[LogRecord | EndpointsMoved | BaseException], int, list[EndpointsMoved] | None
+    ]:
+        """A queue of the records after the returned position, and the endpoint moves
+        after ``moves`` (a page's mark) that it will not get (None: cannot be told)."""
+        await self.start()
         queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException] = asyncio.Queue()
         self.queues.add(queue)  # with the position in the same step: nothing falls between
-        return queue, self.position
+        return queue, self.position, self._moves_after(moves)
+
+    def _moves_after(self, mark: int | None) -> list[EndpointsMoved] | None:
+        if mark is None or not self.following or not self.floor <= mark <= self.moves:
+            return None
+        if self.moves - mark > len(self.recent):
+            return None  # some have been forgotten
+        return [moved for count, moved in self.recent if count > mark]
 
     def leave(self, queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException]) -> None:
         self.queues.discard(queue)
@@ -127,17 +164,30 @@ class Hub:
         """Endpoint changes that leave the service as it was (a service's own changes
         come from the log, with their sequence). A person who may not read tasks gets
         none: their page says why when it reads."""
-        from registry.discovery.follower import EndpointsChanged
+        from registry.discovery.follower import Discovered
 
-        with contextlib.suppress(RegistryError):
+        try:
             async with self.registry.follow_endpoints() as follower:
                 async for item in follower:
-                    if isinstance(item, EndpointsChanged) and item.change is None:
+                    if isinstance(item, Discovered):
+                        # Marks from before (a follower that stopped) may have missed
+                        # moves: one past them, none of them is replayable.
+                        self.moves += 1
+                        self.floor = self.moves
+                        self.recent.clear()
+                        self.following = True
+                    elif item.change is None:
                         service = item.service.record.service
                         moved = EndpointsMoved(
                             service.namespace, service.name, item.service.endpoints.status
                         )
+                        self.moves += 1
+                        self.recent.append((self.moves, moved))
                         self._send(moved)
+        except RegistryError:
+            pass
+        finally:
+            self.following = False
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -257,12 +307,15 @@ def _html(text: str, status: int = 200) -> HTMLResponse:
 
 
 def _event(record: LogRecord) -> str:
+    from events.subjects import parse_subject
     from registry.log.entry import Entry
 
     entry = record.entry
     kind = type(entry.event).__name__ if isinstance(entry, Entry) else "Skipped"
-    data = json.dumps({"seq": record.seq, "type": kind, "subject": record.message.subject})
-    return f"id: {record.seq}\ndata: {data}\n\n"
+    fields: dict[str, Any] = {"seq": record.seq, "type": kind, "subject": record.message.subject}
+    with contextlib.suppress(ValueError):  # not a service's subject: the page reads it all
+        fields["namespace"], fields["name"] = parse_subject(record.message.subject)
+    return f"id: {record.seq}\ndata: {json.dumps(fields)}\n\n"
 
 
 def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
@@ -278,34 +331,49 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
             return RedirectResponse("/login", 303)
         return _html(login_page("Sign in first."), 401)
 
-    async def read(request: Request) -> tuple[Person, list[ServiceEndpoints], Filters] | Response:
-        """The services the query asks for, as the person may read them; else the page
-        saying why not (a bad filter: 400; the server's refusal, as the CLI words it)."""
+    async def read(
+        request: Request, *, page: bool = False
+    ) -> tuple[Person, list[ServiceEndpoints], Filters, tuple[int, int | None] | None] | Response:
+        """The services the query asks for, as the person may read them (``?service=
+        NAMESPACE/NAME``, repeated: only those, each read as ``get svc NAME`` reads it);
+        for a ``page``, the hub's mark taken before reading (None if its reader cannot
+        start); else the page saying why not (a bad filter: 400; the server's refusal, as
+        the CLI words it)."""
         person = await signed_in(request)
         if isinstance(person, Response):
             return person
         try:
             filters = parse_filters(request.query_params)
+            only = [_key(each) for each in request.query_params.getlist("service")]
         except InvalidInput as exc:
             return _html(error_page(str(exc), user=person.name), 400)
+        mark = None
+        if page:
+            with contextlib.suppress(RegistryError):  # the page says why, when it reads
+                await person.hub.start()
+                mark = person.hub.mark()
         try:
-            found = await person.registry.list_endpoints(filters.namespace)
+            if only:
+                found = await _some(person.registry, only, filters.namespace)
+            else:
+                found = await person.registry.list_endpoints(filters.namespace)
         except RegistryError as exc:
             return _html(error_page(safe(str(exc)), user=person.name), 403)
-        return person, found, filters
+        return person, found, filters, mark
 
     async def services(request: Request) -> Response:
-        got = await read(request)
+        got = await read(request, page=True)
         if isinstance(got, Response):
             return got
-        person, found, filters = got
-        return _html(services_page(found, filters, user=person.name or None))
+        person, found, filters, mark = got
+        parts = services_page_parts(found, filters, user=person.name or None, mark=mark)
+        return StreamingResponse(_paced(parts), headers=HEADERS, media_type="text/html")
 
     async def table(request: Request) -> Response:
         got = await read(request)
         if isinstance(got, Response):
             return got
-        _, found, filters = got
+        _, found, filters, _ = got
         return _html(services_table(found, filters))
 
     def one_service(
@@ -388,11 +456,23 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
         person = await signed_in(request)
         if isinstance(person, Response):
             return person
+        # A reconnect names the last event it got; a page's first connection, the mark
+        # it was rendered at (``?since=SEQ&moves=N``).
         last = request.headers.get("last-event-id", "").strip()
-        if last and not (last.isascii() and last.isdigit()):
-            return _html(error_page(f"Last-Event-ID {last!r} is not a stream sequence"), 400)
+        reconnect = bool(last)
+        since = request.query_params.get("since", "")
+        moves = request.query_params.get("moves", "")
+        for what, value in (("Last-Event-ID", last), ("since", since), ("moves", moves)):
+            if value and not (value.isascii() and value.isdigit()):
+                return _html(error_page(f"{what} {value!r} is not a stream sequence"), 400)
+        last = last or since
         return StreamingResponse(
-            _stream(person, int(last) if last else None),
+            _stream(
+                person,
+                int(last) if last else None,
+                int(moves) if moves and not reconnect else None,
+                opening=bool(since) and not reconnect,
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -429,6 +509,38 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
     return app
 
 
+MOST_SERVICES = 100  # ?service= values one table request may name
+
+
+def _key(value: str) -> tuple[str, str]:
+    """A ``?service=NAMESPACE/NAME`` value, each part checked as the CLI checks a name."""
+    namespace, slash, name = value.partition("/")
+    if not slash:
+        raise InvalidInput("service", value, "give NAMESPACE/NAME")
+    return parse_name(namespace, "namespace"), parse_name(name)
+
+
+async def _some(
+    registry: Registry, keys: list[tuple[str, str]], namespace: str | None
+) -> list[ServiceEndpoints]:
+    """The named services that are live (in ``namespace``, if given), with their
+    endpoints, ordered as a listing is: what the live page swaps in for those rows."""
+    from registry.discovery.follower import ServiceEndpoints
+
+    if len(keys) > MOST_SERVICES:
+        raise InvalidInput("service", str(len(keys)), f"name at most {MOST_SERVICES} services")
+    found = []
+    for each, name in sorted(set(keys)):
+        if namespace is not None and each != namespace:
+            continue
+        try:
+            record = await registry.get(each, name)
+        except NotFound:
+            continue
+        found.append(ServiceEndpoints(record, await registry.endpoints(each, name, record=record)))
+    return found
+
+
 def _span(start: str | None, end: str | None) -> tuple[int, int] | None:
     """``?from=SEQ&to=SEQ``: both or neither, each a stream sequence."""
     if not start and not end:
@@ -440,18 +552,26 @@ def _span(start: str | None, end: str | None) -> tuple[int, int] | None:
     return int(start), int(end)
 
 
-async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
+async def _stream(
+    person: Person, last: int | None, moves: int | None, *, opening: bool = False
+) -> AsyncIterator[str]:
     """The changes after ``last`` (read from the log up to where the hub stood when this
-    browser joined), then the hub's, each once, in order."""
+    browser joined), then the hub's, each once, in order. ``opening`` (a page's first
+    connection, not a reconnect, carrying its mark): first the endpoint moves after the
+    page's mark ``moves``, or ``resync`` if they cannot be told."""
     from registry.services.when import AtSequence
 
     try:
-        queue, position = await person.hub.join()
+        queue, position, missed = await person.hub.join(moves)
     except RegistryError as exc:
         yield _failed(exc)
         return
     try:
         yield "retry: 1000\n\n"
+        if opening and missed is None:
+            yield "event: resync\ndata: {}\n\n"
+        for moved in missed if opening and missed is not None else ():
+            yield _moved(moved)
         if last is not None and last < position:
             async for record in person.registry.events(since=AtSequence(last + 1)):
                 if record.seq > position:
@@ -464,8 +584,7 @@ async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
                 yield ": keepalive\n\n"
                 continue
             if isinstance(item, EndpointsMoved):
-                data = {"namespace": item.namespace, "name": item.name, "endpoints": item.status}
-                yield f"event: endpoints\ndata: {json.dumps(data)}\n\n"
+                yield _moved(item)
                 continue
             if isinstance(item, BaseException):
                 yield _failed(item)
@@ -475,6 +594,20 @@ async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
         yield _failed(exc)
     finally:
         person.hub.leave(queue)
+
+
+async def _paced(parts: Iterator[str]) -> AsyncIterator[str]:
+    """A page rendered a part at a time, each sent as it is ready, with the event loop
+    free between parts: a page of many services neither waits to be whole before the
+    browser can read it, nor holds up every other request (the live feeds) meanwhile."""
+    for part in parts:
+        yield part
+        await asyncio.sleep(0)
+
+
+def _moved(moved: EndpointsMoved) -> str:
+    data = {"namespace": moved.namespace, "name": moved.name, "endpoints": moved.status}
+    return f"event: endpoints\ndata: {json.dumps(data)}\n\n"
 
 
 def _failed(exc: BaseException) -> str:

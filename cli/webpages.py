@@ -9,7 +9,7 @@ the log (names, labels, selectors, actors) and every value a visitor typed passe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import ServiceEndpoints
     from registry.services.diff import FieldChange
-    from registry.services.projection import ServiceRecord
     from registry.services.when import When
 
 __all__ = [
@@ -39,33 +38,89 @@ __all__ = [
     "service_page",
     "service_path",
     "services_page",
+    "services_page_parts",
     "services_table",
 ]
 
 # The page's only script, served as /live.js (the Content-Security-Policy allows no
-# inline script): on each server-sent event it re-fetches the table and swaps it in, one
-# fetch at a time however fast events come. The HTML it swaps in was escaped on the
-# server; the event's data is never put in the page.
+# inline script). The page was rendered at a mark (``data-since``, ``data-moves``: where
+# the UI's reader of the log and of endpoints stood), and its stream opens from there, so
+# it sees every change after the table it holds. On each change of a service it fetches
+# that service's rows alone (``?service=NAMESPACE/NAME``, the page's filters kept) and
+# swaps them in, in the table's order; many at once, a stream that says ``resync``, a
+# reconnect, or a page without a mark: the whole table. One fetch at a time, the changes
+# that come meanwhile gathered into the next. The HTML it swaps in was escaped on the
+# server; the event's data only names what to fetch and is never put in the page.
 LIVE_JS = """\
-const table = document.getElementById("services");
-const source = new EventSource("/events");
-let busy = false, again = false;
+const holder = document.getElementById("services");
+const mark = new URLSearchParams();
+if (holder.dataset.since) mark.set("since", holder.dataset.since);
+if (holder.dataset.moves) mark.set("moves", holder.dataset.moves);
+const source = new EventSource("/events?" + mark);
+const pending = new Set();
+const MOST = 50;
+let whole = !holder.dataset.since, busy = false, opened = false;
+function before(a, b) {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+function place(body, row) {
+  const key = row.dataset.key.split("/");
+  let low = 0, high = body.rows.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (before(body.rows[middle].dataset.key.split("/"), key)) low = middle + 1;
+    else high = middle;
+  }
+  body.insertBefore(row, body.rows[low] || null);
+}
+function swap(keys, html) {
+  const body = holder.querySelector("tbody");
+  const fresh = document.createElement("template");
+  fresh.innerHTML = html;
+  const rows = fresh.content.querySelectorAll("tbody tr");
+  if (!body) { whole = rows.length > 0; return; }
+  for (const key of keys) {
+    for (const old of body.querySelectorAll(`tr[data-key="${CSS.escape(key)}"]`)) old.remove();
+  }
+  for (const row of rows) place(body, row);
+}
 async function refresh() {
-  if (busy) { again = true; return; }
+  if (busy) return;
   busy = true;
   try {
-    do {
-      again = false;
-      const response = await fetch("/services/table" + location.search);
-      if (response.ok) table.innerHTML = await response.text();
-    } while (again);
+    while (whole || pending.size) {
+      if (whole || pending.size > MOST) {
+        whole = false;
+        pending.clear();
+        const response = await fetch("/services/table" + location.search);
+        if (response.ok) holder.innerHTML = await response.text();
+        continue;
+      }
+      const keys = [...pending];
+      pending.clear();
+      const query = new URLSearchParams(location.search);
+      for (const key of keys) query.append("service", key);
+      const response = await fetch("/services/table?" + query);
+      if (response.ok) swap(keys, await response.text());
+    }
   } finally {
     busy = false;
   }
 }
-source.onopen = refresh;
-source.onmessage = refresh;
-source.addEventListener("endpoints", refresh);
+function changed(event) {
+  const data = JSON.parse(event.data);
+  if (data.namespace && data.name) pending.add(data.namespace + "/" + data.name);
+  else whole = true;
+  refresh();
+}
+source.onopen = () => {
+  if (opened) whole = true;
+  opened = true;
+  refresh();
+};
+source.onmessage = changed;
+source.addEventListener("endpoints", changed);
+source.addEventListener("resync", () => { whole = true; refresh(); });
 """
 
 STYLE = (
@@ -145,6 +200,14 @@ def parse_filters(query: Mapping[str, str]) -> Filters:
 
 
 def _page(title: str, body: str, *, user: str | None = None) -> str:
+    return _page_head(title, user=user) + body + _PAGE_END
+
+
+_PAGE_END = "</body></html>"
+
+
+def _page_head(title: str, *, user: str | None = None) -> str:
+    """A page up to its heading: what its body follows."""
     who = (
         f'<form method="post" action="/logout">signed in as {escape(user)} '
         '<button type="submit">Sign out</button></form>'
@@ -154,39 +217,63 @@ def _page(title: str, body: str, *, user: str | None = None) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<title>{escape(title)} - SkyFlow</title><link rel="stylesheet" href="/ui.css"></head>'
-        f"<body><header>{who}</header><h1>{escape(title)}</h1>{body}</body></html>"
+        f"<body><header>{who}</header><h1>{escape(title)}</h1>"
     )
+
+
+CHUNK_ROWS = 250  # rows of the services table rendered (and sent) at a time
 
 
 def services_table(found: Sequence[ServiceEndpoints], filters: Filters) -> str:
     """The table of ``get svc -A -o wide`` (ENDPOINTS included) over the services the
     filters pick, as an HTML fragment (what the live page swaps in)."""
+    return "".join(services_table_parts(found, filters))
+
+
+def services_table_parts(found: Sequence[ServiceEndpoints], filters: Filters) -> Iterator[str]:
+    """``services_table`` in parts of ``CHUNK_ROWS`` rows, rendered as they are asked
+    for: a page of many services goes out (and the browser reads it) while the rest is
+    still being rendered."""
     view = ServiceListing(Format(Output.wide.value), all_namespaces=True)
     chosen = [each for each in found if filters.matches(each)]
     view.endpoints = {each.key: each.endpoints for each in chosen}
     records = [each.record for each in chosen]
     view.seen(records)
     if not records:
-        return '<p class="empty">No services found.</p>'
+        yield '<p class="empty">No services found.</p>'
+        return
     header = view.header()
     named = header.index("NAME")
-
-    def cells(record: ServiceRecord, row: list[str]) -> list[str]:
-        shown = [escape(cell) for cell in row]
+    yield f"<table>{_head(header)}<tbody>"
+    batch: list[str] = []
+    for record in records:
         service = record.service
-        href = service_path(service.namespace, service.name)
-        shown[named] = f'<a href="{escape(href)}">{shown[named]}</a>'
-        return shown
+        # Each row names its service (data-key: NAMESPACE/NAME), for the live script.
+        key = f' data-key="{escape(service.namespace)}/{escape(service.name)}"'
+        href = escape(service_path(service.namespace, service.name))
+        for row in view.rows(record):
+            shown = [escape(cell) for cell in row]
+            shown[named] = f'<a href="{href}">{shown[named]}</a>'
+            batch.append(_row(shown, key))
+        if len(batch) >= CHUNK_ROWS:
+            yield "".join(batch)
+            batch = []
+    yield "".join(batch) + "</tbody></table>"
 
-    rows = [cells(record, row) for record in records for row in view.rows(record)]
-    return _table(header, rows)
+
+def _head(header: Sequence[str]) -> str:
+    return "<thead><tr>" + "".join(f"<th>{escape(cell)}</th>" for cell in header) + "</tr></thead>"
+
+
+def _row(cells: Sequence[str], attributes: str = "") -> str:
+    """A row of cells that are HTML already."""
+    return f"<tr{attributes}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A table of a header (escaped here) and rows whose cells are HTML already."""
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(_row(row) for row in rows)
+    return f"<table>{_head(header)}<tbody>{body}</tbody></table>"
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -264,14 +351,33 @@ def _filters_form(filters: Filters) -> str:
     )
 
 
-def services_page(found: Sequence[ServiceEndpoints], filters: Filters, *, user: str | None) -> str:
-    """Page (a): every service the filters pick, live."""
-    body = (
-        _filters_form(filters)
-        + f'<div id="services">{services_table(found, filters)}</div>'
-        + '<script src="/live.js" defer></script>'
-    )
-    return _page("Services", body, user=user)
+def services_page(
+    found: Sequence[ServiceEndpoints],
+    filters: Filters,
+    *,
+    user: str | None,
+    mark: tuple[int, int | None] | None = None,
+) -> str:
+    """Page (a): every service the filters pick, live from ``mark`` (where the UI's
+    reader stood before the services were read: its stream opens there)."""
+    return "".join(services_page_parts(found, filters, user=user, mark=mark))
+
+
+def services_page_parts(
+    found: Sequence[ServiceEndpoints],
+    filters: Filters,
+    *,
+    user: str | None,
+    mark: tuple[int, int | None] | None = None,
+) -> Iterator[str]:
+    """``services_page`` in parts, as ``services_table_parts`` renders its rows."""
+    since = ""
+    if mark is not None:
+        position, moves = mark
+        since = f' data-since="{position}"' + ("" if moves is None else f' data-moves="{moves}"')
+    yield _page_head("Services", user=user) + _filters_form(filters) + f'<div id="services"{since}>'
+    yield from services_table_parts(found, filters)
+    yield '</div><script src="/live.js" defer></script>' + _PAGE_END
 
 
 def login_page(message: str | None = None) -> str:
