@@ -70,15 +70,15 @@ _OBSERVER = """
 (([expected, prefix]) => {
   window.__lastRow = 0;
   window.__seen = {};
+  let rows = 0;  // rows of the services table added so far
   new MutationObserver((records) => {
     const now = performance.timeOrigin + performance.now();
-    if (!window.__lastRow) {
-      const body = document.querySelector("#services tbody");
-      if (body && body.rows.length >= expected) window.__lastRow = now;
-    }
     for (const record of records) {
       for (const node of record.addedNodes) {
         if (node.nodeType !== 1) continue;
+        if (node.tagName === "TR") rows += node.closest("#services tbody") ? 1 : 0;
+        else if (node.closest("#services")) rows += node.querySelectorAll("tbody tr").length;
+        if (!window.__lastRow && rows >= expected) window.__lastRow = now;
         const links = node.tagName === "A" ? [node] : node.getElementsByTagName("a");
         for (const link of links) {
           const text = link.textContent;
@@ -241,7 +241,8 @@ async def change_latency(
     try:
         listed = await registry.list()
         await _until(lambda: _true(watch.lines > len(listed)), "the watch's first listing")
-        await asyncio.sleep(2.0)  # the page's first refresh (on its stream opening) done
+        # No waiting for the page's stream to open: it opens at the page's mark, so it
+        # gets every change after the table it was served, however late it opens.
         offset = await _clock_offset(page)
         browser_ms: list[float] = []
         watch_ms: list[float] = []
@@ -258,6 +259,7 @@ async def change_latency(
             seen = await page.evaluate("(n) => window.__seen[n]", name)
             browser_ms.append(seen - offset - acked)
             watch_ms.append(watch.seen[name] - acked)
+            log(f"{name}: browser {browser_ms[-1]:.1f} ms, watch {watch_ms[-1]:.1f} ms")
             await asyncio.sleep(0.05)
         log(
             f"browser p50 {percentile(browser_ms, 50):.1f} ms p99 "
@@ -295,14 +297,14 @@ def _monitor(port: int, path: str) -> dict[str, Any]:
         return data
 
 
-def _work(port: int, skip: set[int]) -> tuple[int, int]:
-    """Messages between the server and the UI's connections (every client connection
-    but ``skip``), both ways (what the UI asked, and what the server delivered to it),
-    and the server's JetStream API requests, so far."""
+def _work(port: int, skip: set[int]) -> tuple[int, int, int]:
+    """So far: messages the UI's connections (every client connection but ``skip``) sent
+    the server (its requests), messages the server delivered to them, and the server's
+    JetStream API requests."""
     connections = _monitor(port, "/connz?limit=10000")["connections"]
-    moved = sum(c["in_msgs"] + c["out_msgs"] for c in connections if c["cid"] not in skip)
+    ours = [c for c in connections if c["cid"] not in skip]
     api = _monitor(port, "/jsz?accounts=true")["api"]["total"]
-    return moved, api
+    return sum(c["in_msgs"] for c in ours), sum(c["out_msgs"] for c in ours), api
 
 
 async def fan_out(
@@ -313,7 +315,9 @@ async def fan_out(
     clients: int,
     changes: int,
     round_no: int,
-) -> tuple[int, int]:
+    window: float,
+    settle: float,
+) -> tuple[int, int, int]:
     """The UI's NATS work while ``clients`` SSE clients are open and ``changes`` services
     are created (each seen by every client): messages between the UI and the server, and
     JetStream API requests."""
@@ -335,17 +339,25 @@ async def fan_out(
             for event in opened:
                 await asyncio.wait_for(event.wait(), 60)
             await asyncio.sleep(0.5)
+            # A window of the same length for every N (the server's idle heartbeats to
+            # the UI's consumers come by the clock): a change every window / changes, and
+            # the window ends ``settle`` seconds after.
             before = await asyncio.to_thread(_work, monitor, writer)
+            started = time.monotonic()
             for i in range(changes):
+                await asyncio.sleep(max(0.0, started + i * window / changes - time.monotonic()))
                 await registry.create(_service(LIVE_NS, f"fan-{round_no}-{i}"))
             await _until(lambda: _true(min(received) >= changes), "every client's events")
-            await asyncio.sleep(0.5)
+            if time.monotonic() > started + window + settle:
+                log(f"{clients} clients: the changes took longer than the {window:g} s window")
+            await asyncio.sleep(max(0.0, started + window + settle - time.monotonic()))
             after = await asyncio.to_thread(_work, monitor, writer)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-    return after[0] - before[0], after[1] - before[1]
+    sent, delivered, api = (a - b for a, b in zip(after, before, strict=True))
+    return sent, delivered, api
 
 
 async def scenario(
@@ -372,20 +384,41 @@ async def scenario(
                 finally:
                     await browser.close()
             log(f"fan-out: 1 and {args.clients} SSE clients, {args.changes} changes each")
-            one = await fan_out(base, monitor, writer, registry, 1, args.changes, 0)
-            many = await fan_out(base, monitor, writer, registry, args.clients, args.changes, 1)
-    log(f"UI <-> NATS messages: {one[0]} (1 client), {many[0]} ({args.clients} clients)")
-    note = f"JetStream API requests, server-wide: {one[1]} (1 client), {many[1]} ({args.clients})"
+            one: list[tuple[int, int, int]] = []
+            many: list[tuple[int, int, int]] = []
+
+            async def counted(clients: int, round_no: int) -> tuple[int, int, int]:
+                return await fan_out(
+                    base, monitor, writer, registry, clients, args.changes, round_no,
+                    args.window, args.settle,
+                )  # fmt: skip
+
+            for i in range(args.fan_rounds):  # alternating; medians: the follower's
+                # periodic fresh read (every 30 s) falls in one window of a few
+                one.append(await counted(1, 2 * i))
+                many.append(await counted(args.clients, 2 * i + 1))
+                log(f"round {i}: (sent, delivered, API) 1 client {one[-1]}, many {many[-1]}")
+
+    def total(counts: list[tuple[int, int, int]]) -> float:
+        return median([float(sent + delivered) for sent, delivered, _ in counts])
+
+    def shown(counts: list[tuple[int, int, int]]) -> str:
+        return ", ".join(f"{s} sent + {d} delivered ({a} JS API)" for s, d, a in counts)
+
+    note = (
+        f"each round, messages between the UI's connections and the server, 1 client: "
+        f"{shown(one)}; {args.clients} clients: {shown(many)}"
+    )
     run.add(
         Result(
             f"NATS messages to and from the UI: {args.clients} SSE clients (vs 1), "
-            f"{args.changes} changes",
-            float(many[0]),
-            float(one[0]),
+            f"{args.changes} changes in {args.window:g} s",
+            total(many),
+            total(one),
             "msgs",
             "time",
             1.0,
-            args.changes,
+            args.fan_rounds,
             note,
         )
     )
@@ -397,6 +430,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="rounds of the first-page row")
     parser.add_argument("--changes", type=int, default=50, help="changes timed (rows 2 and 3)")
     parser.add_argument("--clients", type=int, default=100, help="SSE clients in row 3")
+    parser.add_argument(
+        "--fan-rounds", type=int, default=3, help="alternating rounds of 1 and --clients"
+    )
+    parser.add_argument("--window", type=float, default=5.0, help="row 3: seconds of changes")
+    parser.add_argument("--settle", type=float, default=3.0, help="row 3: seconds after them")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     run = Run(
