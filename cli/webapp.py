@@ -374,7 +374,8 @@ def make_app(base: Connection, *, anonymous: bool = False) -> Starlette:
         if isinstance(got, Response):
             return got
         _, found, filters, _ = got
-        return _html(services_table(found, filters))
+        signing = request.query_params.get("signing") == "1"  # the page's table's
+        return _html(services_table(found, filters, signing=signing))
 
     def one_service(
         show: Callable[[Person, str, str, Request], Awaitable[str]],

@@ -101,6 +101,7 @@ async function refresh() {
       pending.clear();
       const query = new URLSearchParams(location.search);
       for (const key of keys) query.append("service", key);
+      if (holder.querySelector("table.head[data-signing]")) query.set("signing", "1");
       const response = await fetch("/services/table?" + query);
       if (response.ok) swap(keys, await response.text());
     }
@@ -235,13 +236,19 @@ def _page_head(title: str, *, user: str | None = None) -> str:
 CHUNK_ROWS = 250  # rows of the services table rendered (and sent) at a time
 
 
-def services_table(found: Sequence[ServiceEndpoints], filters: Filters) -> str:
+def services_table(
+    found: Sequence[ServiceEndpoints], filters: Filters, *, signing: bool = False
+) -> str:
     """The table of ``get svc -A -o wide`` (ENDPOINTS included) over the services the
-    filters pick, as an HTML fragment (what the live page swaps in)."""
-    return "".join(services_table_parts(found, filters))
+    filters pick, as an HTML fragment (what the live page swaps in). ``signing``: the
+    table these rows go into shows signing in use (an unsigned service's PROOF then
+    reads ``unproven``, as in it, whatever these rows alone would say)."""
+    return "".join(services_table_parts(found, filters, signing=signing))
 
 
-def services_table_parts(found: Sequence[ServiceEndpoints], filters: Filters) -> Iterator[str]:
+def services_table_parts(
+    found: Sequence[ServiceEndpoints], filters: Filters, *, signing: bool = False
+) -> Iterator[str]:
     """``services_table`` in parts of ``CHUNK_ROWS`` rows, rendered as they are asked
     for: a page of many services goes out (and the browser reads it) while the rest is
     still being rendered."""
@@ -249,6 +256,7 @@ def services_table_parts(found: Sequence[ServiceEndpoints], filters: Filters) ->
     chosen = [each for each in found if filters.matches(each)]
     view.endpoints = {each.key: each.endpoints for each in chosen}
     records = [each.record for each in chosen]
+    view.signing = signing
     view.seen(records)
     if not records:
         yield '<p class="empty">No services found.</p>'
@@ -259,7 +267,9 @@ def services_table_parts(found: Sequence[ServiceEndpoints], filters: Filters) ->
     # columns line up with the header's (fixed widths, in STYLE), so the browser lays out
     # and paints only the blocks in view (content-visibility): a change to one row of
     # 10,000 then costs it milliseconds, not a layout of the whole table.
-    yield f'<table class="head">{_head(header)}</table>'
+    # Whether signing is in use here: the live script asks rows it fetches to agree.
+    signed = ' data-signing="1"' if view.signing else ""
+    yield f'<table class="head"{signed}>{_head(header)}</table>'
     batch: list[str] = []
     for record in records:
         service = record.service

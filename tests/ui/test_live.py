@@ -292,6 +292,12 @@ def test_the_table_of_named_services(browser: httpx.Client, server: NatsServer) 
     assert table.status_code == 200
     assert table.text.count("<tr data-key=") == 1
     assert '<tr data-key="shop/named"><td>shop</td>' in table.text
+    # PROOF as in the table the rows go into: "-" where nothing is signed, "unproven"
+    # where the page's table shows signing in use.
+    assert "<td>-</td></tr>" in table.text and "unproven" not in table.text
+    signed = browser.get("/services/table", params={**asked, "signing": "1"})
+    assert "<td>unproven</td></tr>" in signed.text
+    assert '<table class="head" data-signing="1">' in signed.text
     elsewhere = browser.get("/services/table", params={**asked, "namespace": "other"})
     assert elsewhere.status_code == 200 and "data-key" not in elsewhere.text
     for bad, named in (("shop", "service &quot;shop&quot;"), ("shop/..", "&quot;..&quot;")):
