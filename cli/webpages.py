@@ -197,9 +197,33 @@ if (slider) {
 }
 """
 
-# The services table's columns (get svc -A -o wide, ENDPOINTS before AGE), in % of the
-# width: fixed, so its blocks of rows line up with its header without measuring them.
-_SERVICE_COLUMNS = (9, 12, 7, 8, 7, 7, 5, 4, 6, 11, 6, 5, 8, 5)
+# The services table's columns (get svc -A -o wide's), in % of the width: fixed, so its
+# blocks of rows line up with its header without measuring them. Set by name (each
+# table's <colgroup>), so a table without a column (ENDPOINTS, in a past without
+# membership history) still lines up; a column not named here shares what is left.
+_SERVICE_COLUMNS = {
+    "NAMESPACE": 9,
+    "NAME": 10,
+    "TYPE": 8,
+    "CLUSTER-IP": 9,
+    "EXTERNAL-IP": 7,
+    "PORT(S)": 9,
+    "ENDPOINTS": 6,
+    "AGE": 4,
+    "TARGET-PORTS": 6,
+    "SELECTOR": 9,
+    "CLUSTER": 6,
+    "REVISION": 5,
+    "CREATED-BY": 7,
+    "PROOF": 5,
+}
+
+
+def _column_class(name: str) -> str:
+    """A column's class in the services table (``PORT(S)``: ``c-port-s``)."""
+    return "c-" + "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+
+
 STYLE = (
     "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
     "th,td{text-align:left;padding:.2em .8em;border-bottom:1px solid #ddd;font-size:90%}"
@@ -208,11 +232,10 @@ STYLE = (
     "form.travel{display:inline-block;margin-right:1em}#travel-seq{width:20em}"
     "#first-break{font-weight:bold;font-size:110%}"
     "#services table{table-layout:fixed;width:100%}#services td,#services th"
-    "{overflow-wrap:anywhere}#services .rows{content-visibility:auto;"
+    "{overflow-wrap:anywhere;padding:.2em .4em}#services .rows{content-visibility:auto;"
     "contain-intrinsic-size:auto 5000px}"
     + "".join(
-        f"#services td:nth-child({i}),#services th:nth-child({i}){{width:{w}%}}"
-        for i, w in enumerate(_SERVICE_COLUMNS, 1)
+        f"#services col.{_column_class(n)}{{width:{w}%}}" for n, w in _SERVICE_COLUMNS.items()
     )
 )
 
@@ -439,7 +462,9 @@ def services_table_parts(
     # 10,000 then costs it milliseconds, not a layout of the whole table.
     # Whether signing is in use here: the live script asks rows it fetches to agree.
     signed = ' data-signing="1"' if view.signing else ""
-    yield f'<table class="head"{signed}>{_head(header)}</table>'
+    columns = "<colgroup>" + "".join(f'<col class="{_column_class(n)}">' for n in header)
+    columns += "</colgroup>"
+    yield f'<table class="head"{signed}>{columns}{_head(header)}</table>'
     batch: list[str] = []
     for record in chosen:
         service = record.service
@@ -451,14 +476,15 @@ def services_table_parts(
             shown[named] = f'<a href="{href}">{shown[named]}</a>'
             batch.append(_row(shown, key))
         if len(batch) >= CHUNK_ROWS:
-            yield _block(batch)
+            yield _block(columns, batch)
             batch = []
     if batch:
-        yield _block(batch)
+        yield _block(columns, batch)
 
 
-def _block(rows: list[str]) -> str:
-    return '<div class="rows"><table><tbody>' + "".join(rows) + "</tbody></table></div>"
+def _block(columns: str, rows: list[str]) -> str:
+    body = "".join(rows)
+    return f'<div class="rows"><table>{columns}<tbody>{body}</tbody></table></div>'
 
 
 def _head(header: Sequence[str]) -> str:
