@@ -217,9 +217,11 @@ def service_row(
     now: datetime | None = None,
     trust: Trust | None = None,
     signing: bool = True,
+    proof: Proof | None = None,
 ) -> list[str]:
     """One row of ``get``'s table, under ``columns(wide=..., all_namespaces=...)``
-    (``signing``: whether an unsigned service's PROOF reads ``unproven`` or ``-``)."""
+    (``signing``: whether an unsigned service's PROOF reads ``unproven`` or ``-``;
+    ``proof``: the record's, when the caller has worked it out already)."""
     service = record.service
     row = [service.namespace] if all_namespaces else []
     row += [
@@ -237,7 +239,7 @@ def service_row(
             service.cluster or NONE,
             str(record.seq),
             record.actor,
-            proof_cell(record_proof(record, trust), signing),
+            proof_cell(record_proof(record, trust) if proof is None else proof, signing),
         ]
     return row
 

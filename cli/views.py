@@ -386,9 +386,12 @@ class ServiceListing(Listing["ServiceRecord"]):
 
     def table_rows(self, item: "ServiceRecord") -> list[list[str]]:
         wide = self.output is Output.wide
+        proof = record_proof(item, self.trust) if wide else None  # worked out once
         if wide and not self.signing:  # a watch's change may be the first signed one
-            self.signing = signing_in_use(self.trust, [record_proof(item, self.trust)])
-        row = service_row(item, wide=wide, now=self.now, trust=self.trust, signing=self.signing)
+            self.signing = signing_in_use(self.trust, [proof])
+        row = service_row(
+            item, wide=wide, now=self.now, trust=self.trust, signing=self.signing, proof=proof
+        )
         if self.endpoints is not None:
             age = columns().index("AGE")
             endpoints = self.endpoints.get(item.key)

@@ -17,12 +17,13 @@ missed (read from the log), then the live changes, with nothing doubled or lost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,7 @@ from cli.webpages import (
     past_service_fragment,
     service_fragment,
     service_page,
-    services_page,
+    services_page_parts,
     services_table,
 )
 from registry.errors import (
@@ -63,6 +64,7 @@ from registry.errors import (
 if TYPE_CHECKING:
     from registry.client import Registry
     from registry.discovery.endpoints import Endpoints
+    from registry.discovery.follower import ServiceEndpoints
     from registry.services.feed import LogRecord
     from registry.services.projection import ServiceKey, ServiceRecord
     from registry.services.proof import Trust
@@ -78,6 +80,9 @@ COOKIE = "skyflow_session"
 _FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
 SESSION_LIFETIME_S = 12 * 3600.0  # a working day: then sign in again
 KEEPALIVE = 15.0  # seconds between SSE comments, so a gone browser is noticed
+# The services page sent as it renders, a block of rows at a time (see docs/benchmarks.md).
+STREAM_PAGE = True
+RECENT_MOVES = 10_000  # endpoint moves a hub keeps for pages whose stream is opening
 
 
 @dataclass(frozen=True)
@@ -105,25 +110,60 @@ class EndpointsMoved:
 class Hub:
     """One reader of the log (and one follower of endpoints) serving every open browser
     of one person: each browser's queue gets every record after the moment it joined
-    (``position``: the last sequence handed out when it joined)."""
+    (``position``: the last sequence handed out when it joined).
+
+    A page rendered by the UI carries ``mark()``: the log position and the count of
+    endpoint moves the hub had handed out when its reads began. Its stream, joining with
+    that mark, gets what came after it (the records from the log; the moves from the
+    ``RECENT_MOVES`` kept here), so the page need not read its whole table again when its
+    stream opens; where the moves since cannot be told (the follower was not reading
+    then, or restarted since, or too many came), the stream says ``resync``."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.queues: set[asyncio.Queue[LogRecord | EndpointsMoved | BaseException]] = set()
         self.position = 0
+        self.moves = 0  # endpoint moves handed out so far
+        self.recent: collections.deque[tuple[int, EndpointsMoved]] = collections.deque(
+            maxlen=RECENT_MOVES
+        )
+        self.following = False  # the endpoints follower is through its first read
+        self.floor = 0  # a mark below this may have missed moves (the follower restarted)
         self._started: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def join(self) -> tuple[asyncio.Queue[LogRecord | EndpointsMoved | BaseException], int]:
-        """A queue of the records after the returned position."""
+    async def start(self) -> None:
+        """The reader of the log (and the follower of endpoints) running for this person;
+        the reader's refusal (``RegistryError``) if the server refuses it."""
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
             self._tasks = [asyncio.create_task(self._read())]
             self._tasks.append(asyncio.create_task(self._follow_endpoints()))
         await asyncio.shield(self._started)
+
+    def mark(self) -> tuple[int, int | None]:
+        """Where the hub stands: the last log sequence, and the endpoint moves handed out
+        (None while the follower is not following: moves cannot be told from it then)."""
+        return self.position, self.moves if self.following else None
+
+    async def join(
+        self, moves: int | None = None
+    ) -> tuple[
+        asyncio.Queue[LogRecord | EndpointsMoved | BaseException], int, list[EndpointsMoved] | None
+    ]:
+        """A queue of the records after the returned position, and the endpoint moves
+        after ``moves`` (a page's mark) that it will not get (None: cannot be told)."""
+        await self.start()
         queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException] = asyncio.Queue()
         self.queues.add(queue)  # with the position in the same step: nothing falls between
-        return queue, self.position
+        return queue, self.position, self._moves_after(moves)
+
+    def _moves_after(self, mark: int | None) -> list[EndpointsMoved] | None:
+        if mark is None or not self.following or not self.floor <= mark <= self.moves:
+            return None
+        if self.moves - mark > len(self.recent):
+            return None  # some have been forgotten
+        return [moved for count, moved in self.recent if count > mark]
 
     def leave(self, queue: asyncio.Queue[LogRecord | EndpointsMoved | BaseException]) -> None:
         self.queues.discard(queue)
@@ -157,17 +197,30 @@ class Hub:
         """Endpoint changes that leave the service as it was (a service's own changes
         come from the log, with their sequence). A person who may not read tasks gets
         none: their page says why when it reads."""
-        from registry.discovery.follower import EndpointsChanged
+        from registry.discovery.follower import Discovered
 
-        with contextlib.suppress(RegistryError):
+        try:
             async with self.registry.follow_endpoints() as follower:
                 async for item in follower:
-                    if isinstance(item, EndpointsChanged) and item.change is None:
+                    if isinstance(item, Discovered):
+                        # Marks from before (a follower that stopped) may have missed
+                        # moves: one past them, none of them is replayable.
+                        self.moves += 1
+                        self.floor = self.moves
+                        self.recent.clear()
+                        self.following = True
+                    elif item.change is None:
                         service = item.service.record.service
                         moved = EndpointsMoved(
                             service.namespace, service.name, item.service.endpoints.status
                         )
+                        self.moves += 1
+                        self.recent.append((self.moves, moved))
                         self._send(moved)
+        except RegistryError:
+            pass
+        finally:
+            self.following = False
 
     async def close(self) -> None:
         """Stop reading, and end every open stream (the UI is stopping, or the person's
@@ -312,12 +365,15 @@ def _html(text: str, status: int = 200) -> HTMLResponse:
 
 
 def _event(record: LogRecord) -> str:
+    from events.subjects import parse_subject
     from registry.log.entry import Entry
 
     entry = record.entry
     kind = type(entry.event).__name__ if isinstance(entry, Entry) else "Skipped"
-    data = json.dumps({"seq": record.seq, "type": kind, "subject": record.message.subject})
-    return f"id: {record.seq}\ndata: {data}\n\n"
+    fields: dict[str, Any] = {"seq": record.seq, "type": kind, "subject": record.message.subject}
+    with contextlib.suppress(ValueError):  # not a service's subject: the page reads it all
+        fields["namespace"], fields["name"] = parse_subject(record.message.subject)
+    return f"id: {record.seq}\ndata: {json.dumps(fields)}\n\n"
 
 
 def make_app(
@@ -348,24 +404,42 @@ def make_app(
             return RedirectResponse("/login", 303)
         return _html(login_page("Sign in first."), 401)
 
-    async def read(request: Request) -> tuple[Person, Listed, Filters] | Response:
+    async def read(
+        request: Request, *, page: bool = False
+    ) -> tuple[Person, Listed, Filters, tuple[int, int | None] | None] | Response:
         """The services the query asks for, as the person may read them, now or at the
-        query's ``at``; else the page saying why not (a bad filter or moment: 400; the
-        server's refusal, as the CLI words it: 403)."""
+        query's ``at`` (``?service=NAMESPACE/NAME``, repeated, for the table alone: only
+        those, each read as ``get svc NAME`` reads it: what the live page swaps in); for
+        a live ``page``, the hub's mark taken before reading (None if its reader cannot
+        start); else the page saying why not (a bad filter or moment: 400; the server's
+        refusal, as the CLI words it: 403)."""
         person = await signed_in(request)
         if isinstance(person, Response):
             return person
         try:
             filters = parse_filters(request.query_params)
             at, when = _when(request)
+            only = [] if page else [_key(v) for v in request.query_params.getlist("service")]
+            if len(only) > MOST_SERVICES:
+                raise InvalidInput("service", str(len(only)), f"name at most {MOST_SERVICES}")
         except InvalidInput as exc:
             return _html(error_page(str(exc), user=person.name), 400)
         registry = person.registry
+        mark = None
         try:
-            if when is None:
+            if when is None and only:
+                found = await _some(registry, only, filters.namespace)
+                records = [f.record for f in found]
+                listed: Listed = (records, {f.key: f.endpoints for f in found}, Moment(0), [])
+            elif when is None:
+                if page:
+                    with contextlib.suppress(RegistryError):  # the page says why, below
+                        await person.hub.start()
+                        mark = person.hub.mark()
                 found = await registry.list_endpoints(filters.namespace)
-                last = await registry.log.last_sequence()
-                listed: Listed = (
+                # The slider's end: where the hub stood (no request), else the log's.
+                last = mark[0] if mark is not None else await registry.log.last_sequence()
+                listed = (
                     [f.record for f in found],
                     {f.key: f.endpoints for f in found},
                     Moment(last),
@@ -373,35 +447,41 @@ def make_app(
                 )
             else:
                 listed = await _past_services(registry, at, when, filters.namespace)
+                if only:
+                    keys = set(only)
+                    listed = ([r for r in listed[0] if r.key in keys], *listed[1:])
         except InvalidInput as exc:  # a sequence past the log's end
             return _html(error_page(str(exc), user=person.name), 400)
         except RegistryError as exc:
             return _html(error_page(safe(str(exc)), user=person.name), 403)
-        return person, listed, filters
+        return person, listed, filters, mark
 
     async def services(request: Request) -> Response:
-        got = await read(request)
+        got = await read(request, page=True)
         if isinstance(got, Response):
             return got
-        person, (records, endpoints, moment, notes), filters = got
-        user = person.name or None
-        page = services_page(
+        person, (records, endpoints, moment, notes), filters, mark = got
+        parts = services_page_parts(
             records,
             endpoints,
             filters,
-            user=user,
+            user=person.name or None,
             moment=moment,
             notes=notes,
             query=request.url.query,
+            mark=mark,
         )
-        return _html(page)
+        if not STREAM_PAGE:
+            return _html("".join(parts))
+        return StreamingResponse(_paced(parts), headers=HEADERS, media_type="text/html")
 
     async def table(request: Request) -> Response:
         got = await read(request)
         if isinstance(got, Response):
             return got
-        _, (records, endpoints, moment, _), filters = got
-        return _html(services_table(records, endpoints, filters, moment))
+        _, (records, endpoints, moment, _), filters, _ = got
+        signing = request.query_params.get("signing") == "1"  # the page's table's
+        return _html(services_table(records, endpoints, filters, moment, signing=signing))
 
     def one_service(
         show: Callable[[Person, str, str, Request], Awaitable[str]], *, fragment: bool = False
@@ -557,11 +637,23 @@ def make_app(
         person = await signed_in(request)
         if isinstance(person, Response):
             return person
+        # A reconnect names the last event it got; a page's first connection, the mark
+        # it was rendered at (``?since=SEQ&moves=N``).
         last = request.headers.get("last-event-id", "").strip()
-        if last and not (last.isascii() and last.isdigit()):
-            return _html(error_page(f"Last-Event-ID {last!r} is not a stream sequence"), 400)
+        reconnect = bool(last)
+        since = request.query_params.get("since", "")
+        moves = request.query_params.get("moves", "")
+        for what, value in (("Last-Event-ID", last), ("since", since), ("moves", moves)):
+            if value and not (value.isascii() and value.isdigit()):
+                return _html(error_page(f"{what} {value!r} is not a stream sequence"), 400)
+        last = last or since
         return StreamingResponse(
-            _stream(person, int(last) if last else None),
+            _stream(
+                person,
+                int(last) if last else None,
+                int(moves) if moves and not reconnect else None,
+                opening=bool(since) and not reconnect,
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -681,6 +773,36 @@ async def _past_service(
     return service_page(namespace, name, fragment, user=user, moment=moment)
 
 
+MOST_SERVICES = 100  # ?service= values one table request may name
+
+
+def _key(value: str) -> tuple[str, str]:
+    """A ``?service=NAMESPACE/NAME`` value, each part checked as the CLI checks a name."""
+    namespace, slash, name = value.partition("/")
+    if not slash:
+        raise InvalidInput("service", value, "give NAMESPACE/NAME")
+    return parse_name(namespace, "namespace"), parse_name(name)
+
+
+async def _some(
+    registry: Registry, keys: list[tuple[str, str]], namespace: str | None
+) -> list[ServiceEndpoints]:
+    """The named services that are live (in ``namespace``, if given), with their
+    endpoints, ordered as a listing is: what the live page swaps in for those rows."""
+    from registry.discovery.follower import ServiceEndpoints
+
+    found = []
+    for each, name in sorted(set(keys)):
+        if namespace is not None and each != namespace:
+            continue
+        try:
+            record = await registry.get(each, name)
+        except NotFound:
+            continue
+        found.append(ServiceEndpoints(record, await registry.endpoints(each, name, record=record)))
+    return found
+
+
 def _span(start: str | None, end: str | None) -> tuple[int, int] | None:
     """``?from=SEQ&to=SEQ``: both or neither, each a stream sequence."""
     if not start and not end:
@@ -692,18 +814,26 @@ def _span(start: str | None, end: str | None) -> tuple[int, int] | None:
     return int(start), int(end)
 
 
-async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
+async def _stream(
+    person: Person, last: int | None, moves: int | None, *, opening: bool = False
+) -> AsyncIterator[str]:
     """The changes after ``last`` (read from the log up to where the hub stood when this
-    browser joined), then the hub's, each once, in order."""
+    browser joined), then the hub's, each once, in order. ``opening`` (a page's first
+    connection, not a reconnect, carrying its mark): first the endpoint moves after the
+    page's mark ``moves``, or ``resync`` if they cannot be told."""
     from registry.services.when import AtSequence
 
     try:
-        queue, position = await person.hub.join()
+        queue, position, missed = await person.hub.join(moves)
     except RegistryError as exc:
         yield _failed(exc)
         return
     try:
         yield "retry: 1000\n\n"
+        if opening and missed is None:
+            yield "event: resync\ndata: {}\n\n"
+        for moved in missed if opening and missed is not None else ():
+            yield _moved(moved)
         if last is not None and last < position:
             async for record in person.registry.events(since=AtSequence(last + 1)):
                 if record.seq > position:
@@ -716,8 +846,7 @@ async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
                 yield ": keepalive\n\n"
                 continue
             if isinstance(item, EndpointsMoved):
-                data = {"namespace": item.namespace, "name": item.name, "endpoints": item.status}
-                yield f"event: endpoints\ndata: {json.dumps(data)}\n\n"
+                yield _moved(item)
                 continue
             if isinstance(item, BaseException):
                 yield _failed(item)
@@ -727,6 +856,20 @@ async def _stream(person: Person, last: int | None) -> AsyncIterator[str]:
         yield _failed(exc)
     finally:
         person.hub.leave(queue)
+
+
+async def _paced(parts: Iterator[str]) -> AsyncIterator[str]:
+    """A page rendered a part at a time, each sent as it is ready, with the event loop
+    free between parts: a page of many services neither waits to be whole before the
+    browser can read it, nor holds up every other request (the live feeds) meanwhile."""
+    for part in parts:
+        yield part
+        await asyncio.sleep(0)
+
+
+def _moved(moved: EndpointsMoved) -> str:
+    data = {"namespace": moved.namespace, "name": moved.name, "endpoints": moved.status}
+    return f"event: endpoints\ndata: {json.dumps(data)}\n\n"
 
 
 def _failed(exc: BaseException) -> str:

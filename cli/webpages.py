@@ -9,7 +9,7 @@ the log (names, labels, selectors, actors) and every value a visitor typed passe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -47,62 +47,142 @@ __all__ = [
     "service_page",
     "service_path",
     "services_page",
+    "services_page_parts",
     "services_table",
 ]
 
 # The UI's only script, served as /live.js (the Content-Security-Policy allows no inline
-# script). Each element with ``data-live="URL"`` is re-fetched from that URL and swapped
-# in: on each server-sent event that concerns it (with ``data-namespace`` and
-# ``data-name``, only that service's: a log event's subject ends in
-# ``<namespace>.<name>``, an ``endpoints`` event names both), on each (re)connect, and
-# every ``data-every`` seconds if given (ages move on). One fetch at a time per element,
-# however fast events come. The HTML swapped in was escaped on the server; an event's
-# data is only compared, never put in the page. Signed out (401): the page reloads, and
-# is sent to sign in.
+# script), with one EventSource for the whole page. Each element with ``data-live="URL"``
+# is re-fetched from that URL and swapped in: on each server-sent event that concerns it
+# (with ``data-namespace`` and ``data-name``, only that service's: an event names both),
+# on each (re)connect, and every ``data-every`` seconds if given (ages move on). One
+# fetch at a time per element, the changes that come meanwhile gathered into the next.
+#
+# The services table (``#services``) is fetched more sparingly. Its page was rendered at
+# a mark (``data-since``, ``data-moves``: where the UI's reader of the log and of
+# endpoints stood), and the stream opens from there, so it sees every change after the
+# table it holds and need not fetch it again on opening. On a change of a service it
+# fetches that service's rows alone (``?service=NAMESPACE/NAME``, the page's filters
+# kept, ``signing=1`` when the table shows signing in use, so PROOF reads as it does)
+# and puts them in the table's order; many at once, an event naming no service, a
+# stream that says ``resync``, a reconnect, or a page without a mark: the whole table.
+#
+# The HTML swapped in was escaped on the server; an event's data only names what to
+# fetch and is never put in the page. Signed out (401): the page reloads, and is sent to
+# sign in.
 LIVE_JS = """\
+const holder = document.getElementById("services");
+const marked = document.querySelector("[data-since]");
+const MOST = 50;
 const parts = Array.from(document.querySelectorAll("[data-live]"), (element) => ({
-  element, busy: false, again: false,
+  element, busy: false, whole: false, pending: new Set(),
 }));
+function before(a, b) {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+function place(element, row) {
+  const rows = element.querySelectorAll("tbody tr[data-key]");
+  const key = row.dataset.key.split("/");
+  let low = 0, high = rows.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (before(rows[middle].dataset.key.split("/"), key)) low = middle + 1;
+    else high = middle;
+  }
+  if (low < rows.length) rows[low].before(row);
+  else rows[rows.length - 1].after(row);
+}
+function swap(part, keys, html) {
+  const element = part.element;
+  const fresh = document.createElement("template");
+  fresh.innerHTML = html;
+  for (const key of keys) {
+    const named = `tbody tr[data-key="${CSS.escape(key)}"]`;
+    for (const old of element.querySelectorAll(named)) old.remove();
+  }
+  if (!element.querySelector("tbody tr[data-key]")) { part.whole = true; return; }
+  for (const row of fresh.content.querySelectorAll("tbody tr[data-key]")) place(element, row);
+}
+async function rows(part) {
+  const keys = [...part.pending];
+  part.pending.clear();
+  const url = new URL(part.element.dataset.live, location.href);
+  for (const key of keys) url.searchParams.append("service", key);
+  if (part.element.querySelector("table.head[data-signing]")) {
+    url.searchParams.set("signing", "1");
+  }
+  const response = await fetch(url);
+  if (response.status === 401) { location.reload(); return false; }
+  if (response.ok) swap(part, keys, await response.text());
+  else part.whole = true;
+  return true;
+}
 async function refresh(part) {
-  if (part.busy) { part.again = true; return; }
+  if (part.busy) return;
   part.busy = true;
   try {
-    do {
-      part.again = false;
+    while (part.whole || part.pending.size) {
+      if (!part.whole && part.pending.size <= MOST) {
+        if (!(await rows(part))) return;
+        continue;
+      }
+      part.whole = false;
+      part.pending.clear();
       const response = await fetch(part.element.dataset.live);
       if (response.status === 401) { location.reload(); return; }
       part.element.innerHTML = await response.text();
-    } while (part.again);
+    }
   } catch (error) {
-    // The network failed: the next event, or the reconnect, fetches again.
+    // The network failed: the next event, or the reconnect, fetches it whole.
+    part.whole = true;
   } finally {
     part.busy = false;
   }
 }
+function whole(part) {
+  part.whole = true;
+  refresh(part);
+}
 function changed(namespace, name) {
   for (const part of parts) {
     const want = part.element.dataset;
-    if (want.name === undefined || (want.namespace === namespace && want.name === name)) {
+    if (part.element === holder) {
+      if (namespace && name) part.pending.add(namespace + "/" + name);
+      else part.whole = true;
       refresh(part);
+    } else if (want.name === undefined || (want.namespace === namespace && want.name === name)) {
+      whole(part);
     }
   }
 }
 function data(event) {
   try { return JSON.parse(event.data) || {}; } catch (error) { return {}; }
 }
-const source = new EventSource("/events");
-source.onopen = () => parts.forEach(refresh);
+const mark = new URLSearchParams();
+if (marked) {
+  mark.set("since", marked.dataset.since);
+  if (marked.dataset.moves) mark.set("moves", marked.dataset.moves);
+}
+const source = new EventSource("/events" + (marked ? "?" + mark : ""));
+let opened = false;
+source.onopen = () => {
+  // A marked page's first opening starts where its table stands: nothing to fetch for
+  // it then; every other part, and every part on a reconnect, is fetched whole.
+  for (const part of parts) if (opened || part.element !== marked) whole(part);
+  opened = true;
+};
 source.onmessage = (event) => {
-  const tokens = String(data(event).subject || "").split(".");
-  changed(tokens[tokens.length - 2], tokens[tokens.length - 1]);
+  const said = data(event);
+  changed(said.namespace, said.name);
 };
 source.addEventListener("endpoints", (event) => {
   const moved = data(event);
   changed(moved.namespace, moved.name);
 });
+source.addEventListener("resync", () => parts.forEach(whole));
 for (const part of parts) {
   const every = Number(part.element.dataset.every);
-  if (every > 0) setInterval(() => refresh(part), every * 1000);
+  if (every > 0) setInterval(() => whole(part), every * 1000);
 }
 """
 
@@ -117,6 +197,33 @@ if (slider) {
 }
 """
 
+# The services table's columns (get svc -A -o wide's), in % of the width: fixed, so its
+# blocks of rows line up with its header without measuring them. Set by name (each
+# table's <colgroup>), so a table without a column (ENDPOINTS, in a past without
+# membership history) still lines up; a column not named here shares what is left.
+_SERVICE_COLUMNS = {
+    "NAMESPACE": 9,
+    "NAME": 10,
+    "TYPE": 8,
+    "CLUSTER-IP": 9,
+    "EXTERNAL-IP": 7,
+    "PORT(S)": 9,
+    "ENDPOINTS": 6,
+    "AGE": 4,
+    "TARGET-PORTS": 6,
+    "SELECTOR": 9,
+    "CLUSTER": 6,
+    "REVISION": 5,
+    "CREATED-BY": 7,
+    "PROOF": 5,
+}
+
+
+def _column_class(name: str) -> str:
+    """A column's class in the services table (``PORT(S)``: ``c-port-s``)."""
+    return "c-" + "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+
+
 STYLE = (
     "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
     "th,td{text-align:left;padding:.2em .8em;border-bottom:1px solid #ddd;font-size:90%}"
@@ -124,6 +231,12 @@ STYLE = (
     "#banner{background:#fff4d6;border:1px solid #e0c060;padding:.5em}"
     "form.travel{display:inline-block;margin-right:1em}#travel-seq{width:20em}"
     "#first-break{font-weight:bold;font-size:110%}"
+    "#services table{table-layout:fixed;width:100%}#services td,#services th"
+    "{overflow-wrap:anywhere;padding:.2em .4em}#services .rows{content-visibility:auto;"
+    "contain-intrinsic-size:auto 5000px}"
+    + "".join(
+        f"#services col.{_column_class(n)}{{width:{w}%}}" for n, w in _SERVICE_COLUMNS.items()
+    )
 )
 
 
@@ -277,18 +390,31 @@ def _travel(moment: Moment, path: str, keep: Mapping[str, str] | None = None) ->
 
 
 def _page(title: str, body: str, *, user: str | None = None, scripts: Sequence[str] = ()) -> str:
+    return _page_head(title, user=user) + body + _page_end(scripts)
+
+
+def _page_head(title: str, *, user: str | None = None) -> str:
+    """A page up to its heading: what its body follows."""
     who = (
         f'<form method="post" action="/logout">signed in as {escape(user)} '
         '<button type="submit">Sign out</button></form>'
         if user
         else ""
     )
-    tags = "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<title>{escape(title)} - SkyFlow</title><link rel="stylesheet" href="/ui.css"></head>'
-        f"<body><header>{who}</header><h1>{escape(title)}</h1>{body}{tags}</body></html>"
+        f"<body><header>{who}</header><h1>{escape(title)}</h1>"
     )
+
+
+def _page_end(scripts: Sequence[str] = ()) -> str:
+    """A page's scripts, and its end."""
+    tags = "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
+    return f"{tags}</body></html>"
+
+
+CHUNK_ROWS = 250  # rows of the services table rendered (and sent) at a time
 
 
 def services_table(
@@ -296,38 +422,84 @@ def services_table(
     endpoints: Mapping[ServiceKey, Endpoints] | None,
     filters: Filters,
     moment: Moment | None = None,
+    *,
+    signing: bool = False,
 ) -> str:
     """The table of ``get svc -A -o wide`` (ENDPOINTS included when known) over the
     services the filters pick, as an HTML fragment (what the live page swaps in). At a
-    past ``moment``, AGE reads as it did then, and each link keeps the moment."""
+    past ``moment``, AGE reads as it did then, and each link keeps the moment.
+    ``signing``: the table these rows go into shows signing in use (an unsigned
+    service's PROOF then reads ``unproven``, as in it, whatever these rows alone say)."""
+    return "".join(services_table_parts(records, endpoints, filters, moment, signing=signing))
+
+
+def services_table_parts(
+    records: Sequence[ServiceRecord],
+    endpoints: Mapping[ServiceKey, Endpoints] | None,
+    filters: Filters,
+    moment: Moment | None = None,
+    *,
+    signing: bool = False,
+) -> Iterator[str]:
+    """``services_table`` in parts of ``CHUNK_ROWS`` rows, rendered as they are asked
+    for: a page of many services can go out while the rest is still being rendered."""
     moment = moment or Moment(0)
     view = ServiceListing(Format(Output.wide.value), all_namespaces=True, now=moment.time)
     known = endpoints if endpoints is not None else {}
     chosen = [r for r in records if filters.matches(r, known.get(r.key))]
     if endpoints is not None:
         view.endpoints = {r.key: endpoints[r.key] for r in chosen if r.key in endpoints}
+    view.signing = signing
     view.seen(chosen)
     if not chosen:
-        return '<p class="empty">No services found.</p>'
+        yield '<p class="empty">No services found.</p>'
+        return
     header = view.header()
     named = header.index("NAME")
-
-    def cells(record: ServiceRecord, row: list[str]) -> list[str]:
-        shown = [escape(cell) for cell in row]
+    # The header, then the rows in blocks of CHUNK_ROWS, each a table of its own whose
+    # columns line up with the header's (fixed widths, in STYLE), so the browser lays out
+    # and paints only the blocks in view (content-visibility): a change to one row of
+    # 10,000 then costs it milliseconds, not a layout of the whole table.
+    # Whether signing is in use here: the live script asks rows it fetches to agree.
+    signed = ' data-signing="1"' if view.signing else ""
+    columns = "<colgroup>" + "".join(f'<col class="{_column_class(n)}">' for n in header)
+    columns += "</colgroup>"
+    yield f'<table class="head"{signed}>{columns}{_head(header)}</table>'
+    batch: list[str] = []
+    for record in chosen:
         service = record.service
-        href = moment.link(service_path(service.namespace, service.name))
-        shown[named] = f'<a href="{escape(href)}">{shown[named]}</a>'
-        return shown
+        # Each row names its service (data-key: NAMESPACE/NAME), for the live script.
+        key = f' data-key="{escape(service.namespace)}/{escape(service.name)}"'
+        href = escape(moment.link(service_path(service.namespace, service.name)))
+        for row in view.rows(record):
+            shown = [escape(cell) for cell in row]
+            shown[named] = f'<a href="{href}">{shown[named]}</a>'
+            batch.append(_row(shown, key))
+        if len(batch) >= CHUNK_ROWS:
+            yield _block(columns, batch)
+            batch = []
+    if batch:
+        yield _block(columns, batch)
 
-    rows = [cells(record, row) for record in chosen for row in view.rows(record)]
-    return _table(header, rows)
+
+def _block(columns: str, rows: list[str]) -> str:
+    body = "".join(rows)
+    return f'<div class="rows"><table>{columns}<tbody>{body}</tbody></table></div>'
+
+
+def _head(header: Sequence[str]) -> str:
+    return "<thead><tr>" + "".join(f"<th>{escape(cell)}</th>" for cell in header) + "</tr></thead>"
+
+
+def _row(cells: Sequence[str], attributes: str = "") -> str:
+    """A row of cells that are HTML already."""
+    return f"<tr{attributes}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A table of a header (escaped here) and rows whose cells are HTML already."""
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(_row(row) for row in rows)
+    return f"<table>{_head(header)}<tbody>{body}</tbody></table>"
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -490,25 +662,60 @@ def services_page(
     moment: Moment | None = None,
     notes: Sequence[str] = (),
     query: str = "",
+    mark: tuple[int, int | None] | None = None,
 ) -> str:
     """Page (a): every service the filters pick (``query``: the query string that
-    picked them), live; or, at a past moment, as the registry was then (not live: no
-    feed is opened; ``notes``: why no endpoints)."""
+    picked them), live from ``mark`` (where the UI's reader of the log and of endpoints
+    stood before the services were read: the page's stream opens there); or, at a past
+    moment, as the registry was then (not live: no feed is opened; ``notes``: why no
+    endpoints)."""
+    parts = services_page_parts(
+        records,
+        endpoints,
+        filters,
+        user=user,
+        moment=moment,
+        notes=notes,
+        query=query,
+        mark=mark,
+    )
+    return "".join(parts)
+
+
+def services_page_parts(
+    records: Sequence[ServiceRecord],
+    endpoints: Mapping[ServiceKey, Endpoints] | None,
+    filters: Filters,
+    *,
+    user: str | None,
+    moment: Moment | None = None,
+    notes: Sequence[str] = (),
+    query: str = "",
+    mark: tuple[int, int | None] | None = None,
+) -> Iterator[str]:
+    """``services_page`` in parts, as ``services_table_parts`` renders its rows."""
     moment = moment or Moment(0)
-    table = services_table(records, endpoints, filters, moment)
     said = "".join(f'<p class="error">{escape(note)}</p>' for note in notes)
-    live = "" if moment.past else escape("/services/table" + (f"?{query}" if query else ""))
-    body = (
-        _travel(moment, "/", filters.query())
+    live = ""
+    if not moment.past:
+        live = ' data-live="' + escape("/services/table" + (f"?{query}" if query else "")) + '"'
+        if mark is not None:
+            position, moves = mark
+            live += f' data-since="{position}"'
+            live += "" if moves is None else f' data-moves="{moves}"'
+    yield (
+        _page_head("Services", user=user)
+        + _travel(moment, "/", filters.query())
         + _filters_form(filters, moment)
         + said
-        + (f'<div id="services" data-live="{live}">' if live else '<div id="services">')
-        + f"{table}</div>"
+        + f'<div id="services"{live}>'
     )
+    yield from services_table_parts(records, endpoints, filters, moment)
+    end = "</div>"
     if not moment.past:  # the audit is of the log as it is now
-        body += '<p><a href="/audit">Audit the log</a></p>'
+        end += '<p><a href="/audit">Audit the log</a></p>'
     scripts = ["/travel.js"] if moment.past else ["/live.js", "/travel.js"]
-    return _page("Services", body, user=user, scripts=scripts)
+    yield end + _page_end(scripts)
 
 
 def login_page(message: str | None = None) -> str:

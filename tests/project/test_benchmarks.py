@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from benchmarks.report import Result, Run, percentile
 
@@ -91,3 +94,32 @@ def test_health_check_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert "| CPU per HTTP check, announcer with 5 checked tasks (all its CPU)" in proc.stdout
     # Every check ran and passed (the figures themselves are not checked).
     assert "0 failing" in results[0]["note"], results[0]["note"]
+
+
+def test_ui_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
+    """``python -m benchmarks.ui`` end to end at a tiny scale: Chromium, the watch, and
+    the SSE clients all see every change (the figures are not checked)."""
+    pytest.importorskip("playwright")
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    out = tmp_path / "ui.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.ui",
+            *("--services", "40", "--runs", "1", "--changes", "3", "--clients", "5"),
+            *("--fan-rounds", "1", "--window", "0.3", "--settle", "0.3", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert [r["samples"] for r in results] == [1, 3, 3, 3, 3, 1]
+    assert "| first page of 40 services in Chromium" in proc.stdout
+    assert "| change -> browser DOM p99" in proc.stdout
+    # Every change reached the one client and the five (each window's count is of them).
+    assert results[5]["ours"] > 0 and results[5]["baseline"] > 0

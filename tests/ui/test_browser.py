@@ -290,3 +290,46 @@ def test_signing_out_forgets_the_session(browser: Browser, base: str, recorder: 
         assert cookie["value"] not in sessions.by_id
         page.goto(base + "/")
         assert page.url == f"{base}/login"
+
+
+def test_the_services_page_swaps_in_the_changed_rows_alone(
+    browser: Browser, server: NatsServer, base: str
+) -> None:
+    """The page's stream opens at its mark (``/events?since=``), and a change fetches the
+    changed service's rows alone (``?service=NAMESPACE/NAME``): no whole-table read, and
+    every other row stays the very element it was; a new service's row goes in at its
+    place in the table's order."""
+    with opened(browser) as (page, _):
+        sign_in(page, base, "viewer")
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        deadline = time.monotonic() + 30
+        while True:  # until the person's follower of endpoints follows: a full mark
+            live_page(page, base)
+            stream = [url for url in asked if "/events" in url][-1]
+            if re.search(r"/events\?since=\d+&moves=\d+$", stream):
+                break
+            assert re.search(r"/events\?since=\d+$", stream), stream
+            assert time.monotonic() < deadline, "the follower never followed"
+            time.sleep(0.1)
+        page.evaluate("document.querySelectorAll('#services tbody tr').forEach(r => r.kept = 1)")
+        asked.clear()
+        kept = page.evaluate("document.querySelectorAll('#services tbody tr').length")
+        admin(server, "create", "svc", "swap-b", "-n", "shop-staging", "-s", "app=swap")
+        page.wait_for_selector('a[href="/services/shop-staging/swap-b"]')
+        admin(server, "create", "svc", "swap-a", "-n", "shop-staging", "-s", "app=swap")
+        page.wait_for_selector('a[href="/services/shop-staging/swap-a"]')
+        admin(server, "label", "svc", "db", "-n", "shop", "relabelled=yes")
+        page.wait_for_function("() => !document.querySelector('tr[data-key=\"shop/db\"]').kept")
+        keys = page.evaluate(
+            "Array.from(document.querySelectorAll('#services tbody tr'), r => r.dataset.key)"
+        )
+        assert keys == sorted(keys, key=lambda k: tuple(k.split("/")))
+        assert keys.index("shop-staging/swap-a") + 1 == keys.index("shop-staging/swap-b")
+        still = page.evaluate(
+            "Array.from(document.querySelectorAll('#services tbody tr'))"
+            ".filter(r => r.kept).map(r => r.dataset.key)"
+        )
+        assert len(still) == kept - 1 and "shop/db" not in still, still
+    tables = [url for url in asked if "/services/table" in url]
+    assert tables and all("service=" in url for url in tables), tables

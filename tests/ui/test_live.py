@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,3 +171,116 @@ def test_skyctl_ui_serves_until_ctrl_c(url: str, ns: str) -> None:
     assert page.status_code == 200 and ">front</a></td>" in page.text
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def _mark(browser: httpx.Client) -> tuple[int, int]:
+    """The services page's mark (data-since, data-moves), once the person's follower of
+    endpoints follows (a moment after their first page starts it)."""
+    deadline = time.monotonic() + 30
+    while True:
+        page = browser.get("/", params={"namespace": "shop"})
+        assert page.status_code == 200
+        found = re.search(
+            r'<div id="services" data-live="[^"]*" data-since="(\d+)" data-moves="(\d+)">',
+            page.text,
+        )
+        if found is not None:
+            return int(found.group(1)), int(found.group(2))
+        assert time.monotonic() < deadline, page.text[:500]
+        time.sleep(0.05)
+
+
+def _opening(stream: httpx.Response, count: int) -> list[str]:
+    """The first ``count`` events of a stream, each as ``kind data`` (kind: message,
+    resync, endpoints...), after it says it is open."""
+    lines = stream.iter_lines()
+    assert next(lines).startswith("retry:")
+    shown: list[str] = []
+    kind, data = "message", ""
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+        elif not line and data:
+            shown.append(f"{kind} {data}")
+            kind, data = "message", ""
+            if len(shown) == count:
+                return shown
+    raise AssertionError(f"the stream ended after {shown}")
+
+
+def test_a_page_stream_opens_at_the_page_mark(browser: httpx.Client, server: NatsServer) -> None:
+    """A change made between serving the page and its stream opening comes first on the
+    stream (the page need not read its table again); a mark whose endpoint moves cannot
+    be told gets ``resync``."""
+    since, moves = _mark(browser)
+    change(server, "create", "svc", "marked", "-s", "app=marked")
+    query = {"since": str(since), "moves": str(moves)}
+    with browser.stream("GET", "/events", params=query) as stream:
+        (first,) = _opening(stream, 1)
+    kind, data = first.split(" ", 1)
+    assert kind == "message" and json.loads(data)["type"] == "ServiceCreated"
+    assert (json.loads(data)["namespace"], json.loads(data)["name"]) == ("shop", "marked")
+    for unknown in ({"since": str(since)}, {"since": str(since), "moves": str(moves + 10**6)}):
+        with browser.stream("GET", "/events", params=unknown) as stream:
+            assert _opening(stream, 1)[0] == "resync {}"
+    bad = browser.get("/events", params={"since": "1; drop"})
+    assert bad.status_code == 400 and "since &#x27;1; drop&#x27;" in bad.text
+
+
+async def test_endpoint_moves_after_the_mark_come_first(app: Any, server: NatsServer) -> None:
+    """A task joining a service after its page was served, before the page's stream
+    opens: the stream starts with that ``endpoints`` event (kept by the person's hub)."""
+    from events.task import Task
+    from registry.client import Registry
+    from registry.jetstream.credentials import Credentials
+
+    change(server, "create", "svc", "moved", "-s", "app=moved", "-p", "80:8080")
+    admin = Credentials(user="admin", password=PASSWORDS["admin"])
+    task = Task(namespace="shop", name="moved-1", labels={"app": "moved"}, address="10.9.0.2")
+    with serving(app) as base, httpx.Client(base_url=base, timeout=30) as browser:
+        viewer = {"user": "viewer", "password": PASSWORDS["viewer"]}
+        signed = await asyncio.to_thread(browser.post, "/login", data=viewer)
+        assert signed.status_code == 303
+        since, moves = await asyncio.to_thread(_mark, browser)
+        (hub,) = [person.hub for person in app.state.sessions.people.values()]
+
+        def opening() -> list[str]:
+            query = {"since": str(since), "moves": str(moves)}
+            with browser.stream("GET", "/events", params=query) as stream:
+                return _opening(stream, 1)
+
+        async with (
+            await Registry.connect(server.url, credentials=admin) as registry,
+            registry.announce(task, ttl=60),
+        ):
+            deadline = time.monotonic() + 30
+            while not any(m.name == "moved" for _, m in hub.recent):
+                assert time.monotonic() < deadline, "the hub saw no move"
+                await asyncio.sleep(0.02)
+            (first,) = await asyncio.to_thread(opening)
+    expected = {"namespace": "shop", "name": "moved", "endpoints": "1/1"}
+    assert first == f"endpoints {json.dumps(expected)}"
+
+
+def test_the_table_of_named_services(browser: httpx.Client, server: NatsServer) -> None:
+    """``?service=NAMESPACE/NAME`` (what the live page fetches on a change): those rows
+    alone, each naming its service, the filters kept; one that is not live, none."""
+    change(server, "create", "svc", "named", "-s", "app=named")
+    asked = {"service": ["shop/named", "shop/not-there"]}
+    table = browser.get("/services/table", params=asked)
+    assert table.status_code == 200
+    assert table.text.count("<tr data-key=") == 1
+    assert '<tr data-key="shop/named"><td>shop</td>' in table.text
+    # PROOF as in the table the rows go into: "-" where nothing is signed, "unproven"
+    # where the page's table shows signing in use.
+    assert "<td>-</td></tr>" in table.text and "unproven" not in table.text
+    signed = browser.get("/services/table", params={**asked, "signing": "1"})
+    assert "<td>unproven</td></tr>" in signed.text
+    assert '<table class="head" data-signing="1">' in signed.text
+    elsewhere = browser.get("/services/table", params={**asked, "namespace": "other"})
+    assert elsewhere.status_code == 200 and "data-key" not in elsewhere.text
+    for bad, named in (("shop", "service &quot;shop&quot;"), ("shop/..", "&quot;..&quot;")):
+        refused = browser.get("/services/table", params={"service": bad})
+        assert refused.status_code == 400 and named in refused.text, refused.text

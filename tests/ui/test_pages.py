@@ -89,7 +89,10 @@ async def test_a_viewer_sees_the_wide_table_with_endpoints(client: httpx.AsyncCl
     assert "script-src 'self';" in policy and "unsafe-inline" not in policy
     assert "<script>" not in page.text and '<script src="/live.js" defer>' in page.text
     script = await client.get("/live.js")
-    assert script.status_code == 200 and 'new EventSource("/events")' in script.text
+    assert (
+        script.status_code == 200
+        and 'new EventSource("/events" + (marked ? "?" + mark : ""))' in script.text
+    )
     for header in ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "AGE"):
         assert f"<th>{html.escape(header)}</th>" in page.text
     assert WEB in page.text and DB in page.text
