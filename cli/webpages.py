@@ -202,18 +202,18 @@ if (slider) {
 # table's <colgroup>), so a table without a column (ENDPOINTS, in a past without
 # membership history) still lines up; a column not named here shares what is left.
 _SERVICE_COLUMNS = {
-    "NAMESPACE": 9,
-    "NAME": 10,
-    "TYPE": 8,
-    "CLUSTER-IP": 9,
+    "NAMESPACE": 8,
+    "NAME": 9,
+    "TYPE": 7,
+    "CLUSTER-IP": 11,
     "EXTERNAL-IP": 7,
-    "PORT(S)": 9,
-    "ENDPOINTS": 6,
+    "PORT(S)": 10,
+    "ENDPOINTS": 7,
     "AGE": 4,
-    "TARGET-PORTS": 6,
-    "SELECTOR": 9,
+    "TARGET-PORTS": 5,
+    "SELECTOR": 8,
     "CLUSTER": 6,
-    "REVISION": 5,
+    "REVISION": 6,
     "CREATED-BY": 7,
     "PROOF": 5,
 }
@@ -232,8 +232,10 @@ STYLE = (
     "form.travel{display:inline-block;margin-right:1em}#travel-seq{width:20em}"
     "#first-break{font-weight:bold;font-size:110%}"
     "#services table{table-layout:fixed;width:100%}#services td,#services th"
-    "{overflow-wrap:anywhere;padding:.2em .4em}#services .rows{content-visibility:auto;"
-    "contain-intrinsic-size:auto 5000px}"
+    "{overflow-wrap:anywhere;padding:.2em .4em}"
+    # Headers break only where a word allows (CLUSTER-|IP), never inside ENDPOINTS.
+    "#services th{overflow-wrap:normal;font-size:75%}#services td{font-size:85%}"
+    "#services .rows{content-visibility:auto;contain-intrinsic-size:auto 5000px}"
     + "".join(
         f"#services col.{_column_class(n)}{{width:{w}%}}" for n, w in _SERVICE_COLUMNS.items()
     )
