@@ -22,20 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from events.task import Task
 from registry.client import Registry
-from registry.jetstream.server import NatsServer
 from registry.services.when import AtTime
 from registry.sites.links import read_sites, session
 from registry.sites.model import LeaseState, parse_policy
-from tests.cluster import free_route_ports
 from tests.helpers import raw_nats, running, skyctl, until
-from tests.sitesetup import Cuttable, SitesLayout, cuttable, render_configs
+from tests.sitesetup import hub_and_sites
 
 LEASE_S = 2.0
 RESUME_DEADLINE_S = 90.0  # after the heal: the measured worst is 36 s, on a quiet machine
@@ -64,24 +61,6 @@ class Measured:
         )
 
 
-@contextlib.asynccontextmanager
-async def hub_and_sites(root: Path) -> AsyncIterator[tuple[str, str, str, Cuttable]]:
-    """A hub, east (its leaf link through a forwarder) and west, set up as sites; their
-    URLs and east's link."""
-    (leaf,) = free_route_ports(1)
-    with cuttable(leaf) as link:
-        layout = SitesLayout(-1, leaf, (-1, -1), (link.port, leaf))
-        root.mkdir(parents=True)
-        for name, text in render_configs(layout).items():
-            (root / name).write_text(text)
-        with (
-            NatsServer(root / "hub", config=root / "hub.conf") as hub,
-            NatsServer(root / "east", config=root / "east.conf") as east,
-            NatsServer(root / "west", config=root / "west.conf") as west,
-        ):
-            yield hub.url, east.url, west.url, link
-
-
 async def _state(hub: str, site: str) -> LeaseState:
     """The hub's state of ``site``, as ``get sites`` reads it."""
     async with session(hub) as at_hub:
@@ -102,7 +81,14 @@ async def _counts(url: str, stream: str, subjects: str) -> dict[str, int]:
 
 async def cut_scenario(root: Path, ns: str, cut_s: float, policy: str) -> Measured:
     measured = Measured(cut_s, policy)
-    async with hub_and_sites(root) as (hub, east, west, link):
+    with hub_and_sites(root) as running_sites:
+        hub, east, west, link = (
+            running_sites.hub,
+            running_sites.east,
+            running_sites.west,
+            running_sites.link,
+        )
+        assert west is not None
         assert skyctl("init", url=hub).code == 0
         made = skyctl(
             "site", "init", "east", "--hub", hub, "--lease", f"{LEASE_S:g}s", "--policy", policy,
@@ -209,12 +195,14 @@ async def cut_scenario(root: Path, ns: str, cut_s: float, policy: str) -> Measur
                 await until(what, check, timeout=RESUME_DEADLINE_S)
                 return time.monotonic() - healed_at
 
-            measured.live_after, measured.history_after, measured.mirror_after = (
-                await asyncio.gather(
-                    since_heal("east live again at the hub", live),
-                    since_heal("the cut's join and leave at the hub", history),
-                    since_heal("the hub's change served at east", mirrored),
-                )
+            (
+                measured.live_after,
+                measured.history_after,
+                measured.mirror_after,
+            ) = await asyncio.gather(
+                since_heal("east live again at the hub", live),
+                since_heal("the cut's join and leave at the hub", history),
+                since_heal("the hub's change served at east", mirrored),
             )
             # The task that lived through the cut was serving then, too; and nothing is
             # listed twice.
