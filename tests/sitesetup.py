@@ -18,7 +18,16 @@ from pathlib import Path
 
 from events.sites import LEAF_DENIED
 
-__all__ = ["DOCUMENTED", "SITES", "Cuttable", "SitesLayout", "cuttable", "render_configs"]
+__all__ = [
+    "DOCUMENTED",
+    "SITES",
+    "Cuttable",
+    "Running",
+    "SitesLayout",
+    "cuttable",
+    "hub_and_sites",
+    "render_configs",
+]
 
 SITES = ("east", "west")
 HUB_DOMAIN = "hub"
@@ -215,6 +224,39 @@ def cuttable(target: int) -> Iterator[Cuttable]:
         yield forwarder
     finally:
         forwarder.stop()
+
+
+@dataclass(frozen=True)
+class Running:
+    """A hub and its sites on free ports: their client URLs, and east's cuttable link."""
+
+    hub: str
+    east: str
+    west: str | None
+    link: Cuttable
+
+
+@contextlib.contextmanager
+def hub_and_sites(root: Path, *, west: bool = True) -> Iterator[Running]:
+    """A hub, east (its leaf link through a ``Cuttable``) and, if ``west``, west (linked
+    directly), started under ``root`` from ``render_configs``; not yet set up as sites
+    (``skyctl init`` at the hub, ``skyctl site init`` at each site)."""
+    from registry.jetstream.server import NatsServer
+    from tests.cluster import free_route_ports
+
+    (leaf,) = free_route_ports(1)
+    with cuttable(leaf) as link:
+        layout = SitesLayout(-1, leaf, (-1, -1), (link.port, leaf))
+        root.mkdir(parents=True, exist_ok=True)
+        for name, text in render_configs(layout).items():
+            (root / name).write_text(text)
+        with contextlib.ExitStack() as stack:
+            hub = stack.enter_context(NatsServer(root / "hub", config=root / "hub.conf"))
+            east = stack.enter_context(NatsServer(root / "east", config=root / "east.conf"))
+            other = None
+            if west:
+                other = stack.enter_context(NatsServer(root / "west", config=root / "west.conf"))
+            yield Running(hub.url, east.url, other.url if other else None, link)
 
 
 def main(directory: str) -> None:
