@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from registry.addresses.holdings import Ranges
     from registry.discovery.announce import Announcer
     from registry.discovery.checks import Check
+    from registry.discovery.crosssite import SiteTasks
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import Follower, ServiceEndpoints, TasksChanged
     from registry.discovery.keeper import TaskKeeper
@@ -793,11 +794,44 @@ class Registry:
 
         return Prover(trust, self.log, from_start=from_start)
 
-    def resolver(self, **options: Any) -> Resolver:
-        """A ``Resolver`` over this registry's connection (``registry.discovery.resolver``)."""
+    def resolver(self, *, sites: bool = False, **options: Any) -> Resolver:
+        """A ``Resolver`` over this registry's connection (``registry.discovery.resolver``);
+        ``sites``: at a hub, with its sites' endpoints by their leases (``site_tasks``),
+        which a service falls back to when it has no ready endpoint of its own
+        (``registry.discovery.crosssite``)."""
         from registry.discovery.resolver import Resolver
 
+        if sites:
+            options["sites"] = self.site_tasks
         return Resolver(self.log, on_skipped=self.on_skipped, **options)
+
+    async def site_tasks(self, names: tuple[str, ...] = ()) -> builtins.list[SiteTasks]:
+        """Each site this hub sources (or those named), by name: the hub's lease on it
+        (``registry.sites.model``) and the tasks the hub's copy of its membership history
+        says are live there now (the last it reported, if the hub cannot hear it; none if
+        its lease is revoked). Empty at a server with no sites. The site's recorder
+        (``skyctl record`` there) is what writes that history."""
+        from events.membership import MEMBERSHIP_PREFIX
+        from registry.discovery.crosssite import SiteTasks
+        from registry.discovery.membership import Members
+        from registry.jetstream.log import JetStreamLog
+        from registry.sites.links import read_sites
+        from registry.sites.model import lease_warning
+
+        if not isinstance(self.log, JetStreamLog):
+            return []
+        found = []
+        for report in await read_sites(self.log.session, names):
+            state, name = report.state, report.site.name
+            tasks: tuple[Task, ...] = ()
+            if state != "revoked":
+                membership = await self.log.membership(site=name)
+                members = Members(self.on_skipped)
+                members.load(await membership.as_of(f"{MEMBERSHIP_PREFIX}.*.*"))
+                tasks = tuple(m.task for m in members.live() if m.task is not None)
+            warning = lease_warning(report.site, state, report.unheard_s)
+            found.append(SiteTasks(name, state, report.unheard_s, tasks, warning))
+        return found
 
 
 def _live_record(current: Current, namespace: str, name: str) -> ServiceRecord:
