@@ -149,16 +149,15 @@ def get_endpoints(
         async with await conn.open() as registry:
             if name is None:
                 found = await registry.list_endpoints(scope)
-                sites = await registry.site_tasks(() if site is None else (site,))
-                if site is not None and not sites:
-                    from registry.errors import ServerError
-
-                    raise ServerError(f"site {site} has no record at this hub (skyctl site init)")
-                return found, sites
+                return found, await registry.site_tasks(() if site is None else (site,))
             record = await registry.get(namespace, name)
             return [ServiceEndpoints(record, await registry.endpoints(namespace, name))], []
 
     listed, sites = run_command(read())
+    if site is not None and not sites:
+        from cli.errors import fail
+
+        fail(f'site "{site}" not found (no skyctl site init for it at this hub)', 1)
     found = view.select(listed)
     if sites:
         _print_with_sites(found, sites, view, only_sites=site is not None)

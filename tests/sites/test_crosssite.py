@@ -105,7 +105,7 @@ def test_ready_means_ready_for_the_port_asked() -> None:
                 address="10.1.0.1",
                 ports={"http": 8080, "https": 8443},
             ),
-        ),  # fmt: skip
+        ),
     )
     assert choose(local, [east], port=80).site is None
     assert choose(local, [east], port=443).site == "east"

@@ -1,0 +1,213 @@
+"""What the hub serves of its sites, on real servers (``tests/sitesetup.py``: a hub and two
+sites, east's leaf link through a forwarder the test cuts): ``get endpoints`` with a SITE
+column, and the hub's Resolver and DNS (``--sites``) answering a service that has no
+ready endpoint of its own with another site's, by each site's lease: stale marked with
+its age, revoked never, and a cut site never answered as live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from events.task import Task
+from registry.client import Registry
+from registry.jetstream.server import NatsServer
+from tests.cluster import free_route_ports
+from tests.dns.test_dns import answer, start_dns
+from tests.helpers import running, skyctl, until
+from tests.sitesetup import Cuttable, SitesLayout, cuttable, render_configs
+
+EAST_LEASE_S = 2.0
+EAST_GRACE_S = 4.0
+
+
+@dataclass
+class Sites:
+    hub: NatsServer
+    east: NatsServer
+    west: NatsServer
+    link: Cuttable  # east's leaf link to the hub
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
+    root = tmp_path_factory.mktemp("serving")
+    (leaf,) = free_route_ports(1)
+    with cuttable(leaf) as link:
+        layout = SitesLayout(-1, leaf, (-1, -1), (link.port, leaf))
+        for name, text in render_configs(layout).items():
+            (root / name).write_text(text)
+        with (
+            NatsServer(root / "hub", config=root / "hub.conf") as hub,
+            NatsServer(root / "east", config=root / "east.conf") as east,
+            NatsServer(root / "west", config=root / "west.conf") as west,
+        ):
+            assert skyctl("init", url=hub.url).code == 0
+            made = skyctl(
+                "site", "init", "east", "--hub", hub.url, "--lease", f"{EAST_LEASE_S:g}s",
+                "--policy", f"revoke-after {EAST_GRACE_S:g}s", url=east.url,
+            )  # fmt: skip
+            assert made.code == 0, made.err
+            made = skyctl("site", "init", "west", "--hub", hub.url, url=west.url)
+            assert made.code == 0, made.err
+            yield Sites(hub, east, west, link)
+
+
+@pytest.fixture
+async def recorders(sites: Sites) -> AsyncIterator[None]:
+    """A recorder at each site: the history the hub's copies are read from."""
+    async with (
+        running("record", url=sites.east.url, ready="record:"),
+        running("record", url=sites.west.url, ready="record:"),
+    ):
+        yield
+
+
+def task(ns: str, name: str, address: str) -> Task:
+    return Task(namespace=ns, name=name, labels={"app": "web"}, address=address)
+
+
+def create_web(hub: str, ns: str) -> None:
+    made = skyctl("create", "service", "web", "-n", ns, "-s", "app=web", "-p", "80:8080", url=hub)
+    assert made.code == 0, made.err
+
+
+def rows(out: str) -> list[list[str]]:
+    return [line.split() for line in out.splitlines()[1:]]
+
+
+async def test_get_endpoints_at_the_hub_shows_every_site(
+    sites: Sites, recorders: None, ns: str
+) -> None:
+    hub = sites.hub.url
+    create_web(hub, ns)
+    async with (
+        await Registry.connect(hub) as at_hub,
+        await Registry.connect(sites.east.url) as at_east,
+        await Registry.connect(sites.west.url) as at_west,
+        at_hub.announce(task(ns, "web-hub", "10.0.0.1"), ttl=10),
+        at_east.announce(task(ns, "web-east", "10.1.0.1"), ttl=10),
+        at_west.announce(task(ns, "web-west", "10.2.0.1"), ttl=10),
+    ):
+
+        async def all_three() -> bool:
+            found = skyctl("get", "endpoints", "-n", ns, url=hub)
+            return found.code == 0 and all(
+                a in found.out for a in ("10.0.0.1", "10.1.0.1", "10.2.0.1")
+            )
+
+        await until("the hub has every site's endpoints", all_three, timeout=30)
+        table = skyctl("get", "endpoints", "-n", ns, url=hub)
+        assert table.out.splitlines()[0].split() == ["NAME", "SITE", "LEASE", "ENDPOINTS", "AGE"]
+        assert [r[:4] for r in rows(table.out)] == [
+            ["web", "<hub>", "-", "10.0.0.1:8080"],
+            ["web", "east", "live", "10.1.0.1:8080"],
+            ["web", "west", "live", "10.2.0.1:8080"],
+        ]  # each task once, at its own site
+        everywhere = skyctl("get", "endpoints", "-A", url=hub)
+        mine = [r for r in rows(everywhere.out) if r[0] == ns]
+        assert [r[1:4] for r in mine] == [
+            ["web", "<hub>", "-"], ["web", "east", "live"], ["web", "west", "live"]
+        ]  # fmt: skip
+        one = skyctl("get", "endpoints", "-n", ns, "--site", "west", "-o", "json", url=hub)
+        assert one.code == 0, one.err
+        (item,) = json.loads(one.out)["items"]
+        assert item["metadata"]["annotations"] == {
+            "skyflow.io/site": "west",
+            "skyflow.io/lease": "live",
+        }
+        assert [a["ip"] for s in item["subsets"] for a in s["addresses"]] == ["10.2.0.1"]
+        missing = skyctl("get", "endpoints", "-n", ns, "--site", "north", url=hub)
+        assert missing.code == 1
+        assert missing.err == (
+            'error: site "north" not found (no skyctl site init for it at this hub)\n'
+        )
+        # A server with no sites lists as before: no SITE column.
+        at_west_table = skyctl("get", "endpoints", "-n", ns, url=sites.west.url)
+        assert at_west_table.out.splitlines()[0].split() == ["NAME", "ENDPOINTS", "AGE"]
+
+
+async def test_the_hubs_resolver_and_dns_follow_a_cut_sites_lease(
+    sites: Sites, recorders: None, ns: str
+) -> None:
+    """``api`` has no task at the hub and one at east: the hub's Resolver and DNS answer
+    with east's while the hub hears east, marked stale with its age once it has not for
+    the lease, and with nothing once the grace is past; never live during the cut."""
+    hub, domain = sites.hub.url, "skyflow."
+    made = skyctl("create", "service", "api", "-n", ns, "-s", "app=api", "-p", "80", url=hub)
+    assert made.code == 0, made.err
+    name = f"api.{ns}.svc.{domain}"
+    api = Task(namespace=ns, name="api-east", labels={"app": "api"}, address="10.1.0.7")
+    proc, port = await start_dns(hub, "--domain", domain, "--sites")
+    async with (
+        await Registry.connect(hub) as at_hub,
+        await Registry.connect(sites.east.url) as at_east,
+        at_east.announce(api, ttl=10),
+        at_hub.resolver(sites=True) as resolver,
+    ):
+
+        async def from_east() -> bool:
+            found = await resolver.answer(f"{ns}/api")
+            return found.site == "east" and found.state == "live"
+
+        await until("the hub resolves api to east's task", from_east, timeout=30)
+        assert resolver.pick(f"{ns}/api").address == "10.1.0.7"
+        async with at_hub.resolver() as plain:  # without sites: the hub's own only
+            assert (await plain.answer(f"{ns}/api")).site is None
+
+        async def dns_east() -> bool:
+            return await answer(port, name) == {"10.1.0.7"}
+
+        await until("the hub's DNS answers api with east's task", dns_east, timeout=15)
+
+        sites.link.cut()
+        cut_at = time.monotonic()
+        seen: list[tuple[float, str, str | None]] = []
+        try:
+            while (elapsed := time.monotonic() - cut_at) < 20:
+                found = await resolver.answer(f"{ns}/api")
+                seen.append((elapsed, found.state, found.site))
+                if elapsed > EAST_LEASE_S + 1.0:
+                    # Never live once the hub cannot have heard from east for the lease.
+                    assert found.state != "live", seen
+                if found.stale:
+                    assert found.site == "east" and found.stale_s is not None
+                    assert found.stale_s >= EAST_LEASE_S, seen
+                    assert [a.address for a in found.endpoints.addresses] == ["10.1.0.7"]
+                if found.site is None:
+                    break  # revoked
+                await asyncio.sleep(0.1)
+            states = [state for _, state, _ in seen]
+            assert "stale" in states, seen
+            assert states[-1] == "local", f"east never revoked: {seen}"
+            revoked_at = seen[-1][0]
+            assert revoked_at >= EAST_GRACE_S - 1.0, seen  # (the heartbeat's second)
+            assert not (await resolver.answer(f"{ns}/api")).endpoints.addresses
+
+            async def dns_none() -> bool:
+                return await answer(port, name) != {"10.1.0.7"}
+
+            await until("the hub's DNS stops answering with east's task", dns_none, 10)
+            listing = skyctl("get", "endpoints", "-n", ns, url=hub)
+            assert listing.code == 0, listing.err
+            assert "warning: site east is revoked" in listing.err
+            assert all(r[1] != "east" for r in rows(listing.out)), listing.out
+        finally:
+            sites.link.heal()
+        await until("api resolves to east again", from_east, timeout=60)
+        await until("the hub's DNS answers east's task again", dns_east, timeout=15)
+        stale = [when for when, state, _ in seen if state == "stale"]
+        print(
+            f"\nhub resolver: east stale {stale[0]:.1f} s into the cut, revoked "
+            f"{revoked_at:.1f} s (lease {EAST_LEASE_S:g}s, revoke-after {EAST_GRACE_S:g}s)"
+        )
+    proc.terminate()
+    proc.wait(10)
+    err = proc.stderr.read() if proc.stderr is not None else ""
+    assert "warning: site east is stale" in err, err
+    assert "warning: site east is revoked" in err, err
