@@ -73,9 +73,10 @@ def proxy_command(
         bool,
         typer.Option(
             "--sites",
-            help="At a hub: a service with no ready endpoint of its own forwards to another "
-            "site's, by each site's lease (live sites first, then stale, by name; revoked "
-            "never; docs/sites.md).",
+            help="A service with no ready endpoint of its own forwards to another "
+            "site's, by each site's lease (live sites first, then stale, by name; "
+            "revoked never). At a hub: its sites'. At a site: the hub's and other "
+            "sites', while it hears the hub (docs/sites.md).",
         ),
     ] = False,
     *,

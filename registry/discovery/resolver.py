@@ -303,8 +303,14 @@ class Resolver:
                 found = tuple(await self._site_source())
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # keep what was read; the leases age in it
-                log.warning("reading the sites failed: %s", exc)
+            except Exception as exc:
+                # Not kept: a lease read earlier would go on saying "live" about a site
+                # nobody can hear now. Until a read succeeds, the local endpoints only.
+                log.warning("reading the sites failed (serving local endpoints only): %s", exc)
+                if self._sites:
+                    self._sites = ()
+                    for listener in self._site_listeners:
+                        listener.set()
             else:
                 before = [(s.site, s.state, s.tasks) for s in self._sites]
                 self._sites = found

@@ -132,6 +132,51 @@ async def test_get_endpoints_at_the_hub_shows_every_site(
         assert at_west_table.out.splitlines()[0].split() == ["NAME", "ENDPOINTS", "AGE"]
 
 
+async def test_a_site_falls_back_to_the_hubs_view(sites: Sites, recorders: None, ns: str) -> None:
+    """At west (hearing the hub), a service with no ready endpoint at west resolves to
+    the hub's own or to another site's, through the hub's view; its own come first."""
+    hub, west = sites.hub.url, sites.west.url
+    for name in ("solo", "central"):
+        made = skyctl("create", "service", name, "-n", ns, "-s", f"app={name}", "-p", "80",
+                      url=hub)  # fmt: skip
+        assert made.code == 0, made.err
+    solo_east = Task(namespace=ns, name="solo-e", labels={"app": "solo"}, address="10.1.0.5")
+    central = Task(namespace=ns, name="central", labels={"app": "central"}, address="10.0.0.5")
+    domain = "skyflow."
+    async with (
+        await Registry.connect(hub) as at_hub,
+        await Registry.connect(sites.east.url) as at_east,
+        await Registry.connect(west) as at_west,
+        at_east.announce(solo_east, ttl=10),
+        at_hub.announce(central, ttl=10),
+        at_west.resolver(sites=True) as resolver,
+    ):
+
+        async def resolves(service: str, site: str | None, address: str) -> bool:
+            try:
+                found = await resolver.answer(f"{ns}/{service}")
+            except Exception:  # (not in west's mirror yet)
+                return False
+            ready = [a.address for a in found.endpoints.addresses if a.ready]
+            return (found.site, ready) == (site, [address])
+
+        await until("west resolves solo to east's", lambda: resolves("solo", "east", "10.1.0.5"))
+        central_at_hub = lambda: resolves("central", "hub", "10.0.0.5")  # noqa: E731
+        await until("west resolves central to the hub's", central_at_hub)
+        proc, port = await start_dns(west, "--domain", domain, "--sites")
+
+        async def dns(name: str, wanted: set[str]) -> bool:
+            return await answer(port, f"{name}.{ns}.svc.{domain}") == wanted
+
+        await until("west's DNS answers solo with east's", lambda: dns("solo", {"10.1.0.5"}), 15)
+        solo_west = Task(namespace=ns, name="solo-w", labels={"app": "solo"}, address="10.2.0.5")
+        async with at_west.announce(solo_west, ttl=10):
+            await until("west's own first", lambda: resolves("solo", None, "10.2.0.5"), 15)
+            await until("west's DNS: its own", lambda: dns("solo", {"10.2.0.5"}), 15)
+        proc.terminate()
+        proc.wait(10)
+
+
 async def test_the_hubs_resolver_and_dns_follow_a_cut_sites_lease(
     sites: Sites, recorders: None, ns: str
 ) -> None:
@@ -142,14 +187,28 @@ async def test_the_hubs_resolver_and_dns_follow_a_cut_sites_lease(
     made = skyctl("create", "service", "api", "-n", ns, "-s", "app=api", "-p", "80", url=hub)
     assert made.code == 0, made.err
     name = f"api.{ns}.svc.{domain}"
+    made = skyctl("create", "service", "far", "-n", ns, "-s", "app=far", "-p", "80", url=hub)
+    assert made.code == 0, made.err
     api = Task(namespace=ns, name="api-east", labels={"app": "api"}, address="10.1.0.7")
+    far = Task(namespace=ns, name="far-west", labels={"app": "far"}, address="10.2.0.7")
     proc, port = await start_dns(hub, "--domain", domain, "--sites")
     async with (
         await Registry.connect(hub) as at_hub,
         await Registry.connect(sites.east.url) as at_east,
+        await Registry.connect(sites.west.url) as at_west,
         at_east.announce(api, ttl=10),
+        at_west.announce(far, ttl=10),
         at_hub.resolver(sites=True) as resolver,
+        at_east.resolver(sites=True) as east_resolver,
     ):
+
+        async def east_sees_west() -> bool:
+            try:
+                return (await east_resolver.answer(f"{ns}/far")).site == "west"
+            except Exception:  # (not in east's mirror yet)
+                return False
+
+        await until("east resolves far to west's, through the hub", east_sees_west, 30)
 
         async def from_east() -> bool:
             found = await resolver.answer(f"{ns}/api")
@@ -175,6 +234,11 @@ async def test_the_hubs_resolver_and_dns_follow_a_cut_sites_lease(
                 if elapsed > EAST_LEASE_S + 1.0:
                     # Never live once the hub cannot have heard from east for the lease.
                     assert found.state != "live", seen
+                    # East cut off: nothing but its own (none for far), as it cannot
+                    # hear the hub. (Its lease on the hub is east's lease too, 2 s, and
+                    # a failed read of the hub's view drops it at once.)
+                    far_at_east = await east_resolver.answer(f"{ns}/far")
+                    assert far_at_east.site is None, far_at_east
                 if found.stale:
                     assert found.site == "east" and found.stale_s is not None
                     assert found.stale_s >= EAST_LEASE_S, seen
