@@ -82,9 +82,10 @@ def get_endpoints(
         typer.Option(
             "--site",
             metavar="SITE",
-            help="Asked of the hub: the service's endpoints at that site, from the hub's "
-            "copy of the site's membership history, by the site's lease (stale: the last "
-            "it reported, said so; revoked: none); with --at, who served there then.",
+            help="Asked of the hub: the endpoints at that site only, from the hub's copy "
+            "of the site's membership history, by the site's lease (stale: the last it "
+            "reported, said so; revoked: none); with NAME and --at, who served there then. "
+            "Without --site, a listing at a hub shows every site's, with SITE and LEASE.",
             show_default=False,
         ),
     ] = None,

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import dns.asyncresolver
+import dns.exception
 import pytest
 
 from events.task import Task
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from tests.cluster import free_route_ports
-from tests.dns.test_dns import answer, start_dns
-from tests.helpers import running, skyctl, until
+from tests.helpers import Lines, running, skyctl, start, until
 from tests.sitesetup import Cuttable, SitesLayout, cuttable, render_configs
 
 EAST_LEASE_S = 2.0
+_SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
 EAST_GRACE_S = 4.0
 
 
@@ -66,6 +70,28 @@ async def recorders(sites: Sites) -> AsyncIterator[None]:
         running("record", url=sites.west.url, ready="record:"),
     ):
         yield
+
+
+async def start_dns(url: str, *flags: str) -> tuple[subprocess.Popen[str], int]:
+    """``skyctl dns`` on a free port; its port once it has read the registry."""
+    proc = start("dns", "--listen", "127.0.0.1:0", *flags, url=url)
+    lines = Lines(proc)
+    await lines.wait_for(lambda line: _SERVING.match(line) is not None)
+    (port,) = [int(m.group(1)) for _, line in lines.lines if (m := _SERVING.match(line))]
+    return proc, port
+
+
+async def answer(port: int, name: str) -> set[str] | str:
+    """The A records' addresses, or what the resolver raised instead (NXDOMAIN, ...)."""
+    ask = dns.asyncresolver.Resolver(configure=False)
+    ask.nameservers = ["127.0.0.1"]
+    ask.port = port
+    ask.timeout = ask.lifetime = 2.0
+    try:
+        found = await ask.resolve(name, "A")
+    except dns.exception.DNSException as exc:
+        return type(exc).__name__
+    return {rdata.to_text() for rdata in found}
 
 
 def task(ns: str, name: str, address: str) -> Task:
