@@ -195,11 +195,11 @@ async def warn_site_leases(resolver: Resolver, what: str) -> None:
             if said.get(site.site) == site.state:
                 continue
             if site.warning is None:
-                line = f"{what}: site {site.site} is live; its endpoints are served"
+                print(safe(f"{what}: site {site.site} is live; its endpoints are served"))
             else:
-                line = f"warning: {site.warning}"
-            print(safe(line), file=sys.stderr, flush=True)
+                print(safe(f"warning: {site.warning}"), file=sys.stderr, flush=True)
             said[site.site] = site.state
+        sys.stdout.flush()
         await asyncio.sleep(1.0)
 
 

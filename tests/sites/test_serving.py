@@ -18,11 +18,13 @@ import dns.asyncresolver
 import dns.exception
 import pytest
 
+from events import Port, Service, ServiceType
 from events.task import Task
 from registry.client import Registry
 from registry.jetstream.server import NatsServer
 from tests.cluster import free_route_ports
 from tests.helpers import Lines, running, skyctl, start, until
+from tests.proxy.traffic import NODE, http_backends, http_get, userspace_proxy
 from tests.sitesetup import Cuttable, SitesLayout, cuttable, render_configs
 
 EAST_LEASE_S = 2.0
@@ -313,3 +315,38 @@ async def test_the_hubs_resolver_and_dns_follow_a_cut_sites_lease(
     err = proc.stderr.read() if proc.stderr is not None else ""
     assert "warning: site east is stale" in err, err
     assert "warning: site east is revoked" in err, err
+
+
+async def test_the_hubs_proxy_forwards_to_another_sites_endpoint(
+    sites: Sites, recorders: None, ns: str
+) -> None:
+    """``skyctl proxy --sites`` at the hub: a node port of a service with no endpoint at
+    the hub reaches the task east reported (a real backend on loopback)."""
+    hub = sites.hub.url
+    async with (
+        http_backends(["127.0.0.121"]) as (backend,),
+        await Registry.connect(hub) as at_hub,
+        await Registry.connect(sites.east.url) as at_east,
+    ):
+        service = Service(
+            namespace=ns, name="shop", type=ServiceType.NODE_PORT, selector={"app": "shop"},
+            ports=(Port(port=80, target_port=backend.port),),
+        )  # fmt: skip
+        record = await at_hub.create(service)
+        node_port = record.service.ports[0].node_port
+        assert node_port is not None
+        shop = Task(namespace=ns, name="shop-east", labels={"app": "shop"}, address="127.0.0.121")
+        async with (
+            at_east.announce(shop, ttl=10),
+            userspace_proxy(hub, "--sites") as proxy,
+        ):
+
+            async def forwarded() -> bool:
+                try:
+                    return await http_get(NODE, node_port, timeout=2.0) == "127.0.0.121"
+                except (OSError, TimeoutError):
+                    return False
+
+            await until("the hub's proxy reaches east's task", forwarded, timeout=30)
+            assert backend.accepted >= 1
+            await proxy.wait_for(lambda line: "site east is live" in line, timeout=10)
