@@ -150,10 +150,12 @@ class DnsPlan:
             )
 
         stale = asyncio.create_task(_warn_while_stale(resolver, zone))
+        sites = asyncio.create_task(warn_site_leases(resolver, "dns"))
         try:
             await feed(resolver, zone, on_loaded=loaded, on_conflict=_warn_conflict)
         finally:
             stale.cancel()
+            sites.cancel()
 
 
 def _warn_conflict(conflict: str) -> None:
@@ -179,6 +181,26 @@ async def _warn_while_stale(resolver: Resolver, zone: Zone) -> None:
         elif stale < STALE_WARNING_S and warned:
             print("dns: NATS reachable again; answers current", file=sys.stderr, flush=True)
             warned = False
+
+
+async def warn_site_leases(resolver: Resolver, what: str) -> None:
+    """With ``--sites``: a line each time a site's lease changes state, so that answers
+    from a stale site (they cannot carry a mark in DNS or a forwarded connection) and a
+    revoked site's absence are said where the operator looks (invariant 18)."""
+    from cli.terminal import safe
+
+    said: dict[str, str] = {}
+    while True:
+        for site in await resolver.sites():
+            if said.get(site.site) == site.state:
+                continue
+            if site.warning is None:
+                print(safe(f"{what}: site {site.site} is live; its endpoints are served"))
+            else:
+                print(safe(f"warning: {site.warning}"), file=sys.stderr, flush=True)
+            said[site.site] = site.state
+        sys.stdout.flush()
+        await asyncio.sleep(1.0)
 
 
 def parse_node_address(text: str) -> str:
@@ -315,9 +337,11 @@ class ProxyPlan:
             on_problem=_warn,
             on_repaired=lambda: _warn("the kernel's table differed from the plan: rewritten"),
         )
+        sites = asyncio.create_task(warn_site_leases(resolver, "proxy"))
         try:
             await proxy.run(resolver, registry.log)
         finally:
+            sites.cancel()
             if isinstance(self.forwarder, Userspace):
                 await self.forwarder.close()
 

@@ -58,6 +58,16 @@ def dns_command(
             "anyone who can reach it learns every service's endpoints.",
         ),
     ] = False,
+    sites: Annotated[
+        bool,
+        typer.Option(
+            "--sites",
+            help="A service with no ready endpoint of its own answers with another "
+            "site's, by each site's lease (live sites first, then stale, by name; "
+            "revoked never). At a hub: its sites'. At a site: the hub's and other "
+            "sites', while it hears the hub (docs/sites.md).",
+        ),
+    ] = False,
     *,
     conn: Connection,
 ) -> None:
@@ -85,7 +95,7 @@ def dns_command(
         async with (
             await plan.bind() as server,
             await conn.open(keep_reconnecting=True) as registry,
-            registry.resolver() as resolver,
+            registry.resolver(sites=sites) as resolver,
         ):
             await plan.serve(server, resolver)
 

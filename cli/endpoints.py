@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -37,13 +38,14 @@ from cli.views import TABLE, Listing, WatchPrinter
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from registry.discovery.crosssite import SiteTasks
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import ServiceEndpoints
     from registry.discovery.served import Served
     from registry.services.when import When
     from registry.sites.links import SiteReport
 
-__all__ = ["EndpointsListing", "endpoints_object", "get_endpoints"]
+__all__ = ["AtSite", "EndpointsListing", "SitesListing", "endpoints_object", "get_endpoints"]
 
 # kubectl's: NAMESPACE only with -A, first.
 COLUMNS = ("NAME", "ENDPOINTS", "AGE")
@@ -80,9 +82,10 @@ def get_endpoints(
         typer.Option(
             "--site",
             metavar="SITE",
-            help="Asked of the hub: the service's endpoints at that site, from the hub's "
-            "copy of the site's membership history, by the site's lease (stale: the last "
-            "it reported, said so; revoked: none); with --at, who served there then.",
+            help="Asked of the hub: the endpoints at that site only, from the hub's copy "
+            "of the site's membership history, by the site's lease (stale: the last it "
+            "reported, said so; revoked: none); with NAME and --at, who served there then. "
+            "Without --site, a listing at a hub shows every site's, with SITE and LEASE.",
             show_default=False,
         ),
     ] = None,
@@ -118,14 +121,10 @@ def get_endpoints(
         from registry.sites.model import check_site_name
 
         check_site_name(site)
-        if name is None or watch:
-            why = (
-                "--site needs a service NAME"
-                if name is None
-                else "--site cannot be combined with -w"
-            )
+        if (name is None and at is not None) or watch:
+            why = "--site cannot be combined with -w" if watch else "--site --at needs a NAME"
             raise InvalidInput("site", site, f"{why} (for now)")
-        if at is None:
+        if at is None and name is not None:
             from datetime import UTC, datetime
 
             from registry.services.when import AtTime
@@ -145,21 +144,67 @@ def get_endpoints(
         _watch(conn, scope, name, view)
         return
 
-    async def read() -> list[ServiceEndpoints]:
+    async def read() -> tuple[list[ServiceEndpoints], list[SiteTasks]]:
         from registry.discovery.follower import ServiceEndpoints
 
         async with await conn.open() as registry:
             if name is None:
-                return await registry.list_endpoints(scope)
+                found = await registry.list_endpoints(scope)
+                return found, await registry.site_tasks(() if site is None else (site,))
             record = await registry.get(namespace, name)
-            return [ServiceEndpoints(record, await registry.endpoints(namespace, name))]
+            return [ServiceEndpoints(record, await registry.endpoints(namespace, name))], []
 
-    found = view.select(run_command(read()))
+    listed, sites = run_command(read())
+    if site is not None and not sites:
+        from cli.errors import fail
+
+        fail(f'site "{site}" not found (no skyctl site init for it at this hub)', 1)
+    found = view.select(listed)
+    if sites:
+        _print_with_sites(found, sites, view, only_sites=site is not None)
+        return
     if not found and view.says_when_empty:
         where = "any namespace" if scope is None else f"{scope} namespace"
         print(f"No resources found in {where}.", file=sys.stderr)
         return
     view.print(found, single=name is not None)
+
+
+def _print_with_sites(
+    found: list[ServiceEndpoints],
+    sites: list[SiteTasks],
+    view: EndpointsListing,
+    *,
+    only_sites: bool,
+) -> None:
+    """The hub's endpoints (unless ``only_sites``) and each site's, a row per service and
+    site, by each site's lease (``registry.sites.model.lease_warning``: stale rows marked
+    with their age, a revoked site's absent), what the lease says on stderr first."""
+    from registry.discovery.crosssite import site_endpoints
+    from registry.discovery.follower import ServiceEndpoints
+
+    for one in sites:
+        if one.warning is not None:
+            print(safe(f"warning: {one.warning}"), file=sys.stderr, flush=True)
+    served = [one for one in sites if one.serves]
+    rows: list[AtSite] = []
+    for item in found:
+        if not only_sites:
+            rows.append(AtSite(item, None, "local", None))
+        rows += [
+            AtSite(
+                ServiceEndpoints(item.record, site_endpoints(item.endpoints, one)),
+                one.site,
+                one.state,
+                one.silent_s,
+            )
+            for one in served
+        ]
+    listing = SitesListing(view)
+    if not rows and listing.says_when_empty:
+        print("No resources found.", file=sys.stderr)
+        return
+    listing.print(rows, single=False)
 
 
 def _served_at(
@@ -322,23 +367,82 @@ def _by_the_lease(served: Served, report: SiteReport, *, now: bool) -> Served:
     import dataclasses
 
     from registry.discovery.endpoints import endpoints_for
+    from registry.sites.model import lease_warning
 
-    state, site = report.state, report.site
-    if state == "live":
+    state = report.state
+    warning = lease_warning(report.site, state, report.unheard_s, now=now)
+    if warning is None:
         return served
-    silent = report.unheard_s
-    heard = "never" if silent is None else f"{silent:.1f}s ago"
-    why = f"site {site.name} is {state}: the hub last heard from it {heard}"
-    if not now:
-        warning = f"{why}; what it recorded since has not reached the hub"
-    elif state == "stale":
-        warning = (
-            f"{why} (lease {site.lease_s:g}s); these are the endpoints it last reported "
-            f"(policy {site.policy})"
-        )
-    else:
-        warning = f"{why}; its endpoints are not served (policy {site.policy})"
     print(safe(f"warning: {warning}"), file=sys.stderr, flush=True)
     if now and state == "revoked":
         return dataclasses.replace(served, endpoints=endpoints_for(served.record.service, []))
     return served
+
+
+HUB_SITE = "<hub>"  # the SITE of the hub's own endpoints
+
+
+@dataclass(frozen=True)
+class AtSite:
+    """A service's endpoints at one site (``site`` None: the hub's own), with the hub's
+    lease on that site."""
+
+    found: ServiceEndpoints
+    site: str | None
+    state: str  # local, live, stale
+    silent_s: float | None
+
+    @property
+    def lease(self) -> str:
+        """The LEASE cell: ``-`` for the hub's own, ``live``, ``stale(7.1s)``."""
+        if self.site is None:
+            return "-"
+        if self.state == "stale":
+            return "stale(never)" if self.silent_s is None else f"stale({self.silent_s:.1f}s)"
+        return self.state
+
+
+class SitesListing(Listing[AtSite]):
+    """``get endpoints`` at a hub with sites: ``EndpointsListing``'s rows and objects with
+    each row's SITE and LEASE (objects annotated ``skyflow.io/site``, ``-lease``,
+    ``-silent-seconds``)."""
+
+    kind = "endpoints"
+    noun = "Endpoints object"
+
+    def __init__(self, view: EndpointsListing) -> None:
+        # Selected and sorted already (by service, the same at every site).
+        super().__init__(view.fmt, None, view.no_headers, None, view.all_namespaces)
+        self.view = view
+
+    def object(self, item: AtSite) -> dict[str, Any]:
+        obj = self.view.object(item.found)
+        annotations = {"skyflow.io/site": item.site or HUB_SITE, "skyflow.io/lease": item.state}
+        if item.state == "stale":
+            annotations["skyflow.io/silent-seconds"] = (
+                "never" if item.silent_s is None else f"{item.silent_s:.1f}"
+            )
+        obj["metadata"]["annotations"] = annotations
+        return obj
+
+    def name(self, item: AtSite) -> str:
+        return self.view.name(item.found)
+
+    def labels(self, item: AtSite) -> Mapping[str, str]:
+        return self.view.labels(item.found)
+
+    def key(self, item: AtSite) -> Hashable:
+        return (item.site, self.view.key(item.found))
+
+    def namespace(self, item: AtSite) -> str:
+        return self.view.namespace(item.found)
+
+    def table_header(self) -> list[str]:
+        first, *rest = self.view.table_header()
+        return [first, "SITE", "LEASE", *rest]
+
+    def table_rows(self, item: AtSite) -> list[list[str]]:
+        return [
+            [first, item.site or HUB_SITE, item.lease, *rest]
+            for first, *rest in self.view.table_rows(item.found)
+        ]

@@ -69,6 +69,16 @@ def proxy_command(
             "--cleanup", help="Remove this node's forwarding (the skyflow table) and exit."
         ),
     ] = False,
+    sites: Annotated[
+        bool,
+        typer.Option(
+            "--sites",
+            help="A service with no ready endpoint of its own forwards to another "
+            "site's, by each site's lease (live sites first, then stale, by name; "
+            "revoked never). At a hub: its sites'. At a site: the hub's and other "
+            "sites', while it hears the hub (docs/sites.md).",
+        ),
+    ] = False,
     *,
     conn: Connection,
 ) -> None:
@@ -96,7 +106,7 @@ def proxy_command(
     async def run() -> None:
         async with (
             await conn.open(keep_reconnecting=True) as registry,
-            registry.resolver() as resolver,
+            registry.resolver(sites=sites) as resolver,
         ):
             await plan.serve(registry, resolver, conn.server)
 

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from registry.addresses.holdings import Ranges
     from registry.discovery.announce import Announcer
     from registry.discovery.checks import Check
+    from registry.discovery.crosssite import SiteTasks
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import Follower, ServiceEndpoints, TasksChanged
     from registry.discovery.keeper import TaskKeeper
@@ -117,6 +118,10 @@ class Registry:
         self.retry_for = retry_for
         self._announcer: Announcer | None = None
         self._allocator: Allocator | None = None
+        # At a site: the credentials it connected with, and its connection to the hub
+        # (``site_tasks``), opened when first needed.
+        self.credentials: Credentials | None = None
+        self._hub: Registry | None = None
 
     async def actor(self) -> str:
         """Who the events this registry writes will name: the authenticated NATS user,
@@ -166,9 +171,14 @@ class Registry:
             client=client,
             create=create,
         )
-        return cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for, signer=signer)
+        registry = cls(log, actor=actor, on_skipped=on_skipped, retry_for=retry_for, signer=signer)
+        registry.credentials = credentials
+        return registry
 
     async def close(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+            self._hub = None
         if self._announcer is not None:
             await self._announcer.close()
         await self.log.close()
@@ -793,11 +803,78 @@ class Registry:
 
         return Prover(trust, self.log, from_start=from_start)
 
-    def resolver(self, **options: Any) -> Resolver:
-        """A ``Resolver`` over this registry's connection (``registry.discovery.resolver``)."""
+    def resolver(self, *, sites: bool = False, **options: Any) -> Resolver:
+        """A ``Resolver`` over this registry's connection (``registry.discovery.resolver``);
+        ``sites``: with the other sites' endpoints by their leases (``other_sites``),
+        which a service falls back to when it has no ready endpoint of its own
+        (``registry.discovery.crosssite``)."""
         from registry.discovery.resolver import Resolver
 
+        if sites:
+            options["sites"] = self.other_sites
         return Resolver(self.log, on_skipped=self.on_skipped, **options)
+
+    async def site_tasks(self, names: tuple[str, ...] = ()) -> builtins.list[SiteTasks]:
+        """Each site this hub sources (or those named), by name: the hub's lease on it
+        (``registry.sites.model``) and the tasks the hub's copy of its membership history
+        says are live there now (the last it reported, if the hub cannot hear it; none if
+        its lease is revoked). Empty at a server with no sites. The site's recorder
+        (``skyctl record`` there) is what writes that history."""
+        from events.membership import MEMBERSHIP_PREFIX
+        from registry.discovery.crosssite import SiteTasks
+        from registry.discovery.membership import Members
+        from registry.jetstream.log import JetStreamLog
+        from registry.sites.links import read_sites
+        from registry.sites.model import lease_warning
+
+        if not isinstance(self.log, JetStreamLog):
+            return []
+        found = []
+        for report in await read_sites(self.log.session, names):
+            state, name = report.state, report.site.name
+            tasks: tuple[Task, ...] = ()
+            if state != "revoked":
+                membership = await self.log.membership(site=name)
+                members = Members(self.on_skipped)
+                members.load(await membership.as_of(f"{MEMBERSHIP_PREFIX}.*.*"))
+                tasks = tuple(m.task for m in members.live() if m.task is not None)
+            warning = lease_warning(report.site, state, report.unheard_s)
+            found.append(SiteTasks(name, state, report.unheard_s, tasks, warning))
+        return found
+
+    async def other_sites(self) -> builtins.list[SiteTasks]:
+        """The other places a service here may fall back to (``Resolver(sites=...)``): at
+        a hub, its sites (``site_tasks``); at a site, the hub's view, asked of the hub at
+        its client URL with this site's credentials, and only while this site hears the
+        hub within its lease (``skyctl site status``): the hub's own live tasks (as site
+        ``<hub domain>``) and its other sites by the hub's leases. A site cut off from the
+        hub has none: what it cannot hear, it cannot vouch for. Elsewhere, none."""
+        from events.liveness import task_filter
+        from registry.discovery.crosssite import SiteTasks
+        from registry.discovery.current import read_tasks
+        from registry.jetstream.log import JetStreamLog
+        from registry.sites.links import read_hub
+
+        if not isinstance(self.log, JetStreamLog):
+            return []
+        await self.log.checked()
+        mirror = self.log.site
+        if mirror is None:
+            return await self.site_tasks()
+        heard = await read_hub(self.log.session)
+        if not heard.link_up:
+            return []
+        if self._hub is None:
+            self._hub = await Registry.connect(
+                mirror.hub_url, credentials=self.credentials, on_skipped=self.on_skipped,
+                create=False,
+            )  # fmt: skip
+        hub = self._hub
+        others = [s for s in await hub.site_tasks() if s.site != mirror.site]
+        view = await read_tasks(hub.log, task_filter(None), self.on_skipped)
+        tasks = tuple(max(t.values(), key=lambda t: t.since) for t in view.by_task.values())
+        own = SiteTasks(mirror.hub_domain, "live", heard.silent_s, tasks)
+        return sorted([own, *others], key=lambda s: s.site)
 
 
 def _live_record(current: Current, namespace: str, name: str) -> ServiceRecord:

@@ -8,6 +8,7 @@ cluster, and ready and not-ready are kept apart (EndpointSlice's ``ready``).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ __all__ = [
     "Endpoints",
     "Selectable",
     "Subset",
+    "endpoints_among",
     "endpoints_for",
     "host_port",
     "index_label",
@@ -187,14 +189,20 @@ class Selectable(Protocol):
 def endpoints_for(service: Service, tasks: Iterable[Selectable]) -> Endpoints:
     """The endpoints of ``service`` among ``tasks`` (any tasks: those of other namespaces,
     or that its selector does not pick, are left out)."""
-    selector = service.selector
+    empty = Endpoints(service.namespace, service.name, dict(service.selector), service.ports)
+    return endpoints_among(empty, tasks)
+
+
+def endpoints_among(service: Endpoints, tasks: Iterable[Selectable]) -> Endpoints:
+    """``service``'s endpoints (its namespace, selector and ports) among other ``tasks``:
+    those another site last reported, for one (``registry.discovery.crosssite``)."""
     chosen = [
         EndpointAddress(t.address, t.name, t.cluster, t.ready, t.ports, t.draining)
         for t in tasks
-        if t.namespace == service.namespace and selects(selector, t.labels)
+        if t.namespace == service.namespace and selects(service.selector, t.labels)
     ]
     chosen.sort(key=_order)
-    return Endpoints(service.namespace, service.name, dict(selector), service.ports, tuple(chosen))
+    return dataclasses.replace(service, addresses=tuple(chosen))
 
 
 def _order(address: EndpointAddress) -> tuple[bool, str, int, int, str]:

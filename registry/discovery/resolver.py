@@ -14,6 +14,14 @@ and replaces them in one step, so a caller never sees a half-read set.
 ``resolver.everything()`` follows every service and every task at once, for a reader that
 answers for any name it is asked (the DNS server, ``registry.dns``), with the same
 keeping and catching up.
+
+At a hub, ``Resolver(log, sites=registry.site_tasks)`` (``registry.resolver(sites=True)``)
+also reads its sites every ``sites_every`` seconds: each site's lease and the tasks it last
+reported. A service with no ready endpoint of its own then resolves to another site's by
+the rule of ``registry.discovery.crosssite`` (live sites before stale ones, then by name;
+revoked sites never): ``answer()`` says which site and, for a stale one, its age;
+``pick()`` and ``everything()`` (so DNS and the proxy) serve it. Off by default: a
+Resolver without ``sites`` serves its own server's endpoints only, as before.
 """
 
 from __future__ import annotations
@@ -22,19 +30,21 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, assert_never
+from typing import Any, Protocol, assert_never
 
 from events.names import check_name
 from events.service import DEFAULT_NAMESPACE
 from registry.discovery.balance import RoundRobin, two_choices
+from registry.discovery.crosssite import Answer, SiteTasks, choose
 from registry.discovery.endpoints import Endpoint, Endpoints
 from registry.discovery.follower import (
     RESYNC_S,
     Discovered,
     EndpointsChanged,
     Follower,
+    ServiceEndpoints,
     TasksChanged,
 )
 from registry.errors import InvalidInput, NoEndpoints, NotFound
@@ -42,13 +52,15 @@ from registry.log.port import Log
 from registry.services.projection import ServiceKey
 from registry.services.projector import SkipHandler, report_skipped
 
-__all__ = ["Followed", "Resolver", "ServiceRef", "service_key"]
+__all__ = ["Followed", "Resolver", "ServiceRef", "SiteSource", "service_key"]
 
 log = logging.getLogger(__name__)
 
 ServiceRef = str | tuple[str, str]  # "shop/web", "web" (default namespace), ("shop", "web")
 Followed = Discovered | EndpointsChanged | TasksChanged  # what everything() hands over
 _RESTART_S = 1.0  # before following again after a read failed
+SITES_EVERY_S = 1.0  # between reads of the sites (their leases change by the second)
+SiteSource = Callable[[], Awaitable[Sequence[SiteTasks]]]  # Registry.site_tasks
 
 
 def service_key(service: ServiceRef) -> ServiceKey:
@@ -123,6 +135,8 @@ class Resolver:
         on_skipped: SkipHandler = report_skipped,
         resync: float = RESYNC_S,
         rng: random.Random | None = None,
+        sites: SiteSource | None = None,
+        sites_every: float = SITES_EVERY_S,
     ) -> None:
         self.log = log
         self.on_skipped = on_skipped
@@ -131,8 +145,19 @@ class Resolver:
         self._followed: dict[ServiceKey, _Followed] = {}
         self._everything: _Everything | None = None
         self._turns = RoundRobin()
+        self._site_source = sites
+        self._sites_every = sites_every
+        self._sites: tuple[SiteTasks, ...] = ()
+        self._sites_read = asyncio.Event()
+        self._sites_task: asyncio.Task[None] | None = None
+        self._site_listeners: list[asyncio.Event] = []
 
     async def close(self) -> None:
+        if self._sites_task is not None:
+            self._sites_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sites_task
+            self._sites_task = None
         for followed in self._followed.values():
             if followed.task is not None:
                 followed.task.cancel()
@@ -175,6 +200,8 @@ class Resolver:
         endpoints = followed.endpoints
         if endpoints is None:
             raise NoEndpoints(*key, "the service is not live")
+        if self._site_source is not None and port in (None, *[p.port for p in endpoints.ports]):
+            endpoints = choose(endpoints, self._sites, port).endpoints
         ports = [p.port for p in endpoints.ports]
         if port is None and len(ports) > 1:
             raise InvalidInput("port", "none", f"the service has several ports {ports}; name one")
@@ -186,6 +213,25 @@ class Resolver:
         if load is not None:
             return two_choices(candidates, load, self._rng)
         return self._turns.choose((key, port), candidates)
+
+    async def answer(self, service: ServiceRef, port: int | None = None) -> Answer:
+        """What the service resolves to: its own endpoints, or (with ``sites``, none of
+        its own ready for ``port``) another site's by the cross-site rule, saying which
+        site and, if stale, how long the hub has not heard from it. NotFound if the
+        service is not live."""
+        endpoints = await self.endpoints(service)
+        if self._site_source is None:
+            return Answer(endpoints)
+        await self._start_sites()
+        return choose(endpoints, self._sites, port)
+
+    async def sites(self) -> tuple[SiteTasks, ...]:
+        """The sites as last read (each with its lease's state and age; empty without
+        ``sites``)."""
+        if self._site_source is None:
+            return ()
+        await self._start_sites()
+        return self._sites
 
     def known(self, service: ServiceRef) -> Endpoints | None:
         """The endpoints last read, without waiting (None: not live, or not asked for)."""
@@ -230,13 +276,119 @@ class Resolver:
         which replaces it.
         """
         everything = self._everything = _Everything()
+        items = self._restarting(None, None, everything, with_tasks=True)
+        if self._site_source is not None:
+            items = self._with_sites(items)
         try:
-            async for item in self._restarting(None, None, everything, with_tasks=True):
-                everything.read = True
-                yield item
+            async with contextlib.aclosing(items) as reading:
+                async for item in reading:
+                    everything.read = True
+                    yield item
         finally:
             if self._everything is everything:
                 self._everything = None
+
+    # -- sites ----------------------------------------------------------------------------
+
+    async def _start_sites(self) -> None:
+        """Read the sites now (once) and every ``sites_every`` seconds from then on."""
+        if self._sites_task is None:
+            self._sites_task = asyncio.create_task(self._read_sites())
+        await self._sites_read.wait()
+
+    async def _read_sites(self) -> None:
+        assert self._site_source is not None
+        while True:
+            try:
+                found = tuple(await self._site_source())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Not kept: a lease read earlier would go on saying "live" about a site
+                # nobody can hear now. Until a read succeeds, the local endpoints only.
+                log.warning("reading the sites failed (serving local endpoints only): %s", exc)
+                if self._sites:
+                    self._sites = ()
+                    for listener in self._site_listeners:
+                        listener.set()
+            else:
+                before = [(s.site, s.state, s.tasks) for s in self._sites]
+                self._sites = found
+                if not self._sites_read.is_set() or before != [
+                    (s.site, s.state, s.tasks) for s in found
+                ]:
+                    for listener in self._site_listeners:
+                        listener.set()
+            self._sites_read.set()
+            await asyncio.sleep(self._sites_every)
+
+    def _chosen(self, found: ServiceEndpoints) -> ServiceEndpoints:
+        return ServiceEndpoints(found.record, choose(found.endpoints, self._sites).endpoints)
+
+    async def _with_sites(
+        self, items: AsyncGenerator[Followed, None]
+    ) -> AsyncGenerator[Followed, None]:
+        """``items`` with each service's endpoints replaced by the cross-site answer, and
+        a MODIFIED for each service whose answer a new read of the sites changed."""
+        await self._start_sites()
+        changed = asyncio.Event()
+        self._site_listeners.append(changed)
+        local: dict[ServiceKey, ServiceEndpoints] = {}
+        shown: dict[ServiceKey, Endpoints] = {}
+        next_item: asyncio.Future[Followed] | None = None
+        waiting: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if next_item is None:
+                    next_item = asyncio.ensure_future(anext(items))
+                if waiting is None:
+                    waiting = asyncio.ensure_future(changed.wait())
+                done, _ = await asyncio.wait(
+                    {next_item, waiting}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if next_item in done:
+                    try:
+                        item = next_item.result()
+                    except StopAsyncIteration:
+                        return
+                    next_item = None
+                    match item:
+                        case Discovered():
+                            local = {found.key: found for found in item.services}
+                            chosen = [self._chosen(found) for found in item.services]
+                            shown = {found.key: found.endpoints for found in chosen}
+                            yield Discovered(chosen, item.tasks)
+                        case EndpointsChanged():
+                            if item.kind == "DELETED":
+                                local.pop(item.service.key, None)
+                                shown.pop(item.service.key, None)
+                                yield item
+                                continue
+                            local[item.service.key] = item.service
+                            found = self._chosen(item.service)
+                            shown[found.key] = found.endpoints
+                            yield EndpointsChanged(item.kind, found, item.change)
+                        case TasksChanged():
+                            yield item
+                        case _:
+                            assert_never(item)
+                if waiting in done:
+                    changed.clear()
+                    waiting = None
+                    for key, service in list(local.items()):
+                        found = self._chosen(service)
+                        if shown.get(key) != found.endpoints:
+                            shown[key] = found.endpoints
+                            yield EndpointsChanged("MODIFIED", found)
+        finally:
+            self._site_listeners.remove(changed)
+            for pending in (next_item, waiting):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await pending
+            with contextlib.suppress(RuntimeError):
+                await items.aclose()
 
     # -- following ------------------------------------------------------------------------
 
@@ -278,7 +430,7 @@ class Resolver:
         following: _Following,
         *,
         with_tasks: bool,
-    ) -> AsyncIterator[Followed]:
+    ) -> AsyncGenerator[Followed, None]:
         """A Follower's items until closed; a failed read is reported and, a second
         later, started again from the current state (a new ``Discovered``). The failed
         Follower stays the one ``stale_for`` asks until the new one has handed something

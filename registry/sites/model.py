@@ -47,6 +47,7 @@ __all__ = [
     "Site",
     "check_site_name",
     "lease_state",
+    "lease_warning",
     "parse_duration",
     "parse_policy",
     "public_url",
@@ -208,3 +209,25 @@ def lease_state(site: Site, silent_s: float | None) -> LeaseState:
     if silent_s is None or silent_s >= max(grace, site.lease_s):
         return "revoked"
     return "stale"
+
+
+def lease_warning(
+    site: Site, state: LeaseState, unheard_s: float | None, *, now: bool = True
+) -> str | None:
+    """What a reader of ``site``'s endpoints must be told by its lease (None: nothing,
+    it is live): stale, the endpoints it last reported and since when; revoked, that none
+    are served. ``now`` False: a past moment (``--at``), history served whatever the
+    lease, though a site the hub cannot hear may not have told it all. The one wording
+    of the policy, for ``get endpoints`` (one service or all) and the hub's Resolver."""
+    if state == "live":
+        return None
+    heard = "never" if unheard_s is None else f"{unheard_s:.1f}s ago"
+    why = f"site {site.name} is {state}: the hub last heard from it {heard}"
+    if not now:
+        return f"{why}; what it recorded since has not reached the hub"
+    if state == "stale":
+        return (
+            f"{why} (lease {site.lease_s:g}s); these are the endpoints it last reported "
+            f"(policy {site.policy})"
+        )
+    return f"{why}; its endpoints are not served (policy {site.policy})"
