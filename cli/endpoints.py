@@ -35,7 +35,7 @@ from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age
 from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
 from cli.terminal import safe
 from cli.views import TABLE, Listing, WatchPrinter
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, PermissionDenied
 
 if TYPE_CHECKING:
     from registry.discovery.crosssite import SiteTasks
@@ -150,7 +150,14 @@ def get_endpoints(
         async with await conn.open() as registry:
             if name is None:
                 found = await registry.list_endpoints(scope)
-                return found, await registry.site_tasks(() if site is None else (site,))
+                if site is not None:  # asked for by name: a refusal is the answer
+                    return found, await registry.site_tasks((site,))
+                try:
+                    return found, await registry.site_tasks()
+                except PermissionDenied:
+                    # Listing the sites takes stream listing, which a tenant's role does
+                    # not give: their listing is the hub's own endpoints, as before sites.
+                    return found, []
             record = await registry.get(namespace, name)
             return [ServiceEndpoints(record, await registry.endpoints(namespace, name))], []
 

@@ -92,7 +92,11 @@ class UiPlan:
         try:
             await asyncio.shield(running)
         except asyncio.CancelledError:
-            await app.state.sessions.close()  # ends the open event streams first
+            # A stop is bounded whatever it waits on (a person's connection closing, a
+            # follower's clean-up): Ctrl-C ends the UI within a few seconds.
+            with contextlib.suppress(TimeoutError):  # ends the open event streams first
+                await asyncio.wait_for(app.state.sessions.close(), _GRACE_S)
             server.should_exit = True
-            await running
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(running, 2 * _GRACE_S)
             raise
