@@ -21,8 +21,17 @@ at the site in a process of its own, as ``docs/sites.md`` sets one up.
   of the site's history holding everything the site recorded (the cut's join and leave
   included), and the site's mirror holding the hub's log.
 
+- **With ``--reassert ROUNDS``, an experiment**: 40 s cuts on six set-ups at once, three
+  of them with a watcher at the hub that, the moment the link answers again, re-asserts
+  the hub's two views of the site (a stream update without the source, then one with it
+  again), the other three as they are. A source whose set-up request went out during the
+  cut otherwise waits for that request's 30 s timeout (nats-server's
+  ``srcConsumerWaitTime``); a re-added source is set up at once, from the last sequence
+  the view holds. Not what ``skyctl`` does (yet): a measurement of what it would buy.
+
     python -m benchmarks.sites                # 50 freshness samples, 3 rounds of cuts
     python -m benchmarks.sites --rounds 1 --samples 20
+    python -m benchmarks.sites --reassert 2   # the experiment alone (~2 min)
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -42,6 +52,7 @@ from pathlib import Path
 
 import nats
 import nats.errors
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
@@ -354,10 +365,95 @@ async def cuts(wheres: list[CutSite], run: Run, rounds: int) -> None:
         )
 
 
+VIEWS = ("SKYFLOW_SITE_TASKS_east", "SKYFLOW_SITE_MEMBERSHIP_east")
+
+
+async def reassert(nc: NatsClient) -> None:
+    """Re-assert the hub's views of east: each updated without its source, then with it
+    again (the same config, so the source resumes from the last sequence the view holds;
+    the experiment checks that nothing arrives twice)."""
+    for name in VIEWS:
+        answer = await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=5)
+        config = json.loads(answer.data)["config"]
+        for update in ({**config, "sources": []}, config):
+            said = await nc.request(
+                f"$JS.API.STREAM.UPDATE.{name}", json.dumps(update).encode(), timeout=5
+            )
+            error = json.loads(said.data).get("error")
+            if error:
+                raise RuntimeError(f"update {name}: {error}")
+
+
+def _link_is(sites: Running, *, up: bool) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return sites.link.up == up
+
+    return check
+
+
+async def reasserting(sites: Running) -> None:
+    """At the hub, for ever: after each cut, re-assert east's views as soon as the hub
+    reaches east's JetStream API again (how a watcher of the leaf link would see it)."""
+    nc = await nats.connect(sites.hub)
+    try:
+        while True:
+            await poll("a cut", _link_is(sites, up=False), timeout=3600)
+            await poll("a heal", _link_is(sites, up=True), timeout=3600)
+            while True:
+                try:
+                    await nc.request("$JS.east.API.INFO", b"", timeout=0.5)
+                    break
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                    await asyncio.sleep(0.05)
+            await reassert(nc)
+    finally:
+        await nc.close()
+
+
+async def reassert_experiment(all_sites: list[Running], run: Run, rounds: int) -> None:
+    half = len(all_sites) // 2
+    wheres = [CutSite(40.0, sites) for sites in all_sites]
+    watchers = [asyncio.create_task(reasserting(sites)) for sites in all_sites[:half]]
+    try:
+        for round_no in range(1, rounds + 1):
+            done = await asyncio.gather(*(one_cut(w, round_no) for w in wheres))
+            for where, healed in zip(wheres, done, strict=True):
+                where.runs.append(healed)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+    for sites in all_sites:
+        at_site, _ = await _messages(sites.east, "SKYFLOW_MEMBERSHIP")
+        heard, _ = await _messages(sites.hub, "SKYFLOW_SITE_MEMBERSHIP_east")
+        if heard != at_site:
+            raise RuntimeError(f"the hub holds {heard} transitions of east's {at_site}")
+    with_it = [r.history for w in wheres[:half] for r in w.runs]
+    without = [r.history for w in wheres[half:] for r in w.runs]
+    run.add(
+        Result(
+            "sites: heal -> hub current, 40 s cut, hub re-asserting its sources (max)",
+            max(with_it),
+            max(without),
+            "s",
+            "time",
+            None,
+            len(with_it),
+            "re-asserted: " + ", ".join(f"{v:.1f}" for v in with_it) + " s; as they are "
+            "(baseline): " + ", ".join(f"{v:.1f}" for v in without) + " s; site's mirror "
+            "(not re-asserted): "
+            + ", ".join(f"{r.mirror:.1f}" for w in wheres for r in w.runs)
+            + " s; nothing doubled",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sites", description=__doc__)
     parser.add_argument("--samples", type=int, default=50, help="freshness samples")
     parser.add_argument("--rounds", type=int, default=3, help="cuts of each length")
+    parser.add_argument(
+        "--reassert", type=int, default=0, metavar="ROUNDS", help="the re-assert experiment alone"
+    )
     args = parser.parse_args(argv)
     run = Run(
         command=" ".join(["python -m benchmarks.sites", *(sys.argv[1:] if argv is None else argv)]),
@@ -368,21 +464,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="sites-bench-") as folder:
         root = Path(folder)
-        with hub_and_site(root / "fresh") as sites:
-            log(f"freshness: {args.samples} tasks announced at east, link up")
-            asyncio.run(freshness(sites, run, args.samples))
-        with contextlib.ExitStack() as stack:
-            wheres = [
-                CutSite(cut, stack.enter_context(hub_and_site(root / f"cut{cut:g}")))
-                for cut in CUTS
-            ]
-            log(f"cuts of {', '.join(f'{c:g}' for c in CUTS)} s at once, {args.rounds} rounds")
-            asyncio.run(cuts(wheres, run, args.rounds))
+        if args.reassert:
+            with contextlib.ExitStack() as stack:
+                all_sites = [stack.enter_context(hub_and_site(root / f"r{i}")) for i in range(6)]
+                log(f"40 s cuts on 6 set-ups, 3 re-asserting, {args.reassert} rounds")
+                asyncio.run(reassert_experiment(all_sites, run, args.reassert))
+        else:
+            _cuts_and_freshness(root, run, args)
     print(f"\n{run.command}  ({run.date}, {run.machine['cpus']} CPUs)\n")
     print(run.table())
     for result in run.results:
         if result.note:
             print(f"- {result.scenario}: {result.note}")
+
+
+def _cuts_and_freshness(root: Path, run: Run, args: argparse.Namespace) -> None:
+    with hub_and_site(root / "fresh") as sites:
+        log(f"freshness: {args.samples} tasks announced at east, link up")
+        asyncio.run(freshness(sites, run, args.samples))
+    with contextlib.ExitStack() as stack:
+        wheres = [
+            CutSite(cut, stack.enter_context(hub_and_site(root / f"cut{cut:g}"))) for cut in CUTS
+        ]
+        log(f"cuts of {', '.join(f'{c:g}' for c in CUTS)} s at once, {args.rounds} rounds")
+        asyncio.run(cuts(wheres, run, args.rounds))
 
 
 if __name__ == "__main__":

@@ -192,6 +192,11 @@ class Cuttable:
         done = asyncio.run_coroutine_threadsafe(_run_in_loop(act), self._loop)
         done.result(10)
 
+    @property
+    def up(self) -> bool:
+        """Whether it forwards (healed), as last set by ``cut`` and ``heal``."""
+        return self._up
+
     def cut(self) -> None:
         self._call("cut")
 

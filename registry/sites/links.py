@@ -202,18 +202,26 @@ class SiteReport:
 
     @property
     def silent_s(self) -> float | None:
-        """Since the hub last heard from the site at all (the freshest of its views)."""
-        known = [h.silent_s for h in self.heard if h.silent_s is not None]
-        return min(known) if known else None
+        """Since the hub last heard from the site on every one of its views: the staler
+        view's silence (None while any view has never heard). Each view resumes on its
+        own after a cut (measured: the copy of live tasks 0.2 s after a heal, the copy of
+        the history 10.2 s), and the hub's answers come from the history: a site is only
+        as current as its least current view."""
+        known = [h.silent_s for h in self.heard]
+        if not known or any(silent is None for silent in known):
+            return None
+        return max(silent for silent in known if silent is not None)
 
     @property
     def unheard_s(self) -> float | None:
-        """How long the hub has gone without a word: since it last heard from the site,
-        or, never having heard, since it began to listen (its views were made)."""
-        if self.silent_s is not None:
-            return self.silent_s
-        known = [h.listening_s for h in self.heard if h.listening_s is not None]
-        return min(known) if known else None
+        """How long the hub has gone without a word on some view: the staler view's
+        silence, or, for a view never heard, since the hub began to listen (it was
+        made)."""
+        waits = [h.silent_s if h.silent_s is not None else h.listening_s for h in self.heard]
+        known = [wait for wait in waits if wait is not None]
+        if not known or len(known) < len(waits):
+            return None
+        return max(known)
 
     @property
     def lag(self) -> int:

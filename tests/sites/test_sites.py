@@ -2,8 +2,8 @@
 cuts and heals (``tests/sitesetup.py``): a cut site keeps answering from what it has, the
 hub never calls a site it cannot hear live, and the link comes back.
 
-Cuts here last 4 s; cuts of 16 s and 40 s (whose resume delays differ, measured:
-sourcing resumed 36 s after a 16 s cut) are for a later, slower suite.
+Cuts here last 4 s; cuts of 16 s and 40 s (whose resume delays differ) are in
+``test_cuts.py``.
 """
 
 from __future__ import annotations
