@@ -80,6 +80,7 @@ COOKIE = "skyflow_session"
 _FORM_LIMIT = 64 * 1024  # a sign-in form is a few hundred bytes
 SESSION_LIFETIME_S = 12 * 3600.0  # a working day: then sign in again
 KEEPALIVE = 15.0  # seconds between SSE comments, so a gone browser is noticed
+_CLOSE_S = 2.0  # seconds a person's readers and connection get to close
 # The services page sent as it renders, a block of rows at a time (see docs/benchmarks.md).
 STREAM_PAGE = True
 RECENT_MOVES = 10_000  # endpoint moves a hub keeps for pages whose stream is opening
@@ -228,9 +229,10 @@ class Hub:
         self._send(ConnectionError("the UI stopped reading for this person"))
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            # Bounded: a reader's clean-up (a consumer deleted on the server) must not
+            # hold a sign-out or the UI's stop; what is still running is left cancelled.
+            await asyncio.wait(self._tasks, timeout=_CLOSE_S)
 
 
 @dataclass
@@ -346,7 +348,7 @@ class Sessions:
 async def _close(person: Person) -> None:
     await person.hub.close()
     with contextlib.suppress(Exception):
-        await person.registry.close()
+        await asyncio.wait_for(person.registry.close(), _CLOSE_S)
 
 
 # On every page: scripts and styles only from the UI itself (no inline script runs, so
