@@ -21,11 +21,9 @@ import pytest
 from events import Port, Service, ServiceType
 from events.task import Task
 from registry.client import Registry
-from registry.jetstream.server import NatsServer
-from tests.cluster import free_route_ports
 from tests.helpers import Lines, running, skyctl, start, until
 from tests.proxy.traffic import NODE, http_backends, http_get, userspace_proxy
-from tests.sitesetup import Cuttable, SitesLayout, cuttable, render_configs
+from tests.sitesetup import Cuttable, hub_and_sites
 
 EAST_LEASE_S = 2.0
 _SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
@@ -34,42 +32,33 @@ EAST_GRACE_S = 6.0
 
 @dataclass
 class Sites:
-    hub: NatsServer
-    east: NatsServer
-    west: NatsServer
+    hub: str  # client URLs
+    east: str
+    west: str
     link: Cuttable  # east's leaf link to the hub
 
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    root = tmp_path_factory.mktemp("serving")
-    (leaf,) = free_route_ports(1)
-    with cuttable(leaf) as link:
-        layout = SitesLayout(-1, leaf, (-1, -1), (link.port, leaf))
-        for name, text in render_configs(layout).items():
-            (root / name).write_text(text)
-        with (
-            NatsServer(root / "hub", config=root / "hub.conf") as hub,
-            NatsServer(root / "east", config=root / "east.conf") as east,
-            NatsServer(root / "west", config=root / "west.conf") as west,
-        ):
-            assert skyctl("init", url=hub.url).code == 0
-            made = skyctl(
-                "site", "init", "east", "--hub", hub.url, "--lease", f"{EAST_LEASE_S:g}s",
-                "--policy", f"revoke-after {EAST_GRACE_S:g}s", url=east.url,
-            )  # fmt: skip
-            assert made.code == 0, made.err
-            made = skyctl("site", "init", "west", "--hub", hub.url, url=west.url)
-            assert made.code == 0, made.err
-            yield Sites(hub, east, west, link)
+    with hub_and_sites(tmp_path_factory.mktemp("serving")) as up:
+        assert up.west is not None
+        assert skyctl("init", url=up.hub).code == 0
+        made = skyctl(
+            "site", "init", "east", "--hub", up.hub, "--lease", f"{EAST_LEASE_S:g}s",
+            "--policy", f"revoke-after {EAST_GRACE_S:g}s", url=up.east,
+        )  # fmt: skip
+        assert made.code == 0, made.err
+        made = skyctl("site", "init", "west", "--hub", up.hub, url=up.west)
+        assert made.code == 0, made.err
+        yield Sites(up.hub, up.east, up.west, up.link)
 
 
 @pytest.fixture
 async def recorders(sites: Sites) -> AsyncIterator[None]:
     """A recorder at each site: the history the hub's copies are read from."""
     async with (
-        running("record", url=sites.east.url, ready="record:"),
-        running("record", url=sites.west.url, ready="record:"),
+        running("record", url=sites.east, ready="record:"),
+        running("record", url=sites.west, ready="record:"),
     ):
         yield
 
@@ -112,12 +101,12 @@ def rows(out: str) -> list[list[str]]:
 async def test_get_endpoints_at_the_hub_shows_every_site(
     sites: Sites, recorders: None, ns: str
 ) -> None:
-    hub = sites.hub.url
+    hub = sites.hub
     create_web(hub, ns)
     async with (
         await Registry.connect(hub) as at_hub,
-        await Registry.connect(sites.east.url) as at_east,
-        await Registry.connect(sites.west.url) as at_west,
+        await Registry.connect(sites.east) as at_east,
+        await Registry.connect(sites.west) as at_west,
         at_hub.announce(task(ns, "web-hub", "10.0.0.1"), ttl=10),
         at_east.announce(task(ns, "web-east", "10.1.0.1"), ttl=10),
         at_west.announce(task(ns, "web-west", "10.2.0.1"), ttl=10),
@@ -155,14 +144,14 @@ async def test_get_endpoints_at_the_hub_shows_every_site(
             'error: site "north" not found (no skyctl site init for it at this hub)\n'
         )
         # A server with no sites lists as before: no SITE column.
-        at_west_table = skyctl("get", "endpoints", "-n", ns, url=sites.west.url)
+        at_west_table = skyctl("get", "endpoints", "-n", ns, url=sites.west)
         assert at_west_table.out.splitlines()[0].split() == ["NAME", "ENDPOINTS", "AGE"]
 
 
 async def test_a_site_falls_back_to_the_hubs_view(sites: Sites, recorders: None, ns: str) -> None:
     """At west (hearing the hub), a service with no ready endpoint at west resolves to
     the hub's own or to another site's, through the hub's view; its own come first."""
-    hub, west = sites.hub.url, sites.west.url
+    hub, west = sites.hub, sites.west
     for name in ("solo", "central"):
         made = skyctl("create", "service", name, "-n", ns, "-s", f"app={name}", "-p", "80",
                       url=hub)  # fmt: skip
@@ -172,7 +161,7 @@ async def test_a_site_falls_back_to_the_hubs_view(sites: Sites, recorders: None,
     domain = "skyflow."
     async with (
         await Registry.connect(hub) as at_hub,
-        await Registry.connect(sites.east.url) as at_east,
+        await Registry.connect(sites.east) as at_east,
         await Registry.connect(west) as at_west,
         at_east.announce(solo_east, ttl=10),
         at_hub.announce(central, ttl=10),
@@ -210,7 +199,7 @@ async def test_the_hubs_resolver_and_dns_follow_a_cut_sites_lease(
     """``api`` has no task at the hub and one at east: the hub's Resolver and DNS answer
     with east's while the hub hears east, marked stale with its age once it has not for
     the lease, and with nothing once the grace is past; never live during the cut."""
-    hub, domain = sites.hub.url, "skyflow."
+    hub, domain = sites.hub, "skyflow."
     made = skyctl("create", "service", "api", "-n", ns, "-s", "app=api", "-p", "80", url=hub)
     assert made.code == 0, made.err
     name = f"api.{ns}.svc.{domain}"
@@ -221,8 +210,8 @@ async def test_the_hubs_resolver_and_dns_follow_a_cut_sites_lease(
     proc, port = await start_dns(hub, "--domain", domain, "--sites")
     async with (
         await Registry.connect(hub) as at_hub,
-        await Registry.connect(sites.east.url) as at_east,
-        await Registry.connect(sites.west.url) as at_west,
+        await Registry.connect(sites.east) as at_east,
+        await Registry.connect(sites.west) as at_west,
         at_east.announce(api, ttl=10),
         at_west.announce(far, ttl=10),
         at_hub.resolver(sites=True) as resolver,
@@ -322,11 +311,11 @@ async def test_the_hubs_proxy_forwards_to_another_sites_endpoint(
 ) -> None:
     """``skyctl proxy --sites`` at the hub: a node port of a service with no endpoint at
     the hub reaches the task east reported (a real backend on loopback)."""
-    hub = sites.hub.url
+    hub = sites.hub
     async with (
         http_backends(["127.0.0.121"]) as (backend,),
         await Registry.connect(hub) as at_hub,
-        await Registry.connect(sites.east.url) as at_east,
+        await Registry.connect(sites.east) as at_east,
     ):
         service = Service(
             namespace=ns, name="shop", type=ServiceType.NODE_PORT, selector={"app": "shop"},

@@ -21,10 +21,13 @@ import pytest
 
 from events.task import Task
 from registry.client import Registry
-from registry.jetstream.server import NatsServer
-from tests.cluster import free_route_ports
 from tests.helpers import raw_nats, running, skyctl, stream_last_seq, until
-from tests.sitesetup import DOCUMENTED, Cuttable, SitesLayout, cuttable, render_configs
+from tests.sitesetup import (
+    DOCUMENTED,
+    Cuttable,
+    hub_and_sites,
+    render_configs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CUT_S = 4.0
@@ -33,31 +36,22 @@ EAST_LEASE_S = 2.0
 
 @dataclass
 class Sites:
-    hub: NatsServer
-    east: NatsServer
-    west: NatsServer
+    hub: str  # client URLs
+    east: str
+    west: str
     link: Cuttable  # east's leaf link to the hub
 
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    root = tmp_path_factory.mktemp("sites")
-    (leaf,) = free_route_ports(1)
-    with cuttable(leaf) as link:
-        layout = SitesLayout(-1, leaf, (-1, -1), (link.port, leaf))
-        for name, text in render_configs(layout).items():
-            (root / name).write_text(text)
-        with (
-            NatsServer(root / "hub", config=root / "hub.conf") as hub,
-            NatsServer(root / "east", config=root / "east.conf") as east,
-            NatsServer(root / "west", config=root / "west.conf") as west,
-        ):
-            assert skyctl("init", url=hub.url).code == 0
-            made = skyctl("site", "init", "east", "--hub", hub.url, "--lease", "2s", url=east.url)
-            assert made.code == 0, made.err
-            made = skyctl("site", "init", "west", "--hub", hub.url, url=west.url)
-            assert made.code == 0, made.err
-            yield Sites(hub, east, west, link)
+    with hub_and_sites(tmp_path_factory.mktemp("sites")) as up:
+        assert up.west is not None
+        assert skyctl("init", url=up.hub).code == 0
+        made = skyctl("site", "init", "east", "--hub", up.hub, "--lease", "2s", url=up.east)
+        assert made.code == 0, made.err
+        made = skyctl("site", "init", "west", "--hub", up.hub, url=up.west)
+        assert made.code == 0, made.err
+        yield Sites(up.hub, up.east, up.west, up.link)
 
 
 def states(url: str) -> dict[str, dict[str, Any]]:
@@ -80,10 +74,10 @@ def test_site_init_reports_what_it_made_and_is_repeatable(sites: Sites) -> None:
         "init",
         "west",
         "--hub",
-        sites.hub.url,
+        sites.hub,
         "--policy",
         "keep-last-known",
-        url=sites.west.url,
+        url=sites.west,
     )
     assert again.code == 0, again.err
     assert "stream SKYFLOW_SERVICES exists: a mirror of the hub's log (domain hub)" in again.out
@@ -91,20 +85,20 @@ def test_site_init_reports_what_it_made_and_is_repeatable(sites: Sites) -> None:
         again.out
     )
     assert again.lines[-1].startswith("site/west ready: domain west, hub domain hub, lease 5s")
-    assert states(sites.hub.url)["west"]["spec"]["policy"] == "keep-last-known"
-    back = skyctl("site", "init", "west", "--hub", sites.hub.url, url=sites.west.url)
+    assert states(sites.hub)["west"]["spec"]["policy"] == "keep-last-known"
+    back = skyctl("site", "init", "west", "--hub", sites.hub, url=sites.west)
     assert back.code == 0, back.err
-    same = skyctl("site", "init", "west", "--hub", sites.hub.url, url=sites.west.url)
+    same = skyctl("site", "init", "west", "--hub", sites.hub, url=sites.west)
     assert "stream SKYFLOW_SITE_TASKS_west exists at the hub" in same.out, same.out
     assert "stream SKYFLOW_SITE_MEMBERSHIP_west exists at the hub" in same.out, same.out
-    assert states(sites.hub.url)["west"]["spec"] == {
+    assert states(sites.hub)["west"]["spec"] == {
         "domain": "west",
-        "hub": sites.hub.url,
+        "hub": sites.hub,
         "leaseSeconds": 5.0,
         "policy": "revoke-after",
         "graceSeconds": 120.0,
     }
-    table = skyctl("get", "sites", url=sites.hub.url)
+    table = skyctl("get", "sites", url=sites.hub)
     assert table.lines[0].split() == [
         "NAME", "DOMAIN", "LINK", "LAST-HEARD", "LAG", "NEWEST", "STATE", "POLICY"
     ]  # fmt: skip
@@ -123,14 +117,14 @@ def test_site_init_reports_what_it_made_and_is_repeatable(sites: Sites) -> None:
 def test_bad_site_settings_are_refused_naming_them(
     sites: Sites, args: tuple[str, ...], message: str
 ) -> None:
-    result = skyctl("site", "init", *args, "--hub", sites.hub.url, url=sites.east.url)
+    result = skyctl("site", "init", *args, "--hub", sites.hub, url=sites.east)
     assert result.code == 2
     assert message in result.err
     assert len(result.err.strip().splitlines()) == 1
 
 
 def test_get_sites_by_name(sites: Sites) -> None:
-    one = skyctl("get", "sites", "east", "-o", "json", url=sites.hub.url)
+    one = skyctl("get", "sites", "east", "-o", "json", url=sites.hub)
     assert one.code == 0, one.err
     found = json.loads(one.out)
     assert (found["kind"], found["metadata"]["name"]) == ("Site", "east")
@@ -138,19 +132,19 @@ def test_get_sites_by_name(sites: Sites) -> None:
         "SKYFLOW_SITE_TASKS_east",
         "SKYFLOW_SITE_MEMBERSHIP_east",
     }
-    assert skyctl("get", "site", "site/west", "-o", "name", url=sites.hub.url).out == "site/west\n"
-    missing = skyctl("get", "sites", "north", url=sites.hub.url)
+    assert skyctl("get", "site", "site/west", "-o", "name", url=sites.hub).out == "site/west\n"
+    missing = skyctl("get", "sites", "north", url=sites.hub)
     assert missing.code == 1
     assert missing.err == 'error: site "north" not found (no skyctl site init for it at this hub)\n'
-    none = skyctl("get", "sites", url=sites.east.url)  # a site has no sites of its own
+    none = skyctl("get", "sites", url=sites.east)  # a site has no sites of its own
     assert (none.code, none.out, none.err) == (0, "", "No resources found\n")
 
 
 def test_site_status_is_asked_of_a_site(sites: Sites) -> None:
-    status = skyctl("site", "status", url=sites.west.url)
+    status = skyctl("site", "status", url=sites.west)
     assert status.code == 0, status.err
-    assert status.lines[0] == f"site/west: hub {sites.hub.url} (domain hub)"
-    refused = skyctl("site", "status", url=sites.hub.url)
+    assert status.lines[0] == f"site/west: hub {sites.hub} (domain hub)"
+    refused = skyctl("site", "status", url=sites.hub)
     assert refused.code == 2
     assert "is no site" in refused.err
 
@@ -158,7 +152,7 @@ def test_site_status_is_asked_of_a_site(sites: Sites) -> None:
 def test_the_hub_itself_is_not_made_a_site(sites: Sites) -> None:
     """A server in the hub's own domain (here the hub itself, whose log would be lost to
     a mirror) cannot be made a site."""
-    result = skyctl("site", "init", "hub2", "--hub", sites.hub.url, url=sites.hub.url)
+    result = skyctl("site", "init", "hub2", "--hub", sites.hub, url=sites.hub)
     assert result.code == 2
     assert "a site needs its own" in result.err
 
@@ -166,7 +160,7 @@ def test_the_hub_itself_is_not_made_a_site(sites: Sites) -> None:
 async def test_a_cut_site_keeps_answering_and_the_hub_never_calls_it_live(
     sites: Sites, ns: str
 ) -> None:
-    hub, east = sites.hub.url, sites.east.url
+    hub, east = sites.hub, sites.east
     created = skyctl(
         "create", "service", "web", "-n", ns, "-t", "ClusterIP", "-s", "app=web", "-p", "80:8080",
         url=hub,
@@ -328,7 +322,7 @@ async def _count(url: str, stream: str, subject: str) -> int:
 async def test_a_site_silent_past_its_grace_is_revoked(sites: Sites, ns: str) -> None:
     """Under revoke-after GRACE, a site silent for GRACE is revoked: the hub serves none
     of its endpoints, and says why; heard again, it is live."""
-    hub, east = sites.hub.url, sites.east.url
+    hub, east = sites.hub, sites.east
     made = skyctl(
         "site", "init", "east", "--hub", hub, "--lease", "2s", "--policy", "revoke-after 3s",
         url=east,
