@@ -46,7 +46,6 @@ __all__ = [
     "service_fragment",
     "service_page",
     "service_path",
-    "services_page",
     "services_page_parts",
     "services_table",
 ]
@@ -655,35 +654,6 @@ def _filters_form(filters: Filters, moment: Moment) -> str:
     )
 
 
-def services_page(
-    records: Sequence[ServiceRecord],
-    endpoints: Mapping[ServiceKey, Endpoints] | None,
-    filters: Filters,
-    *,
-    user: str | None,
-    moment: Moment | None = None,
-    notes: Sequence[str] = (),
-    query: str = "",
-    mark: tuple[int, int | None] | None = None,
-) -> str:
-    """Page (a): every service the filters pick (``query``: the query string that
-    picked them), live from ``mark`` (where the UI's reader of the log and of endpoints
-    stood before the services were read: the page's stream opens there); or, at a past
-    moment, as the registry was then (not live: no feed is opened; ``notes``: why no
-    endpoints)."""
-    parts = services_page_parts(
-        records,
-        endpoints,
-        filters,
-        user=user,
-        moment=moment,
-        notes=notes,
-        query=query,
-        mark=mark,
-    )
-    return "".join(parts)
-
-
 def services_page_parts(
     records: Sequence[ServiceRecord],
     endpoints: Mapping[ServiceKey, Endpoints] | None,
@@ -695,7 +665,12 @@ def services_page_parts(
     query: str = "",
     mark: tuple[int, int | None] | None = None,
 ) -> Iterator[str]:
-    """``services_page`` in parts, as ``services_table_parts`` renders its rows."""
+    """Page (a), in parts as ``services_table_parts`` renders its rows (the UI sends it
+    as it renders): every service the filters pick (``query``: the query string that
+    picked them), live from ``mark`` (where the UI's reader of the log and of endpoints
+    stood before the services were read: the page's stream opens there); or, at a past
+    moment, as the registry was then (not live: no feed is opened; ``notes``: why no
+    endpoints)."""
     moment = moment or Moment(0)
     said = "".join(f'<p class="error">{escape(note)}</p>' for note in notes)
     live = ""
