@@ -58,6 +58,13 @@ from nats.js.api import DeliverPolicy
 
 from benchmarks.commands import skyctl_command
 from benchmarks.report import Result, Run, median, percentile
+from events.membership import (
+    MEMBERSHIP_STREAM,
+    MembershipEvent,
+    TaskJoined,
+    TaskReadinessChanged,
+    encode_membership,
+)
 from events.task import Task
 from registry.client import Registry
 from registry.services.when import AtTime
@@ -225,6 +232,66 @@ async def freshness(sites: Running, run: Run, samples: int) -> None:
                 "for scale: sourcing alone, no recorder in between",
             )
         )
+
+
+async def site_reads(sites: Running, run: Run, transitions: int) -> None:
+    """The hub's Resolver reads its sites' tasks every second (``Registry.site_tasks``):
+    with ``transitions`` kept in a site's history, that read (each task's last transition,
+    one multi-last request) beside reading the whole copy as of a moment (the time-travel
+    read, and what the per-second read was before 2026-12-06)."""
+    tasks = 100
+    subjects = [f"skyflow.member.{NS}.hist-{i}" for i in range(tasks)]
+    async with await Registry.connect(sites.east) as at_east:
+        await at_east.log.membership(create=True)
+    nc = await nats.connect(sites.east)
+    try:
+        js = nc.jetstream()
+        now = datetime.now(UTC)
+        for n in range(transitions):
+            i = n % tasks
+            task = Task(
+                namespace=NS, name=f"hist-{i}", labels={"app": "hist"}, address=f"10.9.0.{i + 1}"
+            )
+            event: MembershipEvent
+            if n < tasks:
+                event = TaskJoined(at=now, source_seq=0, instance=f"i{i}", since=now, task=task)
+            else:
+                ready = task.model_copy(update={"ready": bool(n // tasks % 2)})
+                event = TaskReadinessChanged(at=now, source_seq=0, instance=f"i{i}", task=ready)
+            await js.publish(subjects[i], encode_membership(event), stream=MEMBERSHIP_STREAM)
+    finally:
+        await nc.close()
+
+    async def copied() -> bool:
+        held, _ = await _messages(sites.hub, "SKYFLOW_SITE_MEMBERSHIP_east")
+        return held >= transitions
+
+    await poll(f"{transitions} transitions in the hub's copy", copied, 120)
+    now_reads: list[float] = []
+    all_reads: list[float] = []
+    async with await Registry.connect(sites.hub) as at_hub:
+        copy = await at_hub.log.membership(site="east")
+        for _ in range(21):
+            started = time.monotonic()
+            (east,) = await at_hub.site_tasks(("east",))
+            now_reads.append(time.monotonic() - started)
+            assert len([t for t in east.tasks if t.name.startswith("hist-")]) == tasks
+            started = time.monotonic()
+            await copy.as_of("skyflow.member.*.*", time.time_ns())
+            all_reads.append(time.monotonic() - started)
+    run.add(
+        Result(
+            f"sites: the Resolver's read of a site, {transitions} transitions kept (median)",
+            median(now_reads) * 1000,
+            median(all_reads) * 1000,
+            "ms",
+            "time",
+            None,
+            len(now_reads),
+            f"{tasks} tasks; baseline: the same copy read whole, as of a moment (as the "
+            "per-second read did before 2026-12-06)",
+        )
+    )
 
 
 def _has(seen: dict[str, float], subject: str) -> Callable[[], Awaitable[bool]]:
@@ -452,6 +519,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=50, help="freshness samples")
     parser.add_argument("--rounds", type=int, default=3, help="cuts of each length")
     parser.add_argument(
+        "--transitions", type=int, default=5000, help="kept in a site's history, for its read"
+    )
+    parser.add_argument(
         "--reassert", type=int, default=0, metavar="ROUNDS", help="the re-assert experiment alone"
     )
     args = parser.parse_args(argv)
@@ -460,7 +530,7 @@ def main(argv: list[str] | None = None) -> None:
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         scale=1.0,
         machine={"cpus": os.cpu_count()},
-        sizes={"samples": args.samples, "rounds": args.rounds},
+        sizes={"samples": args.samples, "rounds": args.rounds, "transitions": args.transitions},
     )
     with tempfile.TemporaryDirectory(prefix="sites-bench-") as folder:
         root = Path(folder)
@@ -482,6 +552,8 @@ def _cuts_and_freshness(root: Path, run: Run, args: argparse.Namespace) -> None:
     with hub_and_site(root / "fresh") as sites:
         log(f"freshness: {args.samples} tasks announced at east, link up")
         asyncio.run(freshness(sites, run, args.samples))
+        log(f"the hub's read of east with {args.transitions} transitions kept")
+        asyncio.run(site_reads(sites, run, args.transitions))
     with contextlib.ExitStack() as stack:
         wheres = [
             CutSite(cut, stack.enter_context(hub_and_site(root / f"cut{cut:g}"))) for cut in CUTS

@@ -1,13 +1,14 @@
 """``skyctl site init`` (set a site up beside its hub) and ``skyctl get sites`` (what the
 hub hears of each site): sites on NATS leaf nodes, ``docs/sites.md``."""
 
+import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.connection import Connection, connection_options
-from cli.lifetime import run_command
+from cli.lifetime import run_command, run_until_stopped
 from cli.options import Output, no_headers_option, output_option
 from cli.terminal import safe
 from cli.verbs import verb_app
@@ -15,7 +16,7 @@ from cli.verbs import verb_app
 if TYPE_CHECKING:
     from registry.sites.links import HubReport, SiteReport
 
-__all__ = ["LINK_WAIT_S", "get_sites", "site_app"]
+__all__ = ["LINK_WAIT_S", "get_sites", "site_app", "site_watch"]
 
 # How long ``site init`` waits for the site's leaf link to the hub before setting up.
 LINK_WAIT_S = 10.0
@@ -191,6 +192,74 @@ def site_status(
         print(f"{what}, as of {heard}: changes made at the hub since are not here yet")
 
 
+@site_app.command("watch")
+@connection_options
+def site_watch(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME]...", help="Sites; all if omitted.", show_default=False),
+    ] = None,
+    every: Annotated[
+        str,
+        typer.Option("--every", metavar="DURATION", help="How often to look at each site."),
+    ] = "1s",
+    *,
+    conn: Connection,
+) -> None:
+    """Watch the hub's sites, resuming its views of one whose link is back.
+
+    Asked of the hub (--server), by someone who may update its streams (the admin).
+    Prints a line when a site's link goes down or up and when its lease state changes
+    (live, stale, revoked). After a cut, the hub's sourcing of a site may wait 30 s
+    before it asks the site again (a request it sent while the link was down is still
+    waiting for its answer): when the hub reaches the site yet still has not heard from
+    it past its lease, on two looks in a row, this re-asserts the hub's views of the
+    site, which then resume at once from where they stopped (nothing is copied twice).
+    Runs until stopped; cluster/sites/start runs one.
+
+    Example:  skyctl site watch
+    """
+    from registry.sites.model import parse_duration
+
+    every_s = parse_duration(every, "--every", low=0.1, high=60.0)
+    wanted, first = _read_sites(names, conn)
+
+    async def run() -> None:
+        from registry.errors import PermissionDenied, ServerError
+        from registry.sites.keeper import Keeper, Look
+        from registry.sites.links import reaches, read_sites, resume_views, session
+
+        keeper = Keeper()
+        async with session(conn.server, conn.credentials(), long_lived=True) as at_hub:
+            shown = ", ".join(r.site.name for r in first) or "none yet"
+            print(f"site watch: watching the sites of {safe(conn.server)} ({shown})", flush=True)
+            loop = asyncio.get_running_loop()
+            while True:
+                try:
+                    for report in await read_sites(at_hub, wanted):
+                        site = report.site
+                        look = Look(
+                            site.name,
+                            await reaches(at_hub, site.domain, wait_s=0),
+                            report.state,
+                            report.unheard_s,
+                            site.lease_s,
+                        )
+                        said = keeper.look(look, loop.time())
+                        for line in said.lines:
+                            print(safe(line), flush=True)
+                        if said.resume:
+                            views = await resume_views(at_hub, site.name)
+                            print(f"site {safe(site.name)}: resumed {', '.join(views)}", flush=True)
+                except PermissionDenied:
+                    raise  # (the admin's to run: say so and stop)
+                except ServerError as exc:
+                    print(f"warning: {safe(str(exc))}", file=sys.stderr, flush=True)
+                await asyncio.sleep(every_s)
+
+    run_until_stopped(run)
+
+
 @connection_options
 def get_sites(
     names: Annotated[
@@ -215,21 +284,7 @@ def get_sites(
 
     Example:  skyctl get sites
     """
-    from registry.sites.links import read_sites, session
-    from registry.sites.model import check_site_name
-
-    wanted = tuple(check_site_name(n.removeprefix("site/")) for n in names or [])
-
-    async def read() -> list["SiteReport"]:
-        async with session(conn.server, conn.credentials()) as at_hub:
-            return await read_sites(at_hub, wanted)
-
-    reports = run_command(read())
-    missing = [n for n in wanted if n not in {r.site.name for r in reports}]
-    if missing:
-        from cli.errors import fail
-
-        fail(f'site "{missing[0]}" not found (no skyctl site init for it at this hub)', 1)
+    wanted, reports = _read_sites(names, conn)
     if not reports:
         print("No resources found", file=sys.stderr)
         return
@@ -254,6 +309,29 @@ def get_sites(
     for report in reports:
         for error in report.errors:
             print(f"warning: site {report.site.name}: {safe(error)}", file=sys.stderr)
+
+
+def _read_sites(
+    names: list[str] | None, conn: Connection
+) -> tuple[tuple[str, ...], list["SiteReport"]]:
+    """The sites named (all if none), as the hub at --server hears them; a site named
+    that the hub does not source is an error naming it."""
+    from registry.sites.links import read_sites, session
+    from registry.sites.model import check_site_name
+
+    wanted = tuple(check_site_name(n.removeprefix("site/")) for n in names or [])
+
+    async def read() -> list["SiteReport"]:
+        async with session(conn.server, conn.credentials()) as at_hub:
+            return await read_sites(at_hub, wanted)
+
+    reports = run_command(read())
+    missing = [n for n in wanted if n not in {r.site.name for r in reports}]
+    if missing:
+        from cli.errors import fail
+
+        fail(f'site "{missing[0]}" not found (no skyctl site init for it at this hub)', 1)
+    return wanted, reports
 
 
 def _ago(seconds: float | None) -> str:

@@ -121,10 +121,12 @@ class JetStreamMembership:
         return None if found is None else self._ours([found])[0]
 
     async def as_of(self, filter_subject: str, time_ns: int | None = None) -> list[StoredMessage]:
-        if self.prefix:
-            # A site's copy: its stored times are arrivals at the hub, so "as of" is
-            # decided by when each transition happened, reading them all (the cost
-            # follows the transitions kept, not the tasks).
+        if self.prefix and time_ns is not None:
+            # A site's copy: its stored times are arrivals at the hub, so "as of" a
+            # moment is decided by when each transition happened, reading them all (the
+            # cost follows the transitions kept, not the tasks). Now needs no times: the
+            # copy keeps each task's transitions in the site's order, so its last is the
+            # task's state, and the multi-last read below answers as for our own.
             last: dict[str, StoredMessage] = {}
             for message in await self.history(filter_subject, limit=_ALL):
                 if time_ns is None or message.time_ns <= time_ns:

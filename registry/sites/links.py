@@ -44,14 +44,18 @@ __all__ = [
     "reaches",
     "read_hub",
     "read_sites",
+    "resume_views",
     "session",
 ]
 
 
 @contextlib.asynccontextmanager
-async def session(url: str, credentials: Credentials | None = None) -> AsyncIterator[Session]:
-    """A one-shot JetStream session at ``url`` (closed at the end of the block)."""
-    conn = await connect(url, credentials=credentials, long_lived=False)
+async def session(
+    url: str, credentials: Credentials | None = None, *, long_lived: bool = False
+) -> AsyncIterator[Session]:
+    """A JetStream session at ``url``, closed at the end of the block: one-shot, or
+    ``long_lived`` (reconnecting through a server restart, for ``skyctl site watch``)."""
+    conn = await connect(url, credentials=credentials, long_lived=long_lived)
     opened = await Session.open(conn, 5.0, provisioning=True)
     try:
         yield opened
@@ -72,15 +76,16 @@ async def domain_of(where: Session, role: str) -> str:
     return domain
 
 
-async def reaches(site_session: Session, hub_domain: str, *, wait_s: float) -> bool:
-    """Whether the site's server reaches the hub's JetStream across its leaf link (the
-    hub's domain answers there), waiting up to ``wait_s`` for it. A mirror or source set
-    up while the link is down waits 30 s before its server asks again (nats-server's
-    ``srcConsumerWaitTime``), so setting up after the link is up saves that."""
+async def reaches(where: Session, domain: str, *, wait_s: float) -> bool:
+    """Whether the server behind ``where`` reaches the JetStream of ``domain`` across its
+    leaf link (a site the hub's, or the hub a site's), waiting up to ``wait_s`` for it.
+    A mirror or source set up while the link is down waits 30 s before its server asks
+    again (nats-server's ``srcConsumerWaitTime``), so setting up after the link is up
+    saves that."""
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
         try:
-            await site_session.api(f"{api_prefix(hub_domain)}.INFO", None, "reach the hub")
+            await where.api(f"{api_prefix(domain)}.INFO", None, f"reach domain {domain}")
             return True
         except (ServerError, ApiError):
             if asyncio.get_running_loop().time() >= deadline:
@@ -171,6 +176,28 @@ async def init_hub_views(hub_session: Session, site: Site) -> list[str]:
         (transform,) = config["sources"][0]["subject_transforms"]
         lines.append(f"stream {name} {action} at the hub: {transform['dest']}")
     return lines
+
+
+async def resume_views(hub_session: Session, site: str) -> list[str]:
+    """Re-assert the hub's views of ``site`` (``registry.sites.keeper`` says when): each
+    updated without its source, then with it again, so its source is set up at once and
+    resumes from the last sequence the view holds; the names of the views resumed. A view
+    missing (deleted since it was read) is passed over."""
+    resumed = []
+    for prefix in (SITE_TASKS_PREFIX, SITE_MEMBERSHIP_PREFIX):
+        name = f"{prefix}{site}"
+        have = await _info(hub_session, name)
+        if have is None:
+            continue
+        config = dict(have.get("config") or {})
+        if not config.get("sources"):
+            continue  # nothing to resume (a view whose source was removed by hand)
+        for update in ({**config, "sources": []}, config):
+            await hub_session.api(
+                f"$JS.API.STREAM.UPDATE.{name}", update, f"resume {name} (update it)"
+            )
+        resumed.append(name)
+    return resumed
 
 
 def _without_server_keys(key: str, value: object) -> object:

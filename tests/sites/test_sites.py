@@ -123,6 +123,23 @@ def test_bad_site_settings_are_refused_naming_them(
     assert len(result.err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--every", "0s"), 2, 'invalid --every "0s"'),
+        (("North",), 2, 'invalid site name "North"'),
+        (("north",), 1, 'site "north" not found (no skyctl site init for it at this hub)'),
+    ],
+)
+def test_site_watch_refuses_bad_input_naming_it(
+    sites: Sites, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = skyctl("site", "watch", *args, url=sites.hub)
+    assert result.code == code
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
 def test_get_sites_by_name(sites: Sites) -> None:
     one = skyctl("get", "sites", "east", "-o", "json", url=sites.hub)
     assert one.code == 0, one.err
