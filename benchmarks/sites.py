@@ -21,17 +21,19 @@ at the site in a process of its own, as ``docs/sites.md`` sets one up.
   of the site's history holding everything the site recorded (the cut's join and leave
   included), and the site's mirror holding the hub's log.
 
-- **With ``--reassert ROUNDS``, an experiment**: 40 s cuts on six set-ups at once, three
-  of them with a watcher at the hub that, the moment the link answers again, re-asserts
-  the hub's two views of the site (a stream update without the source, then one with it
-  again), the other three as they are. A source whose set-up request went out during the
-  cut otherwise waits for that request's 30 s timeout (nats-server's
-  ``srcConsumerWaitTime``); a re-added source is set up at once, from the last sequence
-  the view holds. Not what ``skyctl`` does (yet): a measurement of what it would buy.
+- **With ``--watch ROUNDS``, ``skyctl site watch`` alone**: 40 s cuts on six set-ups at
+  once, three of them with ``skyctl site watch`` at the hub (which re-asserts the hub's
+  views of a site it reaches but has not heard past its lease), the other three without.
+  A source whose set-up request went out during the cut otherwise waits for that
+  request's 30 s timeout (nats-server's ``srcConsumerWaitTime``); a re-added source is
+  set up at once, from the last sequence the view holds.
+- **The hub's read of a site** with ``--transitions`` kept in its history: the
+  Resolver's per-second read (``Registry.site_tasks``) beside reading the whole copy as
+  of a moment.
 
     python -m benchmarks.sites                # 50 freshness samples, 3 rounds of cuts
     python -m benchmarks.sites --rounds 1 --samples 20
-    python -m benchmarks.sites --reassert 2   # the experiment alone (~2 min)
+    python -m benchmarks.sites --watch 2      # skyctl site watch's rows alone (~2 min)
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -52,7 +53,6 @@ from pathlib import Path
 
 import nats
 import nats.errors
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
@@ -432,63 +432,32 @@ async def cuts(wheres: list[CutSite], run: Run, rounds: int) -> None:
         )
 
 
-VIEWS = ("SKYFLOW_SITE_TASKS_east", "SKYFLOW_SITE_MEMBERSHIP_east")
-
-
-async def reassert(nc: NatsClient) -> None:
-    """Re-assert the hub's views of east: each updated without its source, then with it
-    again (the same config, so the source resumes from the last sequence the view holds;
-    the experiment checks that nothing arrives twice)."""
-    for name in VIEWS:
-        answer = await nc.request(f"$JS.API.STREAM.INFO.{name}", b"", timeout=5)
-        config = json.loads(answer.data)["config"]
-        for update in ({**config, "sources": []}, config):
-            said = await nc.request(
-                f"$JS.API.STREAM.UPDATE.{name}", json.dumps(update).encode(), timeout=5
-            )
-            error = json.loads(said.data).get("error")
-            if error:
-                raise RuntimeError(f"update {name}: {error}")
-
-
-def _link_is(sites: Running, *, up: bool) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return sites.link.up == up
-
-    return check
-
-
-async def reasserting(sites: Running) -> None:
-    """At the hub, for ever: after each cut, re-assert east's views as soon as the hub
-    reaches east's JetStream API again (how a watcher of the leaf link would see it)."""
-    nc = await nats.connect(sites.hub)
+@contextlib.contextmanager
+def site_watch(sites: Running) -> Iterator[None]:
+    """``skyctl site watch`` at the hub, in a process of its own, as cluster/sites/start
+    runs it."""
+    proc = subprocess.Popen(
+        [*skyctl_command(), "site", "watch", "-S", sites.hub],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        while True:
-            await poll("a cut", _link_is(sites, up=False), timeout=3600)
-            await poll("a heal", _link_is(sites, up=True), timeout=3600)
-            while True:
-                try:
-                    await nc.request("$JS.east.API.INFO", b"", timeout=0.5)
-                    break
-                except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-                    await asyncio.sleep(0.05)
-            await reassert(nc)
+        yield
     finally:
-        await nc.close()
+        proc.terminate()
+        proc.wait(15)
 
 
-async def reassert_experiment(all_sites: list[Running], run: Run, rounds: int) -> None:
+async def watch_experiment(all_sites: list[Running], run: Run, rounds: int) -> None:
     half = len(all_sites) // 2
     wheres = [CutSite(40.0, sites) for sites in all_sites]
-    watchers = [asyncio.create_task(reasserting(sites)) for sites in all_sites[:half]]
-    try:
+    with contextlib.ExitStack() as watchers:
+        for sites in all_sites[:half]:
+            watchers.enter_context(site_watch(sites))
         for round_no in range(1, rounds + 1):
             done = await asyncio.gather(*(one_cut(w, round_no) for w in wheres))
             for where, healed in zip(wheres, done, strict=True):
                 where.runs.append(healed)
-    finally:
-        for watcher in watchers:
-            watcher.cancel()
     for sites in all_sites:
         at_site, _ = await _messages(sites.east, "SKYFLOW_MEMBERSHIP")
         heard, _ = await _messages(sites.hub, "SKYFLOW_SITE_MEMBERSHIP_east")
@@ -498,16 +467,16 @@ async def reassert_experiment(all_sites: list[Running], run: Run, rounds: int) -
     without = [r.history for w in wheres[half:] for r in w.runs]
     run.add(
         Result(
-            "sites: heal -> hub current, 40 s cut, hub re-asserting its sources (max)",
+            "sites: heal -> hub current, 40 s cut, `skyctl site watch` at the hub (max)",
             max(with_it),
             max(without),
             "s",
             "time",
             None,
             len(with_it),
-            "re-asserted: " + ", ".join(f"{v:.1f}" for v in with_it) + " s; as they are "
+            "watched: " + ", ".join(f"{v:.1f}" for v in with_it) + " s; unwatched "
             "(baseline): " + ", ".join(f"{v:.1f}" for v in without) + " s; site's mirror "
-            "(not re-asserted): "
+            "(no watch can resume it): "
             + ", ".join(f"{r.mirror:.1f}" for w in wheres for r in w.runs)
             + " s; nothing doubled",
         )
@@ -522,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
         "--transitions", type=int, default=5000, help="kept in a site's history, for its read"
     )
     parser.add_argument(
-        "--reassert", type=int, default=0, metavar="ROUNDS", help="the re-assert experiment alone"
+        "--watch", type=int, default=0, metavar="ROUNDS", help="skyctl site watch's rows alone"
     )
     args = parser.parse_args(argv)
     run = Run(
@@ -534,11 +503,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="sites-bench-") as folder:
         root = Path(folder)
-        if args.reassert:
+        if args.watch:
             with contextlib.ExitStack() as stack:
                 all_sites = [stack.enter_context(hub_and_site(root / f"r{i}")) for i in range(6)]
-                log(f"40 s cuts on 6 set-ups, 3 re-asserting, {args.reassert} rounds")
-                asyncio.run(reassert_experiment(all_sites, run, args.reassert))
+                log(f"40 s cuts on 6 set-ups, 3 watched, {args.watch} rounds")
+                asyncio.run(watch_experiment(all_sites, run, args.watch))
         else:
             _cuts_and_freshness(root, run, args)
     print(f"\n{run.command}  ({run.date}, {run.machine['cpus']} CPUs)\n")

@@ -22,6 +22,7 @@ from cli.verbs import register, verb_app
 
 if TYPE_CHECKING:
     from events.membership import Transition
+    from registry.discovery.crosssite import SiteTasks
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.tasks import LiveTask
     from registry.services.history import HistoryItem
@@ -59,7 +60,7 @@ def describe_service(
     targets = service_targets(names or [], selector, False, required=False)
     trust = load_trust(trust_file)
 
-    async def read() -> list[_Described]:
+    async def read() -> tuple[list[_Described], list[SiteTasks]]:
         async with await conn.open() as registry:
             if targets.every:
                 records = await targets.records(registry, namespace)
@@ -72,16 +73,16 @@ def describe_service(
                 endpoints = await registry.endpoints(namespace, name, record=record)
                 transitions = await recent_transitions(registry, record)
                 described.append((record, items, endpoints, transitions))
-            return described
+            return described, await registry.readable_sites()
 
-    described = run_command(read())
+    described, sites = run_command(read())
     if not described:
         print(f"No resources found in {namespace} namespace.", file=sys.stderr)
     for index, (record, items, endpoints, transitions) in enumerate(described):
         if index:
             print()  # kubectl's blank line between two
         place(record, items)
-        print(render(record, items, trust, endpoints))
+        print(render(record, items, trust, endpoints, sites=sites))
         print(membership_text(transitions))
 
 

@@ -404,6 +404,14 @@ def to_yaml(obj: Any) -> str:
 _SHOWN = 3  # endpoints in a cell, as kubectl's formatEndpoints
 
 
+def lease_cell(state: str, silent_s: float | None) -> str:
+    """A site's LEASE as the hub's listings show it: ``live``, ``stale(7.1s)`` (how long
+    the hub has not heard from it), ``revoked``."""
+    if state == "stale":
+        return "stale(never)" if silent_s is None else f"stale({silent_s:.1f}s)"
+    return state
+
+
 def endpoints_cell(endpoints: Endpoints) -> str:
     """kubectl's ENDPOINTS column: ready ``address:port`` by cluster, then port, then
     address; three at most, then ``+ N more...``; ``<none>`` if there are none."""

@@ -14,6 +14,7 @@ from cli.render import (
     endpoints_cell,
     event_changes,
     human_age,
+    lease_cell,
     proof_cell,
     record_proof,
     short_time,
@@ -24,11 +25,12 @@ from cli.render import (
 from cli.terminal import safe
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from events import Port, Service, ServiceStatus
     from events.membership import Transition
     from registry.client import Registry
+    from registry.discovery.crosssite import SiteTasks
     from registry.discovery.endpoints import EndpointAddress, Endpoints
     from registry.discovery.tasks import LiveTask
     from registry.services.history import HistoryItem
@@ -86,8 +88,12 @@ def render(
     trust: Trust | None,
     endpoints: Endpoints | None = None,
     now: datetime | None = None,
+    sites: Sequence[SiteTasks] = (),
 ) -> str:
-    """``describe svc``'s text; ages as they read at ``now`` (a past page's moment)."""
+    """``describe svc``'s text; ages as they read at ``now`` (a past page's moment). At a
+    hub, ``sites`` (``Registry.site_tasks``) add a line per site: its lease and the
+    service's ready endpoints among the tasks it last reported, as ``get endpoints``
+    lists them there."""
     now = now or datetime.now(UTC)
     service = record.service
     labels = [f"{k}={v}" for k, v in sorted(service.labels.items())] or ["<none>"]
@@ -125,6 +131,8 @@ def render(
         fields.append(("Port:", "<none>"))
         if endpoints is not None:
             fields.append(("Endpoints:", endpoints_cell(endpoints)))
+    if endpoints is not None:
+        fields += _site_lines(endpoints, sites)
     width = max(len(label) for label, _ in fields) + 2
     lines = [f"{label.ljust(width)}{safe(value)}" for label, value in fields]
     lines.append("Events:")
@@ -132,6 +140,20 @@ def render(
     table = Table(("AGE", "SEQ", "ACTOR", "EVENT", "CHANGES"), rows)
     lines += ["  " + line for line in table.render(rows).splitlines()]
     return "\n".join(lines)
+
+
+def _site_lines(endpoints: Endpoints, sites: Sequence[SiteTasks]) -> list[tuple[str, str]]:
+    """``Site Endpoints:`` lines, a site each: name, lease, ready endpoints (none shown
+    for a revoked site, whose endpoints the hub no longer serves)."""
+    from registry.discovery.crosssite import site_endpoints
+
+    lines = []
+    for one in sites:
+        cell = endpoints_cell(site_endpoints(endpoints, one))
+        lines.append(("", f"{one.site}  {lease_cell(one.state, one.silent_s)}  {cell}"))
+    if lines:
+        lines[0] = ("Site Endpoints:", lines[0][1])
+    return lines
 
 
 def _at_port(endpoints: Endpoints, port: Port) -> Endpoints:

@@ -535,7 +535,8 @@ def make_app(
         except RegistryError as exc:  # the rest of the page is still worth seeing
             transitions = (f"<not readable: {safe(str(exc))}>", [])
         place(record, items)
-        described = render(record, items, trust, endpoints)
+        sites = await registry.readable_sites()  # at a hub: each site's endpoints
+        described = render(record, items, trust, endpoints, sites=sites)
         view = dns_view
         answers = dns_rows(
             record, endpoints, domain=view.domain, ttl=view.ttl, cluster_ips=view.cluster_ips

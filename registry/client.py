@@ -842,6 +842,17 @@ class Registry:
             found.append(SiteTasks(name, state, report.unheard_s, tasks, warning))
         return found
 
+    async def readable_sites(self) -> builtins.list[SiteTasks]:
+        """``site_tasks()``, or none for someone who may not list the hub's streams (a
+        tenant's role): what shows a hub's sites beside its own (``describe``, the web
+        UI), where their absence only leaves the view as it was before sites."""
+        from registry.errors import PermissionDenied
+
+        try:
+            return await self.site_tasks()
+        except PermissionDenied:
+            return []
+
     async def other_sites(self) -> builtins.list[SiteTasks]:
         """The other places a service here may fall back to (``Resolver(sites=...)``): at
         a hub, its sites (``site_tasks``); at a site, the hub's view, asked of the hub at

@@ -339,3 +339,44 @@ async def test_the_hubs_proxy_forwards_to_another_sites_endpoint(
             await until("the hub's proxy reaches east's task", forwarded, timeout=30)
             assert backend.accepted >= 1
             await proxy.wait_for(lambda line: "site east is live" in line, timeout=10)
+
+
+async def test_describe_at_the_hub_shows_each_sites_endpoints(
+    sites: Sites, recorders: None, ns: str
+) -> None:
+    """``describe service`` at the hub (and the web UI's service page, which renders the
+    same text): a ``Site Endpoints:`` line per site, its lease and the service's ready
+    endpoints among the tasks it last reported."""
+    from cli.connection import Connection
+    from cli.webapp import make_app
+    from tests.ui.support import browsing
+
+    hub = sites.hub
+    create_web(hub, ns)
+    async with (
+        await Registry.connect(sites.east) as at_east,
+        await Registry.connect(sites.west) as at_west,
+        at_east.announce(task(ns, "web-east", "10.1.0.9"), ttl=10),
+        at_west.announce(task(ns, "web-west", "10.2.0.9"), ttl=10),
+    ):
+        wanted = ["Site Endpoints:  east  live  10.1.0.9:8080", "west  live  10.2.0.9:8080"]
+
+        def lines() -> list[str]:
+            described = skyctl("describe", "service", "web", "-n", ns, url=hub)
+            assert described.code == 0, described.err
+            return [" ".join(line.split()) for line in described.out.splitlines()]
+
+        async def both() -> bool:
+            found = lines()
+            return all(" ".join(w.split()) in found for w in wanted)
+
+        await until("describe at the hub shows both sites' endpoints", both, timeout=30)
+        assert "Endpoints: <none>" in lines()  # the hub's own: none
+        async with browsing(make_app(Connection(server=hub), anonymous=True)) as http:
+            page = await http.get(f"/services/{ns}/web")
+            assert page.status_code == 200, page.text
+            assert "Site Endpoints:" in page.text and "10.2.0.9:8080" in page.text
+    # At a site (no sites of its own), describe is as before: no such line.
+    there = skyctl("describe", "service", "web", "-n", ns, url=sites.west)
+    assert there.code == 0, there.err
+    assert "Site Endpoints:" not in there.out
