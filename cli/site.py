@@ -180,7 +180,9 @@ def site_status(
         }
         print(to_json(obj) if output is Output.json else to_yaml(obj))
         return
-    heard = "never" if report.silent_s is None else f"{_ago(report.silent_s)} ago"
+    from cli.siteviews import ago
+
+    heard = "never" if report.silent_s is None else f"{ago(report.silent_s)} ago"
     print(
         f"site/{safe(mirror.site)}: hub {safe(mirror.hub_url)} (domain {safe(mirror.hub_domain)})"
     )
@@ -299,9 +301,10 @@ def get_sites(
         print(to_json(obj) if output is Output.json else to_yaml(obj))
         return
     from cli.render import Table
+    from cli.siteviews import SITE_COLUMNS, site_row
 
-    rows = [_row(r) for r in reports]
-    header = ["NAME", "DOMAIN", "LINK", "LAST-HEARD", "LAG", "NEWEST", "STATE", "POLICY"]
+    rows = [site_row(r) for r in reports]
+    header = list(SITE_COLUMNS)
     if no_headers:
         print("\n".join(Table([""] * len(header), rows).line(r) for r in rows))
     else:
@@ -332,27 +335,6 @@ def _read_sites(
 
         fail(f'site "{missing[0]}" not found (no skyctl site init for it at this hub)', 1)
     return wanted, reports
-
-
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.0f}m"
-
-
-def _row(report: "SiteReport") -> list[str]:
-    state = report.state
-    newest = (report.at - report.newest).total_seconds() if report.newest else None
-    return [
-        report.site.name,
-        report.site.domain,
-        "up" if state == "live" else "down",
-        _ago(report.silent_s),
-        str(report.lag),
-        "<none>" if newest is None else _ago(max(0.0, newest)),
-        state,
-        str(report.site.policy),
-    ]
 
 
 def _site_object(report: "SiteReport") -> dict[str, object]:

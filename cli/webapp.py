@@ -52,6 +52,8 @@ from cli.webpages import (
     service_page,
     services_page_parts,
     services_table,
+    sites_fragment,
+    sites_page,
 )
 from registry.errors import (
     InvalidInput,
@@ -600,6 +602,24 @@ def make_app(
             return _html(error_page(safe(str(exc)), user=person.name), 403)
         return _html(audit_page(result, user=person.name or None))
 
+    async def sites(request: Request) -> Response:
+        return await _sites(request, fragment=False)
+
+    async def sites_live(request: Request) -> Response:
+        return await _sites(request, fragment=True)
+
+    async def _sites(request: Request, *, fragment: bool) -> Response:
+        person = await signed_in(request)
+        if isinstance(person, Response):
+            return person
+        try:
+            shown = sites_fragment(await person.registry.sites())
+        except RegistryError as exc:
+            if fragment:
+                return _html(error_fragment(safe(str(exc))), 403)
+            return _html(error_page(safe(str(exc)), user=person.name), 403)
+        return _html(shown if fragment else sites_page(shown, user=person.name or None))
+
     async def login_form(request: Request) -> Response:
         return _html(login_page())
 
@@ -686,6 +706,8 @@ def make_app(
             Route("/services/{namespace}/{name}/history", one_service(history)),
             Route("/services/{namespace}/{name}/audit", one_service(service_audit)),
             Route("/audit", log_audit),
+            Route("/sites", sites),
+            Route("/sites/live", sites_live),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),

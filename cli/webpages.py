@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from registry.services.diff import FieldChange
     from registry.services.projection import ServiceKey, ServiceRecord
     from registry.services.when import When
+    from registry.sites.links import SiteReport
 
 __all__ = [
     "LIVE_JS",
@@ -48,6 +49,8 @@ __all__ = [
     "service_path",
     "services_page_parts",
     "services_table",
+    "sites_fragment",
+    "sites_page",
 ]
 
 # The UI's only script, served as /live.js (the Content-Security-Policy allows no inline
@@ -690,7 +693,7 @@ def services_page_parts(
     yield from services_table_parts(records, endpoints, filters, moment)
     end = "</div>"
     if not moment.past:  # the audit is of the log as it is now
-        end += '<p><a href="/audit">Audit the log</a></p>'
+        end += '<p><a href="/audit">Audit the log</a> | <a href="/sites">Sites</a></p>'
     scripts = ["/travel.js"] if moment.past else ["/live.js", "/travel.js"]
     yield end + _page_end(scripts)
 
@@ -712,6 +715,39 @@ def login_page(message: str | None = None) -> str:
         '<p><button type="submit">Sign in</button></p></form>'
     )
     return _page("Sign in", body)
+
+
+def sites_fragment(reports: Sequence[SiteReport]) -> str:
+    """The sites page's live part: ``skyctl get sites``' table (``cli/siteviews.py``)
+    and what the hub's views report of errors, or that there are none."""
+    from cli.siteviews import SITE_COLUMNS, site_row
+
+    if not reports:
+        return (
+            '<p class="empty">No sites: this server sources none (skyctl site init, run '
+            "against a site's server, sets one up).</p>"
+        )
+    errors = "".join(
+        f'<p class="error">warning: site {escape(r.site.name)}: {escape(error)}</p>'
+        for r in reports
+        for error in r.errors
+    )
+    return _text_table(SITE_COLUMNS, [site_row(r) for r in reports]) + errors
+
+
+def sites_page(fragment: str, *, user: str | None) -> str:
+    """The hub's sites, kept live (re-fetched every 2 s: the lease moves with silence,
+    not with events): each site's link, last word, lag, newest message, lease state and
+    policy, as ``skyctl get sites`` shows them."""
+    body = (
+        '<p><a href="/">All services</a></p>'
+        f'<div id="sites" data-live="/sites/live" data-every="2">{fragment}</div>'
+        '<p class="note">LINK is up while the hub has heard from the site within its '
+        "lease; STATE is live, stale (silent past the lease: what the hub has of it is "
+        "old) or revoked (silent past the grace of revoke-after). Never live when "
+        "unheard.</p>"
+    )
+    return _page("Sites", body, user=user, scripts=["/live.js"])
 
 
 def error_page(message: str, *, user: str | None = None) -> str:

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from registry.services.watch import Snapshot
     from registry.services.when import When
     from registry.services.writer import Writer, Written
+    from registry.sites.links import SiteReport
 
 E = TypeVar("E", bound=Event)
 
@@ -841,6 +842,16 @@ class Registry:
             warning = lease_warning(report.site, state, report.unheard_s)
             found.append(SiteTasks(name, state, report.unheard_s, tasks, warning))
         return found
+
+    async def sites(self, names: tuple[str, ...] = ()) -> builtins.list[SiteReport]:
+        """Each site this hub sources (or those named), as its views' stream info says
+        (``skyctl get sites``); none at a server with no sites."""
+        from registry.jetstream.log import JetStreamLog
+        from registry.sites.links import read_sites
+
+        if not isinstance(self.log, JetStreamLog):
+            return []
+        return await read_sites(self.log.session, names)
 
     async def readable_sites(self) -> builtins.list[SiteTasks]:
         """``site_tasks()``, or none for someone who may not list the hub's streams (a
