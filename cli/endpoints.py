@@ -92,8 +92,9 @@ def get_endpoints(
             metavar="SITE",
             help="Asked of the hub: the endpoints at that site only, from the hub's copy "
             "of the site's membership history, by the site's lease (stale: the last it "
-            "reported, said so; revoked: none); with NAME and --at, who served there then. "
-            "Without --site, a listing at a hub shows every site's, with SITE and LEASE.",
+            "reported, said so; revoked: none); with NAME and --at, who served there then; "
+            "with -w, that site's rows as they change. Without --site, a listing at a hub "
+            "(and its -w) shows every site's, with SITE and LEASE.",
             show_default=False,
         ),
     ] = None,
@@ -105,11 +106,15 @@ def get_endpoints(
     An endpoint is a live task the service's selector picks, as address:targetPort for
     each of its ports, grouped by cluster; ENDPOINTS lists the ready ones. With -w, a
     service's endpoints are printed again (MODIFIED) whenever a task joins, leaves or
-    turns ready, and ADDED or DELETED with the service.
+    turns ready, and ADDED or DELETED with the service. At a hub, -w follows each site's
+    rows too: MODIFIED when its tasks change or its lease turns stale, DELETED when the
+    lease is revoked, ADDED when it is live again.
 
     Example:  skyctl get endpoints web -n shop
 
               skyctl get endpoints -n shop -w
+
+              skyctl get endpoints -n shop -w --site east
 
               skyctl get endpoints web -n shop --at 2026-12-05T14:02:00Z
     """
@@ -458,6 +463,11 @@ class _SitesWatch:
     def current(self) -> list[AtSite]:
         return site_rows(list(self.services.values()), self.sites, only_sites=self.only_sites)
 
+    def shown_as(self, row: AtSite) -> tuple[str, dict[str, Any]]:
+        """What a change to ``row`` must change to be printed: its lease state and its
+        Endpoints object (not a stale site's age, nor a port's name, as for the hub's)."""
+        return row.state, self.view.object(row.found)
+
     def show(self) -> None:
         """A line for each row that came, went or changed since last shown."""
         if not self.started:
@@ -467,10 +477,7 @@ class _SitesWatch:
             was = self.rows.get(key)
             if was is None:
                 self.printer.change("ADDED", row)
-            elif (was.state, self.view.object(was.found)) != (
-                row.state,
-                self.view.object(row.found),
-            ):
+            elif self.shown_as(was) != self.shown_as(row):
                 self.printer.change("MODIFIED", row)
         revoked = {one.site: one for one in self.sites if not one.serves}
         for key, was in self.rows.items():
@@ -486,6 +493,8 @@ class _SitesWatch:
 
 
 def _revoked_row(service: ServiceEndpoints, site: SiteTasks) -> AtSite:
+    """A revoked site's row for ``service``, as a watch's DELETED shows it: no endpoints
+    (``site_endpoints`` gives a revoked site none), LEASE ``revoked``."""
     from registry.discovery.crosssite import site_endpoints
     from registry.discovery.follower import ServiceEndpoints
 

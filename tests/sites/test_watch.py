@@ -157,7 +157,7 @@ async def test_a_watch_at_the_hub_lists_every_site_then_each_change(
                     addresses = [
                         a["ip"] for s in event["object"]["subsets"] for a in s["addresses"]
                     ]
-                    return (
+                    return bool(
                         event["type"] == "MODIFIED"
                         and meta["annotations"]["skyflow.io/site"] == "east"
                         and addresses == ["10.1.0.1"]
@@ -220,7 +220,7 @@ async def test_a_cut_sites_row_turns_stale_then_revoked(
                 def revoked_in_json(line: str) -> bool:
                     event = json.loads(line)
                     annotations = event["object"]["metadata"]["annotations"]
-                    return (
+                    return bool(
                         event["type"] == "DELETED"
                         and annotations["skyflow.io/lease"] == "revoked"
                         and event["object"]["subsets"] == []
@@ -254,3 +254,8 @@ async def test_bad_input_and_servers_without_sites(sites: Sites, ns: str) -> Non
     create_web(sites.hub, ns)
     async with running("get", "endpoints", "-w", "-A", url=sites.west, ready="EVENT") as watch:
         assert rows(watch)[0] == ["EVENT", "NAMESPACE", "NAME", "ENDPOINTS", "AGE"]
+    # One service at one site, asked of the hub: its row there, with SITE and LEASE.
+    one = ("get", "endpoints", "web", "-n", ns, "--site", "west", "-w")
+    async with running(*one, url=sites.hub, ready="EVENT") as watch:
+        assert await row(watch, lambda r: r[:1] == ["ADDED"]) == 1
+        assert rows(watch)[1][1:5] == ["web", "west", "live", "<none>"]
