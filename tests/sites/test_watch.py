@@ -88,9 +88,9 @@ async def row(lines: Lines, check: Callable[[list[str]], bool], timeout: float =
     return next(i for i, r in enumerate(rows(lines)) if check(r))
 
 
-async def ended_cleanly(lines: Lines) -> str:
-    """SIGTERM, then the watch's exit: 0, no traceback; its stderr."""
-    lines.proc.send_signal(signal.SIGTERM)
+async def ended_cleanly(lines: Lines, stop: signal.Signals = signal.SIGTERM) -> str:
+    """SIGTERM (or Ctrl-C's SIGINT), then the watch's exit: 0, no traceback; its stderr."""
+    lines.proc.send_signal(stop)
     _, err = lines.proc.communicate(timeout=15)
     assert lines.proc.returncode == 0, err
     assert "Traceback" not in err, err
@@ -177,8 +177,9 @@ async def test_a_watch_at_the_hub_lists_every_site_then_each_change(
             # --site west: west's rows only, none of the hub's or east's.
             assert {r[2] for r in rows(at_west_only)[1:]} == {"west"}, rows(at_west_only)
             assert rows(watch).count(rows(watch)[0]) == 1  # one header
-            for lines in (watch, as_json, at_west_only):
+            for lines in (watch, at_west_only):
                 await ended_cleanly(lines)
+            await ended_cleanly(as_json, signal.SIGINT)
 
 
 async def test_a_cut_sites_row_turns_stale_then_revoked(
