@@ -35,7 +35,7 @@ from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age
 from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
 from cli.terminal import safe
 from cli.views import TABLE, Listing, WatchPrinter
-from registry.errors import InvalidInput, PermissionDenied
+from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from registry.client import Registry
@@ -205,12 +205,9 @@ async def _read_sites(registry: Registry, site: str | None) -> list[SiteTasks]:
     (a refusal is then the answer), else every site the user may list."""
     if site is not None:
         return await registry.site_tasks((site,))
-    try:
-        return await registry.site_tasks()
-    except PermissionDenied:
-        # Listing the sites takes stream listing, which a tenant's role does not give:
-        # their listing is the hub's own endpoints, as before sites.
-        return []
+    # Listing the sites takes stream listing, which a tenant's role does not give: their
+    # listing is the hub's own endpoints, as before sites.
+    return await registry.readable_sites()
 
 
 def _no_such_site(site: str) -> NoReturn:
