@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Hashable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -35,9 +35,10 @@ from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age
 from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
 from cli.terminal import safe
 from cli.views import TABLE, Listing, WatchPrinter
-from registry.errors import InvalidInput, PermissionDenied
+from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from registry.client import Registry
     from registry.discovery.crosssite import SiteTasks
     from registry.discovery.endpoints import Endpoints
     from registry.discovery.follower import ServiceEndpoints
@@ -45,7 +46,14 @@ if TYPE_CHECKING:
     from registry.services.when import When
     from registry.sites.links import SiteReport
 
-__all__ = ["AtSite", "EndpointsListing", "SitesListing", "endpoints_object", "get_endpoints"]
+__all__ = [
+    "AtSite",
+    "EndpointsListing",
+    "SitesListing",
+    "endpoints_object",
+    "get_endpoints",
+    "site_rows",
+]
 
 # kubectl's: NAMESPACE only with -A, first.
 COLUMNS = ("NAME", "ENDPOINTS", "AGE")
@@ -84,8 +92,9 @@ def get_endpoints(
             metavar="SITE",
             help="Asked of the hub: the endpoints at that site only, from the hub's copy "
             "of the site's membership history, by the site's lease (stale: the last it "
-            "reported, said so; revoked: none); with NAME and --at, who served there then. "
-            "Without --site, a listing at a hub shows every site's, with SITE and LEASE.",
+            "reported, said so; revoked: none); with NAME and --at, who served there then; "
+            "with -w, that site's rows as they change. Without --site, a listing at a hub "
+            "(and its -w) shows every site's, with SITE and LEASE.",
             show_default=False,
         ),
     ] = None,
@@ -97,11 +106,15 @@ def get_endpoints(
     An endpoint is a live task the service's selector picks, as address:targetPort for
     each of its ports, grouped by cluster; ENDPOINTS lists the ready ones. With -w, a
     service's endpoints are printed again (MODIFIED) whenever a task joins, leaves or
-    turns ready, and ADDED or DELETED with the service.
+    turns ready, and ADDED or DELETED with the service. At a hub, -w follows each site's
+    rows too: MODIFIED when its tasks change or its lease turns stale, DELETED when the
+    lease is revoked, ADDED when it is live again.
 
     Example:  skyctl get endpoints web -n shop
 
               skyctl get endpoints -n shop -w
+
+              skyctl get endpoints -n shop -w --site east
 
               skyctl get endpoints web -n shop --at 2026-12-05T14:02:00Z
     """
@@ -121,10 +134,9 @@ def get_endpoints(
         from registry.sites.model import check_site_name
 
         check_site_name(site)
-        if (name is None and at is not None) or watch:
-            why = "--site cannot be combined with -w" if watch else "--site --at needs a NAME"
-            raise InvalidInput("site", site, f"{why} (for now)")
-        if at is None and name is not None:
+        if name is None and at is not None:
+            raise InvalidInput("site", site, "--site --at needs a NAME (for now)")
+        if at is None and name is not None and not watch:
             from datetime import UTC, datetime
 
             from registry.services.when import AtTime
@@ -141,7 +153,7 @@ def get_endpoints(
         _served_at(conn, namespace, name, when, view, site)
         return
     if watch:
-        _watch(conn, scope, name, view)
+        _watch(conn, scope, name, view, site)
         return
 
     async def read() -> tuple[list[ServiceEndpoints], list[SiteTasks]]:
@@ -150,22 +162,13 @@ def get_endpoints(
         async with await conn.open() as registry:
             if name is None:
                 found = await registry.list_endpoints(scope)
-                if site is not None:  # asked for by name: a refusal is the answer
-                    return found, await registry.site_tasks((site,))
-                try:
-                    return found, await registry.site_tasks()
-                except PermissionDenied:
-                    # Listing the sites takes stream listing, which a tenant's role does
-                    # not give: their listing is the hub's own endpoints, as before sites.
-                    return found, []
+                return found, await _read_sites(registry, site)
             record = await registry.get(namespace, name)
             return [ServiceEndpoints(record, await registry.endpoints(namespace, name))], []
 
     listed, sites = run_command(read())
     if site is not None and not sites:
-        from cli.errors import fail
-
-        fail(f'site "{site}" not found (no skyctl site init for it at this hub)', 1)
+        _no_such_site(site)
     found = view.select(listed)
     if sites:
         _print_with_sites(found, sites, view, only_sites=site is not None)
@@ -187,12 +190,47 @@ def _print_with_sites(
     """The hub's endpoints (unless ``only_sites``) and each site's, a row per service and
     site, by each site's lease (``registry.sites.model.lease_warning``: stale rows marked
     with their age, a revoked site's absent), what the lease says on stderr first."""
+    for one in sites:
+        _warn(one)
+    rows = site_rows(found, sites, only_sites=only_sites)
+    listing = SitesListing(view)
+    if not rows and listing.says_when_empty:
+        print("No resources found.", file=sys.stderr)
+        return
+    listing.print(rows, single=False)
+
+
+async def _read_sites(registry: Registry, site: str | None) -> list[SiteTasks]:
+    """The sites a listing (or a watch) at this server shows: ``site`` only if named
+    (a refusal is then the answer), else every site the user may list."""
+    if site is not None:
+        return await registry.site_tasks((site,))
+    # Listing the sites takes stream listing, which a tenant's role does not give: their
+    # listing is the hub's own endpoints, as before sites.
+    return await registry.readable_sites()
+
+
+def _no_such_site(site: str) -> NoReturn:
+    from cli.errors import fail
+
+    fail(f'site "{site}" not found (no skyctl site init for it at this hub)', 1)
+
+
+def _warn(site: SiteTasks) -> None:
+    """What the site's lease says of its rows (stale, revoked), on stderr."""
+    if site.warning is not None:
+        print(safe(f"warning: {site.warning}"), file=sys.stderr, flush=True)
+
+
+def site_rows(
+    found: Sequence[ServiceEndpoints], sites: Sequence[SiteTasks], *, only_sites: bool
+) -> list[AtSite]:
+    """The rows of ``get endpoints`` at a hub: for each service in ``found`` (in its
+    order), the hub's own endpoints (unless ``only_sites``), then each site's by its
+    lease (``registry.discovery.crosssite.site_endpoints``); a revoked site has none."""
     from registry.discovery.crosssite import site_endpoints
     from registry.discovery.follower import ServiceEndpoints
 
-    for one in sites:
-        if one.warning is not None:
-            print(safe(f"warning: {one.warning}"), file=sys.stderr, flush=True)
     served = [one for one in sites if one.serves]
     rows: list[AtSite] = []
     for item in found:
@@ -207,11 +245,7 @@ def _print_with_sites(
             )
             for one in served
         ]
-    listing = SitesListing(view)
-    if not rows and listing.says_when_empty:
-        print("No resources found.", file=sys.stderr)
-        return
-    listing.print(rows, single=False)
+    return rows
 
 
 def _served_at(
@@ -287,33 +321,238 @@ def _served_at(
 
 
 def _watch(
-    conn: Connection, namespace: str | None, name: str | None, view: EndpointsListing
+    conn: Connection,
+    namespace: str | None,
+    name: str | None,
+    view: EndpointsListing,
+    site: str | None,
 ) -> None:
+    """``get endpoints -w``: the hub's own endpoints, as ever; at a hub (a server with
+    sites) listing without a NAME, or with ``--site``, the sites' rows too
+    (``_SitesWatch``), as ``get endpoints`` lists them."""
     from registry.discovery.follower import Discovered
 
     printer = WatchPrinter(view)
 
-    async def run() -> None:
-        async with (
-            await conn.open(keep_reconnecting=True) as registry,
-            registry.follow_endpoints(namespace, name) as follower,
-        ):
-            async for item in follower:
-                if isinstance(item, Discovered):
-                    printer.snapshot(item.services)
-                    continue
-                shown = printer.shown.get(item.service.key)
-                # A change to the service that leaves its Endpoints object as it was (a
-                # port's name, its type) is no change to them.
-                if (
-                    item.kind != "MODIFIED"
-                    or shown is None
-                    or view.object(shown) != view.object(item.service)
-                ):
-                    printer.change(item.kind, item.service)
+    async def run() -> bool:
+        """False if ``site`` is no site of this server's."""
+        async with await conn.open(keep_reconnecting=True) as registry:
+            if name is None or site is not None:
+                sites = await _read_sites(registry, site)
+                if site is not None and not sites:
+                    return False
+                if sites:
+                    await _SitesWatch(view, sites, only_sites=site is not None).run(
+                        registry, namespace, name, site
+                    )
+                    return True
+            async with registry.follow_endpoints(namespace, name) as follower:
+                async for item in follower:
+                    if isinstance(item, Discovered):
+                        printer.snapshot(item.services)
+                        continue
+                    shown = printer.shown.get(item.service.key)
+                    # A change to the service that leaves its Endpoints object as it was
+                    # (a port's name, its type) is no change to them.
+                    if (
+                        item.kind != "MODIFIED"
+                        or shown is None
+                        or view.object(shown) != view.object(item.service)
+                    ):
+                        printer.change(item.kind, item.service)
+        return True
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends, successfully
-        run_command(run())
+        if not run_command(run()) and site is not None:
+            _no_such_site(site)
+
+
+class _SitesWatch:
+    """``get endpoints -w`` at a hub: first the rows ``get endpoints`` lists (``site_rows``,
+    with SITE and LEASE), then a row for each change to one: the hub's own endpoints as
+    they are followed, each site's as the sites are read again every second
+    (``Registry.site_tasks``, as the Resolver reads them). A row is printed again when its
+    endpoints or its site's lease state change (not as a stale site's age grows); a site
+    revoked is its rows DELETED, shown with no endpoints and LEASE ``revoked`` (the listing
+    leaves them out), and ADDED again once the site is live. What each lease change says
+    goes to stderr, as the listing's warnings do."""
+
+    def __init__(self, view: EndpointsListing, sites: list[SiteTasks], *, only_sites: bool) -> None:
+        self.view = view
+        self.listing = SitesListing(view)
+        # Selected already for the first rows; a change moving a service into or out of
+        # the selection is then ADDED or DELETED, as in any watch with -l.
+        self.listing.selector = view.selector
+        self.printer = WatchPrinter(self.listing)
+        self.only_sites = only_sites
+        self.sites = sites
+        self.services: dict[Hashable, ServiceEndpoints] = {}
+        self.rows: dict[Hashable, AtSite] = {}  # every row as last printed (or not selected)
+        self.started = False
+        self.unread = False  # the last read of the sites failed
+
+    async def run(
+        self, registry: Registry, namespace: str | None, name: str | None, site: str | None
+    ) -> None:
+        import asyncio
+
+        from cli.streams import interleaved
+        from registry.discovery.follower import Discovered
+
+        names = (site,) if site is not None else ()
+        stopped = _stop_on_sigterm()
+        try:
+            async with (
+                registry.follow_endpoints(namespace, name) as follower,
+                interleaved(follower, _every_read_of_sites(registry, names)) as items,
+            ):
+                async for item in items:
+                    if isinstance(item, Discovered):
+                        self.discovered(item.services)
+                    elif isinstance(item, list):
+                        self.read(item)
+                    elif isinstance(item, Exception):
+                        self.failed(item)
+                    elif item.kind == "DELETED":
+                        self.services.pop(item.service.key, None)
+                        self.show()
+                    else:
+                        self.services[item.service.key] = item.service
+                        self.show()
+        except asyncio.CancelledError:
+            if not stopped():
+                raise
+        finally:
+            stopped.remove()
+
+    def discovered(self, services: list[ServiceEndpoints]) -> None:
+        self.services = {item.key: item for item in services}
+        if self.started:  # (read afresh after a gap: what changed meanwhile)
+            self.show()
+            return
+        self.started = True
+        for one in self.sites:
+            _warn(one)
+        first = site_rows(self.view.select(services), self.sites, only_sites=self.only_sites)
+        self.printer.snapshot(first)
+        self.rows = {self.listing.key(row): row for row in self.current()}
+
+    def read(self, sites: list[SiteTasks]) -> None:
+        """A new read of the sites: what a lease change says, then the rows it changed."""
+        self.unread = False
+        before = {one.site: one.state for one in self.sites}
+        for one in sites:
+            if before.get(one.site) != one.state:
+                _warn(one)
+        self.sites = sites
+        if self.started:
+            self.show()
+
+    def failed(self, error: Exception) -> None:
+        if not self.unread:
+            self.unread = True
+            print(
+                safe(f"warning: reading the sites failed (their rows stay as last read): {error}"),
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def current(self) -> list[AtSite]:
+        return site_rows(list(self.services.values()), self.sites, only_sites=self.only_sites)
+
+    def shown_as(self, row: AtSite) -> tuple[str, dict[str, Any]]:
+        """What a change to ``row`` must change to be printed: its lease state and its
+        Endpoints object (not a stale site's age, nor a port's name, as for the hub's)."""
+        return row.state, self.view.object(row.found)
+
+    def show(self) -> None:
+        """A line for each row that came, went or changed since last shown."""
+        if not self.started:
+            return
+        rows = {self.listing.key(row): row for row in self.current()}
+        for key, row in rows.items():
+            was = self.rows.get(key)
+            if was is None:
+                self.printer.change("ADDED", row)
+            elif self.shown_as(was) != self.shown_as(row):
+                self.printer.change("MODIFIED", row)
+        revoked = {one.site: one for one in self.sites if not one.serves}
+        for key, was in self.rows.items():
+            if key in rows:
+                continue
+            site = revoked.get(was.site) if was.site is not None else None
+            service = self.services.get(was.found.key)
+            if site is not None and service is not None:
+                # Revoked: the row as the lease leaves it, no endpoints.
+                was = _revoked_row(service, site)
+            self.printer.change("DELETED", was)
+        self.rows = rows
+
+
+def _revoked_row(service: ServiceEndpoints, site: SiteTasks) -> AtSite:
+    """A revoked site's row for ``service``, as a watch's DELETED shows it: no endpoints
+    (``site_endpoints`` gives a revoked site none), LEASE ``revoked``."""
+    from registry.discovery.crosssite import site_endpoints
+    from registry.discovery.follower import ServiceEndpoints
+
+    found = ServiceEndpoints(service.record, site_endpoints(service.endpoints, site))
+    return AtSite(found, site.site, site.state, site.silent_s)
+
+
+async def _every_read_of_sites(
+    registry: Registry, names: tuple[str, ...]
+) -> AsyncIterator[list[SiteTasks] | Exception]:
+    """The sites read again every second, as the Resolver reads them (``SITES_EVERY_S``):
+    each read, or why it failed (the watch goes on, and says so)."""
+    import asyncio
+
+    from registry.discovery.resolver import SITES_EVERY_S
+
+    while True:
+        await asyncio.sleep(SITES_EVERY_S)
+        found: list[SiteTasks] | Exception
+        try:
+            found = await registry.site_tasks(names)
+        except Exception as exc:  # (a reconnect, a timeout: said once, then read again)
+            found = exc
+        yield found
+
+
+class _Stopped:
+    """Whether SIGTERM cancelled the watch (``_stop_on_sigterm``)."""
+
+    def __init__(self) -> None:
+        self.signalled = False
+        self.remove: Callable[[], None] = lambda: None
+
+    def __call__(self) -> bool:
+        return self.signalled
+
+
+def _stop_on_sigterm() -> _Stopped:
+    """SIGTERM cancels the running watch, which then ends as after Ctrl-C: its connection
+    closed, nothing printed, exit 0 (Python's default would end the process at once)."""
+    import asyncio
+    import signal
+    import threading
+
+    stopped = _Stopped()
+    if threading.current_thread() is not threading.main_thread():
+        return stopped  # (only the main thread may handle signals)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        stopped.signalled = True
+        task.cancel()
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    stopped.remove = remove
+    return stopped
 
 
 class EndpointsListing(Listing["ServiceEndpoints"]):
@@ -396,7 +635,7 @@ class AtSite:
 
     found: ServiceEndpoints
     site: str | None
-    state: str  # local, live, stale
+    state: str  # local, live, stale (revoked: a watch's DELETED row)
     silent_s: float | None
 
     @property
