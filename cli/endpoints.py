@@ -31,7 +31,7 @@ from cli.options import (
     watch_option,
 )
 from cli.parse import parse_name
-from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age
+from cli.render import API_VERSION, endpoints_cell, endpoints_subsets, human_age, lease_cell
 from cli.serviceviews import ENDPOINT_WIDE_COLUMNS, wide_rows
 from cli.terminal import safe
 from cli.views import TABLE, Listing, WatchPrinter
@@ -643,9 +643,7 @@ class AtSite:
         """The LEASE cell: ``-`` for the hub's own, ``live``, ``stale(7.1s)``."""
         if self.site is None:
             return "-"
-        if self.state == "stale":
-            return "stale(never)" if self.silent_s is None else f"stale({self.silent_s:.1f}s)"
-        return self.state
+        return lease_cell(self.state, self.silent_s)
 
 
 class SitesListing(Listing[AtSite]):

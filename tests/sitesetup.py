@@ -12,24 +12,37 @@ import asyncio
 import contextlib
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from events.sites import LEAF_DENIED
 
+if TYPE_CHECKING:
+    from events.task import Task
+
 __all__ = [
     "DOCUMENTED",
+    "EAST_GRACE_S",
+    "EAST_LEASE_S",
     "SITES",
     "Cuttable",
     "Running",
     "SitesLayout",
+    "create_web",
     "cuttable",
     "hub_and_sites",
+    "recording",
     "render_configs",
+    "sites_ready",
+    "web_task",
 ]
 
 SITES = ("east", "west")
+# East as tests/sites/conftest.py's ``sites`` sets it up: a cut shows stale, then revoked.
+EAST_LEASE_S = 2.0
+EAST_GRACE_S = 6.0
 HUB_DOMAIN = "hub"
 
 _HUB = """\
@@ -237,8 +250,13 @@ class Running:
 
     hub: str
     east: str
-    west: str | None
+    west_url: str | None  # None: started without west
     link: Cuttable
+
+    @property
+    def west(self) -> str:
+        assert self.west_url is not None, "these sites were started without west"
+        return self.west_url
 
 
 @contextlib.contextmanager
@@ -262,6 +280,48 @@ def hub_and_sites(root: Path, *, west: bool = True) -> Iterator[Running]:
             if west:
                 other = stack.enter_context(NatsServer(root / "west", config=root / "west.conf"))
             yield Running(hub.url, east.url, other.url if other else None, link)
+
+
+@contextlib.contextmanager
+def sites_ready(root: Path, *east_flags: str, west: bool = True) -> Iterator[Running]:
+    """``hub_and_sites``, set up as docs/sites.md says: ``skyctl init`` at the hub, then
+    ``skyctl site init`` at east (with ``east_flags``: its lease, its policy) and west."""
+    from tests.helpers import skyctl
+
+    with hub_and_sites(root, west=west) as up:
+        assert skyctl("init", url=up.hub).code == 0
+        made = skyctl("site", "init", "east", "--hub", up.hub, *east_flags, url=up.east)
+        assert made.code == 0, made.err
+        if west:
+            made = skyctl("site", "init", "west", "--hub", up.hub, url=up.west)
+            assert made.code == 0, made.err
+        yield up
+
+
+@contextlib.asynccontextmanager
+async def recording(*urls: str) -> AsyncIterator[None]:
+    """``skyctl record`` at each of ``urls`` (the sites' histories the hub reads)."""
+    from tests.helpers import running
+
+    async with contextlib.AsyncExitStack() as stack:
+        for url in urls:
+            await stack.enter_async_context(running("record", url=url, ready="record:"))
+        yield
+
+
+def web_task(ns: str, name: str, address: str) -> Task:
+    """A task the service ``web`` (``create_web``) selects."""
+    from events.task import Task
+
+    return Task(namespace=ns, name=name, labels={"app": "web"}, address=address)
+
+
+def create_web(hub: str, ns: str) -> None:
+    """The service ``web`` in ``ns``, port 80 to 8080 of tasks ``app=web``, at the hub."""
+    from tests.helpers import skyctl
+
+    made = skyctl("create", "service", "web", "-n", ns, "-s", "app=web", "-p", "80:8080", url=hub)
+    assert made.code == 0, made.err
 
 
 def main(directory: str) -> None:

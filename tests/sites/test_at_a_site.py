@@ -21,7 +21,7 @@ from registry.client import Registry
 from tests.agent.agents import READY, socket_folder, through
 from tests.helpers import running, skyctl, until
 from tests.proxy.traffic import NODE, http_backends, http_get
-from tests.sitesetup import Running, hub_and_sites
+from tests.sitesetup import Running, sites_ready
 
 CUT_S = 6.0  # past east's 2 s lease: the hub calls east stale while the site serves on
 EAST_LEASE_S = 2.0
@@ -30,13 +30,8 @@ _DNS_PORT = re.compile(r" on 127\.0\.0\.1:(\d+) ")
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    with hub_and_sites(tmp_path_factory.mktemp("at-a-site"), west=False) as running_:
-        assert skyctl("init", url=running_.hub).code == 0
-        made = skyctl(
-            "site", "init", "east", "--hub", running_.hub, "--lease", f"{EAST_LEASE_S:g}s",
-            url=running_.east,
-        )  # fmt: skip
-        assert made.code == 0, made.err
+    lease = ("--lease", f"{EAST_LEASE_S:g}s")
+    with sites_ready(tmp_path_factory.mktemp("at-a-site"), *lease, west=False) as running_:
         yield running_
 
 

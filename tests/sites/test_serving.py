@@ -11,56 +11,19 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
-import pytest
 
 from events import Port, Service, ServiceType
 from events.task import Task
 from registry.client import Registry
-from tests.helpers import Lines, running, skyctl, start, until
+from tests.helpers import Lines, skyctl, start, until
 from tests.proxy.traffic import NODE, http_backends, http_get, userspace_proxy
-from tests.sitesetup import Cuttable, hub_and_sites
+from tests.sitesetup import EAST_GRACE_S, EAST_LEASE_S, create_web, web_task
+from tests.sitesetup import Running as Sites
 
-EAST_LEASE_S = 2.0
 _SERVING = re.compile(r"^dns: serving \S+ on 127\.0\.0\.1:(\d+) ")
-EAST_GRACE_S = 6.0
-
-
-@dataclass
-class Sites:
-    hub: str  # client URLs
-    east: str
-    west: str
-    link: Cuttable  # east's leaf link to the hub
-
-
-@pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    with hub_and_sites(tmp_path_factory.mktemp("serving")) as up:
-        assert up.west is not None
-        assert skyctl("init", url=up.hub).code == 0
-        made = skyctl(
-            "site", "init", "east", "--hub", up.hub, "--lease", f"{EAST_LEASE_S:g}s",
-            "--policy", f"revoke-after {EAST_GRACE_S:g}s", url=up.east,
-        )  # fmt: skip
-        assert made.code == 0, made.err
-        made = skyctl("site", "init", "west", "--hub", up.hub, url=up.west)
-        assert made.code == 0, made.err
-        yield Sites(up.hub, up.east, up.west, up.link)
-
-
-@pytest.fixture
-async def recorders(sites: Sites) -> AsyncIterator[None]:
-    """A recorder at each site: the history the hub's copies are read from."""
-    async with (
-        running("record", url=sites.east, ready="record:"),
-        running("record", url=sites.west, ready="record:"),
-    ):
-        yield
 
 
 async def start_dns(url: str, *flags: str) -> tuple[subprocess.Popen[str], int]:
@@ -85,15 +48,6 @@ async def answer(port: int, name: str) -> set[str] | str:
     return {rdata.to_text() for rdata in found}
 
 
-def task(ns: str, name: str, address: str) -> Task:
-    return Task(namespace=ns, name=name, labels={"app": "web"}, address=address)
-
-
-def create_web(hub: str, ns: str) -> None:
-    made = skyctl("create", "service", "web", "-n", ns, "-s", "app=web", "-p", "80:8080", url=hub)
-    assert made.code == 0, made.err
-
-
 def rows(out: str) -> list[list[str]]:
     return [line.split() for line in out.splitlines()[1:]]
 
@@ -107,9 +61,9 @@ async def test_get_endpoints_at_the_hub_shows_every_site(
         await Registry.connect(hub) as at_hub,
         await Registry.connect(sites.east) as at_east,
         await Registry.connect(sites.west) as at_west,
-        at_hub.announce(task(ns, "web-hub", "10.0.0.1"), ttl=10),
-        at_east.announce(task(ns, "web-east", "10.1.0.1"), ttl=10),
-        at_west.announce(task(ns, "web-west", "10.2.0.1"), ttl=10),
+        at_hub.announce(web_task(ns, "web-hub", "10.0.0.1"), ttl=10),
+        at_east.announce(web_task(ns, "web-east", "10.1.0.1"), ttl=10),
+        at_west.announce(web_task(ns, "web-west", "10.2.0.1"), ttl=10),
     ):
         expected = [
             ["web", "<hub>", "-", "10.0.0.1:8080"],
@@ -356,8 +310,8 @@ async def test_describe_at_the_hub_shows_each_sites_endpoints(
     async with (
         await Registry.connect(sites.east) as at_east,
         await Registry.connect(sites.west) as at_west,
-        at_east.announce(task(ns, "web-east", "10.1.0.9"), ttl=10),
-        at_west.announce(task(ns, "web-west", "10.2.0.9"), ttl=10),
+        at_east.announce(web_task(ns, "web-east", "10.1.0.9"), ttl=10),
+        at_west.announce(web_task(ns, "web-west", "10.2.0.9"), ttl=10),
     ):
         wanted = ["Site Endpoints:  east  live  10.1.0.9:8080", "west  live  10.2.0.9:8080"]
 

@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,36 +21,18 @@ import pytest
 from events.task import Task
 from registry.client import Registry
 from tests.helpers import raw_nats, running, skyctl, stream_last_seq, until
-from tests.sitesetup import (
-    DOCUMENTED,
-    Cuttable,
-    hub_and_sites,
-    render_configs,
-)
+from tests.sitesetup import DOCUMENTED, render_configs, sites_ready
+from tests.sitesetup import Running as Sites
 
 ROOT = Path(__file__).resolve().parents[2]
 CUT_S = 4.0
 EAST_LEASE_S = 2.0
 
 
-@dataclass
-class Sites:
-    hub: str  # client URLs
-    east: str
-    west: str
-    link: Cuttable  # east's leaf link to the hub
-
-
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    with hub_and_sites(tmp_path_factory.mktemp("sites")) as up:
-        assert up.west is not None
-        assert skyctl("init", url=up.hub).code == 0
-        made = skyctl("site", "init", "east", "--hub", up.hub, "--lease", "2s", url=up.east)
-        assert made.code == 0, made.err
-        made = skyctl("site", "init", "west", "--hub", up.hub, url=up.west)
-        assert made.code == 0, made.err
-        yield Sites(up.hub, up.east, up.west, up.link)
+    with sites_ready(tmp_path_factory.mktemp("sites"), "--lease", f"{EAST_LEASE_S:g}s") as up:
+        yield up
 
 
 def states(url: str) -> dict[str, dict[str, Any]]:

@@ -6,8 +6,7 @@ live again after the heal. At a server with no sites it says so."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,9 +14,8 @@ import pytest
 from cli.connection import Connection
 from cli.siteviews import SITE_COLUMNS
 from cli.webapp import make_app
-from tests.helpers import skyctl
-from tests.sitesetup import Running, hub_and_sites
-from tests.ui.browser import launched, opened, screenshot, serving
+from tests.sitesetup import Running, sites_ready
+from tests.ui.browser import launched, opened, screenshot, serving, until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -33,25 +31,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    root: Path = tmp_path_factory.mktemp("sites-page")
-    with hub_and_sites(root, west=False) as running:
-        assert skyctl("init", url=running.hub).code == 0
-        made = skyctl(
-            "site", "init", "east", "--hub", running.hub, "--lease", f"{LEASE_S:g}s",
-            url=running.east,
-        )  # fmt: skip
-        assert made.code == 0, made.err
+    lease = ("--lease", f"{LEASE_S:g}s")
+    with sites_ready(tmp_path_factory.mktemp("sites-page"), *lease, west=False) as running:
         yield running
-
-
-def until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> float:
-    """Seconds until ``check()`` holds, polled every 20 ms (a sync test: playwright's
-    loop runs in this thread)."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"never: {what}"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def east_row(page: Page) -> list[str]:

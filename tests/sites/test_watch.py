@@ -9,61 +9,14 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import pytest
-
-from events.task import Task
 from registry.client import Registry
 from tests.helpers import Lines, running, skyctl, until
-from tests.sitesetup import Cuttable, hub_and_sites
+from tests.sitesetup import Running as Sites
+from tests.sitesetup import create_web, web_task
 
-EAST_LEASE_S = 2.0
-EAST_GRACE_S = 6.0
 STALE = re.compile(r"stale\(\d+\.\ds\)")
-
-
-@dataclass
-class Sites:
-    hub: str  # client URLs
-    east: str
-    west: str
-    link: Cuttable  # east's leaf link to the hub
-
-
-@pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    with hub_and_sites(tmp_path_factory.mktemp("watch")) as up:
-        assert up.west is not None
-        assert skyctl("init", url=up.hub).code == 0
-        made = skyctl(
-            "site", "init", "east", "--hub", up.hub, "--lease", f"{EAST_LEASE_S:g}s",
-            "--policy", f"revoke-after {EAST_GRACE_S:g}s", url=up.east,
-        )  # fmt: skip
-        assert made.code == 0, made.err
-        made = skyctl("site", "init", "west", "--hub", up.hub, url=up.west)
-        assert made.code == 0, made.err
-        yield Sites(up.hub, up.east, up.west, up.link)
-
-
-@pytest.fixture
-async def recorders(sites: Sites) -> AsyncIterator[None]:
-    """A recorder at each site: the history the hub's copies are read from."""
-    async with (
-        running("record", url=sites.east, ready="record:"),
-        running("record", url=sites.west, ready="record:"),
-    ):
-        yield
-
-
-def task(ns: str, name: str, address: str) -> Task:
-    return Task(namespace=ns, name=name, labels={"app": "web"}, address=address)
-
-
-def create_web(hub: str, ns: str) -> None:
-    made = skyctl("create", "service", "web", "-n", ns, "-s", "app=web", "-p", "80:8080", url=hub)
-    assert made.code == 0, made.err
 
 
 def listed(hub: str, *flags: str) -> list[list[str]]:
@@ -106,8 +59,8 @@ async def test_a_watch_at_the_hub_lists_every_site_then_each_change(
         await Registry.connect(hub) as at_hub,
         await Registry.connect(sites.east) as at_east,
         await Registry.connect(sites.west) as at_west,
-        at_hub.announce(task(ns, "web-hub", "10.0.0.1"), ttl=10),
-        at_west.announce(task(ns, "web-west", "10.2.0.1"), ttl=10),
+        at_hub.announce(web_task(ns, "web-hub", "10.0.0.1"), ttl=10),
+        at_west.announce(web_task(ns, "web-west", "10.2.0.1"), ttl=10),
     ):
         first = [
             ["web", "<hub>", "-", "10.0.0.1:8080"],
@@ -147,7 +100,7 @@ async def test_a_watch_at_the_hub_lists_every_site_then_each_change(
             ]
 
             # A task announced at east: a new east row, live, with it.
-            async with at_east.announce(task(ns, "web-east", "10.1.0.1"), ttl=10):
+            async with at_east.announce(web_task(ns, "web-east", "10.1.0.1"), ttl=10):
                 east = ["MODIFIED", "web", "east", "live", "10.1.0.1:8080"]
                 await row(watch, lambda r: r[:5] == east)
 
@@ -165,11 +118,11 @@ async def test_a_watch_at_the_hub_lists_every_site_then_each_change(
 
                 await as_json.wait_for(east_in_json, timeout=30)
                 # The hub's own change: a row with its SITE, <hub>.
-                async with at_hub.announce(task(ns, "web-hub-2", "10.0.0.2"), ttl=10):
+                async with at_hub.announce(web_task(ns, "web-hub-2", "10.0.0.2"), ttl=10):
                     both = "10.0.0.1:8080,10.0.0.2:8080"
                     await row(watch, lambda r: r[:5] == ["MODIFIED", "web", "<hub>", "-", both])
                     # West's change, seen by the watch of west's rows.
-                    async with at_west.announce(task(ns, "web-west-2", "10.2.0.2"), ttl=10):
+                    async with at_west.announce(web_task(ns, "web-west-2", "10.2.0.2"), ttl=10):
                         both = "10.2.0.1:8080,10.2.0.2:8080"
                         west = ["MODIFIED", "web", "west", "live", both]
                         await row(at_west_only, lambda r: r[:5] == west)
@@ -189,7 +142,7 @@ async def test_a_cut_sites_row_turns_stale_then_revoked(
     create_web(hub, ns)
     async with (
         await Registry.connect(sites.east) as at_east,
-        at_east.announce(task(ns, "web-east", "10.1.0.9"), ttl=10),
+        at_east.announce(web_task(ns, "web-east", "10.1.0.9"), ttl=10),
     ):
         live = ["web", "east", "live", "10.1.0.9:8080"]
 

@@ -19,7 +19,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,16 @@ def serving(app: Any, sock: Any = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> float:
+    """Seconds until ``check()`` holds, polled every 20 ms (a sync test: playwright's
+    loop runs in this thread)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"never: {what}"
+        time.sleep(0.02)
+    return time.monotonic() - started
 
 
 def chromium() -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,7 +17,7 @@ from cli.connection import Connection
 from cli.webapp import make_app
 from tests.creds import operator_server
 from tests.helpers import Lines, skyctl, start
-from tests.ui.browser import launched, opened, screenshot, serving
+from tests.ui.browser import launched, opened, screenshot, serving, until
 from tests.ui.support import HOSTILE
 
 if TYPE_CHECKING:
@@ -34,16 +34,6 @@ def browser() -> Iterator[Browser]:
 
 def endpoints_text(page: Page) -> str:
     return page.locator("#endpoints").inner_text()
-
-
-def until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> float:
-    """Seconds until ``check()`` holds, polled every 20 ms (a sync test: playwright's
-    loop runs in this thread)."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"never: {what}"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def test_a_sigkilled_task_leaves_the_open_page_within_its_ttl_plus_1s(
