@@ -238,13 +238,21 @@ async def cut_scenario(
                 # Watched, the hub is current within a few looks of the heal (unwatched,
                 # 17-40 s in about half the cuts measured: docs/benchmarks.md).
                 assert measured.history_after <= WATCHED_DEADLINE_S, measured
-                said = [line for _, line in watcher.lines if line.startswith("site east: ")]
-                down = said.index("site east: link down (the hub cannot reach its JetStream API)")
-                assert said[down + 1].startswith("site east: stale ("), said
-                since = said[down + 1 :]
-                assert "site east: link up (the hub reaches its JetStream API)" in since, said
-                assert since[-1].startswith("site east: live ("), said
-                print("\n" + "\n".join(said))
+                down = "site east: link down (the hub cannot reach its JetStream API)"
+
+                def since_down() -> list[str]:
+                    said = [line for _, line in watcher.lines if line.startswith("site east: ")]
+                    return said[said.index(down) + 1 :]
+
+                async def watched_live() -> bool:  # (its next look after the hub's)
+                    return any(line.startswith("site east: live (") for line in since_down())
+
+                await until("the watch saying east is live again", watched_live, timeout=15)
+                since = since_down()
+                assert since[0].startswith("site east: stale ("), since
+                back = since.index("site east: link up (the hub reaches its JetStream API)")
+                assert since[-1].startswith("site east: live ("), since
+                assert not any("live (" in line for line in since[:back]), since
     assert measured.first_stale is not None and measured.first_stale <= LEASE_S + 1.0
     assert grace is None or grace > cut_s - 1.0 or measured.first_revoked is not None
     return measured
