@@ -150,6 +150,16 @@ def events(
             "transitions of one task (task/NAME: joined, readiness, left; from skyctl record).",
         ),
     ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            metavar="SITE",
+            help="With --for task/NAME, asked of a hub: a task of that site, from the hub's "
+            "copy of the site's membership history.",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         Output,
         output_option(Output.table, Output.json, help="table, or json: one object per line."),
@@ -172,13 +182,21 @@ def events(
     kind, name = _object_name(for_object) if for_object is not None else ("service", None)
     if name is not None and scope is None:
         raise InvalidInput("--for", for_object, f"one {kind} is in one namespace: drop -A")
+    if site is not None:
+        from registry.sites.model import check_site_name
+
+        check_site_name(site)
+        if kind != "task":
+            raise InvalidInput(
+                "--site", site, "a site keeps tasks' transitions only: give --for task/NAME"
+            )
     if kind == "task":
         assert scope is not None and name is not None and for_object is not None
         if follow:
             raise InvalidInput(
                 "--for", for_object, "a task's transitions are not followed: use get tasks -w"
             )
-        _task_events(conn, scope, name, when, output)
+        _task_events(conn, scope, name, when, output, site)
         return
 
     async def run() -> int:
@@ -244,7 +262,12 @@ def _object_name(text: str) -> tuple[str, str]:
 
 
 def _task_events(
-    conn: Connection, namespace: str, name: str, since: "When | None", output: Output
+    conn: Connection,
+    namespace: str,
+    name: str,
+    since: "When | None",
+    output: Output,
+    site: str | None,
 ) -> None:
     """A task's membership transitions, oldest first (``--since`` a time or a while ago)."""
     from datetime import UTC, datetime
@@ -261,7 +284,7 @@ def _task_events(
     async def read() -> "list[tuple[int, Transition]]":
         async with await conn.open() as registry:
             start = None if since is None else since.time
-            return await task_transitions(registry.log, namespace, name, since=start)
+            return await task_transitions(registry.log, namespace, name, since=start, site=site)
 
     found = run_command(read())
     if output is Output.json:
@@ -270,7 +293,10 @@ def _task_events(
             print(to_json(transition_object(event, moment), compact=True))
         return
     if not found:
-        print(f"No transitions found for task/{name} in {namespace} namespace.", file=sys.stderr)
+        at = "" if site is None else f" at site {site}"
+        print(
+            f"No transitions found for task/{name} in {namespace} namespace{at}.", file=sys.stderr
+        )
         return
     rows = [transition_row(event) for _, event in found]
     print(Table(TRANSITION_COLUMNS, rows).render(rows))

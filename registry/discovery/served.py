@@ -109,17 +109,26 @@ async def _notes(log: Log, site: str | None = None) -> list[RecordingResumed]:
 
 
 async def task_transitions(
-    log: Log, namespace: str, name: str, *, since: datetime | None = None, limit: int = 1000
+    log: Log,
+    namespace: str,
+    name: str,
+    *,
+    since: datetime | None = None,
+    limit: int = 1000,
+    site: str | None = None,
 ) -> list[tuple[int, Transition]]:
     """A task's transitions (recorded from ``since`` on), oldest first, the newest
-    ``limit``, as ``(stored time, transition)``; what cannot be read is left out."""
-    membership = await log.membership()
+    ``limit``, as ``(stored time, transition)``; what cannot be read is left out. With
+    ``site``, a task of that site, from the hub's copy of its history: each transition's
+    time is when it happened there (a copy stores it when it arrived, after a cut long
+    after), so ``since`` is applied to that time too."""
+    membership = await log.membership(site=site)
     found: list[tuple[int, Transition]] = []
     start = None if since is None else nanoseconds(since)
     subject = member_subject(namespace, name)
     for message in await membership.history(subject, since_ns=start, limit=limit):
         member = member_from(message)
-        if member is not None:
+        if member is not None and (start is None or message.time_ns >= start):
             found.append((message.time_ns, member.event))
     return found
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from events.codec import DecodeError
 from events.membership import MembershipSpec, decode_membership
-from registry.errors import ServerError
+from registry.errors import RegistryError, ServerError
 from registry.jetstream.direct import (
     MULTI_LAST_MAX,
     TooManyResults,
@@ -42,8 +42,9 @@ class NotRecorded(ServerError):
         )
 
 
-class NoSuchSite(ServerError):
-    """The hub holds no copy of the site asked about (no ``skyctl site init`` for it)."""
+class NoSuchSite(RegistryError):
+    """The hub holds no copy of the site asked about (no ``skyctl site init`` for it): a
+    refusal, as a service not found is (exit code 1, as ``get endpoints --site``'s)."""
 
     def __init__(self, url: str, stream: str) -> None:
         super().__init__(

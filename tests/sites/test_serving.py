@@ -101,6 +101,23 @@ async def test_get_endpoints_at_the_hub_shows_every_site(
         at_west_table = skyctl("get", "endpoints", "-n", ns, url=sites.west)
         assert at_west_table.out.splitlines()[0].split() == ["NAME", "ENDPOINTS", "AGE"]
 
+        # A site's task's transitions, asked of the hub: from its copy of east's history.
+        def east_events(*flags: str) -> list[list[str]]:
+            found = skyctl("events", "--for", "task/web-east", "-n", ns, *flags, url=hub)
+            assert found.code == 0, found.err
+            return rows(found.out)
+
+        async def joined_at_east() -> bool:
+            return any(r[1:3] == ["web-east", "joined"] for r in east_events("--site", "east"))
+
+        await until("east's task's join, asked of the hub", joined_at_east, timeout=30)
+        assert east_events("--site", "west") == []  # west's copy: not a task of west
+        assert east_events() == []  # nor of the hub's own history
+        not_a_task = skyctl("events", "-n", ns, "--site", "east", url=hub)
+        assert not_a_task.code == 2 and "give --for task/NAME" in not_a_task.err
+        north = skyctl("events", "--for", "task/x", "-n", ns, "--site", "north", url=hub)
+        assert north.code == 1 and "no site history SKYFLOW_SITE_MEMBERSHIP_north" in north.err
+
 
 async def test_a_site_falls_back_to_the_hubs_view(sites: Sites, recorders: None, ns: str) -> None:
     """At west (hearing the hub), a service with no ready endpoint at west resolves to
