@@ -236,6 +236,7 @@ def site_watch(
             shown = ", ".join(r.site.name for r in first) or "none yet"
             print(f"site watch: watching the sites of {safe(conn.server)} ({shown})", flush=True)
             loop = asyncio.get_running_loop()
+            failing: str | None = None  # said once, not every look, while it lasts
             while True:
                 try:
                     for report in await read_sites(at_hub, wanted):
@@ -256,7 +257,13 @@ def site_watch(
                 except PermissionDenied:
                     raise  # (the admin's to run: say so and stop)
                 except ServerError as exc:
-                    print(f"warning: {safe(str(exc))}", file=sys.stderr, flush=True)
+                    if str(exc) != failing:
+                        failing = str(exc)
+                        print(f"warning: {safe(failing)}", file=sys.stderr, flush=True)
+                else:
+                    if failing is not None:
+                        failing = None
+                        print("site watch: reading the hub again", flush=True)
                 await asyncio.sleep(every_s)
 
     run_until_stopped(run)
