@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -812,7 +813,7 @@ class Registry:
         from registry.discovery.resolver import Resolver
 
         if sites:
-            options["sites"] = self.other_sites
+            options["sites"] = _OtherSites(self)
         return Resolver(self.log, on_skipped=self.on_skipped, **options)
 
     async def site_tasks(self, names: tuple[str, ...] = ()) -> builtins.list[SiteTasks]:
@@ -821,27 +822,39 @@ class Registry:
         says are live there now (the last it reported, if the hub cannot hear it; none if
         its lease is revoked). Empty at a server with no sites. The site's recorder
         (``skyctl record`` there) is what writes that history."""
-        from events.membership import MEMBERSHIP_PREFIX
+        found = []
+        for lease in await self.site_leases(names):
+            if lease.state != "revoked":
+                lease = dataclasses.replace(lease, tasks=await self.site_live_tasks(lease.site))
+            found.append(lease)
+        return found
+
+    async def site_leases(self, names: tuple[str, ...] = ()) -> builtins.list[SiteTasks]:
+        """``site_tasks`` without the tasks: each site's lease and what it says."""
         from registry.discovery.crosssite import SiteTasks
-        from registry.discovery.membership import Members
-        from registry.jetstream.log import JetStreamLog
-        from registry.sites.links import read_sites
         from registry.sites.model import lease_warning
 
-        if not isinstance(self.log, JetStreamLog):
-            return []
-        found = []
-        for report in await read_sites(self.log.session, names):
-            state, name = report.state, report.site.name
-            tasks: tuple[Task, ...] = ()
-            if state != "revoked":
-                membership = await self.log.membership(site=name)
-                members = Members(self.on_skipped)
-                members.load(await membership.as_of(f"{MEMBERSHIP_PREFIX}.*.*"))
-                tasks = tuple(m.task for m in members.live() if m.task is not None)
-            warning = lease_warning(report.site, state, report.unheard_s)
-            found.append(SiteTasks(name, state, report.unheard_s, tasks, warning))
-        return found
+        return [
+            SiteTasks(
+                report.site.name,
+                report.state,
+                report.unheard_s,
+                (),
+                lease_warning(report.site, report.state, report.unheard_s),
+            )
+            for report in await self.sites(names)
+        ]
+
+    async def site_live_tasks(self, site: str) -> tuple[Task, ...]:
+        """The tasks the hub's copy of ``site``'s history says are live there now (one
+        read of each task's last transition)."""
+        from events.membership import MEMBERSHIP_PREFIX
+        from registry.discovery.membership import Members
+
+        membership = await self.log.membership(site=site)
+        members = Members(self.on_skipped)
+        members.load(await membership.as_of(f"{MEMBERSHIP_PREFIX}.*.*"))
+        return tuple(m.task for m in members.live() if m.task is not None)
 
     async def sites(self, names: tuple[str, ...] = ()) -> builtins.list[SiteReport]:
         """Each site this hub sources (or those named), as its views' stream info says
@@ -904,3 +917,36 @@ def _live_record(current: Current, namespace: str, name: str) -> ServiceRecord:
     if record is None:
         raise NotFound(namespace, name)
     return record
+
+
+class _OtherSites:
+    """``Registry.other_sites`` for a Resolver (``registry.discovery.resolver.SiteFeed``): at
+    a hub, its sites' tasks followed (``registry.discovery.sitefeed``), so a transition at a
+    site reaches the Resolver as the hub receives it rather than at its next read; at a
+    site, the hub's view read each time (``other_sites``)."""
+
+    def __init__(self, registry: Registry) -> None:
+        from registry.discovery.sitefeed import SiteFeed
+
+        self._registry = registry
+        self._feed = SiteFeed(
+            registry.site_leases,
+            lambda site: registry.log.membership(site=site),
+            registry.site_live_tasks,
+            on_skipped=registry.on_skipped,
+        )
+        self.changed = self._feed.changed
+
+    async def read(self) -> builtins.list[SiteTasks]:
+        from registry.jetstream.log import JetStreamLog
+
+        log = self._registry.log
+        if not isinstance(log, JetStreamLog):
+            return []
+        await log.checked()
+        if log.site is not None:
+            return await self._registry.other_sites()
+        return await self._feed.read()
+
+    async def close(self) -> None:
+        await self._feed.close()

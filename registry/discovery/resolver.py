@@ -52,7 +52,7 @@ from registry.log.port import Log
 from registry.services.projection import ServiceKey
 from registry.services.projector import SkipHandler, report_skipped
 
-__all__ = ["Followed", "Resolver", "ServiceRef", "SiteSource", "service_key"]
+__all__ = ["Followed", "Resolver", "ServiceRef", "SiteFeed", "SiteSource", "service_key"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,32 @@ Followed = Discovered | EndpointsChanged | TasksChanged  # what everything() han
 _RESTART_S = 1.0  # before following again after a read failed
 SITES_EVERY_S = 1.0  # between reads of the sites (their leases change by the second)
 SiteSource = Callable[[], Awaitable[Sequence[SiteTasks]]]  # Registry.site_tasks
+
+
+class SiteFeed(Protocol):
+    """Sites that say when they change (``registry.discovery.sitefeed.SiteFeed``): read
+    again as soon as ``changed`` is set, and every ``sites_every`` seconds regardless (a
+    lease moves with silence); closed with the Resolver."""
+
+    changed: asyncio.Event
+
+    async def read(self) -> Sequence[SiteTasks]: ...
+
+    async def close(self) -> None: ...
+
+
+class _Polled:
+    """A ``SiteSource`` as a feed that never says it changed: read every ``sites_every``."""
+
+    def __init__(self, source: SiteSource) -> None:
+        self._source = source
+        self.changed = asyncio.Event()
+
+    async def read(self) -> Sequence[SiteTasks]:
+        return await self._source()
+
+    async def close(self) -> None:
+        return None
 
 
 def service_key(service: ServiceRef) -> ServiceKey:
@@ -135,7 +161,7 @@ class Resolver:
         on_skipped: SkipHandler = report_skipped,
         resync: float = RESYNC_S,
         rng: random.Random | None = None,
-        sites: SiteSource | None = None,
+        sites: SiteSource | SiteFeed | None = None,
         sites_every: float = SITES_EVERY_S,
     ) -> None:
         self.log = log
@@ -145,7 +171,7 @@ class Resolver:
         self._followed: dict[ServiceKey, _Followed] = {}
         self._everything: _Everything | None = None
         self._turns = RoundRobin()
-        self._site_source = sites
+        self._site_source: SiteFeed | None = _Polled(sites) if callable(sites) else sites
         self._sites_every = sites_every
         self._sites: tuple[SiteTasks, ...] = ()
         self._sites_read = asyncio.Event()
@@ -158,6 +184,8 @@ class Resolver:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sites_task
             self._sites_task = None
+        if self._site_source is not None:
+            await self._site_source.close()
         for followed in self._followed.values():
             if followed.task is not None:
                 followed.task.cancel()
@@ -298,9 +326,11 @@ class Resolver:
 
     async def _read_sites(self) -> None:
         assert self._site_source is not None
+        changed = self._site_source.changed
         while True:
+            changed.clear()  # (what changes during the read is read again at once)
             try:
-                found = tuple(await self._site_source())
+                found = tuple(await self._site_source.read())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -320,7 +350,8 @@ class Resolver:
                     for listener in self._site_listeners:
                         listener.set()
             self._sites_read.set()
-            await asyncio.sleep(self._sites_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), self._sites_every)
 
     def _chosen(self, found: ServiceEndpoints) -> ServiceEndpoints:
         return ServiceEndpoints(found.record, choose(found.endpoints, self._sites).endpoints)

@@ -9,6 +9,7 @@ for in chunks of 1024.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from registry.jetstream.direct import (
 )
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
 from registry.jetstream.session import Session
+from registry.log.reader import Item
 from registry.log.stored import StoredMessage
 
 __all__ = ["JetStreamMembership", "NoSuchSite", "NotRecorded"]
@@ -164,6 +166,19 @@ class JetStreamMembership:
             if len(replies) < _BATCH:
                 return self._ours(found)
             query = {"next_by_subj": subject, "batch": _BATCH, "seq": replies[-1].seq + 1}
+
+    async def follow(self, filter_subject: str) -> AsyncGenerator[Item, None]:
+        from registry.jetstream.tail import Tail
+        from registry.log.reader import Start
+
+        subjects = [self.prefix + filter_subject]
+        async with Tail(self._session, self.spec.name, subjects, Start("last_per_subject")) as tail:
+            async for item in tail:
+                if isinstance(item, StoredMessage):
+                    for message in self._ours([item]):  # (none if not under the prefix)
+                        yield message
+                else:
+                    yield item
 
     async def first_time_ns(self) -> int | None:
         info = await self._session.stream_info(self.spec.name)

@@ -6,8 +6,10 @@ are written against this; ``registry.jetstream.membership`` implements it over J
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
+from registry.log.reader import Item
 from registry.log.stored import StoredMessage
 
 __all__ = ["MembershipLog"]
@@ -42,4 +44,11 @@ class MembershipLog(Protocol):
 
     async def first_time_ns(self) -> int | None:
         """When the oldest message still kept was stored (None: the stream is empty)."""
+        ...
+
+    def follow(self, filter_subject: str) -> AsyncGenerator[Item, None]:
+        """The state now, then every change: the last message of every subject matching
+        ``filter_subject``, ``CAUGHT_UP``, then each message stored after, in order, with
+        no gap, for as long as it is iterated (``aclose`` ends it). Messages as
+        ``history`` gives them."""
         ...

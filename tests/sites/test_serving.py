@@ -351,3 +351,30 @@ async def test_describe_at_the_hub_shows_each_sites_endpoints(
     there = skyctl("describe", "service", "web", "-n", ns, url=sites.west)
     assert there.code == 0, there.err
     assert "Site Endpoints:" not in there.out
+
+
+async def test_the_hubs_resolver_follows_its_sites_between_reads(
+    sites: Sites, recorders: None, ns: str
+) -> None:
+    """The hub's Resolver (``sites=True``) follows each site's history rather than reading
+    it each time: with its leases read once an hour, a task announced at east still
+    reaches it, and leaves it when withdrawn (only a follow can tell it)."""
+    hub = sites.hub
+    made = skyctl("create", "service", "solo", "-n", ns, "-s", "app=solo", "-p", "80", url=hub)
+    assert made.code == 0, made.err
+    solo = Task(namespace=ns, name="solo-e", labels={"app": "solo"}, address="10.1.0.77")
+    async with (
+        await Registry.connect(sites.hub) as at_hub,
+        await Registry.connect(sites.east) as at_east,
+        at_hub.resolver(sites=True, sites_every=3600) as resolver,
+    ):
+
+        async def answered(site: str | None, ready: list[str]) -> bool:
+            found = await resolver.answer(f"{ns}/solo")
+            shown = [a.address for a in found.endpoints.addresses if a.ready]
+            return (found.site, shown) == (site, ready)
+
+        await until("solo has no endpoint anywhere", lambda: answered(None, []), timeout=30)
+        async with at_east.announce(solo, ttl=10):
+            await until("east's task, followed", lambda: answered("east", ["10.1.0.77"]), 30)
+        await until("its withdrawal, followed", lambda: answered(None, []), timeout=30)
