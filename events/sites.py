@@ -40,6 +40,7 @@ from events.stream import MAX_EVENT_BYTES, STREAM_NAME, StreamSpec, consumer_lim
 
 __all__ = [
     "LEAF_DENIED",
+    "LINK_PROBE_PREFIX",
     "METADATA_PREFIX",
     "SITE_MEMBERSHIP_PREFIX",
     "SITE_NAME",
@@ -48,6 +49,7 @@ __all__ = [
     "api_prefix",
     "membership_view",
     "mirror_of",
+    "probe_reply_prefix",
     "service_mirror",
     "site_subject",
     "tasks_view",
@@ -65,6 +67,20 @@ METADATA_PREFIX = "skyflow."
 # ``deny_exports`` of the site's leaf remote): none of the registry's subjects, so no
 # heartbeat, transition or service write crosses it as a plain message.
 LEAF_DENIED = ("skyflow.>",)
+
+
+# Where the answer to a link probe (``$JS.<domain>.API.INFO`` asked across the leaf link)
+# is sent: ``_SKYFLOW_LINK.<domain asked>.<token>``. Not the asker's ``_INBOX``: a secured
+# hub lets each site's leaf connection answer its own domain's probes only, and receive
+# the hub's answers to probes, without opening the hub's inboxes to any site (measured:
+# a leaf allowed ``_INBOX.>`` receives every reply the hub's admin gets, other sites' data
+# included). docs/sites.md, "Securing the leaf link".
+LINK_PROBE_PREFIX = "_SKYFLOW_LINK"
+
+
+def probe_reply_prefix(domain: str) -> str:
+    """The subjects answers to a probe of ``domain`` arrive on (``LINK_PROBE_PREFIX``)."""
+    return f"{LINK_PROBE_PREFIX}.{domain}"
 
 
 def valid_site_name(name: str) -> bool:
