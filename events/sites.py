@@ -41,8 +41,8 @@ from events.stream import MAX_EVENT_BYTES, STREAM_NAME, StreamSpec, consumer_lim
 __all__ = [
     "LEAF_DENIED",
     "LINK_PROBE_PREFIX",
-    "MIRROR_FILTER",
     "METADATA_PREFIX",
+    "MIRROR_FILTER",
     "SITE_MEMBERSHIP_PREFIX",
     "SITE_NAME",
     "SITE_TASKS_PREFIX",

@@ -34,12 +34,12 @@ from events.sites import (
 from events.stream import STREAM_NAME
 
 __all__ = [
+    "ADMIN_PASSWORD",
     "DOCUMENTED",
     "SECURED_DIR",
     "SITES",
-    "ADMIN_PASSWORD",
-    "LeafKeys",
     "Cuttable",
+    "LeafKeys",
     "Running",
     "SitesLayout",
     "cuttable",

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import Mapping
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any

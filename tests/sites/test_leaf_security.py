@@ -305,15 +305,13 @@ async def _some(items: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("key", ["none", "unknown", "as a client"])
-async def test_a_leaf_without_a_known_key_is_refused(
-    sites: tuple[Running, Path], key: str
-) -> None:
+async def test_a_leaf_without_a_known_key_is_refused(sites: tuple[Running, Path], key: str) -> None:
     up, root = sites
     keys = leaf_keys(("east", "intruder"))
     if key == "as a client":
         # A site's key opens no client connection at the hub (leaf connections only).
         assert up.keys is not None
-        with pytest.raises(Exception, match="(?i)authorization"):
+        with pytest.raises(Exception, match=r"(?i)authorization"):
             await nats.connect(
                 up.hub,
                 nkeys_seed_str=up.keys.seed["east"],
