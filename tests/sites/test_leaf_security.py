@@ -349,3 +349,98 @@ async def test_a_leaf_without_a_known_key_is_refused(sites: tuple[Running, Path]
                 await client.request("$JS.hub.API.INFO", b"", timeout=2)
         finally:
             await client.close()
+
+
+async def leaf_protocol(port: int, seed: str, *, listen: str, send: str, reply: str) -> list[str]:
+    """A leaf connection spoken by hand, as a compromised site's server could: logs in
+    with ``seed``, asks for ``listen`` (LS+), sends an empty message on ``send`` with
+    ``reply``, and gives what the hub said (its errors, then what it sent, less its INFO,
+    interest and PINGs) until it is quiet for a second or closes the connection
+    (``<closed>``)."""
+    import base64
+
+    import nkeys
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    said: list[str] = []
+    try:
+        info = json.loads((await reader.readline()).decode().split(" ", 1)[1])
+        pair = nkeys.from_seed(seed.encode())
+        signature = base64.urlsafe_b64encode(pair.sign(info["nonce"].encode()))
+        connect = {
+            "verbose": False, "pedantic": False, "headers": True, "protocol": 1,
+            "name": "rogue", "nkey": pair.public_key.decode(),
+            "sig": signature.decode().rstrip("="),
+        }  # fmt: skip
+        writer.write(f"CONNECT {json.dumps(connect)}\r\nPING\r\n".encode())
+        await writer.drain()
+        # In once the hub answers the PING; then the hub's INFO with the permissions.
+        while not (line := await asyncio.wait_for(reader.readline(), 5)).startswith(b"PONG"):
+            assert line, "the hub closed the connection at login"
+        await asyncio.sleep(0.2)
+        writer.write(f"LS+ {listen}\r\nPING\r\n".encode())
+        await writer.drain()
+        while not (line := await asyncio.wait_for(reader.readline(), 5)).startswith(b"PONG"):
+            if not line:
+                return [*said, "<closed>"]
+            if line.startswith(b"-ERR"):
+                said.append(line.decode(errors="replace").strip())
+        writer.write(f"LMSG {send} {reply} 0\r\n\r\n".encode())
+        await writer.drain()
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readline(), timeout=1.0)
+            except TimeoutError:
+                return said
+            if not line:
+                return [*said, "<closed>"]
+            text = line.decode(errors="replace").strip()
+            if text == "PING":
+                writer.write(b"PONG\r\n")
+            elif not text.startswith(("INFO", "LS+", "LS-")):
+                said.append(text)
+    finally:
+        writer.close()
+
+
+async def test_a_site_server_that_ignores_its_permissions_is_cut_off_at_the_hub(
+    sites: tuple[Running, Path],
+) -> None:
+    """The site's server drops what its permissions refuse before sending; a compromised
+    one need not. The hub enforces them itself: what the link may not carry closes it."""
+    up, _ = sites
+    assert up.keys is not None
+    port, seed = up.link.target, up.keys.seed["east"]
+    probe = "_SKYFLOW_LINK.hub.rogue"
+    # What the permissions allow works over this hand-spoken link (the proof it is one).
+    allowed = await leaf_protocol(port, seed, listen=probe, send="$JS.hub.API.INFO", reply=probe)
+    assert f"LMSG {probe} " in " ".join(allowed) and "<closed>" not in allowed, allowed
+    deleting = await leaf_protocol(
+        port, seed, listen=probe, send="$JS.hub.API.STREAM.DELETE.SKYFLOW_SERVICES", reply=probe
+    )
+    assert deleting[-2:] == [
+        "-ERR 'Permissions Violation for Publish to \"$JS.API.STREAM.DELETE.SKYFLOW_SERVICES\"'",
+        "<closed>",
+    ], deleting
+    # Asking for an inbox of the hub's by name closes the link too; asking for all of
+    # them is let through (the hub checks a wildcard message by message) and hears none.
+    snooping = await leaf_protocol(port, seed, listen="_INBOX.x", send="x", reply=probe)
+    assert snooping[-2:] == [
+        "-ERR 'Permissions Violation for Subscription to \"_INBOX.x\"'",
+        "<closed>",
+    ], snooping
+
+    async def admin_asks() -> None:
+        admin = await as_admin(up)
+        try:
+            for _ in range(15):
+                await admin.request("$JS.API.STREAM.INFO.SKYFLOW_SITE_TASKS_west", b"", timeout=5)
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+
+    heard, _ = await asyncio.gather(
+        leaf_protocol(port, seed, listen="_INBOX.>", send="x", reply=probe), admin_asks()
+    )
+    assert not any(line.startswith("LMSG") for line in heard), heard
+    assert (await hub_info(up, "SKYFLOW_SERVICES"))["config"]["name"] == "SKYFLOW_SERVICES"
