@@ -40,16 +40,21 @@ from events.stream import MAX_EVENT_BYTES, STREAM_NAME, StreamSpec, consumer_lim
 
 __all__ = [
     "LEAF_DENIED",
+    "LINK_PROBE_PREFIX",
     "METADATA_PREFIX",
+    "MIRROR_FILTER",
     "SITE_MEMBERSHIP_PREFIX",
     "SITE_NAME",
     "SITE_TASKS_PREFIX",
     "MirrorOf",
     "api_prefix",
     "membership_view",
+    "mirror_deliver_prefix",
     "mirror_of",
+    "probe_reply_prefix",
     "service_mirror",
     "site_subject",
+    "source_deliver_prefix",
     "tasks_view",
     "valid_site_name",
 ]
@@ -65,6 +70,42 @@ METADATA_PREFIX = "skyflow."
 # ``deny_exports`` of the site's leaf remote): none of the registry's subjects, so no
 # heartbeat, transition or service write crosses it as a plain message.
 LEAF_DENIED = ("skyflow.>",)
+
+
+# Where the answer to a link probe (``$JS.<domain>.API.INFO`` asked across the leaf link)
+# is sent: ``_SKYFLOW_LINK.<domain asked>.<token>``. Not the asker's ``_INBOX``: a secured
+# hub lets each site's leaf connection answer its own domain's probes only, and receive
+# the hub's answers to probes, without opening the hub's inboxes to any site (measured:
+# a leaf allowed ``_INBOX.>`` receives every reply the hub's admin gets, other sites' data
+# included). docs/sites.md, "Securing the leaf link".
+LINK_PROBE_PREFIX = "_SKYFLOW_LINK"
+
+
+def probe_reply_prefix(domain: str) -> str:
+    """The subjects answers to a probe of ``domain`` arrive on (``LINK_PROBE_PREFIX``)."""
+    return f"{LINK_PROBE_PREFIX}.{domain}"
+
+
+# A site's mirror copies the hub's whole log through a filter all its subjects match:
+# with a filter, the site's server asks for its consumer on
+# ``$JS.<hub>.API.CONSUMER.CREATE.SKYFLOW_SERVICES.<name>.skyflow.>``, a subject naming the
+# consumer, which a secured hub can allow for that one name. Unfiltered, the request goes
+# to ``...CREATE.SKYFLOW_SERVICES``, whose body names the consumer: measured, a client at
+# a site allowed that subject redefined a durable consumer of the hub's log by name.
+MIRROR_FILTER = "skyflow.>"
+
+
+def mirror_deliver_prefix(site: str) -> str:
+    """Where the hub delivers a site's mirror: ``$JS.M.<site>.M.<token>`` (nats-server
+    adds ``.M.<token>``), so a secured hub lets each site receive its own mirror only."""
+    return f"$JS.M.{site}"
+
+
+def source_deliver_prefix(site: str) -> str:
+    """Where a site delivers what the hub sources from it: ``$JS.S.<site>.S.<token>``, so
+    a secured hub lets each site deliver into its own views only (with the server's
+    default ``$JS.S.<token>``, a site allowed to deliver could deliver into another's)."""
+    return f"$JS.S.{site}"
 
 
 def valid_site_name(name: str) -> bool:
@@ -103,7 +144,11 @@ def service_mirror(
     return {
         "name": spec.name,
         "description": f"SkyFlow service registry: site {site}'s mirror of the hub's log",
-        "mirror": {"name": spec.name, "external": {"api": api_prefix(hub_domain)}},
+        "mirror": {
+            "name": spec.name,
+            "filter_subject": MIRROR_FILTER,
+            "external": {"api": api_prefix(hub_domain), "deliver": mirror_deliver_prefix(site)},
+        },
         "num_replicas": spec.replicas,
         "max_msg_size": spec.max_msg_size,
         "allow_direct": True,
@@ -142,7 +187,7 @@ def mirror_of(config: Mapping[str, Any]) -> MirrorOf | None:
         or not isinstance(domain, str)
         or api != api_prefix(domain)
         or config.get("sources")
-        or mirror.get("filter_subject")
+        or mirror.get("filter_subject") not in (None, "", MIRROR_FILTER)
         or mirror.get("subject_transforms")
     ):
         return None
@@ -202,6 +247,6 @@ def membership_view(site: str, domain: str, record: Mapping[str, str]) -> dict[s
 def _source(stream: str, site: str, domain: str, subjects: str) -> dict[str, Any]:
     return {
         "name": stream,
-        "external": {"api": api_prefix(domain)},
+        "external": {"api": api_prefix(domain), "deliver": source_deliver_prefix(site)},
         "subject_transforms": [{"src": subjects, "dest": site_subject(site, subjects)}],
     }

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+import secrets
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +25,14 @@ from events.sites import (
     api_prefix,
     membership_view,
     mirror_of,
+    probe_reply_prefix,
     service_mirror,
     tasks_view,
 )
 from events.stream import STREAM_NAME, StreamSpec
 from registry.errors import InvalidInput, ServerError
 from registry.jetstream import connect
+from registry.jetstream.connection import ConnectionLost
 from registry.jetstream.credentials import Credentials
 from registry.jetstream.direct import parse_time_ns
 from registry.jetstream.protocol import STREAM_NOT_FOUND, ApiError
@@ -81,16 +85,53 @@ async def reaches(where: Session, domain: str, *, wait_s: float) -> bool:
     leaf link (a site the hub's, or the hub a site's), waiting up to ``wait_s`` for it.
     A mirror or source set up while the link is down waits 30 s before its server asks
     again (nats-server's ``srcConsumerWaitTime``), so setting up after the link is up
-    saves that."""
-    deadline = asyncio.get_running_loop().time() + wait_s
+    saves that. The answer comes back on ``_SKYFLOW_LINK.<domain>.<token>``, which a
+    secured hub lets cross (``events.sites.LINK_PROBE_PREFIX``), not on an inbox."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
     while True:
-        try:
-            await where.api(f"{api_prefix(domain)}.INFO", None, f"reach domain {domain}")
+        if await _probe(where, domain, timeout=max(0.5, min(2.0, deadline - loop.time()))):
             return True
-        except (ServerError, ApiError):
-            if asyncio.get_running_loop().time() >= deadline:
-                return False
+        if loop.time() >= deadline:
+            return False
         await asyncio.sleep(0.2)
+
+
+async def _probe(where: Session, domain: str, *, timeout: float) -> bool:
+    """One ``$JS.<domain>.API.INFO`` request, answered on a probe subject of its own: True
+    if that JetStream answered (neither "no responders", nor an error, nor silence)."""
+    conn = where.conn
+    reply = f"{probe_reply_prefix(domain)}.{secrets.token_hex(8)}"
+    answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def on_answer(
+        _subject: str, _reply: str, headers: Mapping[str, str] | None, data: bytes
+    ) -> None:
+        if answered.done():
+            return
+        if headers and headers.get("Status"):  # 503: nobody serves that domain's API
+            answered.set_result(False)
+            return
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            answered.set_result(False)
+            return
+        answered.set_result(isinstance(answer, dict) and answer.get("error") is None)
+
+    try:
+        subscription = await conn.subscribe(reply, on_answer)
+    except ConnectionLost:
+        return False
+    try:
+        await conn.publish(f"{api_prefix(domain)}.INFO", b"", reply=reply)
+        async with asyncio.timeout(timeout):
+            return await answered
+    except (TimeoutError, ConnectionLost):
+        return False
+    finally:
+        with contextlib.suppress(ConnectionLost):
+            await subscription.unsubscribe()
 
 
 async def _info(where: Session, name: str) -> dict[str, Any] | None:

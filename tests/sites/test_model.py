@@ -7,6 +7,7 @@ import pytest
 
 from events.sites import membership_view, mirror_of, service_mirror, tasks_view
 from events.stream import StreamSpec
+from events.subjects import ALL_SUBJECTS
 from registry.errors import InvalidInput
 from registry.jetstream.protocol import outdated, stream_problems
 from registry.sites.model import (
@@ -69,7 +70,8 @@ def test_a_site_round_trips_through_its_metadata() -> None:
 def test_the_hub_views_source_the_site_under_its_own_prefix() -> None:
     tasks = tasks_view("east", "east", {})
     (source,) = tasks["sources"]
-    assert source["external"] == {"api": "$JS.east.API"}
+    # Delivered under the site's own prefix: a secured hub lets east deliver there only.
+    assert source["external"] == {"api": "$JS.east.API", "deliver": "$JS.S.east"}
     assert source["subject_transforms"] == [
         {"src": "skyflow.task.>", "dest": "site.east.skyflow.task.>"}
     ]
@@ -85,6 +87,14 @@ def test_only_a_sites_mirror_of_the_hubs_log_is_accepted_as_a_log() -> None:
     mirror = service_mirror("east", "hub", "nats://hub:4222", spec)
     found = mirror_of(mirror)
     assert found is not None and (found.site, found.hub_domain) == ("east", "hub")
+    # Filtered by a subject every one of the log's matches (so it copies all of it), and
+    # delivered under the site's own prefix (docs/sites.md, "Securing the leaf link").
+    assert mirror["mirror"]["filter_subject"] == "skyflow.>"
+    assert all(subject.startswith("skyflow.") for subject in ALL_SUBJECTS)
+    assert mirror["mirror"]["external"] == {"api": "$JS.hub.API", "deliver": "$JS.M.east"}
+    # A mirror set up before it had the filter is still the site's mirror.
+    unfiltered = {k: v for k, v in mirror["mirror"].items() if k != "filter_subject"}
+    assert mirror_of({**mirror, "mirror": unfiltered}) is not None
     assert stream_problems(spec, mirror) == []
     assert outdated(spec, mirror) == []
     # Anything else that mirrors is still refused: another stream, another API, filtered.
