@@ -5,9 +5,12 @@ tests' cuttable TCP forwarder (``tests/sitesetup.py``), a recorder (``skyctl rec
 at the site in a process of its own, as ``docs/sites.md`` sets one up.
 
 - **Freshness, link up.** A task announced at the site, timed from the site's
-  acknowledgement of its heartbeat to the hub's reading path showing it among the
-  service's endpoints at the site: ``Registry.served_at(..., site="east")``, the library
-  call behind ``skyctl get endpoints NAME --site east`` at the hub, read in a loop. The
+  acknowledgement of its heartbeat to the hub's Resolver (``registry.resolver(sites=True)``,
+  what ``skyctl dns --sites`` and ``skyctl proxy --sites`` answer from: the service has no
+  task at the hub, so it resolves to the site's) answering with it, and to the hub's
+  one-shot reading path showing it among the service's endpoints at the site:
+  ``Registry.served_at(..., site="east")``, the library call behind ``skyctl get
+  endpoints NAME --site east`` at the hub, read in a loop. The
   baseline, in the same samples: a raw nats-py ordered consumer of the hub's sourced copy
   of the site's membership history, timed to the arrival of the same task's join (what
   any reader at the hub must wait for; the rest is the reading path). For scale, the
@@ -27,9 +30,8 @@ at the site in a process of its own, as ``docs/sites.md`` sets one up.
   A source whose set-up request went out during the cut otherwise waits for that
   request's 30 s timeout (nats-server's ``srcConsumerWaitTime``); a re-added source is
   set up at once, from the last sequence the view holds.
-- **The hub's read of a site** with ``--transitions`` kept in its history: the
-  Resolver's per-second read (``Registry.site_tasks``) beside reading the whole copy as
-  of a moment.
+- **The hub's one-shot read of a site** with ``--transitions`` kept in its history
+  (``Registry.site_tasks``) beside reading the whole copy as of a moment.
 
     python -m benchmarks.sites                # 50 freshness samples, 3 rounds of cuts
     python -m benchmarks.sites --rounds 1 --samples 20
@@ -159,6 +161,7 @@ async def freshness(sites: Running, run: Run, samples: int) -> None:
     """A site's new task -> the hub's reading path, beside a raw consumer of the hub's
     sourced copy of the site's history, link up."""
     ours: list[float] = []
+    resolved: list[float] = []
     raw: list[float] = []
     heartbeat: list[float] = []
     members = f"site.east.skyflow.member.{NS}.>"
@@ -166,9 +169,22 @@ async def freshness(sites: Running, run: Run, samples: int) -> None:
     async with (
         await Registry.connect(sites.east) as at_east,
         await Registry.connect(sites.hub) as at_hub,
+        at_hub.resolver(sites=True) as resolver,
         arrivals(sites.hub, "SKYFLOW_SITE_MEMBERSHIP_east", members) as joins,
         arrivals(sites.hub, "SKYFLOW_SITE_TASKS_east", live) as beats,
     ):
+        await resolver.answer(f"{NS}/web")  # followed from here on
+
+        async def in_resolver(address: str, started: float) -> float:
+            # (answered from memory: asked every millisecond)
+            while True:
+                found = await resolver.answer(f"{NS}/web")
+                if address in [a.address for a in found.endpoints.addresses]:
+                    return time.monotonic() - started
+                if time.monotonic() - started > 30:
+                    raise RuntimeError(f"never: {address} in the hub's Resolver")
+                await asyncio.sleep(0.001)
+
         for i in range(samples + 1):  # (the first, a warm-up, is not counted)
             address = f"10.8.{i // 250}.{i % 250 + 1}"
             task = Task(namespace=NS, name=f"fresh-{i}", labels={"app": "web"}, address=address)
@@ -178,12 +194,15 @@ async def freshness(sites: Running, run: Run, samples: int) -> None:
                 async def shown(address: str = address) -> bool:
                     return address in await _addresses(at_hub, "east")
 
-                took = await poll(f"{task.name} at the hub", shown, 30)
+                took, in_time = await asyncio.gather(
+                    poll(f"{task.name} at the hub", shown, 30), in_resolver(address, started)
+                )
                 join = f"site.east.skyflow.member.{NS}.{task.name}"
                 beat = next((s for s in list(beats) if f".{task.name}." in s), None)
                 await poll("the raw consumer's copy", _has(joins, join), 30)
                 if i:
                     ours.append(took)
+                    resolved.append(in_time)
                     raw.append(joins[join] - started)
                     if beat is not None:
                         heartbeat.append(beats[beat] - started)
@@ -194,6 +213,19 @@ async def freshness(sites: Running, run: Run, samples: int) -> None:
             await _addresses(at_hub, "east")
             reads.append(time.monotonic() - started)
     base = "raw consumer of the hub's copy of the site's history"
+    for q in (50, 99):
+        run.add(
+            Result(
+                f"sites: site task -> hub Resolver (`--sites`) (p{q}, link up)",
+                percentile(resolved, q) * 1000,
+                percentile(raw, q) * 1000,
+                "ms",
+                "time",
+                None,
+                len(resolved),
+                f"baseline: {base}; the Resolver follows that copy",
+            )
+        )
     for q in (50, 99):
         run.add(
             Result(
@@ -235,10 +267,11 @@ async def freshness(sites: Running, run: Run, samples: int) -> None:
 
 
 async def site_reads(sites: Running, run: Run, transitions: int) -> None:
-    """The hub's Resolver reads its sites' tasks every second (``Registry.site_tasks``):
-    with ``transitions`` kept in a site's history, that read (each task's last transition,
-    one multi-last request) beside reading the whole copy as of a moment (the time-travel
-    read, and what the per-second read was before 2026-12-06)."""
+    """A one-shot read of a site's tasks at the hub (``Registry.site_tasks``: ``get
+    endpoints``, ``describe``, the web UI; the Resolver follows instead): with
+    ``transitions`` kept in a site's history, that read (each task's last transition, one
+    multi-last request) beside reading the whole copy as of a moment (the time-travel
+    read, and what the read was before 2026-12-06)."""
     tasks = 100
     subjects = [f"skyflow.member.{NS}.hist-{i}" for i in range(tasks)]
     async with await Registry.connect(sites.east) as at_east:
@@ -281,7 +314,7 @@ async def site_reads(sites: Running, run: Run, transitions: int) -> None:
             all_reads.append(time.monotonic() - started)
     run.add(
         Result(
-            f"sites: the Resolver's read of a site, {transitions} transitions kept (median)",
+            f"sites: a one-shot read of a site's tasks, {transitions} transitions kept (median)",
             median(now_reads) * 1000,
             median(all_reads) * 1000,
             "ms",
@@ -289,7 +322,7 @@ async def site_reads(sites: Running, run: Run, transitions: int) -> None:
             None,
             len(now_reads),
             f"{tasks} tasks; baseline: the same copy read whole, as of a moment (as the "
-            "per-second read did before 2026-12-06)",
+            "read did before 2026-12-06)",
         )
     )
 

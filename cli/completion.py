@@ -135,11 +135,11 @@ def _live(ctx: Any, namespace: str | None) -> list[ServiceRecord]:
     given = {key: ctx.params[key] for key in fields if ctx.params.get(key) is not None}
 
     async def fetch() -> list[ServiceRecord]:
-        async with await Connection.resolve(**given).open() as registry:
+        async with asyncio.timeout(TIMEOUT), await Connection.resolve(**given).open() as registry:
             return await registry.list(namespace)
 
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # warnings would land in the prompt
-            return asyncio.run(asyncio.wait_for(fetch(), TIMEOUT))
+            return asyncio.run(fetch())
     except Exception:  # unreachable, refused, too slow: no suggestions, as promised
         return []

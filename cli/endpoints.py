@@ -370,12 +370,12 @@ def _watch(
 class _SitesWatch:
     """``get endpoints -w`` at a hub: first the rows ``get endpoints`` lists (``site_rows``,
     with SITE and LEASE), then a row for each change to one: the hub's own endpoints as
-    they are followed, each site's as the sites are read again every second
-    (``Registry.site_tasks``, as the Resolver reads them). A row is printed again when its
-    endpoints or its site's lease state change (not as a stale site's age grows); a site
-    revoked is its rows DELETED, shown with no endpoints and LEASE ``revoked`` (the listing
-    leaves them out), and ADDED again once the site is live. What each lease change says
-    goes to stderr, as the listing's warnings do."""
+    they are followed, each site's as its tasks change (followed) or its lease does (read
+    every second: ``Registry.site_feed``, as the Resolver reads them). A row is printed
+    again when its endpoints or its site's lease state change (not as a stale site's age
+    grows); a site revoked is its rows DELETED, shown with no endpoints and LEASE
+    ``revoked`` (the listing leaves them out), and ADDED again once the site is live.
+    What each lease change says goes to stderr, as the listing's warnings do."""
 
     def __init__(self, view: EndpointsListing, sites: list[SiteTasks], *, only_sites: bool) -> None:
         self.view = view
@@ -502,20 +502,29 @@ def _revoked_row(service: ServiceEndpoints, site: SiteTasks) -> AtSite:
 async def _every_read_of_sites(
     registry: Registry, names: tuple[str, ...]
 ) -> AsyncIterator[list[SiteTasks] | Exception]:
-    """The sites read again every second, as the Resolver reads them (``SITES_EVERY_S``):
-    each read, or why it failed (the watch goes on, and says so)."""
+    """The sites as the Resolver reads them (``Registry.site_feed``): read again as soon
+    as a site's tasks change, and every second regardless (``SITES_EVERY_S``: a lease
+    moves with silence); each read, or why it failed (the watch goes on, and says so)."""
     import asyncio
+    import contextlib
 
     from registry.discovery.resolver import SITES_EVERY_S
 
-    while True:
-        await asyncio.sleep(SITES_EVERY_S)
-        found: list[SiteTasks] | Exception
-        try:
-            found = await registry.site_tasks(names)
-        except Exception as exc:  # (a reconnect, a timeout: said once, then read again)
-            found = exc
-        yield found
+    feed = registry.site_feed(names)
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SITES_EVERY_S):  # (not wait_for: see pyproject)
+                    await feed.changed.wait()
+            feed.changed.clear()  # (what changes during the read is read again at once)
+            found: list[SiteTasks] | Exception
+            try:
+                found = await feed.read()
+            except Exception as exc:  # (a reconnect, a timeout: said once, then read again)
+                found = exc
+            yield found
+    finally:
+        await feed.close()
 
 
 class _Stopped:

@@ -350,7 +350,8 @@ class Sessions:
 async def _close(person: Person) -> None:
     await person.hub.close()
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(person.registry.close(), _CLOSE_S)
+        async with asyncio.timeout(_CLOSE_S):  # (not wait_for: see pyproject)
+            await person.registry.close()
 
 
 # On every page: scripts and styles only from the UI itself (no inline script runs, so
@@ -866,7 +867,10 @@ async def _stream(
                 yield _event(record)
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                # (not wait_for, which on Python 3.11 can swallow the cancel of a
+                # stream whose browser left as an item arrived: see pyproject)
+                async with asyncio.timeout(KEEPALIVE):
+                    item = await queue.get()
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue

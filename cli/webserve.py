@@ -95,8 +95,10 @@ class UiPlan:
             # A stop is bounded whatever it waits on (a person's connection closing, a
             # follower's clean-up): Ctrl-C ends the UI within a few seconds.
             with contextlib.suppress(TimeoutError):  # ends the open event streams first
-                await asyncio.wait_for(app.state.sessions.close(), _GRACE_S)
+                async with asyncio.timeout(_GRACE_S):  # (not wait_for: see pyproject)
+                    await app.state.sessions.close()
             server.should_exit = True
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(running, 2 * _GRACE_S)
+                async with asyncio.timeout(2 * _GRACE_S):
+                    await asyncio.shield(running)
             raise

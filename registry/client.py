@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from registry.discovery.keeper import TaskKeeper
     from registry.discovery.resolver import Resolver
     from registry.discovery.served import Served
+    from registry.discovery.sitefeed import SiteFeed
     from registry.discovery.tasks import LiveTask
     from registry.services.audit import Acknowledged
     from registry.services.batch import Prepared
@@ -845,6 +846,19 @@ class Registry:
             for report in await self.sites(names)
         ]
 
+    def site_feed(self, names: tuple[str, ...] = ()) -> SiteFeed:
+        """At a hub, its sites (or those named) for a long-running reader: leases read at
+        each ``read()``, tasks followed, ``changed`` set when one of them changes
+        (``registry.discovery.sitefeed``). ``close()`` it when done."""
+        from registry.discovery.sitefeed import SiteFeed
+
+        return SiteFeed(
+            lambda: self.site_leases(names),
+            lambda site: self.log.membership(site=site),
+            self.site_live_tasks,
+            on_skipped=self.on_skipped,
+        )
+
     async def site_live_tasks(self, site: str) -> tuple[Task, ...]:
         """The tasks the hub's copy of ``site``'s history says are live there now (one
         read of each task's last transition)."""
@@ -926,15 +940,8 @@ class _OtherSites:
     site, the hub's view read each time (``other_sites``)."""
 
     def __init__(self, registry: Registry) -> None:
-        from registry.discovery.sitefeed import SiteFeed
-
         self._registry = registry
-        self._feed = SiteFeed(
-            registry.site_leases,
-            lambda site: registry.log.membership(site=site),
-            registry.site_live_tasks,
-            on_skipped=registry.on_skipped,
-        )
+        self._feed = registry.site_feed()
         self.changed = self._feed.changed
 
     async def read(self) -> builtins.list[SiteTasks]:

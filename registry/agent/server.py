@@ -157,7 +157,8 @@ class AgentServer:
         try:
             # Read first, whoever asks: a reply sent before the request is read would meet
             # a client still writing it (a broken pipe instead of the reason).
-            line: bytes | None = await asyncio.wait_for(reader.readuntil(b"\n"), REQUEST_DEADLINE_S)
+            async with asyncio.timeout(REQUEST_DEADLINE_S):  # (not wait_for: see pyproject)
+                line: bytes | None = await reader.readuntil(b"\n")
         except (asyncio.LimitOverrunError, ValueError, TimeoutError):
             line = None
         if uid is None or uid not in (self._me, 0):

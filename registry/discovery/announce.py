@@ -236,7 +236,8 @@ class Announcer:
             if not due:
                 wait = self._due[0][0] - now if self._due else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):  # (not wait_for: see pyproject)
+                        await self._wake.wait()
                 continue
             for chunk in _chunks(due):
                 await self._renew(chunk)

@@ -160,12 +160,16 @@ class Follower:
     # -- the reads ------------------------------------------------------------------------
 
     async def close(self) -> None:
-        for pump in self._pumps.values():
+        # A snapshot: while a pump is awaited, a reader still running may start another
+        # (``_want_tasks``), and iterating the dict itself then failed ("dictionary
+        # changed size during iteration", seen once as a watch's Ctrl-C traceback).
+        pumps = list(self._pumps.values())
+        self._pumps.clear()
+        for pump in pumps:
             pump.cancel()
-        for pump in self._pumps.values():
+        for pump in pumps:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
-        self._pumps.clear()
 
     async def __aenter__(self) -> Follower:
         return self

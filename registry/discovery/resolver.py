@@ -186,14 +186,15 @@ class Resolver:
             self._sites_task = None
         if self._site_source is not None:
             await self._site_source.close()
-        for followed in self._followed.values():
+        followed_now = list(self._followed.values())  # (a snapshot: see Follower.close)
+        self._followed.clear()
+        for followed in followed_now:
             if followed.task is not None:
                 followed.task.cancel()
-        for followed in self._followed.values():
+        for followed in followed_now:
             if followed.task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await followed.task
-        self._followed.clear()
 
     async def __aenter__(self) -> Resolver:
         return self
@@ -351,7 +352,8 @@ class Resolver:
                         listener.set()
             self._sites_read.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), self._sites_every)
+                async with asyncio.timeout(self._sites_every):  # (not wait_for: see pyproject)
+                    await changed.wait()
 
     def _chosen(self, found: ServiceEndpoints) -> ServiceEndpoints:
         return ServiceEndpoints(found.record, choose(found.endpoints, self._sites).endpoints)

@@ -7,8 +7,9 @@ asking it every second pays for every task of every site each second, and hears 
 change up to a second late. Here each site's copy is followed instead (the last transition
 of each task, then every one stored after: ``MembershipLog.follow``) and folded as the
 one-shot read folds it (``Members``), so a transition reaches the Resolver as it arrives
-(``changed`` is set) and a read costs nothing but the leases. The leases are still read
-each time (``leases``): they move with silence, which no message announces.
+(``changed`` is set) and a read costs nothing but the leases. The leases are read again
+unless read within the last half second (``leases``): they move with silence, which no
+message announces, so a reader reads every second regardless.
 
 A site whose follow cannot start or fails (a role that may not make consumers, a view
 removed) is read the one-shot way until a later read starts its follow again.
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 _TASKS = "skyflow.member.*.*"  # every task's subject (not the recorders' notes)
 _CATCH_UP_S = 10.0  # a first read waits this long for a new follow to deliver the state now
 _RETRY_S = 30.0  # after a follow failed, before trying one again (read each time meanwhile)
+# A read within this long of the last read of the leases takes them as they were: a
+# follow's news is then answered without the stream-info round trips (measured: 6.7 ms of
+# the 8.5 ms a site's change took to reach the hub's Resolver, p50, before).
+_LEASES_FRESH_S = 0.5
 
 
 @dataclass
@@ -65,12 +70,16 @@ class SiteFeed:
         self._read_once = read_once  # a site's live tasks, read the one-shot way
         self._on_skipped = on_skipped
         self._sites: dict[str, _Followed] = {}
+        self._leases_read: tuple[float, Sequence[SiteTasks]] | None = None  # when, what
         self.changed = asyncio.Event()  # set when a follow hears of a transition
 
     async def read(self) -> list[SiteTasks]:
         """Each site: its lease now, and (unless revoked) the tasks it last reported."""
         found = []
-        for lease in await self._leases():
+        now = asyncio.get_running_loop().time()
+        if self._leases_read is None or now - self._leases_read[0] >= _LEASES_FRESH_S:
+            self._leases_read = (now, await self._leases())
+        for lease in self._leases_read[1]:
             if lease.state == "revoked":
                 found.append(lease)
                 continue
@@ -82,7 +91,8 @@ class SiteFeed:
                 followed = self._start(lease.site)
             if not followed.caught_up.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(followed.caught_up.wait(), _CATCH_UP_S)
+                    async with asyncio.timeout(_CATCH_UP_S):  # (not wait_for: see pyproject)
+                        await followed.caught_up.wait()
             tasks: tuple[Selectable, ...]
             if followed.caught_up.is_set() and followed.failed_at is None:
                 tasks = tuple(m.task for m in followed.members.live() if m.task is not None)

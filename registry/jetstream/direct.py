@@ -169,7 +169,8 @@ async def direct_batches(
                     f"$JS.API.DIRECT.GET.{stream}", payload, reply=f"{prefix}.{token}"
                 )
                 try:
-                    await asyncio.wait_for(future, timeout)
+                    async with asyncio.timeout(timeout):  # (not wait_for: see pyproject)
+                        await future
                 except TimeoutError:
                     raise ServerError(f"direct get timed out at {conn.url}") from None
                 finally:

@@ -227,8 +227,12 @@ class NatsPyConnection:
         return _Subscription(sub)
 
     async def flush(self, timeout: float) -> None:
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         with self._mapped(self._url):
             await self.nc.flush(timeout=timeout)  # type: ignore[arg-type]  # takes floats
+        if task is not None and task.cancelling() > cancelling:
+            raise asyncio.CancelledError  # (nats-py's wait_for swallowed it: see request)
 
     def on_reconnect(self, listener: Callable[[], None]) -> Callable[[], None]:
         self._reconnect_listeners.append(listener)

@@ -342,7 +342,8 @@ class Tail:
                 log.info("tail: consumer re-create failed (%r); retrying", exc)
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), delay)
+                async with asyncio.timeout(delay):  # (not wait_for: see pyproject)
+                    await self._kick.wait()
             delay = min(delay * 2, 2.0)
 
     def _fail(self, error: BaseException) -> None:
