@@ -129,9 +129,10 @@ def site_init(
         async with await conn.open_log() as log:
             for stream in await provision(log, scale=False):
                 print(safe(str(stream)), flush=True)
+            kept_s = (await log.membership()).retention_s  # the hub keeps as long
         site = Site(name, domain, recorded_hub, chosen, lease_s or DEFAULT_LEASE_S)
         async with session(hub, credentials) as at_hub:
-            for line in await init_hub_views(at_hub, site):
+            for line in await init_hub_views(at_hub, site, kept_s):
                 print(safe(line), flush=True)
         print(
             f"site/{name} ready: domain {safe(domain)}, hub domain {safe(hub_domain)}, "

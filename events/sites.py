@@ -43,8 +43,10 @@ __all__ = [
     "LINK_PROBE_PREFIX",
     "METADATA_PREFIX",
     "MIRROR_FILTER",
+    "SITE_HISTORY_MAX_BYTES",
     "SITE_MEMBERSHIP_PREFIX",
     "SITE_NAME",
+    "SITE_TASKS_MAX_BYTES",
     "SITE_TASKS_PREFIX",
     "MirrorOf",
     "api_prefix",
@@ -63,6 +65,11 @@ __all__ = [
 # 32 characters so every stream name stays short.
 SITE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 SITE_TASKS_PREFIX = "SKYFLOW_SITE_TASKS_"
+# What the hub keeps of one site at most (the oldest go first): its live tasks' copy and
+# its history's. A site cannot fill the hub's disk; 1 GiB of history is millions of
+# transitions (each a few hundred bytes).
+SITE_TASKS_MAX_BYTES = 256 * 1024 * 1024
+SITE_HISTORY_MAX_BYTES = 1024 * 1024 * 1024
 SITE_MEMBERSHIP_PREFIX = "SKYFLOW_SITE_MEMBERSHIP_"
 # Keys of the registry's own stream metadata (the server keeps ``_nats.*`` for itself).
 METADATA_PREFIX = "skyflow."
@@ -211,6 +218,7 @@ def tasks_view(site: str, domain: str, record: Mapping[str, str]) -> dict[str, A
         "discard": "old",
         "max_msgs_per_subject": 1,
         "max_age": MAX_TTL_S * 1_000_000_000,
+        "max_bytes": SITE_TASKS_MAX_BYTES,
         "max_msg_size": MAX_TASK_BYTES + 1024,
         "allow_msg_ttl": True,
         "allow_rollup_hdrs": True,
@@ -221,10 +229,14 @@ def tasks_view(site: str, domain: str, record: Mapping[str, str]) -> dict[str, A
     }
 
 
-def membership_view(site: str, domain: str, record: Mapping[str, str]) -> dict[str, Any]:
-    """The hub's copy of a site's membership history: sourced, kept, never purged. A
-    sourced stream receives what the site recorded during a cut once the link is back,
-    in the site's order."""
+def membership_view(
+    site: str, domain: str, record: Mapping[str, str], retention_s: int
+) -> dict[str, Any]:
+    """The hub's copy of a site's membership history: sourced, never purged, kept as long
+    as the site keeps its own (``retention_s``, counted from each transition's arrival at
+    the hub) and within ``SITE_HISTORY_MAX_BYTES`` (the oldest go first): a site, hostile
+    or only busy, cannot fill the hub's disk. A sourced stream receives what the site
+    recorded during a cut once the link is back, in the site's order."""
     from events.membership import MEMBERSHIP_PREFIX  # (pydantic: not for every importer)
 
     return {
@@ -236,6 +248,8 @@ def membership_view(site: str, domain: str, record: Mapping[str, str]) -> dict[s
         "storage": "file",
         "discard": "old",
         "max_msg_size": MAX_EVENT_BYTES,
+        "max_age": retention_s * 1_000_000_000,
+        "max_bytes": SITE_HISTORY_MAX_BYTES,
         "allow_direct": True,
         "deny_delete": True,
         "deny_purge": True,

@@ -188,12 +188,13 @@ async def init_site_mirror(
     return f"stream {STREAM_NAME} exists: a mirror of the hub's log (domain {hub_domain})"
 
 
-async def init_hub_views(hub_session: Session, site: Site) -> list[str]:
-    """Create (or bring up to date) the hub's two views of ``site``; a line for each."""
+async def init_hub_views(hub_session: Session, site: Site, history_s: int) -> list[str]:
+    """Create (or bring up to date) the hub's two views of ``site``, its history's kept
+    ``history_s`` (as long as the site keeps its own); a line for each."""
     lines = []
     for config in (
         tasks_view(site.name, site.domain, site.record()),
-        membership_view(site.name, site.domain, site.record()),
+        membership_view(site.name, site.domain, site.record(), history_s),
     ):
         name = config["name"]
         have = await _info(hub_session, name)
@@ -205,7 +206,7 @@ async def init_hub_views(hub_session: Session, site: Site) -> list[str]:
             changed = {
                 key: value
                 for key, value in config.items()
-                if key in ("sources", "metadata", "description")
+                if key in ("sources", "metadata", "description", "max_age", "max_bytes")
                 and _without_server_keys(key, current.get(key)) != value
             }
             if changed:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from events.sites import membership_view, mirror_of, service_mirror, tasks_view
+from events.sites import (
+    SITE_HISTORY_MAX_BYTES,
+    SITE_TASKS_MAX_BYTES,
+    membership_view,
+    mirror_of,
+    service_mirror,
+    tasks_view,
+)
 from events.stream import StreamSpec
 from events.subjects import ALL_SUBJECTS
 from registry.errors import InvalidInput
@@ -77,8 +84,12 @@ def test_the_hub_views_source_the_site_under_its_own_prefix() -> None:
     ]
     assert tasks["subjects"] == [] and tasks["max_msgs_per_subject"] == 1
     assert "subject_delete_marker_ttl" not in tasks  # the site's markers arrive; none twice
-    history = membership_view("east", "east", {})
-    assert history["deny_purge"] and history["deny_delete"] and "max_age" not in history
+    history = membership_view("east", "east", {}, 86400)
+    assert history["deny_purge"] and history["deny_delete"]
+    # Kept as long as the site keeps its own, within a bound: a site cannot fill the hub.
+    assert history["max_age"] == 86400 * 10**9
+    assert history["max_bytes"] == SITE_HISTORY_MAX_BYTES
+    assert tasks["max_bytes"] == SITE_TASKS_MAX_BYTES
     assert history["sources"][0]["subject_transforms"][0]["dest"] == "site.east.skyflow.member.>"
 
 

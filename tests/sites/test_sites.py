@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from events.sites import SITE_HISTORY_MAX_BYTES
 from events.task import Task
 from registry.client import Registry
 from tests.helpers import raw_nats, running, skyctl, stream_last_seq, until
@@ -72,6 +73,10 @@ def test_site_init_reports_what_it_made_and_is_repeatable(sites: Sites) -> None:
     same = skyctl("site", "init", "west", "--hub", sites.hub, url=sites.west)
     assert "stream SKYFLOW_SITE_TASKS_west exists at the hub" in same.out, same.out
     assert "stream SKYFLOW_SITE_MEMBERSHIP_west exists at the hub" in same.out, same.out
+    # The hub keeps west's history as long as west keeps its own, and within a bound.
+    kept = asyncio.run(_max_age_and_bytes(sites.west, "SKYFLOW_MEMBERSHIP"))
+    view = asyncio.run(_max_age_and_bytes(sites.hub, "SKYFLOW_SITE_MEMBERSHIP_west"))
+    assert view == (kept[0], SITE_HISTORY_MAX_BYTES) and kept[0] == 30 * 86400 * 10**9
     assert states(sites.hub)["west"]["spec"] == {
         "domain": "west",
         "hub": sites.hub,
@@ -84,6 +89,12 @@ def test_site_init_reports_what_it_made_and_is_repeatable(sites: Sites) -> None:
         "NAME", "DOMAIN", "LINK", "LAST-HEARD", "LAG", "NEWEST", "STATE", "POLICY"
     ]  # fmt: skip
     assert [line.split()[0] for line in table.lines[1:]] == ["east", "west"]
+
+
+async def _max_age_and_bytes(url: str, stream: str) -> tuple[int, int]:
+    async with raw_nats(url) as nc:
+        config = (await nc.jetstream().stream_info(stream)).config
+        return int((config.max_age or 0) * 10**9), int(config.max_bytes or 0)
 
 
 @pytest.mark.parametrize(
