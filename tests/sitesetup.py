@@ -36,6 +36,7 @@ from events.stream import STREAM_NAME
 
 if TYPE_CHECKING:
     from events.task import Task
+    from tests.servers import TlsFiles
 
 __all__ = [
     "ADMIN_PASSWORD",
@@ -57,6 +58,7 @@ __all__ = [
     "recording",
     "render_configs",
     "site_config",
+    "site_env",
     "sites_ready",
     "web_task",
 ]
@@ -155,6 +157,14 @@ leafnodes {{
   # address and reconnects around whatever it was told to use (measured: around a
   # proxy placed to cut the link).
   no_advertise: true
+  # The link encrypted, and the hub proven to the sites: its certificate (paths from the
+  # environment), which each site checks against its CA. A leaf connection without TLS
+  # is refused.
+  tls {{
+    cert_file: $SKYFLOW_LEAF_TLS_CERT
+    key_file: $SKYFLOW_LEAF_TLS_KEY
+    timeout: 2
+  }}
 }}
 
 authorization {{
@@ -229,7 +239,9 @@ max_payload: 1MB
 leafnodes {{
   remotes: [
     {{
-      url: "nats-leaf://127.0.0.1:{hub_leaf_port}"
+      url: "tls://127.0.0.1:{hub_leaf_port}"
+      # The hub's certificate is checked against this CA (its path from the environment).
+      tls: {{ ca_file: $SKYFLOW_LEAF_TLS_CA }}
       # The site's NKey seed (from the environment, never in a file): the hub knows its
       # public key, and what this link may carry is set there.
       seed: $SKYFLOW_LEAF_SEED
@@ -474,11 +486,20 @@ class Running:
     link: Cuttable
     hub_env: dict[str, str] | None = None  # NATS_USER, NATS_PASSWORD of the hub's admin
     keys: LeafKeys | None = None
+    tls: TlsFiles | None = None  # the hub's leaf certificate, and the CA the sites check
 
     @property
     def west(self) -> str:
         assert self.west_url is not None, "these sites were started without west"
         return self.west_url
+
+
+def site_env(keys: LeafKeys, tls: TlsFiles | None, name: str) -> dict[str, str]:
+    """A secured site's environment: its NKey seed, and the CA it checks the hub by."""
+    env = keys.site_env(name)
+    if tls is not None:
+        env["SKYFLOW_LEAF_TLS_CA"] = str(tls.ca)
+    return env
 
 
 @contextlib.contextmanager
@@ -489,9 +510,13 @@ def hub_and_sites(root: Path, *, west: bool = True, secured: bool = False) -> It
     hub, ``skyctl site init`` at each site)."""
     from registry.jetstream.server import NatsServer
     from tests.cluster import free_route_ports
+    from tests.servers import tls_files
 
     keys = leaf_keys() if secured else None
+    tls = tls_files(root / "tls") if secured else None
     hub_env = keys.hub_env(ADMIN_PASSWORD) if keys else {}
+    if tls is not None:
+        hub_env |= {"SKYFLOW_LEAF_TLS_CERT": str(tls.cert), "SKYFLOW_LEAF_TLS_KEY": str(tls.key)}
     (leaf,) = free_route_ports(1)
     with cuttable(leaf) as link:
         layout = SitesLayout(-1, leaf, (-1, -1), (link.port, leaf))
@@ -500,7 +525,7 @@ def hub_and_sites(root: Path, *, west: bool = True, secured: bool = False) -> It
             (root / name).write_text(text)
 
         def site(name: str) -> NatsServer:
-            env = keys.site_env(name) if keys else {}
+            env = site_env(keys, tls, name) if keys else {}
             return NatsServer(root / name, config=root / f"{name}.conf", env=env)
 
         with contextlib.ExitStack() as stack:
@@ -516,6 +541,7 @@ def hub_and_sites(root: Path, *, west: bool = True, secured: bool = False) -> It
                 link,
                 {"NATS_USER": "admin", "NATS_PASSWORD": ADMIN_PASSWORD} if secured else None,
                 keys,
+                tls,
             )
 
 

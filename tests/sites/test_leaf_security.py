@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ from tests.sitesetup import (
     leaf_keys,
     render_configs,
     site_config,
+    site_env,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -310,10 +312,14 @@ async def _some(items: list[str]) -> bool:
     return bool(items)
 
 
-@pytest.mark.parametrize("key", ["none", "unknown", "as a client"])
+@pytest.mark.parametrize("key", ["none", "unknown", "as a client", "known, without TLS"])
 async def test_a_leaf_without_a_known_key_is_refused(sites: tuple[Running, Path], key: str) -> None:
     up, root = sites
     keys = leaf_keys(("east", "intruder"))
+    if key == "known, without TLS":
+        # East's own key, but the link in the clear: the hub requires TLS first.
+        assert up.keys is not None
+        keys.seed["intruder"] = up.keys.seed["east"]
     if key == "as a client":
         # A site's key opens no client connection at the hub (leaf connections only).
         assert up.keys is not None
@@ -333,16 +339,34 @@ async def test_a_leaf_without_a_known_key_is_refused(sites: tuple[Running, Path]
     text = site_config("intruder", -1, up.link.target, secured=True)
     if key == "none":
         text = text.replace("      seed: $SKYFLOW_LEAF_SEED\n", "")
+    if key == "known, without TLS":
+        text = text.replace('url: "tls://', 'url: "nats-leaf://')
+        text = text.replace("      tls: { ca_file: $SKYFLOW_LEAF_TLS_CA }\n", "")
+        assert "tls" not in text.replace("tls://", "").lower().split("leafnodes")[1], text
     config = root / f"intruder-{key}.conf"
     config.write_text(text)
-    env = keys.site_env("intruder")
+    env = site_env(keys, up.tls, "intruder")
     with NatsServer(root / f"intruder-{key}", config=config, env=env) as intruder:
         log = root / f"intruder-{key}.log"
 
+        # Refused at login; or, without the CA, at the TLS handshake the hub requires: a
+        # remote without a tls block upgrades all the same (the hub's INFO says TLS is
+        # required) and cannot verify the hub's certificate (measured: "certificate
+        # signed by unknown authority", the hub logging "TLS Handshake Failure").
+        why = "tls handshake failure" if key == "known, without TLS" else "authorization violation"
+
         async def refused() -> bool:
-            return "authorization violation" in log.read_text().lower()
+            return why in log.read_text().lower()
 
         await until("the hub refuses the intruder's leaf connection", refused, timeout=10)
+        if key == "known, without TLS":
+            # Spoken by hand in the clear, the login never gets an answer: the connection
+            # is closed once the hub's TLS handshake fails.
+            assert up.keys is not None
+            with pytest.raises((AssertionError, ConnectionError, TimeoutError)):
+                await leaf_protocol(
+                    up.link.target, up.keys.seed["east"], None, listen="x", send="x", reply="x"
+                )
         client = await nats.connect(intruder.url)
         try:
             with pytest.raises(NoRespondersError):
@@ -351,7 +375,9 @@ async def test_a_leaf_without_a_known_key_is_refused(sites: tuple[Running, Path]
             await client.close()
 
 
-async def leaf_protocol(port: int, seed: str, *, listen: str, send: str, reply: str) -> list[str]:
+async def leaf_protocol(
+    port: int, seed: str, ca: Path | None, *, listen: str, send: str, reply: str
+) -> list[str]:
     """A leaf connection spoken by hand, as a compromised site's server could: logs in
     with ``seed``, asks for ``listen`` (LS+), sends an empty message on ``send`` with
     ``reply``, and gives what the hub said (its errors, then what it sent, less its INFO,
@@ -365,6 +391,11 @@ async def leaf_protocol(port: int, seed: str, *, listen: str, send: str, reply: 
     said: list[str] = []
     try:
         info = json.loads((await reader.readline()).decode().split(" ", 1)[1])
+        # The hub requires TLS on its leaf port: upgraded after its INFO, the hub's
+        # certificate checked against the sites' CA.
+        assert info.get("tls_required") is True, info
+        if ca is not None:  # (None: in the clear, as a rogue might try)
+            await writer.start_tls(ssl.create_default_context(cafile=str(ca)))
         pair = nkeys.from_seed(seed.encode())
         signature = base64.urlsafe_b64encode(pair.sign(info["nonce"].encode()))
         connect = {
@@ -410,13 +441,16 @@ async def test_a_site_server_that_ignores_its_permissions_is_cut_off_at_the_hub(
     one need not. The hub enforces them itself: what the link may not carry closes it."""
     up, _ = sites
     assert up.keys is not None
-    port, seed = up.link.target, up.keys.seed["east"]
+    assert up.tls is not None
+    port, seed, ca = up.link.target, up.keys.seed["east"], up.tls.ca
     probe = "_SKYFLOW_LINK.hub.rogue"
     # What the permissions allow works over this hand-spoken link (the proof it is one).
-    allowed = await leaf_protocol(port, seed, listen=probe, send="$JS.hub.API.INFO", reply=probe)
+    allowed = await leaf_protocol(
+        port, seed, ca, listen=probe, send="$JS.hub.API.INFO", reply=probe
+    )
     assert f"LMSG {probe} " in " ".join(allowed) and "<closed>" not in allowed, allowed
     deleting = await leaf_protocol(
-        port, seed, listen=probe, send="$JS.hub.API.STREAM.DELETE.SKYFLOW_SERVICES", reply=probe
+        port, seed, ca, listen=probe, send="$JS.hub.API.STREAM.DELETE.SKYFLOW_SERVICES", reply=probe
     )
     assert deleting[-2:] == [
         "-ERR 'Permissions Violation for Publish to \"$JS.API.STREAM.DELETE.SKYFLOW_SERVICES\"'",
@@ -424,7 +458,7 @@ async def test_a_site_server_that_ignores_its_permissions_is_cut_off_at_the_hub(
     ], deleting
     # Asking for an inbox of the hub's by name closes the link too; asking for all of
     # them is let through (the hub checks a wildcard message by message) and hears none.
-    snooping = await leaf_protocol(port, seed, listen="_INBOX.x", send="x", reply=probe)
+    snooping = await leaf_protocol(port, seed, ca, listen="_INBOX.x", send="x", reply=probe)
     assert snooping[-2:] == [
         "-ERR 'Permissions Violation for Subscription to \"_INBOX.x\"'",
         "<closed>",
@@ -440,7 +474,7 @@ async def test_a_site_server_that_ignores_its_permissions_is_cut_off_at_the_hub(
             await admin.close()
 
     heard, _ = await asyncio.gather(
-        leaf_protocol(port, seed, listen="_INBOX.>", send="x", reply=probe), admin_asks()
+        leaf_protocol(port, seed, ca, listen="_INBOX.>", send="x", reply=probe), admin_asks()
     )
     assert not any(line.startswith("LMSG") for line in heard), heard
     assert (await hub_info(up, "SKYFLOW_SERVICES"))["config"]["name"] == "SKYFLOW_SERVICES"
