@@ -197,13 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.agent", description=__doc__)
     parser.add_argument("--runs", type=int, default=21, help="rounds of every command")
     args = parser.parse_args(argv)
-    run = Run(
-        command=" ".join(["python -m benchmarks.agent", *(sys.argv[1:] if argv is None else argv)]),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={"services": SERVICES},
-    )
+    run = Run.started("agent", argv, {"services": SERVICES})
     precompile()
     with tempfile.TemporaryDirectory() as name, NatsServer(Path(name) / "store") as server:
         skipped = asyncio.run(scenario(server.url, run, args.runs, Path(name)))

@@ -356,14 +356,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         return
-    run = Run(
-        command=" ".join(
-            ["python -m benchmarks.checks", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={"tasks": args.tasks, "seconds": int(args.seconds), "rounds": args.rounds},
+    run = Run.started(
+        "checks", argv, {"tasks": args.tasks, "seconds": int(args.seconds), "rounds": args.rounds}
     )
     from registry.jetstream.server import NatsServer
 

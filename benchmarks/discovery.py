@@ -675,15 +675,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "announcer":
         asyncio.run(announce_many(args.services, args.ttl))
         return
-    run = Run(
-        command=" ".join(
-            ["python -m benchmarks.discovery", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=args.scale,
-        machine={"cpus": os.cpu_count()},
-        sizes=scale_sizes(args.scale),
-    )
+    run = Run.started("discovery", argv, scale_sizes(args.scale), scale=args.scale)
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
         assert server.process is not None
         raw.ensure_bench_stream_sync(client_env(server.url))

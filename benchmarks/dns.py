@@ -668,13 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "hammer":
         print(json.dumps(hammer(args.port, args.duration, args.rate)))
         return
-    run = Run(
-        command=" ".join(["python -m benchmarks.dns", *(sys.argv[1:] if argv is None else argv)]),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={},
-    )
+    run = Run.started("dns", argv, {})
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
         skipped = None
         if args.only in (None, "library"):

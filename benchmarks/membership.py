@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -305,14 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "raw":
         asyncio.run(_raw_recorder(args.url))
         return
-    run = Run(
-        command=" ".join(
-            ["python -m benchmarks.membership", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={"live": args.live, "rate": args.rate, "transitions": args.transitions},
+    run = Run.started(
+        "membership", argv, {"live": args.live, "rate": args.rate, "transitions": args.transitions}
     )
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
         asyncio.run(recording(server.url, run, args.live, args.rate, args.seconds))

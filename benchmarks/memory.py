@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.report import Run
@@ -71,15 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the row as JSON")
     args = parser.parse_args(argv)
-    run = Run(
-        command=" ".join(
-            ["python -m benchmarks.memory", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=args.services / FULL["live"],
-        machine={"cpus": os.cpu_count()},
-        sizes={"live": args.services},
-    )
+    run = Run.started("memory", argv, {"live": args.services}, scale=args.services / FULL["live"])
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
         asyncio.run(measure(server.url, args, run))
     print(f"\n{run.command}  ({run.date}, {run.machine['cpus']} CPUs)\n")

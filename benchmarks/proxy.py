@@ -510,13 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
-    run = Run(
-        command=" ".join(["python -m benchmarks.proxy", *(sys.argv[1:] if argv is None else argv)]),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={"services": args.services, "endpoints": args.endpoints},
-    )
+    run = Run.started("proxy", argv, {"services": args.services, "endpoints": args.endpoints})
     asyncio.run(
         proxy_scenarios(
             run,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,6 +107,26 @@ class Run:
     results: list[Result] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     imports: dict[str, float] = field(default_factory=dict)  # package -> ms of importing it
+
+    @classmethod
+    def started(
+        cls,
+        module: str,
+        argv: Sequence[str] | None,
+        sizes: dict[str, int],
+        *,
+        scale: float = 1.0,
+    ) -> Run:
+        """A run of ``python -m benchmarks.<module>`` with ``argv`` (None: this
+        process's), dated now (UTC, to the minute), on this machine."""
+        args = list(sys.argv[1:] if argv is None else argv)
+        return cls(
+            command=" ".join([f"python -m benchmarks.{module}", *args]),
+            date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            scale=scale,
+            machine={"cpus": os.cpu_count()},
+            sizes=sizes,
+        )
 
     def add(self, result: Result) -> Result:
         self.results.append(result)

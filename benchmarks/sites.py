@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -527,12 +526,10 @@ def main(argv: list[str] | None = None) -> None:
         "--watch", type=int, default=0, metavar="ROUNDS", help="skyctl site watch's rows alone"
     )
     args = parser.parse_args(argv)
-    run = Run(
-        command=" ".join(["python -m benchmarks.sites", *(sys.argv[1:] if argv is None else argv)]),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={"samples": args.samples, "rounds": args.rounds, "transitions": args.transitions},
+    run = Run.started(
+        "sites",
+        argv,
+        {"samples": args.samples, "rounds": args.rounds, "transitions": args.transitions},
     )
     with tempfile.TemporaryDirectory(prefix="sites-bench-") as folder:
         root = Path(folder)

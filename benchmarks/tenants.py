@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -327,14 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "hostile":
         asyncio.run(_hostile(args.url, args.bound))
         return
-    run = Run(
-        command=" ".join(
-            ["python -m benchmarks.tenants", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={"tasks": args.tasks, "joins": args.joins, "bound": args.bound},
+    run = Run.started(
+        "tenants", argv, {"tasks": args.tasks, "joins": args.joins, "bound": args.bound}
     )
     with tempfile.TemporaryDirectory() as folder, NatsServer(Path(folder) / "store") as server:
         asyncio.run(

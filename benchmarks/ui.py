@@ -447,12 +447,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=3.0, help="row 3: seconds after them")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    run = Run(
-        command=" ".join(["python -m benchmarks.ui", *(sys.argv[1:] if argv is None else argv)]),
-        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        scale=1.0,
-        machine={"cpus": os.cpu_count()},
-        sizes={"services": args.services, "changes": args.changes, "clients": args.clients},
+    run = Run.started(
+        "ui", argv, {"services": args.services, "changes": args.changes, "clients": args.clients}
     )
     precompile()
     monitor = free_port()
