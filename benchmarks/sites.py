@@ -211,33 +211,24 @@ async def freshness(sites: Running, run: Run, samples: int) -> None:
             started = time.monotonic()
             await _addresses(at_hub, "east")
             reads.append(time.monotonic() - started)
-    base = "raw consumer of the hub's copy of the site's history"
-    for q in (50, 99):
-        run.add(
-            Result(
-                f"sites: site task -> hub Resolver (`--sites`) (p{q}, link up)",
-                percentile(resolved, q) * 1000,
-                percentile(raw, q) * 1000,
-                "ms",
-                "time",
-                None,
-                len(resolved),
-                f"baseline: {base}; the Resolver follows that copy",
+    base = "baseline: raw consumer of the hub's copy of the site's history"
+    for reader, times, note in (
+        ("hub Resolver (`--sites`)", resolved, f"{base}; the Resolver follows that copy"),
+        ("hub `get endpoints --site`", ours, base),
+    ):
+        for q in (50, 99):
+            run.add(
+                Result(
+                    f"sites: site task -> {reader} (p{q}, link up)",
+                    percentile(times, q) * 1000,
+                    percentile(raw, q) * 1000,
+                    "ms",
+                    "time",
+                    None,
+                    len(times),
+                    note,
+                )
             )
-        )
-    for q in (50, 99):
-        run.add(
-            Result(
-                f"sites: site task -> hub `get endpoints --site` (p{q}, link up)",
-                percentile(ours, q) * 1000,
-                percentile(raw, q) * 1000,
-                "ms",
-                "time",
-                None,
-                len(ours),
-                f"baseline: {base}",
-            )
-        )
     run.add(
         Result(
             "sites: one hub read of a site's endpoints (`served_at`, median)",
