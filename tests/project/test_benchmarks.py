@@ -7,10 +7,26 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks.report import Result, Run, percentile
+
+
+def run_benchmark(
+    module: str, *args: str, out: Path, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """``python -m <module> ARGS --json OUT``, exiting 0; what it printed, and its rows."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc, list(json.loads(out.read_text())["results"])
 
 
 def test_report_reads_each_kind_of_target() -> None:
@@ -26,37 +42,14 @@ def test_report_reads_each_kind_of_target() -> None:
 
 def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--scale",
-            "0.0002",
-            "--runs",
-            "1",
-            "--repeat",
-            "1",
-            "--watch-events",
-            "5",
-            "--dns-seconds",
-            "0.3",
-            "--kills",
-            "2",
-            "--heartbeat-seconds",
-            "1",
-            "--heartbeat-ttl",
-            "3",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    proc, results = run_benchmark(
+        "benchmarks",
+        *("--scale", "0.0002", "--runs", "1", "--repeat", "1", "--watch-events", "5"),
+        *("--dns-seconds", "0.3", "--kills", "2", "--heartbeat-seconds", "1"),
+        *("--heartbeat-ttl", "3"),
+        out=out,
         timeout=240,
-        check=False,
     )
-    assert proc.returncode == 0, proc.stderr
-    results = json.loads(out.read_text())["results"]
     # 29 rows on the seeded server (the floor row, three apply rows, three DNS rows and ten
     # discovery rows among them), and create, get and delete in three more connection modes.
     assert len(results) == 46
@@ -75,21 +68,11 @@ def test_benchmark_command_runs_and_writes_json(tmp_path: Path) -> None:
 
 
 def test_health_check_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
-    out = tmp_path / "checks.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.checks",
-            *("--tasks", "5", "--seconds", "1", "--interval", "0.2", "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc, results = run_benchmark(
+        "benchmarks.checks",
+        *("--tasks", "5", "--seconds", "1", "--interval", "0.2"),
+        out=tmp_path / "checks.json",
     )
-    assert proc.returncode == 0, proc.stderr
-    results = json.loads(out.read_text())["results"]
     assert len(results) == 4
     assert "| CPU per HTTP check, announcer with 5 checked tasks (all its CPU)" in proc.stdout
     # Every check ran and passed (the figures themselves are not checked).
@@ -102,22 +85,12 @@ def test_ui_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     pytest.importorskip("playwright")
     if shutil.which("chromium") is None:
         pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
-    out = tmp_path / "ui.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.ui",
-            *("--services", "40", "--runs", "1", "--changes", "3", "--clients", "5"),
-            *("--fan-rounds", "1", "--window", "0.3", "--settle", "0.3", "--json", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc, results = run_benchmark(
+        "benchmarks.ui",
+        *("--services", "40", "--runs", "1", "--changes", "3", "--clients", "5"),
+        *("--fan-rounds", "1", "--window", "0.3", "--settle", "0.3"),
+        out=tmp_path / "ui.json",
     )
-    assert proc.returncode == 0, proc.stderr
-    results = json.loads(out.read_text())["results"]
     assert [r["samples"] for r in results] == [1, 3, 3, 3, 3, 1]
     assert "| first page of 40 services in Chromium" in proc.stdout
     assert "| change -> browser DOM p99" in proc.stdout
