@@ -40,6 +40,17 @@ async def sign_in(client: httpx.AsyncClient, user: str, password: str | None = N
     assert signed.status_code == 303, signed.text
 
 
+@contextlib.asynccontextmanager
+async def signed_in(url: str, user: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client of the UI for the server at ``url``, signed in as ``user``."""
+    from cli.connection import Connection
+    from cli.webapp import make_app
+
+    async with browsing(make_app(Connection(server=url))) as client:
+        await sign_in(client, user)
+        yield client
+
+
 def as_admin(url: str, *steps: tuple[str, ...]) -> None:
     """Each skyctl command as the admin, each succeeding."""
     for step in steps:

@@ -23,7 +23,7 @@ from registry.services.decisions import chain_hash
 from registry.services.proof import Trust
 from tests.helpers import raw_publish, skyctl
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
-from tests.ui.support import HOSTILE, as_admin, as_user, browsing, sign_in
+from tests.ui.support import HOSTILE, as_admin, as_user, browsing, sign_in, signed_in
 
 
 def created(prev: str | None, name: str = "web") -> bytes:
@@ -48,8 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def viewer(server: NatsServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with browsing(make_app(Connection(server=server.url))) as client:
-        await sign_in(client, "viewer")
+    async with signed_in(server.url, "viewer") as client:
         yield client
 
 

@@ -18,7 +18,15 @@ from registry.jetstream.credentials import Credentials
 from registry.jetstream.server import NatsServer
 from tests.helpers import skyctl
 from tests.servers import PASSWORDS
-from tests.ui.support import HOSTILE, as_user, browsing, hostile_actors, shop_server, sign_in
+from tests.ui.support import (
+    HOSTILE,
+    as_user,
+    browsing,
+    hostile_actors,
+    shop_server,
+    sign_in,
+    signed_in,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def viewer(server: NatsServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with browsing(make_app(Connection(server=server.url))) as client:
-        await sign_in(client, "viewer")
+    async with signed_in(server.url, "viewer") as client:
         yield client
 
 

@@ -27,7 +27,7 @@ from registry.jetstream.server import NatsServer
 from registry.services.when import AtTime
 from tests.helpers import Lines, skyctl, start, stream_last_seq, until
 from tests.servers import INIT_TEAMS, PASSWORDS, auth_server
-from tests.ui.support import HOSTILE, as_user, browsing, hostile_actors, sign_in
+from tests.ui.support import HOSTILE, as_user, browsing, hostile_actors, sign_in, signed_in
 
 
 async def log_end(url: str) -> int:
@@ -68,8 +68,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Log]:
 
 @pytest.fixture
 async def viewer(log: Log) -> AsyncIterator[httpx.AsyncClient]:
-    async with browsing(make_app(Connection(server=log.server.url))) as client:
-        await sign_in(client, "viewer")
+    async with signed_in(log.server.url, "viewer") as client:
         yield client
 
 
