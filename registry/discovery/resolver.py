@@ -15,13 +15,16 @@ and replaces them in one step, so a caller never sees a half-read set.
 answers for any name it is asked (the DNS server, ``registry.dns``), with the same
 keeping and catching up.
 
-At a hub, ``Resolver(log, sites=registry.site_tasks)`` (``registry.resolver(sites=True)``)
-also reads its sites every ``sites_every`` seconds: each site's lease and the tasks it last
-reported. A service with no ready endpoint of its own then resolves to another site's by
-the rule of ``registry.discovery.crosssite`` (live sites before stale ones, then by name;
-revoked sites never): ``answer()`` says which site and, for a stale one, its age;
-``pick()`` and ``everything()`` (so DNS and the proxy) serve it. Off by default: a
-Resolver without ``sites`` serves its own server's endpoints only, as before.
+With ``sites`` (``registry.resolver(sites=True)``), it also knows the other sites: each
+site's lease and the tasks it last reported, read again as soon as the source says they
+changed (``SiteFeed.changed``: at a hub, each site's history is followed) and every
+``sites_every`` seconds regardless (a lease moves with silence); a plain ``SiteSource``
+callable is read every ``sites_every`` seconds. A service with no ready endpoint of its
+own then resolves to another site's by the rule of ``registry.discovery.crosssite`` (live
+sites before stale ones, then by name; revoked sites never): ``answer()`` says which site
+and, for a stale one, its age; ``pick()`` and ``everything()`` (so DNS and the proxy)
+serve it. Off by default: a Resolver without ``sites`` serves its own server's endpoints
+only, as before.
 """
 
 from __future__ import annotations
@@ -320,7 +323,8 @@ class Resolver:
     # -- sites ----------------------------------------------------------------------------
 
     async def _start_sites(self) -> None:
-        """Read the sites now (once) and every ``sites_every`` seconds from then on."""
+        """Read the sites now (once), then on each change and every ``sites_every``
+        seconds."""
         if self._sites_task is None:
             self._sites_task = asyncio.create_task(self._read_sites())
         await self._sites_read.wait()
