@@ -891,13 +891,14 @@ class Registry:
         except PermissionDenied:
             return []
 
-    async def other_sites(self) -> builtins.list[SiteTasks]:
+    async def other_sites(self, feed: SiteFeed | None = None) -> builtins.list[SiteTasks]:
         """The other places a service here may fall back to (``Resolver(sites=...)``): at
-        a hub, its sites (``site_tasks``); at a site, the hub's view, asked of the hub at
-        its client URL with this site's credentials, and only while this site hears the
-        hub within its lease (``skyctl site status``): the hub's own live tasks (as site
-        ``<hub domain>``) and its other sites by the hub's leases. A site cut off from the
-        hub has none: what it cannot hear, it cannot vouch for. Elsewhere, none."""
+        a hub, its sites (``site_tasks``, or as ``feed`` follows them); at a site, the
+        hub's view, asked of the hub at its client URL with this site's credentials, and
+        only while this site hears the hub within its lease (``skyctl site status``): the
+        hub's own live tasks (as site ``<hub domain>``) and its other sites by the hub's
+        leases. A site cut off from the hub has none: what it cannot hear, it cannot vouch
+        for. Elsewhere, none."""
         from events.liveness import task_filter
         from registry.discovery.crosssite import SiteTasks
         from registry.discovery.current import read_tasks
@@ -909,7 +910,7 @@ class Registry:
         await self.log.checked()
         mirror = self.log.site
         if mirror is None:
-            return await self.site_tasks()
+            return list(await feed.read()) if feed is not None else await self.site_tasks()
         heard = await read_hub(self.log.session)
         if not heard.link_up:
             return []
@@ -945,15 +946,7 @@ class _OtherSites:
         self.changed = self._feed.changed
 
     async def read(self) -> builtins.list[SiteTasks]:
-        from registry.jetstream.log import JetStreamLog
-
-        log = self._registry.log
-        if not isinstance(log, JetStreamLog):
-            return []
-        await log.checked()
-        if log.site is not None:
-            return await self._registry.other_sites()
-        return await self._feed.read()
+        return await self._registry.other_sites(self._feed)
 
     async def close(self) -> None:
         await self._feed.close()
