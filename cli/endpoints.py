@@ -501,27 +501,16 @@ def _revoked_row(service: ServiceEndpoints, site: SiteTasks) -> AtSite:
 
 async def _every_read_of_sites(
     registry: Registry, names: tuple[str, ...]
-) -> AsyncIterator[list[SiteTasks] | Exception]:
-    """The sites as the Resolver reads them (``Registry.site_feed``): read again as soon
-    as a site's tasks change, and every second regardless (``SITES_EVERY_S``: a lease
-    moves with silence); each read, or why it failed (the watch goes on, and says so)."""
-    import asyncio
-    import contextlib
-
-    from registry.discovery.resolver import SITES_EVERY_S
+) -> AsyncIterator[Sequence[SiteTasks] | Exception]:
+    """The sites as the Resolver reads them (``Registry.site_feed``, ``site_reads``): read
+    again as soon as a site's tasks change, and every second regardless
+    (``SITES_EVERY_S``: a lease moves with silence); each read, or why it failed (the
+    watch goes on, and says so)."""
+    from registry.discovery.resolver import SITES_EVERY_S, site_reads
 
     feed = registry.site_feed(names)
     try:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SITES_EVERY_S):  # (not wait_for: see pyproject)
-                    await feed.changed.wait()
-            feed.changed.clear()  # (what changes during the read is read again at once)
-            found: list[SiteTasks] | Exception
-            try:
-                found = await feed.read()
-            except Exception as exc:  # (a reconnect, a timeout: said once, then read again)
-                found = exc
+        async for found in site_reads(feed, SITES_EVERY_S):
             yield found
     finally:
         await feed.close()

@@ -55,7 +55,15 @@ from registry.log.port import Log
 from registry.services.projection import ServiceKey
 from registry.services.projector import SkipHandler, report_skipped
 
-__all__ = ["Followed", "Resolver", "ServiceRef", "SiteFeed", "SiteSource", "service_key"]
+__all__ = [
+    "Followed",
+    "Resolver",
+    "ServiceRef",
+    "SiteFeed",
+    "SiteSource",
+    "service_key",
+    "site_reads",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,28 @@ class SiteFeed(Protocol):
     async def read(self) -> Sequence[SiteTasks]: ...
 
     async def close(self) -> None: ...
+
+
+async def site_reads(
+    feed: SiteFeed, every: float
+) -> AsyncGenerator[Sequence[SiteTasks] | Exception, None]:
+    """Each read of ``feed``: one at once, then one as soon as it says it changed, and one
+    every ``every`` seconds regardless (a lease moves with silence); a read that failed is
+    handed over as its exception, and reading goes on."""
+    changed = feed.changed
+    while True:
+        changed.clear()  # (what changes during the read is read again at once)
+        found: Sequence[SiteTasks] | Exception
+        try:
+            found = await feed.read()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # (a reconnect, a timeout: the reader says so)
+            found = exc
+        yield found
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every):  # (not wait_for: see pyproject)
+                await changed.wait()
 
 
 class _Polled:
@@ -331,33 +361,24 @@ class Resolver:
 
     async def _read_sites(self) -> None:
         assert self._site_source is not None
-        changed = self._site_source.changed
-        while True:
-            changed.clear()  # (what changes during the read is read again at once)
-            try:
-                found = tuple(await self._site_source.read())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+        async for found in site_reads(self._site_source, self._sites_every):
+            if isinstance(found, Exception):
                 # Not kept: a lease read earlier would go on saying "live" about a site
                 # nobody can hear now. Until a read succeeds, the local endpoints only.
-                log.warning("reading the sites failed (serving local endpoints only): %s", exc)
+                log.warning("reading the sites failed (serving local endpoints only): %s", found)
                 if self._sites:
                     self._sites = ()
                     for listener in self._site_listeners:
                         listener.set()
             else:
                 before = [(s.site, s.state, s.tasks) for s in self._sites]
-                self._sites = found
+                self._sites = tuple(found)
                 if not self._sites_read.is_set() or before != [
                     (s.site, s.state, s.tasks) for s in found
                 ]:
                     for listener in self._site_listeners:
                         listener.set()
             self._sites_read.set()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._sites_every):  # (not wait_for: see pyproject)
-                    await changed.wait()
 
     def _chosen(self, found: ServiceEndpoints) -> ServiceEndpoints:
         return ServiceEndpoints(found.record, choose(found.endpoints, self._sites).endpoints)
